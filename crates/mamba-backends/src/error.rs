@@ -1,0 +1,382 @@
+//! The one error type of the crate.
+//!
+//! Every failure, whether the server answered with an HTTP error, sent an error frame in the
+//! middle of a stream, closed the connection early or could not be reached, is an [`Error`]
+//! with an [`ErrorKind`]. The kind is what callers branch on; the accessors give the HTTP
+//! status, the server's own message, the raw body and the server's `Retry-After`.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::time::Duration;
+
+/// What went wrong, normalised across servers.
+///
+/// The classification uses the HTTP status first and then the server's error body, so that,
+/// for example, a 400 that says "maximum context length" is [`ErrorKind::ContextOverflow`]
+/// on vLLM, llama.cpp, OpenAI and TGI alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The API key is missing or wrong (HTTP 401).
+    Authentication,
+    /// The key is valid but may not do this (HTTP 403).
+    PermissionDenied,
+    /// Too many requests (HTTP 429); see [`Error::retry_after`].
+    RateLimited,
+    /// The account is out of credit or quota (`insufficient_quota`, HTTP 402). Not retryable.
+    QuotaExceeded,
+    /// The prompt plus the requested output does not fit the model's context window.
+    ContextOverflow,
+    /// The model (or Azure deployment) does not exist on this server.
+    ModelNotFound,
+    /// The server rejected the request as malformed (HTTP 400, 404 on an unknown path, 422).
+    InvalidRequest,
+    /// The request asks for something this server or this crate cannot do.
+    Unsupported,
+    /// The server failed (HTTP 500, 502, 504) or reported an error in a stream.
+    Server,
+    /// The server is up but not ready: loading a model, overloaded (HTTP 503, 529).
+    Unavailable,
+    /// A deadline passed: connect, response headers, between stream chunks, or in total.
+    Timeout,
+    /// The connection could not be made (refused, DNS, TLS).
+    Connect,
+    /// The server answered, but not with JSON of a shape this crate understands.
+    Decode,
+    /// The stream broke: cut before the server finished, or the connection failed mid-way.
+    Stream,
+    /// The backend is misconfigured (invalid base URL, header or option).
+    Config,
+}
+
+impl ErrorKind {
+    /// The kind in `snake_case`, as the CLI prints it in `--json` output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Authentication => "authentication",
+            ErrorKind::PermissionDenied => "permission_denied",
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::QuotaExceeded => "quota_exceeded",
+            ErrorKind::ContextOverflow => "context_overflow",
+            ErrorKind::ModelNotFound => "model_not_found",
+            ErrorKind::InvalidRequest => "invalid_request",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::Server => "server",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Connect => "connect",
+            ErrorKind::Decode => "decode",
+            ErrorKind::Stream => "stream",
+            ErrorKind::Config => "config",
+        }
+    }
+
+    /// Whether a request that failed with this kind may succeed when sent again unchanged.
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::RateLimited
+                | ErrorKind::Server
+                | ErrorKind::Unavailable
+                | ErrorKind::Timeout
+                | ErrorKind::Connect
+                | ErrorKind::Stream
+        )
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            ErrorKind::Authentication => "authentication failed",
+            ErrorKind::PermissionDenied => "permission denied",
+            ErrorKind::RateLimited => "rate limited",
+            ErrorKind::QuotaExceeded => "quota exceeded",
+            ErrorKind::ContextOverflow => "context window exceeded",
+            ErrorKind::ModelNotFound => "model not found",
+            ErrorKind::InvalidRequest => "invalid request",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::Server => "server error",
+            ErrorKind::Unavailable => "server unavailable",
+            ErrorKind::Timeout => "timed out",
+            ErrorKind::Connect => "connection failed",
+            ErrorKind::Decode => "could not decode the response",
+            ErrorKind::Stream => "stream failed",
+            ErrorKind::Config => "invalid configuration",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// The error of every fallible operation in this crate.
+///
+/// `Display` prints one line: what happened, the HTTP status when there was one, and the
+/// server's own message. The underlying transport error, if any, is the [`source`](StdError::source).
+/// Neither `Display` nor `Debug` ever contains the API key: the backend removes it from any
+/// text the server echoes back before the error reaches you.
+pub struct Error {
+    inner: Box<Inner>,
+}
+
+struct Inner {
+    kind: ErrorKind,
+    message: String,
+    status: Option<u16>,
+    retry_after: Option<Duration>,
+    retryable: Option<bool>,
+    body: Option<String>,
+    code: Option<String>,
+    model: Option<String>,
+    source: Option<BoxError>,
+}
+
+impl Error {
+    /// A new error of `kind` with a human-readable message.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
+        Error {
+            inner: Box::new(Inner {
+                kind,
+                message: message.into(),
+                status: None,
+                retry_after: None,
+                retryable: None,
+                body: None,
+                code: None,
+                model: None,
+                source: None,
+            }),
+        }
+    }
+
+    pub(crate) fn config(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Config, message)
+    }
+
+    pub(crate) fn decode(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Decode, message)
+    }
+
+    pub(crate) fn stream(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Stream, message)
+    }
+
+    pub(crate) fn timeout(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Timeout, message)
+    }
+
+    pub(crate) fn with_status(mut self, status: u16) -> Error {
+        self.inner.status = Some(status);
+        self
+    }
+
+    pub(crate) fn with_retry_after(mut self, retry_after: Option<Duration>) -> Error {
+        self.inner.retry_after = retry_after;
+        self
+    }
+
+    pub(crate) fn with_retryable(mut self, retryable: bool) -> Error {
+        self.inner.retryable = Some(retryable);
+        self
+    }
+
+    pub(crate) fn with_body(mut self, body: impl Into<String>) -> Error {
+        self.inner.body = Some(body.into());
+        self
+    }
+
+    pub(crate) fn with_code(mut self, code: Option<String>) -> Error {
+        self.inner.code = code;
+        self
+    }
+
+    pub(crate) fn with_model(mut self, model: &str) -> Error {
+        if self.inner.model.is_none() {
+            self.inner.model = Some(model.to_owned());
+        }
+        self
+    }
+
+    pub(crate) fn with_source(mut self, source: impl Into<BoxError>) -> Error {
+        self.inner.source = Some(source.into());
+        self
+    }
+
+    /// Replaces every occurrence of `secret` in the message and body (servers sometimes echo
+    /// the key they rejected).
+    pub(crate) fn redact(mut self, secret: &str) -> Error {
+        if secret.len() >= 4 {
+            if self.inner.message.contains(secret) {
+                self.inner.message = self.inner.message.replace(secret, "[REDACTED]");
+            }
+            if let Some(body) = &mut self.inner.body {
+                if body.contains(secret) {
+                    *body = body.replace(secret, "[REDACTED]");
+                }
+            }
+        }
+        self
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> ErrorKind {
+        self.inner.kind
+    }
+
+    /// Whether sending the same request again may succeed: rate limits, overloaded or loading
+    /// servers, 5xx, timeouts, connection failures and broken streams.
+    ///
+    /// `QuotaExceeded`, authentication, invalid requests and context overflows are never
+    /// retryable.
+    pub fn is_retryable(&self) -> bool {
+        self.inner.retryable.unwrap_or_else(|| self.inner.kind.is_retryable())
+    }
+
+    /// The HTTP status the server answered with, if the failure came from an HTTP answer.
+    /// Errors sent inside a stream carry the status the server put in the frame, if any.
+    pub fn status(&self) -> Option<u16> {
+        self.inner.status
+    }
+
+    /// How long the server asked us to wait (`Retry-After` in seconds or as an HTTP date,
+    /// `retry-after-ms`, or for a 429 the `x-ratelimit-reset-*` headers).
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.inner.retry_after
+    }
+
+    /// The server's error body as text, when there was one.
+    pub fn response_body(&self) -> Option<&str> {
+        self.inner.body.as_deref()
+    }
+
+    /// The model the failing request was for.
+    pub fn model(&self) -> Option<&str> {
+        self.inner.model.as_deref()
+    }
+
+    /// The message: the server's own words when it gave any, else a description.
+    pub fn message(&self) -> &str {
+        &self.inner.message
+    }
+
+    /// The server's machine-readable error code or type, e.g. `context_length_exceeded`,
+    /// `insufficient_quota`, `unavailable_error`, when it sent one.
+    pub fn code(&self) -> Option<&str> {
+        self.inner.code.as_deref()
+    }
+
+    /// True for [`ErrorKind::Timeout`].
+    pub fn is_timeout(&self) -> bool {
+        self.inner.kind == ErrorKind::Timeout
+    }
+
+    /// True for [`ErrorKind::Connect`].
+    pub fn is_connect(&self) -> bool {
+        self.inner.kind == ErrorKind::Connect
+    }
+
+    /// True for [`ErrorKind::RateLimited`].
+    pub fn is_rate_limited(&self) -> bool {
+        self.inner.kind == ErrorKind::RateLimited
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.inner.kind.describe())?;
+        if let Some(status) = self.inner.status {
+            write!(f, " (HTTP {status})")?;
+        }
+        if !self.inner.message.is_empty() {
+            write!(f, ": {}", self.inner.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Error");
+        d.field("kind", &self.inner.kind);
+        d.field("message", &self.inner.message);
+        if let Some(status) = self.inner.status {
+            d.field("status", &status);
+        }
+        if let Some(code) = &self.inner.code {
+            d.field("code", code);
+        }
+        if let Some(retry_after) = &self.inner.retry_after {
+            d.field("retry_after", retry_after);
+        }
+        if let Some(model) = &self.inner.model {
+            d.field("model", model);
+        }
+        if let Some(source) = &self.inner.source {
+            d.field("source", source);
+        }
+        d.finish()
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.inner.source.as_ref().map(|e| &**e as &(dyn StdError + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+
+    #[test]
+    fn error_is_small_send_and_sync() {
+        assert_send_sync::<Error>();
+        assert_eq!(std::mem::size_of::<Error>(), std::mem::size_of::<usize>());
+        assert_eq!(std::mem::size_of::<Result<(), Error>>(), std::mem::size_of::<usize>());
+    }
+
+    #[test]
+    fn display_is_one_line_with_status_and_message() {
+        let e = Error::new(ErrorKind::RateLimited, "slow down").with_status(429);
+        assert_eq!(e.to_string(), "rate limited (HTTP 429): slow down");
+        let e = Error::timeout("no response headers within 5s");
+        assert_eq!(e.to_string(), "timed out: no response headers within 5s");
+    }
+
+    #[test]
+    fn retryable_follows_kind_unless_overridden() {
+        assert!(Error::new(ErrorKind::Server, "x").is_retryable());
+        assert!(!Error::new(ErrorKind::QuotaExceeded, "x").is_retryable());
+        assert!(!Error::new(ErrorKind::Server, "x").with_retryable(false).is_retryable());
+    }
+
+    #[test]
+    fn source_chain_is_kept() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        let e = Error::stream("connection lost").with_source(io);
+        let src = e.source().expect("source");
+        assert_eq!(src.to_string(), "reset by peer");
+    }
+
+    #[test]
+    fn redact_removes_the_key_from_message_and_body() {
+        let e = Error::new(ErrorKind::Authentication, "Incorrect API key provided: sk-secret-123")
+            .with_body(r#"{"error":"bad key sk-secret-123"}"#)
+            .redact("sk-secret-123");
+        assert!(!e.to_string().contains("sk-secret-123"));
+        assert!(!format!("{e:?}").contains("sk-secret-123"));
+        assert!(!e.response_body().unwrap_or_default().contains("sk-secret-123"));
+    }
+
+    #[test]
+    fn kind_names_are_snake_case() {
+        assert_eq!(ErrorKind::ContextOverflow.as_str(), "context_overflow");
+        assert_eq!(ErrorKind::PermissionDenied.to_string(), "permission_denied");
+    }
+}

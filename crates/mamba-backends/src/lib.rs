@@ -1,0 +1,89 @@
+//! # mamba-backends
+//!
+//! One async [`ModelBackend`] over every OpenAI-compatible chat-completions server: OpenAI,
+//! Azure, Ollama, vLLM, llama.cpp, LM Studio, SGLang, TGI, LocalAI, LiteLLM, OpenRouter, Groq,
+//! DeepSeek, Mistral, Together and Fireworks.
+//!
+//! * **Lenient in, strict out.** Every response shape real servers send is read (null or
+//!   missing content, arguments as objects, unknown finish reasons, reasoning in any of its
+//!   fields or in `<think>` tags, errors in any body shape); requests carry only what the
+//!   target accepts ([`Preset`]).
+//! * **Nothing is lost.** Streamed tool calls are assembled whole, a stream cut before the
+//!   server finished is an error (never a silent end), and every failure is one [`Error`] with
+//!   a kind, the status, the server's message, its body and `Retry-After`.
+//! * **Cheap.** hyper directly, typed parsing that borrows from the buffer, an SSE decoder that
+//!   does not allocate per event.
+//!
+//! ```no_run
+//! use mamba_backends::{collect, Message, ModelBackend, OpenAICompatibleBackend, RequestOptions};
+//!
+//! # async fn run() -> Result<(), mamba_backends::Error> {
+//! let backend = OpenAICompatibleBackend::builder("llama3.2")
+//!     .base_url("http://localhost:11434/v1")
+//!     .build()?;
+//! let messages = [Message::system("Be brief."), Message::user("What is Rust?")];
+//!
+//! // One answer.
+//! let answer = backend.complete(&messages, &RequestOptions::new().temperature(0.2)).await?;
+//! println!("{}", answer.content);
+//!
+//! // Or streamed, then assembled into the same answer.
+//! let stream = backend.stream(&messages, &RequestOptions::new()).await?;
+//! let answer = collect(stream).await?;
+//! println!("{} ({:?} tokens)", answer.content, answer.usage.map(|u| u.total_tokens));
+//! # Ok(()) }
+//! ```
+//!
+//! Errors are classified the same way whichever server sent them:
+//!
+//! ```
+//! use mamba_backends::{Error, ErrorKind};
+//!
+//! fn should_shorten_prompt(e: &Error) -> bool {
+//!     e.kind() == ErrorKind::ContextOverflow
+//! }
+//! ```
+//!
+//! ## Features
+//!
+//! | feature | default | what it gives |
+//! |---|---|---|
+//! | `rustls` | yes | `https://` URLs through rustls (ring, webpki roots). Without it only `http://`. |
+//!
+//! The crate needs a Tokio runtime with I/O and time enabled.
+
+#![deny(missing_docs)]
+#![warn(unused_crate_dependencies)]
+
+mod backend;
+mod classify;
+mod error;
+mod http;
+mod openai_compat;
+mod options;
+mod preset;
+mod profile;
+mod sse;
+mod stream;
+mod think;
+mod types;
+
+pub use backend::{ChunkStream, ModelBackend};
+pub use error::{Error, ErrorKind};
+pub use http::{HttpClient, HttpClientBuilder};
+pub use openai_compat::{
+    create_lmstudio_backend, create_ollama_backend, create_vllm_backend, ModelInfo, OpenAICompatibleBackend,
+    OpenAICompatibleBackendBuilder,
+};
+pub use options::RequestOptions;
+pub use preset::{AuthStyle, FieldSupport, MaxTokensField, Preset, PresetSpec, Probe, StructuredOutput};
+pub use profile::{get_profile, get_profiles_by_provider, list_profiles, register_profile, ModelProfile};
+pub use stream::{collect, StreamAccumulator, StreamChunk, ToolCallDelta};
+pub use types::{
+    Content, ContentPart, FinishReason, ImageDetail, Message, ModelResponse, ResponseFormat, Role, ToolCall,
+    ToolChoice, ToolDefinition, Usage,
+};
+
+// Used by the integration tests and benches only.
+#[cfg(test)]
+use tokio as _;

@@ -1,0 +1,430 @@
+//! [`OpenAICompatibleBackendBuilder`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{HeaderName, HeaderValue, AUTHORIZATION, USER_AGENT};
+use http::Uri;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value};
+
+use super::request::WireConfig;
+use super::{OpenAICompatibleBackend, Shared, Timeouts};
+use crate::error::Error;
+use crate::http::HttpClient;
+use crate::preset::{AuthStyle, MaxTokensField, Preset};
+use crate::profile::{get_profile, ModelProfile};
+use crate::types::{MessageWireOptions, ToolIdRule};
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Configures an [`OpenAICompatibleBackend`]. Every setting has a default; see each method.
+///
+/// ```
+/// use std::time::Duration;
+/// use mamba_backends::{OpenAICompatibleBackend, Preset};
+///
+/// let backend = OpenAICompatibleBackend::builder("qwen3:8b")
+///     .preset(Preset::Ollama)                    // URL, fields and quirks of Ollama
+///     .base_url("http://gpu-box:11434/v1")       // default: the preset's URL
+///     .timeout(Duration::from_secs(30))          // connect, headers and idle; default 60 s
+///     .build()?;
+/// # Ok::<(), mamba_backends::Error>(())
+/// ```
+#[must_use]
+pub struct OpenAICompatibleBackendBuilder {
+    model: String,
+    base_url: Option<String>,
+    api_key: Option<SecretString>,
+    timeouts: Timeouts,
+    profile: Option<ModelProfile>,
+    preset: Preset,
+    headers: Vec<(String, String)>,
+    http: Option<HttpClient>,
+    think_tags: bool,
+    include_usage: Option<bool>,
+    body: Map<String, Value>,
+    max_response_bytes: usize,
+}
+
+impl fmt::Debug for OpenAICompatibleBackendBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenAICompatibleBackendBuilder")
+            .field("model", &self.model)
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "[REDACTED]"))
+            .field("preset", &self.preset)
+            .field("timeouts", &self.timeouts)
+            .field("headers", &self.headers.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl OpenAICompatibleBackendBuilder {
+    pub(super) fn new(model: String) -> Self {
+        OpenAICompatibleBackendBuilder {
+            model,
+            base_url: None,
+            api_key: None,
+            timeouts: Timeouts {
+                connect: DEFAULT_TIMEOUT,
+                headers: DEFAULT_TIMEOUT,
+                idle: DEFAULT_TIMEOUT,
+                total: None,
+            },
+            profile: None,
+            preset: Preset::Generic,
+            headers: Vec::new(),
+            http: None,
+            think_tags: true,
+            include_usage: None,
+            body: Map::new(),
+            max_response_bytes: 64 * 1024 * 1024,
+        }
+    }
+
+    /// The API base URL, e.g. `http://localhost:8000/v1`; a trailing `/` is ignored and a
+    /// query string is kept on every request. Default: the preset's URL
+    /// (`https://api.openai.com/v1` for [`Preset::Generic`]).
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into());
+        self
+    }
+
+    /// The API key, sent as the preset says (`Authorization: Bearer` by default). It is kept as
+    /// a secret: never in `Debug`, errors or logs. Default: none. An empty key counts as none.
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        let key: String = key.into();
+        self.api_key = (!key.is_empty()).then(|| SecretString::from(key));
+        self
+    }
+
+    /// The seed's single timeout: sets the connect, response-header and stream-idle timeouts.
+    /// Default 60 s each.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeouts.connect = timeout;
+        self.timeouts.headers = timeout;
+        self.timeouts.idle = timeout;
+        self
+    }
+
+    /// Time allowed to connect (and finish TLS). Default 60 s. Applies only to the client the
+    /// builder creates, not to one given with [`http_client`](Self::http_client).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.timeouts.connect = timeout;
+        self
+    }
+
+    /// Time from sending a request to the response headers (a model that takes long before its
+    /// first token needs this long). Default 60 s.
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.timeouts.headers = timeout;
+        self
+    }
+
+    /// Longest silence while reading a body or between stream chunks; a stalled server then
+    /// ends in a `Timeout` error instead of a hang. Default 60 s.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.timeouts.idle = timeout;
+        self
+    }
+
+    /// A deadline for a whole request, streams included. Default: none.
+    pub fn total_timeout(mut self, timeout: Duration) -> Self {
+        self.timeouts.total = Some(timeout);
+        self
+    }
+
+    /// The model profile. Default: [`get_profile`] of the model.
+    pub fn profile(mut self, profile: ModelProfile) -> Self {
+        self.profile = Some(profile);
+        self
+    }
+
+    /// The server kind: its default URL, auth header, accepted fields and quirks. Default
+    /// [`Preset::Generic`].
+    pub fn preset(mut self, preset: Preset) -> Self {
+        self.preset = preset;
+        self
+    }
+
+    /// A header sent with every request (e.g. OpenRouter's `HTTP-Referer`,
+    /// `OpenAI-Organization`). Invalid names or values fail [`build`](Self::build).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// A shared HTTP client (and its connection pool). Default: a new client.
+    pub fn http_client(mut self, client: HttpClient) -> Self {
+        self.http = Some(client);
+        self
+    }
+
+    /// Whether a leading `<think>…</think>` in the content is moved to the reasoning.
+    /// Default: on.
+    pub fn parse_think_tags(mut self, yes: bool) -> Self {
+        self.think_tags = yes;
+        self
+    }
+
+    /// Whether streams ask for usage (`stream_options.include_usage`). Default: the preset's
+    /// value (on for most servers).
+    pub fn include_usage(mut self, yes: bool) -> Self {
+        self.include_usage = Some(yes);
+        self
+    }
+
+    /// A body field sent with every request (before the request's own
+    /// [`extra`](crate::RequestOptions::extra), which overrides it).
+    pub fn body_field(mut self, key: impl Into<String>, value: Value) -> Self {
+        self.body.insert(key.into(), value);
+        self
+    }
+
+    /// The largest response body accepted, in bytes. Default 64 MiB.
+    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = bytes;
+        self
+    }
+
+    /// Builds the backend. Fails with [`ErrorKind::Config`](crate::ErrorKind::Config) for an
+    /// invalid URL or header; does no I/O.
+    pub fn build(self) -> Result<OpenAICompatibleBackend, Error> {
+        let spec = self.preset.spec();
+        let raw_url = self.base_url.as_deref().unwrap_or(spec.base_url).trim();
+        if raw_url.contains("RESOURCE") || raw_url.contains("DEPLOYMENT") {
+            return Err(Error::config(format!(
+                "the {} preset has no usable default URL: set base_url (e.g. {raw_url})",
+                spec.name
+            )));
+        }
+        let (path, query) = match raw_url.split_once('?') {
+            Some((path, query)) => (path.trim_end_matches('/'), Some(query.to_owned())),
+            None => (raw_url.trim_end_matches('/'), None),
+        };
+        let query = merge_query(query, spec.query);
+        let uri = |endpoint: &str| -> Result<Uri, Error> {
+            let text = match &query {
+                Some(q) => format!("{path}{endpoint}?{q}"),
+                None => format!("{path}{endpoint}"),
+            };
+            let uri: Uri =
+                text.parse().map_err(|e| Error::config(format!("invalid base URL {raw_url:?}")).with_source(e))?;
+            match uri.scheme_str() {
+                Some("http") => {}
+                Some("https") if HttpClient::supports_https() => {}
+                Some("https") => {
+                    return Err(Error::config("https URLs need the `rustls` feature of mamba-backends"));
+                }
+                _ => {
+                    return Err(Error::config(format!(
+                        "invalid base URL {raw_url:?}: it must start with http:// or https://"
+                    )))
+                }
+            }
+            if uri.host().is_none_or(str::is_empty) {
+                return Err(Error::config(format!("invalid base URL {raw_url:?}: no host")));
+            }
+            Ok(uri)
+        };
+        let chat_uri = uri("/chat/completions")?;
+        let models_uri = uri("/models")?;
+
+        let mut headers =
+            vec![(USER_AGENT, HeaderValue::from_static(concat!("mamba-backends/", env!("CARGO_PKG_VERSION"))))];
+        if let Some(key) = &self.api_key {
+            let (name, value) = match spec.auth {
+                AuthStyle::Bearer => (AUTHORIZATION, format!("Bearer {}", key.expose_secret())),
+                AuthStyle::Header(name) => (HeaderName::from_static(name), key.expose_secret().to_owned()),
+            };
+            // The message must not contain the key, so the parse error is not chained.
+            let mut value = HeaderValue::from_str(&value)
+                .map_err(|_| Error::config("the API key contains characters not allowed in an HTTP header"))?;
+            value.set_sensitive(true);
+            headers.push((name, value));
+        }
+        for (name, value) in &self.headers {
+            let header_name = HeaderName::from_bytes(name.trim().as_bytes())
+                .map_err(|e| Error::config(format!("invalid header name {name:?}")).with_source(e))?;
+            let mut header_value = HeaderValue::from_str(value.trim())
+                .map_err(|e| Error::config(format!("invalid value for header {name:?}")).with_source(e))?;
+            if header_name == AUTHORIZATION || name.to_ascii_lowercase().contains("key") {
+                header_value.set_sensitive(true);
+            }
+            headers.retain(|(n, _)| *n != header_name);
+            headers.push((header_name, header_value));
+        }
+
+        let profile = self.profile.unwrap_or_else(|| get_profile(&self.model));
+        let max_tokens_field = match spec.max_tokens {
+            MaxTokensField::MaxTokens => "max_tokens",
+            MaxTokensField::MaxCompletionTokens => "max_completion_tokens",
+            MaxTokensField::ByProfile if profile.uses_max_completion_tokens => "max_completion_tokens",
+            MaxTokensField::ByProfile => "max_tokens",
+        };
+        let wire = WireConfig {
+            max_tokens_field,
+            include_usage: self.include_usage.unwrap_or(spec.include_usage),
+            renames: spec.renames,
+            dropped: Vec::new(),
+            message: MessageWireOptions {
+                reasoning_field: spec.reasoning_echo,
+                tool_id_rule: if spec.nine_char_tool_ids { ToolIdRule::NineAlnum } else { ToolIdRule::Any },
+            },
+            default_temperature: profile.default_temperature,
+            body_extra: self.body,
+        };
+        let http = match self.http {
+            Some(http) => http,
+            None => HttpClient::builder().connect_timeout(Some(self.timeouts.connect)).build(),
+        };
+        Ok(OpenAICompatibleBackend {
+            shared: Arc::new(Shared {
+                model: self.model,
+                base_url: match &query {
+                    Some(q) => format!("{path}?{q}"),
+                    None => path.to_owned(),
+                },
+                chat_uri,
+                models_uri,
+                headers,
+                api_key: self.api_key,
+                profile,
+                preset: self.preset,
+                wire,
+                timeouts: self.timeouts,
+                think_tags: self.think_tags,
+                max_response_bytes: self.max_response_bytes,
+                http,
+            }),
+        })
+    }
+
+    /// For the seed's factories, whose constant URLs cannot fail to parse.
+    pub(super) fn build_infallible(self) -> OpenAICompatibleBackend {
+        match self.build() {
+            Ok(backend) => backend,
+            Err(e) => unreachable!("a preset's default URL is valid: {e}"),
+        }
+    }
+}
+
+/// Adds the preset's query parameters that the URL does not already set.
+fn merge_query(query: Option<String>, preset: Option<&'static str>) -> Option<String> {
+    let Some(preset) = preset else { return query };
+    let mut out = query.unwrap_or_default();
+    for pair in preset.split('&') {
+        let key = pair.split('=').next().unwrap_or(pair);
+        let present = out.split('&').any(|p| p.split('=').next() == Some(key));
+        if !present {
+            if !out.is_empty() {
+                out.push('&');
+            }
+            out.push_str(pair);
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    #[test]
+    fn urls_are_trimmed_and_validated() {
+        let b = OpenAICompatibleBackend::builder("m").base_url("http://localhost:8000/v1/").build().unwrap();
+        assert_eq!(b.base_url(), "http://localhost:8000/v1");
+        assert_eq!(b.shared.chat_uri, "http://localhost:8000/v1/chat/completions");
+        for bad in ["localhost:8000", "ftp://x/v1", "http://", "not a url", ""] {
+            let e = OpenAICompatibleBackend::builder("m").base_url(bad).build().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Config, "{bad}");
+        }
+    }
+
+    #[test]
+    fn query_strings_and_azure_legacy() {
+        let b = OpenAICompatibleBackend::builder("gpt-4o")
+            .preset(Preset::AzureLegacy)
+            .base_url("https://r.openai.azure.com/openai/deployments/d")
+            .build()
+            .unwrap();
+        assert_eq!(
+            b.shared.chat_uri,
+            "https://r.openai.azure.com/openai/deployments/d/chat/completions?api-version=2024-10-21"
+        );
+        let b = OpenAICompatibleBackend::builder("gpt-4o")
+            .preset(Preset::AzureLegacy)
+            .base_url("https://r.openai.azure.com/openai/deployments/d?api-version=2025-01-01-preview")
+            .build()
+            .unwrap();
+        assert_eq!(
+            b.shared.models_uri,
+            "https://r.openai.azure.com/openai/deployments/d/models?api-version=2025-01-01-preview"
+        );
+        let e = OpenAICompatibleBackend::builder("x").preset(Preset::Azure).build().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+    }
+
+    #[test]
+    fn key_is_sent_as_the_preset_says_and_never_shown() {
+        let b = OpenAICompatibleBackend::builder("m").api_key("sk-very-secret").build().unwrap();
+        let auth = b.shared.headers.iter().find(|(n, _)| n == AUTHORIZATION).unwrap();
+        assert_eq!(auth.1, "Bearer sk-very-secret");
+        assert!(auth.1.is_sensitive());
+        assert!(!format!("{b:?}").contains("sk-very-secret"));
+        let azure = OpenAICompatibleBackend::builder("m")
+            .preset(Preset::AzureLegacy)
+            .base_url("https://r.openai.azure.com/openai/deployments/d")
+            .api_key("azure-secret")
+            .build()
+            .unwrap();
+        assert!(azure.shared.headers.iter().any(|(n, v)| n == "api-key" && v == "azure-secret"));
+        let e = OpenAICompatibleBackend::builder("m").api_key("bad\nkey-secret").build().unwrap_err();
+        assert!(!e.to_string().contains("key-secret"));
+        let builder = OpenAICompatibleBackend::builder("m").api_key("sk-builder-secret");
+        assert!(!format!("{builder:?}").contains("sk-builder-secret"));
+    }
+
+    #[test]
+    fn headers_are_validated_and_replace() {
+        let e = OpenAICompatibleBackend::builder("m").header("bad name", "x").build().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        let b = OpenAICompatibleBackend::builder("m")
+            .header("User-Agent", "mine/1")
+            .header("X-Title", "app")
+            .build()
+            .unwrap();
+        assert_eq!(b.shared.headers.iter().filter(|(n, _)| n == USER_AGENT).count(), 1);
+        assert!(b.shared.headers.iter().any(|(n, v)| n == USER_AGENT && v == "mine/1"));
+    }
+
+    #[test]
+    fn max_tokens_field_by_preset_and_profile() {
+        let field = |preset, model: &str| {
+            OpenAICompatibleBackend::builder(model)
+                .preset(preset)
+                .base_url("http://x/v1")
+                .build()
+                .unwrap()
+                .shared
+                .wire
+                .max_tokens_field
+        };
+        assert_eq!(field(Preset::Generic, "gpt-4o"), "max_tokens");
+        assert_eq!(field(Preset::Generic, "o3-mini"), "max_completion_tokens");
+        assert_eq!(field(Preset::OpenAI, "gpt-4o"), "max_completion_tokens");
+        assert_eq!(field(Preset::Ollama, "gpt-5"), "max_tokens");
+    }
+
+    #[test]
+    fn merge_query_keeps_user_values() {
+        assert_eq!(merge_query(None, None), None);
+        assert_eq!(merge_query(Some("a=1".into()), None).as_deref(), Some("a=1"));
+        assert_eq!(merge_query(None, Some("api-version=1")).as_deref(), Some("api-version=1"));
+        assert_eq!(merge_query(Some("api-version=2".into()), Some("api-version=1")).as_deref(), Some("api-version=2"));
+        assert_eq!(merge_query(Some("x=1".into()), Some("api-version=1")).as_deref(), Some("x=1&api-version=1"));
+    }
+}

@@ -1,0 +1,375 @@
+//! [`OpenAICompatibleBackend`]: one chat-completions server.
+
+mod builder;
+pub(crate) mod request;
+pub(crate) mod response;
+mod sse_stream;
+pub(crate) mod wire;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use http::{Method, Request, Uri};
+use http_body_util::Full;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+
+pub use builder::OpenAICompatibleBackendBuilder;
+
+use self::request::{to_body, ChatRequest, WireConfig};
+use self::response::{parse_response, ChunkParser};
+use self::sse_stream::SseStream;
+use crate::backend::{ChunkStream, ModelBackend};
+use crate::classify;
+use crate::error::Error;
+use crate::http::{read_body, HttpClient};
+use crate::options::RequestOptions;
+use crate::preset::Preset;
+use crate::profile::ModelProfile;
+use crate::types::{Message, ModelResponse};
+
+/// Error bodies are read up to this size.
+const MAX_ERROR_BODY: usize = 1024 * 1024;
+
+/// The timeouts of a backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Timeouts {
+    pub(crate) connect: Duration,
+    pub(crate) headers: Duration,
+    pub(crate) idle: Duration,
+    pub(crate) total: Option<Duration>,
+}
+
+/// A model on any OpenAI-compatible chat-completions server.
+///
+/// Cheap to clone (clones share the configuration and the connection pool). See the
+/// [crate documentation](crate) for an example.
+#[derive(Clone)]
+pub struct OpenAICompatibleBackend {
+    shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    model: String,
+    base_url: String,
+    chat_uri: Uri,
+    models_uri: Uri,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    api_key: Option<SecretString>,
+    profile: ModelProfile,
+    preset: Preset,
+    wire: WireConfig,
+    timeouts: Timeouts,
+    think_tags: bool,
+    max_response_bytes: usize,
+    http: HttpClient,
+}
+
+impl fmt::Debug for OpenAICompatibleBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.shared;
+        f.debug_struct("OpenAICompatibleBackend")
+            .field("model", &s.model)
+            .field("base_url", &s.base_url)
+            .field("preset", &s.preset)
+            .field("api_key", &s.api_key.as_ref().map(|_| "[REDACTED]"))
+            .field("profile", &s.profile.name)
+            .field("timeouts", &s.timeouts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OpenAICompatibleBackend {
+    /// A backend for `model` with every default: OpenAI's URL, no key, 60 s timeouts, the
+    /// model's registered profile. Fails only if the default URL were invalid.
+    pub fn new(model: impl Into<String>) -> Result<OpenAICompatibleBackend, Error> {
+        OpenAICompatibleBackend::builder(model).build()
+    }
+
+    /// A builder for `model`.
+    pub fn builder(model: impl Into<String>) -> OpenAICompatibleBackendBuilder {
+        OpenAICompatibleBackendBuilder::new(model.into())
+    }
+
+    /// The base URL, without a trailing `/`.
+    pub fn base_url(&self) -> &str {
+        &self.shared.base_url
+    }
+
+    /// The preset the backend was built with.
+    pub fn preset(&self) -> Preset {
+        self.shared.preset
+    }
+
+    /// The models the server lists (`GET {base_url}/models`), in any of the shapes servers
+    /// use (`{"data": […]}`, a bare array, Ollama's `{"models": […]}`).
+    pub async fn list_models(&self) -> Result<Vec<ModelInfo>, Error> {
+        let s = &*self.shared;
+        let result = async {
+            let response = s.get(&s.models_uri).await?;
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let mut body = response.into_body();
+            let bytes = read_body(&mut body, s.timeouts.idle, s.max_response_bytes).await?;
+            if !(200..300).contains(&status) {
+                return Err(classify::from_response(status, &headers, &bytes, SystemTime::now()));
+            }
+            parse_models(&bytes)
+        }
+        .await;
+        result.map_err(|e| s.finish_error(e))
+    }
+}
+
+/// A model a server lists.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct ModelInfo {
+    /// The id to send as `model`.
+    pub id: String,
+    /// `owned_by`, when given.
+    pub owned_by: Option<String>,
+    /// The context window, when the server says (vLLM `max_model_len`, llama.cpp
+    /// `meta.n_ctx`, OpenRouter and Together `context_length`, Groq `context_window`).
+    pub context_window: Option<u64>,
+    /// The entry as the server sent it.
+    pub raw: Value,
+}
+
+fn parse_models(bytes: &[u8]) -> Result<Vec<ModelInfo>, Error> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| response::decode_error("the model list", bytes, e))?;
+    let items = match &value {
+        Value::Array(items) => items.as_slice(),
+        Value::Object(map) => match (map.get("data"), map.get("models")) {
+            (Some(Value::Array(items)), _) => items.as_slice(),
+            (_, Some(Value::Array(items))) => items.as_slice(),
+            _ => &[],
+        },
+        _ => &[],
+    };
+    Ok(items
+        .iter()
+        .filter_map(|item| {
+            let id = ["id", "model", "name"].iter().find_map(|k| item.get(*k).and_then(Value::as_str))?;
+            let context_window = item
+                .get("max_model_len")
+                .or_else(|| item.get("context_length"))
+                .or_else(|| item.get("context_window"))
+                .or_else(|| item.get("max_context_length"))
+                .or_else(|| item.get("meta").and_then(|m| m.get("n_ctx")))
+                .and_then(Value::as_u64);
+            Some(ModelInfo {
+                id: id.to_owned(),
+                owned_by: item.get("owned_by").and_then(Value::as_str).map(str::to_owned),
+                context_window,
+                raw: item.clone(),
+            })
+        })
+        .collect())
+}
+
+impl Shared {
+    fn request(&self, method: Method, uri: &Uri, body: Option<Bytes>) -> Request<Full<Bytes>> {
+        let has_body = body.is_some();
+        let mut request = Request::new(Full::new(body.unwrap_or_default()));
+        *request.method_mut() = method;
+        *request.uri_mut() = uri.clone();
+        let headers = request.headers_mut();
+        headers.reserve(self.headers.len() + 1);
+        if has_body {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        for (name, value) in &self.headers {
+            headers.append(name.clone(), value.clone());
+        }
+        request
+    }
+
+    /// Sends a request and waits for the head, within the header timeout.
+    async fn send(&self, request: Request<Full<Bytes>>) -> Result<http::Response<hyper::body::Incoming>, Error> {
+        match tokio::time::timeout(self.timeouts.headers, self.http.send(request)).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::timeout(format!(
+                "no response headers within {}",
+                crate::http::fmt_duration(self.timeouts.headers)
+            ))),
+        }
+    }
+
+    async fn get(&self, uri: &Uri) -> Result<http::Response<hyper::body::Incoming>, Error> {
+        self.send(self.request(Method::GET, uri, None)).await
+    }
+
+    /// POSTs a chat request; a non-2xx answer becomes its classified error, body read.
+    async fn post_chat(&self, body: Bytes) -> Result<http::Response<hyper::body::Incoming>, Error> {
+        let response = self.send(self.request(Method::POST, &self.chat_uri, Some(body))).await?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let headers = response.headers().clone();
+        let mut body = response.into_body();
+        let bytes = read_body(&mut body, self.timeouts.idle, MAX_ERROR_BODY).await.unwrap_or_default();
+        Err(classify::from_response(status.as_u16(), &headers, &bytes, SystemTime::now()))
+    }
+
+    fn body(&self, messages: &[Message], options: &RequestOptions, stream: bool) -> Bytes {
+        Bytes::from(to_body(&ChatRequest { model: &self.model, messages, options, stream, config: &self.wire }))
+    }
+
+    /// Adds what every error leaving the backend carries, and removes the key.
+    fn finish_error(&self, error: Error) -> Error {
+        let error = error.with_model(&self.model);
+        match &self.api_key {
+            Some(key) => error.redact(key.expose_secret()),
+            None => error,
+        }
+    }
+
+    fn deadline(&self) -> Option<tokio::time::Instant> {
+        self.timeouts.total.map(|t| tokio::time::Instant::now() + t)
+    }
+}
+
+async fn within<T>(
+    deadline: Option<tokio::time::Instant>,
+    fut: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    match deadline {
+        Some(deadline) => match tokio::time::timeout_at(deadline, fut).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::timeout("the total deadline passed")),
+        },
+        None => fut.await,
+    }
+}
+
+#[async_trait]
+impl ModelBackend for OpenAICompatibleBackend {
+    fn name(&self) -> &str {
+        "openai_compatible"
+    }
+
+    fn model(&self) -> &str {
+        &self.shared.model
+    }
+
+    fn profile(&self) -> &ModelProfile {
+        &self.shared.profile
+    }
+
+    async fn complete(&self, messages: &[Message], options: &RequestOptions) -> Result<ModelResponse, Error> {
+        let s = &*self.shared;
+        let body = s.body(messages, options, false);
+        let result = within(s.deadline(), async {
+            let response = s.post_chat(body).await?;
+            let mut body = response.into_body();
+            let bytes = read_body(&mut body, s.timeouts.idle, s.max_response_bytes).await?;
+            parse_response(bytes, s.think_tags)
+        })
+        .await;
+        result.map_err(|e| s.finish_error(e))
+    }
+
+    async fn stream(&self, messages: &[Message], options: &RequestOptions) -> Result<ChunkStream, Error> {
+        let s = &*self.shared;
+        let body = s.body(messages, options, true);
+        let deadline = s.deadline();
+        let response = within(deadline, s.post_chat(body)).await.map_err(|e| s.finish_error(e))?;
+        let is_json = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.trim_start().starts_with("application/json"));
+        if is_json {
+            // The server ignored `stream: true` and sent the whole answer (Prism does).
+            let whole = within(deadline, async {
+                let mut body = response.into_body();
+                let bytes = read_body(&mut body, s.timeouts.idle, s.max_response_bytes).await?;
+                parse_response(bytes, s.think_tags)
+            })
+            .await
+            .map_err(|e| s.finish_error(e))?;
+            let chunks = ChunkParser::from_whole(&whole);
+            return Ok(Box::pin(futures_util::stream::iter(chunks.into_iter().map(Ok))));
+        }
+        let parser = ChunkParser::new(s.think_tags);
+        Ok(Box::pin(SseStream::new(
+            response.into_body(),
+            parser,
+            s.timeouts.idle,
+            deadline,
+            Arc::clone(&self.shared),
+            Shared::finish_error,
+        )))
+    }
+
+    async fn health_check(&self) -> bool {
+        let s = &*self.shared;
+        match s.get(&s.models_uri).await {
+            Ok(response) => matches!(response.status().as_u16(), 200 | 401 | 403),
+            Err(_) => false,
+        }
+    }
+}
+
+/// A backend for Ollama's OpenAI layer at `http://localhost:11434/v1`, no key. Does no I/O and
+/// cannot fail; use [`OpenAICompatibleBackend::builder`] with [`Preset::Ollama`] to change the
+/// URL.
+pub fn create_ollama_backend(model: impl Into<String>) -> OpenAICompatibleBackend {
+    OpenAICompatibleBackend::builder(model).preset(Preset::Ollama).build_infallible()
+}
+
+/// A backend for vLLM at `http://localhost:8000/v1`, no key.
+pub fn create_vllm_backend(model: impl Into<String>) -> OpenAICompatibleBackend {
+    OpenAICompatibleBackend::builder(model).preset(Preset::Vllm).build_infallible()
+}
+
+/// A backend for LM Studio at `http://localhost:1234/v1` with the model `local-model` (LM
+/// Studio answers with whichever model is loaded).
+pub fn create_lmstudio_backend() -> OpenAICompatibleBackend {
+    OpenAICompatibleBackend::builder("local-model").preset(Preset::LmStudio).build_infallible()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn models_in_every_shape() {
+        let openai =
+            parse_models(br#"{"object":"list","data":[{"id":"gpt-4o","object":"model","owned_by":"openai"}]}"#)
+                .unwrap();
+        assert_eq!(openai[0].id, "gpt-4o");
+        assert_eq!(openai[0].owned_by.as_deref(), Some("openai"));
+        let vllm = parse_models(br#"{"data":[{"id":"m","max_model_len":8192}]}"#).unwrap();
+        assert_eq!(vllm[0].context_window, Some(8192));
+        let llamacpp =
+            parse_models(br#"{"models":[{"name":"x"}],"object":"list","data":[{"id":"x","meta":{"n_ctx":4096}}]}"#)
+                .unwrap();
+        assert_eq!(llamacpp[0].context_window, Some(4096));
+        let together = parse_models(br#"[{"id":"t","context_length":32768}]"#).unwrap();
+        assert_eq!(together[0].context_window, Some(32768));
+        let ollama_native =
+            parse_models(br#"{"models":[{"name":"llama3.2:latest","model":"llama3.2:latest"}]}"#).unwrap();
+        assert_eq!(ollama_native[0].id, "llama3.2:latest");
+        assert!(parse_models(b"{}").unwrap().is_empty());
+        assert!(parse_models(b"nope").is_err());
+    }
+
+    #[test]
+    fn factories_use_the_seed_defaults() {
+        let o = create_ollama_backend("llama3.2");
+        assert_eq!(o.base_url(), "http://localhost:11434/v1");
+        assert_eq!(o.model(), "llama3.2");
+        let v = create_vllm_backend("meta-llama/Llama-3.2-3B-Instruct");
+        assert_eq!(v.base_url(), "http://localhost:8000/v1");
+        let l = create_lmstudio_backend();
+        assert_eq!((l.base_url(), l.model()), ("http://localhost:1234/v1", "local-model"));
+        assert_eq!(o.name(), "openai_compatible");
+    }
+}

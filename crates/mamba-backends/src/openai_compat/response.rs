@@ -1,0 +1,490 @@
+//! Response translation: wire bytes to [`ModelResponse`] and [`StreamChunk`]s. Pure.
+
+use bytes::Bytes;
+
+use super::wire::{WireFunction, WireMessage, WireResponse};
+use crate::classify;
+use crate::error::Error;
+use crate::stream::{StreamChunk, ToolCallDelta};
+use crate::think::{split_all, ThinkSplitter};
+use crate::types::{infer_finish_reason, normalise_tool_call, FinishReason, ModelResponse, ToolCall, Usage};
+
+/// Parses a whole (non-streaming) answer. `think_tags` splits a leading `<think>` block off the
+/// content into the reasoning.
+pub(crate) fn parse_response(body: Bytes, think_tags: bool) -> Result<ModelResponse, Error> {
+    let wire: WireResponse<'_> = serde_json::from_slice(&body).map_err(|e| decode_error("the response", &body, e))?;
+    if let Some(error) = wire.error.as_ref().filter(|e| !e.is_null()) {
+        let value = serde_json::json!({ "error": error });
+        return Err(classify::from_stream_frame(&value).with_body(String::from_utf8_lossy(&body)));
+    }
+    let Some(choice) = wire.first_choice() else {
+        return Err(Error::decode("the response has no choices").with_body(String::from_utf8_lossy(&body)));
+    };
+    let empty = WireMessage::default();
+    let message = choice.message.0.as_ref().or(choice.delta.0.as_ref()).unwrap_or(&empty);
+
+    let text = message.content.text.as_deref().unwrap_or("");
+    let (mut content, tag_reasoning) = split_all(text, think_tags);
+    if content.is_empty() {
+        if let Some(refusal) = message.refusal.non_empty() {
+            content.push_str(refusal);
+        }
+    }
+    let mut reasoning = String::new();
+    if let Some(r) = message.reasoning_text() {
+        reasoning.push_str(r);
+    }
+    if let Some(thinking) = &message.content.thinking {
+        reasoning.push_str(thinking);
+    }
+    reasoning.push_str(&tag_reasoning);
+
+    let mut tool_calls: Vec<ToolCall> = message
+        .tool_calls
+        .0
+        .iter()
+        .map(|c| {
+            let f = c.function.0.as_ref();
+            ToolCall {
+                id: c.id.non_empty().unwrap_or("").to_owned(),
+                name: f.and_then(|f| f.name.non_empty()).unwrap_or("").to_owned(),
+                arguments: f.and_then(|f| f.arguments.0.as_deref()).unwrap_or("").to_owned(),
+            }
+        })
+        .collect();
+    if tool_calls.is_empty() {
+        if let Some(call) = legacy_function_call(message.function_call.0.as_ref()) {
+            tool_calls.push(call);
+        }
+    }
+    for (i, call) in tool_calls.iter_mut().enumerate() {
+        normalise_tool_call(call, i);
+    }
+
+    let finish = choice.finish_reason.0.as_deref().and_then(FinishReason::parse);
+    Ok(ModelResponse {
+        content,
+        reasoning: (!reasoning.is_empty()).then_some(reasoning),
+        finish_reason: infer_finish_reason(finish, !tool_calls.is_empty()),
+        tool_calls,
+        usage: wire.usage.0.as_ref().and_then(|u| u.to_usage()),
+        model: wire.model.non_empty().map(str::to_owned),
+        id: wire.id.non_empty().map(str::to_owned),
+        raw: None,
+    }
+    .with_raw(body))
+}
+
+fn legacy_function_call(f: Option<&WireFunction<'_>>) -> Option<ToolCall> {
+    let f = f?;
+    let name = f.name.non_empty()?;
+    Some(ToolCall {
+        id: String::new(),
+        name: name.trim_end_matches(':').to_owned(),
+        arguments: f.arguments.0.as_deref().unwrap_or("").to_owned(),
+    })
+}
+
+pub(crate) fn decode_error(what: &str, body: &[u8], e: serde_json::Error) -> Error {
+    let snippet: String = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+    Error::decode(format!("{what} is not valid JSON ({e}); it starts with {snippet:?}"))
+        .with_body(String::from_utf8_lossy(&body[..body.len().min(64 * 1024)]))
+        .with_source(e)
+}
+
+/// Assigns stable positions to streamed tool calls: by `index` when the server sends one (a
+/// reused index with a new id is a new call), else by id, else the last call.
+#[derive(Debug, Default)]
+struct ToolSlots {
+    slots: Vec<(Option<u64>, String)>,
+}
+
+impl ToolSlots {
+    fn resolve(&mut self, wire_index: Option<u64>, id: Option<&str>) -> usize {
+        let id = id.filter(|id| !id.is_empty());
+        let existing = match wire_index {
+            Some(w) => self.slots.iter().rposition(|s| s.0 == Some(w)),
+            None => self.slots.len().checked_sub(1),
+        };
+        if let Some(pos) = existing {
+            let slot = &mut self.slots[pos];
+            match id {
+                Some(id) if !slot.1.is_empty() && slot.1 != id => {} // a new call
+                Some(id) => {
+                    if slot.1.is_empty() {
+                        slot.1 = id.to_owned();
+                    }
+                    return pos;
+                }
+                None => return pos,
+            }
+        }
+        self.slots.push((wire_index, id.unwrap_or("").to_owned()));
+        self.slots.len() - 1
+    }
+
+    fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+}
+
+/// What a stream event turned into. Returned by value and matched at once, so the size
+/// difference of the variants costs nothing, while boxing would cost an allocation per chunk.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Parsed {
+    /// A chunk for the caller.
+    Chunk(StreamChunk),
+    /// Nothing for the caller (usage trailer, Azure's prompt-filter chunk).
+    Nothing,
+    /// `[DONE]`.
+    Done,
+}
+
+/// The state of one stream: assembles what crosses events.
+#[derive(Debug)]
+pub(crate) struct ChunkParser {
+    think: ThinkSplitter,
+    tools: ToolSlots,
+    usage: Option<Usage>,
+    finish_reason: Option<FinishReason>,
+    model_sent: bool,
+    id_sent: bool,
+    events: u64,
+}
+
+impl ChunkParser {
+    pub(crate) fn new(think_tags: bool) -> ChunkParser {
+        ChunkParser {
+            think: ThinkSplitter::new(think_tags),
+            tools: ToolSlots::default(),
+            usage: None,
+            finish_reason: None,
+            model_sent: false,
+            id_sent: false,
+            events: 0,
+        }
+    }
+
+    /// True once the server said why it stopped: a clean close after this is a normal end.
+    pub(crate) fn saw_finish(&self) -> bool {
+        self.finish_reason.is_some()
+    }
+
+    /// Number of events seen.
+    pub(crate) fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// Parses one event's data.
+    pub(crate) fn parse(&mut self, data: &[u8]) -> Result<Parsed, Error> {
+        self.events += 1;
+        let trimmed = trim(data);
+        if trimmed == b"[DONE]" {
+            return Ok(Parsed::Done);
+        }
+        if trimmed.is_empty() {
+            return Ok(Parsed::Nothing);
+        }
+        let wire: WireResponse<'_> =
+            serde_json::from_slice(trimmed).map_err(|e| decode_error("a stream event", trimmed, e))?;
+        if let Some(error) = wire.error.as_ref().filter(|e| !e.is_null()) {
+            let value = serde_json::json!({ "error": error });
+            return Err(classify::from_stream_frame(&value));
+        }
+        if let Some(usage) = wire.usage.0.as_ref().and_then(|u| u.to_usage()) {
+            self.usage = Some(usage);
+        }
+        let Some(choice) = wire.first_choice() else {
+            return Ok(Parsed::Nothing);
+        };
+        let mut chunk = StreamChunk::default();
+        if let Some(delta) = choice.delta.0.as_ref().or(choice.message.0.as_ref()) {
+            self.apply_delta(delta, &mut chunk);
+        }
+        if let Some(finish) = choice.finish_reason.0.as_deref().and_then(FinishReason::parse) {
+            chunk.finish_reason = Some(finish.clone());
+            self.finish_reason = Some(finish);
+        }
+        if !self.model_sent {
+            if let Some(model) = wire.model.non_empty() {
+                chunk.model = Some(model.to_owned());
+                self.model_sent = true;
+            }
+        }
+        if !self.id_sent {
+            if let Some(id) = wire.id.non_empty() {
+                chunk.id = Some(id.to_owned());
+                self.id_sent = true;
+            }
+        }
+        Ok(Parsed::Chunk(chunk))
+    }
+
+    fn apply_delta(&mut self, delta: &WireMessage<'_>, chunk: &mut StreamChunk) {
+        if let Some(r) = delta.reasoning_text() {
+            chunk.reasoning.push_str(r);
+        }
+        if let Some(thinking) = &delta.content.thinking {
+            chunk.reasoning.push_str(thinking);
+        }
+        if let Some(text) = delta.content.text.as_deref() {
+            if !text.is_empty() {
+                self.think.feed(text, &mut chunk.content, &mut chunk.reasoning);
+            }
+        }
+        if !delta.tool_calls.0.is_empty() {
+            chunk.tool_calls.reserve(delta.tool_calls.0.len());
+            for call in &delta.tool_calls.0 {
+                let f = call.function.0.as_ref();
+                let index = self.tools.resolve(call.index.0, call.id.non_empty());
+                chunk.tool_calls.push(ToolCallDelta {
+                    index,
+                    id: call.id.non_empty().map(str::to_owned),
+                    name: f.and_then(|f| f.name.non_empty()).map(str::to_owned),
+                    arguments: f.and_then(|f| f.arguments.0.as_deref()).unwrap_or("").to_owned(),
+                });
+            }
+        } else if let Some(f) = delta.function_call.0.as_ref() {
+            // Legacy streaming function_call (no tool_calls beside it): one call, index 0.
+            let index = self.tools.resolve(Some(0), None);
+            chunk.tool_calls.push(ToolCallDelta {
+                index,
+                id: None,
+                name: f.name.non_empty().map(|n| n.trim_end_matches(':').to_owned()),
+                arguments: f.arguments.0.as_deref().unwrap_or("").to_owned(),
+            });
+        }
+    }
+
+    /// The final chunk: what the think splitter held back, the finish reason and the usage.
+    pub(crate) fn finish(&mut self) -> StreamChunk {
+        let mut chunk = StreamChunk::final_chunk(
+            infer_finish_reason(self.finish_reason.clone(), !self.tools.is_empty()),
+            self.usage,
+        );
+        self.think.finish(&mut chunk.content, &mut chunk.reasoning);
+        chunk
+    }
+
+    /// Turns a whole JSON answer (a server that ignored `stream: true`) into chunks.
+    pub(crate) fn from_whole(response: &ModelResponse) -> Vec<StreamChunk> {
+        let body = StreamChunk {
+            content: response.content.clone(),
+            reasoning: response.reasoning.clone().unwrap_or_default(),
+            tool_calls: response
+                .tool_calls
+                .iter()
+                .enumerate()
+                .map(|(index, c)| ToolCallDelta {
+                    index,
+                    id: Some(c.id.clone()),
+                    name: Some(c.name.clone()),
+                    arguments: c.arguments.clone(),
+                })
+                .collect(),
+            finish_reason: response.finish_reason.clone(),
+            model: response.model.clone(),
+            id: response.id.clone(),
+            ..StreamChunk::default()
+        };
+        let last = StreamChunk::final_chunk(response.finish_reason.clone(), response.usage);
+        vec![body, last]
+    }
+}
+
+fn trim(data: &[u8]) -> &[u8] {
+    let start = data.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(data.len());
+    let end = data.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |i| i + 1);
+    &data[start..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+    use crate::stream::StreamAccumulator;
+
+    fn complete(json: &str) -> ModelResponse {
+        parse_response(Bytes::from(json.to_owned()), true).unwrap()
+    }
+
+    #[test]
+    fn openai_text_answer() {
+        let r = complete(
+            r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hello!","refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12},"service_tier":"default","system_fingerprint":"fp_1"}"#,
+        );
+        assert_eq!(r.content, "Hello!");
+        assert_eq!(r.finish_reason, Some(FinishReason::Stop));
+        assert_eq!(r.usage.unwrap().total_tokens, 12);
+        assert_eq!(r.model.as_deref(), Some("gpt-4o-mini"));
+        assert_eq!(r.id.as_deref(), Some("chatcmpl-1"));
+        assert_eq!(r.raw_json().unwrap()["system_fingerprint"], "fp_1");
+    }
+
+    #[test]
+    fn content_null_absent_or_empty_is_empty_string() {
+        for msg in [r#"{"content":null}"#, r#"{}"#, r#"{"content":""}"#, r#"{"role":"assistant"}"#] {
+            let r = complete(&format!(r#"{{"choices":[{{"message":{msg}}}]}}"#));
+            assert_eq!(r.content, "");
+            assert_eq!(r.finish_reason, None);
+        }
+    }
+
+    #[test]
+    fn tool_calls_with_stop_and_object_arguments() {
+        // TGI: no content key, finish_reason "stop", id "0".
+        let r = complete(
+            r#"{"id":"","choices":[{"index":0,"message":{"role":"assistant","tool_calls":[{"id":"0","type":"function","function":{"name":"get_weather","arguments":{"city":"Paris"}}}]},"finish_reason":"stop"}]}"#,
+        );
+        assert_eq!(r.tool_calls, vec![ToolCall::new("0", "get_weather", r#"{"city":"Paris"}"#)]);
+        assert_eq!(r.finish_reason, Some(FinishReason::ToolCalls));
+        assert_eq!(r.id, None);
+    }
+
+    #[test]
+    fn llama_cpp_python_legacy_function_call_beside_tool_calls() {
+        let r = complete(
+            r#"{"choices":[{"index":0,"message":{"content":null,"tool_calls":[{"id":"call__0_get_weather_cmpl-1","type":"function","function":{"name":"get_weather","arguments":"{\"location\": \"Paris\"}"}}],"role":"assistant","function_call":{"name":"get_weather:","arguments":"{\"location\": \"Paris\"}"}},"logprobs":null,"finish_reason":"tool_calls"}]}"#,
+        );
+        assert_eq!(r.tool_calls.len(), 1);
+        assert_eq!(r.tool_calls[0].name, "get_weather");
+        // Only the legacy field: one call, the stray colon dropped.
+        let r = complete(
+            r#"{"choices":[{"message":{"function_call":{"name":"get_weather:","arguments":"{}"}},"finish_reason":"function_call"}]}"#,
+        );
+        assert_eq!(r.tool_calls, vec![ToolCall::new("call_0", "get_weather", "{}")]);
+        assert_eq!(r.finish_reason, Some(FinishReason::ToolCalls));
+    }
+
+    #[test]
+    fn reasoning_fields_and_think_tags() {
+        let r = complete(r#"{"choices":[{"message":{"content":"4","reasoning_content":"2+2"}}]}"#);
+        assert_eq!((r.content.as_str(), r.reasoning.as_deref()), ("4", Some("2+2")));
+        let r = complete(r#"{"choices":[{"message":{"content":"4","reasoning":"2+2"}}]}"#);
+        assert_eq!(r.reasoning.as_deref(), Some("2+2"));
+        let r = complete(r#"{"choices":[{"message":{"content":"4","reasoning":"same","reasoning_content":"same"}}]}"#);
+        assert_eq!(r.reasoning.as_deref(), Some("same"));
+        let r = complete(r#"{"choices":[{"message":{"content":"<think>\nhmm\n</think>\n\n4"}}]}"#);
+        assert_eq!((r.content.as_str(), r.reasoning.as_deref()), ("4", Some("\nhmm\n")));
+        let off =
+            parse_response(Bytes::from_static(br#"{"choices":[{"message":{"content":"<think>x</think>y"}}]}"#), false)
+                .unwrap();
+        assert_eq!((off.content.as_str(), off.reasoning), ("<think>x</think>y", None));
+    }
+
+    #[test]
+    fn unknown_finish_reason_is_kept_and_empty_is_none() {
+        assert_eq!(
+            complete(r#"{"choices":[{"message":{"content":"x"},"finish_reason":"weird"}]}"#).finish_reason,
+            Some(FinishReason::Other("weird".into()))
+        );
+        assert_eq!(complete(r#"{"choices":[{"message":{"content":"x"},"finish_reason":""}]}"#).finish_reason, None);
+        assert_eq!(
+            complete(r#"{"choices":[{"message":{"content":"x"},"finish_reason":"eos"}]}"#).finish_reason,
+            Some(FinishReason::Stop)
+        );
+    }
+
+    #[test]
+    fn blank_lines_before_the_body_deepseek() {
+        let r = complete("\n\n\n  {\"choices\":[{\"message\":{\"content\":\"ok\"}}]}");
+        assert_eq!(r.content, "ok");
+    }
+
+    #[test]
+    fn error_in_a_200_body_is_an_error() {
+        let e = parse_response(
+            Bytes::from_static(
+                br#"{"error":{"message":"No connected db.","type":"no_db_connection","param":null,"code":"400"}}"#,
+            ),
+            true,
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidRequest);
+        assert_eq!(e.message(), "No connected db.");
+    }
+
+    #[test]
+    fn garbage_is_a_decode_error() {
+        for body in ["", "not json", "[]", "{\"choices\":[]}", "{\"choices\":\"x\"}", "\u{0}"] {
+            let e = parse_response(Bytes::from(body.to_owned()), true).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Decode, "{body:?}");
+        }
+    }
+
+    #[test]
+    fn refusal_becomes_content() {
+        let r = complete(
+            r#"{"choices":[{"message":{"content":null,"refusal":"I can't help with that."},"finish_reason":"stop"}]}"#,
+        );
+        assert_eq!(r.content, "I can't help with that.");
+    }
+
+    fn run_stream(events: &[&str]) -> Result<ModelResponse, Error> {
+        let mut p = ChunkParser::new(true);
+        let mut acc = StreamAccumulator::new();
+        for e in events {
+            match p.parse(e.as_bytes())? {
+                Parsed::Chunk(c) => acc.push(&c),
+                Parsed::Nothing => {}
+                Parsed::Done => break,
+            }
+        }
+        acc.push(&p.finish());
+        Ok(acc.finish())
+    }
+
+    #[test]
+    fn tool_call_fragments_without_index_and_with_reused_index() {
+        // No index: a new id starts a new call.
+        let r = run_stream(&[
+            r#"{"choices":[{"delta":{"tool_calls":[{"id":"a","function":{"name":"f","arguments":"{\"x\""}}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"function":{"arguments":":1}"}}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"id":"b","function":{"name":"g","arguments":"{}"}}]}}]}"#,
+            r#"{"choices":[{"delta":{},"finish_reason":"tool_calls"}]}"#,
+        ])
+        .unwrap();
+        assert_eq!(r.tool_calls, vec![ToolCall::new("a", "f", "{\"x\":1}"), ToolCall::new("b", "g", "{}")]);
+        // Every call at index 0 with its own id (whole calls in one chunk each).
+        let r = run_stream(&[
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"a","function":{"name":"f","arguments":"{}"}}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"b","function":{"name":"g","arguments":"{}"}}]}}]}"#,
+        ])
+        .unwrap();
+        assert_eq!(r.tool_calls.len(), 2);
+        assert_eq!(r.finish_reason, Some(FinishReason::ToolCalls));
+    }
+
+    #[test]
+    fn stream_error_frame_is_an_error() {
+        let e = run_stream(&[
+            r#"{"choices":[{"delta":{"content":"Hel"}}]}"#,
+            r#"{"error":{"message":"The server had an error while processing your request.","type":"server_error"}}"#,
+        ])
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Server);
+        assert!(e.message().contains("server had an error"));
+    }
+
+    #[test]
+    fn malformed_frame_is_a_decode_error() {
+        let e = run_stream(&[r#"{"choices":[{"delta":{"content":"Hel"#]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Decode);
+    }
+
+    #[test]
+    fn usage_last_non_null_and_empty_choices_absorbed() {
+        let r = run_stream(&[
+            r#"{"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[]}"#,
+            r#"{"id":"x","model":"m","choices":[{"delta":{"content":"a"}}],"usage":null}"#,
+            r#"{"choices":[{"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}"#,
+            "[DONE]",
+        ])
+        .unwrap();
+        assert_eq!(r.usage.unwrap().total_tokens, 2);
+        assert_eq!(r.model.as_deref(), Some("m"));
+        assert_eq!(r.id.as_deref(), Some("x"));
+    }
+}

@@ -1,0 +1,594 @@
+//! The response wire format, read leniently and without copies.
+//!
+//! Every leaf is one of the lenient types below: a field that is missing, `null`, or of an
+//! unexpected type reads as "absent" instead of failing the whole answer (SGLang sends explicit
+//! nulls everywhere, LiteLLM sends `"param": "None"`, old TGI sends arguments as an object).
+//! Strings borrow from the received buffer when they contain no escapes.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{self, value::MapAccessDeserializer, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::types::Usage;
+
+/// A string; `None` for null, objects and arrays. Numbers and booleans become text.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(crate) struct LStr<'a>(pub(crate) Option<Cow<'a, str>>);
+
+impl<'a> LStr<'a> {
+    /// The text when present and not empty.
+    pub(crate) fn non_empty(&self) -> Option<&str> {
+        self.0.as_deref().filter(|s| !s.is_empty())
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for LStr<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = LStr<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(LStr(Some(Cow::Borrowed(v))))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(LStr(Some(Cow::Owned(v.to_owned()))))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(LStr(Some(Cow::Owned(v))))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(LStr(Some(Cow::Owned(v.to_string()))))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(LStr(Some(Cow::Owned(v.to_string()))))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(LStr(Some(Cow::Owned(v.to_string()))))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(LStr(Some(Cow::Owned(v.to_string()))))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(LStr(None))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(LStr(None))
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                LStr::deserialize(d)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(LStr(None))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(LStr(None))
+            }
+        }
+        deserializer.deserialize_any(V(PhantomData))
+    }
+}
+
+/// A non-negative count; floats are truncated, numeric strings parsed, anything else absent.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LU64(pub(crate) Option<u64>);
+
+impl<'de> Deserialize<'de> for LU64 {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = LU64;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(LU64(Some(v)))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(LU64(Some(v.max(0) as u64)))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(LU64((v.is_finite() && v >= 0.0).then_some(v as u64)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(LU64(v.trim().parse().ok()))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(LU64(None))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(LU64(None))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(LU64(None))
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                LU64::deserialize(d)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(LU64(None))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(LU64(None))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+/// An object of type `T`, or absent for null and any non-object.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Lenient<T>(pub(crate) Option<T>);
+
+impl<T> Default for Lenient<T> {
+    fn default() -> Self {
+        Lenient(None)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Lenient<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Lenient<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map)).map(|t| Lenient(Some(t)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Lenient(None))
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                Lenient::deserialize(d)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(Lenient(None))
+            }
+        }
+        deserializer.deserialize_any(V(PhantomData))
+    }
+}
+
+/// A list of `T`; empty for null and any non-array.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct LVec<T>(pub(crate) Vec<T>);
+
+impl<T> Default for LVec<T> {
+    fn default() -> Self {
+        LVec(Vec::new())
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for LVec<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = LVec<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(64));
+                while let Some(item) = seq.next_element()? {
+                    out.push(item);
+                }
+                Ok(LVec(out))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(LVec(Vec::new()))
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                LVec::deserialize(d)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(LVec(Vec::new()))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(LVec(Vec::new()))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(LVec(Vec::new()))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(LVec(Vec::new()))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(LVec(Vec::new()))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(LVec(Vec::new()))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(LVec(Vec::new()))
+            }
+        }
+        deserializer.deserialize_any(V(PhantomData))
+    }
+}
+
+/// Tool-call arguments: JSON text, or an object / array (Ollama native, old TGI) turned into
+/// text.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(crate) struct LArgs<'a>(pub(crate) Option<Cow<'a, str>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for LArgs<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = LArgs<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("JSON arguments")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(LArgs(Some(Cow::Borrowed(v))))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(LArgs(Some(Cow::Owned(v.to_owned()))))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(LArgs(Some(Cow::Owned(v))))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                let value = Value::deserialize(MapAccessDeserializer::new(map))?;
+                Ok(LArgs(Some(Cow::Owned(value.to_string()))))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                let value = Value::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+                Ok(LArgs(Some(Cow::Owned(value.to_string()))))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(LArgs(None))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(LArgs(None))
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                LArgs::deserialize(d)
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(LArgs(Some(Cow::Owned(v.to_string()))))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(LArgs(Some(Cow::Owned(v.to_string()))))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(LArgs(Some(Cow::Owned(v.to_string()))))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(LArgs(Some(Cow::Owned(v.to_string()))))
+            }
+        }
+        deserializer.deserialize_any(V(PhantomData))
+    }
+}
+
+/// Message content: a string, or a list of parts. Text parts join into `text`; Mistral's
+/// `thinking` parts go to `thinking`.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(crate) struct LContent<'a> {
+    pub(crate) text: Option<Cow<'a, str>>,
+    pub(crate) thinking: Option<String>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for LContent<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = LContent<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("message content")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(LContent { text: Some(Cow::Borrowed(v)), thinking: None })
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(LContent { text: Some(Cow::Owned(v.to_owned())), thinking: None })
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(LContent { text: Some(Cow::Owned(v)), thinking: None })
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let (mut text, mut thinking) = (String::new(), String::new());
+                while let Some(part) = seq.next_element::<Value>()? {
+                    collect_part(&part, &mut text, &mut thinking);
+                }
+                Ok(LContent { text: Some(Cow::Owned(text)), thinking: (!thinking.is_empty()).then_some(thinking) })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(LContent::default())
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(LContent::default())
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(LContent::default())
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                LContent::deserialize(d)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(LContent::default())
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(LContent::default())
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(LContent::default())
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(LContent::default())
+            }
+        }
+        deserializer.deserialize_any(V(PhantomData))
+    }
+}
+
+fn collect_part(part: &Value, text: &mut String, thinking: &mut String) {
+    match part.get("type").and_then(Value::as_str) {
+        Some("text" | "output_text") | None => {
+            if let Some(t) = part.get("text").and_then(Value::as_str) {
+                text.push_str(t);
+            } else if let Some(t) = part.as_str() {
+                text.push_str(t);
+            }
+        }
+        Some("thinking" | "reasoning") => match part.get("thinking").or_else(|| part.get("text")) {
+            Some(Value::String(t)) => thinking.push_str(t),
+            Some(Value::Array(inner)) => {
+                let mut ignored = String::new();
+                for p in inner {
+                    collect_part(p, thinking, &mut ignored);
+                }
+            }
+            _ => {}
+        },
+        Some(_) => {}
+    }
+}
+
+/// A function name and its arguments.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct WireFunction<'a> {
+    #[serde(borrow, default)]
+    pub(crate) name: LStr<'a>,
+    #[serde(borrow, default)]
+    pub(crate) arguments: LArgs<'a>,
+}
+
+/// A tool call, whole (`message`) or a fragment (`delta`).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct WireToolCall<'a> {
+    #[serde(default)]
+    pub(crate) index: LU64,
+    #[serde(borrow, default)]
+    pub(crate) id: LStr<'a>,
+    #[serde(borrow, default)]
+    pub(crate) function: Lenient<WireFunction<'a>>,
+}
+
+/// A `message` or a `delta`.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct WireMessage<'a> {
+    #[serde(borrow, default)]
+    pub(crate) content: LContent<'a>,
+    #[serde(borrow, default)]
+    pub(crate) reasoning_content: LStr<'a>,
+    #[serde(borrow, default)]
+    pub(crate) reasoning: LStr<'a>,
+    #[serde(borrow, default)]
+    pub(crate) tool_calls: LVec<WireToolCall<'a>>,
+    #[serde(borrow, default)]
+    pub(crate) function_call: Lenient<WireFunction<'a>>,
+    #[serde(borrow, default)]
+    pub(crate) refusal: LStr<'a>,
+}
+
+impl WireMessage<'_> {
+    /// The reasoning text of the message: `reasoning_content` (DeepSeek, llama.cpp, SGLang, LM
+    /// Studio, LiteLLM, older vLLM) else `reasoning` (vLLM, Ollama, OpenRouter, Groq, LocalAI).
+    /// Servers in transition send both with the same text; it is taken once.
+    pub(crate) fn reasoning_text(&self) -> Option<&str> {
+        self.reasoning_content.non_empty().or_else(|| self.reasoning.non_empty())
+    }
+}
+
+/// One choice.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct WireChoice<'a> {
+    #[serde(default)]
+    pub(crate) index: LU64,
+    #[serde(borrow, default)]
+    pub(crate) message: Lenient<WireMessage<'a>>,
+    #[serde(borrow, default)]
+    pub(crate) delta: Lenient<WireMessage<'a>>,
+    #[serde(borrow, default)]
+    pub(crate) finish_reason: LStr<'a>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct WireDetails {
+    #[serde(default)]
+    pub(crate) cached_tokens: LU64,
+    #[serde(default)]
+    pub(crate) reasoning_tokens: LU64,
+}
+
+/// Token usage in its OpenAI names, with the aliases some servers use.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct WireUsage {
+    #[serde(default)]
+    pub(crate) prompt_tokens: LU64,
+    #[serde(default)]
+    pub(crate) completion_tokens: LU64,
+    #[serde(default)]
+    pub(crate) total_tokens: LU64,
+    #[serde(default)]
+    pub(crate) input_tokens: LU64,
+    #[serde(default)]
+    pub(crate) output_tokens: LU64,
+    #[serde(default)]
+    pub(crate) prompt_tokens_details: Lenient<WireDetails>,
+    #[serde(default)]
+    pub(crate) completion_tokens_details: Lenient<WireDetails>,
+    /// DeepSeek's name for cached prompt tokens.
+    #[serde(default)]
+    pub(crate) prompt_cache_hit_tokens: LU64,
+}
+
+impl WireUsage {
+    /// The usage, or `None` when the object names no count at all.
+    pub(crate) fn to_usage(&self) -> Option<Usage> {
+        let input = self.prompt_tokens.0.or(self.input_tokens.0);
+        let output = self.completion_tokens.0.or(self.output_tokens.0);
+        if input.is_none() && output.is_none() && self.total_tokens.0.is_none() {
+            return None;
+        }
+        let (input, output) = (input.unwrap_or(0), output.unwrap_or(0));
+        Some(Usage {
+            input_tokens: input,
+            output_tokens: output,
+            total_tokens: self.total_tokens.0.unwrap_or(input.saturating_add(output)),
+            reasoning_tokens: self.completion_tokens_details.0.as_ref().and_then(|d| d.reasoning_tokens.0),
+            cached_input_tokens: self
+                .prompt_tokens_details
+                .0
+                .as_ref()
+                .and_then(|d| d.cached_tokens.0)
+                .or(self.prompt_cache_hit_tokens.0),
+        })
+    }
+}
+
+/// A whole response or one stream chunk: the same top-level shape.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct WireResponse<'a> {
+    #[serde(borrow, default)]
+    pub(crate) id: LStr<'a>,
+    #[serde(borrow, default)]
+    pub(crate) model: LStr<'a>,
+    #[serde(borrow, default)]
+    pub(crate) choices: LVec<WireChoice<'a>>,
+    #[serde(default)]
+    pub(crate) usage: Lenient<WireUsage>,
+    /// A top-level `error` (stream error frames, and 200 answers that carry an error).
+    #[serde(default)]
+    pub(crate) error: Option<Value>,
+}
+
+impl<'a> WireResponse<'a> {
+    /// The choice with index 0, else the first one.
+    pub(crate) fn first_choice(&self) -> Option<&WireChoice<'a>> {
+        self.choices.0.iter().find(|c| c.index.0.unwrap_or(0) == 0).or_else(|| self.choices.0.first())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> WireResponse<'_> {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn nulls_and_wrong_types_read_as_absent() {
+        let r = parse(
+            r#"{"id":null,"model":123,"choices":[{"index":"0","message":{"content":null,"tool_calls":null,"role":null,"reasoning_content":{"x":1}},"finish_reason":null}],"usage":"n/a"}"#,
+        );
+        assert_eq!(r.id.0, None);
+        assert_eq!(r.model.non_empty(), Some("123"));
+        let msg = r.first_choice().unwrap().message.0.as_ref().unwrap();
+        assert_eq!(msg.content.text, None);
+        assert!(msg.tool_calls.0.is_empty());
+        assert_eq!(msg.reasoning_text(), None);
+        assert!(r.usage.0.is_none());
+    }
+
+    #[test]
+    fn strings_borrow_when_unescaped() {
+        let r = parse(r#"{"model":"gpt-4o","choices":[{"message":{"content":"plain"}}]}"#);
+        assert!(matches!(r.model.0, Some(Cow::Borrowed(_))));
+        let r = parse(r#"{"model":"a\"b","choices":[]}"#);
+        assert_eq!(r.model.non_empty(), Some("a\"b"));
+    }
+
+    #[test]
+    fn arguments_as_string_or_object() {
+        let r = parse(
+            r#"{"choices":[{"message":{"tool_calls":[{"function":{"name":"f","arguments":{"a":[1,2]}}},{"function":{"name":"g","arguments":"{\"b\":1}"}}]}}]}"#,
+        );
+        let calls = &r.first_choice().unwrap().message.0.as_ref().unwrap().tool_calls.0;
+        assert_eq!(calls[0].function.0.as_ref().unwrap().arguments.0.as_deref(), Some(r#"{"a":[1,2]}"#));
+        assert_eq!(calls[1].function.0.as_ref().unwrap().arguments.0.as_deref(), Some(r#"{"b":1}"#));
+    }
+
+    #[test]
+    fn content_parts_and_thinking() {
+        let r = parse(
+            r#"{"choices":[{"message":{"content":[{"type":"thinking","thinking":[{"type":"text","text":"hmm"}]},{"type":"text","text":"Hi"},{"type":"text","text":"!"}]}}]}"#,
+        );
+        let c = &r.first_choice().unwrap().message.0.as_ref().unwrap().content;
+        assert_eq!(c.text.as_deref(), Some("Hi!"));
+        assert_eq!(c.thinking.as_deref(), Some("hmm"));
+    }
+
+    #[test]
+    fn usage_aliases_and_details() {
+        let r = parse(
+            r#"{"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15,"prompt_tokens_details":{"cached_tokens":4},"completion_tokens_details":{"reasoning_tokens":2}}}"#,
+        );
+        let u = r.usage.0.unwrap().to_usage().unwrap();
+        assert_eq!(
+            (u.input_tokens, u.output_tokens, u.total_tokens, u.cached_input_tokens, u.reasoning_tokens),
+            (10, 5, 15, Some(4), Some(2))
+        );
+        let r = parse(r#"{"usage":{"input_tokens":3,"output_tokens":4}}"#);
+        assert_eq!(r.usage.0.unwrap().to_usage().unwrap().total_tokens, 7);
+        let r = parse(r#"{"usage":{}}"#);
+        assert!(r.usage.0.unwrap().to_usage().is_none());
+        let r = parse(
+            r#"{"usage":{"prompt_tokens":1.0,"completion_tokens":-1,"prompt_tokens_details":null,"prompt_cache_hit_tokens":1}}"#,
+        );
+        let u = r.usage.0.unwrap().to_usage().unwrap();
+        assert_eq!((u.input_tokens, u.output_tokens, u.cached_input_tokens), (1, 0, Some(1)));
+    }
+
+    #[test]
+    fn choice_zero_is_preferred() {
+        let r = parse(r#"{"choices":[{"index":1,"message":{"content":"b"}},{"index":0,"message":{"content":"a"}}]}"#);
+        assert_eq!(r.first_choice().unwrap().message.0.as_ref().unwrap().content.text.as_deref(), Some("a"));
+    }
+}
