@@ -1,6 +1,8 @@
 //! [`OpenAICompatibleBackend`]: one chat-completions server.
 
 mod builder;
+#[cfg(test)]
+mod replay_tests;
 pub(crate) mod request;
 pub(crate) mod response;
 mod sse_stream;
@@ -21,7 +23,7 @@ use serde_json::Value;
 pub use builder::OpenAICompatibleBackendBuilder;
 
 use self::request::{to_body, ChatRequest, WireConfig};
-use self::response::{parse_response, ChunkParser};
+use self::response::{parse_response, ChunkParser, EventDecoder};
 use self::sse_stream::SseStream;
 use crate::backend::{ChunkStream, ModelBackend};
 use crate::classify;
@@ -297,15 +299,8 @@ impl ModelBackend for OpenAICompatibleBackend {
             let chunks = ChunkParser::from_whole(&whole);
             return Ok(Box::pin(futures_util::stream::iter(chunks.into_iter().map(Ok))));
         }
-        let parser = ChunkParser::new(s.think_tags);
-        Ok(Box::pin(SseStream::new(
-            response.into_body(),
-            parser,
-            s.timeouts.idle,
-            deadline,
-            Arc::clone(&self.shared),
-            Shared::finish_error,
-        )))
+        let decoder = EventDecoder::new(s.think_tags);
+        Ok(Box::pin(SseStream::new(response.into_body(), decoder, s.timeouts.idle, deadline, Arc::clone(&self.shared))))
     }
 
     async fn health_check(&self) -> bool {

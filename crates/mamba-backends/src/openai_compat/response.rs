@@ -5,6 +5,7 @@ use bytes::Bytes;
 use super::wire::{WireFunction, WireMessage, WireResponse};
 use crate::classify;
 use crate::error::Error;
+use crate::sse::{SseDecoder, TooLong};
 use crate::stream::{StreamChunk, ToolCallDelta};
 use crate::think::{split_all, ThinkSplitter};
 use crate::types::{infer_finish_reason, normalise_tool_call, FinishReason, ModelResponse, ToolCall, Usage};
@@ -290,6 +291,95 @@ impl ChunkParser {
         };
         let last = StreamChunk::final_chunk(response.finish_reason.clone(), response.usage);
         vec![body, last]
+    }
+}
+
+/// What [`EventDecoder::next`] found in the input so far.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Step {
+    /// A chunk for the caller.
+    Chunk(StreamChunk),
+    /// The answer is complete; this is the final chunk.
+    Final(StreamChunk),
+    /// The stream failed.
+    Failed(Error),
+    /// The buffered input holds no further event: push more, or end the input.
+    NeedMore,
+}
+
+/// The pure part of a stream: bytes in, chunks out. Transport and timers live in the caller,
+/// so this can be fed recorded bytes split anywhere in tests.
+#[derive(Debug)]
+pub(crate) struct EventDecoder {
+    sse: SseDecoder,
+    parser: ChunkParser,
+    input_ended: bool,
+}
+
+impl EventDecoder {
+    pub(crate) fn new(think_tags: bool) -> EventDecoder {
+        EventDecoder { sse: SseDecoder::new(), parser: ChunkParser::new(think_tags), input_ended: false }
+    }
+
+    /// Adds received bytes.
+    pub(crate) fn push(&mut self, bytes: &[u8]) {
+        self.sse.push(bytes);
+    }
+
+    /// The server closed the body cleanly.
+    pub(crate) fn end_input(&mut self) {
+        self.input_ended = true;
+        self.sse.finish();
+    }
+
+    /// True once the server said why it stopped.
+    pub(crate) fn saw_finish(&self) -> bool {
+        self.parser.saw_finish()
+    }
+
+    /// The final chunk, for a connection that broke after the finish reason.
+    pub(crate) fn finish(&mut self) -> StreamChunk {
+        self.parser.finish()
+    }
+
+    /// The next step.
+    pub(crate) fn next(&mut self) -> Step {
+        loop {
+            let event = match self.sse.next_event() {
+                Err(TooLong) => {
+                    return Step::Failed(Error::decode(format!(
+                        "a stream event is longer than {} bytes",
+                        crate::sse::MAX_EVENT_BYTES
+                    )))
+                }
+                Ok(Some(event)) => event,
+                Ok(None) if !self.input_ended => return Step::NeedMore,
+                Ok(None) => {
+                    if self.parser.saw_finish() {
+                        return Step::Final(self.parser.finish());
+                    }
+                    let events = self.parser.events();
+                    let message = if events == 0 {
+                        "the server closed the stream without sending any event".to_owned()
+                    } else {
+                        format!("the server closed the stream after {events} events, before the answer finished (no finish_reason, no [DONE])")
+                    };
+                    return Step::Failed(Error::stream(message));
+                }
+            };
+            if event.is_error_event && !event.data.starts_with(b"{") {
+                let info = classify::parse_error_body(event.data);
+                let message = info.message.unwrap_or_else(|| "the server sent an error event".to_owned());
+                return Step::Failed(Error::new(crate::ErrorKind::Server, message));
+            }
+            match self.parser.parse(event.data) {
+                Ok(Parsed::Chunk(chunk)) => return Step::Chunk(chunk),
+                Ok(Parsed::Nothing) => continue,
+                Ok(Parsed::Done) => return Step::Final(self.parser.finish()),
+                Err(e) => return Step::Failed(e),
+            }
+        }
     }
 }
 

@@ -1,0 +1,143 @@
+//! Every recorded stream in `tests/data` (real transcripts of llama.cpp and LiteLLM, and the
+//! per-server snippets of provider-quirks.md) decoded whole, and again split in two at every
+//! byte: the chunks and the outcome must not depend on how the bytes arrived.
+
+use std::path::{Path, PathBuf};
+
+use super::response::{EventDecoder, Step};
+use crate::stream::{StreamAccumulator, StreamChunk};
+use crate::types::ModelResponse;
+
+#[derive(Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)]
+enum Outcome {
+    Answer(ModelResponse),
+    Failed(crate::ErrorKind, String),
+}
+
+fn run(pieces: &[&[u8]]) -> (Vec<StreamChunk>, Outcome) {
+    let mut decoder = EventDecoder::new(true);
+    let mut chunks = Vec::new();
+    let drain = |decoder: &mut EventDecoder, chunks: &mut Vec<StreamChunk>| -> Option<Outcome> {
+        loop {
+            match decoder.next() {
+                Step::Chunk(c) => chunks.push(c),
+                Step::Final(c) => {
+                    chunks.push(c);
+                    let mut acc = StreamAccumulator::new();
+                    acc.extend(chunks.iter().cloned());
+                    return Some(Outcome::Answer(acc.finish()));
+                }
+                Step::Failed(e) => return Some(Outcome::Failed(e.kind(), e.message().to_owned())),
+                Step::NeedMore => return None,
+            }
+        }
+    };
+    for piece in pieces {
+        decoder.push(piece);
+        if let Some(outcome) = drain(&mut decoder, &mut chunks) {
+            return (chunks, outcome);
+        }
+    }
+    decoder.end_input();
+    let outcome = drain(&mut decoder, &mut chunks).expect("an ended input always has an outcome");
+    (chunks, outcome)
+}
+
+fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+}
+
+/// The event-stream bodies of every fixture.
+fn recorded_streams() -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut dirs = vec![data_dir().join("quirks")];
+    for peer in ["llamacpp", "litellm"] {
+        dirs.push(data_dir().join("peers").join(peer));
+    }
+    for dir in dirs {
+        let mut entries: Vec<_> = std::fs::read_dir(&dir).expect("fixture dir").flatten().map(|e| e.path()).collect();
+        entries.sort();
+        for path in entries {
+            let name = path.display().to_string();
+            let bytes = std::fs::read(&path).expect("fixture");
+            match path.extension().and_then(|e| e.to_str()) {
+                Some("sse") => out.push((name, bytes)),
+                Some("http") => {
+                    let Some(at) = bytes.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+                    let head = String::from_utf8_lossy(&bytes[..at]).to_lowercase();
+                    if head.contains("content-type: text/event-stream") {
+                        out.push((name, bytes[at + 4..].to_vec()));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_recorded_stream_gives_the_same_result_at_every_split() {
+    let streams = recorded_streams();
+    assert!(streams.len() >= 25, "only {} recorded streams found", streams.len());
+    for (name, body) in &streams {
+        let whole = run(&[body]);
+        for i in 0..=body.len() {
+            let split = run(&[&body[..i], &body[i..]]);
+            assert!(split == whole, "{name}: split at byte {i} differs:\n{split:?}\nvs whole\n{whole:?}");
+        }
+        let bytes: Vec<&[u8]> = body.chunks(1).collect();
+        assert!(run(&bytes) == whole, "{name}: byte by byte differs");
+    }
+}
+
+#[test]
+fn exactly_one_final_chunk_on_success() {
+    for (name, body) in recorded_streams() {
+        let (chunks, outcome) = run(&[&body]);
+        let finals = chunks.iter().filter(|c| c.is_final).count();
+        match outcome {
+            Outcome::Answer(_) => {
+                assert_eq!(finals, 1, "{name}");
+                assert!(chunks.last().is_some_and(|c| c.is_final), "{name}");
+            }
+            Outcome::Failed(..) => assert_eq!(finals, 0, "{name}"),
+        }
+    }
+}
+
+/// No input from the network may panic the library: mutated recorded streams and bodies are
+/// decoded, and every one ends in chunks or an error.
+#[test]
+fn mutated_input_never_panics() {
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut rand = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    const NOISE: &[u8] = b"\n\r{}[]\":,\\ \0\xff\xc3datanull[DONE]";
+    for (_, body) in recorded_streams() {
+        for _ in 0..150 {
+            let mut bytes = body.clone();
+            for _ in 0..(1 + rand() % 8) {
+                if bytes.is_empty() {
+                    break;
+                }
+                let at = (rand() as usize) % bytes.len();
+                match rand() % 3 {
+                    0 => bytes[at] = NOISE[(rand() as usize) % NOISE.len()],
+                    1 => bytes.insert(at, NOISE[(rand() as usize) % NOISE.len()]),
+                    _ => bytes.truncate(at),
+                }
+            }
+            let cut = if bytes.is_empty() { 0 } else { (rand() as usize) % bytes.len() };
+            let _ = run(&[&bytes[..cut], &bytes[cut..]]);
+            // The same bytes as a whole (non-streaming) body.
+            let _ = super::response::parse_response(bytes::Bytes::from(bytes.clone()), true);
+            let _ = crate::classify::parse_error_body(&bytes);
+        }
+    }
+}
