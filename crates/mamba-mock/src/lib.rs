@@ -1,0 +1,287 @@
+//! # mamba-mock
+//!
+//! A scriptable OpenAI-compatible chat-completions server for tests, on `127.0.0.1`.
+//!
+//! * `POST /v1/chat/completions`, streaming (SSE) and not; `GET /v1/models`; `GET /health`.
+//! * With no script it echoes the last user message (streamed word by word when asked).
+//! * Scripts ([`Script`]) answer with text, tool calls, reasoning, usage and any chunking, or
+//!   with faults: an HTTP status with body and headers (429 with `Retry-After`), a delay before
+//!   the head, slow chunks, a connection cut after N bytes, a malformed JSON frame, an error
+//!   frame mid-stream, no `[DONE]`, a hang; or replay a recorded response file byte for byte.
+//! * Rules match on the model, the last message's text or role, and the call count, so a test
+//!   can script a whole tool-calling conversation.
+//! * Every request is recorded for assertions ([`MockServer::requests`]).
+//!
+//! ```
+//! use mamba_mock::{Match, MockServer, Reply, Script};
+//! use serde_json::json;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> std::io::Result<()> {
+//! let script = Script::new()
+//!     .on(Match::call(1), Reply::tool_call("get_weather", json!({"city": "Paris"})))
+//!     .on(Match::role("tool"), Reply::text("It is sunny in Paris."))
+//!     .always(Reply::status(429).header("retry-after", "1"));
+//! let server = MockServer::start_with(script).await?;
+//! assert!(server.base_url().ends_with("/v1"));
+//! // ... point the client under test at server.base_url() ...
+//! assert_eq!(server.chat_requests().len(), 0);
+//! # Ok(()) }
+//! ```
+//!
+//! The same script as a JSON file, for `mamba-llm mock --script FILE`:
+//!
+//! ```json
+//! {"rules": [
+//!   {"match": {"call": 1}, "reply": {"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]}},
+//!   {"match": {"role": "tool"}, "reply": {"text": "It is sunny in Paris."}},
+//!   {"reply": {"status": 429, "headers": {"retry-after": "1"}}}
+//! ]}
+//! ```
+
+#![deny(missing_docs)]
+
+mod render;
+mod script;
+mod server;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use script::{Match, MockToolCall, MockUsage, Reply, Rule, Script, ScriptError};
+
+/// A request the server received.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct ReceivedRequest {
+    /// `GET`, `POST`, …
+    pub method: String,
+    /// The path with its query, e.g. `/v1/chat/completions`.
+    pub path: String,
+    /// The headers in the order received.
+    pub headers: Vec<(String, String)>,
+    /// The raw body.
+    pub body: Vec<u8>,
+    /// The body as JSON, when it was JSON.
+    pub json: Option<Value>,
+}
+
+impl ReceivedRequest {
+    /// A header's value (first of that name, case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// True for chat-completion requests.
+    pub fn is_chat(&self) -> bool {
+        self.method == "POST" && self.path.split('?').next().is_some_and(|p| p.ends_with("/chat/completions"))
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    script: Script,
+    uses: Vec<usize>,
+    requests: Vec<ReceivedRequest>,
+    chat_calls: usize,
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    inner: Mutex<Inner>,
+    connections: AtomicUsize,
+    pub(crate) disconnects: AtomicUsize,
+    pub(crate) api_key: Option<String>,
+}
+
+impl State {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn record(&self, request: ReceivedRequest) {
+        self.lock().requests.push(request);
+    }
+
+    pub(crate) fn models(&self) -> Vec<String> {
+        let inner = self.lock();
+        if inner.script.models.is_empty() {
+            vec!["mock-model".to_owned()]
+        } else {
+            inner.script.models.clone()
+        }
+    }
+
+    /// The reply for a chat request (the first matching rule, else an echo) and its number.
+    pub(crate) fn choose(&self, chat: &render::ChatRequest) -> (Reply, u64) {
+        let mut inner = self.lock();
+        inner.chat_calls += 1;
+        let call = inner.chat_calls;
+        let rules = inner.script.rules.len();
+        inner.uses.resize(rules, 0);
+        for i in 0..rules {
+            let rule = &inner.script.rules[i];
+            if rule.times.is_some_and(|t| inner.uses[i] >= t) {
+                continue;
+            }
+            let m = &rule.when;
+            let matches = m.model.as_ref().is_none_or(|model| *model == chat.model)
+                && m.contains.as_ref().is_none_or(|text| chat.last_text.contains(text.as_str()))
+                && m.role.as_ref().is_none_or(|role| *role == chat.last_role)
+                && m.call.is_none_or(|n| n == call)
+                && m.stream.is_none_or(|s| s == chat.stream);
+            if matches {
+                let reply = rule.reply.clone();
+                inner.uses[i] += 1;
+                return (reply, call as u64);
+            }
+        }
+        (Reply::default(), call as u64)
+    }
+}
+
+/// Settings for a [`MockServer`].
+#[derive(Debug, Default, Clone)]
+#[must_use]
+pub struct MockServerBuilder {
+    port: u16,
+    script: Script,
+    api_key: Option<String>,
+}
+
+impl MockServerBuilder {
+    /// The port on 127.0.0.1 (default 0: any free port).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// The script (default: echo).
+    pub fn script(mut self, script: Script) -> Self {
+        self.script = script;
+        self
+    }
+
+    /// Require `Authorization: Bearer <key>` on chat requests (401 otherwise).
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(key.into());
+        self
+    }
+
+    /// Binds and starts serving on the current Tokio runtime.
+    pub async fn start(self) -> std::io::Result<MockServer> {
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(State {
+            inner: Mutex::new(Inner { script: self.script, ..Inner::default() }),
+            connections: AtomicUsize::new(0),
+            disconnects: AtomicUsize::new(0),
+            api_key: self.api_key,
+        });
+        let (shutdown, watcher) = watch::channel(false);
+        let accept_state = state.clone();
+        tokio::spawn(async move {
+            let mut stop = watcher.clone();
+            loop {
+                let accepted = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    _ = stop.changed() => return,
+                };
+                let Ok((socket, _)) = accepted else { continue };
+                accept_state.connections.fetch_add(1, Ordering::SeqCst);
+                let (state, mut stop) = (accept_state.clone(), watcher.clone());
+                tokio::spawn(async move {
+                    tokio::select! {
+                        () = server::serve_connection(socket, state) => {}
+                        _ = stop.changed() => {}
+                    }
+                });
+            }
+        });
+        Ok(MockServer { addr, state, shutdown })
+    }
+}
+
+/// The running server. Dropping it stops it (open connections are closed).
+#[derive(Debug)]
+pub struct MockServer {
+    addr: SocketAddr,
+    state: Arc<State>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+impl MockServer {
+    /// An echoing server on a free port.
+    pub async fn start() -> std::io::Result<MockServer> {
+        MockServer::builder().start().await
+    }
+
+    /// A server running `script` on a free port.
+    pub async fn start_with(script: Script) -> std::io::Result<MockServer> {
+        MockServer::builder().script(script).start().await
+    }
+
+    /// Settings.
+    pub fn builder() -> MockServerBuilder {
+        MockServerBuilder::default()
+    }
+
+    /// `http://127.0.0.1:PORT/v1`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Replaces the script (rule use counts start again; the call count does not).
+    pub fn set_script(&self, script: Script) {
+        let mut inner = self.state.lock();
+        inner.script = script;
+        inner.uses.clear();
+    }
+
+    /// Adds a rule after the existing ones.
+    pub fn push_rule(&self, rule: Rule) {
+        self.state.lock().script.rules.push(rule);
+    }
+
+    /// Every request received, in order.
+    pub fn requests(&self) -> Vec<ReceivedRequest> {
+        self.state.lock().requests.clone()
+    }
+
+    /// The chat-completion requests received, in order.
+    pub fn chat_requests(&self) -> Vec<ReceivedRequest> {
+        self.state.lock().requests.iter().filter(|r| r.is_chat()).cloned().collect()
+    }
+
+    /// Forgets the recorded requests.
+    pub fn clear_requests(&self) {
+        self.state.lock().requests.clear();
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.state.connections.load(Ordering::SeqCst)
+    }
+
+    /// Connections whose client left before the answer was complete (a dropped stream, a
+    /// client timeout during a hang).
+    pub fn disconnects(&self) -> usize {
+        self.state.disconnects.load(Ordering::SeqCst)
+    }
+}

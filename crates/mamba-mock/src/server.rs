@@ -1,0 +1,440 @@
+//! The HTTP/1.1 side, written on plain Tokio sockets so that faults can be exact: a response
+//! cut after a given byte, a stream that stops mid-way, bytes replayed as recorded.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::render::{error_body, error_type, Answer, ChatRequest};
+use crate::script::Reply;
+use crate::{ReceivedRequest, State};
+
+/// Largest request accepted (head and body).
+const MAX_REQUEST: usize = 32 * 1024 * 1024;
+
+/// Why writing stopped early.
+#[derive(Debug)]
+enum Stop {
+    /// The client went away.
+    ClientGone,
+    /// The reply's `cut_after_bytes` was reached.
+    Cut,
+}
+
+/// Writes with the `cut_after_bytes` budget.
+struct Out<'a> {
+    socket: &'a mut TcpStream,
+    budget: Option<usize>,
+}
+
+impl Out<'_> {
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), Stop> {
+        let (bytes, cut) = match self.budget {
+            Some(left) if bytes.len() >= left => (&bytes[..left], true),
+            Some(left) => {
+                self.budget = Some(left - bytes.len());
+                (bytes, false)
+            }
+            None => (bytes, false),
+        };
+        if !bytes.is_empty() {
+            self.socket.write_all(bytes).await.map_err(|_| Stop::ClientGone)?;
+        }
+        self.socket.flush().await.map_err(|_| Stop::ClientGone)?;
+        if cut {
+            return Err(Stop::Cut);
+        }
+        Ok(())
+    }
+}
+
+struct Request {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    close: bool,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+pub(crate) async fn serve_connection(mut socket: TcpStream, state: Arc<State>) {
+    let _ = socket.set_nodelay(true);
+    let mut buf: Vec<u8> = Vec::with_capacity(8192);
+    loop {
+        let request = match read_request(&mut socket, &mut buf).await {
+            Ok(Some(request)) => request,
+            Ok(None) => return,
+            Err(message) => {
+                let body = error_body(400, &message);
+                let _ = write_simple(
+                    &mut Out { socket: &mut socket, budget: None },
+                    400,
+                    "application/json",
+                    &[],
+                    &body,
+                    true,
+                )
+                .await;
+                return;
+            }
+        };
+        let close = request.close;
+        match handle(&mut socket, &state, request).await {
+            Ok(()) if !close => continue,
+            Ok(()) => return,
+            Err(Stop::Cut) => {
+                let _ = socket.shutdown().await;
+                return;
+            }
+            Err(Stop::ClientGone) => {
+                state.disconnects.fetch_add(1, Ordering::SeqCst);
+                return;
+            }
+        }
+    }
+}
+
+/// Reads one request; `None` when the client closed between requests.
+async fn read_request(socket: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Option<Request>, String> {
+    let mut tmp = [0u8; 8192];
+    let head_end = loop {
+        if let Some(i) = memchr::memmem::find(buf, b"\r\n\r\n") {
+            break i;
+        }
+        if buf.len() > MAX_REQUEST {
+            return Err("request head too large".into());
+        }
+        let n = socket.read(&mut tmp).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&tmp[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    buf.drain(..head_end + 4);
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next().unwrap_or("").split_whitespace();
+    let method = first.next().unwrap_or("").to_owned();
+    let path = first.next().unwrap_or("/").to_owned();
+    let version = first.next().unwrap_or("HTTP/1.1").to_owned();
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).collect();
+    let find =
+        |name: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.to_ascii_lowercase());
+    let chunked = find("transfer-encoding").is_some_and(|v| v.contains("chunked"));
+    let body = if chunked {
+        read_chunked(socket, buf).await?
+    } else {
+        let length: usize = find("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+        if length > MAX_REQUEST {
+            return Err("request body too large".into());
+        }
+        while buf.len() < length {
+            let n = socket.read(&mut tmp).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("the request body ended early".into());
+            }
+            buf.extend_from_slice(&tmp[..n]);
+        }
+        buf.drain(..length).collect()
+    };
+    let close = match find("connection") {
+        Some(v) if v.contains("close") => true,
+        Some(v) if v.contains("keep-alive") => false,
+        _ => version == "HTTP/1.0",
+    };
+    Ok(Some(Request { method, path, headers, body, close }))
+}
+
+async fn read_chunked(socket: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    let mut tmp = [0u8; 8192];
+    loop {
+        let line_end = loop {
+            if let Some(i) = memchr::memmem::find(buf, b"\r\n") {
+                break i;
+            }
+            let n = socket.read(&mut tmp).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("the chunked body ended early".into());
+            }
+            buf.extend_from_slice(&tmp[..n]);
+        };
+        let size_text = String::from_utf8_lossy(&buf[..line_end]).into_owned();
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|_| format!("bad chunk size {size_text:?}"))?;
+        buf.drain(..line_end + 2);
+        while buf.len() < size + 2 {
+            let n = socket.read(&mut tmp).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("the chunked body ended early".into());
+            }
+            buf.extend_from_slice(&tmp[..n]);
+        }
+        if size == 0 {
+            buf.drain(..2);
+            return Ok(body);
+        }
+        body.extend(buf.drain(..size));
+        buf.drain(..2);
+        if body.len() > MAX_REQUEST {
+            return Err("request body too large".into());
+        }
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
+        403 => "Forbidden",
+        404 => "Not Found",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        413 => "Payload Too Large",
+        422 => "Unprocessable Entity",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "",
+    }
+}
+
+async fn write_simple(
+    out: &mut Out<'_>,
+    status: u16,
+    content_type: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    close: bool,
+) -> Result<(), Stop> {
+    let mut head = format!(
+        "HTTP/1.1 {status} {}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n",
+        reason(status),
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if close {
+        head.push_str("connection: close\r\n");
+    }
+    head.push_str("\r\n");
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(body);
+    out.write(&bytes).await
+}
+
+async fn handle(socket: &mut TcpStream, state: &Arc<State>, request: Request) -> Result<(), Stop> {
+    let parsed_body: Option<Value> = serde_json::from_slice(&request.body).ok();
+    let path = request.path.split('?').next().unwrap_or("").to_owned();
+    state.record(ReceivedRequest {
+        method: request.method.clone(),
+        path: request.path.clone(),
+        headers: request.headers.clone(),
+        body: request.body.clone(),
+        json: parsed_body.clone(),
+    });
+    let close = request.close;
+    let mut out = Out { socket, budget: None };
+    match (request.method.as_str(), path.as_str()) {
+        ("GET", "/health") | ("GET", "/v1/health") => {
+            write_simple(&mut out, 200, "application/json", &[], br#"{"status":"ok"}"#, close).await
+        }
+        ("GET", p) if p.ends_with("/models") => {
+            let models = state.models();
+            let data: Vec<Value> = models
+                .iter()
+                .map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "mamba-mock"}))
+                .collect();
+            let body = json!({"object": "list", "data": data}).to_string();
+            write_simple(&mut out, 200, "application/json", &[], body.as_bytes(), close).await
+        }
+        ("POST", p) if p.ends_with("/chat/completions") => {
+            let Some(body) = parsed_body else {
+                let body = error_body(400, "the request body is not valid JSON");
+                return write_simple(&mut out, 400, "application/json", &[], &body, close).await;
+            };
+            let chat = match ChatRequest::parse(&body) {
+                Ok(chat) => chat,
+                Err(message) => {
+                    let body = error_body(400, &message);
+                    return write_simple(&mut out, 400, "application/json", &[], &body, close).await;
+                }
+            };
+            if let Some(auth) = &state.api_key {
+                let given = request.header("authorization").and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
+                if given != auth {
+                    let body = error_body(401, "Incorrect API key provided.");
+                    return write_simple(&mut out, 401, "application/json", &[], &body, close).await;
+                }
+            }
+            let (reply, id) = state.choose(&chat);
+            chat_reply(&mut out, &reply, &chat, id, close).await
+        }
+        _ => {
+            let body = error_body(404, &format!("no route for {} {}", request.method, request.path));
+            write_simple(&mut out, 404, "application/json", &[], &body, close).await
+        }
+    }
+}
+
+async fn hang(socket: &mut TcpStream) -> Stop {
+    let mut probe = [0u8; 512];
+    loop {
+        match socket.read(&mut probe).await {
+            Ok(0) | Err(_) => return Stop::ClientGone,
+            Ok(_) => {}
+        }
+    }
+}
+
+async fn chat_reply(out: &mut Out<'_>, reply: &Reply, chat: &ChatRequest, id: u64, close: bool) -> Result<(), Stop> {
+    out.budget = reply.cut_after_bytes;
+    if let Some(ms) = reply.delay_ms {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    if reply.hang {
+        return Err(hang(out.socket).await);
+    }
+    let headers: Vec<(String, String)> = reply.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    if let Some(path) = &reply.replay {
+        return replay(out, path, reply).await;
+    }
+    if let Some(status) = reply.status.filter(|s| *s != 200) {
+        let (content_type, body) = match &reply.body {
+            None => {
+                ("application/json", error_body(status, &format!("mock error: HTTP {status} ({})", error_type(status))))
+            }
+            Some(Value::String(text)) => ("text/plain", text.clone().into_bytes()),
+            Some(value) => ("application/json", value.to_string().into_bytes()),
+        };
+        return write_simple(out, status, content_type, &headers, &body, close).await;
+    }
+    let answer = Answer::new(reply, chat, id);
+    if !chat.stream {
+        return write_simple(out, 200, "application/json", &headers, &answer.to_json(), close).await;
+    }
+    let mut head = String::from("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\n");
+    for (k, v) in &headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if close {
+        head.push_str("connection: close\r\n");
+    }
+    head.push_str("\r\n");
+    out.write(head.as_bytes()).await?;
+    let events = answer.events(reply, chat.include_usage);
+    let mut pending = Vec::new();
+    for (i, event) in events.iter().enumerate() {
+        if reply.hang_after_events == Some(i) {
+            if !pending.is_empty() {
+                out.write(&pending).await?;
+            }
+            return Err(hang(out.socket).await);
+        }
+        let frame = format!("data: {event}\n\n");
+        let chunk = format!("{:x}\r\n{frame}\r\n", frame.len());
+        if let Some(ms) = reply.chunk_delay_ms {
+            if !pending.is_empty() {
+                out.write(&std::mem::take(&mut pending)).await?;
+            }
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            out.write(chunk.as_bytes()).await?;
+        } else {
+            pending.extend_from_slice(chunk.as_bytes());
+        }
+    }
+    pending.extend_from_slice(b"0\r\n\r\n");
+    out.write(&pending).await
+}
+
+/// Sends a recorded answer: a `curl -i` transcript (its status, headers and body bytes, framed
+/// again) or a bare event stream.
+async fn replay(out: &mut Out<'_>, path: &std::path::Path, reply: &Reply) -> Result<(), Stop> {
+    let raw = match std::fs::read(path) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let body = error_body(500, &format!("mamba-mock cannot read {}: {e}", path.display()));
+            return write_simple(out, 500, "application/json", &[], &body, true).await;
+        }
+    };
+    let (status, mut headers, body) = if raw.starts_with(b"HTTP/") {
+        let split = memchr::memmem::find(&raw, b"\r\n\r\n")
+            .map(|i| (i, 4))
+            .or_else(|| memchr::memmem::find(&raw, b"\n\n").map(|i| (i, 2)));
+        let (at, sep) = split.unwrap_or((raw.len(), 0));
+        let head = String::from_utf8_lossy(&raw[..at]).into_owned();
+        let mut lines = head.lines();
+        let status =
+            lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).unwrap_or(200u16);
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .filter(|(k, _)| {
+                !["transfer-encoding", "content-length", "connection"].contains(&k.to_ascii_lowercase().as_str())
+            })
+            .collect();
+        (status, headers, raw[(at + sep).min(raw.len())..].to_vec())
+    } else {
+        (200, vec![("content-type".to_owned(), "text/event-stream".to_owned())], raw)
+    };
+    headers.extend(reply.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let is_sse = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("content-type") && v.contains("event-stream"));
+    let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+    for (k, v) in &headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if is_sse {
+        head.push_str("transfer-encoding: chunked\r\nconnection: close\r\n\r\n");
+        out.write(head.as_bytes()).await?;
+        // One HTTP chunk per recorded event, so a chunk delay paces them like the original.
+        for piece in split_keep(&body, b"\n\n") {
+            if let Some(ms) = reply.chunk_delay_ms {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+            let mut chunk = format!("{:x}\r\n", piece.len()).into_bytes();
+            chunk.extend_from_slice(piece);
+            chunk.extend_from_slice(b"\r\n");
+            out.write(&chunk).await?;
+        }
+        if !reply.hang {
+            out.write(b"0\r\n\r\n").await?;
+        }
+        Err(Stop::Cut)
+    } else {
+        head.push_str(&format!("content-length: {}\r\nconnection: close\r\n\r\n", body.len()));
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(&body);
+        out.write(&bytes).await?;
+        Err(Stop::Cut)
+    }
+}
+
+/// Splits after each `sep`, keeping it; the remainder (if any) is the last piece.
+fn split_keep<'a>(bytes: &'a [u8], sep: &[u8]) -> Vec<&'a [u8]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while let Some(i) = memchr::memmem::find(&bytes[start..], sep) {
+        out.push(&bytes[start..start + i + sep.len()]);
+        start += i + sep.len();
+    }
+    if start < bytes.len() {
+        out.push(&bytes[start..]);
+    }
+    out
+}
