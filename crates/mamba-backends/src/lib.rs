@@ -57,12 +57,14 @@
 
 mod backend;
 mod classify;
+mod detect;
 mod error;
 mod http;
 mod openai_compat;
 mod options;
 mod preset;
 mod profile;
+mod retry;
 mod sse;
 mod stream;
 mod think;
@@ -72,12 +74,13 @@ pub use backend::{ChunkStream, ModelBackend};
 pub use error::{Error, ErrorKind};
 pub use http::{HttpClient, HttpClientBuilder};
 pub use openai_compat::{
-    create_lmstudio_backend, create_ollama_backend, create_vllm_backend, ModelInfo, OpenAICompatibleBackend,
-    OpenAICompatibleBackendBuilder,
+    create_lmstudio_backend, create_ollama_backend, create_vllm_backend, HealthReport, ModelInfo,
+    OpenAICompatibleBackend, OpenAICompatibleBackendBuilder,
 };
 pub use options::RequestOptions;
 pub use preset::{AuthStyle, FieldSupport, MaxTokensField, Preset, PresetSpec, Probe, StructuredOutput};
 pub use profile::{get_profile, get_profiles_by_provider, list_profiles, register_profile, ModelProfile};
+pub use retry::RetryPolicy;
 pub use stream::{collect, StreamAccumulator, StreamChunk, ToolCallDelta};
 pub use types::{
     Content, ContentPart, FinishReason, ImageDetail, Message, ModelResponse, ResponseFormat, Role, ToolCall,

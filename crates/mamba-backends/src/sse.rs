@@ -49,6 +49,8 @@ pub(crate) struct SseDecoder {
     skip_lf: bool,
     seen_first_byte: bool,
     at_eof: bool,
+    /// Lines that are no SSE field at all (a non-SSE body).
+    foreign_lines: usize,
 }
 
 /// Why decoding failed.
@@ -169,9 +171,15 @@ impl SseDecoder {
             match field {
                 b"data" => self.add_data(value_start, line_end),
                 b"event" => self.error_event = &self.buf[value_start..line_end] == b"error",
-                _ => {} // id, retry and unknown fields are ignored
+                b"id" | b"retry" => {}
+                _ => self.foreign_lines += 1, // ignored, as the spec says, but counted
             }
         }
+    }
+
+    /// How many lines were not SSE fields (`<html>`, a JSON body, …).
+    pub(crate) fn foreign_lines(&self) -> usize {
+        self.foreign_lines
     }
 
     fn has_data(&self) -> bool {

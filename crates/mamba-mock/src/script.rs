@@ -281,7 +281,8 @@ pub struct Reply {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chunk_chars: Option<usize>,
 
-    /// Answer with this HTTP status instead (and `body`, `headers`).
+    /// Answer with this HTTP status instead (and `body`, `headers`); a `body` without a
+    /// status is sent as is with 200.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
     /// The body of a `status` answer: JSON, or a string sent as text (default: an OpenAI-shaped

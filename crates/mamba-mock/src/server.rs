@@ -315,7 +315,8 @@ async fn chat_reply(out: &mut Out<'_>, reply: &Reply, chat: &ChatRequest, id: u6
     if let Some(path) = &reply.replay {
         return replay(out, path, reply).await;
     }
-    if let Some(status) = reply.status.filter(|s| *s != 200) {
+    if reply.status.is_some() || reply.body.is_some() {
+        let status = reply.status.unwrap_or(200);
         let (content_type, body) = match &reply.body {
             None => {
                 ("application/json", error_body(status, &format!("mock error: HTTP {status} ({})", error_type(status))))

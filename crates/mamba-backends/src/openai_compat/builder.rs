@@ -15,6 +15,7 @@ use crate::error::Error;
 use crate::http::HttpClient;
 use crate::preset::{AuthStyle, MaxTokensField, Preset};
 use crate::profile::{get_profile, ModelProfile};
+use crate::retry::RetryPolicy;
 use crate::types::{MessageWireOptions, ToolIdRule};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -46,6 +47,7 @@ pub struct OpenAICompatibleBackendBuilder {
     include_usage: Option<bool>,
     body: Map<String, Value>,
     max_response_bytes: usize,
+    retry: RetryPolicy,
 }
 
 impl fmt::Debug for OpenAICompatibleBackendBuilder {
@@ -81,6 +83,7 @@ impl OpenAICompatibleBackendBuilder {
             include_usage: None,
             body: Map::new(),
             max_response_bytes: 64 * 1024 * 1024,
+            retry: RetryPolicy::default(),
         }
     }
 
@@ -180,6 +183,13 @@ impl OpenAICompatibleBackendBuilder {
     /// [`extra`](crate::RequestOptions::extra), which overrides it).
     pub fn body_field(mut self, key: impl Into<String>, value: Value) -> Self {
         self.body.insert(key.into(), value);
+        self
+    }
+
+    /// How failed requests are retried. Default: [`RetryPolicy::default`] (3 retries,
+    /// exponential backoff with jitter, `Retry-After` honoured).
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
         self
     }
 
@@ -297,6 +307,7 @@ impl OpenAICompatibleBackendBuilder {
                 timeouts: self.timeouts,
                 think_tags: self.think_tags,
                 max_response_bytes: self.max_response_bytes,
+                retry: self.retry,
                 http,
             }),
         })

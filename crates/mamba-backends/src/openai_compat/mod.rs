@@ -1,6 +1,7 @@
 //! [`OpenAICompatibleBackend`]: one chat-completions server.
 
 mod builder;
+mod health;
 #[cfg(test)]
 mod replay_tests;
 pub(crate) mod request;
@@ -9,18 +10,22 @@ mod sse_stream;
 pub(crate) mod wire;
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_util::StreamExt;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use http::{Method, Request, Uri};
 use http_body_util::Full;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
+use tracing::Instrument;
 
 pub use builder::OpenAICompatibleBackendBuilder;
+pub use health::HealthReport;
 
 use self::request::{to_body, ChatRequest, WireConfig};
 use self::response::{parse_response, ChunkParser, EventDecoder};
@@ -32,6 +37,7 @@ use crate::http::{read_body, HttpClient};
 use crate::options::RequestOptions;
 use crate::preset::Preset;
 use crate::profile::ModelProfile;
+use crate::retry::RetryPolicy;
 use crate::types::{Message, ModelResponse};
 
 /// Error bodies are read up to this size.
@@ -68,6 +74,7 @@ pub(crate) struct Shared {
     timeouts: Timeouts,
     think_tags: bool,
     max_response_bytes: usize,
+    retry: RetryPolicy,
     http: HttpClient,
 }
 
@@ -239,7 +246,7 @@ impl Shared {
 
 async fn within<T>(
     deadline: Option<tokio::time::Instant>,
-    fut: impl std::future::Future<Output = Result<T, Error>>,
+    fut: impl Future<Output = Result<T, Error>>,
 ) -> Result<T, Error> {
     match deadline {
         Some(deadline) => match tokio::time::timeout_at(deadline, fut).await {
@@ -247,6 +254,87 @@ async fn within<T>(
             Err(_) => Err(Error::timeout("the total deadline passed")),
         },
         None => fut.await,
+    }
+}
+
+impl Shared {
+    /// Runs `attempt` until it succeeds, fails for good, or the policy gives up. A wait that
+    /// would end after the total deadline returns the error at once.
+    async fn retrying<T, F, Fut>(&self, deadline: Option<tokio::time::Instant>, mut attempt: F) -> Result<T, Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        let mut retry = 0;
+        loop {
+            let error = match attempt().await {
+                Ok(value) => return Ok(value),
+                Err(error) => error,
+            };
+            let Some(wait) = self.retry.delay(retry, &error) else { return Err(error) };
+            if deadline.is_some_and(|d| tokio::time::Instant::now() + wait >= d) {
+                return Err(error);
+            }
+            retry += 1;
+            tracing::warn!(
+                retry,
+                wait_ms = wait.as_millis() as u64,
+                error.kind = error.kind().as_str(),
+                status = error.status(),
+                "retrying after a {} error",
+                error.kind()
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    fn span(&self, options: &RequestOptions, stream: bool) -> tracing::Span {
+        tracing::info_span!(
+            "chat",
+            otel.name = %format_args!("chat {}", self.model),
+            gen_ai.operation.name = "chat",
+            gen_ai.provider.name = self.preset.name(),
+            gen_ai.request.model = %self.model,
+            gen_ai.request.max_tokens = options.max_tokens,
+            gen_ai.request.temperature = options.temperature,
+            gen_ai.request.top_p = options.top_p,
+            gen_ai.request.stream = stream,
+            server.address = self.chat_uri.host().unwrap_or(""),
+            server.port = self.chat_uri.port_u16(),
+            gen_ai.response.id = tracing::field::Empty,
+            gen_ai.response.model = tracing::field::Empty,
+            gen_ai.response.finish_reasons = tracing::field::Empty,
+            gen_ai.usage.input_tokens = tracing::field::Empty,
+            gen_ai.usage.output_tokens = tracing::field::Empty,
+            error.type = tracing::field::Empty,
+        )
+    }
+}
+
+/// Records the outcome of a request on its span.
+pub(crate) fn record_outcome(span: &tracing::Span, outcome: Result<&ModelResponse, &Error>) {
+    if span.is_disabled() {
+        return;
+    }
+    match outcome {
+        Ok(r) => {
+            if let Some(id) = &r.id {
+                span.record("gen_ai.response.id", id.as_str());
+            }
+            if let Some(model) = &r.model {
+                span.record("gen_ai.response.model", model.as_str());
+            }
+            if let Some(finish) = &r.finish_reason {
+                span.record("gen_ai.response.finish_reasons", finish.as_str());
+            }
+            if let Some(u) = r.usage {
+                span.record("gen_ai.usage.input_tokens", u.input_tokens);
+                span.record("gen_ai.usage.output_tokens", u.output_tokens);
+            }
+        }
+        Err(e) => {
+            span.record("error.type", e.kind().as_str());
+        }
     }
 }
 
@@ -267,40 +355,78 @@ impl ModelBackend for OpenAICompatibleBackend {
     async fn complete(&self, messages: &[Message], options: &RequestOptions) -> Result<ModelResponse, Error> {
         let s = &*self.shared;
         let body = s.body(messages, options, false);
-        let result = within(s.deadline(), async {
-            let response = s.post_chat(body).await?;
-            let mut body = response.into_body();
-            let bytes = read_body(&mut body, s.timeouts.idle, s.max_response_bytes).await?;
-            parse_response(bytes, s.think_tags)
-        })
-        .await;
-        result.map_err(|e| s.finish_error(e))
+        let span = s.span(options, false);
+        let deadline = s.deadline();
+        let attempt = || {
+            let body = body.clone();
+            async move {
+                let response = s.post_chat(body).await?;
+                let mut body = response.into_body();
+                let bytes = read_body(&mut body, s.timeouts.idle, s.max_response_bytes).await?;
+                parse_response(bytes, s.think_tags)
+            }
+        };
+        let result = within(deadline, s.retrying(deadline, attempt))
+            .instrument(span.clone())
+            .await
+            .map_err(|e| s.finish_error(e));
+        record_outcome(&span, result.as_ref());
+        result
     }
 
     async fn stream(&self, messages: &[Message], options: &RequestOptions) -> Result<ChunkStream, Error> {
         let s = &*self.shared;
         let body = s.body(messages, options, true);
+        let span = s.span(options, true);
         let deadline = s.deadline();
-        let response = within(deadline, s.post_chat(body)).await.map_err(|e| s.finish_error(e))?;
-        let is_json = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.trim_start().starts_with("application/json"));
-        if is_json {
-            // The server ignored `stream: true` and sent the whole answer (Prism does).
-            let whole = within(deadline, async {
-                let mut body = response.into_body();
-                let bytes = read_body(&mut body, s.timeouts.idle, s.max_response_bytes).await?;
-                parse_response(bytes, s.think_tags)
-            })
+        // An attempt lasts until the first chunk: a failure before it reaches the caller can
+        // still be retried; after it, errors are items of the stream.
+        let attempt = || {
+            let body = body.clone();
+            let span = span.clone();
+            async move {
+                let response = s.post_chat(body).await?;
+                let is_json = response
+                    .headers()
+                    .get(CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|ct| ct.trim_start().starts_with("application/json"));
+                if is_json {
+                    // The server ignored `stream: true` and sent the whole answer (Prism does).
+                    let mut body = response.into_body();
+                    let bytes = read_body(&mut body, s.timeouts.idle, s.max_response_bytes).await?;
+                    let whole = parse_response(bytes, s.think_tags)?;
+                    record_outcome(&span, Ok(&whole));
+                    let chunks = ChunkParser::from_whole(&whole);
+                    return Ok(Box::pin(futures_util::stream::iter(chunks.into_iter().map(Ok))) as ChunkStream);
+                }
+                let decoder = EventDecoder::new(s.think_tags);
+                let mut stream = SseStream::new(
+                    response.into_body(),
+                    decoder,
+                    s.timeouts.idle,
+                    deadline,
+                    Arc::clone(&self.shared),
+                    span,
+                );
+                match stream.next().await {
+                    Some(Ok(first)) => {
+                        stream.push_front(first);
+                        Ok(Box::pin(stream) as ChunkStream)
+                    }
+                    Some(Err(e)) => Err(e),
+                    None => Err(Error::stream("the stream ended without a chunk")),
+                }
+            }
+        };
+        let result = within(deadline, s.retrying(deadline, attempt))
+            .instrument(span.clone())
             .await
-            .map_err(|e| s.finish_error(e))?;
-            let chunks = ChunkParser::from_whole(&whole);
-            return Ok(Box::pin(futures_util::stream::iter(chunks.into_iter().map(Ok))));
+            .map_err(|e| s.finish_error(e));
+        if let Err(e) = &result {
+            record_outcome(&span, Err(e));
         }
-        let decoder = EventDecoder::new(s.think_tags);
-        Ok(Box::pin(SseStream::new(response.into_body(), decoder, s.timeouts.idle, deadline, Arc::clone(&self.shared))))
+        result
     }
 
     async fn health_check(&self) -> bool {

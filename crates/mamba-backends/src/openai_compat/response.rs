@@ -308,6 +308,9 @@ pub(crate) enum Step {
     NeedMore,
 }
 
+/// How many leading bytes of a stream are kept for error messages.
+const HEAD: usize = 256;
+
 /// The pure part of a stream: bytes in, chunks out. Transport and timers live in the caller,
 /// so this can be fed recorded bytes split anywhere in tests.
 #[derive(Debug)]
@@ -315,15 +318,26 @@ pub(crate) struct EventDecoder {
     sse: SseDecoder,
     parser: ChunkParser,
     input_ended: bool,
+    /// The first bytes received, to show what came when it was no event stream.
+    head: Vec<u8>,
 }
 
 impl EventDecoder {
     pub(crate) fn new(think_tags: bool) -> EventDecoder {
-        EventDecoder { sse: SseDecoder::new(), parser: ChunkParser::new(think_tags), input_ended: false }
+        EventDecoder {
+            sse: SseDecoder::new(),
+            parser: ChunkParser::new(think_tags),
+            input_ended: false,
+            head: Vec::new(),
+        }
     }
 
     /// Adds received bytes.
     pub(crate) fn push(&mut self, bytes: &[u8]) {
+        if self.head.len() < HEAD {
+            let take = (HEAD - self.head.len()).min(bytes.len());
+            self.head.extend_from_slice(&bytes[..take]);
+        }
         self.sse.push(bytes);
     }
 
@@ -360,6 +374,15 @@ impl EventDecoder {
                         return Step::Final(self.parser.finish());
                     }
                     let events = self.parser.events();
+                    if events == 0 && self.sse.foreign_lines() > 0 {
+                        let snippet = String::from_utf8_lossy(&self.head).into_owned();
+                        return Step::Failed(
+                            Error::decode(format!(
+                                "the answer to a stream request is not an event stream; it starts with {snippet:?}"
+                            ))
+                            .with_body(snippet),
+                        );
+                    }
                     let message = if events == 0 {
                         "the server closed the stream without sending any event".to_owned()
                     } else {

@@ -27,6 +27,9 @@ pub(crate) struct SseStream {
     timer: Option<Pin<Box<Sleep>>>,
     timer_armed: bool,
     shared: Arc<Shared>,
+    span: tracing::Span,
+    first: Option<StreamChunk>,
+    acc: Option<crate::stream::StreamAccumulator>,
 }
 
 impl std::fmt::Debug for SseStream {
@@ -42,7 +45,11 @@ impl SseStream {
         idle: Duration,
         deadline: Option<Instant>,
         shared: Arc<Shared>,
+        span: tracing::Span,
     ) -> SseStream {
+        // Usage and finish reason are recorded on the span at the end; that needs the chunks'
+        // totals only when someone listens.
+        let acc = (!span.is_disabled()).then(crate::stream::StreamAccumulator::new);
         SseStream {
             body,
             decoder,
@@ -53,12 +60,23 @@ impl SseStream {
             timer: None,
             timer_armed: false,
             shared,
+            span,
+            first: None,
+            acc,
         }
+    }
+
+    /// Puts a chunk back to be yielded first (the one read while the request could still be
+    /// retried).
+    pub(crate) fn push_front(&mut self, chunk: StreamChunk) {
+        self.first = Some(chunk);
     }
 
     fn fail(&mut self, error: Error) -> Poll<Option<Result<StreamChunk, Error>>> {
         self.finished = true;
-        Poll::Ready(Some(Err(self.shared.finish_error(error))))
+        let error = self.shared.finish_error(error);
+        super::record_outcome(&self.span, Err(&error));
+        Poll::Ready(Some(Err(error)))
     }
 
     fn finish_ok(&mut self, chunk: StreamChunk, cx: &mut Context<'_>) -> Poll<Option<Result<StreamChunk, Error>>> {
@@ -67,6 +85,10 @@ impl SseStream {
         // pool even when the caller drops the stream right after the final chunk.
         if !self.body_done {
             while let Poll::Ready(Some(Ok(_))) = Pin::new(&mut self.body).poll_frame(cx) {}
+        }
+        if let Some(mut acc) = self.acc.take() {
+            acc.push(&chunk);
+            super::record_outcome(&self.span, Ok(&acc.finish()));
         }
         Poll::Ready(Some(Ok(chunk)))
     }
@@ -96,12 +118,20 @@ impl Stream for SseStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
+        if let Some(first) = this.first.take() {
+            return Poll::Ready(Some(Ok(first)));
+        }
         if this.finished {
             return Poll::Ready(None);
         }
         loop {
             match this.decoder.next() {
-                Step::Chunk(chunk) => return Poll::Ready(Some(Ok(chunk))),
+                Step::Chunk(chunk) => {
+                    if let Some(acc) = &mut this.acc {
+                        acc.push(&chunk);
+                    }
+                    return Poll::Ready(Some(Ok(chunk)));
+                }
                 Step::Final(chunk) => return this.finish_ok(chunk, cx),
                 Step::Failed(error) => return this.fail(error),
                 Step::NeedMore => {}

@@ -1,6 +1,6 @@
 //! Non-streaming answers of every shape.
 
-use mamba_backends::{collect, FinishReason, Message, ModelBackend, RequestOptions, ToolCall, ToolDefinition};
+use mamba_backends::{FinishReason, Message, ModelBackend, RequestOptions, ToolCall, ToolDefinition};
 use serde_json::json;
 
 use crate::support::{RawServer, Reply};
@@ -186,7 +186,7 @@ async fn collect_equals_complete() {
     let stream_server = RawServer::fixed(Reply::sse(stream)).await;
     let complete = backend(&whole_server.url()).complete(&user(), &RequestOptions::new()).await.unwrap();
     let collected =
-        collect(backend(&stream_server.url()).stream(&user(), &RequestOptions::new()).await.unwrap()).await.unwrap();
+        crate::stream_answer(&backend(&stream_server.url()), &user(), &RequestOptions::new()).await.unwrap();
     // Everything but the raw body (kept for non-streaming answers only) is equal.
     assert!(complete.raw_body().is_some() && collected.raw_body().is_none());
     assert_eq!(collected.content, complete.content);

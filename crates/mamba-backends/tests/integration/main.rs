@@ -13,7 +13,9 @@ mod support;
 
 use std::time::Duration;
 
-use mamba_backends::{OpenAICompatibleBackend, Preset};
+use mamba_backends::{
+    collect, Message, ModelBackend, ModelResponse, OpenAICompatibleBackend, Preset, RequestOptions, RetryPolicy,
+};
 
 /// A backend for `url` with short timeouts.
 pub fn backend(url: &str) -> OpenAICompatibleBackend {
@@ -25,4 +27,15 @@ pub fn builder(url: &str) -> mamba_backends::OpenAICompatibleBackendBuilder {
         .base_url(url)
         .preset(Preset::Generic)
         .timeout(Duration::from_secs(10))
+        .retry_policy(RetryPolicy::none())
+}
+
+/// A streamed answer, collected; an error before the first chunk comes from `stream()`
+/// itself, a later one from the stream.
+pub async fn stream_answer(
+    backend: &impl ModelBackend,
+    messages: &[Message],
+    options: &RequestOptions,
+) -> Result<ModelResponse, mamba_backends::Error> {
+    collect(backend.stream(messages, options).await?).await
 }

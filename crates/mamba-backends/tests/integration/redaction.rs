@@ -1,7 +1,7 @@
 //! The API key never appears in Debug or Display of the backend, the builder, or any error,
 //! including errors whose server echoes the key back.
 
-use mamba_backends::{ErrorKind, Message, ModelBackend, OpenAICompatibleBackend, Preset, RequestOptions};
+use mamba_backends::{ErrorKind, Message, ModelBackend, OpenAICompatibleBackend, Preset, RequestOptions, RetryPolicy};
 
 use crate::support::{RawServer, Reply};
 
@@ -53,7 +53,12 @@ async fn key_never_in_any_error() {
     let mut kinds = std::collections::HashSet::new();
     for (status, body) in cases {
         let server = RawServer::fixed(Reply::json(status, &body)).await;
-        let backend = OpenAICompatibleBackend::builder("m").base_url(server.url()).api_key(KEY).build().unwrap();
+        let backend = OpenAICompatibleBackend::builder("m")
+            .base_url(server.url())
+            .api_key(KEY)
+            .retry_policy(RetryPolicy::none())
+            .build()
+            .unwrap();
         for e in [
             backend.complete(&[Message::user("hi")], &RequestOptions::new()).await.unwrap_err(),
             match backend.stream(&[Message::user("hi")], &RequestOptions::new()).await {
@@ -74,14 +79,22 @@ async fn key_never_in_any_error() {
     let server =
         RawServer::fixed(Reply::sse(&format!("data: {{\"error\":{{\"message\":\"stream error for {KEY}\"}}}}\n\n")))
             .await;
-    let backend = OpenAICompatibleBackend::builder("m").base_url(server.url()).api_key(KEY).build().unwrap();
-    let e = mamba_backends::collect(backend.stream(&[Message::user("hi")], &RequestOptions::new()).await.unwrap())
-        .await
-        .unwrap_err();
+    let backend = OpenAICompatibleBackend::builder("m")
+        .base_url(server.url())
+        .api_key(KEY)
+        .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap();
+    let e = crate::stream_answer(&backend, &[Message::user("hi")], &RequestOptions::new()).await.unwrap_err();
     assert_clean(&format!("{e} {e:?}"));
     kinds.insert(e.kind());
     // Transport errors.
-    let dead = OpenAICompatibleBackend::builder("m").base_url("http://127.0.0.1:9/v1").api_key(KEY).build().unwrap();
+    let dead = OpenAICompatibleBackend::builder("m")
+        .base_url("http://127.0.0.1:9/v1")
+        .api_key(KEY)
+        .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap();
     let e = dead.complete(&[Message::user("hi")], &RequestOptions::new()).await.unwrap_err();
     assert_clean(&format!("{e} {e:?}"));
     kinds.insert(e.kind());

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use mamba_backends::{collect, ErrorKind, FinishReason, Message, ModelBackend, RequestOptions};
+use mamba_backends::{ErrorKind, FinishReason, Message, ModelBackend, RequestOptions};
 
 use crate::support::{Part, RawServer, Reply};
 use crate::{backend, builder};
@@ -22,14 +22,14 @@ async fn stream_request_shape() {
         "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n",
     ))
     .await;
-    collect(backend(&server.url()).stream(&hi(), &RequestOptions::new()).await.unwrap()).await.unwrap();
+    crate::stream_answer(&backend(&server.url()), &hi(), &RequestOptions::new()).await.unwrap();
     let body = server.requests()[0].json();
     assert_eq!(body["stream"], true);
     assert_eq!(body["stream_options"]["include_usage"], true);
     let server =
         RawServer::fixed(Reply::sse("data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n")).await;
     let b = builder(&server.url()).include_usage(false).build().unwrap();
-    collect(b.stream(&hi(), &RequestOptions::new()).await.unwrap()).await.unwrap();
+    crate::stream_answer(&b, &hi(), &RequestOptions::new()).await.unwrap();
     assert!(server.requests()[0].json().get("stream_options").is_none());
 }
 
@@ -41,7 +41,7 @@ async fn close_delimited_stream() {
         "{EVENT}{EVENT}data: {{\"choices\":[{{\"delta\":{{}},\"finish_reason\":\"stop\"}}]}}\n\ndata: [DONE]\n\n"
     );
     let server = RawServer::fixed(Reply::sse_until_close(body.as_bytes())).await;
-    let r = collect(backend(&server.url()).stream(&hi(), &RequestOptions::new()).await.unwrap()).await.unwrap();
+    let r = crate::stream_answer(&backend(&server.url()), &hi(), &RequestOptions::new()).await.unwrap();
     assert_eq!(r.content, "tok tok ");
 }
 
@@ -50,7 +50,7 @@ async fn close_delimited_stream() {
 #[tokio::test]
 async fn empty_200_stream_is_an_error() {
     let server = RawServer::fixed(Reply::sse_pieces(&[])).await;
-    let e = collect(backend(&server.url()).stream(&hi(), &RequestOptions::new()).await.unwrap()).await.unwrap_err();
+    let e = crate::stream_answer(&backend(&server.url()), &hi(), &RequestOptions::new()).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Stream);
     assert!(e.message().contains("without sending any event"), "{e}");
 }
@@ -124,7 +124,7 @@ async fn total_deadline_bounds_a_trickling_stream() {
         .total_timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    let e = collect(b.stream(&hi(), &RequestOptions::new()).await.unwrap()).await.unwrap_err();
+    let e = crate::stream_answer(&b, &hi(), &RequestOptions::new()).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout);
     assert!(e.message().contains("total"), "{e}");
 }
@@ -150,7 +150,7 @@ async fn dropping_a_stream_closes_the_connection() {
 #[tokio::test]
 async fn error_event_with_text() {
     let server = RawServer::fixed(Reply::sse(&format!("{EVENT}event: error\ndata: upstream exploded\n\n"))).await;
-    let e = collect(backend(&server.url()).stream(&hi(), &RequestOptions::new()).await.unwrap()).await.unwrap_err();
+    let e = crate::stream_answer(&backend(&server.url()), &hi(), &RequestOptions::new()).await.unwrap_err();
     assert_eq!(e.message(), "upstream exploded");
 }
 
@@ -164,7 +164,7 @@ async fn break_after_finish_is_tolerated() {
     bytes.extend_from_slice(body);
     bytes.extend_from_slice(b"\r\n");
     let server = RawServer::fixed(Reply::raw(bytes)).await;
-    let r = collect(backend(&server.url()).stream(&hi(), &RequestOptions::new()).await.unwrap()).await.unwrap();
+    let r = crate::stream_answer(&backend(&server.url()), &hi(), &RequestOptions::new()).await.unwrap();
     assert_eq!((r.content.as_str(), r.finish_reason), ("ok", Some(FinishReason::Stop)));
 }
 
@@ -174,7 +174,7 @@ async fn break_before_finish_is_an_error() {
     let mut bytes = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n".to_vec();
     bytes.extend_from_slice(format!("{:x}\r\n{EVENT}\r\n", EVENT.len()).as_bytes());
     let server = RawServer::fixed(Reply::raw(bytes)).await;
-    let e = collect(backend(&server.url()).stream(&hi(), &RequestOptions::new()).await.unwrap()).await.unwrap_err();
+    let e = crate::stream_answer(&backend(&server.url()), &hi(), &RequestOptions::new()).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Stream);
     assert!(std::error::Error::source(&e).is_some());
 }

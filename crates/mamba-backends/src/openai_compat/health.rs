@@ -1,0 +1,162 @@
+//! [`OpenAICompatibleBackend::health`]: reachability, authentication, readiness, the model
+//! list, the server's kind and the latency.
+
+use std::time::{Duration, Instant};
+
+use http::{Method, Uri};
+use serde::Serialize;
+
+use super::{parse_models, OpenAICompatibleBackend, Shared};
+use crate::detect;
+use crate::http::read_body;
+use crate::preset::{Preset, Probe};
+
+/// What [`OpenAICompatibleBackend::health`] found.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct HealthReport {
+    /// The server answered `GET {base_url}/models` (with any status).
+    pub reachable: bool,
+    /// That answer's status.
+    pub status: Option<u16>,
+    /// Time to that answer's headers.
+    #[serde(rename = "latency_ms", serialize_with = "millis")]
+    pub latency: Option<Duration>,
+    /// `Some(false)` when the server rejected the key (401, 403); `None` when unknown.
+    pub authenticated: Option<bool>,
+    /// The server's readiness probe: `Some(false)` while it loads or starts (503).
+    pub ready: Option<bool>,
+    /// Whether the backend's model is in the list; `None` when no list was served.
+    pub model_listed: Option<bool>,
+    /// The model ids the server lists.
+    pub models: Vec<String>,
+    /// The kind of server, when it could be told from its answers.
+    #[serde(serialize_with = "preset_name")]
+    pub server_kind: Option<Preset>,
+    /// What went wrong, when something did.
+    pub error: Option<String>,
+}
+
+fn millis<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_some(&(d.as_secs_f64() * 1000.0)),
+        None => s.serialize_none(),
+    }
+}
+
+fn preset_name<S: serde::Serializer>(p: &Option<Preset>, s: S) -> Result<S::Ok, S::Error> {
+    match p {
+        Some(p) => s.serialize_some(p.name()),
+        None => s.serialize_none(),
+    }
+}
+
+impl HealthReport {
+    /// Reachable, not rejecting the key, and not loading. (A model missing from the list is
+    /// reported but not counted: llama.cpp and others answer any model name.)
+    pub fn is_healthy(&self) -> bool {
+        self.reachable && self.authenticated != Some(false) && self.ready != Some(false)
+    }
+}
+
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl Shared {
+    fn root_uri(&self, path: &str) -> Option<Uri> {
+        let scheme = self.chat_uri.scheme_str()?;
+        let authority = self.chat_uri.authority()?;
+        format!("{scheme}://{authority}{path}").parse().ok()
+    }
+
+    /// GET with a short timeout; the status and up to 64 KiB of body.
+    async fn probe(&self, uri: &Uri) -> Option<(u16, Vec<u8>)> {
+        let fut = async {
+            let response = self.send(self.request(Method::GET, uri, None)).await.ok()?;
+            let status = response.status().as_u16();
+            let mut body = response.into_body();
+            let bytes = read_body(&mut body, PROBE_TIMEOUT, 64 * 1024).await.ok()?;
+            Some((status, bytes.to_vec()))
+        };
+        tokio::time::timeout(PROBE_TIMEOUT, fut).await.ok().flatten()
+    }
+}
+
+impl OpenAICompatibleBackend {
+    /// Checks the server in detail: `GET {base_url}/models` (reachability, status, latency,
+    /// key, model list), the preset's readiness probe, and probes that identify the kind of
+    /// server (Ollama, vLLM, llama.cpp, LM Studio, SGLang, TGI, LocalAI, LiteLLM). Never fails:
+    /// problems are in the report.
+    pub async fn health(&self) -> HealthReport {
+        let s = &*self.shared;
+        let mut report = HealthReport::default();
+        let started = Instant::now();
+        let response = match s.get(&s.models_uri).await {
+            Ok(response) => response,
+            Err(e) => {
+                report.error = Some(s.finish_error(e).to_string());
+                return report;
+            }
+        };
+        report.reachable = true;
+        report.latency = Some(started.elapsed());
+        let status = response.status().as_u16();
+        report.status = Some(status);
+        let headers = response.headers().clone();
+        let mut body = response.into_body();
+        let bytes = read_body(&mut body, s.timeouts.idle, s.max_response_bytes).await.unwrap_or_default();
+        match status {
+            200..=299 => {
+                report.authenticated = Some(true);
+                if let Ok(models) = parse_models(&bytes) {
+                    report.models = models.into_iter().map(|m| m.id).collect();
+                    if !report.models.is_empty() {
+                        report.model_listed = Some(report.models.contains(&s.model));
+                    }
+                }
+            }
+            401 | 403 => {
+                report.authenticated = Some(false);
+                report.error = Some(format!("the server rejected the API key (HTTP {status})"));
+            }
+            503 => {
+                report.ready = Some(false);
+                report.error = Some("the server is not ready (HTTP 503)".to_owned());
+            }
+            _ => {}
+        }
+        report.server_kind = detect::from_models(&headers, &bytes);
+        if report.server_kind.is_none() && s.chat_uri.host().is_some_and(is_local) {
+            for (path, preset, check) in detect::PROBES {
+                let Some(uri) = s.root_uri(path) else { continue };
+                if let Some((200, body)) = s.probe(&uri).await {
+                    if serde_json::from_slice(&body).is_ok_and(|v| check(&v)) {
+                        report.server_kind = Some(*preset);
+                        break;
+                    }
+                }
+            }
+        }
+        // Readiness: the probe of the configured preset, else of the detected one.
+        let preset = if s.preset == Preset::Generic { report.server_kind.unwrap_or(Preset::Generic) } else { s.preset };
+        if let Probe::Root(path) = preset.spec().probe {
+            if let Some(uri) = s.root_uri(path) {
+                match s.probe(&uri).await {
+                    Some((200..=299, _)) => report.ready = report.ready.or(Some(true)),
+                    Some((503, _)) => {
+                        report.ready = Some(false);
+                        report.error.get_or_insert_with(|| format!("{path} says the server is not ready (HTTP 503)"));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        report
+    }
+}
+
+fn is_local(host: &str) -> bool {
+    matches!(host, "localhost" | "127.0.0.1" | "::1" | "[::1]" | "0.0.0.0")
+        || host.starts_with("127.")
+        || host.starts_with("192.168.")
+        || host.starts_with("10.")
+}

@@ -1,0 +1,128 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Chat with any OpenAI-compatible server: OpenAI, Ollama, vLLM, llama.cpp, LM Studio, LiteLLM,
+/// OpenRouter, Groq, DeepSeek, Mistral, Azure and more.
+///
+/// With no server configured, `mamba-llm chat` looks for one on this machine (Ollama, LM
+/// Studio, vLLM, llama.cpp) and otherwise answers with its built-in mock server.
+#[derive(Debug, Parser)]
+#[command(name = "mamba-llm", version, about, long_about = None, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Ask a model; the answer streams to stdout. Without PROMPT: a conversation when stdin is
+    /// a terminal, else stdin is the prompt.
+    Chat(ChatArgs),
+    /// Check a server: reachable, authenticated, model listed, latency. Exit 0 when healthy.
+    Health(ConnArgs),
+    /// List the server's models.
+    Models(ModelsArgs),
+    /// Show model profiles (context window, output limit, capabilities, prices).
+    Profiles(ProfilesArgs),
+    /// List the server presets and their default URLs.
+    Presets,
+    /// Run the mock OpenAI-compatible server until interrupted.
+    Mock(MockArgs),
+}
+
+/// Where to connect.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct ConnArgs {
+    /// Model id [env: MAMBA_MODEL].
+    #[arg(short, long)]
+    pub(crate) model: Option<String>,
+    /// Server kind: its default URL, auth and quirks (see `mamba-llm presets`).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) preset: Option<String>,
+    /// API base URL, e.g. http://localhost:8000/v1 [env: MAMBA_BASE_URL, OPENAI_BASE_URL].
+    #[arg(long, value_name = "URL")]
+    pub(crate) base_url: Option<String>,
+    /// Read the API key from this environment variable (default: MAMBA_API_KEY, then
+    /// OPENAI_API_KEY).
+    #[arg(long, value_name = "VAR")]
+    pub(crate) api_key_env: Option<String>,
+    /// Connect, response and idle timeout in seconds.
+    #[arg(long, value_name = "SECS")]
+    pub(crate) timeout: Option<f64>,
+    /// Retries of failed requests (rate limits, overload, 5xx, connection errors).
+    #[arg(long, value_name = "N")]
+    pub(crate) retries: Option<u32>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ChatArgs {
+    /// The user message. Without it: a conversation on a terminal, else stdin.
+    pub(crate) prompt: Option<String>,
+    #[command(flatten)]
+    pub(crate) conn: ConnArgs,
+    /// A system message.
+    #[arg(short, long, value_name = "TEXT")]
+    pub(crate) system: Option<String>,
+    /// Sampling temperature.
+    #[arg(short, long, value_name = "F")]
+    pub(crate) temperature: Option<f64>,
+    /// Longest answer in tokens.
+    #[arg(long, value_name = "N")]
+    pub(crate) max_tokens: Option<u32>,
+    /// Tools the model may call: a JSON array in the OpenAI `tools` format.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) tools: Option<PathBuf>,
+    /// auto, none, required, or a function name.
+    #[arg(long, value_name = "CHOICE")]
+    pub(crate) tool_choice: Option<String>,
+    /// `json` for any JSON object, `json-schema:FILE` for a schema.
+    #[arg(long, value_name = "FORMAT")]
+    pub(crate) response_format: Option<String>,
+    /// A request body field, merged in last (repeatable). A value that is not JSON is sent as
+    /// a string.
+    #[arg(long, value_name = "KEY=JSON")]
+    pub(crate) extra: Vec<String>,
+    /// Wait for the whole answer instead of streaming it.
+    #[arg(long)]
+    pub(crate) no_stream: bool,
+    /// Print the model's reasoning (dimmed on a terminal, else to stderr).
+    #[arg(long)]
+    pub(crate) show_reasoning: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ModelsArgs {
+    #[command(flatten)]
+    pub(crate) conn: ConnArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ProfilesArgs {
+    /// Show the profile this model gets (longest matching prefix).
+    pub(crate) model: Option<String>,
+    /// Only this provider's profiles (openai, anthropic, meta, qwen, …).
+    #[arg(long, value_name = "P")]
+    pub(crate) provider: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MockArgs {
+    /// Port on 127.0.0.1 (default: a free one).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) port: u16,
+    /// A JSON script of rules and replies (see the mamba-mock README).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) script: Option<PathBuf>,
+    /// Require this API key.
+    #[arg(long, value_name = "KEY")]
+    pub(crate) api_key: Option<String>,
+}

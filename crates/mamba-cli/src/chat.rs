@@ -1,0 +1,221 @@
+//! `mamba-llm chat`.
+
+use std::io::{IsTerminal, Read};
+
+use futures_util::StreamExt;
+use mamba_backends::{
+    Message, ModelBackend, ModelResponse, OpenAICompatibleBackend, RequestOptions, ResponseFormat, StreamAccumulator,
+    ToolChoice, ToolDefinition,
+};
+use serde_json::Value;
+use tokio::io::AsyncBufReadExt;
+
+use crate::args::ChatArgs;
+use crate::connect::{connect, Source};
+use crate::output::{line, note, response_json, CliError, Printer};
+
+/// Builds the request options from the flags.
+pub(crate) fn options(args: &ChatArgs) -> Result<RequestOptions, CliError> {
+    let mut options = RequestOptions::new();
+    if let Some(t) = args.temperature {
+        options = options.temperature(t);
+    }
+    if let Some(n) = args.max_tokens {
+        options = options.max_tokens(n);
+    }
+    if let Some(path) = &args.tools {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| CliError::Usage(format!("--tools {}: {e}", path.display())))?;
+        let tools: Vec<ToolDefinition> = serde_json::from_str(&text).map_err(|e| {
+            CliError::Usage(format!("--tools {}: not a JSON array of OpenAI tools: {e}", path.display()))
+        })?;
+        options = options.tools(tools);
+    }
+    if let Some(choice) = &args.tool_choice {
+        options = options.tool_choice(match choice.as_str() {
+            "auto" => ToolChoice::Auto,
+            "none" => ToolChoice::None,
+            "required" => ToolChoice::Required,
+            "" => return Err(CliError::Usage("--tool-choice needs auto, none, required or a function name".into())),
+            name => ToolChoice::Function(name.to_owned()),
+        });
+    }
+    if let Some(format) = &args.response_format {
+        options = options.response_format(match format.as_str() {
+            "json" | "json_object" | "json-object" => ResponseFormat::JsonObject,
+            "text" => ResponseFormat::Text,
+            other => match other.strip_prefix("json-schema:").or_else(|| other.strip_prefix("json_schema:")) {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .map_err(|e| CliError::Usage(format!("--response-format json-schema:{path}: {e}")))?;
+                    let schema: Value = serde_json::from_str(&text)
+                        .map_err(|e| CliError::Usage(format!("--response-format json-schema:{path}: not JSON: {e}")))?;
+                    let name = std::path::Path::new(path)
+                        .file_stem()
+                        .and_then(|s| s.to_str())
+                        .filter(|s| !s.is_empty())
+                        .unwrap_or("response")
+                        .to_owned();
+                    ResponseFormat::json_schema(name, schema)
+                }
+                None => {
+                    return Err(CliError::Usage(format!(
+                        "--response-format {other:?}: use `json` or `json-schema:FILE`"
+                    )))
+                }
+            },
+        });
+    }
+    for pair in &args.extra {
+        let Some((key, value)) = pair.split_once('=') else {
+            return Err(CliError::Usage(format!("--extra {pair:?}: expected KEY=JSON")));
+        };
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(CliError::Usage(format!("--extra {pair:?}: the key is empty")));
+        }
+        let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()));
+        options = options.extra(key, value);
+    }
+    Ok(options)
+}
+
+pub(crate) async fn run(args: ChatArgs) -> Result<(), CliError> {
+    let options = options(&args)?;
+    let stdin_is_tty = std::io::stdin().is_terminal();
+    let prompt = match &args.prompt {
+        Some(prompt) => Some(prompt.clone()),
+        None if stdin_is_tty => None,
+        None => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| CliError::Usage(format!("cannot read stdin: {e}")))?;
+            let text = text.trim().to_owned();
+            if text.is_empty() {
+                return Err(CliError::Usage("no prompt: give one as an argument or on stdin".into()));
+            }
+            Some(text)
+        }
+    };
+    let conn = connect(&args.conn, true).await?;
+    if let Source::Local(name) = &conn.source {
+        note(&format!("mamba-llm: using {name} at {} (model {})", conn.backend.base_url(), conn.backend.model()));
+    }
+    let mut history = Vec::new();
+    if let Some(system) = &args.system {
+        history.push(Message::system(system));
+    }
+    match prompt {
+        Some(prompt) => {
+            history.push(Message::user(prompt));
+            let response = answer(&conn.backend, &history, &options, &args).await?;
+            if args.conn.json {
+                line(&response_json(&response))?;
+            }
+            Ok(())
+        }
+        None => repl(&conn.backend, history, &options, &args).await,
+    }
+}
+
+/// One answer, printed as it arrives (unless `--json`).
+async fn answer(
+    backend: &OpenAICompatibleBackend,
+    history: &[Message],
+    options: &RequestOptions,
+    args: &ChatArgs,
+) -> Result<ModelResponse, CliError> {
+    let json = args.conn.json;
+    let mut printer = Printer::new(args.show_reasoning);
+    if args.no_stream {
+        let response = backend.complete(history, options).await?;
+        if !json {
+            printer.reasoning(response.reasoning.as_deref().unwrap_or(""))?;
+            printer.content(&response.content)?;
+            printer.finish(&response)?;
+        }
+        return Ok(response);
+    }
+    let mut stream = backend.stream(history, options).await?;
+    let mut acc = StreamAccumulator::new();
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(chunk) => {
+                if !json {
+                    printer.reasoning(&chunk.reasoning)?;
+                    printer.content(&chunk.content)?;
+                }
+                acc.push(&chunk);
+            }
+            Err(e) => {
+                if !json {
+                    printer.interrupt();
+                }
+                return Err(CliError::Backend(e));
+            }
+        }
+    }
+    let response = acc.finish();
+    if !json {
+        printer.finish(&response)?;
+    }
+    Ok(response)
+}
+
+async fn repl(
+    backend: &OpenAICompatibleBackend,
+    mut history: Vec<Message>,
+    options: &RequestOptions,
+    args: &ChatArgs,
+) -> Result<(), CliError> {
+    note(&format!(
+        "mamba-llm: chatting with {} at {}. /reset starts over, /exit or Ctrl-D quits.",
+        backend.model(),
+        backend.base_url()
+    ));
+    let system = history.clone();
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    loop {
+        {
+            use std::io::Write;
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "> ");
+            let _ = err.flush();
+        }
+        let Ok(Some(input)) = lines.next_line().await else {
+            note("");
+            return Ok(());
+        };
+        let input = input.trim();
+        match input {
+            "" => continue,
+            "/exit" | "/quit" => return Ok(()),
+            "/reset" => {
+                history.clone_from(&system);
+                note("mamba-llm: conversation cleared.");
+                continue;
+            }
+            _ => {}
+        }
+        history.push(Message::user(input));
+        match answer(backend, &history, options, args).await {
+            Ok(response) => {
+                if args.conn.json {
+                    line(&response_json(&response))?;
+                }
+                history.push(response.to_message());
+                // Tools cannot run here; tell the model so the history stays valid.
+                for call in &response.tool_calls {
+                    history
+                        .push(Message::tool(&call.id, "error: mamba-llm cannot run tools; answer without this tool"));
+                }
+            }
+            Err(CliError::BrokenPipe) => return Err(CliError::BrokenPipe),
+            Err(e) => {
+                crate::output::report(&e, args.conn.json);
+                history.pop();
+            }
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Finding the server: flags, environment, preset, a local server, or the built-in mock.
+
+use std::time::Duration;
+
+use mamba_backends::{ModelBackend, OpenAICompatibleBackend, Preset, RetryPolicy};
+use mamba_mock::MockServer;
+
+use crate::args::ConnArgs;
+use crate::output::CliError;
+
+/// Local servers tried when nothing is configured, in order of preference.
+const LOCAL_SERVERS: [(Preset, u16, &str); 4] = [
+    (Preset::Ollama, 11434, "Ollama"),
+    (Preset::LmStudio, 1234, "LM Studio"),
+    (Preset::Vllm, 8000, "vLLM"),
+    (Preset::LlamaCpp, 8080, "llama.cpp"),
+];
+
+/// How the server was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// `--base-url`, the environment or `--preset`.
+    Configured,
+    /// A server found on a local port.
+    Local(&'static str),
+    /// The built-in mock.
+    Mock,
+}
+
+/// A backend ready to use, and the mock server behind it when there is one.
+pub(crate) struct Connection {
+    pub(crate) backend: OpenAICompatibleBackend,
+    pub(crate) source: Source,
+    /// Keeps the in-process mock alive as long as the connection.
+    pub(crate) _mock: Option<MockServer>,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn parse_preset(name: &str) -> Result<Preset, CliError> {
+    Preset::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = Preset::ALL.iter().map(|p| p.name()).collect();
+        CliError::Usage(format!("unknown preset {name:?}; known presets: {}", names.join(", ")))
+    })
+}
+
+fn timeout_of(conn: &ConnArgs) -> Result<Option<Duration>, CliError> {
+    match conn.timeout {
+        None => Ok(None),
+        Some(secs) if secs.is_finite() && secs > 0.0 => Ok(Some(Duration::from_secs_f64(secs))),
+        Some(secs) => Err(CliError::Usage(format!("--timeout must be a positive number of seconds, not {secs}"))),
+    }
+}
+
+fn api_key(conn: &ConnArgs) -> Result<Option<String>, CliError> {
+    match &conn.api_key_env {
+        Some(var) => match env(var) {
+            Some(key) => Ok(Some(key)),
+            None => Err(CliError::Usage(format!("--api-key-env {var}: the environment variable {var} is not set"))),
+        },
+        None => Ok(env("MAMBA_API_KEY").or_else(|| env("OPENAI_API_KEY"))),
+    }
+}
+
+/// The ports probed for local servers (`MAMBA_LOCAL_PORTS=a,b,c,d` replaces them, for tests).
+fn local_servers() -> Vec<(Preset, u16, &'static str)> {
+    let Some(ports) = env("MAMBA_LOCAL_PORTS") else { return LOCAL_SERVERS.to_vec() };
+    LOCAL_SERVERS
+        .iter()
+        .zip(ports.split(','))
+        .filter_map(|((preset, _, name), port)| port.trim().parse().ok().map(|port| (*preset, port, *name)))
+        .collect()
+}
+
+async fn is_live(port: u16) -> bool {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let connected = tokio::time::timeout(Duration::from_millis(250), tokio::net::TcpStream::connect(addr)).await;
+    if !matches!(connected, Ok(Ok(_))) {
+        return false;
+    }
+    let Ok(backend) = OpenAICompatibleBackend::builder("probe")
+        .base_url(format!("http://127.0.0.1:{port}/v1"))
+        .timeout(Duration::from_millis(600))
+        .retry_policy(RetryPolicy::none())
+        .build()
+    else {
+        return false;
+    };
+    backend.health_check().await
+}
+
+/// Builds the backend for `conn`. With nothing configured: a local server, else (when
+/// `allow_mock`) the built-in mock, announced on stderr.
+pub(crate) async fn connect(conn: &ConnArgs, allow_mock: bool) -> Result<Connection, CliError> {
+    let preset = conn.preset.as_deref().map(parse_preset).transpose()?;
+    let configured_url = conn.base_url.clone().or_else(|| env("MAMBA_BASE_URL")).or_else(|| env("OPENAI_BASE_URL"));
+    let model_flag = conn.model.clone().or_else(|| env("MAMBA_MODEL"));
+    let key = api_key(conn)?;
+
+    let (base_url, preset, source, mock) = match (configured_url, preset) {
+        (Some(url), preset) => (url, preset.unwrap_or_default(), Source::Configured, None),
+        (None, Some(preset)) => (preset.base_url().to_owned(), preset, Source::Configured, None),
+        (None, None) => {
+            let candidates = local_servers();
+            let live = futures_util::future::join_all(candidates.iter().map(|(_, port, _)| is_live(*port))).await;
+            match candidates.iter().zip(live).find(|(_, live)| *live) {
+                Some(((preset, port, name), _)) => {
+                    (format!("http://127.0.0.1:{port}/v1"), *preset, Source::Local(name), None)
+                }
+                None if allow_mock => {
+                    let server = MockServer::start()
+                        .await
+                        .map_err(|e| CliError::Other(format!("could not start the built-in mock server: {e}")))?;
+                    let names: Vec<String> =
+                        candidates.iter().map(|(_, port, name)| format!("{name} :{port}")).collect();
+                    eprintln!(
+                        "mamba-llm: no server configured and none found on localhost ({}); answering with the built-in mock server at {}, which echoes your message. Set --base-url or MAMBA_BASE_URL to use a real server.",
+                        names.join(", "),
+                        server.base_url()
+                    );
+                    (server.base_url(), Preset::Generic, Source::Mock, Some(server))
+                }
+                None => {
+                    let names: Vec<String> =
+                        candidates.iter().map(|(_, port, name)| format!("{name} :{port}")).collect();
+                    return Err(CliError::Other(format!(
+                        "no server configured (--base-url, MAMBA_BASE_URL, --preset) and none found on localhost ({})",
+                        names.join(", ")
+                    )));
+                }
+            }
+        }
+    };
+
+    let build = |model: &str| -> Result<OpenAICompatibleBackend, CliError> {
+        let mut builder = OpenAICompatibleBackend::builder(model).preset(preset).base_url(&base_url);
+        if let Some(key) = &key {
+            builder = builder.api_key(key);
+        }
+        if let Some(timeout) = timeout_of(conn)? {
+            builder = builder.timeout(timeout);
+        }
+        if let Some(retries) = conn.retries {
+            builder = builder.retry_policy(RetryPolicy::default().max_retries(retries));
+        }
+        builder.build().map_err(CliError::Backend)
+    };
+
+    let model = match (model_flag, &source) {
+        (Some(model), _) => model,
+        (None, Source::Mock) => "mock-model".to_owned(),
+        (None, _) => {
+            // Ask the server which models it has; hosted services get a sensible default.
+            let probe = build("")?;
+            match tokio::time::timeout(Duration::from_secs(5), probe.list_models()).await {
+                Ok(Ok(models)) if !models.is_empty() => models[0].id.clone(),
+                _ => default_model(preset).to_owned(),
+            }
+        }
+    };
+    Ok(Connection { backend: build(&model)?, source, _mock: mock })
+}
+
+fn default_model(preset: Preset) -> &'static str {
+    match preset {
+        Preset::Ollama => "llama3.2",
+        Preset::LmStudio => "local-model",
+        Preset::Groq => "llama-3.3-70b-versatile",
+        Preset::DeepSeek => "deepseek-chat",
+        Preset::Mistral => "mistral-small-latest",
+        Preset::OpenRouter => "openai/gpt-4o-mini",
+        _ => "gpt-4o-mini",
+    }
+}

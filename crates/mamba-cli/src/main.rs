@@ -1,0 +1,63 @@
+//! `mamba-llm`: chat with any OpenAI-compatible server.
+
+#![allow(clippy::print_stderr)]
+
+mod args;
+mod chat;
+mod commands;
+mod connect;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command};
+use crate::output::{report, CliError};
+
+fn main() -> ExitCode {
+    // No Rust panic message or backtrace reaches the user: one line, as for any failure.
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".to_owned());
+        eprintln!("mamba-llm: internal error: {message}");
+    }));
+    let cli = Cli::parse();
+    let json = match &cli.command {
+        Command::Chat(a) => a.conn.json,
+        Command::Health(c) => c.json,
+        Command::Models(a) => a.conn.json,
+        Command::Profiles(a) => a.json,
+        Command::Presets | Command::Mock(_) => false,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("mamba-llm: error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result: Result<(), CliError> = runtime.block_on(async move {
+        match cli.command {
+            Command::Chat(args) => chat::run(args).await,
+            Command::Health(conn) => commands::health(conn).await,
+            Command::Models(args) => commands::models(args).await,
+            Command::Profiles(args) => commands::profiles(args),
+            Command::Presets => commands::presets(),
+            Command::Mock(args) => commands::mock(args).await,
+        }
+    });
+    // Pending connections of the in-process mock must not keep the process alive.
+    runtime.shutdown_background();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            report(&e, json);
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

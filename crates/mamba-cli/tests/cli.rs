@@ -1,0 +1,457 @@
+//! End-to-end tests of the `mamba-llm` binary against the mock server.
+
+#![allow(clippy::unwrap_used)]
+
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use mamba_mock::{Match, MockServer, Reply, Script};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_mamba-llm");
+
+/// A port nothing listens on.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// The binary with a clean environment: no inherited keys or URLs, and local probing pointed
+/// at closed ports.
+fn cmd() -> Command {
+    let mut c = Command::new(BIN);
+    for var in ["MAMBA_BASE_URL", "OPENAI_BASE_URL", "MAMBA_API_KEY", "OPENAI_API_KEY", "MAMBA_MODEL", "NO_COLOR"] {
+        c.env_remove(var);
+    }
+    let ports: Vec<String> = (0..4).map(|_| closed_port().to_string()).collect();
+    c.env("MAMBA_LOCAL_PORTS", ports.join(","));
+    c.stdin(Stdio::null());
+    c.kill_on_drop(true);
+    c
+}
+
+async fn run(c: &mut Command) -> Output {
+    tokio::time::timeout(Duration::from_secs(60), c.output()).await.expect("mamba-llm did not finish").unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+async fn chat_with(server: &MockServer, args: &[&str]) -> Output {
+    run(cmd().arg("chat").arg("--base-url").arg(server.base_url()).arg("--retries").arg("0").args(args)).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn streams_the_answer() {
+    let server =
+        MockServer::start_with(Script::new().always(Reply::text("The capital of France is Paris."))).await.unwrap();
+    let o = chat_with(&server, &["What is the capital of France?"]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "The capital of France is Paris.\n");
+    let body = server.chat_requests()[0].json.clone().unwrap();
+    assert_eq!(body["stream"], true);
+    assert_eq!(body["messages"], json!([{"role": "user", "content": "What is the capital of France?"}]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_stream_and_system_and_options() {
+    let server = MockServer::start().await.unwrap();
+    let o = chat_with(&server, &["--no-stream", "-s", "Be brief.", "-t", "0.2", "--max-tokens", "9", "-m", "m1", "hi"])
+        .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "hi\n");
+    let body = server.chat_requests()[0].json.clone().unwrap();
+    assert!(body.get("stream").is_none());
+    assert_eq!(body["model"], "m1");
+    assert_eq!(body["temperature"], 0.2);
+    assert_eq!(body["max_tokens"], 9);
+    assert_eq!(body["messages"][0], json!({"role": "system", "content": "Be brief."}));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_answer_shape() {
+    let script = Script::new().always(Reply::text("Paris").reasoning("capital of France").usage(12, 3));
+    let server = MockServer::start_with(script).await.unwrap();
+    for extra in [&[][..], &["--no-stream"][..]] {
+        let mut args = vec!["--json", "-m", "m1"];
+        args.extend_from_slice(extra);
+        args.push("q");
+        let o = chat_with(&server, &args).await;
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        assert_eq!(
+            v,
+            json!({"content": "Paris", "reasoning": "capital of France", "tool_calls": [],
+                   "usage": {"input_tokens": 12, "output_tokens": 3, "total_tokens": 15},
+                   "model": "m1", "finish_reason": "stop"})
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tools_file_and_tool_calls() {
+    let dir = std::env::temp_dir().join(format!("mamba-cli-tools-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let tools = dir.join("tools.json");
+    std::fs::write(
+        &tools,
+        json!([{"type": "function", "function": {"name": "get_weather", "description": "Weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]).to_string(),
+    )
+    .unwrap();
+    let server =
+        MockServer::start_with(Script::new().always(Reply::tool_call("get_weather", json!({"city": "Paris"}))))
+            .await
+            .unwrap();
+    let o = chat_with(&server, &["--tools", tools.to_str().unwrap(), "--tool-choice", "get_weather", "weather?"]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "[tool call call_1] get_weather({\"city\":\"Paris\"})\n");
+    let body = server.chat_requests()[0].json.clone().unwrap();
+    assert_eq!(body["tools"][0]["function"]["name"], "get_weather");
+    assert_eq!(body["tool_choice"], json!({"type": "function", "function": {"name": "get_weather"}}));
+    let o = chat_with(&server, &["--json", "--tools", tools.to_str().unwrap(), "weather?"]).await;
+    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["tool_calls"], json!([{"id": "call_1", "name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}]));
+    assert_eq!(v["finish_reason"], "tool_calls");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn extra_fields_and_response_format() {
+    let dir = std::env::temp_dir().join(format!("mamba-cli-schema-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let schema = dir.join("answer.json");
+    std::fs::write(&schema, r#"{"type":"object","properties":{"a":{"type":"string"}}}"#).unwrap();
+    let server = MockServer::start().await.unwrap();
+    let fmt = format!("json-schema:{}", schema.display());
+    let o = chat_with(
+        &server,
+        &[
+            "--extra",
+            "top_k=40",
+            "--extra",
+            "user=alice",
+            "--extra",
+            "logit_bias={\"1\":2}",
+            "--response-format",
+            &fmt,
+            "x",
+        ],
+    )
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let body = server.chat_requests()[0].json.clone().unwrap();
+    assert_eq!(body["top_k"], 40);
+    assert_eq!(body["user"], "alice");
+    assert_eq!(body["logit_bias"], json!({"1": 2}));
+    assert_eq!(body["response_format"]["type"], "json_schema");
+    assert_eq!(body["response_format"]["json_schema"]["name"], "answer");
+    let o = chat_with(&server, &["--response-format", "json", "x"]).await;
+    assert!(o.status.success());
+    assert_eq!(server.chat_requests()[1].json.clone().unwrap()["response_format"], json!({"type": "json_object"}));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn environment_variables() {
+    let server = MockServer::builder().api_key("sk-env-key").start().await.unwrap();
+    let o = run(cmd()
+        .args(["chat", "--retries", "0", "hello"])
+        .env("MAMBA_BASE_URL", server.base_url())
+        .env("MAMBA_API_KEY", "sk-env-key")
+        .env("MAMBA_MODEL", "env-model"))
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let req = &server.chat_requests()[0];
+    assert_eq!(req.header("authorization"), Some("Bearer sk-env-key"));
+    assert_eq!(req.json.as_ref().unwrap()["model"], "env-model");
+    // OPENAI_* as the fallback names.
+    let o = run(cmd()
+        .args(["chat", "--retries", "0", "hello"])
+        .env("OPENAI_BASE_URL", server.base_url())
+        .env("OPENAI_API_KEY", "sk-env-key"))
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    // --api-key-env names the variable.
+    let o = run(cmd()
+        .args(["chat", "--retries", "0", "--api-key-env", "MY_KEY", "--base-url", &server.base_url(), "hello"])
+        .env("MY_KEY", "sk-env-key"))
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(cmd().args(["chat", "--api-key-env", "UNSET_VAR_X", "--base-url", &server.base_url(), "hello"])).await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    // The wrong key: an authentication failure, exit 1.
+    let o = run(cmd()
+        .args(["chat", "--retries", "0", "hello"])
+        .env("MAMBA_BASE_URL", server.base_url())
+        .env("MAMBA_API_KEY", "sk-wrong"))
+    .await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("authentication (HTTP 401)"), "{}", stderr(&o));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fallback_to_the_builtin_mock() {
+    let o = run(cmd().args(["chat", "Hello"])).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "Hello\n");
+    assert!(stderr(&o).contains("built-in mock server"), "{}", stderr(&o));
+    let o = run(cmd().args(["chat", "--json", "Hello"])).await;
+    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["content"], "Hello");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fallback_finds_a_local_server() {
+    let server = MockServer::start_with(Script::new().always(Reply::text("from the local server"))).await.unwrap();
+    let port = server.addr().port();
+    let ports = format!("{},{},{},{}", closed_port(), port, closed_port(), closed_port());
+    let o = run(cmd().args(["chat", "hi"]).env("MAMBA_LOCAL_PORTS", ports)).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "from the local server\n");
+    assert!(stderr(&o).contains("using LM Studio"), "{}", stderr(&o));
+    // The model came from the server's list.
+    assert_eq!(server.chat_requests()[0].json.as_ref().unwrap()["model"], "mock-model");
+}
+
+/// Each failure kind as `--json` and as one stderr line, exit 1.
+#[tokio::test(flavor = "multi_thread")]
+async fn json_failures_by_kind() {
+    let script = Script::new()
+        .on(Match::contains("auth"), Reply::status(401))
+        .on(Match::contains("rate"), Reply::status(429).header("retry-after", "7"))
+        .on(
+            Match::contains("quota"),
+            Reply::status(429)
+                .body(json!({"error": {"message": "You exceeded your current quota", "code": "insufficient_quota"}})),
+        )
+        .on(
+            Match::contains("missing"),
+            Reply::status(404).body(json!({"error": {"message": "The model `x` does not exist."}})),
+        )
+        .on(
+            Match::contains("long"),
+            Reply::status(400).body(json!({"error": {"message": "This model's maximum context length is 8 tokens."}})),
+        )
+        .on(
+            Match::contains("invalid"),
+            Reply::status(422)
+                .body(json!({"detail": [{"loc": ["body", "n"], "msg": "Extra inputs are not permitted"}]})),
+        )
+        .on(
+            Match::contains("loading"),
+            Reply::status(503).body(json!({"error": {"message": "Loading model", "type": "unavailable_error"}})),
+        )
+        .on(Match::contains("server"), Reply::status(500))
+        .on(Match::contains("midstream"), Reply::text("a b c").error_frame_at(2))
+        .on(Match::contains("cut"), Reply::text("a b c").no_done().hang_after_events(2))
+        .on(Match::contains("garbage"), Reply::status(200).body(json!("<html>")));
+    let server = MockServer::start_with(script).await.unwrap();
+    for (prompt, kind, status) in [
+        ("auth", "authentication", Some(401)),
+        ("rate", "rate_limited", Some(429)),
+        ("quota", "quota_exceeded", Some(429)),
+        ("missing", "model_not_found", Some(404)),
+        ("long", "context_overflow", Some(400)),
+        ("invalid", "invalid_request", Some(422)),
+        ("loading", "unavailable", Some(503)),
+        ("server", "server", Some(500)),
+        ("midstream", "server", None),
+        ("garbage", "decode", None),
+    ] {
+        let o = chat_with(&server, &["--json", prompt]).await;
+        assert_eq!(o.status.code(), Some(1), "{prompt}: {}", stderr(&o));
+        let v: Value =
+            serde_json::from_str(stdout(&o).trim()).unwrap_or_else(|e| panic!("{prompt}: {e}: {}", stdout(&o)));
+        assert_eq!(v["error"]["kind"], kind, "{prompt}: {v}");
+        assert_eq!(v["error"]["status"].as_u64().map(|s| s as u16), status, "{prompt}");
+        assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(v["error"]["retryable"].is_boolean());
+        let o = chat_with(&server, &[prompt]).await;
+        assert_eq!(o.status.code(), Some(1));
+        let err = stderr(&o);
+        assert_eq!(err.lines().filter(|l| l.starts_with("mamba-llm: error")).count(), 1, "{prompt}: {err}");
+        assert!(err.contains(kind), "{prompt}: {err}");
+    }
+    let o = chat_with(&server, &["--json", "rate"]).await;
+    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["error"]["retry_after_s"], 7.0);
+    assert_eq!(v["error"]["retryable"], true);
+    let o = chat_with(&server, &["--json", "--timeout", "0.5", "cut"]).await;
+    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["error"]["kind"], "timeout");
+    // Nothing listening.
+    let o = run(cmd().args([
+        "chat",
+        "--json",
+        "--retries",
+        "0",
+        "--base-url",
+        &format!("http://127.0.0.1:{}/v1", closed_port()),
+        "x",
+    ]))
+    .await;
+    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["error"]["kind"], "connect");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retries_flag_is_the_policy() {
+    let server = MockServer::start_with(Script::new().always(Reply::status(503))).await.unwrap();
+    let o = run(cmd().args(["chat", "--retries", "2", "--base-url", &server.base_url(), "x"]).env("MAMBA_MODEL", "m"))
+        .await;
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(server.chat_requests().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn usage_errors_exit_2() {
+    for args in [
+        &["chat", "--bogus"][..],
+        &["chat", "--extra", "novalue", "x"],
+        &["chat", "--tools", "/nonexistent/tools.json", "x"],
+        &["chat", "--response-format", "yaml", "x"],
+        &["chat", "--timeout", "-1", "x"],
+        &["chat", "--preset", "nosuch", "x"],
+        &["chat", "--base-url", "not a url", "x"],
+        &["frobnicate"],
+    ] {
+        let o = run(cmd().args(args)).await;
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"), "{args:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stdin_is_the_prompt_when_piped() {
+    let server = MockServer::start().await.unwrap();
+    let mut child = cmd()
+        .args(["chat", "--retries", "0", "--base-url", &server.base_url()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"from stdin\n").await.unwrap();
+    let o = child.wait_with_output().await.unwrap();
+    assert!(o.status.success());
+    assert_eq!(stdout(&o), "from stdin\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reasoning_goes_to_stderr_when_not_a_terminal() {
+    let server =
+        MockServer::start_with(Script::new().always(Reply::text("4").reasoning("two plus two"))).await.unwrap();
+    let o = chat_with(&server, &["--show-reasoning", "2+2?"]).await;
+    assert_eq!(stdout(&o), "4\n");
+    assert!(stderr(&o).contains("two plus two"));
+    let o = chat_with(&server, &["2+2?"]).await;
+    assert!(!stderr(&o).contains("two plus two"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broken_pipe_is_not_an_error() {
+    let long = "word ".repeat(2000);
+    let server = MockServer::start_with(Script::new().always(Reply::text(long).chunk_delay(Duration::from_millis(1))))
+        .await
+        .unwrap();
+    let mut child = cmd()
+        .args(["chat", "--retries", "0", "--base-url", &server.base_url(), "x"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut first = [0u8; 16];
+    let _ = out.read(&mut first).await.unwrap();
+    drop(out); // like `| head -c 16`
+    let o = child.wait_with_output().await.unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_key_never_appears() {
+    let key = "sk-cli-SECRET-123456";
+    let script = Script::new()
+        .always(Reply::status(401).body(json!({"error": {"message": format!("Incorrect API key provided: {key}")}})));
+    let server = MockServer::start_with(script).await.unwrap();
+    for json in [true, false] {
+        let mut c = cmd();
+        c.args(["chat", "--retries", "0", "--base-url", &server.base_url(), "x"]).env("MAMBA_API_KEY", key);
+        if json {
+            c.arg("--json");
+        }
+        let o = run(&mut c).await;
+        assert_eq!(o.status.code(), Some(1));
+        let all = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(!all.contains("SECRET"), "{all}");
+        assert!(all.contains("[REDACTED]"), "{all}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_models_profiles_presets() {
+    let server = MockServer::start_with(Script::new().models(["alpha", "beta"])).await.unwrap();
+    let o = run(cmd().args(["health", "--base-url", &server.base_url(), "-m", "alpha"])).await;
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).starts_with("healthy"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("alpha is listed"));
+    let o = run(cmd().args(["health", "--json", "--base-url", &server.base_url(), "-m", "alpha"])).await;
+    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["reachable"], true);
+    assert_eq!(v["model_listed"], true);
+    let o = run(cmd().args(["health", "--base-url", &format!("http://127.0.0.1:{}/v1", closed_port())])).await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).starts_with("unhealthy"));
+
+    let o = run(cmd().args(["models", "--base-url", &server.base_url()])).await;
+    assert_eq!(stdout(&o), "alpha\nbeta\n");
+    let o = run(cmd().args(["models", "--json", "--base-url", &server.base_url()])).await;
+    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v[1]["id"], "beta");
+
+    let o = run(cmd().args(["profiles"])).await;
+    assert!(stdout(&o).lines().next().unwrap().starts_with("NAME"));
+    assert!(stdout(&o).contains("gpt-4o-mini"));
+    let o = run(cmd().args(["profiles", "gpt-4o-mini-2024-07-18"])).await;
+    assert_eq!(stdout(&o).lines().count(), 2);
+    assert!(stdout(&o).lines().nth(1).unwrap().starts_with("gpt-4o-mini "));
+    let o = run(cmd().args(["profiles", "--provider", "meta", "--json"])).await;
+    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert!(v.as_array().unwrap().iter().all(|p| p["provider"] == "meta"));
+
+    let o = run(cmd().args(["presets"])).await;
+    assert!(stdout(&o).contains("llama-cpp") && stdout(&o).contains("http://localhost:11434/v1"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mock_subcommand_serves_a_script() {
+    let dir = std::env::temp_dir().join(format!("mamba-cli-mock-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("script.json");
+    std::fs::write(&script, r#"{"rules":[{"reply":{"text":"scripted"}}]}"#).unwrap();
+    let mut child = cmd().args(["mock", "--script", script.to_str().unwrap()]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while out.read(&mut byte).await.unwrap() == 1 && byte[0] != b'\n' {
+        line.push(byte[0]);
+    }
+    let line = String::from_utf8(line).unwrap();
+    let url = line.strip_prefix("mamba-mock listening on ").unwrap().to_owned();
+    let o = run(cmd().args(["chat", "--base-url", &url, "x"])).await;
+    assert_eq!(stdout(&o), "scripted\n");
+    child.kill().await.unwrap();
+
+    std::fs::write(&script, r#"{"rules":[{"reply":{"status":"x"}}]}"#).unwrap();
+    let o = run(cmd().args(["mock", "--script", script.to_str().unwrap()])).await;
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("rules[0].reply.status"), "{}", stderr(&o));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
