@@ -94,6 +94,10 @@ pub(crate) struct ChatArgs {
     /// Print the model's reasoning (dimmed on a terminal, else to stderr).
     #[arg(long)]
     pub(crate) show_reasoning: bool,
+    /// A conversation even when stdin is not a terminal: one user message per line (PROMPT,
+    /// if given, is the first).
+    #[arg(short, long)]
+    pub(crate) interactive: bool,
 }
 
 #[derive(Debug, Args)]

@@ -85,7 +85,7 @@ pub(crate) async fn run(args: ChatArgs) -> Result<(), CliError> {
     let stdin_is_tty = std::io::stdin().is_terminal();
     let prompt = match &args.prompt {
         Some(prompt) => Some(prompt.clone()),
-        None if stdin_is_tty => None,
+        None if stdin_is_tty || args.interactive => None,
         None => {
             let mut text = String::new();
             std::io::stdin()
@@ -107,6 +107,24 @@ pub(crate) async fn run(args: ChatArgs) -> Result<(), CliError> {
         history.push(Message::system(system));
     }
     match prompt {
+        Some(prompt) if args.interactive => {
+            history.push(Message::user(prompt));
+            let first = answer(&conn.backend, &history, &options, &args).await;
+            match first {
+                Ok(response) => {
+                    if args.conn.json {
+                        line(&response_json(&response))?;
+                    }
+                    record_turn(&mut history, &response);
+                }
+                Err(CliError::BrokenPipe) => return Err(CliError::BrokenPipe),
+                Err(e) => {
+                    crate::output::report(&e, args.conn.json);
+                    history.pop();
+                }
+            }
+            repl(&conn.backend, history, &options, &args).await
+        }
         Some(prompt) => {
             history.push(Message::user(prompt));
             let response = answer(&conn.backend, &history, &options, &args).await?;
@@ -163,6 +181,15 @@ async fn answer(
     Ok(response)
 }
 
+/// Adds an answer to the conversation. Tools cannot run here: each call gets an answer saying
+/// so, which keeps the history valid for servers that require a result for every call.
+fn record_turn(history: &mut Vec<Message>, response: &ModelResponse) {
+    history.push(response.to_message());
+    for call in &response.tool_calls {
+        history.push(Message::tool(&call.id, "error: mamba-llm cannot run tools; answer without this tool"));
+    }
+}
+
 async fn repl(
     backend: &OpenAICompatibleBackend,
     mut history: Vec<Message>,
@@ -174,7 +201,7 @@ async fn repl(
         backend.model(),
         backend.base_url()
     ));
-    let system = history.clone();
+    let system: Vec<Message> = history.iter().filter(|m| m.role == mamba_backends::Role::System).cloned().collect();
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     loop {
         {

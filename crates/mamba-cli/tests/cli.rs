@@ -455,3 +455,36 @@ async fn mock_subcommand_serves_a_script() {
     assert!(stderr(&o).contains("rules[0].reply.status"), "{}", stderr(&o));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The conversation mode (forced with -i, as on a terminal): history kept across turns, tool
+/// calls shown and answered, /reset.
+#[tokio::test(flavor = "multi_thread")]
+async fn conversation_keeps_history() {
+    let script = Script::new()
+        .on(Match::contains("weather"), Reply::tool_call("get_weather", json!({"city": "Oslo"})))
+        .always(Reply::text("ok"));
+    let server = MockServer::start_with(script).await.unwrap();
+    let mut child = cmd()
+        .args(["chat", "-i", "--retries", "0", "-s", "sys", "--base-url", &server.base_url(), "first"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"second\nweather?\nthird\n/reset\nfourth\n").await.unwrap();
+    drop(stdin);
+    let o = child.wait_with_output().await.unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "ok\nok\n[tool call call_1] get_weather({\"city\":\"Oslo\"})\nok\nok\n");
+    let sent: Vec<Value> = server.chat_requests().iter().map(|r| r.json.clone().unwrap()["messages"].clone()).collect();
+    let roles = |i: usize| {
+        sent[i].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+    };
+    assert_eq!(roles(0), ["system", "user"]);
+    assert_eq!(roles(1), ["system", "user", "assistant", "user"]);
+    assert_eq!(roles(3), ["system", "user", "assistant", "user", "assistant", "user", "assistant", "tool", "user"]);
+    // After /reset only the system message is kept.
+    assert_eq!(roles(4), ["system", "user"]);
+    assert_eq!(sent[4][1]["content"], "fourth");
+}
