@@ -62,6 +62,7 @@ mod error;
 mod http;
 mod openai_compat;
 mod options;
+mod pool;
 mod preset;
 mod profile;
 mod retry;
@@ -78,6 +79,7 @@ pub use openai_compat::{
     OpenAICompatibleBackend, OpenAICompatibleBackendBuilder,
 };
 pub use options::RequestOptions;
+pub use pool::{BackendPool, BackendPoolBuilder, BreakerState};
 pub use preset::{AuthStyle, FieldSupport, MaxTokensField, Preset, PresetSpec, Probe, StructuredOutput};
 pub use profile::{get_profile, get_profiles_by_provider, list_profiles, register_profile, ModelProfile};
 pub use retry::RetryPolicy;
@@ -87,6 +89,6 @@ pub use types::{
     ToolChoice, ToolDefinition, Usage,
 };
 
-// Used by the integration tests and benches only.
+// Dev-dependencies used by the integration tests only.
 #[cfg(test)]
-use tokio as _;
+use {mamba_mock as _, tokio as _, tracing_subscriber as _};

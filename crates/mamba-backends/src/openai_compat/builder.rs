@@ -48,6 +48,7 @@ pub struct OpenAICompatibleBackendBuilder {
     body: Map<String, Value>,
     max_response_bytes: usize,
     retry: RetryPolicy,
+    trace_content: bool,
 }
 
 impl fmt::Debug for OpenAICompatibleBackendBuilder {
@@ -84,6 +85,7 @@ impl OpenAICompatibleBackendBuilder {
             body: Map::new(),
             max_response_bytes: 64 * 1024 * 1024,
             retry: RetryPolicy::default(),
+            trace_content: false,
         }
     }
 
@@ -190,6 +192,14 @@ impl OpenAICompatibleBackendBuilder {
     /// exponential backoff with jitter, `Retry-After` honoured).
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.retry = policy;
+        self
+    }
+
+    /// Whether the conversation and the answer are recorded as `debug` events of the request's
+    /// tracing span (`gen_ai.prompt`, `gen_ai.completion`). Default: off; the API key is never
+    /// recorded either way.
+    pub fn trace_content(mut self, yes: bool) -> Self {
+        self.trace_content = yes;
         self
     }
 
@@ -308,6 +318,7 @@ impl OpenAICompatibleBackendBuilder {
                 think_tags: self.think_tags,
                 max_response_bytes: self.max_response_bytes,
                 retry: self.retry,
+                trace_content: self.trace_content,
                 http,
             }),
         })

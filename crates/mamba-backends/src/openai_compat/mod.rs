@@ -75,6 +75,7 @@ pub(crate) struct Shared {
     think_tags: bool,
     max_response_bytes: usize,
     retry: RetryPolicy,
+    trace_content: bool,
     http: HttpClient,
 }
 
@@ -288,6 +289,14 @@ impl Shared {
         }
     }
 
+    /// With `trace_content`, the request body (the conversation) as an event of the span.
+    /// Never on by default: conversations are the user's data.
+    fn trace_prompt(&self, span: &tracing::Span, body: &Bytes) {
+        if self.trace_content {
+            span.in_scope(|| tracing::debug!(gen_ai.prompt = %String::from_utf8_lossy(body), "prompt"));
+        }
+    }
+
     fn span(&self, options: &RequestOptions, stream: bool) -> tracing::Span {
         tracing::info_span!(
             "chat",
@@ -356,6 +365,7 @@ impl ModelBackend for OpenAICompatibleBackend {
         let s = &*self.shared;
         let body = s.body(messages, options, false);
         let span = s.span(options, false);
+        s.trace_prompt(&span, &body);
         let deadline = s.deadline();
         let attempt = || {
             let body = body.clone();
@@ -371,6 +381,9 @@ impl ModelBackend for OpenAICompatibleBackend {
             .await
             .map_err(|e| s.finish_error(e));
         record_outcome(&span, result.as_ref());
+        if let (true, Ok(response)) = (s.trace_content, &result) {
+            span.in_scope(|| tracing::debug!(gen_ai.completion = %response.content, "completion"));
+        }
         result
     }
 
@@ -378,6 +391,7 @@ impl ModelBackend for OpenAICompatibleBackend {
         let s = &*self.shared;
         let body = s.body(messages, options, true);
         let span = s.span(options, true);
+        s.trace_prompt(&span, &body);
         let deadline = s.deadline();
         // An attempt lasts until the first chunk: a failure before it reaches the caller can
         // still be retried; after it, errors are items of the stream.

@@ -5,11 +5,13 @@
 
 mod complete;
 mod errors;
+mod faults;
 mod peers_replay;
 mod quirks;
 mod redaction;
 mod streaming;
 mod support;
+mod tracing_spans;
 
 use std::time::Duration;
 
