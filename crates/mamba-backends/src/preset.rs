@@ -98,6 +98,8 @@ pub struct PresetSpec {
     pub reasoning_echo: Option<&'static str>,
     /// Tool-call ids must be nine letters and digits (Mistral): ids in the history are mapped.
     pub nine_char_tool_ids: bool,
+    /// Whether messages may carry `name` (Groq rejects it: it is left out).
+    pub message_names: bool,
     /// Structured output.
     pub structured_output: StructuredOutput,
     /// A query string every request carries (Azure legacy `api-version`).
@@ -163,6 +165,7 @@ const BASE: PresetSpec = PresetSpec {
     reasoning_field: None,
     reasoning_echo: None,
     nine_char_tool_ids: false,
+    message_names: true,
     structured_output: StructuredOutput::Native,
     query: None,
 };
@@ -306,6 +309,7 @@ static SPECS: [PresetSpec; 18] = [
         requires_key: true,
         max_tokens: MaxTokensField::MaxTokens,
         unsupported: &[("n", Rejected), ("logprobs", Rejected), ("top_logprobs", Rejected), ("logit_bias", Rejected)],
+        message_names: false,
         reasoning_field: Some("reasoning"),
         ..BASE
     },

@@ -364,13 +364,21 @@ impl Message {
 
 /// How a message is written for one server: whether reasoning is echoed (and in which field),
 /// and how tool-call ids are rewritten.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct MessageWireOptions {
     /// Field to send the reasoning of an assistant message that called tools in; `None`
     /// sends none.
     pub(crate) reasoning_field: Option<&'static str>,
     /// Rewrite tool-call ids to this server's rule.
     pub(crate) tool_id_rule: ToolIdRule,
+    /// Send `name` on messages (Groq rejects it).
+    pub(crate) names: bool,
+}
+
+impl Default for MessageWireOptions {
+    fn default() -> Self {
+        MessageWireOptions { reasoning_field: None, tool_id_rule: ToolIdRule::Any, names: true }
+    }
 }
 
 /// A server's rule for tool-call ids in the history it is sent.
@@ -426,7 +434,7 @@ impl Serialize for WireMessage<'_> {
         // Assistant tool-call turns get "" rather than null: llama-cpp-python rejects null and a
         // missing key, and "" is valid for OpenAI's schema.
         map.serialize_entry("content", &m.content)?;
-        if let Some(name) = &m.name {
+        if let (Some(name), true) = (&m.name, self.options.names) {
             map.serialize_entry("name", name)?;
         }
         if !m.tool_calls.is_empty() {

@@ -49,6 +49,7 @@ pub struct OpenAICompatibleBackendBuilder {
     max_response_bytes: usize,
     retry: RetryPolicy,
     trace_content: bool,
+    drop_unsupported: bool,
 }
 
 impl fmt::Debug for OpenAICompatibleBackendBuilder {
@@ -86,6 +87,7 @@ impl OpenAICompatibleBackendBuilder {
             max_response_bytes: 64 * 1024 * 1024,
             retry: RetryPolicy::default(),
             trace_content: false,
+            drop_unsupported: false,
         }
     }
 
@@ -203,6 +205,16 @@ impl OpenAICompatibleBackendBuilder {
         self
     }
 
+    /// What happens to request fields the preset's server rejects (Groq `n`, Mistral
+    /// `logit_bias`, JSON Schema output on DeepSeek): by default the request fails with
+    /// [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) before anything is sent; with
+    /// `true` they are dropped (or downgraded) with a warning. Fields a server silently
+    /// ignores (Ollama's `tool_choice`) are always dropped with a warning.
+    pub fn drop_unsupported(mut self, yes: bool) -> Self {
+        self.drop_unsupported = yes;
+        self
+    }
+
     /// The largest response body accepted, in bytes. Default 64 MiB.
     pub fn max_response_bytes(mut self, bytes: usize) -> Self {
         self.max_response_bytes = bytes;
@@ -285,13 +297,18 @@ impl OpenAICompatibleBackendBuilder {
             MaxTokensField::ByProfile => "max_tokens",
         };
         let wire = WireConfig {
+            target: spec.name,
+            unsupported: spec.unsupported,
+            drop_unsupported: self.drop_unsupported,
+            structured: spec.structured_output,
             max_tokens_field,
             include_usage: self.include_usage.unwrap_or(spec.include_usage),
             renames: spec.renames,
-            dropped: Vec::new(),
+            dropped: spec.unsupported.iter().map(|(field, _)| *field).collect(),
             message: MessageWireOptions {
                 reasoning_field: spec.reasoning_echo,
                 tool_id_rule: if spec.nine_char_tool_ids { ToolIdRule::NineAlnum } else { ToolIdRule::Any },
+                names: spec.message_names,
             },
             default_temperature: profile.default_temperature,
             body_extra: self.body,

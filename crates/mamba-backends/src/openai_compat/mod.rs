@@ -3,6 +3,8 @@
 mod builder;
 mod health;
 #[cfg(test)]
+mod preset_tests;
+#[cfg(test)]
 mod replay_tests;
 pub(crate) mod request;
 pub(crate) mod response;
@@ -227,8 +229,9 @@ impl Shared {
         Err(classify::from_response(status.as_u16(), &headers, &bytes, SystemTime::now()))
     }
 
-    fn body(&self, messages: &[Message], options: &RequestOptions, stream: bool) -> Bytes {
-        Bytes::from(to_body(&ChatRequest { model: &self.model, messages, options, stream, config: &self.wire }))
+    fn body(&self, messages: &[Message], options: &RequestOptions, stream: bool) -> Result<Bytes, Error> {
+        request::check(messages, options, &self.wire).map_err(|e| self.finish_error(e))?;
+        Ok(Bytes::from(to_body(&ChatRequest { model: &self.model, messages, options, stream, config: &self.wire })))
     }
 
     /// Adds what every error leaving the backend carries, and removes the key.
@@ -363,7 +366,7 @@ impl ModelBackend for OpenAICompatibleBackend {
 
     async fn complete(&self, messages: &[Message], options: &RequestOptions) -> Result<ModelResponse, Error> {
         let s = &*self.shared;
-        let body = s.body(messages, options, false);
+        let body = s.body(messages, options, false)?;
         let span = s.span(options, false);
         s.trace_prompt(&span, &body);
         let deadline = s.deadline();
@@ -389,7 +392,7 @@ impl ModelBackend for OpenAICompatibleBackend {
 
     async fn stream(&self, messages: &[Message], options: &RequestOptions) -> Result<ChunkStream, Error> {
         let s = &*self.shared;
-        let body = s.body(messages, options, true);
+        let body = s.body(messages, options, true)?;
         let span = s.span(options, true);
         s.trace_prompt(&span, &body);
         let deadline = s.deadline();

@@ -4,13 +4,23 @@ use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::error::{Error, ErrorKind};
 use crate::options::RequestOptions;
-use crate::types::{Message, MessageWireOptions, WireMessage};
+use crate::preset::{FieldSupport, StructuredOutput};
+use crate::types::{Message, MessageWireOptions, ResponseFormat, WireMessage};
 
 /// How requests are written for one target (derived from the preset, the profile and the
 /// builder's settings).
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct WireConfig {
+    /// The target's name, for messages (`mistral`).
+    pub(crate) target: &'static str,
+    /// Request fields the target does not take.
+    pub(crate) unsupported: &'static [(&'static str, FieldSupport)],
+    /// Drop rejected fields with a warning instead of failing.
+    pub(crate) drop_unsupported: bool,
+    /// How structured output is written.
+    pub(crate) structured: StructuredOutput,
     /// `max_tokens` or `max_completion_tokens`.
     pub(crate) max_tokens_field: &'static str,
     /// Ask for usage in streams with `stream_options.include_usage`.
@@ -31,6 +41,10 @@ pub(crate) struct WireConfig {
 impl Default for WireConfig {
     fn default() -> Self {
         WireConfig {
+            target: "generic",
+            unsupported: &[],
+            drop_unsupported: false,
+            structured: StructuredOutput::Native,
             max_tokens_field: "max_tokens",
             include_usage: false,
             renames: &[],
@@ -124,7 +138,7 @@ impl Serialize for ChatRequest<'_> {
             w.field("parallel_tool_calls", &parallel)?;
         }
         if let Some(format) = &o.response_format {
-            w.field("response_format", format)?;
+            w.field("response_format", &WireFormat(format, c.structured))?;
         }
         if !o.stop.is_empty() {
             w.field("stop", &o.stop)?;
@@ -143,15 +157,107 @@ impl Serialize for ChatRequest<'_> {
         }
         let mut map = w.map;
         for (key, value) in &c.body_extra {
-            if !o.extra.contains_key(key) {
+            if !o.extra.contains_key(key) && !c.dropped.contains(&key.as_str()) {
                 map.serialize_entry(key, value)?;
             }
         }
         for (key, value) in &o.extra {
-            map.serialize_entry(key, value)?;
+            if !c.dropped.contains(&key.as_str()) {
+                map.serialize_entry(key, value)?;
+            }
         }
         map.end()
     }
+}
+
+/// A response format in the form the target accepts.
+struct WireFormat<'a>(&'a ResponseFormat, StructuredOutput);
+
+impl Serialize for WireFormat<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde_json::json;
+        match (self.0, self.1) {
+            (ResponseFormat::JsonSchema { schema, .. }, StructuredOutput::JsonObjectWithSchema) => {
+                json!({"type": "json_object", "schema": schema}).serialize(serializer)
+            }
+            (ResponseFormat::JsonSchema { schema, .. }, StructuredOutput::TgiJson) => {
+                json!({"type": "json", "value": schema}).serialize(serializer)
+            }
+            // Reached only with drop_unsupported: the closest the target has.
+            (ResponseFormat::JsonSchema { .. }, StructuredOutput::JsonObjectOnly) => {
+                json!({"type": "json_object"}).serialize(serializer)
+            }
+            (ResponseFormat::JsonObject, StructuredOutput::JsonSchemaOnly) => json!({
+                "type": "json_schema",
+                "json_schema": {"name": "json_object", "schema": {"type": "object"}}
+            })
+            .serialize(serializer),
+            (format, _) => format.serialize(serializer),
+        }
+    }
+}
+
+/// Whether a request sets `field`, as a typed option or in `extra`.
+fn sets(options: &RequestOptions, config: &WireConfig, field: &str) -> bool {
+    let o = options;
+    let typed = match field {
+        "temperature" => o.temperature.is_some() || config.default_temperature.is_some(),
+        "max_tokens" | "max_completion_tokens" if field == config.max_tokens_field => o.max_tokens.is_some(),
+        "tools" => !o.tools.is_empty(),
+        "tool_choice" => o.tool_choice.is_some(),
+        "parallel_tool_calls" => o.parallel_tool_calls.is_some(),
+        "response_format" => o.response_format.is_some(),
+        "stop" => !o.stop.is_empty(),
+        "seed" => o.seed.is_some(),
+        "top_p" => o.top_p.is_some(),
+        "frequency_penalty" => o.frequency_penalty.is_some(),
+        "presence_penalty" => o.presence_penalty.is_some(),
+        _ => false,
+    };
+    typed || o.extra.contains_key(field) || config.body_extra.contains_key(field)
+}
+
+/// Checks a request against what the target accepts, before anything is sent: fields it
+/// ignores are dropped with a warning; fields it rejects are an `Unsupported` error, or with
+/// `drop_unsupported` dropped with a warning; structured output it cannot do likewise.
+pub(crate) fn check(messages: &[Message], options: &RequestOptions, config: &WireConfig) -> Result<(), Error> {
+    for (field, support) in config.unsupported {
+        if !sets(options, config, field) {
+            continue;
+        }
+        match support {
+            FieldSupport::Rejected if !config.drop_unsupported => {
+                return Err(Error::new(
+                    ErrorKind::Unsupported,
+                    format!(
+                        "the {} server rejects `{field}`; leave it out, or build the backend with drop_unsupported(true) to drop it",
+                        config.target
+                    ),
+                ));
+            }
+            _ => {
+                tracing::warn!(field, target = config.target, "the server does not support this field; it is not sent")
+            }
+        }
+    }
+    if let (Some(ResponseFormat::JsonSchema { .. }), StructuredOutput::JsonObjectOnly) =
+        (&options.response_format, config.structured)
+    {
+        if !config.drop_unsupported {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "the {} server has no JSON Schema output, only json_object; use ResponseFormat::JsonObject, or drop_unsupported(true) to send json_object",
+                    config.target
+                ),
+            ));
+        }
+        tracing::warn!(target = config.target, "JSON Schema output is not supported; json_object is sent instead");
+    }
+    if !config.message.names && messages.iter().any(|m| m.name.is_some()) {
+        tracing::warn!(target = config.target, "the server rejects message names; they are not sent");
+    }
+    Ok(())
 }
 
 /// The body as bytes.
