@@ -83,7 +83,7 @@ fn ollama_drops_ignored_fields_without_failing() {
 
 #[test]
 fn openai_and_azure_use_max_completion_tokens() {
-    for preset in [Preset::OpenAI] {
+    for preset in [Preset::OpenAI, Preset::Azure, Preset::AzureLegacy] {
         let v = wire(preset, false, &hi(), &RequestOptions::new().max_tokens(7), false).unwrap();
         assert_eq!(v["max_completion_tokens"], 7);
         assert!(v.get("max_tokens").is_none());
@@ -135,9 +135,6 @@ fn deepseek_gets_reasoning_back_on_tool_turns_only() {
 #[test]
 fn stop_is_always_an_array() {
     for preset in Preset::ALL {
-        if matches!(preset, Preset::Azure | Preset::AzureLegacy) {
-            continue;
-        }
         let v = wire(preset, false, &hi(), &RequestOptions::new().stop(["END"]), false).unwrap();
         assert_eq!(v["stop"], json!(["END"]), "{preset}");
     }
@@ -146,9 +143,6 @@ fn stop_is_always_an_array() {
 #[test]
 fn include_usage_per_preset() {
     for preset in Preset::ALL {
-        if matches!(preset, Preset::Azure | Preset::AzureLegacy) {
-            continue;
-        }
         let v = wire(preset, false, &hi(), &RequestOptions::new(), true).unwrap();
         let asked = v.get("stream_options").is_some();
         assert_eq!(asked, preset.spec().include_usage, "{preset}");
