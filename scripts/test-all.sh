@@ -1,7 +1,38 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace: unit, integration, CLI end-to-end and doc tests.
-# Usage: scripts/test-all.sh
+# Every test of the workspace: unit, integration, CLI end-to-end and doc tests, plus the live
+# conformance suite against real servers (llama.cpp, LiteLLM, Prism of the OpenAI spec).
+#
+# The peers are installed once per machine (about 4 minutes, cached in ~/.cache/mamba-peers),
+# started for the run and stopped after it. A peer that cannot be installed is skipped with a
+# loud message; the summary at the end counts the live tests that ran.
+#
+# Usage: scripts/test-all.sh            MAMBA_SKIP_PEERS=1 scripts/test-all.sh  (no live suite)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export PEERS_ROOT="${MAMBA_PEERS_ROOT:-$HOME/.cache/mamba-peers}"
+live_total=$(grep -c '^async fn ' crates/mamba-backends/tests/integration/live.rs || true)
+
+if [ "${MAMBA_SKIP_PEERS:-0}" != 1 ]; then
+  # Build first, so the peers do not compete with the compiler for the two cores.
+  cargo test --workspace --all-targets --no-run
+  scripts/peers/up.sh
+  trap 'scripts/peers/stop-all.sh >/dev/null 2>&1 || true' EXIT
+  # shellcheck disable=SC1091
+  source "$PEERS_ROOT/live.env"
+  MAMBA_LIVE_REPORT="$(mktemp -d)"
+  export MAMBA_LIVE_REPORT
+fi
+
 cargo test --workspace --all-targets
 cargo test --workspace --doc
+
+if [ -n "${MAMBA_LIVE_REPORT:-}" ]; then
+  ran=$(find "$MAMBA_LIVE_REPORT" -type f | wc -l)
+  echo "live conformance: $ran of $live_total live tests ran against real peers: $(ls "$MAMBA_LIVE_REPORT" | tr '\n' ' ')"
+  if [ "$ran" -lt "$live_total" ]; then
+    echo "!!!!!!!!!! live conformance: $((live_total - ran)) live tests were SKIPPED (a peer was not available; see above)" >&2
+  fi
+  rm -rf "$MAMBA_LIVE_REPORT"
+else
+  echo "live conformance: skipped (MAMBA_SKIP_PEERS=1)"
+fi

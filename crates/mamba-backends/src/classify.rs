@@ -82,6 +82,14 @@ pub(crate) fn parse_error_value(value: &Value) -> ErrorInfo {
             if info.message.is_none() {
                 info.message = detail_text(map.get("detail")).or_else(|| text_of(map.get("title")));
             }
+            // problem+json validation lists (Prism): the specifics after the summary.
+            if let Some(Value::Array(items)) = map.get("validation") {
+                let specifics: Vec<String> = items.iter().filter_map(|i| text_of(i.get("message"))).take(5).collect();
+                if !specifics.is_empty() {
+                    let summary = info.message.take().unwrap_or_default();
+                    info.message = Some(format!("{summary} ({})", specifics.join("; ")));
+                }
+            }
             if info.message.is_none() && info.error_type.is_none() && info.code.is_none() {
                 info.message = Some(value.to_string());
             }
@@ -424,6 +432,11 @@ mod tests {
         let body = r#"{"type":"https://stoplight.io/prism/errors#UNPROCESSABLE_ENTITY","title":"Invalid request","status":422,"detail":"Your request is not valid and no HTTP validation response was found in the spec"}"#;
         assert_eq!(kind(422, body), ErrorKind::InvalidRequest);
         assert!(message(422, body).starts_with("Your request is not valid"));
+        let with_list = r#"{"title":"Invalid request","status":422,"detail":"Your request is not valid","validation":[{"location":["body","tool_choice"],"message":"Request body property tool_choice must be object"}]}"#;
+        assert_eq!(
+            message(422, with_list),
+            "Your request is not valid (Request body property tool_choice must be object)"
+        );
     }
 
     #[test]

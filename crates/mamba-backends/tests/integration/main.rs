@@ -6,6 +6,7 @@
 mod complete;
 mod errors;
 mod faults;
+mod live;
 mod peers_replay;
 mod quirks;
 mod redaction;

@@ -1,0 +1,372 @@
+//! Live conformance: the backend against real servers somebody else wrote, started by
+//! `scripts/peers/up.sh` (llama-cpp-python with SmolLM2-135M, the LiteLLM proxy, and Prism
+//! validating requests against the official OpenAI OpenAPI spec).
+//!
+//! Each test reads its peer's URL from the environment (`MAMBA_LIVE_*`, written by `up.sh`);
+//! without it the test says so on stderr and passes, so `cargo test` alone still works. Each
+//! test that ran against a real peer leaves a marker in `$MAMBA_LIVE_REPORT`, which
+//! `scripts/test-all.sh` counts.
+
+use std::time::Duration;
+
+use mamba_backends::{
+    collect, ContentPart, ErrorKind, FinishReason, Message, ModelBackend, OpenAICompatibleBackend, Preset,
+    RequestOptions, ResponseFormat, RetryPolicy, ToolCall, ToolChoice, ToolDefinition,
+};
+use serde_json::json;
+
+/// llama-cpp-python interrupts a running request when a new one arrives (its
+/// `interrupt_requests` setting), and LiteLLM routes to it: the live tests take turns.
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn peer(var: &str, test: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            eprintln!("SKIPPED live test {test}: {var} is not set (run scripts/test-all.sh to start the peers)");
+            None
+        }
+    }
+}
+
+fn ran(test: &str) {
+    if let Ok(dir) = std::env::var("MAMBA_LIVE_REPORT") {
+        let _ = std::fs::write(std::path::Path::new(&dir).join(test), "");
+    }
+}
+
+fn llama(url: &str) -> OpenAICompatibleBackend {
+    OpenAICompatibleBackend::builder("smollm2-135m-instruct")
+        .preset(Preset::LlamaCpp)
+        .base_url(url)
+        .timeout(Duration::from_secs(120))
+        .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap()
+}
+
+fn weather_tool() -> ToolDefinition {
+    ToolDefinition::function(
+        "get_weather",
+        "Get the current weather for a city",
+        json!({"type": "object", "properties": {"location": {"type": "string", "description": "City name, e.g. Paris"}, "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}}, "required": ["location"]}),
+    )
+}
+
+fn capital() -> Vec<Message> {
+    vec![Message::user("What is the capital of France?")]
+}
+
+/// llama.cpp: a plain answer with usage, and the same prompt streamed with exactly one final
+/// chunk.
+#[tokio::test]
+async fn llamacpp_chat_and_stream() {
+    let Some(url) = peer("MAMBA_LIVE_LLAMACPP_URL", "llamacpp_chat_and_stream") else { return };
+    let _turn = TURN.lock().await;
+    let b = llama(&url);
+    let options = RequestOptions::new().max_tokens(24).temperature(0.0);
+    let r = b.complete(&capital(), &options).await.unwrap();
+    assert!(!r.content.is_empty());
+    assert!(r.usage.is_some_and(|u| u.output_tokens > 0));
+    assert!(matches!(r.finish_reason, Some(FinishReason::Stop | FinishReason::Length)));
+    let mut stream = b.stream(&capital(), &options).await.unwrap();
+    let mut chunks = Vec::new();
+    while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+        chunks.push(chunk.unwrap());
+    }
+    assert_eq!(chunks.iter().filter(|c| c.is_final).count(), 1);
+    let text: String = chunks.iter().map(|c| c.content.as_str()).collect();
+    assert!(!text.is_empty());
+    // Same seedless temperature-0 prompt: the streamed text equals the whole answer.
+    assert_eq!(text, r.content);
+    ran("llamacpp_chat_and_stream");
+}
+
+/// llama.cpp with chatml-function-calling: an auto tool call, and a named (grammar-forced)
+/// tool call streamed in fragments that repeat id and name.
+#[tokio::test]
+async fn llamacpp_tool_calls() {
+    let Some(url) = peer("MAMBA_LIVE_LLAMACPP_FC_URL", "llamacpp_tool_calls") else { return };
+    let _turn = TURN.lock().await;
+    let b = llama(&url);
+    // The prompt of the recorded transcript fc_tools_auto, which the 135M model answers with a call.
+    let messages = vec![
+        Message::system("You are a helpful assistant with access to tools."),
+        Message::user("What is the weather in Paris right now? Use the get_weather tool."),
+    ];
+    let auto = RequestOptions::new().tool(weather_tool()).tool_choice(ToolChoice::Auto).temperature(0.0).max_tokens(80);
+    let r = b.complete(&messages, &auto).await.unwrap();
+    assert_eq!(r.tool_calls.len(), 1, "{r:?}");
+    assert_eq!(r.tool_calls[0].name, "get_weather");
+    let args: serde_json::Value = r.tool_calls[0].parse_arguments().unwrap();
+    assert!(args["location"].as_str().is_some_and(|l| l.contains("Paris")), "{args}");
+    assert_eq!(r.finish_reason, Some(FinishReason::ToolCalls));
+
+    let named = RequestOptions::new()
+        .tool(weather_tool())
+        .tool_choice(ToolChoice::Function("get_weather".into()))
+        .temperature(0.0)
+        .max_tokens(80);
+    let streamed = collect(b.stream(&messages, &named).await.unwrap()).await.unwrap();
+    assert_eq!(streamed.tool_calls.len(), 1, "{streamed:?}");
+    assert_eq!(streamed.tool_calls[0].name, "get_weather");
+    assert!(
+        streamed.tool_calls[0].parse_arguments::<serde_json::Value>().is_ok(),
+        "{}",
+        streamed.tool_calls[0].arguments
+    );
+
+    // The history of that tool round trip is accepted back.
+    let mut history = messages.clone();
+    history.push(r.to_message());
+    history.push(Message::tool(&r.tool_calls[0].id, "18 degrees and sunny"));
+    let answer = b.complete(&history, &RequestOptions::new().tool(weather_tool()).max_tokens(30)).await.unwrap();
+    assert!(answer.tool_calls.is_empty() || !answer.content.is_empty() || answer.finish_reason.is_some());
+    ran("llamacpp_tool_calls");
+}
+
+/// llama.cpp: json_object output, and a JSON Schema sent in llama.cpp's own form
+/// (json_object + schema), which it accepts.
+#[tokio::test]
+async fn llamacpp_structured_output() {
+    let Some(url) = peer("MAMBA_LIVE_LLAMACPP_URL", "llamacpp_structured_output") else { return };
+    let _turn = TURN.lock().await;
+    let b = llama(&url);
+    let messages = vec![Message::user("Describe a cat as JSON with keys name and age.")];
+    let r = b
+        .complete(
+            &messages,
+            &RequestOptions::new().response_format(ResponseFormat::JsonObject).max_tokens(200).temperature(0.0),
+        )
+        .await
+        .unwrap();
+    assert!(r.content.trim_start().starts_with('{'), "{}", r.content);
+    if r.finish_reason == Some(FinishReason::Stop) {
+        serde_json::from_str::<serde_json::Value>(&r.content).unwrap();
+    }
+    let schema = json!({"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}}, "required": ["name", "age"]});
+    let r = b
+        .complete(
+            &messages,
+            &RequestOptions::new()
+                .response_format(ResponseFormat::json_schema("cat", schema))
+                .max_tokens(200)
+                .temperature(0.0),
+        )
+        .await
+        .unwrap();
+    assert!(r.content.trim_start().starts_with('{'), "{}", r.content);
+    if r.finish_reason == Some(FinishReason::Stop) {
+        let v: serde_json::Value = serde_json::from_str(&r.content).unwrap();
+        assert!(v.get("name").is_some() && v.get("age").is_some(), "{v}");
+    }
+    ran("llamacpp_structured_output");
+}
+
+/// llama.cpp: a prompt longer than n_ctx (2048) is a ContextOverflow; streamed, the server
+/// sends an empty 200 stream, which is a Stream error.
+#[tokio::test]
+async fn llamacpp_context_overflow() {
+    let Some(url) = peer("MAMBA_LIVE_LLAMACPP_URL", "llamacpp_context_overflow") else { return };
+    let _turn = TURN.lock().await;
+    let b = llama(&url);
+    let long = vec![Message::user("lorem ipsum dolor sit amet ".repeat(600))];
+    let e = b.complete(&long, &RequestOptions::new().max_tokens(8)).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ContextOverflow, "{e}");
+    assert_eq!(e.status(), Some(400));
+    let e = match b.stream(&long, &RequestOptions::new().max_tokens(8)).await {
+        Err(e) => e,
+        Ok(s) => collect(s).await.unwrap_err(),
+    };
+    assert_eq!(e.kind(), ErrorKind::Stream, "{e}");
+    ran("llamacpp_context_overflow");
+}
+
+/// llama.cpp with --api_key: no key and a wrong key are Authentication; the right key works;
+/// health() tells the server apart and sees the key rejected.
+#[tokio::test]
+async fn llamacpp_auth() {
+    let Some(url) = peer("MAMBA_LIVE_LLAMACPP_KEY_URL", "llamacpp_auth") else { return };
+    let _turn = TURN.lock().await;
+    let key = std::env::var("MAMBA_LIVE_LLAMACPP_KEY").unwrap_or_default();
+    let with = |k: Option<&str>| {
+        let mut b = OpenAICompatibleBackend::builder("smollm2-135m-instruct")
+            .preset(Preset::LlamaCpp)
+            .base_url(&url)
+            .retry_policy(RetryPolicy::none());
+        if let Some(k) = k {
+            b = b.api_key(k);
+        }
+        b.build().unwrap()
+    };
+    let options = RequestOptions::new().max_tokens(4);
+    for b in [with(None), with(Some("sk-wrong"))] {
+        let e = b.complete(&capital(), &options).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Authentication, "{e}");
+        assert!(!format!("{e:?}").contains("sk-wrong"));
+    }
+    assert!(with(Some(&key)).complete(&capital(), &options).await.is_ok());
+    let health = with(Some(&key)).health().await;
+    assert!(health.is_healthy(), "{health:?}");
+    assert_eq!(health.server_kind, Some(Preset::LlamaCpp));
+    assert_eq!(health.model_listed, Some(true));
+    ran("llamacpp_auth");
+}
+
+fn litellm(url: &str, model: &str, key: Option<&str>) -> OpenAICompatibleBackend {
+    let mut b = OpenAICompatibleBackend::builder(model)
+        .preset(Preset::LiteLlm)
+        .base_url(url)
+        .timeout(Duration::from_secs(120))
+        .retry_policy(RetryPolicy::none());
+    if let Some(key) = key {
+        b = b.api_key(key);
+    }
+    b.build().unwrap()
+}
+
+/// LiteLLM in front of llama.cpp: chat, stream with usage (LiteLLM synthesises it), tool
+/// calls of its mock model, and its health and detection.
+#[tokio::test]
+async fn litellm_chat_stream_usage_tools() {
+    let Some(url) = peer("MAMBA_LIVE_LITELLM_URL", "litellm_chat_stream_usage_tools") else { return };
+    let _turn = TURN.lock().await;
+    let key = std::env::var("MAMBA_LIVE_LITELLM_KEY").unwrap_or_default();
+    let b = litellm(&url, "smollm2", Some(&key));
+    let options = RequestOptions::new().max_tokens(20).temperature(0.0);
+    let r = b.complete(&capital(), &options).await.unwrap();
+    assert!(!r.content.is_empty());
+    assert!(r.usage.is_some_and(|u| u.total_tokens > 0));
+    let s = collect(b.stream(&capital(), &options).await.unwrap()).await.unwrap();
+    assert!(!s.content.is_empty());
+    assert!(s.usage.is_some_and(|u| u.total_tokens > 0), "include_usage through LiteLLM: {s:?}");
+    let tools = litellm(&url, "mock-tools", Some(&key));
+    let t = tools.complete(&capital(), &RequestOptions::new().tool(weather_tool())).await.unwrap();
+    assert_eq!(t.tool_calls, vec![ToolCall::new("call_mock_1", "get_weather", r#"{"location": "Paris"}"#)]);
+    assert_eq!(t.finish_reason, Some(FinishReason::ToolCalls));
+    let health = b.health().await;
+    assert!(health.is_healthy(), "{health:?}");
+    assert_eq!(health.server_kind, Some(Preset::LiteLlm));
+    ran("litellm_chat_stream_usage_tools");
+}
+
+/// LiteLLM errors: no key (401), a key it cannot check (400 "No connected db."), its mock
+/// rate limit, context window and internal error models.
+#[tokio::test]
+async fn litellm_errors() {
+    let Some(url) = peer("MAMBA_LIVE_LITELLM_URL", "litellm_errors") else { return };
+    let _turn = TURN.lock().await;
+    let key = std::env::var("MAMBA_LIVE_LITELLM_KEY").unwrap_or_default();
+    let e = litellm(&url, "smollm2", None).complete(&capital(), &RequestOptions::new()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Authentication, "{e}");
+    let e = litellm(&url, "smollm2", Some("sk-wrong")).complete(&capital(), &RequestOptions::new()).await.unwrap_err();
+    assert_eq!((e.kind(), e.status()), (ErrorKind::InvalidRequest, Some(400)), "{e}");
+    for (model, kind) in [
+        ("mock-ratelimit", ErrorKind::RateLimited),
+        ("mock-context-window", ErrorKind::ContextOverflow),
+        ("mock-internal-error", ErrorKind::Server),
+        ("no-such-model", ErrorKind::ModelNotFound),
+    ] {
+        let e = litellm(&url, model, Some(&key)).complete(&capital(), &RequestOptions::new()).await.unwrap_err();
+        assert_eq!(e.kind(), kind, "{model}: {e}");
+        let e = match litellm(&url, model, Some(&key)).stream(&capital(), &RequestOptions::new()).await {
+            Err(e) => e,
+            Ok(s) => collect(s).await.unwrap_err(),
+        };
+        assert_eq!(e.kind(), kind, "{model} streamed: {e}");
+    }
+    ran("litellm_errors");
+}
+
+fn prism(url: &str) -> OpenAICompatibleBackend {
+    OpenAICompatibleBackend::builder("gpt-4o")
+        .preset(Preset::OpenAI)
+        .base_url(url)
+        .api_key("sk-prism")
+        .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap()
+}
+
+/// Prism with the official OpenAI spec: every request shape the library builds is valid (no
+/// 422): tools and every tool_choice, every response_format, images by URL and data URL,
+/// stop, seed, penalties, a tool-call history, streams, extra fields, and the answer (the
+/// spec's example, every optional field filled) parses.
+#[tokio::test]
+async fn prism_accepts_every_request_shape() {
+    let Some(url) = peer("MAMBA_LIVE_PRISM_URL", "prism_accepts_every_request_shape") else { return };
+    let _turn = TURN.lock().await;
+    let b = prism(&url);
+    let image_parts = vec![
+        ContentPart::text("What is in these images?"),
+        ContentPart::image_url("https://example.com/cat.png"),
+        ContentPart::image_bytes("image/png", b"\x89PNG fake"),
+    ];
+    let history = [
+        Message::system("You are terse."),
+        Message::user("Weather in Paris?"),
+        Message::assistant_with_tool_calls("", vec![ToolCall::new("call_1", "get_weather", r#"{"location":"Paris"}"#)]),
+        Message::tool("call_1", "18C"),
+        Message::assistant("It is 18C."),
+        Message::user(image_parts),
+    ];
+    let schema = json!({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"], "additionalProperties": false});
+    let cases: Vec<(&str, RequestOptions)> = vec![
+        ("plain", RequestOptions::new()),
+        (
+            "sampling",
+            RequestOptions::new()
+                .temperature(0.5)
+                .top_p(0.9)
+                .max_tokens(50)
+                .seed(7)
+                .stop(["\n\n", "END"])
+                .frequency_penalty(0.1)
+                .presence_penalty(0.2),
+        ),
+        (
+            "tools auto",
+            RequestOptions::new().tool(weather_tool()).tool_choice(ToolChoice::Auto).parallel_tool_calls(false),
+        ),
+        ("tools none", RequestOptions::new().tool(weather_tool()).tool_choice(ToolChoice::None)),
+        ("tools required", RequestOptions::new().tool(weather_tool()).tool_choice(ToolChoice::Required)),
+        (
+            "tools named",
+            RequestOptions::new().tool(weather_tool()).tool_choice(ToolChoice::Function("get_weather".into())),
+        ),
+        ("format text", RequestOptions::new().response_format(ResponseFormat::Text)),
+        ("format json_object", RequestOptions::new().response_format(ResponseFormat::JsonObject)),
+        (
+            "format json_schema",
+            RequestOptions::new().response_format(ResponseFormat::JsonSchema {
+                name: "answer".into(),
+                schema,
+                strict: Some(true),
+            }),
+        ),
+        (
+            "extra",
+            RequestOptions::new()
+                .extra("user", json!("u-1"))
+                .extra("logprobs", json!(true))
+                .extra("top_logprobs", json!(2)),
+        ),
+    ];
+    for (name, options) in &cases {
+        for messages in [&history[..], &capital()[..]] {
+            let r = b.complete(messages, options).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(r.model.as_deref(), Some("string"), "{name}");
+            let s = collect(b.stream(messages, options).await.unwrap_or_else(|e| panic!("{name} streamed: {e}")))
+                .await
+                .unwrap();
+            assert_eq!(s.content, r.content, "{name}");
+        }
+    }
+    // The check works: a request the spec rejects is a 422 with the validator's words.
+    let bad = RequestOptions::new().extra("temperature", json!("hot"));
+    let e = b.complete(&capital(), &bad).await.unwrap_err();
+    assert_eq!((e.kind(), e.status()), (ErrorKind::InvalidRequest, Some(422)));
+    assert!(e.message().contains("temperature"), "{e}");
+    // Every request carried max_completion_tokens, never the deprecated max_tokens.
+    ran("prism_accepts_every_request_shape");
+}
