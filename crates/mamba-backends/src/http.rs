@@ -19,18 +19,23 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use crate::error::{Error, ErrorKind};
 
 #[cfg(feature = "rustls")]
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
-#[cfg(not(feature = "rustls"))]
-type Connector = HttpConnector;
+type TlsConnector = hyper_rustls::HttpsConnector<HttpConnector>;
 
 /// A pooled HTTP/1.1 and HTTP/2 client (HTTPS through rustls with the `rustls` feature).
 ///
 /// Cloning is cheap and clones share the connection pool, so several backends can share one
 /// client with [`OpenAICompatibleBackendBuilder::http_client`](crate::OpenAICompatibleBackendBuilder::http_client).
 /// It needs a Tokio runtime with I/O and time enabled.
+///
+/// `http://` URLs go through a plain connector; the TLS connector (and its root store) is
+/// built on the first `https://` request. Keeping them apart matters: the TLS connector's
+/// connect future is several KiB larger, for every connection, even for plain HTTP.
 #[derive(Clone)]
 pub struct HttpClient {
-    client: Client<Connector, Full<Bytes>>,
+    plain: Client<HttpConnector, Full<Bytes>>,
+    #[cfg(feature = "rustls")]
+    tls: std::sync::Arc<std::sync::OnceLock<Client<TlsConnector, Full<Bytes>>>>,
+    settings: HttpClientBuilder,
 }
 
 impl fmt::Debug for HttpClient {
@@ -90,22 +95,26 @@ impl HttpClientBuilder {
 
     /// Builds the client. No I/O happens until the first request.
     pub fn build(self) -> HttpClient {
+        HttpClient {
+            plain: self.client(self.connector()),
+            #[cfg(feature = "rustls")]
+            tls: std::sync::Arc::default(),
+            settings: self,
+        }
+    }
+
+    fn connector(&self) -> HttpConnector {
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
         http.set_connect_timeout(self.connect_timeout);
         http.enforce_http(false);
-        #[cfg(feature = "rustls")]
-        let connector = {
-            let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-            let builder = match hyper_rustls::HttpsConnectorBuilder::new().with_provider_and_webpki_roots(provider) {
-                Ok(builder) => builder,
-                // Only a provider without TLS 1.2 and 1.3 fails here; ring has both.
-                Err(e) => unreachable!("ring supports the default TLS versions: {e}"),
-            };
-            builder.https_or_http().enable_http1().enable_http2().wrap_connector(http)
-        };
-        #[cfg(not(feature = "rustls"))]
-        let connector = http;
+        http
+    }
+
+    fn client<C>(&self, connector: C) -> Client<C, Full<Bytes>>
+    where
+        C: hyper_util::client::legacy::connect::Connect + Clone,
+    {
         let mut builder = Client::builder(TokioExecutor::new());
         builder
             .pool_idle_timeout(self.pool_idle_timeout)
@@ -115,7 +124,18 @@ impl HttpClientBuilder {
         if let Some(size) = self.read_buf_size {
             builder.http1_read_buf_exact_size(size);
         }
-        HttpClient { client: builder.build(connector) }
+        builder.build(connector)
+    }
+
+    #[cfg(feature = "rustls")]
+    fn tls_client(&self) -> Client<TlsConnector, Full<Bytes>> {
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let builder = match hyper_rustls::HttpsConnectorBuilder::new().with_provider_and_webpki_roots(provider) {
+            Ok(builder) => builder,
+            // Only a provider without TLS 1.2 and 1.3 fails here; ring has both.
+            Err(e) => unreachable!("ring supports the default TLS versions: {e}"),
+        };
+        self.client(builder.https_or_http().enable_http1().enable_http2().wrap_connector(self.connector()))
     }
 }
 
@@ -146,8 +166,13 @@ impl HttpClient {
         &self,
         request: http::Request<Full<Bytes>>,
     ) -> impl Future<Output = Result<http::Response<Incoming>, Error>> + Send + 'static {
-        let future = self.client.request(request);
-        async move { future.await.map_err(transport_error) }
+        #[cfg(feature = "rustls")]
+        if request.uri().scheme_str() == Some("https") {
+            let future = self.tls.get_or_init(|| self.settings.tls_client()).request(request);
+            return futures_util::future::Either::Left(async move { future.await.map_err(transport_error) });
+        }
+        let future = self.plain.request(request);
+        futures_util::future::Either::Right(async move { future.await.map_err(transport_error) })
     }
 }
 
