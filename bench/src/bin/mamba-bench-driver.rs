@@ -44,7 +44,15 @@ fn usage() -> ! {
 
 fn parse_args() -> Args {
     let (mut base_url, mut mode, mut requests) = (None, None, None);
-    let mut args = Args { base_url: String::new(), workload: "adhoc".into(), mode: Mode::Complete, requests: 0, concurrency: 1, warmup: 0, chunks: None };
+    let mut args = Args {
+        base_url: String::new(),
+        workload: "adhoc".into(),
+        mode: Mode::Complete,
+        requests: 0,
+        concurrency: 1,
+        warmup: 0,
+        chunks: None,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().unwrap_or_else(|| usage());

@@ -64,17 +64,18 @@ impl SseDecoder {
 
     /// Appends input. Call [`next_event`](SseDecoder::next_event) until it returns `None`
     /// before pushing again, so that every event is seen.
-    pub(crate) fn push(&mut self, mut bytes: &[u8]) {
-        if !self.seen_first_byte && !bytes.is_empty() {
-            self.seen_first_byte = true;
-            if let Some(rest) = bytes.strip_prefix(b"\xEF\xBB\xBF".as_slice()) {
-                bytes = rest;
-            }
-        }
+    #[cfg(test)]
+    pub(crate) fn push(&mut self, bytes: &[u8]) {
+        self.buffer().extend_from_slice(bytes);
+    }
+
+    /// The buffer to append input to (already-consumed bytes are dropped first), so a reader
+    /// can receive straight into it.
+    pub(crate) fn buffer(&mut self) -> &mut Vec<u8> {
         if self.start > 0 {
             self.compact();
         }
-        self.buf.extend_from_slice(bytes);
+        &mut self.buf
     }
 
     /// Marks the end of input: the unterminated last line and event are then dispatched.
@@ -100,6 +101,17 @@ impl SseDecoder {
 
     /// The next complete event, if the input holds one.
     pub(crate) fn next_event(&mut self) -> Result<Option<Event<'_>>, TooLong> {
+        if !self.seen_first_byte {
+            const BOM: &[u8] = b"\xEF\xBB\xBF";
+            let rest = &self.buf[self.start..];
+            if rest.len() < BOM.len() && BOM.starts_with(rest) && !self.at_eof {
+                return Ok(None);
+            }
+            self.seen_first_byte = true;
+            if rest.starts_with(BOM) {
+                self.start += BOM.len();
+            }
+        }
         loop {
             if self.skip_lf && self.start < self.buf.len() {
                 if self.buf[self.start] == b'\n' {

@@ -3,12 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use http::{Method, Uri};
+use http::Uri;
 use serde::Serialize;
 
 use super::{parse_models, OpenAICompatibleBackend, Shared};
 use crate::detect;
-use crate::http::read_body;
 use crate::preset::{Preset, Probe};
 
 /// What [`OpenAICompatibleBackend::health`] found.
@@ -71,11 +70,9 @@ impl Shared {
     /// GET with a short timeout; the status and up to 64 KiB of body.
     async fn probe(&self, uri: &Uri) -> Option<(u16, Vec<u8>)> {
         let fut = async {
-            let response = self.send(self.request(Method::GET, uri, None)).await.ok()?;
-            let status = response.status().as_u16();
-            let mut body = response.into_body();
-            let bytes = read_body(&mut body, PROBE_TIMEOUT, 64 * 1024).await.ok()?;
-            Some((status, bytes.to_vec()))
+            let mut response = self.get(uri).await.ok()?;
+            let bytes = response.body.read_to_end(PROBE_TIMEOUT, 64 * 1024).await.ok()?;
+            Some((response.status, bytes))
         };
         tokio::time::timeout(PROBE_TIMEOUT, fut).await.ok().flatten()
     }
@@ -99,11 +96,9 @@ impl OpenAICompatibleBackend {
         };
         report.reachable = true;
         report.latency = Some(started.elapsed());
-        let status = response.status().as_u16();
+        let crate::http::Response { status, headers, mut body } = response;
         report.status = Some(status);
-        let headers = response.headers().clone();
-        let mut body = response.into_body();
-        let bytes = read_body(&mut body, s.timeouts.idle, s.max_response_bytes).await.unwrap_or_default();
+        let bytes = body.read_to_end(s.timeouts.idle, s.max_response_bytes).await.unwrap_or_default();
         match status {
             200..=299 => {
                 report.authenticated = Some(true);

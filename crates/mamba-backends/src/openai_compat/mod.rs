@@ -20,8 +20,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
-use http::{Method, Request, Uri};
-use http_body_util::Full;
+use http::Uri;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use tracing::Instrument;
@@ -35,7 +34,7 @@ use self::sse_stream::SseStream;
 use crate::backend::{ChunkStream, ModelBackend};
 use crate::classify;
 use crate::error::Error;
-use crate::http::{read_body, HttpClient};
+use crate::http::{HttpClient, Request, Response};
 use crate::options::RequestOptions;
 use crate::preset::Preset;
 use crate::profile::ModelProfile;
@@ -123,10 +122,8 @@ impl OpenAICompatibleBackend {
         let s = &*self.shared;
         let result = async {
             let response = s.get(&s.models_uri).await?;
-            let status = response.status().as_u16();
-            let headers = response.headers().clone();
-            let mut body = response.into_body();
-            let bytes = read_body(&mut body, s.timeouts.idle, s.max_response_bytes).await?;
+            let Response { status, headers, mut body } = response;
+            let bytes = body.read_to_end(s.timeouts.idle, s.max_response_bytes).await?;
             if !(200..300).contains(&status) {
                 return Err(classify::from_response(status, &headers, &bytes, SystemTime::now()));
             }
@@ -185,25 +182,10 @@ fn parse_models(bytes: &[u8]) -> Result<Vec<ModelInfo>, Error> {
 }
 
 impl Shared {
-    fn request(&self, method: Method, uri: &Uri, body: Option<Bytes>) -> Request<Full<Bytes>> {
-        let has_body = body.is_some();
-        let mut request = Request::new(Full::new(body.unwrap_or_default()));
-        *request.method_mut() = method;
-        *request.uri_mut() = uri.clone();
-        let headers = request.headers_mut();
-        headers.reserve(self.headers.len() + 1);
-        if has_body {
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        }
-        for (name, value) in &self.headers {
-            headers.append(name.clone(), value.clone());
-        }
-        request
-    }
-
     /// Sends a request and waits for the head, within the header timeout.
-    async fn send(&self, request: Request<Full<Bytes>>) -> Result<http::Response<hyper::body::Incoming>, Error> {
-        match tokio::time::timeout(self.timeouts.headers, self.http.send(request)).await {
+    async fn send(&self, method: &'static str, uri: &Uri, body: Option<&[u8]>) -> Result<Response, Error> {
+        let request = Request { method, uri, headers: &self.headers, body };
+        match tokio::time::timeout(self.timeouts.headers, self.http.send(&request)).await {
             Ok(result) => result,
             Err(_) => Err(Error::timeout(format!(
                 "no response headers within {}",
@@ -212,21 +194,18 @@ impl Shared {
         }
     }
 
-    async fn get(&self, uri: &Uri) -> Result<http::Response<hyper::body::Incoming>, Error> {
-        self.send(self.request(Method::GET, uri, None)).await
+    async fn get(&self, uri: &Uri) -> Result<Response, Error> {
+        self.send("GET", uri, None).await
     }
 
     /// POSTs a chat request; a non-2xx answer becomes its classified error, body read.
-    async fn post_chat(&self, body: Bytes) -> Result<http::Response<hyper::body::Incoming>, Error> {
-        let response = self.send(self.request(Method::POST, &self.chat_uri, Some(body))).await?;
-        let status = response.status();
-        if status.is_success() {
+    async fn post_chat(&self, body: &[u8]) -> Result<Response, Error> {
+        let mut response = self.send("POST", &self.chat_uri, Some(body)).await?;
+        if (200..300).contains(&response.status) {
             return Ok(response);
         }
-        let headers = response.headers().clone();
-        let mut body = response.into_body();
-        let bytes = read_body(&mut body, self.timeouts.idle, MAX_ERROR_BODY).await.unwrap_or_default();
-        Err(classify::from_response(status.as_u16(), &headers, &bytes, SystemTime::now()))
+        let bytes = response.body.read_to_end(self.timeouts.idle, MAX_ERROR_BODY).await.unwrap_or_default();
+        Err(classify::from_response(response.status, &response.headers, &bytes, SystemTime::now()))
     }
 
     fn body(&self, messages: &[Message], options: &RequestOptions, stream: bool) -> Result<Bytes, Error> {
@@ -373,10 +352,9 @@ impl ModelBackend for OpenAICompatibleBackend {
         let attempt = || {
             let body = body.clone();
             async move {
-                let response = s.post_chat(body).await?;
-                let mut body = response.into_body();
-                let bytes = read_body(&mut body, s.timeouts.idle, s.max_response_bytes).await?;
-                parse_response(bytes, s.think_tags)
+                let mut response = s.post_chat(&body).await?;
+                let bytes = response.body.read_to_end(s.timeouts.idle, s.max_response_bytes).await?;
+                parse_response(Bytes::from(bytes), s.think_tags)
             }
         };
         let result = within(deadline, s.retrying(deadline, attempt))
@@ -402,30 +380,23 @@ impl ModelBackend for OpenAICompatibleBackend {
             let body = body.clone();
             let span = span.clone();
             async move {
-                let response = s.post_chat(body).await?;
+                let mut response = s.post_chat(&body).await?;
                 let is_json = response
-                    .headers()
+                    .headers
                     .get(CONTENT_TYPE)
                     .and_then(|v| v.to_str().ok())
                     .is_some_and(|ct| ct.trim_start().starts_with("application/json"));
                 if is_json {
                     // The server ignored `stream: true` and sent the whole answer (Prism does).
-                    let mut body = response.into_body();
-                    let bytes = read_body(&mut body, s.timeouts.idle, s.max_response_bytes).await?;
-                    let whole = parse_response(bytes, s.think_tags)?;
+                    let bytes = response.body.read_to_end(s.timeouts.idle, s.max_response_bytes).await?;
+                    let whole = parse_response(Bytes::from(bytes), s.think_tags)?;
                     record_outcome(&span, Ok(&whole));
                     let chunks = ChunkParser::from_whole(&whole);
                     return Ok(Box::pin(futures_util::stream::iter(chunks.into_iter().map(Ok))) as ChunkStream);
                 }
                 let decoder = EventDecoder::new(s.think_tags);
-                let mut stream = SseStream::new(
-                    response.into_body(),
-                    decoder,
-                    s.timeouts.idle,
-                    deadline,
-                    Arc::clone(&self.shared),
-                    span,
-                );
+                let mut stream =
+                    SseStream::new(response.body, decoder, s.timeouts.idle, deadline, Arc::clone(&self.shared), span);
                 match stream.next().await {
                     Some(Ok(first)) => {
                         stream.push_front(first);
@@ -449,7 +420,7 @@ impl ModelBackend for OpenAICompatibleBackend {
     async fn health_check(&self) -> bool {
         let s = &*self.shared;
         match s.get(&s.models_uri).await {
-            Ok(response) => matches!(response.status().as_u16(), 200 | 401 | 403),
+            Ok(response) => matches!(response.status, 200 | 401 | 403),
             Err(_) => false,
         }
     }

@@ -333,12 +333,24 @@ impl EventDecoder {
     }
 
     /// Adds received bytes.
+    #[cfg(test)]
     pub(crate) fn push(&mut self, bytes: &[u8]) {
-        if self.head.len() < HEAD {
-            let take = (HEAD - self.head.len()).min(bytes.len());
-            self.head.extend_from_slice(&bytes[..take]);
+        self.fill(|buf| {
+            buf.extend_from_slice(bytes);
+            bytes.len()
+        });
+    }
+
+    /// Lets `read` append received bytes to the decoder's buffer (no copy on the way).
+    pub(crate) fn fill<R>(&mut self, read: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+        let buf = self.sse.buffer();
+        let before = buf.len();
+        let result = read(buf);
+        if self.head.len() < HEAD && buf.len() > before {
+            let take = (HEAD - self.head.len()).min(buf.len() - before);
+            self.head.extend_from_slice(&buf[before..before + take]);
         }
-        self.sse.push(bytes);
+        result
     }
 
     /// The server closed the body cleanly.

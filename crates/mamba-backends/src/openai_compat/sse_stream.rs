@@ -8,17 +8,16 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_core::Stream;
-use hyper::body::{Body, Incoming};
 use tokio::time::{Instant, Sleep};
 
 use super::response::{EventDecoder, Step};
 use super::Shared;
 use crate::error::Error;
-use crate::http::{body_error, fmt_duration};
+use crate::http::{fmt_duration, Body};
 use crate::stream::StreamChunk;
 
 pub(crate) struct SseStream {
-    body: Incoming,
+    body: Body,
     decoder: EventDecoder,
     finished: bool,
     body_done: bool,
@@ -40,7 +39,7 @@ impl std::fmt::Debug for SseStream {
 
 impl SseStream {
     pub(crate) fn new(
-        body: Incoming,
+        body: Body,
         decoder: EventDecoder,
         idle: Duration,
         deadline: Option<Instant>,
@@ -84,7 +83,13 @@ impl SseStream {
         // Read the end of the body if it is already here, so the connection goes back to the
         // pool even when the caller drops the stream right after the final chunk.
         if !self.body_done {
-            while let Poll::Ready(Some(Ok(_))) = Pin::new(&mut self.body).poll_frame(cx) {}
+            let mut rest = Vec::new();
+            while let Poll::Ready(Ok(n)) = self.body.poll_read(cx, &mut rest) {
+                if n == 0 {
+                    break;
+                }
+                rest.clear();
+            }
         }
         if let Some(mut acc) = self.acc.take() {
             acc.push(&chunk);
@@ -136,14 +141,14 @@ impl Stream for SseStream {
                 Step::Failed(error) => return this.fail(error),
                 Step::NeedMore => {}
             }
-            match Pin::new(&mut this.body).poll_frame(cx) {
-                Poll::Ready(Some(Ok(frame))) => {
-                    this.timer_armed = false;
-                    if let Ok(data) = frame.into_data() {
-                        this.decoder.push(&data);
-                    }
+            let (decoder, body) = (&mut this.decoder, &mut this.body);
+            match decoder.fill(|buf| body.poll_read(cx, buf)) {
+                Poll::Ready(Ok(0)) => {
+                    this.body_done = true;
+                    this.decoder.end_input();
                 }
-                Poll::Ready(Some(Err(e))) => {
+                Poll::Ready(Ok(_)) => this.timer_armed = false,
+                Poll::Ready(Err(e)) => {
                     this.body_done = true;
                     if this.decoder.saw_finish() {
                         // The answer was complete; only a trailer (usage) may be missing.
@@ -151,11 +156,7 @@ impl Stream for SseStream {
                         let chunk = this.decoder.finish();
                         return this.finish_ok(chunk, cx);
                     }
-                    return this.fail(body_error(e));
-                }
-                Poll::Ready(None) => {
-                    this.body_done = true;
-                    this.decoder.end_input();
+                    return this.fail(e);
                 }
                 Poll::Pending => {
                     return match this.poll_timer(cx) {

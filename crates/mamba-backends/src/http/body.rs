@@ -1,0 +1,163 @@
+//! A response body, read straight into the caller's buffer.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::BufMut;
+
+use super::conn::{Conn, Framing};
+use super::{Inner, Key};
+use crate::error::Error;
+
+/// The smallest and largest read into a caller's buffer; reads that fill the buffer double
+/// the next one (a stream of large coalesced writes gets large reads, a trickle stays small).
+const MIN_READ: usize = 2 * 1024;
+const MAX_READ: usize = 64 * 1024;
+
+/// The body of a response. Dropping it before its end closes the connection, so the server
+/// stops sending; read to its end, the connection goes back to the pool.
+pub(crate) struct Body {
+    conn: Option<Conn>,
+    framing: Framing,
+    keep_alive: bool,
+    client: Arc<Inner>,
+    key: Key,
+    next_read: usize,
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Body").field("framing", &self.framing).finish_non_exhaustive()
+    }
+}
+
+fn body_error(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::stream(format!("{what}: {e}")).with_source(e)
+}
+
+impl Body {
+    pub(super) fn new(conn: Conn, framing: Framing, keep_alive: bool, client: Arc<Inner>, key: Key) -> Body {
+        let mut body = Body { conn: Some(conn), framing, keep_alive, client, key, next_read: MIN_READ };
+        if matches!(body.framing, Framing::Empty) {
+            body.finish(0);
+        }
+        body
+    }
+
+    /// The body is complete: the connection goes back to the pool if it can be reused.
+    fn finish(&mut self, excess: usize) {
+        let conn = self.conn.take();
+        let framing = std::mem::replace(&mut self.framing, Framing::Empty);
+        if let Some(conn) = conn {
+            let reusable = self.keep_alive && excess == 0 && conn.rbuf.is_empty() && !matches!(framing, Framing::Close);
+            if reusable {
+                self.client.put_back(self.key.clone(), conn);
+            }
+        }
+    }
+
+    /// Appends body bytes to `dst`: `Ready(Ok(n))` with `n > 0`, or `Ready(Ok(0))` at the end.
+    pub(crate) fn poll_read(&mut self, cx: &mut Context<'_>, dst: &mut Vec<u8>) -> Poll<Result<usize, Error>> {
+        loop {
+            let Some(conn) = self.conn.as_mut() else { return Poll::Ready(Ok(0)) };
+            let start = dst.len();
+            // Bytes that arrived with the head first, then the socket.
+            let got = if !conn.rbuf.is_empty() {
+                let take = match &self.framing {
+                    Framing::Length(n) => (*n).min(conn.rbuf.len() as u64) as usize,
+                    _ => conn.rbuf.len(),
+                };
+                dst.extend_from_slice(&conn.rbuf[..take]);
+                conn.rbuf.drain(..take);
+                take
+            } else {
+                if dst.capacity() - dst.len() < self.next_read {
+                    dst.reserve(self.next_read);
+                }
+                let room = dst.capacity() - dst.len();
+                let limit = match &self.framing {
+                    Framing::Length(n) => (*n).min(room as u64) as usize,
+                    _ => room,
+                };
+                let mut limited = (&mut *dst).limit(limit);
+                match tokio_util::io::poll_read_buf(Pin::new(&mut conn.io), cx, &mut limited) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(e)) => {
+                        self.conn = None;
+                        return Poll::Ready(Err(body_error("the connection broke while reading the response", e)));
+                    }
+                    Poll::Ready(Ok(0)) => {
+                        if matches!(self.framing, Framing::Close) {
+                            self.conn = None;
+                            self.framing = Framing::Empty;
+                            return Poll::Ready(Ok(0));
+                        }
+                        self.conn = None;
+                        let e = std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "the server closed the connection before the body ended",
+                        );
+                        return Poll::Ready(Err(body_error("the response broke off", e)));
+                    }
+                    Poll::Ready(Ok(n)) => {
+                        if n == room && self.next_read < MAX_READ {
+                            self.next_read *= 2;
+                        }
+                        n
+                    }
+                }
+            };
+            let (data, done, excess) = match &mut self.framing {
+                Framing::Length(remaining) => {
+                    *remaining -= got as u64;
+                    (got, *remaining == 0, 0)
+                }
+                Framing::Close => (got, false, 0),
+                Framing::Chunked(decoder) => match decoder.decode(dst, start) {
+                    Ok(decoded) => (decoded.data, decoded.done, decoded.excess),
+                    Err(e) => {
+                        self.conn = None;
+                        return Poll::Ready(Err(body_error("the response body is not valid", e)));
+                    }
+                },
+                Framing::Empty => (0, true, 0),
+            };
+            if done {
+                self.finish(excess);
+            }
+            if data > 0 || done {
+                return Poll::Ready(Ok(data));
+            }
+            // Only chunk framing so far: read on.
+        }
+    }
+
+    /// Reads the whole body, allowing `idle` between reads and at most `limit` bytes.
+    pub(crate) async fn read_to_end(&mut self, idle: std::time::Duration, limit: usize) -> Result<Vec<u8>, Error> {
+        let mut out = match &self.framing {
+            Framing::Length(n) => Vec::with_capacity((*n).min(limit as u64 + 1) as usize),
+            _ => Vec::new(),
+        };
+        loop {
+            let read = std::future::poll_fn(|cx| self.poll_read(cx, &mut out));
+            let n = match tokio::time::timeout(idle, read).await {
+                Ok(result) => result?,
+                Err(_) => {
+                    self.conn = None;
+                    return Err(Error::timeout(format!(
+                        "no data for {} while reading the response",
+                        super::fmt_duration(idle)
+                    )));
+                }
+            };
+            if n == 0 {
+                return Ok(out);
+            }
+            if out.len() > limit {
+                self.conn = None;
+                return Err(Error::decode(format!("the response is larger than {limit} bytes")));
+            }
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! One HTTP/1.1 connection: writing a request, reading a response head.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::BufMut;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+
+use super::chunked::ChunkedDecoder;
+use crate::error::{Error, ErrorKind};
+
+/// The longest response head accepted.
+const MAX_HEAD: usize = 64 * 1024;
+
+/// A TCP stream, or TLS over one.
+pub(crate) enum Io {
+    Tcp(TcpStream),
+    #[cfg(feature = "rustls")]
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Io {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            #[cfg(feature = "rustls")]
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Io::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            #[cfg(feature = "rustls")]
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Tcp(s) => Pin::new(s).poll_flush(cx),
+            #[cfg(feature = "rustls")]
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            #[cfg(feature = "rustls")]
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// A connection and its buffers, reused across requests while the server keeps it alive.
+pub(crate) struct Conn {
+    pub(crate) io: Io,
+    /// Received bytes not consumed yet (after a head: the start of the body).
+    pub(crate) rbuf: Vec<u8>,
+    /// The request being written.
+    pub(crate) wbuf: Vec<u8>,
+}
+
+/// How the body of a response is delimited (RFC 9112, section 6.3).
+#[derive(Debug)]
+pub(crate) enum Framing {
+    /// No body (204, 304, HEAD).
+    Empty,
+    /// `Content-Length` bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked(ChunkedDecoder),
+    /// Until the server closes the connection.
+    Close,
+}
+
+/// A parsed response head.
+#[derive(Debug)]
+pub(crate) struct Head {
+    pub(crate) status: u16,
+    pub(crate) headers: HeaderMap,
+    pub(crate) framing: Framing,
+    pub(crate) keep_alive: bool,
+}
+
+/// Why an exchange failed.
+pub(crate) enum Failure {
+    /// Nothing came back and the request may not have been seen: on a reused connection this
+    /// is a server that closed it while idle, and the request can go on a fresh one.
+    NoResponse(Error),
+    /// Anything else.
+    Failed(Error),
+}
+
+impl Conn {
+    pub(crate) fn new(io: Io, read_capacity: usize) -> Conn {
+        Conn { io, rbuf: Vec::with_capacity(read_capacity), wbuf: Vec::new() }
+    }
+
+    /// Writes the request in `wbuf` and reads the response head.
+    pub(crate) async fn exchange(&mut self, is_head_request: bool) -> Result<Head, Failure> {
+        if let Err(e) = self.io.write_all(&self.wbuf).await {
+            return Err(Failure::NoResponse(io_error("the connection failed while sending the request", e)));
+        }
+        self.rbuf.clear();
+        loop {
+            let mut got_any = !self.rbuf.is_empty();
+            let head = loop {
+                if !self.rbuf.is_empty() {
+                    if let Some((head, consumed)) = parse_head(&self.rbuf, is_head_request).map_err(Failure::Failed)? {
+                        self.rbuf.drain(..consumed);
+                        break head;
+                    }
+                    if self.rbuf.len() > MAX_HEAD {
+                        return Err(Failure::Failed(Error::decode("the response head is larger than 64 KiB")));
+                    }
+                }
+                if self.rbuf.capacity() - self.rbuf.len() < 512 {
+                    self.rbuf.reserve(self.rbuf.capacity().max(1024));
+                }
+                let n = match std::future::poll_fn(|cx| {
+                    tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf)
+                })
+                .await
+                {
+                    Ok(n) => n,
+                    Err(e) if !got_any => {
+                        return Err(Failure::NoResponse(io_error("the connection failed before a response", e)))
+                    }
+                    Err(e) => {
+                        return Err(Failure::Failed(io_error(
+                            "the connection failed while reading the response head",
+                            e,
+                        )))
+                    }
+                };
+                if n == 0 {
+                    let message = "the server closed the connection before responding";
+                    return Err(if got_any {
+                        Failure::Failed(Error::new(
+                            ErrorKind::Connect,
+                            "the server closed the connection in the middle of the response head",
+                        ))
+                    } else {
+                        Failure::NoResponse(Error::new(ErrorKind::Connect, message))
+                    });
+                }
+                got_any = true;
+            };
+            // 1xx answers (100 Continue, 103 Early Hints) precede the real one.
+            if (100..200).contains(&head.status) && head.status != 101 {
+                continue;
+            }
+            return Ok(head);
+        }
+    }
+}
+
+pub(crate) fn io_error(what: &str, e: io::Error) -> Error {
+    let kind = if e.kind() == io::ErrorKind::TimedOut { ErrorKind::Timeout } else { ErrorKind::Connect };
+    Error::new(kind, format!("{what}: {e}")).with_source(e)
+}
+
+/// Writes a request head and body into `out`.
+pub(crate) fn write_request(
+    out: &mut Vec<u8>,
+    method: &str,
+    path_and_query: &str,
+    authority: &str,
+    headers: &[(HeaderName, HeaderValue)],
+    body: Option<&[u8]>,
+) {
+    out.clear();
+    out.reserve(192 + path_and_query.len() + body.map_or(0, <[u8]>::len));
+    out.extend_from_slice(method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(path_and_query.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    out.extend_from_slice(authority.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(body) = body {
+        out.extend_from_slice(b"content-type: application/json\r\ncontent-length: ");
+        let mut digits = itoa_buf(body.len());
+        out.extend_from_slice(digits.as_bytes());
+        out.extend_from_slice(b"\r\n\r\n");
+        out.put_slice(body);
+    } else {
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// A decimal number without allocating.
+struct Digits {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl Digits {
+    fn as_bytes(&mut self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
+fn itoa_buf(mut n: usize) -> Digits {
+    let mut d = Digits { buf: [0; 20], start: 20 };
+    loop {
+        d.start -= 1;
+        d.buf[d.start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return d;
+        }
+    }
+}
+
+/// Parses a response head; `None` when more bytes are needed.
+pub(crate) fn parse_head(buf: &[u8], is_head_request: bool) -> Result<Option<(Head, usize)>, Error> {
+    let mut storage = [httparse::EMPTY_HEADER; 64];
+    let mut big: Vec<httparse::Header<'_>>;
+    let mut response = httparse::Response::new(&mut storage);
+    let status = match response.parse(buf) {
+        Err(httparse::Error::TooManyHeaders) => {
+            big = vec![httparse::EMPTY_HEADER; 512];
+            response = httparse::Response::new(&mut big);
+            response.parse(buf)
+        }
+        other => other,
+    };
+    let consumed = match status {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => {
+            let start = String::from_utf8_lossy(&buf[..buf.len().min(80)]).into_owned();
+            return Err(Error::decode(format!("invalid HTTP response ({e}); it starts with {start:?}")));
+        }
+    };
+    let code = response.code.unwrap_or(0);
+    let http10 = response.version == Some(0);
+    let mut headers = HeaderMap::with_capacity(response.headers.len());
+    let mut length: Option<u64> = None;
+    let mut chunked = false;
+    let mut close = http10;
+    for h in response.headers.iter() {
+        let Ok(name) = HeaderName::from_bytes(h.name.as_bytes()) else { continue };
+        if name == http::header::CONTENT_LENGTH {
+            let text = std::str::from_utf8(h.value).unwrap_or("").trim();
+            match text.parse::<u64>() {
+                Ok(n) if length.is_none_or(|l| l == n) => length = Some(n),
+                _ => return Err(Error::decode(format!("invalid content-length {text:?}"))),
+            }
+        } else if name == http::header::TRANSFER_ENCODING {
+            let text = String::from_utf8_lossy(h.value).to_ascii_lowercase();
+            chunked = text.rsplit(',').next().is_some_and(|last| last.trim() == "chunked");
+        } else if name == http::header::CONNECTION {
+            let text = String::from_utf8_lossy(h.value).to_ascii_lowercase();
+            if text.split(',').any(|t| t.trim() == "close") {
+                close = true;
+            } else if http10 && text.split(',').any(|t| t.trim() == "keep-alive") {
+                close = false;
+            }
+        }
+        if let Ok(value) = HeaderValue::from_bytes(h.value) {
+            headers.append(name, value);
+        }
+    }
+    let framing = if is_head_request || code == 204 || code == 304 || (100..200).contains(&code) {
+        Framing::Empty
+    } else if chunked {
+        Framing::Chunked(ChunkedDecoder::default())
+    } else if let Some(n) = length {
+        if n == 0 {
+            Framing::Empty
+        } else {
+            Framing::Length(n)
+        }
+    } else {
+        close = true;
+        Framing::Close
+    };
+    Ok(Some((Head { status: code, headers, framing, keep_alive: !close }, consumed)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_bytes() {
+        let mut out = Vec::new();
+        let headers = vec![(http::header::AUTHORIZATION, HeaderValue::from_static("Bearer k"))];
+        write_request(&mut out, "POST", "/v1/chat/completions", "127.0.0.1:8080", &headers, Some(b"{}"));
+        assert_eq!(
+            out,
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1:8080\r\nauthorization: Bearer k\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
+        );
+        write_request(&mut out, "GET", "/v1/models?x=1", "h", &[], None);
+        assert_eq!(out, b"GET /v1/models?x=1 HTTP/1.1\r\nhost: h\r\n\r\n");
+        assert_eq!(itoa_buf(0).as_bytes(), b"0");
+        assert_eq!(itoa_buf(1234567).as_bytes(), b"1234567");
+    }
+
+    fn head(text: &str) -> Head {
+        parse_head(text.as_bytes(), false).unwrap().unwrap().0
+    }
+
+    #[test]
+    fn framing_rules() {
+        assert!(matches!(head("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n").framing, Framing::Length(5)));
+        assert!(matches!(
+            head("HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\ncontent-length: 5\r\n\r\n").framing,
+            Framing::Chunked(_)
+        ));
+        let close = head("HTTP/1.1 200 OK\r\n\r\n");
+        assert!(matches!(close.framing, Framing::Close));
+        assert!(!close.keep_alive);
+        assert!(matches!(head("HTTP/1.1 204 No Content\r\ncontent-length: 5\r\n\r\n").framing, Framing::Empty));
+        assert!(matches!(head("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").framing, Framing::Empty));
+        assert!(head("HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\n").keep_alive);
+        assert!(!head("HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 1\r\n\r\n").keep_alive);
+        assert!(!head("HTTP/1.0 200 OK\r\ncontent-length: 1\r\n\r\n").keep_alive);
+        assert!(head("HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ncontent-length: 1\r\n\r\n").keep_alive);
+        assert_eq!(head("HTTP/1.1 529 \r\ncontent-length: 1\r\n\r\n").status, 529);
+    }
+
+    #[test]
+    fn partial_and_invalid_heads() {
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\ncontent-le", false).unwrap().is_none());
+        assert!(parse_head(b"<html>", false).is_err());
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n", false).is_err());
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n", false).is_err());
+        let many: String = (0..300).map(|i| format!("x-h{i}: v\r\n")).collect();
+        let h = head(&format!("HTTP/1.1 200 OK\r\n{many}content-length: 1\r\n\r\n"));
+        assert_eq!(h.headers.len(), 301);
+    }
+}
