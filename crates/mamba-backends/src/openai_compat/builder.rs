@@ -384,6 +384,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "rustls")]
     fn query_strings_and_azure_legacy() {
         let b = OpenAICompatibleBackend::builder("gpt-4o")
             .preset(Preset::AzureLegacy)
@@ -408,6 +409,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "rustls")]
     fn key_is_sent_as_the_preset_says_and_never_shown() {
         let b = OpenAICompatibleBackend::builder("m").api_key("sk-very-secret").build().unwrap();
         let auth = b.shared.headers.iter().find(|(n, _)| n == AUTHORIZATION).unwrap();
@@ -428,6 +430,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "rustls")]
     fn headers_are_validated_and_replace() {
         let e = OpenAICompatibleBackend::builder("m").header("bad name", "x").build().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Config);
@@ -438,6 +441,14 @@ mod tests {
             .unwrap();
         assert_eq!(b.shared.headers.iter().filter(|(n, _)| n == USER_AGENT).count(), 1);
         assert!(b.shared.headers.iter().any(|(n, v)| n == USER_AGENT && v == "mine/1"));
+    }
+
+    #[test]
+    #[cfg(not(feature = "rustls"))]
+    fn https_needs_the_rustls_feature() {
+        let e = OpenAICompatibleBackend::builder("m").base_url("https://api.openai.com/v1").build().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(e.to_string().contains("rustls"));
     }
 
     #[test]
