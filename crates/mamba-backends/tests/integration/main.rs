@@ -13,6 +13,7 @@ mod redaction;
 mod streaming;
 mod support;
 mod tracing_spans;
+mod transport;
 
 use std::time::Duration;
 

@@ -1,0 +1,161 @@
+//! The HTTP/1.1 transport: connection reuse, stale pooled connections, framing variants,
+//! interim answers, heads split across reads.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use mamba_backends::{Message, ModelBackend, RequestOptions};
+use mamba_mock::{MockServer, Reply as MockReply, Script};
+
+use crate::support::{Part, RawServer, Reply};
+use crate::{backend, stream_answer};
+
+fn hi() -> [Message; 1] {
+    [Message::user("hi")]
+}
+
+const OK_BODY: &str = r#"{"choices":[{"message":{"content":"ok"},"finish_reason":"stop"}]}"#;
+
+/// Sequential requests, plain and streamed (read to the end), share one pooled connection.
+#[tokio::test]
+async fn keep_alive_reuses_one_connection() {
+    let server = MockServer::start().await.unwrap();
+    let b = backend(&server.base_url());
+    for _ in 0..3 {
+        b.complete(&hi(), &RequestOptions::new()).await.unwrap();
+        stream_answer(&b, &hi(), &RequestOptions::new()).await.unwrap();
+    }
+    assert!(b.health_check().await);
+    assert_eq!(server.chat_requests().len(), 6);
+    assert_eq!(server.connections(), 1);
+}
+
+/// A stream dropped before its end does not go back to the pool: the next request opens a
+/// new connection.
+#[tokio::test]
+async fn a_dropped_stream_is_not_reused() {
+    let server = MockServer::start_with(
+        Script::new().always(MockReply::text("a b c d e f g").chunk_delay(Duration::from_millis(20))),
+    )
+    .await
+    .unwrap();
+    let b = backend(&server.base_url());
+    let mut s = b.stream(&hi(), &RequestOptions::new()).await.unwrap();
+    s.next().await.unwrap().unwrap();
+    drop(s);
+    stream_answer(&b, &hi(), &RequestOptions::new()).await.unwrap();
+    assert_eq!(server.connections(), 2);
+}
+
+/// A server that closes an idle keep-alive connection (without saying `connection: close`):
+/// the next request finds the pooled connection dead and goes on a fresh one, unnoticed.
+#[tokio::test]
+async fn stale_pooled_connection_is_replaced() {
+    let head = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{OK_BODY}",
+        OK_BODY.len()
+    );
+    let server = RawServer::fixed(Reply::raw(head.into_bytes())).await;
+    let b = backend(&server.url());
+    for _ in 0..3 {
+        let r = b.complete(&hi(), &RequestOptions::new()).await.unwrap();
+        assert_eq!(r.content, "ok");
+        // Let the server's close reach the client before the next request.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(server.request_count(), 3);
+}
+
+/// `connection: close` and HTTP/1.0 answers are never pooled.
+#[tokio::test]
+async fn close_and_http10_are_not_pooled() {
+    for version in ["HTTP/1.1", "HTTP/1.0"] {
+        let head = format!(
+            "{version} 200 OK\r\ncontent-length: {}\r\n{}\r\n{OK_BODY}",
+            OK_BODY.len(),
+            if version == "HTTP/1.1" { "connection: close\r\n" } else { "" }
+        );
+        let server = RawServer::fixed(Reply::raw(head.into_bytes())).await;
+        let b = backend(&server.url());
+        for _ in 0..2 {
+            assert_eq!(b.complete(&hi(), &RequestOptions::new()).await.unwrap().content, "ok");
+        }
+    }
+}
+
+/// Interim 1xx answers (100 Continue, 103 Early Hints) are skipped.
+#[tokio::test]
+async fn interim_answers_are_skipped() {
+    let raw = format!(
+        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </x>\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{OK_BODY}",
+        OK_BODY.len()
+    );
+    let server = RawServer::fixed(Reply::raw(raw.into_bytes())).await;
+    assert_eq!(backend(&server.url()).complete(&hi(), &RequestOptions::new()).await.unwrap().content, "ok");
+}
+
+/// A head that arrives in pieces, one byte at a time.
+#[tokio::test]
+async fn head_in_pieces() {
+    let raw = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{OK_BODY}",
+        OK_BODY.len()
+    );
+    let mut parts = Vec::new();
+    for b in raw.bytes() {
+        parts.push(Part::Bytes(vec![b]));
+        parts.push(Part::Delay(Duration::from_millis(1)));
+    }
+    let server = RawServer::fixed(Reply { parts }).await;
+    assert_eq!(backend(&server.url()).complete(&hi(), &RequestOptions::new()).await.unwrap().content, "ok");
+}
+
+/// Chunk extensions, trailers, and a body much larger than the read buffer.
+#[tokio::test]
+async fn chunk_extensions_trailers_and_large_bodies() {
+    let content = "x".repeat(300_000);
+    let body = format!(r#"{{"choices":[{{"message":{{"content":"{content}"}},"finish_reason":"stop"}}]}}"#);
+    let mut raw =
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+            .to_vec();
+    for piece in body.as_bytes().chunks(7777) {
+        raw.extend_from_slice(format!("{:X};name=value\r\n", piece.len()).as_bytes());
+        raw.extend_from_slice(piece);
+        raw.extend_from_slice(b"\r\n");
+    }
+    raw.extend_from_slice(b"0\r\nx-trailer: 1\r\n\r\n");
+    let server = RawServer::fixed(Reply::raw(raw)).await;
+    let r = backend(&server.url()).complete(&hi(), &RequestOptions::new()).await.unwrap();
+    assert_eq!(r.content.len(), 300_000);
+}
+
+/// A malformed chunked body is an error, not a wrong answer.
+#[tokio::test]
+async fn malformed_chunked_body() {
+    let raw = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\nZZ\r\n{}\r\n0\r\n\r\n".to_vec();
+    let server = RawServer::fixed(Reply::raw(raw)).await;
+    let e = backend(&server.url()).complete(&hi(), &RequestOptions::new()).await.unwrap_err();
+    assert_eq!(e.kind(), mamba_backends::ErrorKind::Stream);
+    assert!(e.message().contains("chunk"), "{e}");
+}
+
+/// Not HTTP at all.
+#[tokio::test]
+async fn not_http() {
+    let server = RawServer::fixed(Reply::raw(b"SSH-2.0-OpenSSH_9.6\r\n".to_vec())).await;
+    let e = backend(&server.url()).complete(&hi(), &RequestOptions::new()).await.unwrap_err();
+    assert_eq!(e.kind(), mamba_backends::ErrorKind::Decode, "{e}");
+}
+
+/// The request on the wire: host header, content length, no credentials from the URL.
+#[tokio::test]
+async fn request_head_on_the_wire() {
+    let server = RawServer::fixed(Reply::json(200, OK_BODY)).await;
+    let url = server.url().replace("http://", "http://user:pw@");
+    backend(&url).complete(&hi(), &RequestOptions::new()).await.unwrap();
+    let req = &server.requests()[0];
+    assert_eq!(req.header("host"), Some(server.addr.to_string().as_str()));
+    assert_eq!(req.header("content-length").map(str::to_owned), Some(req.body.len().to_string()));
+    assert!(req.header("user-agent").unwrap().starts_with("mamba-backends/"));
+    assert!(req.headers.iter().all(|(_, v)| !v.contains("pw")));
+}
