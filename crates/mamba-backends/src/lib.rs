@@ -56,6 +56,9 @@
 #![warn(unused_crate_dependencies)]
 
 mod backend;
+#[cfg(feature = "__bench")]
+#[doc(hidden)]
+pub mod bench_api;
 mod classify;
 mod detect;
 mod error;

@@ -1,0 +1,67 @@
+//! Entry points for the benchmarks in `bench/` (feature `__bench`). Not part of the public API:
+//! they expose the pure translation steps so they can be measured without a network.
+
+use bytes::Bytes;
+
+use crate::error::Error;
+use crate::openai_compat::request::{to_body, ChatRequest, WireConfig};
+use crate::openai_compat::response::{parse_response as parse, EventDecoder, Step};
+use crate::options::RequestOptions;
+use crate::sse::SseDecoder;
+use crate::stream::StreamChunk;
+use crate::types::{Message, ModelResponse};
+
+/// The JSON body of a chat request, as the generic preset writes it.
+pub fn request_body(model: &str, messages: &[Message], options: &RequestOptions, stream: bool) -> Vec<u8> {
+    let config = WireConfig { include_usage: stream, ..WireConfig::default() };
+    to_body(&ChatRequest { model, messages, options, stream, config: &config })
+}
+
+/// A whole (non-streaming) answer parsed.
+pub fn parse_response(body: Bytes) -> Result<ModelResponse, Error> {
+    parse(body, true)
+}
+
+/// The SSE layer alone: events (and their bytes) in `input`, fed in pieces of `piece` bytes.
+pub fn sse_events(input: &[u8], piece: usize) -> (usize, usize) {
+    let mut decoder = SseDecoder::new();
+    let (mut events, mut bytes) = (0, 0);
+    for part in input.chunks(piece.max(1)) {
+        decoder.buffer().extend_from_slice(part);
+        while let Ok(Some(event)) = decoder.next_event() {
+            events += 1;
+            bytes += event.data.len();
+        }
+    }
+    decoder.finish();
+    while let Ok(Some(event)) = decoder.next_event() {
+        events += 1;
+        bytes += event.data.len();
+    }
+    (events, bytes)
+}
+
+/// The whole stream pipeline without the network: SSE, chunk parsing, `<think>` splitting and
+/// tool-call indexing, fed in pieces of `piece` bytes; `each` sees every chunk.
+pub fn decode_stream(input: &[u8], piece: usize, mut each: impl FnMut(&StreamChunk)) -> Result<usize, Error> {
+    let mut decoder = EventDecoder::new(true);
+    let mut chunks = 0;
+    let mut parts = input.chunks(piece.max(1));
+    loop {
+        match decoder.next() {
+            Step::Chunk(chunk) => {
+                each(&chunk);
+                chunks += 1;
+            }
+            Step::Final(chunk) => {
+                each(&chunk);
+                return Ok(chunks + 1);
+            }
+            Step::Failed(e) => return Err(e),
+            Step::NeedMore => match parts.next() {
+                Some(part) => decoder.fill(|buf| buf.extend_from_slice(part)),
+                None => decoder.end_input(),
+            },
+        }
+    }
+}
