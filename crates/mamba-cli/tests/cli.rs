@@ -488,3 +488,23 @@ async fn conversation_keeps_history() {
     assert_eq!(roles(4), ["system", "user"]);
     assert_eq!(sent[4][1]["content"], "fourth");
 }
+
+/// `--preset` shapes the request for that server: Mistral's `random_seed`-style renames,
+/// Groq's rejected fields as an `unsupported` failure before anything is sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn presets_shape_requests() {
+    let server = MockServer::start().await.unwrap();
+    let o = chat_with(&server, &["--preset", "groq", "--json", "--extra", "n=2", "x"]).await;
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["error"]["kind"], "unsupported");
+    assert!(server.chat_requests().is_empty(), "nothing may be sent");
+    let o = chat_with(&server, &["--preset", "ollama", "--tool-choice", "required", "--max-tokens", "5", "x"]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let body = server.chat_requests()[0].json.clone().unwrap();
+    assert!(body.get("tool_choice").is_none(), "Ollama ignores tool_choice: not sent");
+    assert_eq!(body["max_tokens"], 5);
+    let o = chat_with(&server, &["--preset", "openai", "--max-tokens", "5", "x"]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(server.chat_requests()[1].json.clone().unwrap()["max_completion_tokens"], 5);
+}
