@@ -40,8 +40,10 @@ pub trait ModelBackend: Send + Sync {
     /// One whole answer.
     async fn complete(&self, messages: &[Message], options: &RequestOptions) -> Result<ModelResponse, Error>;
 
-    /// A streamed answer. HTTP errors (including those of the request that opens the stream)
-    /// are returned here; errors later in the stream are items of the stream.
+    /// A streamed answer. It returns once the first chunk has arrived: every failure before
+    /// that (an HTTP error, a connection that breaks, a server that sends nothing) is returned
+    /// here, after the retries the backend's policy allows; failures after it are items of the
+    /// stream and are never retried, since part of the answer already reached the caller.
     async fn stream(&self, messages: &[Message], options: &RequestOptions) -> Result<ChunkStream, Error>;
 
     /// Whether the server is reachable: `GET {base_url}/models` answers 200, 401 or 403 (an
