@@ -314,6 +314,61 @@ impl BackendPool {
         ))
     }
 
+    /// Sends to the least-loaded available endpoint, then to the others while the failures
+    /// are retryable. On success the value and its endpoint's lease; else the last error.
+    async fn on_endpoints<T, F, Fut>(&self, call: F) -> Result<(T, Lease), Error>
+    where
+        F: Fn(Arc<dyn ModelBackend>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
+        let mut tried = Vec::new();
+        let mut last: Option<Error> = None;
+        while tried.len() < self.inner.endpoints.len() {
+            let (i, mut lease) = match self.lease(&tried) {
+                Ok(lease) => lease,
+                Err(e) => {
+                    last.get_or_insert(e);
+                    break;
+                }
+            };
+            tried.push(i);
+            match call(Arc::clone(&lease.endpoint.backend)).await {
+                Ok(value) => return Ok((value, lease)),
+                Err(e) => {
+                    lease.settle(Err(&e));
+                    let retryable = e.is_retryable();
+                    last = Some(e);
+                    if !retryable {
+                        break;
+                    }
+                    tracing::warn!(endpoint = i, "failing over to another endpoint");
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::new(ErrorKind::Unavailable, "no endpoint could take the request")))
+    }
+
+    /// Tries the fallbacks listed for the error's kind, in order.
+    async fn on_fallbacks<T, F, Fut>(&self, error: Error, call: F) -> Result<T, Error>
+    where
+        F: Fn(Arc<dyn ModelBackend>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
+        for fallback in self.fallbacks_for(&error) {
+            tracing::warn!(
+                model = fallback.model(),
+                error.kind = error.kind().as_str(),
+                "falling back to another backend"
+            );
+            match call(Arc::clone(fallback)).await {
+                Ok(value) => return Ok(value),
+                Err(e) if self.fallbacks_for(&e).next().is_some() => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(error)
+    }
+
     fn fallbacks_for(&self, error: &Error) -> impl Iterator<Item = &Arc<dyn ModelBackend>> {
         let kind = error.kind();
         self.inner.fallbacks.iter().filter(move |f| f.on.contains(&kind)).map(|f| &f.backend)
@@ -356,88 +411,23 @@ impl ModelBackend for BackendPool {
     }
 
     async fn complete(&self, messages: &[Message], options: &RequestOptions) -> Result<ModelResponse, Error> {
-        let mut tried = Vec::new();
-        let mut last: Option<Error> = None;
-        while tried.len() < self.inner.endpoints.len() {
-            let (i, mut lease) = match self.lease(&tried) {
-                Ok(lease) => lease,
-                Err(e) => {
-                    last.get_or_insert(e);
-                    break;
-                }
-            };
-            tried.push(i);
-            match lease.endpoint.backend.complete(messages, options).await {
-                Ok(response) => {
-                    lease.settle(Ok(()));
-                    return Ok(response);
-                }
-                Err(e) => {
-                    lease.settle(Err(&e));
-                    if !e.is_retryable() {
-                        last = Some(e);
-                        break;
-                    }
-                    tracing::warn!(endpoint = i, error.kind = e.kind().as_str(), "failing over to another endpoint");
-                    last = Some(e);
-                }
+        let call = |backend: Arc<dyn ModelBackend>| async move { backend.complete(messages, options).await };
+        match self.on_endpoints(call).await {
+            Ok((response, mut lease)) => {
+                lease.settle(Ok(()));
+                Ok(response)
             }
+            Err(error) => self.on_fallbacks(error, call).await,
         }
-        let error = last.unwrap_or_else(|| Error::new(ErrorKind::Unavailable, "no endpoint could take the request"));
-        for fallback in self.fallbacks_for(&error) {
-            tracing::warn!(
-                model = fallback.model(),
-                error.kind = error.kind().as_str(),
-                "falling back to another backend"
-            );
-            match fallback.complete(messages, options).await {
-                Ok(response) => return Ok(response),
-                Err(e) if self.fallbacks_for(&e).next().is_some() => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(error)
     }
 
     async fn stream(&self, messages: &[Message], options: &RequestOptions) -> Result<ChunkStream, Error> {
-        let mut tried = Vec::new();
-        let mut last: Option<Error> = None;
-        while tried.len() < self.inner.endpoints.len() {
-            let (i, mut lease) = match self.lease(&tried) {
-                Ok(lease) => lease,
-                Err(e) => {
-                    last.get_or_insert(e);
-                    break;
-                }
-            };
-            tried.push(i);
-            match lease.endpoint.backend.stream(messages, options).await {
-                Ok(inner) => return Ok(Box::pin(LeasedStream { inner, lease })),
-                Err(e) => {
-                    lease.settle(Err(&e));
-                    if !e.is_retryable() {
-                        last = Some(e);
-                        break;
-                    }
-                    tracing::warn!(endpoint = i, error.kind = e.kind().as_str(), "failing over to another endpoint");
-                    last = Some(e);
-                }
-            }
+        let call = |backend: Arc<dyn ModelBackend>| async move { backend.stream(messages, options).await };
+        match self.on_endpoints(call).await {
+            // The lease lives as long as the stream, which reports its outcome.
+            Ok((inner, lease)) => Ok(Box::pin(LeasedStream { inner, lease })),
+            Err(error) => self.on_fallbacks(error, call).await,
         }
-        let error = last.unwrap_or_else(|| Error::new(ErrorKind::Unavailable, "no endpoint could take the request"));
-        for fallback in self.fallbacks_for(&error) {
-            tracing::warn!(
-                model = fallback.model(),
-                error.kind = error.kind().as_str(),
-                "falling back to another backend"
-            );
-            match fallback.stream(messages, options).await {
-                Ok(stream) => return Ok(stream),
-                Err(e) if self.fallbacks_for(&e).next().is_some() => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(error)
     }
 
     async fn health_check(&self) -> bool {
