@@ -107,7 +107,21 @@ pub(crate) async fn connect(conn: &ConnArgs, allow_mock: bool) -> Result<Connect
             let live = futures_util::future::join_all(candidates.iter().map(|(_, port, _)| is_live(*port))).await;
             match candidates.iter().zip(live).find(|(_, live)| *live) {
                 Some(((preset, port, name), _)) => {
-                    (format!("http://127.0.0.1:{port}/v1"), *preset, Source::Local(name), None)
+                    let url = format!("http://127.0.0.1:{port}/v1");
+                    // The port says which server usually listens there; its answers say which
+                    // one does (8080 is llama.cpp's and LocalAI's, 8000 vLLM's and others').
+                    let detected = match OpenAICompatibleBackend::builder("probe")
+                        .base_url(&url)
+                        .timeout(Duration::from_secs(2))
+                        .build()
+                    {
+                        Ok(probe) => probe.health().await.server_kind,
+                        Err(_) => None,
+                    };
+                    match detected {
+                        Some(kind) => (url, kind, Source::Local(kind.spec().display_name), None),
+                        None => (url, *preset, Source::Local(name), None),
+                    }
                 }
                 None if allow_mock => {
                     let server = MockServer::start()
