@@ -39,7 +39,10 @@ pub(crate) async fn health(conn: ConnArgs) -> Result<(), CliError> {
                 _ if report.authenticated == Some(false) => {
                     format!("{} (unknown: listing models needs a valid key)", backend.model())
                 }
-                Some(true) => format!("{} is listed ({} models)", backend.model(), report.models.len()),
+                Some(true) => {
+                    let n = report.models.len();
+                    format!("{} is listed ({n} model{})", backend.model(), if n == 1 { "" } else { "s" })
+                }
                 Some(false) => {
                     format!("{} is NOT listed; the server has: {}", backend.model(), report.models.join(", "))
                 }
