@@ -245,10 +245,14 @@ pub(crate) fn from_response(status: u16, headers: &HeaderMap, body: &[u8], now: 
     let info = parse_error_body(body);
     let kind = classify(Some(status), &info);
     let retry_after = retry_after(headers, now, status == 429);
-    let message = info.message.clone().unwrap_or_else(|| match http::StatusCode::from_u16(status) {
-        Ok(code) => code.canonical_reason().unwrap_or("no message").to_owned(),
-        Err(_) => "no message".to_owned(),
-    });
+    // An empty message (llama-cpp-python's failed asserts) says less than the type or status.
+    let message =
+        info.message.clone().filter(|m| !m.trim().is_empty()).or_else(|| info.error_type.clone()).unwrap_or_else(
+            || match http::StatusCode::from_u16(status) {
+                Ok(code) => code.canonical_reason().unwrap_or("no message").to_owned(),
+                Err(_) => "no message".to_owned(),
+            },
+        );
     let mut error =
         Error::new(kind, message).with_status(status).with_retry_after(retry_after).with_code(info.code_or_type());
     // 409 and 408 are retryable by policy even though their kinds are shared with others.
@@ -265,7 +269,12 @@ pub(crate) fn from_response(status: u16, headers: &HeaderMap, body: &[u8], now: 
 pub(crate) fn from_stream_frame(value: &Value) -> Error {
     let info = parse_error_value(value);
     let kind = classify(None, &info);
-    let message = info.message.clone().unwrap_or_else(|| "the server reported an error in the stream".to_owned());
+    let message = info
+        .message
+        .clone()
+        .filter(|m| !m.trim().is_empty())
+        .or_else(|| info.error_type.clone())
+        .unwrap_or_else(|| "the server reported an error in the stream".to_owned());
     let mut error = Error::new(kind, message).with_code(info.code_or_type()).with_body(value.to_string());
     if let Some(status) = info.status {
         error = error.with_status(status);
@@ -550,6 +559,16 @@ mod tests {
         assert!(!from_response(400, &HeaderMap::new(), b"", SystemTime::now()).is_retryable());
         assert_eq!(message(429, ""), "Too Many Requests");
         assert_eq!(message(599, ""), "no message");
+    }
+
+    #[test]
+    fn empty_messages_fall_back_to_type_then_status() {
+        // llama-cpp-python, tool_choice "required" with chatml-function-calling.
+        assert_eq!(
+            message(500, r#"{"error":{"message":"","type":"internal_server_error","param":null,"code":null}}"#),
+            "internal_server_error"
+        );
+        assert_eq!(message(503, r#"{"error":{"message":"  "}}"#), "Service Unavailable");
     }
 
     #[test]

@@ -185,3 +185,78 @@ async fn litellm_hides_upstream_stream_failure() {
     let r = answer("peers/litellm/err_context_length_exceeded_stream.http", true).await.unwrap();
     assert_eq!((r.content.as_str(), r.finish_reason), ("", Some(FinishReason::Stop)));
 }
+
+/// Every recorded answer of llama.cpp, LiteLLM and Prism (119 cases, the big `: ping` stream
+/// excepted) replayed: errors keep the recorded status and get a kind that fits it, JSON answers
+/// parse, event streams end in an answer or, when the recording holds no event, a Stream error.
+#[tokio::test]
+async fn every_recorded_transcript() {
+    let mut checked = 0;
+    for peer in ["llamacpp", "litellm", "prism"] {
+        let dir = data(&format!("peers/{peer}"));
+        let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
+        files.sort();
+        for path in files.iter().filter(|p| p.extension().is_some_and(|e| e == "http")) {
+            let request = std::fs::read_to_string(path.with_extension("request")).unwrap_or_default();
+            let chat = request.lines().next().is_some_and(|l| l.contains("/chat/completions"));
+            let models = request.lines().next().is_some_and(|l| l.contains("/models"));
+            let t = Transcript::load(path);
+            let name = path.display().to_string();
+            let server = RawServer::fixed(Reply::transcript(path, 3)).await;
+            let b = backend(&server.url());
+            if models {
+                let listed = b.list_models().await;
+                if t.status == 200 {
+                    assert!(!listed.unwrap().is_empty(), "{name}");
+                } else {
+                    assert_eq!(listed.unwrap_err().status(), Some(t.status), "{name}");
+                }
+                checked += 1;
+                continue;
+            }
+            if !chat {
+                continue; // embeddings, unknown paths: not chat answers
+            }
+            let messages = [Message::user("hi")];
+            let outcome = if t.is_sse() {
+                crate::stream_answer(&b, &messages, &RequestOptions::new()).await
+            } else {
+                b.complete(&messages, &RequestOptions::new()).await
+            };
+            match (t.status, outcome) {
+                (200, Ok(answer)) => assert!(
+                    !answer.content.is_empty() || !answer.tool_calls.is_empty() || answer.finish_reason.is_some(),
+                    "{name}: an empty answer: {answer:?}"
+                ),
+                (200, Err(e)) => {
+                    let events = String::from_utf8_lossy(&t.body).contains("data:");
+                    assert!(t.is_sse() && !events && e.kind() == ErrorKind::Stream, "{name}: {e}");
+                }
+                (status, Ok(answer)) => panic!("{name}: HTTP {status} gave an answer: {answer:?}"),
+                (status, Err(e)) => {
+                    assert_eq!(e.status(), Some(status), "{name}");
+                    assert!(!e.message().is_empty(), "{name}");
+                    let fits = match status {
+                        401 => e.kind() == ErrorKind::Authentication,
+                        403 => e.kind() == ErrorKind::PermissionDenied,
+                        429 => matches!(e.kind(), ErrorKind::RateLimited | ErrorKind::QuotaExceeded),
+                        400..=499 => matches!(
+                            e.kind(),
+                            ErrorKind::InvalidRequest | ErrorKind::ContextOverflow | ErrorKind::ModelNotFound
+                        ),
+                        _ => matches!(
+                            e.kind(),
+                            ErrorKind::Server
+                                | ErrorKind::Unavailable
+                                | ErrorKind::ContextOverflow
+                                | ErrorKind::Unsupported
+                        ),
+                    };
+                    assert!(fits, "{name}: HTTP {status} classified as {:?}: {e}", e.kind());
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 100, "only {checked} transcripts checked");
+}
