@@ -24,6 +24,8 @@ pub(crate) struct Body {
     client: Arc<Inner>,
     key: Key,
     next_read: usize,
+    /// Set after an error: every later read fails too.
+    failed: bool,
 }
 
 impl std::fmt::Debug for Body {
@@ -38,7 +40,7 @@ fn body_error(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> 
 
 impl Body {
     pub(super) fn new(conn: Conn, framing: Framing, keep_alive: bool, client: Arc<Inner>, key: Key) -> Body {
-        let mut body = Body { conn: Some(conn), framing, keep_alive, client, key, next_read: MIN_READ };
+        let mut body = Body { conn: Some(conn), framing, keep_alive, client, key, next_read: MIN_READ, failed: false };
         if matches!(body.framing, Framing::Empty) {
             body.finish(0);
         }
@@ -59,6 +61,18 @@ impl Body {
 
     /// Appends body bytes to `dst`: `Ready(Ok(n))` with `n > 0`, or `Ready(Ok(0))` at the end.
     pub(crate) fn poll_read(&mut self, cx: &mut Context<'_>, dst: &mut Vec<u8>) -> Poll<Result<usize, Error>> {
+        if self.failed {
+            return Poll::Ready(Err(Error::stream("the response body already failed")));
+        }
+        let result = self.poll_read_inner(cx, dst);
+        if matches!(result, Poll::Ready(Err(_))) {
+            self.failed = true;
+            self.conn = None;
+        }
+        result
+    }
+
+    fn poll_read_inner(&mut self, cx: &mut Context<'_>, dst: &mut Vec<u8>) -> Poll<Result<usize, Error>> {
         loop {
             let Some(conn) = self.conn.as_mut() else { return Poll::Ready(Ok(0)) };
             let start = dst.len();
@@ -136,7 +150,13 @@ impl Body {
     /// Reads the whole body, allowing `idle` between reads and at most `limit` bytes.
     pub(crate) async fn read_to_end(&mut self, idle: std::time::Duration, limit: usize) -> Result<Vec<u8>, Error> {
         let mut out = match &self.framing {
-            Framing::Length(n) => Vec::with_capacity((*n).min(limit as u64 + 1) as usize),
+            Framing::Length(n) if *n > limit as u64 => {
+                self.conn = None;
+                self.failed = true;
+                return Err(Error::decode(format!("the response is larger than {limit} bytes ({n} announced)")));
+            }
+            // What the server announces is reserved up to 1 MiB; more grows as it arrives.
+            Framing::Length(n) => Vec::with_capacity((*n).min(1024 * 1024) as usize),
             _ => Vec::new(),
         };
         loop {
@@ -145,6 +165,7 @@ impl Body {
                 Ok(result) => result?,
                 Err(_) => {
                     self.conn = None;
+                    self.failed = true;
                     return Err(Error::timeout(format!(
                         "no data for {} while reading the response",
                         super::fmt_duration(idle)
@@ -156,6 +177,7 @@ impl Body {
             }
             if out.len() > limit {
                 self.conn = None;
+                self.failed = true;
                 return Err(Error::decode(format!("the response is larger than {limit} bytes")));
             }
         }

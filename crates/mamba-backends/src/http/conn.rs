@@ -103,16 +103,34 @@ impl Conn {
         Conn { io, rbuf: Vec::with_capacity(read_capacity), wbuf: Vec::new() }
     }
 
+    /// Whether an idle connection is still usable: the server has not closed it and has sent
+    /// nothing unasked (a `408` before closing, say). Looks without waiting.
+    pub(crate) fn is_reusable(&mut self) -> bool {
+        let mut probe = [0u8; 1];
+        let mut buf = ReadBuf::new(&mut probe);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        matches!(Pin::new(&mut self.io).poll_read(&mut cx, &mut buf), Poll::Pending)
+    }
+
     /// Writes the request in `wbuf` and reads the response head.
+    ///
+    /// Only a failure to send is [`Failure::NoResponse`]: once the request is out, the server
+    /// may be working on it, and resending is for the caller's retry policy to decide.
     pub(crate) async fn exchange(&mut self, is_head_request: bool) -> Result<Head, Failure> {
-        if let Err(e) = self.io.write_all(&self.wbuf).await {
+        let sent = async {
+            self.io.write_all(&self.wbuf).await?;
+            // TLS may still hold the last records: push them out before waiting for the answer.
+            self.io.flush().await
+        };
+        if let Err(e) = sent.await {
             return Err(Failure::NoResponse(io_error("the connection failed while sending the request", e)));
         }
         self.rbuf.clear();
+        let mut got_any = false;
         loop {
-            let mut got_any = !self.rbuf.is_empty();
             let head = loop {
                 if !self.rbuf.is_empty() {
+                    got_any = true;
                     if let Some((head, consumed)) = parse_head(&self.rbuf, is_head_request).map_err(Failure::Failed)? {
                         self.rbuf.drain(..consumed);
                         break head;
@@ -124,40 +142,36 @@ impl Conn {
                 if self.rbuf.capacity() - self.rbuf.len() < 512 {
                     self.rbuf.reserve(self.rbuf.capacity().max(1024));
                 }
-                let n = match std::future::poll_fn(|cx| {
+                let read = std::future::poll_fn(|cx| {
                     tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf)
-                })
-                .await
-                {
+                });
+                let n = match read.await {
                     Ok(n) => n,
-                    Err(e) if !got_any => {
-                        return Err(Failure::NoResponse(io_error("the connection failed before a response", e)))
-                    }
                     Err(e) => {
-                        return Err(Failure::Failed(io_error(
-                            "the connection failed while reading the response head",
-                            e,
-                        )))
+                        let what = if got_any {
+                            "the connection failed while reading the response head"
+                        } else {
+                            "the connection failed before a response"
+                        };
+                        return Err(Failure::Failed(io_error(what, e)));
                     }
                 };
                 if n == 0 {
-                    let message = "the server closed the connection before responding";
-                    return Err(if got_any {
-                        Failure::Failed(Error::new(
-                            ErrorKind::Connect,
-                            "the server closed the connection in the middle of the response head",
-                        ))
+                    let message = if got_any {
+                        "the server closed the connection in the middle of the response head"
                     } else {
-                        Failure::NoResponse(Error::new(ErrorKind::Connect, message))
-                    });
+                        "the server closed the connection before responding"
+                    };
+                    return Err(Failure::Failed(Error::new(ErrorKind::Connect, message)));
                 }
-                got_any = true;
             };
-            // 1xx answers (100 Continue, 103 Early Hints) precede the real one.
-            if (100..200).contains(&head.status) && head.status != 101 {
-                continue;
+            match head.status {
+                // Interim answers (100 Continue, 103 Early Hints) precede the real one.
+                100 | 102..=199 => continue,
+                // Nothing here asks to switch protocols.
+                101 => return Err(Failure::Failed(Error::decode("the server switched protocols (HTTP 101) unasked"))),
+                _ => return Ok(head),
             }
-            return Ok(head);
         }
     }
 }
@@ -251,17 +265,20 @@ pub(crate) fn parse_head(buf: &[u8], is_head_request: bool) -> Result<Option<(He
     let mut headers = HeaderMap::with_capacity(response.headers.len());
     let mut length: Option<u64> = None;
     let mut chunked = false;
+    let mut transfer_encoding = false;
     let mut close = http10;
     for h in response.headers.iter() {
         let Ok(name) = HeaderName::from_bytes(h.name.as_bytes()) else { continue };
         if name == http::header::CONTENT_LENGTH {
             let text = std::str::from_utf8(h.value).unwrap_or("").trim();
+            let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
             match text.parse::<u64>() {
-                Ok(n) if length.is_none_or(|l| l == n) => length = Some(n),
+                Ok(n) if digits && length.is_none_or(|l| l == n) => length = Some(n),
                 _ => return Err(Error::decode(format!("invalid content-length {text:?}"))),
             }
         } else if name == http::header::TRANSFER_ENCODING {
             let text = String::from_utf8_lossy(h.value).to_ascii_lowercase();
+            transfer_encoding = true;
             chunked = text.rsplit(',').next().is_some_and(|last| last.trim() == "chunked");
         } else if name == http::header::CONNECTION {
             let text = String::from_utf8_lossy(h.value).to_ascii_lowercase();
@@ -275,10 +292,18 @@ pub(crate) fn parse_head(buf: &[u8], is_head_request: bool) -> Result<Option<(He
             headers.append(name, value);
         }
     }
+    // RFC 9112 6.3: a message with both is a smuggling risk; it is read, never reused.
+    if transfer_encoding && length.is_some() {
+        close = true;
+    }
     let framing = if is_head_request || code == 204 || code == 304 || (100..200).contains(&code) {
         Framing::Empty
     } else if chunked {
         Framing::Chunked(ChunkedDecoder::default())
+    } else if transfer_encoding {
+        // A coding other than chunked last: the body ends with the connection.
+        close = true;
+        Framing::Close
     } else if let Some(n) = length {
         if n == 0 {
             Framing::Empty
@@ -318,10 +343,11 @@ mod tests {
     #[test]
     fn framing_rules() {
         assert!(matches!(head("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n").framing, Framing::Length(5)));
-        assert!(matches!(
-            head("HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\ncontent-length: 5\r\n\r\n").framing,
-            Framing::Chunked(_)
-        ));
+        let both = head("HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\ncontent-length: 5\r\n\r\n");
+        assert!(matches!(both.framing, Framing::Chunked(_)));
+        assert!(!both.keep_alive);
+        let gzip = head("HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\ncontent-length: 5\r\n\r\n");
+        assert!(matches!(gzip.framing, Framing::Close));
         let close = head("HTTP/1.1 200 OK\r\n\r\n");
         assert!(matches!(close.framing, Framing::Close));
         assert!(!close.keep_alive);
@@ -339,6 +365,7 @@ mod tests {
         assert!(parse_head(b"HTTP/1.1 200 OK\r\ncontent-le", false).unwrap().is_none());
         assert!(parse_head(b"<html>", false).is_err());
         assert!(parse_head(b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n", false).is_err());
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\ncontent-length: +5\r\n\r\n", false).is_err());
         assert!(parse_head(b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n", false).is_err());
         let many: String = (0..300).map(|i| format!("x-h{i}: v\r\n")).collect();
         let h = head(&format!("HTTP/1.1 200 OK\r\n{many}content-length: 1\r\n\r\n"));

@@ -12,9 +12,10 @@
 //!
 //! What it does: HTTP/1.1 keep-alive with a pool per host (idle connections reused LIFO,
 //! dropped after an idle timeout), `Content-Length`, chunked and close-delimited bodies, 1xx
-//! interim answers skipped, TLS through rustls (`rustls` feature; ALPN `http/1.1`), a request
-//! retried once on a fresh connection when a pooled one turns out to be closed before any
-//! answer. What it does not do: HTTP/2, proxies, compression (it sends no `Accept-Encoding`).
+//! interim answers skipped, TLS through rustls (`rustls` feature; ALPN `http/1.1`), an idle
+//! connection is checked before reuse (closed by the server, or sent something unasked: not
+//! reused), and a request whose sending fails on a pooled connection goes once more on a new
+//! one; once a request is sent, it is never resent here. What it does not do: HTTP/2, proxies, compression (it sends no `Accept-Encoding`).
 
 mod body;
 mod chunked;
@@ -152,24 +153,36 @@ impl Inner {
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The most recently used idle connection that has not timed out.
+    fn fresh(&self, entry: &Idle, now: Instant) -> bool {
+        self.settings.pool_idle_timeout.is_none_or(|t| now.duration_since(entry.since) < t)
+    }
+
+    /// The most recently used idle connection that has not timed out and that the server has
+    /// not closed. Expired connections are closed on the way.
     fn checkout(&self, key: &Key) -> Option<Conn> {
         let mut idle = self.idle();
         let list = idle.get_mut(key)?;
         let now = Instant::now();
-        while let Some(entry) = list.pop() {
-            if self.settings.pool_idle_timeout.is_none_or(|t| now.duration_since(entry.since) < t) {
+        list.retain(|entry| self.fresh(entry, now));
+        while let Some(mut entry) = list.pop() {
+            if entry.conn.is_reusable() {
                 return Some(entry.conn);
             }
         }
         None
     }
 
-    pub(crate) fn put_back(&self, key: Key, conn: Conn) {
+    pub(crate) fn put_back(&self, key: Key, mut conn: Conn) {
+        // A huge request (images) must not keep its buffer for the connection's lifetime.
+        if conn.wbuf.capacity() > 64 * 1024 {
+            conn.wbuf = Vec::new();
+        }
         let mut idle = self.idle();
+        let now = Instant::now();
         let list = idle.entry(key).or_default();
+        list.retain(|entry| self.fresh(entry, now));
         if list.len() < self.settings.pool_max_idle_per_host {
-            list.push(Idle { conn, since: Instant::now() });
+            list.push(Idle { conn, since: now });
         }
     }
 
@@ -303,8 +316,9 @@ impl HttpClient {
         // The Host header: host and port as written, never credentials of a user@host URL.
         let authority = request.uri.authority().map_or("", |a| a.as_str());
         let authority = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+        let mut pooled = true;
         loop {
-            let (mut conn, reused) = match self.inner.checkout(&key) {
+            let (mut conn, reused) = match self.inner.checkout(&key).filter(|_| pooled) {
                 Some(conn) => (conn, true),
                 None => (self.inner.connect(&key).await?, false),
             };
@@ -314,9 +328,11 @@ impl HttpClient {
                     let body = Body::new(conn, head.framing, head.keep_alive, Arc::clone(&self.inner), key);
                     return Ok(Response { status: head.status, headers: head.headers, body });
                 }
-                // A pooled connection the server had closed: the request goes on a new one.
+                // A pooled connection the server closed as the request went out: the request
+                // was not sent, and goes once more, on a new connection.
                 Err(Failure::NoResponse(e)) if reused => {
                     tracing::debug!(error = %e, "a pooled connection was closed by the server; reconnecting");
+                    pooled = false;
                 }
                 Err(Failure::NoResponse(e) | Failure::Failed(e)) => return Err(e),
             }

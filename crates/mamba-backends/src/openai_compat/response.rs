@@ -403,17 +403,31 @@ impl EventDecoder {
                     return Step::Failed(Error::stream(message));
                 }
             };
-            if event.is_error_event && !event.data.starts_with(b"{") {
-                let info = classify::parse_error_body(event.data);
-                let message = info.message.unwrap_or_else(|| "the server sent an error event".to_owned());
-                return Step::Failed(Error::new(crate::ErrorKind::Server, message));
+            if event.is_error_event {
+                return Step::Failed(error_event(event.data));
             }
             match self.parser.parse(event.data) {
                 Ok(Parsed::Chunk(chunk)) => return Step::Chunk(chunk),
                 Ok(Parsed::Nothing) => continue,
                 Ok(Parsed::Done) => return Step::Final(self.parser.finish()),
+                // A last event cut off after the answer finished (a usage trailer): the answer
+                // is whole.
+                Err(_) if self.input_ended && self.parser.saw_finish() => return Step::Final(self.parser.finish()),
                 Err(e) => return Step::Failed(e),
             }
+        }
+    }
+}
+
+/// An `event: error` is an error whatever its data: `{"error": …}`, any other JSON, or text.
+fn error_event(data: &[u8]) -> Error {
+    match serde_json::from_slice::<serde_json::Value>(trim(data)) {
+        Ok(value) if value.get("error").is_some() => classify::from_stream_frame(&value),
+        Ok(value) => classify::from_stream_frame(&serde_json::json!({ "error": value })),
+        Err(_) => {
+            let info = classify::parse_error_body(data);
+            let message = info.message.unwrap_or_else(|| "the server sent an error event".to_owned());
+            Error::new(crate::ErrorKind::Server, message)
         }
     }
 }

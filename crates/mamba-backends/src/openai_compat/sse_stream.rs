@@ -141,6 +141,9 @@ impl Stream for SseStream {
                 Step::Failed(error) => return this.fail(error),
                 Step::NeedMore => {}
             }
+            if this.deadline.is_some_and(|d| Instant::now() >= d) {
+                return this.fail(Error::timeout("the total deadline passed while streaming"));
+            }
             let (decoder, body) = (&mut this.decoder, &mut this.body);
             match decoder.fill(|buf| body.poll_read(cx, buf)) {
                 Poll::Ready(Ok(0)) => {
@@ -160,6 +163,11 @@ impl Stream for SseStream {
                 }
                 Poll::Pending => {
                     return match this.poll_timer(cx) {
+                        // Silence after the finish reason: the answer is whole.
+                        Poll::Ready(()) if this.decoder.saw_finish() => {
+                            let chunk = this.decoder.finish();
+                            this.finish_ok(chunk, cx)
+                        }
                         Poll::Ready(()) => {
                             let message = if this.deadline.is_some_and(|d| Instant::now() >= d) {
                                 "the total deadline passed while streaming".to_owned()

@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 use mamba_backends::{ErrorKind, FinishReason, Message, ModelBackend, RequestOptions};
 
 use crate::support::{Part, RawServer, Reply};
-use crate::{backend, builder};
+use crate::{backend, builder, stream_answer};
 
 fn hi() -> [Message; 1] {
     [Message::user("hi")]
@@ -177,4 +177,37 @@ async fn break_before_finish_is_an_error() {
     let e = crate::stream_answer(&backend(&server.url()), &hi(), &RequestOptions::new()).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Stream);
     assert!(std::error::Error::source(&e).is_some());
+}
+
+/// An `event: error` is an error whatever its data, even JSON without an `error` key.
+#[tokio::test]
+async fn error_event_with_json_without_error_key() {
+    let server = RawServer::fixed(Reply::sse(&format!(
+        "{EVENT}event: error\ndata: {{\"message\":\"overloaded\"}}\n\ndata: [DONE]\n\n"
+    )))
+    .await;
+    let e = stream_answer(&backend(&server.url()), &hi(), &RequestOptions::new()).await.unwrap_err();
+    assert_eq!(e.message(), "overloaded");
+}
+
+/// Silence after the finish reason (a server that never sends `[DONE]` nor closes): the
+/// answer is whole; the idle timeout ends the stream normally.
+#[tokio::test(start_paused = true)]
+async fn silence_after_the_finish_reason_is_a_normal_end() {
+    let finish = "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n";
+    let reply = Reply::sse_pieces(&[EVENT.as_bytes(), finish.as_bytes()]);
+    let parts: Vec<Part> = reply.parts[..3].to_vec();
+    let server = RawServer::fixed(Reply { parts }.then(Part::Hang)).await;
+    let b = builder(&server.url()).idle_timeout(Duration::from_secs(5)).build().unwrap();
+    let r = stream_answer(&b, &hi(), &RequestOptions::new()).await.unwrap();
+    assert_eq!((r.content.as_str(), r.finish_reason), ("tok ", Some(FinishReason::Stop)));
+}
+
+/// A usage trailer cut off after the finish reason, then a clean close: the answer is whole.
+#[tokio::test]
+async fn cut_trailer_after_the_finish_reason() {
+    let body = format!("{EVENT}data: {{\"choices\":[{{\"index\":0,\"delta\":{{}},\"finish_reason\":\"stop\"}}]}}\n\ndata: {{\"choices\":[],\"usage\":{{\"prompt");
+    let server = RawServer::fixed(Reply::sse_until_close(body.as_bytes())).await;
+    let r = stream_answer(&backend(&server.url()), &hi(), &RequestOptions::new()).await.unwrap();
+    assert_eq!(r.content, "tok ");
 }

@@ -159,3 +159,65 @@ async fn request_head_on_the_wire() {
     assert!(req.header("user-agent").unwrap().starts_with("mamba-backends/"));
     assert!(req.headers.iter().all(|(_, v)| !v.contains("pw")));
 }
+
+/// A request that went out on a pooled connection is never sent again by the transport, even
+/// when the server closes without answering: the server may be working on it. (Resending is
+/// the retry policy's decision; here it allows none.)
+#[tokio::test]
+async fn a_sent_request_is_not_resent_by_the_transport() {
+    let script = Script::new()
+        .rule(mamba_mock::Rule::new(mamba_mock::Match::call(1), MockReply::text("first")))
+        .always(MockReply::text("never").cut_after_bytes(0));
+    let server = MockServer::start_with(script).await.unwrap();
+    let b = backend(&server.base_url());
+    assert_eq!(b.complete(&hi(), &RequestOptions::new()).await.unwrap().content, "first");
+    let e = b.complete(&hi(), &RequestOptions::new()).await.unwrap_err();
+    assert_eq!(e.kind(), mamba_backends::ErrorKind::Connect, "{e}");
+    assert!(e.message().contains("before responding"), "{e}");
+    assert_eq!(server.chat_requests().len(), 2);
+    assert_eq!(server.connections(), 1);
+}
+
+/// A server that sends something unasked on an idle connection (a 408 before closing it):
+/// the connection is not reused, and the stale answer is not taken for the next request's.
+#[tokio::test]
+async fn unsolicited_bytes_on_an_idle_connection() {
+    let mut parts = vec![Part::Bytes(
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{OK_BODY}",
+            OK_BODY.len()
+        )
+        .into_bytes(),
+    )];
+    parts.push(Part::Delay(Duration::from_millis(5)));
+    parts.push(Part::Bytes(b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\n\r\n".to_vec()));
+    let server = RawServer::fixed(Reply { parts }).await;
+    let b = backend(&server.url());
+    for _ in 0..2 {
+        assert_eq!(b.complete(&hi(), &RequestOptions::new()).await.unwrap().content, "ok");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert_eq!(server.request_count(), 2);
+}
+
+/// An answer announced larger than the limit is refused before it is read.
+#[tokio::test]
+async fn announced_length_over_the_limit() {
+    let raw =
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100000000\r\nconnection: close\r\n\r\n{"
+            .to_vec();
+    let server = RawServer::fixed(Reply::raw(raw)).await;
+    let b = crate::builder(&server.url()).max_response_bytes(1024).build().unwrap();
+    let e = b.complete(&hi(), &RequestOptions::new()).await.unwrap_err();
+    assert_eq!(e.kind(), mamba_backends::ErrorKind::Decode);
+    assert!(e.message().contains("100000000 announced"), "{e}");
+}
+
+/// A 101 nobody asked for is an error, not an answer.
+#[tokio::test]
+async fn unasked_protocol_switch() {
+    let server =
+        RawServer::fixed(Reply::raw(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: h2c\r\n\r\n".to_vec())).await;
+    let e = backend(&server.url()).complete(&hi(), &RequestOptions::new()).await.unwrap_err();
+    assert_eq!(e.kind(), mamba_backends::ErrorKind::Decode, "{e}");
+}
