@@ -12,6 +12,10 @@ use crate::error::Error;
 /// broke before their first chunk reached the caller. Never retried: 400, 401, 403, 404, 422,
 /// context overflows, and anything after a stream delivered its first chunk.
 ///
+/// A connection that breaks after the request was sent but before any answer is retried too,
+/// as the official SDKs do: the server may have started on it (and bill it twice). Use
+/// [`RetryPolicy::none`] where that matters more than the failure.
+///
 /// The wait is exponential backoff with full jitter (a random time up to
 /// `initial_backoff × 2^attempt`, capped at `max_backoff`), unless the server said how long to
 /// wait (`Retry-After` in seconds or as a date, `retry-after-ms`): that wait is used as given,
