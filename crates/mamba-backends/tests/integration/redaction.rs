@@ -7,6 +7,11 @@ use crate::support::{RawServer, Reply};
 
 const KEY: &str = "sk-proj-SUPERSECRET-0123456789";
 
+/// A backend for `url` holding the key, without retries.
+fn keyed(url: &str) -> OpenAICompatibleBackend {
+    OpenAICompatibleBackend::builder("m").base_url(url).api_key(KEY).retry_policy(RetryPolicy::none()).build().unwrap()
+}
+
 fn assert_clean(text: &str) {
     assert!(!text.contains(KEY), "the key leaked: {text}");
     assert!(!text.contains("SUPERSECRET"), "part of the key leaked: {text}");
@@ -53,18 +58,10 @@ async fn key_never_in_any_error() {
     let mut kinds = std::collections::HashSet::new();
     for (status, body) in cases {
         let server = RawServer::fixed(Reply::json(status, &body)).await;
-        let backend = OpenAICompatibleBackend::builder("m")
-            .base_url(server.url())
-            .api_key(KEY)
-            .retry_policy(RetryPolicy::none())
-            .build()
-            .unwrap();
+        let backend = keyed(&server.url());
         for e in [
             backend.complete(&[Message::user("hi")], &RequestOptions::new()).await.unwrap_err(),
-            match backend.stream(&[Message::user("hi")], &RequestOptions::new()).await {
-                Err(e) => e,
-                Ok(s) => mamba_backends::collect(s).await.unwrap_err(),
-            },
+            crate::stream_answer(&backend, &[Message::user("hi")], &RequestOptions::new()).await.unwrap_err(),
         ] {
             kinds.insert(e.kind());
             assert_clean(&e.to_string());
@@ -79,22 +76,12 @@ async fn key_never_in_any_error() {
     let server =
         RawServer::fixed(Reply::sse(&format!("data: {{\"error\":{{\"message\":\"stream error for {KEY}\"}}}}\n\n")))
             .await;
-    let backend = OpenAICompatibleBackend::builder("m")
-        .base_url(server.url())
-        .api_key(KEY)
-        .retry_policy(RetryPolicy::none())
-        .build()
-        .unwrap();
+    let backend = keyed(&server.url());
     let e = crate::stream_answer(&backend, &[Message::user("hi")], &RequestOptions::new()).await.unwrap_err();
     assert_clean(&format!("{e} {e:?}"));
     kinds.insert(e.kind());
     // Transport errors.
-    let dead = OpenAICompatibleBackend::builder("m")
-        .base_url("http://127.0.0.1:9/v1")
-        .api_key(KEY)
-        .retry_policy(RetryPolicy::none())
-        .build()
-        .unwrap();
+    let dead = keyed("http://127.0.0.1:9/v1");
     let e = dead.complete(&[Message::user("hi")], &RequestOptions::new()).await.unwrap_err();
     assert_clean(&format!("{e} {e:?}"));
     kinds.insert(e.kind());
