@@ -93,7 +93,11 @@ impl SseStream {
         }
         if let Some(mut acc) = self.acc.take() {
             acc.push(&chunk);
-            super::record_outcome(&self.span, Ok(&acc.finish()));
+            let answer = acc.finish();
+            super::record_outcome(&self.span, Ok(&answer));
+            if self.shared.trace_content {
+                self.span.in_scope(|| tracing::debug!(gen_ai.completion = %answer.content, "completion"));
+            }
         }
         Poll::Ready(Some(Ok(chunk)))
     }

@@ -76,5 +76,7 @@ async fn spans_have_genai_attributes_and_no_secrets() {
 async fn content_only_when_opted_in() {
     let text = traced(true).await;
     assert!(text.contains("THE-PROMPT") && text.contains("THE-ANSWER"), "{text}");
+    // The streamed answer too (once from complete(), once from the stream).
+    assert_eq!(text.matches("gen_ai.completion=THE-ANSWER").count(), 2, "{text}");
     assert!(!text.contains("TRACE-SECRET"), "{text}");
 }
