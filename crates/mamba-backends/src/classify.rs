@@ -41,7 +41,7 @@ impl ErrorInfo {
 /// `{"object":"error","message":…}`; Mistral's `message.detail[]`; FastAPI's `{"detail":…}`;
 /// problem+json; an empty body; plain text.
 pub(crate) fn parse_error_body(body: &[u8]) -> ErrorInfo {
-    let trimmed = trim_ascii(body);
+    let trimmed = body.trim_ascii();
     if trimmed.is_empty() {
         return ErrorInfo::default();
     }
@@ -341,12 +341,6 @@ pub(crate) fn parse_go_duration(text: &str) -> Option<Duration> {
         total += number * scale;
     }
     (total.is_finite() && total >= 0.0).then(|| Duration::from_secs_f64(total.min(1e9)))
-}
-
-fn trim_ascii(bytes: &[u8]) -> &[u8] {
-    let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(bytes.len());
-    let end = bytes.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |i| i + 1);
-    &bytes[start..end]
 }
 
 fn truncate(text: &str, max: usize) -> &str {

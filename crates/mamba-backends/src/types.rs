@@ -835,13 +835,8 @@ impl ModelResponse {
 
     /// The response body parsed as JSON (non-streaming answers only).
     pub fn raw_json(&self) -> Option<Value> {
-        self.raw.as_deref().and_then(|raw| serde_json::from_slice(trim_leading_ws(raw)).ok())
+        self.raw.as_deref().and_then(|raw| serde_json::from_slice(raw.trim_ascii_start()).ok())
     }
-}
-
-pub(crate) fn trim_leading_ws(bytes: &[u8]) -> &[u8] {
-    let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(bytes.len());
-    &bytes[start..]
 }
 
 fn base64_encode(bytes: &[u8]) -> String {

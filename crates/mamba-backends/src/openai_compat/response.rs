@@ -180,7 +180,7 @@ impl ChunkParser {
     /// Parses one event's data.
     pub(crate) fn parse(&mut self, data: &[u8]) -> Result<Parsed, Error> {
         self.events += 1;
-        let trimmed = trim(data);
+        let trimmed = data.trim_ascii();
         if trimmed == b"[DONE]" {
             return Ok(Parsed::Done);
         }
@@ -421,7 +421,7 @@ impl EventDecoder {
 
 /// An `event: error` is an error whatever its data: `{"error": …}`, any other JSON, or text.
 fn error_event(data: &[u8]) -> Error {
-    match serde_json::from_slice::<serde_json::Value>(trim(data)) {
+    match serde_json::from_slice::<serde_json::Value>(data.trim_ascii()) {
         Ok(value) if value.get("error").is_some() => classify::from_stream_frame(&value),
         Ok(value) => classify::from_stream_frame(&serde_json::json!({ "error": value })),
         Err(_) => {
@@ -430,12 +430,6 @@ fn error_event(data: &[u8]) -> Error {
             Error::new(crate::ErrorKind::Server, message)
         }
     }
-}
-
-fn trim(data: &[u8]) -> &[u8] {
-    let start = data.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(data.len());
-    let end = data.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |i| i + 1);
-    &data[start..end]
 }
 
 #[cfg(test)]
