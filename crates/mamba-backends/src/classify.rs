@@ -30,6 +30,12 @@ pub(crate) struct ErrorInfo {
 }
 
 impl ErrorInfo {
+    /// The server's message; when it is missing or blank (llama-cpp-python's failed asserts),
+    /// its error type, which says more than nothing.
+    fn best_message(&self) -> Option<String> {
+        self.message.clone().filter(|m| !m.trim().is_empty()).or_else(|| self.error_type.clone())
+    }
+
     /// The server's machine-readable code, else its error type.
     fn code_or_type(&self) -> Option<String> {
         self.code.clone().or_else(|| self.error_type.clone())
@@ -245,14 +251,10 @@ pub(crate) fn from_response(status: u16, headers: &HeaderMap, body: &[u8], now: 
     let info = parse_error_body(body);
     let kind = classify(Some(status), &info);
     let retry_after = retry_after(headers, now, status == 429);
-    // An empty message (llama-cpp-python's failed asserts) says less than the type or status.
-    let message =
-        info.message.clone().filter(|m| !m.trim().is_empty()).or_else(|| info.error_type.clone()).unwrap_or_else(
-            || match http::StatusCode::from_u16(status) {
-                Ok(code) => code.canonical_reason().unwrap_or("no message").to_owned(),
-                Err(_) => "no message".to_owned(),
-            },
-        );
+    let message = info.best_message().unwrap_or_else(|| match http::StatusCode::from_u16(status) {
+        Ok(code) => code.canonical_reason().unwrap_or("no message").to_owned(),
+        Err(_) => "no message".to_owned(),
+    });
     let mut error =
         Error::new(kind, message).with_status(status).with_retry_after(retry_after).with_code(info.code_or_type());
     // 409 and 408 are retryable by policy even though their kinds are shared with others.
@@ -269,12 +271,7 @@ pub(crate) fn from_response(status: u16, headers: &HeaderMap, body: &[u8], now: 
 pub(crate) fn from_stream_frame(value: &Value) -> Error {
     let info = parse_error_value(value);
     let kind = classify(None, &info);
-    let message = info
-        .message
-        .clone()
-        .filter(|m| !m.trim().is_empty())
-        .or_else(|| info.error_type.clone())
-        .unwrap_or_else(|| "the server reported an error in the stream".to_owned());
+    let message = info.best_message().unwrap_or_else(|| "the server reported an error in the stream".to_owned());
     let mut error = Error::new(kind, message).with_code(info.code_or_type()).with_body(value.to_string());
     if let Some(status) = info.status {
         error = error.with_status(status);
