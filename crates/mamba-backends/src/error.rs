@@ -169,39 +169,53 @@ impl Error {
         Error::new(ErrorKind::Timeout, message)
     }
 
-    pub(crate) fn with_status(mut self, status: u16) -> Error {
+    /// The HTTP status the error came with.
+    #[must_use]
+    pub fn with_status(mut self, status: u16) -> Error {
         self.inner.status = Some(status);
         self
     }
 
-    pub(crate) fn with_retry_after(mut self, retry_after: Option<Duration>) -> Error {
+    /// How long the server asked to wait before trying again.
+    #[must_use]
+    pub fn with_retry_after(mut self, retry_after: Option<Duration>) -> Error {
         self.inner.retry_after = retry_after;
         self
     }
 
-    pub(crate) fn with_retryable(mut self, retryable: bool) -> Error {
+    /// Overrides whether the error is retryable (by default its kind decides).
+    #[must_use]
+    pub fn with_retryable(mut self, retryable: bool) -> Error {
         self.inner.retryable = Some(retryable);
         self
     }
 
-    pub(crate) fn with_body(mut self, body: impl Into<String>) -> Error {
+    /// The response body, as the server sent it.
+    #[must_use]
+    pub fn with_body(mut self, body: impl Into<String>) -> Error {
         self.inner.body = Some(body.into());
         self
     }
 
-    pub(crate) fn with_code(mut self, code: Option<String>) -> Error {
+    /// The error code the server gave (such as `"context_length_exceeded"`).
+    #[must_use]
+    pub fn with_code(mut self, code: Option<String>) -> Error {
         self.inner.code = code;
         self
     }
 
-    pub(crate) fn with_model(mut self, model: &str) -> Error {
+    /// The model the request was for (kept if one is already set).
+    #[must_use]
+    pub fn with_model(mut self, model: &str) -> Error {
         if self.inner.model.is_none() {
             self.inner.model = Some(model.to_owned());
         }
         self
     }
 
-    pub(crate) fn with_source(mut self, source: impl Into<BoxError>) -> Error {
+    /// The underlying error, reported by [`source`](StdError::source).
+    #[must_use]
+    pub fn with_source(mut self, source: impl Into<BoxError>) -> Error {
         self.inner.source = Some(source.into());
         self
     }

@@ -67,6 +67,7 @@ pub mod bench_api;
 mod classify;
 mod detect;
 mod error;
+mod health;
 mod http;
 mod openai_compat;
 mod options;
@@ -81,10 +82,11 @@ mod types;
 
 pub use backend::{ChunkStream, ModelBackend};
 pub use error::{Error, ErrorKind};
+pub use health::{HealthReport, ModelInfo};
 pub use http::{HttpClient, HttpClientBuilder};
 pub use openai_compat::{
-    create_lmstudio_backend, create_ollama_backend, create_vllm_backend, HealthReport, ModelInfo,
-    OpenAICompatibleBackend, OpenAICompatibleBackendBuilder,
+    create_lmstudio_backend, create_ollama_backend, create_vllm_backend, OpenAICompatibleBackend,
+    OpenAICompatibleBackendBuilder,
 };
 pub use options::RequestOptions;
 pub use pool::{BackendPool, BackendPoolBuilder, BreakerState};

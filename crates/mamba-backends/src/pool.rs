@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use crate::backend::{ChunkStream, ModelBackend};
 use crate::error::{Error, ErrorKind};
+use crate::health::{HealthReport, ModelInfo};
 use crate::options::RequestOptions;
 use crate::profile::ModelProfile;
 use crate::stream::StreamChunk;
@@ -437,6 +438,45 @@ impl ModelBackend for BackendPool {
             }
         }
         false
+    }
+
+    /// The report of the first healthy endpoint, else of the last one.
+    async fn health(&self) -> HealthReport {
+        let mut last = HealthReport::default();
+        for endpoint in &self.inner.endpoints {
+            last = endpoint.backend.health().await;
+            if last.is_healthy() {
+                break;
+            }
+        }
+        last
+    }
+
+    /// Every model any endpoint lists, each once, in the order found; the first error when
+    /// no endpoint could list them.
+    async fn list_models(&self) -> Result<Vec<ModelInfo>, Error> {
+        let mut models: Vec<ModelInfo> = Vec::new();
+        let mut first_error = None;
+        let mut any = false;
+        for endpoint in &self.inner.endpoints {
+            match endpoint.backend.list_models().await {
+                Ok(list) => {
+                    any = true;
+                    for model in list {
+                        if !models.iter().any(|m| m.id == model.id) {
+                            models.push(model);
+                        }
+                    }
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) if !any => Err(e),
+            _ => Ok(models),
+        }
     }
 
     async fn close(&self) {

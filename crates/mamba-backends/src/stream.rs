@@ -3,6 +3,7 @@
 use futures_core::Stream;
 use futures_util::StreamExt;
 
+use crate::backend::ChunkStream;
 use crate::error::Error;
 use crate::types::{infer_finish_reason, normalise_tool_call, FinishReason, ModelResponse, ToolCall, Usage};
 
@@ -11,6 +12,7 @@ use crate::types::{infer_finish_reason, normalise_tool_call, FinishReason, Model
 /// `index` is the call's position in the final [`ModelResponse::tool_calls`]: the backend
 /// resolves servers that omit it or reuse it, so consumers can rely on it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ToolCallDelta {
     /// Which call this piece belongs to.
     pub index: usize,
@@ -54,9 +56,97 @@ impl StreamChunk {
         self.content.is_empty() && self.reasoning.is_empty() && self.tool_calls.is_empty()
     }
 
-    pub(crate) fn final_chunk(finish_reason: Option<FinishReason>, usage: Option<Usage>) -> StreamChunk {
+    /// A chunk of answer text.
+    pub fn text(text: impl Into<String>) -> StreamChunk {
+        StreamChunk { content: text.into(), ..StreamChunk::default() }
+    }
+
+    /// A chunk of reasoning text.
+    pub fn reasoning_text(text: impl Into<String>) -> StreamChunk {
+        StreamChunk { reasoning: text.into(), ..StreamChunk::default() }
+    }
+
+    /// A chunk with pieces of tool calls.
+    pub fn tool_call_deltas(deltas: Vec<ToolCallDelta>) -> StreamChunk {
+        StreamChunk { tool_calls: deltas, ..StreamChunk::default() }
+    }
+
+    /// The last chunk of a stream: why it stopped and the token counts.
+    pub fn final_chunk(finish_reason: Option<FinishReason>, usage: Option<Usage>) -> StreamChunk {
         StreamChunk { finish_reason, usage, is_final: true, ..StreamChunk::default() }
     }
+
+    /// The same chunk naming the model that answers.
+    #[must_use]
+    pub fn with_model(mut self, model: impl Into<String>) -> StreamChunk {
+        self.model = Some(model.into());
+        self
+    }
+
+    /// The same chunk with the response id.
+    #[must_use]
+    pub fn with_id(mut self, id: impl Into<String>) -> StreamChunk {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// The same chunk with a finish reason (without making it the final chunk).
+    #[must_use]
+    pub fn with_finish_reason(mut self, finish_reason: FinishReason) -> StreamChunk {
+        self.finish_reason = Some(finish_reason);
+        self
+    }
+
+    /// A whole answer as the two chunks of a stream: everything it says, then the final chunk.
+    /// `collect` of them gives back the same answer (less the raw body).
+    pub fn from_response(response: &ModelResponse) -> [StreamChunk; 2] {
+        let body = StreamChunk {
+            content: response.content.clone(),
+            reasoning: response.reasoning.clone().unwrap_or_default(),
+            tool_calls: response
+                .tool_calls
+                .iter()
+                .enumerate()
+                .map(|(index, c)| ToolCallDelta {
+                    index,
+                    id: Some(c.id.clone()),
+                    name: Some(c.name.clone()),
+                    arguments: c.arguments.clone(),
+                })
+                .collect(),
+            finish_reason: response.finish_reason.clone(),
+            model: response.model.clone(),
+            id: response.id.clone(),
+            ..StreamChunk::default()
+        };
+        [body, StreamChunk::final_chunk(response.finish_reason.clone(), response.usage)]
+    }
+}
+
+impl ToolCallDelta {
+    /// A piece of the tool call at `index`.
+    pub fn new(index: usize, arguments: impl Into<String>) -> ToolCallDelta {
+        ToolCallDelta { index, arguments: arguments.into(), ..ToolCallDelta::default() }
+    }
+
+    /// The same piece carrying the call's id.
+    #[must_use]
+    pub fn with_id(mut self, id: impl Into<String>) -> ToolCallDelta {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// The same piece carrying the function name.
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<String>) -> ToolCallDelta {
+        self.name = Some(name.into());
+        self
+    }
+}
+
+/// A whole answer as a [`ChunkStream`] (see [`StreamChunk::from_response`]).
+pub(crate) fn stream_of(response: &ModelResponse) -> ChunkStream {
+    Box::pin(futures_util::stream::iter(StreamChunk::from_response(response).map(Ok)))
 }
 
 /// Builds a [`ModelResponse`] out of stream chunks: text and reasoning concatenated, tool calls

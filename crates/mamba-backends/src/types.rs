@@ -699,6 +699,19 @@ pub struct Usage {
     pub cached_input_tokens: Option<u64>,
 }
 
+impl Usage {
+    /// Counts of `input` prompt and `output` generated tokens; the total is their sum.
+    pub fn new(input_tokens: u64, output_tokens: u64) -> Usage {
+        Usage {
+            input_tokens,
+            output_tokens,
+            total_tokens: input_tokens + output_tokens,
+            reasoning_tokens: None,
+            cached_input_tokens: None,
+        }
+    }
+}
+
 /// Why the model stopped, normalised across servers (provider-quirks 3.12).
 ///
 /// `eos` (Together) and `stop_sequence` (TGI) are [`Stop`](FinishReason::Stop);
@@ -815,6 +828,62 @@ impl ModelResponse {
             tool_call_id: None,
             reasoning: self.reasoning.clone(),
         }
+    }
+
+    /// An answer with this text and nothing else; add the rest with the `with_*` methods.
+    ///
+    /// ```
+    /// use mamba_backends::{FinishReason, ModelResponse, Usage};
+    /// let answer = ModelResponse::new("Paris.")
+    ///     .with_finish_reason(FinishReason::Stop)
+    ///     .with_usage(Usage::new(12, 3))
+    ///     .with_model("smollm2");
+    /// assert_eq!(answer.usage.map(|u| u.total_tokens), Some(15));
+    /// ```
+    pub fn new(content: impl Into<String>) -> ModelResponse {
+        ModelResponse { content: content.into(), ..ModelResponse::default() }
+    }
+
+    /// The same answer with reasoning text.
+    #[must_use]
+    pub fn with_reasoning(mut self, reasoning: impl Into<String>) -> ModelResponse {
+        self.reasoning = Some(reasoning.into());
+        self
+    }
+
+    /// The same answer with tool calls.
+    #[must_use]
+    pub fn with_tool_calls(mut self, tool_calls: Vec<ToolCall>) -> ModelResponse {
+        self.tool_calls = tool_calls;
+        self
+    }
+
+    /// The same answer with token counts.
+    #[must_use]
+    pub fn with_usage(mut self, usage: Usage) -> ModelResponse {
+        self.usage = Some(usage);
+        self
+    }
+
+    /// The same answer naming the model that gave it.
+    #[must_use]
+    pub fn with_model(mut self, model: impl Into<String>) -> ModelResponse {
+        self.model = Some(model.into());
+        self
+    }
+
+    /// The same answer with why it stopped.
+    #[must_use]
+    pub fn with_finish_reason(mut self, finish_reason: FinishReason) -> ModelResponse {
+        self.finish_reason = Some(finish_reason);
+        self
+    }
+
+    /// The same answer with a response id.
+    #[must_use]
+    pub fn with_id(mut self, id: impl Into<String>) -> ModelResponse {
+        self.id = Some(id.into());
+        self
     }
 
     pub(crate) fn with_raw(mut self, raw: Bytes) -> ModelResponse {

@@ -4,59 +4,11 @@
 use std::time::{Duration, Instant};
 
 use http::Uri;
-use serde::Serialize;
 
 use super::{parse_models, OpenAICompatibleBackend, Shared};
 use crate::detect;
+use crate::health::HealthReport;
 use crate::preset::{Preset, Probe};
-
-/// What [`OpenAICompatibleBackend::health`] found.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-#[non_exhaustive]
-pub struct HealthReport {
-    /// The server answered `GET {base_url}/models` (with any status).
-    pub reachable: bool,
-    /// That answer's status.
-    pub status: Option<u16>,
-    /// Time to that answer's headers.
-    #[serde(rename = "latency_ms", serialize_with = "millis")]
-    pub latency: Option<Duration>,
-    /// `Some(false)` when the server rejected the key (401, 403); `None` when unknown.
-    pub authenticated: Option<bool>,
-    /// The server's readiness probe: `Some(false)` while it loads or starts (503).
-    pub ready: Option<bool>,
-    /// Whether the backend's model is in the list; `None` when no list was served.
-    pub model_listed: Option<bool>,
-    /// The model ids the server lists.
-    pub models: Vec<String>,
-    /// The kind of server, when it could be told from its answers.
-    #[serde(serialize_with = "preset_name")]
-    pub server_kind: Option<Preset>,
-    /// What went wrong, when something did.
-    pub error: Option<String>,
-}
-
-fn millis<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => s.serialize_some(&(d.as_secs_f64() * 1000.0)),
-        None => s.serialize_none(),
-    }
-}
-
-fn preset_name<S: serde::Serializer>(p: &Option<Preset>, s: S) -> Result<S::Ok, S::Error> {
-    match p {
-        Some(p) => s.serialize_some(p.name()),
-        None => s.serialize_none(),
-    }
-}
-
-impl HealthReport {
-    /// Reachable, not rejecting the key, and not loading. (A model missing from the list is
-    /// reported but not counted: llama.cpp and others answer any model name.)
-    pub fn is_healthy(&self) -> bool {
-        self.reachable && self.authenticated != Some(false) && self.ready != Some(false)
-    }
-}
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 

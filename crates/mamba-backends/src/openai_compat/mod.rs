@@ -26,14 +26,14 @@ use serde_json::Value;
 use tracing::Instrument;
 
 pub use builder::OpenAICompatibleBackendBuilder;
-pub use health::HealthReport;
 
 use self::request::{to_body, ChatRequest, WireConfig};
-use self::response::{parse_response, ChunkParser, EventDecoder};
+use self::response::{parse_response, EventDecoder};
 use self::sse_stream::SseStream;
 use crate::backend::{ChunkStream, ModelBackend};
 use crate::classify;
 use crate::error::Error;
+use crate::health::{HealthReport, ModelInfo};
 use crate::http::{HttpClient, Request, Response};
 use crate::options::RequestOptions;
 use crate::preset::Preset;
@@ -132,21 +132,6 @@ impl OpenAICompatibleBackend {
         .await;
         result.map_err(|e| s.finish_error(e))
     }
-}
-
-/// A model a server lists.
-#[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
-pub struct ModelInfo {
-    /// The id to send as `model`.
-    pub id: String,
-    /// `owned_by`, when given.
-    pub owned_by: Option<String>,
-    /// The context window, when the server says (vLLM `max_model_len`, llama.cpp
-    /// `meta.n_ctx`, OpenRouter and Together `context_length`, Groq `context_window`).
-    pub context_window: Option<u64>,
-    /// The entry as the server sent it.
-    pub raw: Value,
 }
 
 fn parse_models(bytes: &[u8]) -> Result<Vec<ModelInfo>, Error> {
@@ -391,8 +376,7 @@ impl ModelBackend for OpenAICompatibleBackend {
                     let bytes = response.body.read_to_end(s.timeouts.idle, s.max_response_bytes).await?;
                     let whole = parse_response(Bytes::from(bytes), s.think_tags)?;
                     record_outcome(&span, Ok(&whole));
-                    let chunks = ChunkParser::from_whole(&whole);
-                    return Ok(Box::pin(futures_util::stream::iter(chunks.into_iter().map(Ok))) as ChunkStream);
+                    return Ok(crate::stream::stream_of(&whole));
                 }
                 let decoder = EventDecoder::new(s.think_tags);
                 let mut stream =
@@ -423,6 +407,14 @@ impl ModelBackend for OpenAICompatibleBackend {
             Ok(response) => matches!(response.status, 200 | 401 | 403),
             Err(_) => false,
         }
+    }
+
+    async fn health(&self) -> HealthReport {
+        OpenAICompatibleBackend::health(self).await
+    }
+
+    async fn list_models(&self) -> Result<Vec<ModelInfo>, Error> {
+        OpenAICompatibleBackend::list_models(self).await
     }
 }
 

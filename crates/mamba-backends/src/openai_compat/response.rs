@@ -267,31 +267,6 @@ impl ChunkParser {
         self.think.finish(&mut chunk.content, &mut chunk.reasoning);
         chunk
     }
-
-    /// Turns a whole JSON answer (a server that ignored `stream: true`) into chunks.
-    pub(crate) fn from_whole(response: &ModelResponse) -> Vec<StreamChunk> {
-        let body = StreamChunk {
-            content: response.content.clone(),
-            reasoning: response.reasoning.clone().unwrap_or_default(),
-            tool_calls: response
-                .tool_calls
-                .iter()
-                .enumerate()
-                .map(|(index, c)| ToolCallDelta {
-                    index,
-                    id: Some(c.id.clone()),
-                    name: Some(c.name.clone()),
-                    arguments: c.arguments.clone(),
-                })
-                .collect(),
-            finish_reason: response.finish_reason.clone(),
-            model: response.model.clone(),
-            id: response.id.clone(),
-            ..StreamChunk::default()
-        };
-        let last = StreamChunk::final_chunk(response.finish_reason.clone(), response.usage);
-        vec![body, last]
-    }
 }
 
 /// What [`EventDecoder::next`] found in the input so far.
