@@ -83,7 +83,7 @@ mod types;
 pub use backend::{ChunkStream, ModelBackend};
 pub use error::{Error, ErrorKind};
 pub use health::{HealthReport, ModelInfo};
-pub use http::{HttpClient, HttpClientBuilder};
+pub use http::{HttpClient, HttpClientBuilder, HttpResponse};
 pub use openai_compat::{
     create_lmstudio_backend, create_ollama_backend, create_vllm_backend, OpenAICompatibleBackend,
     OpenAICompatibleBackendBuilder,

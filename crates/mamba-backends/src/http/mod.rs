@@ -340,6 +340,68 @@ impl HttpClient {
     }
 }
 
+/// A response of [`HttpClient::get`]: the head, and the body read piece by piece.
+///
+/// Dropping it before the end of the body closes the connection.
+#[derive(Debug)]
+pub struct HttpResponse {
+    status: u16,
+    headers: HeaderMap,
+    body: Body,
+}
+
+impl HttpResponse {
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The response headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// Appends the next piece of the body to `buf` and returns its length; `0` at the end.
+    /// Waits at most `idle` for data.
+    pub async fn read_chunk(&mut self, buf: &mut Vec<u8>, idle: Duration) -> Result<usize, Error> {
+        let read = std::future::poll_fn(|cx| self.body.poll_read(cx, buf));
+        match tokio::time::timeout(idle, read).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::timeout(format!("no data for {} while reading the response", fmt_duration(idle)))),
+        }
+    }
+}
+
+impl HttpClient {
+    /// `GET url` with extra `headers`, for downloads and probes: the head once it arrives
+    /// (within the client's connect timeout plus `head_timeout`), with any status; the body is
+    /// read with [`HttpResponse::read_chunk`]. Redirects are not followed.
+    pub async fn get(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        head_timeout: Duration,
+    ) -> Result<HttpResponse, Error> {
+        let uri: Uri = url.parse().map_err(|e| Error::config(format!("invalid URL {url:?}")).with_source(e))?;
+        let headers = headers
+            .iter()
+            .map(|(name, value)| {
+                let name = HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|e| Error::config(format!("invalid header name {name:?}")).with_source(e))?;
+                let value = HeaderValue::from_str(value)
+                    .map_err(|e| Error::config(format!("invalid value for header {name}")).with_source(e))?;
+                Ok((name, value))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        let request = Request { method: "GET", uri: &uri, headers: &headers, body: None };
+        let response = match tokio::time::timeout(head_timeout, self.send(&request)).await {
+            Ok(result) => result?,
+            Err(_) => return Err(Error::timeout(format!("no response headers within {}", fmt_duration(head_timeout)))),
+        };
+        Ok(HttpResponse { status: response.status, headers: response.headers, body: response.body })
+    }
+}
+
 /// "1.5s", "250ms", "2m".
 pub(crate) fn fmt_duration(d: Duration) -> String {
     let ms = d.as_millis();

@@ -221,3 +221,35 @@ async fn unasked_protocol_switch() {
     let e = backend(&server.url()).complete(&hi(), &RequestOptions::new()).await.unwrap_err();
     assert_eq!(e.kind(), mamba_backends::ErrorKind::Decode, "{e}");
 }
+
+/// `HttpClient::get`, the public entry for downloads: headers sent, status and headers read,
+/// the body in pieces, and a `Range` answer's 206.
+#[tokio::test]
+async fn public_get_reads_head_and_body() {
+    let body = vec![b'x'; 100_000];
+    let server = RawServer::start(move |req, _| {
+        let range = req.header("range").map(str::to_owned);
+        match range {
+            Some(r) if r == "bytes=90000-" => {
+                Reply::with_status(206, &[("content-range", "bytes 90000-99999/100000")], &body[90_000..])
+            }
+            _ => Reply::with_status(200, &[("x-test", "yes")], &body),
+        }
+    })
+    .await;
+    let client = mamba_backends::HttpClient::new();
+    let url = format!("{}/file.bin", server.url());
+    let mut response = client.get(&url, &[], Duration::from_secs(5)).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers().get("x-test").unwrap(), "yes");
+    let mut buf = Vec::new();
+    while response.read_chunk(&mut buf, Duration::from_secs(5)).await.unwrap() > 0 {}
+    assert_eq!(buf.len(), 100_000);
+
+    let mut response = client.get(&url, &[("Range", "bytes=90000-")], Duration::from_secs(5)).await.unwrap();
+    assert_eq!(response.status(), 206);
+    let mut buf = Vec::new();
+    while response.read_chunk(&mut buf, Duration::from_secs(5)).await.unwrap() > 0 {}
+    assert_eq!(buf.len(), 10_000);
+    assert!(client.get("not a url", &[], Duration::from_secs(1)).await.is_err());
+}
