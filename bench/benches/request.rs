@@ -49,7 +49,7 @@ pub fn define(c: &mut Criterion) {
         ));
     }
     let options = RequestOptions::new().tools(tools).tool_choice(ToolChoice::Auto).temperature(0.2).max_tokens(512);
-    let size = request_body("gpt-4o", &history, &options, true).len();
+    let size = request_body("gpt-4o", &history, &options, true).expect("the body is written").len();
     g.throughput(Throughput::Bytes(size as u64));
     g.bench_function("tool_loop_40_messages", |b| {
         b.iter(|| request_body(black_box("gpt-4o"), black_box(&history), &options, true))

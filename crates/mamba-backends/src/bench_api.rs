@@ -12,7 +12,12 @@ use crate::stream::StreamChunk;
 use crate::types::{Message, ModelResponse};
 
 /// The JSON body of a chat request, as the generic preset writes it.
-pub fn request_body(model: &str, messages: &[Message], options: &RequestOptions, stream: bool) -> Vec<u8> {
+pub fn request_body(
+    model: &str,
+    messages: &[Message],
+    options: &RequestOptions,
+    stream: bool,
+) -> Result<Vec<u8>, Error> {
     let config = WireConfig { include_usage: stream, ..WireConfig::default() };
     to_body(&ChatRequest { model, messages, options, stream, config: &config })
 }

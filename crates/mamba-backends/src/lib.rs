@@ -49,6 +49,20 @@
 //! }
 //! ```
 //!
+//! ## Conventions
+//!
+//! * Builders and option sets ([`OpenAICompatibleBackendBuilder`], [`RequestOptions`],
+//!   [`RetryPolicy`], [`ModelProfile`], [`PresetSpec`], [`BackendPoolBuilder`]) take setters named
+//!   after what they set (`.temperature(0.2)`, `.reasoning(true)`).
+//! * Finished values ([`Message`], [`ModelResponse`], [`StreamChunk`], [`ToolDefinition`],
+//!   [`Error`]) are built by a constructor and changed with `with_*` methods that return the
+//!   changed value (`ModelResponse::new("Paris.").with_usage(Usage::new(12, 3))`); structs that
+//!   will grow are `#[non_exhaustive]`, so only these constructors make them outside this crate.
+//! * A backend of your own implements [`ModelBackend`]: `complete` is required; `stream`
+//!   defaults to the whole answer as one chunk, `health` and `list_models` to what can be known.
+//! * A server this crate does not ship a preset for is described as data with
+//!   [`Preset::custom`].
+//!
 //! ## Features
 //!
 //! | feature | default | what it gives |
@@ -88,15 +102,15 @@ pub use openai_compat::{
     create_lmstudio_backend, create_ollama_backend, create_vllm_backend, OpenAICompatibleBackend,
     OpenAICompatibleBackendBuilder,
 };
-pub use options::RequestOptions;
+pub use options::{RequestOptions, ResponseFormat};
 pub use pool::{BackendPool, BackendPoolBuilder, BreakerState};
 pub use preset::{AuthStyle, FieldSupport, MaxTokensField, Preset, PresetSpec, Probe, StructuredOutput};
 pub use profile::{get_profile, get_profiles_by_provider, list_profiles, register_profile, ModelProfile};
 pub use retry::RetryPolicy;
 pub use stream::{collect, StreamAccumulator, StreamChunk, ToolCallDelta};
 pub use types::{
-    Content, ContentPart, FinishReason, ImageDetail, Message, ModelResponse, ResponseFormat, Role, ToolCall,
-    ToolChoice, ToolDefinition, Usage,
+    Content, ContentPart, FinishReason, ImageDetail, Message, ModelResponse, Role, ToolCall, ToolChoice,
+    ToolDefinition, Usage,
 };
 
 /// The README's examples compile.

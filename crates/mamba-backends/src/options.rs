@@ -1,8 +1,10 @@
 //! [`RequestOptions`]: everything about one request besides the messages.
 
+use serde::ser::Serializer;
+use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::types::{ResponseFormat, ToolChoice, ToolDefinition};
+use crate::types::{ToolChoice, ToolDefinition};
 
 /// Options of one request. Every field is optional; nothing unset is sent.
 ///
@@ -152,5 +154,48 @@ impl RequestOptions {
     pub fn extra(mut self, key: impl Into<String>, value: Value) -> RequestOptions {
         self.extra.insert(key.into(), value);
         self
+    }
+}
+
+/// The shape the answer must have.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ResponseFormat {
+    /// Free text (the default).
+    Text,
+    /// Any valid JSON object.
+    JsonObject,
+    /// JSON matching a schema.
+    JsonSchema {
+        /// A name for the schema (OpenAI requires one).
+        name: String,
+        /// The JSON Schema.
+        schema: Value,
+        /// OpenAI's strict mode; omitted when `None`.
+        strict: Option<bool>,
+    },
+}
+
+impl ResponseFormat {
+    /// A JSON Schema format.
+    pub fn json_schema(name: impl Into<String>, schema: Value) -> ResponseFormat {
+        ResponseFormat::JsonSchema { name: name.into(), schema, strict: None }
+    }
+}
+
+impl Serialize for ResponseFormat {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ResponseFormat::Text => serde_json::json!({"type": "text"}).serialize(serializer),
+            ResponseFormat::JsonObject => serde_json::json!({"type": "json_object"}).serialize(serializer),
+            ResponseFormat::JsonSchema { name, schema, strict } => {
+                let mut inner = serde_json::Map::new();
+                inner.insert("name".into(), Value::String(name.clone()));
+                inner.insert("schema".into(), schema.clone());
+                if let Some(strict) = strict {
+                    inner.insert("strict".into(), Value::Bool(*strict));
+                }
+                serde_json::json!({"type": "json_schema", "json_schema": inner}).serialize(serializer)
+            }
+        }
     }
 }

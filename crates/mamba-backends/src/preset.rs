@@ -7,7 +7,7 @@
 use std::fmt;
 
 /// How the API key is sent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum AuthStyle {
     /// `Authorization: Bearer <key>`.
@@ -17,7 +17,7 @@ pub enum AuthStyle {
 }
 
 /// Where a server says it is ready.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Probe {
     /// A path on the server root (the base URL without its `/v1`), e.g. `/health`.
@@ -27,7 +27,7 @@ pub enum Probe {
 }
 
 /// Which field carries the output token limit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum MaxTokensField {
     /// `max_tokens` (most servers; Ollama ignores the other name).
@@ -39,7 +39,7 @@ pub enum MaxTokensField {
 }
 
 /// How a server treats a request field it does not support.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum FieldSupport {
     /// The server silently ignores it: it is dropped with a warning.
@@ -50,7 +50,7 @@ pub enum FieldSupport {
 }
 
 /// How a server accepts structured output.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum StructuredOutput {
     /// `response_format` `json_object` and `json_schema` as OpenAI defines them.
@@ -67,8 +67,9 @@ pub enum StructuredOutput {
     TgiJson,
 }
 
-/// The data of one preset. Read it with [`Preset::spec`].
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// The data of one preset. Read it with [`Preset::spec`]; describe a server this crate does
+/// not ship with [`Preset::custom`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct PresetSpec {
     /// Short name, as the CLI's `--preset` takes it: `llama-cpp`, `azure-legacy`.
@@ -91,11 +92,12 @@ pub struct PresetSpec {
     pub unsupported: &'static [(&'static str, FieldSupport)],
     /// Request field renames (`seed` → `random_seed` on Mistral).
     pub renames: &'static [(&'static str, &'static str)],
-    /// The field reasoning arrives in (informational: every known field is always read).
-    pub reasoning_field: Option<&'static str>,
-    /// The field an assistant message's reasoning is sent back in, on tool-call turns only
-    /// (DeepSeek's thinking mode requires it; most servers reject or ignore it).
-    pub reasoning_echo: Option<&'static str>,
+    /// The response field reasoning arrives in (informational: every known field is always
+    /// read).
+    pub reasoning_response_field: Option<&'static str>,
+    /// The request field an assistant message's reasoning is echoed back in, on tool-call
+    /// turns only (DeepSeek's thinking mode requires it; most servers reject or ignore it).
+    pub reasoning_echo_field: Option<&'static str>,
     /// Tool-call ids must be nine letters and digits (Mistral): ids in the history are mapped.
     pub nine_char_tool_ids: bool,
     /// Whether messages may carry `name` (Groq rejects it: it is left out).
@@ -104,9 +106,15 @@ pub struct PresetSpec {
     pub structured_output: StructuredOutput,
     /// A query string every request carries (Azure legacy `api-version`).
     pub query: Option<&'static str>,
+    /// A server people run on their own machine: when nothing is configured, `mamba-llm`
+    /// looks for it on its default port.
+    pub local_discovery: bool,
+    /// The model asked for when none is given and the server lists none.
+    pub default_model: &'static str,
 }
 
-/// A known server kind. The default is [`Preset::Generic`].
+/// A kind of server: one of the shipped presets, or a [custom](Preset::custom) one. The
+/// default is [`Preset::Generic`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Preset {
@@ -147,11 +155,14 @@ pub enum Preset {
     Together,
     /// Fireworks AI.
     Fireworks,
+    /// A server this crate does not ship a preset for, described by its own data (see
+    /// [`Preset::custom`]).
+    Custom(&'static PresetSpec),
 }
 
 use FieldSupport::{Ignored, Rejected};
 
-const BASE: PresetSpec = PresetSpec {
+const GENERIC: PresetSpec = PresetSpec {
     name: "generic",
     display_name: "OpenAI-compatible",
     base_url: "https://api.openai.com/v1",
@@ -162,208 +173,228 @@ const BASE: PresetSpec = PresetSpec {
     include_usage: true,
     unsupported: &[],
     renames: &[],
-    reasoning_field: None,
-    reasoning_echo: None,
+    reasoning_response_field: None,
+    reasoning_echo_field: None,
     nine_char_tool_ids: false,
     message_names: true,
     structured_output: StructuredOutput::Native,
     query: None,
+    local_discovery: false,
+    default_model: "gpt-4o-mini",
 };
 
-static SPECS: [PresetSpec; 18] = [
-    BASE,
-    // OpenAI: max_tokens is deprecated and rejected by reasoning models [D OAI-SPEC].
-    PresetSpec {
-        name: "openai",
-        display_name: "OpenAI",
-        requires_key: true,
-        max_tokens: MaxTokensField::MaxCompletionTokens,
-        ..BASE
-    },
-    // Azure v1: same paths and fields as OpenAI; both auth headers accepted [D].
-    PresetSpec {
-        name: "azure",
-        display_name: "Azure OpenAI (v1)",
-        base_url: "https://RESOURCE.openai.azure.com/openai/v1",
-        requires_key: true,
-        max_tokens: MaxTokensField::MaxCompletionTokens,
-        ..BASE
-    },
-    // Azure legacy: deployment in the path, api-version query, api-key header [D].
-    PresetSpec {
-        name: "azure-legacy",
-        display_name: "Azure OpenAI (deployment URL)",
-        base_url: "https://RESOURCE.openai.azure.com/openai/deployments/DEPLOYMENT",
-        auth: AuthStyle::Header("api-key"),
-        requires_key: true,
-        max_tokens: MaxTokensField::MaxCompletionTokens,
-        query: Some("api-version=2024-10-21"),
-        ..BASE
-    },
-    // Ollama /v1: tool_choice, parallel_tool_calls, n and logit_bias are not read;
-    // max_completion_tokens is ignored [C OLL openai.go].
-    PresetSpec {
-        name: "ollama",
-        display_name: "Ollama",
-        base_url: "http://localhost:11434/v1",
-        probe: Probe::Root("/api/version"),
-        max_tokens: MaxTokensField::MaxTokens,
-        unsupported: &[
-            ("tool_choice", Ignored),
-            ("parallel_tool_calls", Ignored),
-            ("n", Ignored),
-            ("logit_bias", Ignored),
-        ],
-        reasoning_field: Some("reasoning"),
-        ..BASE
-    },
-    // vLLM: unknown fields ignored; both token fields; reasoning renamed to `reasoning` [C].
-    PresetSpec {
-        name: "vllm",
-        display_name: "vLLM",
-        base_url: "http://localhost:8000/v1",
-        probe: Probe::Root("/health"),
-        max_tokens: MaxTokensField::MaxTokens,
-        reasoning_field: Some("reasoning"),
-        ..BASE
-    },
-    // llama.cpp: json_schema as json_object+schema works on llama-server and is the only form
-    // llama-cpp-python accepts; a named tool_choice is honoured by llama-cpp-python and treated
-    // as auto by llama-server, so it is sent [C LCPP][peers README].
-    PresetSpec {
-        name: "llama-cpp",
-        display_name: "llama.cpp server",
-        base_url: "http://localhost:8080/v1",
-        probe: Probe::Root("/health"),
-        max_tokens: MaxTokensField::MaxTokens,
-        reasoning_field: Some("reasoning_content"),
-        structured_output: StructuredOutput::JsonObjectWithSchema,
-        ..BASE
-    },
-    // LM Studio: closed source; json_object rejected in some versions [?] -> sent as a schema.
-    PresetSpec {
-        name: "lm-studio",
-        display_name: "LM Studio",
-        base_url: "http://localhost:1234/v1",
-        max_tokens: MaxTokensField::MaxTokens,
-        reasoning_field: Some("reasoning_content"),
-        structured_output: StructuredOutput::JsonSchemaOnly,
-        ..BASE
-    },
-    // SGLang: unknown fields ignored; /health for readiness, not /v1/models [C][I gpustack#6203].
-    PresetSpec {
-        name: "sglang",
-        display_name: "SGLang",
-        base_url: "http://localhost:30000/v1",
-        probe: Probe::Root("/health"),
-        max_tokens: MaxTokensField::MaxTokens,
-        reasoning_field: Some("reasoning_content"),
-        ..BASE
-    },
-    // TGI: no `n`; stop must be an array (always sent as one); launcher port 3000 [C].
-    PresetSpec {
-        name: "tgi",
-        display_name: "Text Generation Inference",
-        base_url: "http://localhost:3000/v1",
-        probe: Probe::Root("/health"),
-        max_tokens: MaxTokensField::MaxTokens,
-        unsupported: &[("n", Ignored), ("parallel_tool_calls", Ignored)],
-        structured_output: StructuredOutput::TgiJson,
-        ..BASE
-    },
-    // LocalAI: /readyz; reasoning in `reasoning` [C LAI].
-    PresetSpec {
-        name: "localai",
-        display_name: "LocalAI",
-        base_url: "http://localhost:8080/v1",
-        probe: Probe::Root("/readyz"),
-        max_tokens: MaxTokensField::MaxTokens,
-        reasoning_field: Some("reasoning"),
-        ..BASE
-    },
-    // LiteLLM proxy: maps fields per upstream; /health/readiness needs no key [D].
-    PresetSpec {
-        name: "litellm",
-        display_name: "LiteLLM proxy",
-        base_url: "http://localhost:4000/v1",
-        probe: Probe::Root("/health/readiness"),
-        max_tokens: MaxTokensField::MaxTokens,
-        reasoning_field: Some("reasoning_content"),
-        ..BASE
-    },
-    // OpenRouter: usage always in the last chunk; include_usage accepted as well [D][K].
-    PresetSpec {
-        name: "openrouter",
-        display_name: "OpenRouter",
-        base_url: "https://openrouter.ai/api/v1",
-        requires_key: true,
-        max_tokens: MaxTokensField::MaxTokens,
-        reasoning_field: Some("reasoning"),
-        ..BASE
-    },
-    // Groq: n, logprobs, top_logprobs, logit_bias -> 400 [D].
-    PresetSpec {
-        name: "groq",
-        display_name: "Groq",
-        base_url: "https://api.groq.com/openai/v1",
-        requires_key: true,
-        max_tokens: MaxTokensField::MaxTokens,
-        unsupported: &[("n", Rejected), ("logprobs", Rejected), ("top_logprobs", Rejected), ("logit_bias", Rejected)],
-        message_names: false,
-        reasoning_field: Some("reasoning"),
-        ..BASE
-    },
-    // DeepSeek: reasoning_content, sent back on tool-call turns in thinking mode; json_object
-    // only [D][?].
-    PresetSpec {
-        name: "deepseek",
-        display_name: "DeepSeek",
-        base_url: "https://api.deepseek.com/v1",
-        requires_key: true,
-        max_tokens: MaxTokensField::MaxTokens,
-        reasoning_field: Some("reasoning_content"),
-        reasoning_echo: Some("reasoning_content"),
-        structured_output: StructuredOutput::JsonObjectOnly,
-        ..BASE
-    },
-    // Mistral: unknown fields are 422; seed is random_seed; n forbidden; ids 9 alnum [D][I].
-    // include_usage is not in its schema as far as found [?]: not sent (usage comes anyway).
-    PresetSpec {
-        name: "mistral",
-        display_name: "Mistral",
-        base_url: "https://api.mistral.ai/v1",
-        requires_key: true,
-        max_tokens: MaxTokensField::MaxTokens,
-        include_usage: false,
-        unsupported: &[("n", Rejected), ("logit_bias", Rejected), ("logprobs", Rejected)],
-        renames: &[("seed", "random_seed")],
-        nine_char_tool_ids: true,
-        ..BASE
-    },
-    // Together: reasoning in `reasoning` for some models [I]; usage on the last chunk.
-    PresetSpec {
-        name: "together",
-        display_name: "Together AI",
-        base_url: "https://api.together.xyz/v1",
-        requires_key: true,
-        max_tokens: MaxTokensField::MaxTokens,
-        reasoning_field: Some("reasoning"),
-        ..BASE
-    },
-    // Fireworks: usage in the final chunk [D]; fields otherwise as OpenAI [?].
-    PresetSpec {
-        name: "fireworks",
-        display_name: "Fireworks AI",
-        base_url: "https://api.fireworks.ai/inference/v1",
-        requires_key: true,
-        max_tokens: MaxTokensField::MaxTokens,
-        ..BASE
-    },
-];
+// OpenAI: max_tokens is deprecated and rejected by reasoning models [D OAI-SPEC].
+const OPENAI: PresetSpec = PresetSpec {
+    name: "openai",
+    display_name: "OpenAI",
+    requires_key: true,
+    max_tokens: MaxTokensField::MaxCompletionTokens,
+    ..GENERIC
+};
+
+// Azure v1: same paths and fields as OpenAI; both auth headers accepted [D].
+const AZURE: PresetSpec = PresetSpec {
+    name: "azure",
+    display_name: "Azure OpenAI (v1)",
+    base_url: "https://RESOURCE.openai.azure.com/openai/v1",
+    requires_key: true,
+    max_tokens: MaxTokensField::MaxCompletionTokens,
+    ..GENERIC
+};
+
+// Azure legacy: deployment in the path, api-version query, api-key header [D].
+const AZURE_LEGACY: PresetSpec = PresetSpec {
+    name: "azure-legacy",
+    display_name: "Azure OpenAI (deployment URL)",
+    base_url: "https://RESOURCE.openai.azure.com/openai/deployments/DEPLOYMENT",
+    auth: AuthStyle::Header("api-key"),
+    requires_key: true,
+    max_tokens: MaxTokensField::MaxCompletionTokens,
+    query: Some("api-version=2024-10-21"),
+    ..GENERIC
+};
+
+// Ollama /v1: tool_choice, parallel_tool_calls, n and logit_bias are not read;
+// max_completion_tokens is ignored [C OLL openai.go].
+const OLLAMA: PresetSpec = PresetSpec {
+    name: "ollama",
+    display_name: "Ollama",
+    base_url: "http://localhost:11434/v1",
+    probe: Probe::Root("/api/version"),
+    max_tokens: MaxTokensField::MaxTokens,
+    unsupported: &[("tool_choice", Ignored), ("parallel_tool_calls", Ignored), ("n", Ignored), ("logit_bias", Ignored)],
+    reasoning_response_field: Some("reasoning"),
+    local_discovery: true,
+    default_model: "llama3.2",
+    ..GENERIC
+};
+
+// vLLM: unknown fields ignored; both token fields; reasoning renamed to `reasoning` [C].
+const VLLM: PresetSpec = PresetSpec {
+    name: "vllm",
+    display_name: "vLLM",
+    base_url: "http://localhost:8000/v1",
+    probe: Probe::Root("/health"),
+    max_tokens: MaxTokensField::MaxTokens,
+    reasoning_response_field: Some("reasoning"),
+    local_discovery: true,
+    ..GENERIC
+};
+
+// llama.cpp: json_schema as json_object+schema works on llama-server and is the only form
+// llama-cpp-python accepts; a named tool_choice is honoured by llama-cpp-python and treated
+// as auto by llama-server, so it is sent [C LCPP][peers README].
+const LLAMA_CPP: PresetSpec = PresetSpec {
+    name: "llama-cpp",
+    display_name: "llama.cpp server",
+    base_url: "http://localhost:8080/v1",
+    probe: Probe::Root("/health"),
+    max_tokens: MaxTokensField::MaxTokens,
+    reasoning_response_field: Some("reasoning_content"),
+    structured_output: StructuredOutput::JsonObjectWithSchema,
+    local_discovery: true,
+    ..GENERIC
+};
+
+// LM Studio: closed source; json_object rejected in some versions [?] -> sent as a schema.
+const LM_STUDIO: PresetSpec = PresetSpec {
+    name: "lm-studio",
+    display_name: "LM Studio",
+    base_url: "http://localhost:1234/v1",
+    max_tokens: MaxTokensField::MaxTokens,
+    reasoning_response_field: Some("reasoning_content"),
+    structured_output: StructuredOutput::JsonSchemaOnly,
+    local_discovery: true,
+    default_model: "local-model",
+    ..GENERIC
+};
+
+// SGLang: unknown fields ignored; /health for readiness, not /v1/models [C][I gpustack#6203].
+const SGLANG: PresetSpec = PresetSpec {
+    name: "sglang",
+    display_name: "SGLang",
+    base_url: "http://localhost:30000/v1",
+    probe: Probe::Root("/health"),
+    max_tokens: MaxTokensField::MaxTokens,
+    reasoning_response_field: Some("reasoning_content"),
+    ..GENERIC
+};
+
+// TGI: no `n`; stop must be an array (always sent as one); launcher port 3000 [C].
+const TGI: PresetSpec = PresetSpec {
+    name: "tgi",
+    display_name: "Text Generation Inference",
+    base_url: "http://localhost:3000/v1",
+    probe: Probe::Root("/health"),
+    max_tokens: MaxTokensField::MaxTokens,
+    unsupported: &[("n", Ignored), ("parallel_tool_calls", Ignored)],
+    structured_output: StructuredOutput::TgiJson,
+    ..GENERIC
+};
+
+// LocalAI: /readyz; reasoning in `reasoning` [C LAI].
+const LOCALAI: PresetSpec = PresetSpec {
+    name: "localai",
+    display_name: "LocalAI",
+    base_url: "http://localhost:8080/v1",
+    probe: Probe::Root("/readyz"),
+    max_tokens: MaxTokensField::MaxTokens,
+    reasoning_response_field: Some("reasoning"),
+    ..GENERIC
+};
+
+// LiteLLM proxy: maps fields per upstream; /health/readiness needs no key [D].
+const LITELLM: PresetSpec = PresetSpec {
+    name: "litellm",
+    display_name: "LiteLLM proxy",
+    base_url: "http://localhost:4000/v1",
+    probe: Probe::Root("/health/readiness"),
+    max_tokens: MaxTokensField::MaxTokens,
+    reasoning_response_field: Some("reasoning_content"),
+    ..GENERIC
+};
+
+// OpenRouter: usage always in the last chunk; include_usage accepted as well [D][K].
+const OPENROUTER: PresetSpec = PresetSpec {
+    name: "openrouter",
+    display_name: "OpenRouter",
+    base_url: "https://openrouter.ai/api/v1",
+    requires_key: true,
+    max_tokens: MaxTokensField::MaxTokens,
+    reasoning_response_field: Some("reasoning"),
+    default_model: "openai/gpt-4o-mini",
+    ..GENERIC
+};
+
+// Groq: n, logprobs, top_logprobs, logit_bias -> 400 [D].
+const GROQ: PresetSpec = PresetSpec {
+    name: "groq",
+    display_name: "Groq",
+    base_url: "https://api.groq.com/openai/v1",
+    requires_key: true,
+    max_tokens: MaxTokensField::MaxTokens,
+    unsupported: &[("n", Rejected), ("logprobs", Rejected), ("top_logprobs", Rejected), ("logit_bias", Rejected)],
+    message_names: false,
+    reasoning_response_field: Some("reasoning"),
+    default_model: "llama-3.3-70b-versatile",
+    ..GENERIC
+};
+
+// DeepSeek: reasoning_content, sent back on tool-call turns in thinking mode; json_object
+// only [D][?].
+const DEEPSEEK: PresetSpec = PresetSpec {
+    name: "deepseek",
+    display_name: "DeepSeek",
+    base_url: "https://api.deepseek.com/v1",
+    requires_key: true,
+    max_tokens: MaxTokensField::MaxTokens,
+    reasoning_response_field: Some("reasoning_content"),
+    reasoning_echo_field: Some("reasoning_content"),
+    structured_output: StructuredOutput::JsonObjectOnly,
+    default_model: "deepseek-chat",
+    ..GENERIC
+};
+
+// Mistral: unknown fields are 422; seed is random_seed; n forbidden; ids 9 alnum [D][I].
+// include_usage is not in its schema as far as found [?]: not sent (usage comes anyway).
+const MISTRAL: PresetSpec = PresetSpec {
+    name: "mistral",
+    display_name: "Mistral",
+    base_url: "https://api.mistral.ai/v1",
+    requires_key: true,
+    max_tokens: MaxTokensField::MaxTokens,
+    include_usage: false,
+    unsupported: &[("n", Rejected), ("logit_bias", Rejected), ("logprobs", Rejected)],
+    renames: &[("seed", "random_seed")],
+    nine_char_tool_ids: true,
+    default_model: "mistral-small-latest",
+    ..GENERIC
+};
+
+// Together: reasoning in `reasoning` for some models [I]; usage on the last chunk.
+const TOGETHER: PresetSpec = PresetSpec {
+    name: "together",
+    display_name: "Together AI",
+    base_url: "https://api.together.xyz/v1",
+    requires_key: true,
+    max_tokens: MaxTokensField::MaxTokens,
+    reasoning_response_field: Some("reasoning"),
+    ..GENERIC
+};
+
+// Fireworks: usage in the final chunk [D]; fields otherwise as OpenAI [?].
+const FIREWORKS: PresetSpec = PresetSpec {
+    name: "fireworks",
+    display_name: "Fireworks AI",
+    base_url: "https://api.fireworks.ai/inference/v1",
+    requires_key: true,
+    max_tokens: MaxTokensField::MaxTokens,
+    ..GENERIC
+};
 
 impl Preset {
-    /// Every preset, in table order.
-    pub const ALL: [Preset; 18] = [
+    /// Every shipped preset, in table order (custom presets are not in it).
+    pub const ALL: &'static [Preset] = &[
         Preset::Generic,
         Preset::OpenAI,
         Preset::Azure,
@@ -386,8 +417,50 @@ impl Preset {
 
     /// The preset's data.
     pub fn spec(self) -> &'static PresetSpec {
-        let index = Preset::ALL.iter().position(|p| *p == self).unwrap_or(0);
-        &SPECS[index]
+        match self {
+            Preset::Generic => &GENERIC,
+            Preset::OpenAI => &OPENAI,
+            Preset::Azure => &AZURE,
+            Preset::AzureLegacy => &AZURE_LEGACY,
+            Preset::Ollama => &OLLAMA,
+            Preset::Vllm => &VLLM,
+            Preset::LlamaCpp => &LLAMA_CPP,
+            Preset::LmStudio => &LM_STUDIO,
+            Preset::SgLang => &SGLANG,
+            Preset::Tgi => &TGI,
+            Preset::LocalAi => &LOCALAI,
+            Preset::LiteLlm => &LITELLM,
+            Preset::OpenRouter => &OPENROUTER,
+            Preset::Groq => &GROQ,
+            Preset::DeepSeek => &DEEPSEEK,
+            Preset::Mistral => &MISTRAL,
+            Preset::Together => &TOGETHER,
+            Preset::Fireworks => &FIREWORKS,
+            Preset::Custom(spec) => spec,
+        }
+    }
+
+    /// A preset for a server this crate does not ship, from its data. Start from the closest
+    /// shipped preset's spec and change what differs:
+    ///
+    /// ```
+    /// use mamba_backends::{FieldSupport, Preset};
+    ///
+    /// let spec = Preset::Vllm
+    ///     .spec()
+    ///     .to_custom("my-gateway", "My gateway", "http://gateway.internal:9000/v1")
+    ///     .requires_key(true)
+    ///     .unsupported(&[("parallel_tool_calls", FieldSupport::Rejected)]);
+    /// let preset = Preset::custom(spec);
+    /// assert_eq!(preset.name(), "my-gateway");
+    /// assert_eq!(preset.spec().max_tokens, Preset::Vllm.spec().max_tokens);
+    /// ```
+    ///
+    /// The spec is kept for the rest of the program (it is leaked once, so that a preset stays
+    /// a small `Copy` value like the shipped ones): make custom presets at start-up, not per
+    /// request. A `static` spec can be used without a copy as `Preset::Custom(&SPEC)`.
+    pub fn custom(spec: PresetSpec) -> Preset {
+        Preset::Custom(Box::leak(Box::new(spec)))
     }
 
     /// The short name (`llama-cpp`).
@@ -400,11 +473,116 @@ impl Preset {
         self.spec().base_url
     }
 
-    /// Finds a preset by its short name, ignoring case, `_` and `-` (`llamacpp`, `llama_cpp`).
+    /// Finds a shipped preset by its short name, ignoring case, `_` and `-` (`llamacpp`,
+    /// `llama_cpp`).
     pub fn from_name(name: &str) -> Option<Preset> {
         let norm = |s: &str| s.chars().filter(|c| *c != '-' && *c != '_').collect::<String>().to_lowercase();
         let wanted = norm(name);
-        Preset::ALL.into_iter().find(|p| norm(p.name()) == wanted)
+        Preset::ALL.iter().copied().find(|p| norm(p.name()) == wanted)
+    }
+
+    /// The shipped presets of servers people run on their own machine, in the order
+    /// `mamba-llm` looks for them when nothing is configured.
+    pub fn local_servers() -> impl Iterator<Item = Preset> {
+        Preset::ALL.iter().copied().filter(|p| p.spec().local_discovery)
+    }
+
+    /// The port of the default base URL (`11434` for Ollama).
+    pub fn default_port(self) -> Option<u16> {
+        let url = self.spec().base_url;
+        let authority = url.split_once("://").map_or(url, |(_, rest)| rest);
+        let authority = authority.split('/').next().unwrap_or(authority);
+        match authority.rsplit_once(':') {
+            Some((_, port)) => port.parse().ok(),
+            None if url.starts_with("https://") => Some(443),
+            None => Some(80),
+        }
+    }
+}
+
+impl PresetSpec {
+    /// A copy of this spec under a new name, display name and base URL, to describe a custom
+    /// server with [`Preset::custom`]; change the rest with the setters.
+    pub fn to_custom(&self, name: &'static str, display_name: &'static str, base_url: &'static str) -> PresetSpec {
+        PresetSpec { name, display_name, base_url, local_discovery: false, ..*self }
+    }
+
+    /// How the key is sent.
+    pub fn auth(mut self, auth: AuthStyle) -> PresetSpec {
+        self.auth = auth;
+        self
+    }
+
+    /// Whether the server needs a key.
+    pub fn requires_key(mut self, yes: bool) -> PresetSpec {
+        self.requires_key = yes;
+        self
+    }
+
+    /// The readiness probe.
+    pub fn probe(mut self, probe: Probe) -> PresetSpec {
+        self.probe = probe;
+        self
+    }
+
+    /// Where the token limit goes.
+    pub fn max_tokens(mut self, field: MaxTokensField) -> PresetSpec {
+        self.max_tokens = field;
+        self
+    }
+
+    /// Whether streams ask for usage.
+    pub fn include_usage(mut self, yes: bool) -> PresetSpec {
+        self.include_usage = yes;
+        self
+    }
+
+    /// Request fields the server does not take.
+    pub fn unsupported(mut self, fields: &'static [(&'static str, FieldSupport)]) -> PresetSpec {
+        self.unsupported = fields;
+        self
+    }
+
+    /// Request field renames.
+    pub fn renames(mut self, renames: &'static [(&'static str, &'static str)]) -> PresetSpec {
+        self.renames = renames;
+        self
+    }
+
+    /// The request field reasoning is echoed back in on tool-call turns.
+    pub fn reasoning_echo_field(mut self, field: Option<&'static str>) -> PresetSpec {
+        self.reasoning_echo_field = field;
+        self
+    }
+
+    /// Whether tool-call ids must be nine letters and digits.
+    pub fn nine_char_tool_ids(mut self, yes: bool) -> PresetSpec {
+        self.nine_char_tool_ids = yes;
+        self
+    }
+
+    /// Whether messages may carry `name`.
+    pub fn message_names(mut self, yes: bool) -> PresetSpec {
+        self.message_names = yes;
+        self
+    }
+
+    /// How structured output is written.
+    pub fn structured_output(mut self, form: StructuredOutput) -> PresetSpec {
+        self.structured_output = form;
+        self
+    }
+
+    /// A query string every request carries.
+    pub fn query(mut self, query: Option<&'static str>) -> PresetSpec {
+        self.query = query;
+        self
+    }
+
+    /// The model asked for when none is given.
+    pub fn default_model(mut self, model: &'static str) -> PresetSpec {
+        self.default_model = model;
+        self
     }
 }
 
@@ -419,15 +597,44 @@ mod tests {
     use super::*;
 
     #[test]
-    fn table_and_enum_agree() {
-        for (i, p) in Preset::ALL.iter().enumerate() {
-            assert!(std::ptr::eq(p.spec(), &SPECS[i]));
+    fn names_are_unique_and_found() {
+        for p in Preset::ALL {
             assert_eq!(Preset::from_name(p.name()), Some(*p));
         }
-        let mut names: Vec<_> = SPECS.iter().map(|s| s.name).collect();
+        let mut names: Vec<_> = Preset::ALL.iter().map(|p| p.name()).collect();
         names.sort_unstable();
         names.dedup();
-        assert_eq!(names.len(), SPECS.len());
+        assert_eq!(names.len(), Preset::ALL.len());
+    }
+
+    #[test]
+    fn custom_presets() {
+        let spec = Preset::Mistral.spec().to_custom("acme", "Acme", "https://llm.acme.test/v1").requires_key(false);
+        let preset = Preset::custom(spec);
+        assert_eq!(preset.name(), "acme");
+        assert_eq!(preset.base_url(), "https://llm.acme.test/v1");
+        assert_eq!(preset.spec().renames, Preset::Mistral.spec().renames);
+        assert!(!preset.spec().requires_key);
+        assert_eq!(preset, Preset::custom(spec), "custom presets compare by their data");
+        assert_ne!(preset, Preset::Mistral);
+        assert_eq!(Preset::from_name("acme"), None, "only shipped presets are found by name");
+        assert_eq!(preset.default_port(), Some(443));
+    }
+
+    #[test]
+    fn local_servers_come_from_the_table() {
+        let local: Vec<(Preset, Option<u16>)> = Preset::local_servers().map(|p| (p, p.default_port())).collect();
+        assert_eq!(
+            local,
+            [
+                (Preset::Ollama, Some(11434)),
+                (Preset::Vllm, Some(8000)),
+                (Preset::LlamaCpp, Some(8080)),
+                (Preset::LmStudio, Some(1234))
+            ]
+        );
+        assert_eq!(Preset::Ollama.spec().default_model, "llama3.2");
+        assert_eq!(Preset::OpenAI.spec().default_model, "gpt-4o-mini");
     }
 
     #[test]

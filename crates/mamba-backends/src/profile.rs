@@ -139,26 +139,26 @@ impl ModelProfile {
         self
     }
 
-    /// Marks a reasoning model.
+    /// Whether the model reasons before answering.
     #[must_use]
-    pub fn reasoning(mut self) -> ModelProfile {
-        self.reasoning = true;
+    pub fn reasoning(mut self, yes: bool) -> ModelProfile {
+        self.reasoning = yes;
         self
     }
 
-    /// Marks a reasoning model that writes `<think>…</think>` into the content when the
-    /// server does not separate it.
+    /// Whether the model writes `<think>…</think>` into the content when the server does not
+    /// separate its reasoning (implies [`reasoning`](Self::reasoning)).
     #[must_use]
-    pub fn thinking_tags(mut self) -> ModelProfile {
-        self.reasoning = true;
-        self.thinking_tags = true;
+    pub fn thinking_tags(mut self, yes: bool) -> ModelProfile {
+        self.reasoning |= yes;
+        self.thinking_tags = yes;
         self
     }
 
-    /// Marks a model that needs `max_completion_tokens` on OpenAI and Azure.
+    /// Whether the model needs `max_completion_tokens` on OpenAI and Azure.
     #[must_use]
-    pub fn uses_max_completion_tokens(mut self) -> ModelProfile {
-        self.uses_max_completion_tokens = true;
+    pub fn uses_max_completion_tokens(mut self, yes: bool) -> ModelProfile {
+        self.uses_max_completion_tokens = yes;
         self
     }
 
@@ -267,15 +267,18 @@ fn builtin_profiles() -> Vec<ModelProfile> {
     };
     vec![
         // OpenAI (prices per 1M tokens, divided above).
-        openai("gpt-5", 400_000, 128_000, 1.25, 10.0).supports_vision(true).reasoning().uses_max_completion_tokens(),
+        openai("gpt-5", 400_000, 128_000, 1.25, 10.0)
+            .supports_vision(true)
+            .reasoning(true)
+            .uses_max_completion_tokens(true),
         openai("gpt-5-mini", 400_000, 128_000, 0.25, 2.0)
             .supports_vision(true)
-            .reasoning()
-            .uses_max_completion_tokens(),
+            .reasoning(true)
+            .uses_max_completion_tokens(true),
         openai("gpt-5-nano", 400_000, 128_000, 0.05, 0.40)
             .supports_vision(true)
-            .reasoning()
-            .uses_max_completion_tokens(),
+            .reasoning(true)
+            .uses_max_completion_tokens(true),
         openai("gpt-4.1", 1_047_576, 32_768, 2.0, 8.0).supports_vision(true),
         openai("gpt-4.1-mini", 1_047_576, 32_768, 0.40, 1.60).supports_vision(true),
         openai("gpt-4.1-nano", 1_047_576, 32_768, 0.10, 0.40).supports_vision(true),
@@ -284,23 +287,32 @@ fn builtin_profiles() -> Vec<ModelProfile> {
         openai("gpt-4-turbo", 128_000, 4_096, 10.0, 30.0).supports_vision(true).supports_json_schema(false),
         openai("gpt-4", 8_192, 8_192, 30.0, 60.0).supports_json_schema(false),
         openai("gpt-3.5-turbo", 16_385, 4_096, 0.50, 1.50).supports_json_schema(false),
-        openai("o1", 200_000, 100_000, 15.0, 60.0).supports_vision(true).reasoning().uses_max_completion_tokens(),
-        openai("o1-mini", 128_000, 65_536, 1.10, 4.40).supports_tools(false).reasoning().uses_max_completion_tokens(),
-        openai("o3", 200_000, 100_000, 2.0, 8.0).supports_vision(true).reasoning().uses_max_completion_tokens(),
-        openai("o3-mini", 200_000, 100_000, 1.10, 4.40).reasoning().uses_max_completion_tokens(),
-        openai("o4-mini", 200_000, 100_000, 1.10, 4.40).supports_vision(true).reasoning().uses_max_completion_tokens(),
-        p("gpt-oss", "openai").context_window(131_072).reasoning(),
+        openai("o1", 200_000, 100_000, 15.0, 60.0)
+            .supports_vision(true)
+            .reasoning(true)
+            .uses_max_completion_tokens(true),
+        openai("o1-mini", 128_000, 65_536, 1.10, 4.40)
+            .supports_tools(false)
+            .reasoning(true)
+            .uses_max_completion_tokens(true),
+        openai("o3", 200_000, 100_000, 2.0, 8.0).supports_vision(true).reasoning(true).uses_max_completion_tokens(true),
+        openai("o3-mini", 200_000, 100_000, 1.10, 4.40).reasoning(true).uses_max_completion_tokens(true),
+        openai("o4-mini", 200_000, 100_000, 1.10, 4.40)
+            .supports_vision(true)
+            .reasoning(true)
+            .uses_max_completion_tokens(true),
+        p("gpt-oss", "openai").context_window(131_072).reasoning(true),
         // Anthropic (through OpenRouter, LiteLLM and other gateways).
         claude("claude-3-5-sonnet", "claude-3.5-sonnet", 8_192, 3.0, 15.0),
         claude("claude-3-5-haiku", "claude-3.5-haiku", 8_192, 0.80, 4.0),
-        claude("claude-3-7-sonnet", "claude-3.7-sonnet", 64_000, 3.0, 15.0).reasoning(),
+        claude("claude-3-7-sonnet", "claude-3.7-sonnet", 64_000, 3.0, 15.0).reasoning(true),
         claude("claude-3-opus", "claude-3.0-opus", 4_096, 15.0, 75.0),
         claude("claude-3-haiku", "claude-3.0-haiku", 4_096, 0.25, 1.25),
-        claude("claude-sonnet-4", "claude-4-sonnet", 64_000, 3.0, 15.0).reasoning(),
-        claude("claude-opus-4", "claude-4-opus", 32_000, 15.0, 75.0).reasoning(),
-        claude("claude-sonnet-4-5", "claude-sonnet-4.5", 64_000, 3.0, 15.0).reasoning(),
-        claude("claude-haiku-4-5", "claude-haiku-4.5", 64_000, 1.0, 5.0).reasoning(),
-        claude("claude-opus-4-5", "claude-opus-4.5", 64_000, 5.0, 25.0).reasoning(),
+        claude("claude-sonnet-4", "claude-4-sonnet", 64_000, 3.0, 15.0).reasoning(true),
+        claude("claude-opus-4", "claude-4-opus", 32_000, 15.0, 75.0).reasoning(true),
+        claude("claude-sonnet-4-5", "claude-sonnet-4.5", 64_000, 3.0, 15.0).reasoning(true),
+        claude("claude-haiku-4-5", "claude-haiku-4.5", 64_000, 1.0, 5.0).reasoning(true),
+        claude("claude-opus-4-5", "claude-opus-4.5", 64_000, 5.0, 25.0).reasoning(true),
         // Meta Llama.
         p("llama3", "meta").alias("llama-3").alias("meta-llama-3").context_window(8_192).supports_tools(false),
         p("llama3.1", "meta").alias("llama-3.1").alias("meta-llama-3.1").context_window(131_072),
@@ -318,13 +330,13 @@ fn builtin_profiles() -> Vec<ModelProfile> {
         p("qwen2.5", "qwen").alias("qwen2.5-").context_window(32_768),
         p("qwen2.5-coder", "qwen").context_window(32_768),
         p("qwen2.5-vl", "qwen").alias("qwen2.5vl").context_window(32_768).supports_vision(true),
-        p("qwen3", "qwen").context_window(32_768).thinking_tags(),
+        p("qwen3", "qwen").context_window(32_768).thinking_tags(true),
         p("qwen3-coder", "qwen").context_window(262_144),
-        p("qwq", "qwen").context_window(32_768).thinking_tags(),
+        p("qwq", "qwen").context_window(32_768).thinking_tags(true),
         // DeepSeek.
         p("deepseek-chat", "deepseek").context_window(128_000).max_output_tokens(8_192),
-        p("deepseek-reasoner", "deepseek").context_window(128_000).max_output_tokens(64_000).reasoning(),
-        p("deepseek-r1", "deepseek").context_window(131_072).thinking_tags(),
+        p("deepseek-reasoner", "deepseek").context_window(128_000).max_output_tokens(64_000).reasoning(true),
+        p("deepseek-r1", "deepseek").context_window(131_072).thinking_tags(true),
         p("deepseek-v3", "deepseek").context_window(131_072),
         p("deepseek-coder", "deepseek").context_window(16_384).supports_tools(false),
         // Mistral.
@@ -335,7 +347,7 @@ fn builtin_profiles() -> Vec<ModelProfile> {
         p("mistral-nemo", "mistral").alias("open-mistral-nemo").context_window(131_072),
         p("ministral", "mistral").context_window(131_072),
         p("codestral", "mistral").context_window(256_000),
-        p("magistral", "mistral").reasoning(),
+        p("magistral", "mistral").reasoning(true),
         p("pixtral", "mistral").context_window(131_072).supports_vision(true),
         p("mixtral", "mistral").context_window(32_768),
         // Google.
@@ -347,18 +359,18 @@ fn builtin_profiles() -> Vec<ModelProfile> {
             .context_window(1_048_576)
             .max_output_tokens(65_536)
             .supports_vision(true)
-            .reasoning(),
+            .reasoning(true),
         p("gemini-2.5-pro", "google")
             .context_window(1_048_576)
             .max_output_tokens(65_536)
             .supports_vision(true)
-            .reasoning(),
+            .reasoning(true),
         // Microsoft Phi.
         p("phi3", "microsoft").alias("phi-3").context_window(4_096).supports_tools(false),
         p("phi3.5", "microsoft").alias("phi-3.5").context_window(131_072).supports_tools(false),
         p("phi4", "microsoft").alias("phi-4").context_window(16_384).supports_tools(false),
         p("phi4-mini", "microsoft").alias("phi-4-mini").context_window(131_072),
-        p("phi4-reasoning", "microsoft").alias("phi-4-reasoning").context_window(32_768).thinking_tags(),
+        p("phi4-reasoning", "microsoft").alias("phi-4-reasoning").context_window(32_768).thinking_tags(true),
         // Hugging Face (the small model our conformance tests run).
         p("smollm2", "huggingface").context_window(8_192),
     ]

@@ -231,12 +231,7 @@ async fn repl(
                 if args.conn.json {
                     line(&response_json(&response))?;
                 }
-                history.push(response.to_message());
-                // Tools cannot run here; tell the model so the history stays valid.
-                for call in &response.tool_calls {
-                    history
-                        .push(Message::tool(&call.id, "error: mamba-llm cannot run tools; answer without this tool"));
-                }
+                record_turn(&mut history, &response);
             }
             Err(CliError::BrokenPipe) => return Err(CliError::BrokenPipe),
             Err(e) => {

@@ -54,11 +54,14 @@ pub(crate) async fn health(conn: ConnArgs) -> Result<(), CliError> {
     if report.is_healthy() {
         Ok(())
     } else {
-        Err(CliError::Other(format!(
-            "{} is not healthy{}",
-            backend.base_url(),
-            report.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
-        )))
+        Err(CliError::Failed(
+            "unavailable",
+            format!(
+                "{} is not healthy{}",
+                backend.base_url(),
+                report.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+            ),
+        ))
     }
 }
 
@@ -180,8 +183,10 @@ pub(crate) async fn mock(args: MockArgs) -> Result<(), CliError> {
     if let Some(key) = &args.api_key {
         builder = builder.api_key(key);
     }
-    let server =
-        builder.start().await.map_err(|e| CliError::Other(format!("cannot listen on 127.0.0.1:{}: {e}", args.port)))?;
+    let server = builder
+        .start()
+        .await
+        .map_err(|e| CliError::Failed("io", format!("cannot listen on 127.0.0.1:{}: {e}", args.port)))?;
     line(&format!("mamba-mock listening on {}", server.base_url()))?;
     note("mamba-llm: press Ctrl-C to stop");
     let _ = tokio::signal::ctrl_c().await;

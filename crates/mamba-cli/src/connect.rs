@@ -8,14 +8,6 @@ use mamba_mock::MockServer;
 use crate::args::ConnArgs;
 use crate::output::CliError;
 
-/// Local servers tried when nothing is configured, in order of preference.
-const LOCAL_SERVERS: [(Preset, u16, &str); 4] = [
-    (Preset::Ollama, 11434, "Ollama"),
-    (Preset::LmStudio, 1234, "LM Studio"),
-    (Preset::Vllm, 8000, "vLLM"),
-    (Preset::LlamaCpp, 8080, "llama.cpp"),
-];
-
 /// How the server was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Source {
@@ -64,13 +56,15 @@ fn api_key(conn: &ConnArgs) -> Result<Option<String>, CliError> {
     }
 }
 
-/// The ports probed for local servers (`MAMBA_LOCAL_PORTS=a,b,c,d` replaces them, for tests).
+/// The local servers looked for when nothing is configured, from the preset table (servers
+/// people run on their own machine, on their default ports). `MAMBA_LOCAL_PORTS=a,b,c,d`
+/// replaces the ports in that order, for tests.
 fn local_servers() -> Vec<(Preset, u16, &'static str)> {
-    let Some(ports) = env("MAMBA_LOCAL_PORTS") else { return LOCAL_SERVERS.to_vec() };
-    LOCAL_SERVERS
-        .iter()
+    let presets = Preset::local_servers().filter_map(|p| p.default_port().map(|port| (p, port, p.spec().display_name)));
+    let Some(ports) = env("MAMBA_LOCAL_PORTS") else { return presets.collect() };
+    presets
         .zip(ports.split(','))
-        .filter_map(|((preset, _, name), port)| port.trim().parse().ok().map(|port| (*preset, port, *name)))
+        .filter_map(|((preset, _, name), port)| port.trim().parse().ok().map(|port| (preset, port, name)))
         .collect()
 }
 
@@ -124,9 +118,9 @@ pub(crate) async fn connect(conn: &ConnArgs, allow_mock: bool) -> Result<Connect
                     }
                 }
                 None if allow_mock => {
-                    let server = MockServer::start()
-                        .await
-                        .map_err(|e| CliError::Other(format!("could not start the built-in mock server: {e}")))?;
+                    let server = MockServer::start().await.map_err(|e| {
+                        CliError::Failed("io", format!("could not start the built-in mock server: {e}"))
+                    })?;
                     let names: Vec<String> =
                         candidates.iter().map(|(_, port, name)| format!("{name} :{port}")).collect();
                     eprintln!(
@@ -139,10 +133,13 @@ pub(crate) async fn connect(conn: &ConnArgs, allow_mock: bool) -> Result<Connect
                 None => {
                     let names: Vec<String> =
                         candidates.iter().map(|(_, port, name)| format!("{name} :{port}")).collect();
-                    return Err(CliError::Other(format!(
+                    return Err(CliError::Failed(
+                        "connect",
+                        format!(
                         "no server configured (--base-url, MAMBA_BASE_URL, --preset) and none found on localhost ({})",
                         names.join(", ")
-                    )));
+                    ),
+                    ));
                 }
             }
         }
@@ -170,21 +167,9 @@ pub(crate) async fn connect(conn: &ConnArgs, allow_mock: bool) -> Result<Connect
             let probe = build("")?;
             match tokio::time::timeout(Duration::from_secs(5), probe.list_models()).await {
                 Ok(Ok(models)) if !models.is_empty() => models[0].id.clone(),
-                _ => default_model(preset).to_owned(),
+                _ => preset.spec().default_model.to_owned(),
             }
         }
     };
     Ok(Connection { backend: build(&model)?, source, _mock: mock })
-}
-
-fn default_model(preset: Preset) -> &'static str {
-    match preset {
-        Preset::Ollama => "llama3.2",
-        Preset::LmStudio => "local-model",
-        Preset::Groq => "llama-3.3-70b-versatile",
-        Preset::DeepSeek => "deepseek-chat",
-        Preset::Mistral => "mistral-small-latest",
-        Preset::OpenRouter => "openai/gpt-4o-mini",
-        _ => "gpt-4o-mini",
-    }
 }

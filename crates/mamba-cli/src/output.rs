@@ -11,8 +11,11 @@ pub(crate) enum CliError {
     Usage(String),
     /// The backend failed.
     Backend(Error),
-    /// Anything else: exit 1.
-    Other(String),
+    /// Anything else: exit 1, with the error kind `--json` reports (`connect`, `unavailable`,
+    /// `io`, …).
+    Failed(&'static str, String),
+    /// stdout could not be written (a full disk, a closed terminal): exit 1.
+    Output(String),
     /// stdout was closed (`| head`): not an error, exit 0.
     BrokenPipe,
 }
@@ -23,7 +26,7 @@ impl CliError {
             CliError::Usage(_) => 2,
             CliError::Backend(e) if e.kind() == mamba_backends::ErrorKind::Config => 2,
             CliError::BrokenPipe => 0,
-            CliError::Backend(_) | CliError::Other(_) => 1,
+            CliError::Backend(_) | CliError::Failed(..) | CliError::Output(_) => 1,
         }
     }
 }
@@ -39,7 +42,7 @@ impl From<io::Error> for CliError {
         if e.kind() == io::ErrorKind::BrokenPipe {
             CliError::BrokenPipe
         } else {
-            CliError::Other(format!("could not write the output: {e}"))
+            CliError::Output(format!("could not write the output: {e}"))
         }
     }
 }
@@ -79,8 +82,9 @@ pub(crate) fn error_json(err: &CliError) -> String {
             e.retry_after().map(|d| d.as_secs_f64()),
         ),
         CliError::Usage(m) => ("config", None, m.clone(), false, None),
-        CliError::Other(m) => ("connect", None, m.clone(), false, None),
-        CliError::BrokenPipe => ("stream", None, "broken pipe".to_owned(), false, None),
+        CliError::Failed(kind, m) => (*kind, None, m.clone(), false, None),
+        CliError::Output(m) => ("output", None, m.clone(), false, None),
+        CliError::BrokenPipe => ("broken_pipe", None, "stdout was closed".to_owned(), false, None),
     };
     let body = ErrorJson { error: ErrorBody { kind, status, message, retryable, retry_after_s } };
     serde_json::to_string(&body).unwrap_or_default()
@@ -109,7 +113,7 @@ pub(crate) fn report(err: &CliError, as_json: bool) {
             line
         }
         CliError::Usage(m) => format!("mamba-llm: usage error: {}", one_line(m)),
-        CliError::Other(m) => format!("mamba-llm: error: {}", one_line(m)),
+        CliError::Failed(_, m) | CliError::Output(m) => format!("mamba-llm: error: {}", one_line(m)),
         CliError::BrokenPipe => return,
     };
     note(&line);
@@ -225,4 +229,28 @@ pub(crate) fn line(text: &str) -> Result<(), CliError> {
     let mut out = io::stdout().lock();
     writeln!(out, "{text}")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(err: &CliError) -> String {
+        let v: serde_json::Value = serde_json::from_str(&error_json(err)).expect("JSON");
+        v["error"]["kind"].as_str().expect("a kind").to_owned()
+    }
+
+    #[test]
+    fn json_error_kinds() {
+        let write = CliError::from(io::Error::new(io::ErrorKind::StorageFull, "disk full"));
+        assert!(matches!(write, CliError::Output(_)));
+        assert_eq!(kind(&write), "output");
+        assert_eq!(write.exit_code(), 1);
+        let pipe = CliError::from(io::Error::new(io::ErrorKind::BrokenPipe, "closed"));
+        assert!(matches!(pipe, CliError::BrokenPipe));
+        assert_eq!(kind(&pipe), "broken_pipe");
+        assert_eq!(pipe.exit_code(), 0);
+        assert_eq!(kind(&CliError::Failed("unavailable", "down".into())), "unavailable");
+        assert_eq!(kind(&CliError::Usage("bad".into())), "config");
+    }
 }

@@ -211,7 +211,8 @@ async fn fallback_to_the_builtin_mock() {
 async fn fallback_finds_a_local_server() {
     let server = MockServer::start_with(Script::new().always(Reply::text("from the local server"))).await.unwrap();
     let port = server.addr().port();
-    let ports = format!("{},{},{},{}", closed_port(), port, closed_port(), closed_port());
+    // The fourth local server of the preset table is LM Studio.
+    let ports = format!("{},{},{},{}", closed_port(), closed_port(), closed_port(), port);
     let o = run(cmd().args(["chat", "hi"]).env("MAMBA_LOCAL_PORTS", ports)).await;
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "from the local server\n");

@@ -9,14 +9,13 @@ use http::Uri;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 
-use super::request::WireConfig;
+use super::request::{MessageRules, ToolIdRule, WireConfig};
 use super::{OpenAICompatibleBackend, Shared, Timeouts};
 use crate::error::Error;
 use crate::http::HttpClient;
 use crate::preset::{AuthStyle, MaxTokensField, Preset};
 use crate::profile::{get_profile, ModelProfile};
 use crate::retry::RetryPolicy;
-use crate::types::{MessageWireOptions, ToolIdRule};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -109,6 +108,10 @@ impl OpenAICompatibleBackendBuilder {
 
     /// The seed's single timeout: sets the connect, response-header and stream-idle timeouts.
     /// Default 60 s each.
+    ///
+    /// This is **not** a bound on the whole request (as reqwest's `timeout` is): a stream that
+    /// keeps sending lasts as long as the answer does. For a bound on the whole request, set
+    /// [`total_timeout`](Self::total_timeout).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeouts.connect = timeout;
         self.timeouts.headers = timeout;
@@ -304,9 +307,8 @@ impl OpenAICompatibleBackendBuilder {
             max_tokens_field,
             include_usage: self.include_usage.unwrap_or(spec.include_usage),
             renames: spec.renames,
-            dropped: spec.unsupported.iter().map(|(field, _)| *field).collect(),
-            message: MessageWireOptions {
-                reasoning_field: spec.reasoning_echo,
+            message: MessageRules {
+                reasoning_echo_field: spec.reasoning_echo_field,
                 tool_id_rule: if spec.nine_char_tool_ids { ToolIdRule::NineAlnum } else { ToolIdRule::Any },
                 names: spec.message_names,
             },

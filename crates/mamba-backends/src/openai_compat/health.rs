@@ -101,9 +101,65 @@ impl OpenAICompatibleBackend {
     }
 }
 
+/// Whether `host` is this machine or a private network: `localhost`, or an address that parses
+/// as loopback, unspecified, private (10/8, 172.16/12, 192.168/16), link-local, or IPv6
+/// unique-local (fc00::/7). Names are not resolved: `10.example.com` is not local.
 fn is_local(host: &str) -> bool {
-    matches!(host, "localhost" | "127.0.0.1" | "::1" | "[::1]" | "0.0.0.0")
-        || host.starts_with("127.")
-        || host.starts_with("192.168.")
-        || host.starts_with("10.")
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => {
+            ip.is_loopback() || ip.is_unspecified() || ip.is_private() || ip.is_link_local()
+        }
+        Ok(std::net::IpAddr::V6(ip)) => {
+            let first = ip.segments()[0];
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || ip.to_ipv4_mapped().is_some_and(|v4| is_local(&v4.to_string()))
+        }
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_local;
+
+    #[test]
+    fn local_hosts_are_parsed_not_matched_by_prefix() {
+        for host in [
+            "localhost",
+            "127.0.0.1",
+            "127.9.9.9",
+            "0.0.0.0",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.0.1",
+            "::1",
+            "[::1]",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(is_local(host), "{host}");
+        }
+        for host in [
+            "10.example.com",
+            "127.evil.com",
+            "172.32.0.1",
+            "172.15.0.1",
+            "8.8.8.8",
+            "api.openai.com",
+            "2001:db8::1",
+            "192.169.0.1",
+        ] {
+            assert!(!is_local(host), "{host}");
+        }
+    }
 }

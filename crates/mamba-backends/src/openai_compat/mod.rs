@@ -194,8 +194,9 @@ impl Shared {
     }
 
     fn body(&self, messages: &[Message], options: &RequestOptions, stream: bool) -> Result<Bytes, Error> {
-        request::check(messages, options, &self.wire).map_err(|e| self.finish_error(e))?;
-        Ok(Bytes::from(to_body(&ChatRequest { model: &self.model, messages, options, stream, config: &self.wire })))
+        to_body(&ChatRequest { model: &self.model, messages, options, stream, config: &self.wire })
+            .map(Bytes::from)
+            .map_err(|e| self.finish_error(e))
     }
 
     /// Adds what every error leaving the backend carries, and removes the key.

@@ -2,12 +2,12 @@
 
 use serde_json::{json, Value};
 
-use super::request::{check, to_body, ChatRequest};
+use super::request::{to_body, ChatRequest};
 use super::OpenAICompatibleBackend;
 use crate::error::ErrorKind;
-use crate::options::RequestOptions;
+use crate::options::{RequestOptions, ResponseFormat};
 use crate::preset::Preset;
-use crate::types::{Message, ResponseFormat, ToolCall, ToolChoice};
+use crate::types::{Message, ToolCall, ToolChoice};
 
 fn backend(preset: Preset, drop_unsupported: bool) -> OpenAICompatibleBackend {
     OpenAICompatibleBackend::builder("m")
@@ -28,8 +28,8 @@ fn wire(
 ) -> Result<Value, ErrorKind> {
     let b = backend(preset, drop);
     let config = &b.shared.wire;
-    check(messages, options, config).map_err(|e| e.kind())?;
-    Ok(serde_json::from_slice(&to_body(&ChatRequest { model: "m", messages, options, stream, config })).unwrap())
+    let body = to_body(&ChatRequest { model: "m", messages, options, stream, config }).map_err(|e| e.kind())?;
+    Ok(serde_json::from_slice(&body).unwrap())
 }
 
 fn hi() -> Vec<Message> {
@@ -134,7 +134,7 @@ fn deepseek_gets_reasoning_back_on_tool_turns_only() {
 
 #[test]
 fn stop_is_always_an_array() {
-    for preset in Preset::ALL {
+    for &preset in Preset::ALL {
         let v = wire(preset, false, &hi(), &RequestOptions::new().stop(["END"]), false).unwrap();
         assert_eq!(v["stop"], json!(["END"]), "{preset}");
     }
@@ -142,7 +142,7 @@ fn stop_is_always_an_array() {
 
 #[test]
 fn include_usage_per_preset() {
-    for preset in Preset::ALL {
+    for &preset in Preset::ALL {
         let v = wire(preset, false, &hi(), &RequestOptions::new(), true).unwrap();
         let asked = v.get("stream_options").is_some();
         assert_eq!(asked, preset.spec().include_usage, "{preset}");

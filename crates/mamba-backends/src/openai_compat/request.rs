@@ -1,13 +1,20 @@
 //! Request translation: messages and options to the JSON body one server accepts. Pure.
+//!
+//! Every server rule is applied in the one pass that writes the body: the writer sees each key
+//! as it goes out (typed options, the backend's extra fields, the request's `extra`), renames
+//! it, drops it, or refuses the request, from the preset's data. Nothing re-derives which
+//! fields a request sets.
 
-use serde::ser::{SerializeMap, SerializeSeq, Serializer};
+use std::cell::Cell;
+
+use serde::ser::{self, SerializeMap, SerializeSeq, Serializer};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, ErrorKind};
-use crate::options::RequestOptions;
+use crate::options::{RequestOptions, ResponseFormat};
 use crate::preset::{FieldSupport, StructuredOutput};
-use crate::types::{Message, MessageWireOptions, ResponseFormat, WireMessage};
+use crate::types::{Message, Role, ToolCall};
 
 /// How requests are written for one target (derived from the preset, the profile and the
 /// builder's settings).
@@ -15,7 +22,7 @@ use crate::types::{Message, MessageWireOptions, ResponseFormat, WireMessage};
 pub(crate) struct WireConfig {
     /// The target's name, for messages (`mistral`).
     pub(crate) target: &'static str,
-    /// Request fields the target does not take.
+    /// Request fields (wire names, after renames) the target does not take.
     pub(crate) unsupported: &'static [(&'static str, FieldSupport)],
     /// Drop rejected fields with a warning instead of failing.
     pub(crate) drop_unsupported: bool,
@@ -27,10 +34,8 @@ pub(crate) struct WireConfig {
     pub(crate) include_usage: bool,
     /// Field renames, e.g. `seed` → `random_seed` (Mistral).
     pub(crate) renames: &'static [(&'static str, &'static str)],
-    /// Fields not sent (already checked and warned about by the caller).
-    pub(crate) dropped: Vec<&'static str>,
     /// How messages are written.
-    pub(crate) message: MessageWireOptions,
+    pub(crate) message: MessageRules,
     /// Temperature sent when the options set none (from an explicit profile value).
     pub(crate) default_temperature: Option<f64>,
     /// Extra body fields of the backend (preset or builder), written before the request's own
@@ -48,11 +53,21 @@ impl Default for WireConfig {
             max_tokens_field: "max_tokens",
             include_usage: false,
             renames: &[],
-            dropped: Vec::new(),
-            message: MessageWireOptions::default(),
+            message: MessageRules::default(),
             default_temperature: None,
             body_extra: Map::new(),
         }
+    }
+}
+
+impl WireConfig {
+    /// True when no rule can change a body: the writer skips every lookup.
+    fn is_plain(&self, extra: &Map<String, Value>) -> bool {
+        extra.is_empty() && self.body_extra.is_empty() && self.renames.is_empty() && self.unsupported.is_empty()
+    }
+
+    fn unsupported(&self, key: &str) -> Option<FieldSupport> {
+        self.unsupported.iter().find(|(field, _)| *field == key).map(|(_, support)| *support)
     }
 }
 
@@ -65,13 +80,13 @@ pub(crate) struct ChatRequest<'a> {
     pub(crate) config: &'a WireConfig,
 }
 
-struct Messages<'a>(&'a [Message], MessageWireOptions);
+struct Messages<'a>(&'a [Message], MessageRules);
 
 impl Serialize for Messages<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
         for message in self.0 {
-            seq.serialize_element(&WireMessage { message, options: self.1 })?;
+            seq.serialize_element(&RequestMessage { message, rules: self.1 })?;
         }
         seq.end()
     }
@@ -82,39 +97,79 @@ struct StreamOptions {
     include_usage: bool,
 }
 
-/// Writes fields, applying renames, drops and overrides by `extra`.
+/// Writes the body's fields, applying every rule of the target to each key as it goes out.
 struct Writer<'c, M> {
     map: M,
     config: &'c WireConfig,
     extra: &'c Map<String, Value>,
-    check: bool,
+    /// No rule can apply (the fast path).
+    plain: bool,
+    /// Why the request was refused, when a rule refused it.
+    refused: &'c Cell<Option<Error>>,
 }
 
 impl<M: SerializeMap> Writer<'_, M> {
+    /// A typed field: renamed, left to an `extra` field of the same name, or admitted.
     fn field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), M::Error> {
-        let mut key = key;
-        if self.check {
-            if let Some((_, to)) = self.config.renames.iter().find(|(from, _)| *from == key) {
-                key = to;
-            }
-            if self.config.dropped.contains(&key)
-                || self.extra.contains_key(key)
-                || self.config.body_extra.contains_key(key)
-            {
-                return Ok(());
+        if self.plain {
+            return self.map.serialize_entry(key, value);
+        }
+        let key = self.config.renames.iter().find(|(from, _)| *from == key).map_or(key, |(_, to)| *to);
+        if self.extra.contains_key(key) || self.config.body_extra.contains_key(key) {
+            return Ok(());
+        }
+        if self.admit(key)? {
+            self.map.serialize_entry(key, value)?;
+        }
+        Ok(())
+    }
+
+    /// An extra field (backend's, then the request's): admitted like a typed one.
+    fn extra_field(&mut self, key: &str, value: &Value) -> Result<(), M::Error> {
+        if self.admit(key)? {
+            self.map.serialize_entry(key, value)?;
+        }
+        Ok(())
+    }
+
+    /// Whether `key` goes out: fields the target ignores are dropped with a warning; fields
+    /// it rejects refuse the request, or with `drop_unsupported` are dropped with a warning.
+    fn admit(&mut self, key: &str) -> Result<bool, M::Error> {
+        match self.config.unsupported(key) {
+            None => Ok(true),
+            Some(FieldSupport::Rejected) if !self.config.drop_unsupported => Err(self.refuse(format!(
+                "the {} server rejects `{key}`; leave it out, or build the backend with drop_unsupported(true) to drop it",
+                self.config.target
+            ))),
+            Some(_) => {
+                tracing::warn!(field = key, target = self.config.target, "the server does not support this field; it is not sent");
+                Ok(false)
             }
         }
-        self.map.serialize_entry(key, value)
+    }
+
+    fn refuse(&self, message: String) -> M::Error {
+        let error = ser::Error::custom(&message);
+        self.refused.set(Some(Error::new(ErrorKind::Unsupported, message)));
+        error
     }
 }
 
-impl Serialize for ChatRequest<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+impl ChatRequest<'_> {
+    fn write<S: Serializer>(&self, serializer: S, refused: &Cell<Option<Error>>) -> Result<S::Ok, S::Error> {
         let o = self.options;
         let c = self.config;
-        let check = !(o.extra.is_empty() && c.body_extra.is_empty() && c.renames.is_empty() && c.dropped.is_empty());
-        let mut w = Writer { map: serializer.serialize_map(None)?, config: c, extra: &o.extra, check };
+        let mut w = Writer {
+            map: serializer.serialize_map(None)?,
+            config: c,
+            extra: &o.extra,
+            plain: c.is_plain(&o.extra),
+            refused,
+        };
         w.field("model", self.model)?;
+        if !c.message.names && self.messages.iter().any(|m| m.name.is_some()) {
+            tracing::warn!(target = c.target, "the server rejects message names; they are not sent");
+        }
         w.field("messages", &Messages(self.messages, c.message))?;
         if self.stream {
             w.field("stream", &true)?;
@@ -138,6 +193,15 @@ impl Serialize for ChatRequest<'_> {
             w.field("parallel_tool_calls", &parallel)?;
         }
         if let Some(format) = &o.response_format {
+            if let (ResponseFormat::JsonSchema { .. }, StructuredOutput::JsonObjectOnly) = (format, c.structured) {
+                if !c.drop_unsupported {
+                    return Err(w.refuse(format!(
+                        "the {} server has no JSON Schema output, only json_object; use ResponseFormat::JsonObject, or drop_unsupported(true) to send json_object",
+                        c.target
+                    )));
+                }
+                tracing::warn!(target = c.target, "JSON Schema output is not supported; json_object is sent instead");
+            }
             w.field("response_format", &WireFormat(format, c.structured))?;
         }
         if !o.stop.is_empty() {
@@ -155,18 +219,15 @@ impl Serialize for ChatRequest<'_> {
         if let Some(p) = o.presence_penalty {
             w.field("presence_penalty", &p)?;
         }
-        let mut map = w.map;
         for (key, value) in &c.body_extra {
-            if !o.extra.contains_key(key) && !c.dropped.contains(&key.as_str()) {
-                map.serialize_entry(key, value)?;
+            if !o.extra.contains_key(key) {
+                w.extra_field(key, value)?;
             }
         }
         for (key, value) in &o.extra {
-            if !c.dropped.contains(&key.as_str()) {
-                map.serialize_entry(key, value)?;
-            }
+            w.extra_field(key, value)?;
         }
-        map.end()
+        w.map.end()
     }
 }
 
@@ -197,89 +258,175 @@ impl Serialize for WireFormat<'_> {
     }
 }
 
-/// Whether a request sets `field`, as a typed option or in `extra`.
-fn sets(options: &RequestOptions, config: &WireConfig, field: &str) -> bool {
-    let o = options;
-    let typed = match field {
-        "temperature" => o.temperature.is_some() || config.default_temperature.is_some(),
-        "max_tokens" | "max_completion_tokens" if field == config.max_tokens_field => o.max_tokens.is_some(),
-        "tools" => !o.tools.is_empty(),
-        "tool_choice" => o.tool_choice.is_some(),
-        "parallel_tool_calls" => o.parallel_tool_calls.is_some(),
-        "response_format" => o.response_format.is_some(),
-        "stop" => !o.stop.is_empty(),
-        "seed" => o.seed.is_some(),
-        "top_p" => o.top_p.is_some(),
-        "frequency_penalty" => o.frequency_penalty.is_some(),
-        "presence_penalty" => o.presence_penalty.is_some(),
-        _ => false,
-    };
-    typed || o.extra.contains_key(field) || config.body_extra.contains_key(field)
-}
-
-/// Checks a request against what the target accepts, before anything is sent: fields it
-/// ignores are dropped with a warning; fields it rejects are an `Unsupported` error, or with
-/// `drop_unsupported` dropped with a warning; structured output it cannot do likewise.
-pub(crate) fn check(messages: &[Message], options: &RequestOptions, config: &WireConfig) -> Result<(), Error> {
-    for (field, support) in config.unsupported {
-        if !sets(options, config, field) {
-            continue;
-        }
-        match support {
-            FieldSupport::Rejected if !config.drop_unsupported => {
-                return Err(Error::new(
-                    ErrorKind::Unsupported,
-                    format!(
-                        "the {} server rejects `{field}`; leave it out, or build the backend with drop_unsupported(true) to drop it",
-                        config.target
-                    ),
-                ));
-            }
-            _ => {
-                tracing::warn!(field, target = config.target, "the server does not support this field; it is not sent")
-            }
+/// The body as bytes, or why the target cannot take the request (`Unsupported`), or why it
+/// could not be written (`InvalidRequest`). Never an empty body.
+pub(crate) fn to_body(request: &ChatRequest<'_>) -> Result<Vec<u8>, Error> {
+    struct Writing<'r, 'a> {
+        request: &'r ChatRequest<'a>,
+        refused: Cell<Option<Error>>,
+    }
+    impl Serialize for Writing<'_, '_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            self.request.write(serializer, &self.refused)
         }
     }
-    if let (Some(ResponseFormat::JsonSchema { .. }), StructuredOutput::JsonObjectOnly) =
-        (&options.response_format, config.structured)
-    {
-        if !config.drop_unsupported {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                format!(
-                    "the {} server has no JSON Schema output, only json_object; use ResponseFormat::JsonObject, or drop_unsupported(true) to send json_object",
-                    config.target
-                ),
-            ));
-        }
-        tracing::warn!(target = config.target, "JSON Schema output is not supported; json_object is sent instead");
-    }
-    if !config.message.names && messages.iter().any(|m| m.name.is_some()) {
-        tracing::warn!(target = config.target, "the server rejects message names; they are not sent");
-    }
-    Ok(())
-}
-
-/// The body as bytes.
-pub(crate) fn to_body(request: &ChatRequest<'_>) -> Vec<u8> {
+    let writing = Writing { request, refused: Cell::new(None) };
     let mut out = Vec::with_capacity(256 + request.messages.len() * 128);
-    // Serialising our own types into a Vec cannot fail: every map key is a string and no
-    // Serialize impl here returns an error.
-    if serde_json::to_writer(&mut out, request).is_err() {
-        out.clear();
+    match serde_json::to_writer(&mut out, &writing) {
+        Ok(()) => Ok(out),
+        Err(e) => Err(writing.refused.take().unwrap_or_else(|| {
+            Error::new(ErrorKind::InvalidRequest, format!("the request could not be written as JSON: {e}"))
+                .with_source(e)
+        })),
     }
-    out
+}
+
+/// A tool call as a request writes it: `{"id", "type": "function", "function": {"name",
+/// "arguments"}}`, with the id already rewritten to the server's rule.
+struct RequestToolCall<'a>(&'a ToolCall, &'a str);
+
+impl Serialize for RequestToolCall<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Function<'a> {
+            name: &'a str,
+            arguments: &'a str,
+        }
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("id", self.1)?;
+        map.serialize_entry("type", "function")?;
+        map.serialize_entry("function", &Function { name: &self.0.name, arguments: &self.0.arguments })?;
+        map.end()
+    }
+}
+
+/// How messages are written for one server: whether reasoning is echoed (and in which
+/// field), how tool-call ids are rewritten, whether names are sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct MessageRules {
+    /// The field the reasoning of an assistant message that called tools is echoed back in;
+    /// `None` echoes none.
+    pub(crate) reasoning_echo_field: Option<&'static str>,
+    /// Rewrite tool-call ids to this server's rule.
+    pub(crate) tool_id_rule: ToolIdRule,
+    /// Send `name` on messages (Groq rejects it).
+    pub(crate) names: bool,
+}
+
+impl Default for MessageRules {
+    fn default() -> Self {
+        MessageRules { reasoning_echo_field: None, tool_id_rule: ToolIdRule::Any, names: true }
+    }
+}
+
+/// A server's rule for tool-call ids in the history it is sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum ToolIdRule {
+    /// Any id is accepted.
+    #[default]
+    Any,
+    /// Exactly nine ASCII letters and digits (Mistral).
+    NineAlnum,
+}
+
+impl ToolIdRule {
+    pub(crate) fn apply<'a>(self, id: &'a str) -> std::borrow::Cow<'a, str> {
+        match self {
+            ToolIdRule::Any => std::borrow::Cow::Borrowed(id),
+            ToolIdRule::NineAlnum => {
+                if id.len() == 9 && id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                    return std::borrow::Cow::Borrowed(id);
+                }
+                // A stable mapping: the same id always becomes the same nine characters, so the
+                // assistant's call and the tool's answer still match.
+                const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+                let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+                for b in id.bytes() {
+                    hash ^= u64::from(b);
+                    hash = hash.wrapping_mul(0x0100_0000_01b3);
+                }
+                let mut out = String::with_capacity(9);
+                for _ in 0..9 {
+                    out.push(ALPHABET[(hash % 62) as usize] as char);
+                    hash /= 62;
+                    if hash == 0 {
+                        hash = 0x9e37_79b9_7f4a_7c15;
+                    }
+                }
+                std::borrow::Cow::Owned(out)
+            }
+        }
+    }
+}
+
+/// One message as a request writes it for one server.
+pub(crate) struct RequestMessage<'a> {
+    pub(crate) message: &'a Message,
+    pub(crate) rules: MessageRules,
+}
+
+impl Serialize for RequestMessage<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let m = self.message;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("role", m.role.as_str())?;
+        // Assistant tool-call turns get "" rather than null: llama-cpp-python rejects null and a
+        // missing key, and "" is valid for OpenAI's schema.
+        map.serialize_entry("content", &m.content)?;
+        if let (Some(name), true) = (&m.name, self.rules.names) {
+            map.serialize_entry("name", name)?;
+        }
+        if !m.tool_calls.is_empty() {
+            struct Calls<'a>(&'a [ToolCall], ToolIdRule);
+            impl Serialize for Calls<'_> {
+                fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                    let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+                    for call in self.0 {
+                        let id = self.1.apply(&call.id);
+                        seq.serialize_element(&RequestToolCall(call, &id))?;
+                    }
+                    seq.end()
+                }
+            }
+            map.serialize_entry("tool_calls", &Calls(&m.tool_calls, self.rules.tool_id_rule))?;
+        }
+        if let Some(id) = &m.tool_call_id {
+            map.serialize_entry("tool_call_id", &self.rules.tool_id_rule.apply(id))?;
+        }
+        if let (Some(field), Some(reasoning)) = (self.rules.reasoning_echo_field, &m.reasoning) {
+            if m.role == Role::Assistant && !m.tool_calls.is_empty() {
+                map.serialize_entry(field, reasoning)?;
+            }
+        }
+        map.end()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{ContentPart, ResponseFormat, ToolCall, ToolChoice, ToolDefinition};
+    use crate::types::{ContentPart, ToolCall, ToolChoice, ToolDefinition};
     use serde_json::json;
 
     fn body(messages: &[Message], options: &RequestOptions, stream: bool, config: &WireConfig) -> Value {
-        let bytes = to_body(&ChatRequest { model: "m", messages, options, stream, config });
+        let bytes = to_body(&ChatRequest { model: "m", messages, options, stream, config }).unwrap();
         serde_json::from_slice(&bytes).unwrap()
+    }
+
+    /// A request that sets every option the writer knows.
+    fn every_option() -> RequestOptions {
+        RequestOptions::new()
+            .temperature(0.5)
+            .max_tokens(10)
+            .tools(vec![ToolDefinition::function("f", "does f", json!({"type":"object"}))])
+            .tool_choice(ToolChoice::Function("f".into()))
+            .parallel_tool_calls(false)
+            .response_format(ResponseFormat::JsonObject)
+            .stop(["\n\n"])
+            .seed(7)
+            .top_p(0.9)
+            .frequency_penalty(0.1)
+            .presence_penalty(0.2)
     }
 
     #[test]
@@ -303,18 +450,7 @@ mod tests {
 
     #[test]
     fn every_option_in_wire_shape() {
-        let options = RequestOptions::new()
-            .temperature(0.5)
-            .max_tokens(10)
-            .tools(vec![ToolDefinition::function("f", "does f", json!({"type":"object"}))])
-            .tool_choice(ToolChoice::Function("f".into()))
-            .parallel_tool_calls(false)
-            .response_format(ResponseFormat::JsonObject)
-            .stop(["\n\n"])
-            .seed(7)
-            .top_p(0.9)
-            .frequency_penalty(0.1)
-            .presence_penalty(0.2);
+        let options = every_option();
         let v = body(&[Message::system("s"), Message::user("u")], &options, false, &WireConfig::default());
         assert_eq!(
             v,
@@ -340,7 +476,8 @@ mod tests {
             options: &options,
             stream: false,
             config: &WireConfig::default(),
-        });
+        })
+        .unwrap();
         let text = String::from_utf8(bytes).unwrap();
         assert_eq!(text.matches("temperature").count(), 1, "{text}");
         let v: Value = serde_json::from_str(&text).unwrap();
@@ -357,7 +494,7 @@ mod tests {
         let cfg = WireConfig {
             max_tokens_field: "max_completion_tokens",
             renames: &[("seed", "random_seed")],
-            dropped: vec!["top_p"],
+            unsupported: &[("top_p", FieldSupport::Ignored)],
             ..Default::default()
         };
         let v = body(&[], &RequestOptions::new().max_tokens(5).seed(1).top_p(0.5), false, &cfg);
@@ -398,5 +535,93 @@ mod tests {
         let v = body(&[], &RequestOptions::new().extra("top_k", json!(9)), false, &cfg);
         assert_eq!(v["top_k"], json!(9));
         assert_eq!(v["x"], json!(2));
+    }
+
+    /// The rules see every field the writer writes: every key of a request with every option
+    /// set (and streaming, and an extra field) is dropped when the target ignores it and
+    /// refuses the request when the target rejects it. The key list comes from the writer's
+    /// own output, so a field added to the writer is covered without touching this test.
+    #[test]
+    fn rules_see_every_field_the_writer_writes() {
+        let options = every_option().extra("top_k", json!(40));
+        let full =
+            body(&[Message::user("u")], &options, true, &WireConfig { include_usage: true, ..Default::default() });
+        let keys: Vec<String> = full.as_object().unwrap().keys().cloned().collect();
+        assert!(keys.len() >= 15, "{keys:?}");
+        for key in &keys {
+            let key: &'static str = Box::leak(key.clone().into_boxed_str());
+            let ignored: &'static [(&'static str, FieldSupport)] = Box::leak(Box::new([(key, FieldSupport::Ignored)]));
+            let cfg = WireConfig { include_usage: true, unsupported: ignored, ..Default::default() };
+            let v = body(&[Message::user("u")], &options, true, &cfg);
+            assert!(v.get(key).is_none(), "an ignored `{key}` was sent");
+            assert_eq!(v.as_object().unwrap().len(), keys.len() - 1, "only `{key}` is dropped");
+
+            let rejected: &'static [(&'static str, FieldSupport)] =
+                Box::leak(Box::new([(key, FieldSupport::Rejected)]));
+            let cfg = WireConfig { include_usage: true, unsupported: rejected, ..Default::default() };
+            let err = to_body(&ChatRequest {
+                model: "m",
+                messages: &[Message::user("u")],
+                options: &options,
+                stream: true,
+                config: &cfg,
+            })
+            .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Unsupported, "`{key}`: {err}");
+            assert!(err.to_string().contains(key), "{err}");
+            let cfg = WireConfig { drop_unsupported: true, ..cfg };
+            let v = body(&[Message::user("u")], &options, true, &cfg);
+            assert!(v.get(key).is_none(), "a rejected `{key}` was sent with drop_unsupported");
+        }
+    }
+
+    /// A renamed field is judged by its wire name, and an `extra` field of that name wins.
+    #[test]
+    fn renamed_fields_and_extra_overrides() {
+        let cfg = WireConfig { renames: &[("seed", "random_seed")], ..Default::default() };
+        let v = body(&[], &RequestOptions::new().seed(1).extra("random_seed", json!(9)), false, &cfg);
+        assert_eq!(v, json!({"model":"m","messages":[],"random_seed":9}));
+        let cfg = WireConfig {
+            renames: &[("seed", "random_seed")],
+            unsupported: &[("random_seed", FieldSupport::Rejected)],
+            ..Default::default()
+        };
+        let err = to_body(&ChatRequest {
+            model: "m",
+            messages: &[],
+            options: &RequestOptions::new().seed(1),
+            stream: false,
+            config: &cfg,
+        })
+        .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsupported);
+    }
+
+    #[test]
+    fn reasoning_is_only_sent_when_asked() {
+        let mut m = Message::assistant_with_tool_calls("hi", vec![ToolCall::new("c", "f", "{}")]);
+        m.reasoning = Some("thought".into());
+        let plain = serde_json::to_value(&m).unwrap();
+        assert!(plain.get("reasoning_content").is_none() && plain.get("reasoning").is_none());
+        let rules = MessageRules { reasoning_echo_field: Some("reasoning_content"), ..Default::default() };
+        let wire = RequestMessage { message: &m, rules };
+        assert_eq!(serde_json::to_value(&wire).unwrap()["reasoning_content"], json!("thought"));
+        // Not on turns without tool calls.
+        let mut text_only = Message::assistant("hi");
+        text_only.reasoning = Some("thought".into());
+        let wire = RequestMessage { message: &text_only, rules };
+        assert!(serde_json::to_value(&wire).unwrap().get("reasoning_content").is_none());
+    }
+
+    #[test]
+    fn nine_char_ids_are_stable_and_valid() {
+        let a = ToolIdRule::NineAlnum.apply("call_7kE4IjtnwXcGbX6hDM7xFu8T").into_owned();
+        let b = ToolIdRule::NineAlnum.apply("call_7kE4IjtnwXcGbX6hDM7xFu8T").into_owned();
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 9);
+        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(a, ToolIdRule::NineAlnum.apply("call_other").into_owned());
+        assert_eq!(ToolIdRule::NineAlnum.apply("abcDEF123"), "abcDEF123");
+        assert_eq!(ToolIdRule::Any.apply("x"), "x");
     }
 }

@@ -15,346 +15,241 @@ use serde_json::Value;
 
 use crate::types::Usage;
 
+/// How a lenient type reads each JSON shape. Every shape a type does not override reads as
+/// "absent" (its `Default`), after the input is skipped; null and a missing field do too.
+/// One visitor ([`LenientVisitor`]) serves every lenient type.
+trait LenientRead<'de>: Default {
+    /// What the type reads, for serde's messages.
+    const EXPECTING: &'static str;
+
+    fn from_str(_text: Cow<'de, str>) -> Self {
+        Self::default()
+    }
+    fn from_u64(_n: u64) -> Self {
+        Self::default()
+    }
+    fn from_i64(_n: i64) -> Self {
+        Self::default()
+    }
+    fn from_f64(_n: f64) -> Self {
+        Self::default()
+    }
+    fn from_bool(_b: bool) -> Self {
+        Self::default()
+    }
+    fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Self::default())
+    }
+    fn from_seq<A: SeqAccess<'de>>(mut seq: A) -> Result<Self, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Self::default())
+    }
+}
+
+struct LenientVisitor<T>(PhantomData<T>);
+
+impl<'de, T: LenientRead<'de>> Visitor<'de> for LenientVisitor<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(T::EXPECTING)
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<T, E> {
+        Ok(T::from_str(Cow::Borrowed(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        Ok(T::from_str(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<T, E> {
+        Ok(T::from_str(Cow::Owned(v)))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+        Ok(T::from_u64(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+        Ok(T::from_i64(v))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
+        Ok(T::from_f64(v))
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<T, E> {
+        Ok(T::from_bool(v))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<T, E> {
+        Ok(T::default())
+    }
+    fn visit_none<E: de::Error>(self) -> Result<T, E> {
+        Ok(T::default())
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<T, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+        T::from_map(map)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<T, A::Error> {
+        T::from_seq(seq)
+    }
+}
+
+/// `Deserialize` for lenient types, through [`LenientVisitor`].
+macro_rules! deserialize_leniently {
+    (impl<$($gen:tt),*> for $ty:ty $(where $($bound:tt)*)?) => {
+        impl<$($gen),*> Deserialize<'de> for $ty $(where $($bound)*)? {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                deserializer.deserialize_any(LenientVisitor(PhantomData))
+            }
+        }
+    };
+}
+
 /// A string; `None` for null, objects and arrays. Numbers and booleans become text.
 #[derive(Debug, Default, Clone, PartialEq)]
-pub(crate) struct LStr<'a>(pub(crate) Option<Cow<'a, str>>);
+pub(crate) struct LenientStr<'a>(pub(crate) Option<Cow<'a, str>>);
 
-impl<'a> LStr<'a> {
+impl LenientStr<'_> {
     /// The text when present and not empty.
     pub(crate) fn non_empty(&self) -> Option<&str> {
         self.0.as_deref().filter(|s| !s.is_empty())
     }
 }
 
-impl<'de: 'a, 'a> Deserialize<'de> for LStr<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V<'a>(PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = LStr<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(LStr(Some(Cow::Borrowed(v))))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(LStr(Some(Cow::Owned(v.to_owned()))))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-                Ok(LStr(Some(Cow::Owned(v))))
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-                Ok(LStr(Some(Cow::Owned(v.to_string()))))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(LStr(Some(Cow::Owned(v.to_string()))))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(LStr(Some(Cow::Owned(v.to_string()))))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-                Ok(LStr(Some(Cow::Owned(v.to_string()))))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(LStr(None))
-            }
-            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(LStr(None))
-            }
-            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-                LStr::deserialize(d)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(LStr(None))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(LStr(None))
-            }
-        }
-        deserializer.deserialize_any(V(PhantomData))
+impl<'de: 'a, 'a> LenientRead<'de> for LenientStr<'a> {
+    const EXPECTING: &'static str = "a string";
+    fn from_str(text: Cow<'de, str>) -> Self {
+        LenientStr(Some(text))
+    }
+    fn from_u64(n: u64) -> Self {
+        LenientStr(Some(Cow::Owned(n.to_string())))
+    }
+    fn from_i64(n: i64) -> Self {
+        LenientStr(Some(Cow::Owned(n.to_string())))
+    }
+    fn from_f64(n: f64) -> Self {
+        LenientStr(Some(Cow::Owned(n.to_string())))
+    }
+    fn from_bool(b: bool) -> Self {
+        LenientStr(Some(Cow::Owned(b.to_string())))
     }
 }
+deserialize_leniently!(impl<'de, 'a> for LenientStr<'a> where 'de: 'a);
 
 /// A non-negative count; floats are truncated, numeric strings parsed, anything else absent.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct LU64(pub(crate) Option<u64>);
+pub(crate) struct LenientCount(pub(crate) Option<u64>);
 
-impl<'de> Deserialize<'de> for LU64 {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = LU64;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a number")
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(LU64(Some(v)))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(LU64(Some(v.max(0) as u64)))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-                Ok(LU64((v.is_finite() && v >= 0.0).then_some(v as u64)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(LU64(v.trim().parse().ok()))
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(LU64(None))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(LU64(None))
-            }
-            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(LU64(None))
-            }
-            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-                LU64::deserialize(d)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(LU64(None))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(LU64(None))
-            }
-        }
-        deserializer.deserialize_any(V)
+impl LenientRead<'_> for LenientCount {
+    const EXPECTING: &'static str = "a number";
+    fn from_str(text: Cow<'_, str>) -> Self {
+        LenientCount(text.trim().parse().ok())
+    }
+    fn from_u64(n: u64) -> Self {
+        LenientCount(Some(n))
+    }
+    fn from_i64(n: i64) -> Self {
+        LenientCount(Some(n.max(0) as u64))
+    }
+    fn from_f64(n: f64) -> Self {
+        LenientCount((n.is_finite() && n >= 0.0).then_some(n as u64))
     }
 }
+deserialize_leniently!(impl<'de> for LenientCount);
 
 /// An object of type `T`, or absent for null and any non-object.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Lenient<T>(pub(crate) Option<T>);
+pub(crate) struct LenientObject<T>(pub(crate) Option<T>);
 
-impl<T> Default for Lenient<T> {
+impl<T> Default for LenientObject<T> {
     fn default() -> Self {
-        Lenient(None)
+        LenientObject(None)
     }
 }
 
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Lenient<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V<T>(PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
-            type Value = Lenient<T>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                T::deserialize(MapAccessDeserializer::new(map)).map(|t| Lenient(Some(t)))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Lenient(None))
-            }
-            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-                Lenient::deserialize(d)
-            }
-            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(Lenient(None))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(Lenient(None))
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(Lenient(None))
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(Lenient(None))
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(Lenient(None))
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(Lenient(None))
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(Lenient(None))
-            }
-        }
-        deserializer.deserialize_any(V(PhantomData))
+impl<'de, T: Deserialize<'de>> LenientRead<'de> for LenientObject<T> {
+    const EXPECTING: &'static str = "an object";
+    fn from_map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        T::deserialize(MapAccessDeserializer::new(map)).map(|t| LenientObject(Some(t)))
     }
 }
+deserialize_leniently!(impl<'de, T> for LenientObject<T> where T: Deserialize<'de>);
 
 /// A list of `T`; empty for null and any non-array.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct LVec<T>(pub(crate) Vec<T>);
+pub(crate) struct LenientList<T>(pub(crate) Vec<T>);
 
-impl<T> Default for LVec<T> {
+impl<T> Default for LenientList<T> {
     fn default() -> Self {
-        LVec(Vec::new())
+        LenientList(Vec::new())
     }
 }
 
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for LVec<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V<T>(PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
-            type Value = LVec<T>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an array")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(64));
-                while let Some(item) = seq.next_element()? {
-                    out.push(item);
-                }
-                Ok(LVec(out))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(LVec(Vec::new()))
-            }
-            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-                LVec::deserialize(d)
-            }
-            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(LVec(Vec::new()))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(LVec(Vec::new()))
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(LVec(Vec::new()))
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(LVec(Vec::new()))
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(LVec(Vec::new()))
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(LVec(Vec::new()))
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(LVec(Vec::new()))
-            }
+impl<'de, T: Deserialize<'de>> LenientRead<'de> for LenientList<T> {
+    const EXPECTING: &'static str = "an array";
+    fn from_seq<A: SeqAccess<'de>>(mut seq: A) -> Result<Self, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(64));
+        while let Some(item) = seq.next_element()? {
+            out.push(item);
         }
-        deserializer.deserialize_any(V(PhantomData))
+        Ok(LenientList(out))
     }
 }
+deserialize_leniently!(impl<'de, T> for LenientList<T> where T: Deserialize<'de>);
 
 /// Tool-call arguments: JSON text, or an object / array (Ollama native, old TGI) turned into
 /// text.
 #[derive(Debug, Default, Clone, PartialEq)]
-pub(crate) struct LArgs<'a>(pub(crate) Option<Cow<'a, str>>);
+pub(crate) struct LenientArguments<'a>(pub(crate) Option<Cow<'a, str>>);
 
-impl<'de: 'a, 'a> Deserialize<'de> for LArgs<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V<'a>(PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = LArgs<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("JSON arguments")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(LArgs(Some(Cow::Borrowed(v))))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(LArgs(Some(Cow::Owned(v.to_owned()))))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-                Ok(LArgs(Some(Cow::Owned(v))))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                let value = Value::deserialize(MapAccessDeserializer::new(map))?;
-                Ok(LArgs(Some(Cow::Owned(value.to_string()))))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-                let value = Value::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
-                Ok(LArgs(Some(Cow::Owned(value.to_string()))))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(LArgs(None))
-            }
-            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(LArgs(None))
-            }
-            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-                LArgs::deserialize(d)
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-                Ok(LArgs(Some(Cow::Owned(v.to_string()))))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(LArgs(Some(Cow::Owned(v.to_string()))))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(LArgs(Some(Cow::Owned(v.to_string()))))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-                Ok(LArgs(Some(Cow::Owned(v.to_string()))))
-            }
-        }
-        deserializer.deserialize_any(V(PhantomData))
+impl<'de: 'a, 'a> LenientRead<'de> for LenientArguments<'a> {
+    const EXPECTING: &'static str = "JSON arguments";
+    fn from_str(text: Cow<'de, str>) -> Self {
+        LenientArguments(Some(text))
+    }
+    fn from_u64(n: u64) -> Self {
+        LenientArguments(Some(Cow::Owned(n.to_string())))
+    }
+    fn from_i64(n: i64) -> Self {
+        LenientArguments(Some(Cow::Owned(n.to_string())))
+    }
+    fn from_f64(n: f64) -> Self {
+        LenientArguments(Some(Cow::Owned(n.to_string())))
+    }
+    fn from_bool(b: bool) -> Self {
+        LenientArguments(Some(Cow::Owned(b.to_string())))
+    }
+    fn from_map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        let value = Value::deserialize(MapAccessDeserializer::new(map))?;
+        Ok(LenientArguments(Some(Cow::Owned(value.to_string()))))
+    }
+    fn from_seq<A: SeqAccess<'de>>(seq: A) -> Result<Self, A::Error> {
+        let value = Value::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+        Ok(LenientArguments(Some(Cow::Owned(value.to_string()))))
     }
 }
+deserialize_leniently!(impl<'de, 'a> for LenientArguments<'a> where 'de: 'a);
 
 /// Message content: a string, or a list of parts. Text parts join into `text`; Mistral's
 /// `thinking` parts go to `thinking`.
 #[derive(Debug, Default, Clone, PartialEq)]
-pub(crate) struct LContent<'a> {
+pub(crate) struct LenientContent<'a> {
     pub(crate) text: Option<Cow<'a, str>>,
     pub(crate) thinking: Option<String>,
 }
 
-impl<'de: 'a, 'a> Deserialize<'de> for LContent<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V<'a>(PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = LContent<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("message content")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(LContent { text: Some(Cow::Borrowed(v)), thinking: None })
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(LContent { text: Some(Cow::Owned(v.to_owned())), thinking: None })
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-                Ok(LContent { text: Some(Cow::Owned(v)), thinking: None })
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let (mut text, mut thinking) = (String::new(), String::new());
-                while let Some(part) = seq.next_element::<Value>()? {
-                    collect_part(&part, &mut text, &mut thinking);
-                }
-                Ok(LContent { text: Some(Cow::Owned(text)), thinking: (!thinking.is_empty()).then_some(thinking) })
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(LContent::default())
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(LContent::default())
-            }
-            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(LContent::default())
-            }
-            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-                LContent::deserialize(d)
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(LContent::default())
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(LContent::default())
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(LContent::default())
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(LContent::default())
-            }
+impl<'de: 'a, 'a> LenientRead<'de> for LenientContent<'a> {
+    const EXPECTING: &'static str = "message content";
+    fn from_str(text: Cow<'de, str>) -> Self {
+        LenientContent { text: Some(text), thinking: None }
+    }
+    fn from_seq<A: SeqAccess<'de>>(mut seq: A) -> Result<Self, A::Error> {
+        let (mut text, mut thinking) = (String::new(), String::new());
+        while let Some(part) = seq.next_element::<Value>()? {
+            collect_part(&part, &mut text, &mut thinking);
         }
-        deserializer.deserialize_any(V(PhantomData))
+        Ok(LenientContent { text: Some(Cow::Owned(text)), thinking: (!thinking.is_empty()).then_some(thinking) })
     }
 }
+deserialize_leniently!(impl<'de, 'a> for LenientContent<'a> where 'de: 'a);
 
 fn collect_part(part: &Value, text: &mut String, thinking: &mut String) {
     match part.get("type").and_then(Value::as_str) {
@@ -383,37 +278,37 @@ fn collect_part(part: &Value, text: &mut String, thinking: &mut String) {
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct WireFunction<'a> {
     #[serde(borrow, default)]
-    pub(crate) name: LStr<'a>,
+    pub(crate) name: LenientStr<'a>,
     #[serde(borrow, default)]
-    pub(crate) arguments: LArgs<'a>,
+    pub(crate) arguments: LenientArguments<'a>,
 }
 
 /// A tool call, whole (`message`) or a fragment (`delta`).
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct WireToolCall<'a> {
     #[serde(default)]
-    pub(crate) index: LU64,
+    pub(crate) index: LenientCount,
     #[serde(borrow, default)]
-    pub(crate) id: LStr<'a>,
+    pub(crate) id: LenientStr<'a>,
     #[serde(borrow, default)]
-    pub(crate) function: Lenient<WireFunction<'a>>,
+    pub(crate) function: LenientObject<WireFunction<'a>>,
 }
 
 /// A `message` or a `delta`.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct WireMessage<'a> {
     #[serde(borrow, default)]
-    pub(crate) content: LContent<'a>,
+    pub(crate) content: LenientContent<'a>,
     #[serde(borrow, default)]
-    pub(crate) reasoning_content: LStr<'a>,
+    pub(crate) reasoning_content: LenientStr<'a>,
     #[serde(borrow, default)]
-    pub(crate) reasoning: LStr<'a>,
+    pub(crate) reasoning: LenientStr<'a>,
     #[serde(borrow, default)]
-    pub(crate) tool_calls: LVec<WireToolCall<'a>>,
+    pub(crate) tool_calls: LenientList<WireToolCall<'a>>,
     #[serde(borrow, default)]
-    pub(crate) function_call: Lenient<WireFunction<'a>>,
+    pub(crate) function_call: LenientObject<WireFunction<'a>>,
     #[serde(borrow, default)]
-    pub(crate) refusal: LStr<'a>,
+    pub(crate) refusal: LenientStr<'a>,
 }
 
 impl WireMessage<'_> {
@@ -429,43 +324,43 @@ impl WireMessage<'_> {
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct WireChoice<'a> {
     #[serde(default)]
-    pub(crate) index: LU64,
+    pub(crate) index: LenientCount,
     #[serde(borrow, default)]
-    pub(crate) message: Lenient<WireMessage<'a>>,
+    pub(crate) message: LenientObject<WireMessage<'a>>,
     #[serde(borrow, default)]
-    pub(crate) delta: Lenient<WireMessage<'a>>,
+    pub(crate) delta: LenientObject<WireMessage<'a>>,
     #[serde(borrow, default)]
-    pub(crate) finish_reason: LStr<'a>,
+    pub(crate) finish_reason: LenientStr<'a>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct WireDetails {
     #[serde(default)]
-    pub(crate) cached_tokens: LU64,
+    pub(crate) cached_tokens: LenientCount,
     #[serde(default)]
-    pub(crate) reasoning_tokens: LU64,
+    pub(crate) reasoning_tokens: LenientCount,
 }
 
 /// Token usage in its OpenAI names, with the aliases some servers use.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct WireUsage {
     #[serde(default)]
-    pub(crate) prompt_tokens: LU64,
+    pub(crate) prompt_tokens: LenientCount,
     #[serde(default)]
-    pub(crate) completion_tokens: LU64,
+    pub(crate) completion_tokens: LenientCount,
     #[serde(default)]
-    pub(crate) total_tokens: LU64,
+    pub(crate) total_tokens: LenientCount,
     #[serde(default)]
-    pub(crate) input_tokens: LU64,
+    pub(crate) input_tokens: LenientCount,
     #[serde(default)]
-    pub(crate) output_tokens: LU64,
+    pub(crate) output_tokens: LenientCount,
     #[serde(default)]
-    pub(crate) prompt_tokens_details: Lenient<WireDetails>,
+    pub(crate) prompt_tokens_details: LenientObject<WireDetails>,
     #[serde(default)]
-    pub(crate) completion_tokens_details: Lenient<WireDetails>,
+    pub(crate) completion_tokens_details: LenientObject<WireDetails>,
     /// DeepSeek's name for cached prompt tokens.
     #[serde(default)]
-    pub(crate) prompt_cache_hit_tokens: LU64,
+    pub(crate) prompt_cache_hit_tokens: LenientCount,
 }
 
 impl WireUsage {
@@ -496,13 +391,13 @@ impl WireUsage {
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct WireResponse<'a> {
     #[serde(borrow, default)]
-    pub(crate) id: LStr<'a>,
+    pub(crate) id: LenientStr<'a>,
     #[serde(borrow, default)]
-    pub(crate) model: LStr<'a>,
+    pub(crate) model: LenientStr<'a>,
     #[serde(borrow, default)]
-    pub(crate) choices: LVec<WireChoice<'a>>,
+    pub(crate) choices: LenientList<WireChoice<'a>>,
     #[serde(default)]
-    pub(crate) usage: Lenient<WireUsage>,
+    pub(crate) usage: LenientObject<WireUsage>,
     /// A top-level `error` (stream error frames, and 200 answers that carry an error).
     #[serde(default)]
     pub(crate) error: Option<Value>,

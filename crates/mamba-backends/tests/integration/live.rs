@@ -3,9 +3,10 @@
 //! validating requests against the official OpenAI OpenAPI spec).
 //!
 //! Each test reads its peer's URL from the environment (`MAMBA_LIVE_*`, written by `up.sh`);
-//! without it the test says so on stderr and passes, so `cargo test` alone still works. Each
-//! test that ran against a real peer leaves a marker in `$MAMBA_LIVE_REPORT`, which
-//! `scripts/test-all.sh` counts.
+//! without it the test FAILS, saying how to start the peers: a live test never passes without
+//! its peer. Only `MAMBA_SKIP_PEERS=1` skips them (and says so on stderr). Each test that ran
+//! against a real peer leaves a marker in `$MAMBA_LIVE_REPORT`, which `scripts/test-all.sh`
+//! counts.
 
 use std::time::Duration;
 
@@ -19,13 +20,19 @@ use serde_json::json;
 /// `interrupt_requests` setting), and LiteLLM routes to it: the live tests take turns.
 static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// The peer's URL; `None` only when `MAMBA_SKIP_PEERS=1` says to skip. A peer that is
+/// missing otherwise fails the test.
 fn peer(var: &str, test: &str) -> Option<String> {
+    if std::env::var("MAMBA_SKIP_PEERS").is_ok_and(|v| v == "1") {
+        eprintln!("SKIPPED live test {test}: MAMBA_SKIP_PEERS=1");
+        return None;
+    }
     match std::env::var(var) {
         Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            eprintln!("SKIPPED live test {test}: {var} is not set (run scripts/test-all.sh to start the peers)");
-            None
-        }
+        _ => panic!(
+            "live test {test}: {var} is not set, so its peer is not running. Run scripts/test-all.sh (it installs and \
+             starts the peers), or set MAMBA_SKIP_PEERS=1 to skip the live tests"
+        ),
     }
 }
 
