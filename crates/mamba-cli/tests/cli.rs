@@ -301,6 +301,23 @@ async fn json_failures_by_kind() {
     assert_eq!(v["error"]["kind"], "connect");
 }
 
+/// `--total-timeout` bounds a whole request: a stream that keeps coming slowly (each chunk
+/// within `--timeout`) ends at the deadline with a timeout error.
+#[tokio::test(flavor = "multi_thread")]
+async fn total_timeout_flag_bounds_the_request() {
+    let slow = Reply::text("a b c d e f g h i j k l m n o p").chunk_delay(Duration::from_millis(400));
+    let server = MockServer::start_with(Script::new().always(slow)).await.unwrap();
+    let t = std::time::Instant::now();
+    let o = chat_with(&server, &["--json", "--timeout", "2", "--total-timeout", "1.5", "x"]).await;
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let last = stdout(&o).lines().last().unwrap_or("").to_owned();
+    let v: Value = serde_json::from_str(&last).unwrap_or_else(|e| panic!("{e}: {}", stdout(&o)));
+    assert_eq!(v["error"]["kind"], "timeout", "{v}");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    let o = run(cmd().args(["chat", "--total-timeout", "0", "x"])).await;
+    assert_eq!(o.status.code(), Some(2));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn retries_flag_is_the_policy() {
     let server = MockServer::start_with(Script::new().always(Reply::status(503))).await.unwrap();

@@ -54,7 +54,7 @@ impl Body {
         if let Some(conn) = conn {
             let reusable = self.keep_alive && excess == 0 && conn.rbuf.is_empty() && !matches!(framing, Framing::Close);
             if reusable {
-                self.client.put_back(self.key.clone(), conn);
+                Inner::put_back(&self.client, self.key.clone(), conn);
             }
         }
     }

@@ -17,6 +17,7 @@
 //! reused), and a request whose sending fails on a pooled connection goes once more on a new
 //! one; once a request is sent, it is never resent here. What it does not do: HTTP/2, proxies, compression (it sends no `Accept-Encoding`).
 
+mod auth;
 mod body;
 mod chunked;
 mod conn;
@@ -24,6 +25,7 @@ mod conn;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -31,6 +33,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+pub(crate) use auth::{redact_url, split_userinfo};
 pub(crate) use body::Body;
 use conn::{write_request, Conn, Failure, Io};
 
@@ -60,6 +63,8 @@ pub struct HttpClientBuilder {
     pool_idle_timeout: Option<Duration>,
     pool_max_idle_per_host: usize,
     read_buf_size: usize,
+    /// How often idle connections are checked for servers that closed them.
+    reap_interval: Duration,
 }
 
 impl Default for HttpClientBuilder {
@@ -69,6 +74,7 @@ impl Default for HttpClientBuilder {
             pool_idle_timeout: Some(Duration::from_secs(90)),
             pool_max_idle_per_host: usize::MAX,
             read_buf_size: 4 * 1024,
+            reap_interval: Duration::from_secs(5),
         }
     }
 }
@@ -107,6 +113,7 @@ impl HttpClientBuilder {
             inner: Arc::new(Inner {
                 settings: self,
                 idle: Mutex::new(HashMap::new()),
+                reaping: std::sync::atomic::AtomicBool::new(false),
                 #[cfg(feature = "rustls")]
                 tls: std::sync::OnceLock::new(),
             }),
@@ -144,6 +151,8 @@ struct Idle {
 pub(crate) struct Inner {
     settings: HttpClientBuilder,
     idle: Mutex<HashMap<Key, Vec<Idle>>>,
+    /// A reaper task runs (set and cleared under the `idle` lock).
+    reaping: std::sync::atomic::AtomicBool,
     #[cfg(feature = "rustls")]
     tls: std::sync::OnceLock<tokio_rustls::TlsConnector>,
 }
@@ -155,6 +164,16 @@ impl Inner {
 
     fn fresh(&self, entry: &Idle, now: Instant) -> bool {
         self.settings.pool_idle_timeout.is_none_or(|t| now.duration_since(entry.since) < t)
+    }
+
+    /// An idle connection to reuse, unless the last one failed (`pooled` false): then a new
+    /// connection is made, and the other idle ones stay in the pool.
+    fn acquire(&self, key: &Key, pooled: bool) -> Option<Conn> {
+        if pooled {
+            self.checkout(key)
+        } else {
+            None
+        }
     }
 
     /// The most recently used idle connection that has not timed out and that the server has
@@ -172,18 +191,63 @@ impl Inner {
         None
     }
 
-    pub(crate) fn put_back(&self, key: Key, mut conn: Conn) {
+    pub(crate) fn put_back(this: &Arc<Inner>, key: Key, mut conn: Conn) {
         // A huge request (images) must not keep its buffer for the connection's lifetime.
         if conn.wbuf.capacity() > 64 * 1024 {
             conn.wbuf = Vec::new();
         }
-        let mut idle = self.idle();
+        let mut idle = this.idle();
         let now = Instant::now();
         let list = idle.entry(key).or_default();
-        list.retain(|entry| self.fresh(entry, now));
-        if list.len() < self.settings.pool_max_idle_per_host {
+        list.retain(|entry| this.fresh(entry, now));
+        if list.len() < this.settings.pool_max_idle_per_host {
             list.push(Idle { conn, since: now });
         }
+        if !this.reaping.swap(true, Ordering::Relaxed) {
+            Inner::spawn_reaper(this);
+        }
+    }
+
+    /// Closes, every `reap_interval`, idle connections that timed out or that their server
+    /// closed (which would otherwise sit in CLOSE_WAIT until their host is used again). The
+    /// task ends when the pool is empty or the client is dropped.
+    fn spawn_reaper(this: &Arc<Inner>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            this.reaping.store(false, Ordering::Relaxed);
+            return;
+        };
+        let weak = Arc::downgrade(this);
+        let interval = this.settings.reap_interval;
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                let Some(inner) = weak.upgrade() else { return };
+                if inner.reap() == 0 {
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Drops dead and expired idle connections; returns how many are left. With none left
+    /// the reaper stops (under the lock, so a `put_back` after it starts a new one).
+    fn reap(&self) -> usize {
+        let mut idle = self.idle();
+        let now = Instant::now();
+        idle.retain(|_, list| {
+            list.retain_mut(|entry| self.fresh(entry, now) && entry.conn.is_reusable());
+            !list.is_empty()
+        });
+        let left = idle.values().map(Vec::len).sum();
+        if left == 0 {
+            self.reaping.store(false, Ordering::Relaxed);
+        }
+        left
+    }
+
+    #[cfg(test)]
+    fn idle_count(&self) -> usize {
+        self.idle().values().map(Vec::len).sum()
     }
 
     async fn connect(&self, key: &Key) -> Result<Conn, Error> {
@@ -284,6 +348,8 @@ pub(crate) struct Request<'a> {
     pub(crate) headers: &'a [(HeaderName, HeaderValue)],
     /// A JSON body.
     pub(crate) body: Option<&'a [u8]>,
+    /// Time allowed, once connected, to send the request and receive the response head.
+    pub(crate) head_timeout: Option<Duration>,
 }
 
 /// A response: its head, and the body still to be read.
@@ -318,12 +384,20 @@ impl HttpClient {
         let authority = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
         let mut pooled = true;
         loop {
-            let (mut conn, reused) = match self.inner.checkout(&key).filter(|_| pooled) {
+            let (mut conn, reused) = match self.inner.acquire(&key, pooled) {
                 Some(conn) => (conn, true),
                 None => (self.inner.connect(&key).await?, false),
             };
             write_request(&mut conn.wbuf, request.method, path, authority, request.headers, request.body);
-            match conn.exchange(request.method == "HEAD").await {
+            let exchange = conn.exchange(request.method == "HEAD");
+            let result = match request.head_timeout {
+                Some(t) => match tokio::time::timeout(t, exchange).await {
+                    Ok(result) => result,
+                    Err(_) => return Err(head_timeout_error(request.method, t, conn.sent)),
+                },
+                None => exchange.await,
+            };
+            match result {
                 Ok(head) => {
                     let body = Body::new(conn, head.framing, head.keep_alive, Arc::clone(&self.inner), key);
                     return Ok(Response { status: head.status, headers: head.headers, body });
@@ -337,6 +411,21 @@ impl HttpClient {
                 Err(Failure::NoResponse(e) | Failure::Failed(e)) => return Err(e),
             }
         }
+    }
+}
+
+/// The error of a response head that did not come in time. A request that went out whole is
+/// being worked on: unless it is a GET, it is marked unanswered, so that it is not resent
+/// unless the caller asked for that.
+fn head_timeout_error(method: &str, t: Duration, sent: bool) -> Error {
+    if !sent {
+        return Error::timeout(format!("the request could not be sent within {}", fmt_duration(t)));
+    }
+    let e = Error::timeout(format!("no response headers within {} after the request was sent", fmt_duration(t)));
+    if matches!(method, "GET" | "HEAD") {
+        e
+    } else {
+        e.with_unanswered()
     }
 }
 
@@ -388,18 +477,29 @@ impl HttpClient {
             .map(|(name, value)| {
                 let name = HeaderName::from_bytes(name.as_bytes())
                     .map_err(|e| Error::config(format!("invalid header name {name:?}")).with_source(e))?;
+                check_user_header(&name)?;
                 let value = HeaderValue::from_str(value)
                     .map_err(|e| Error::config(format!("invalid value for header {name}")).with_source(e))?;
                 Ok((name, value))
             })
             .collect::<Result<Vec<_>, Error>>()?;
-        let request = Request { method: "GET", uri: &uri, headers: &headers, body: None };
-        let response = match tokio::time::timeout(head_timeout, self.send(&request)).await {
-            Ok(result) => result?,
-            Err(_) => return Err(Error::timeout(format!("no response headers within {}", fmt_duration(head_timeout)))),
-        };
+        let request =
+            Request { method: "GET", uri: &uri, headers: &headers, body: None, head_timeout: Some(head_timeout) };
+        let response = self.send(&request).await?;
         Ok(HttpResponse { status: response.status, headers: response.headers, body: response.body })
     }
+}
+
+/// Refuses headers the transport writes itself: sent twice, they make the request ambiguous
+/// (a smuggling risk), and the server picks either.
+pub(crate) fn check_user_header(name: &HeaderName) -> Result<(), Error> {
+    use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+    if [HOST, CONTENT_LENGTH, TRANSFER_ENCODING, CONNECTION].contains(name) {
+        return Err(Error::config(format!(
+            "the {name} header is written by the transport from the URL and the body; remove it"
+        )));
+    }
+    Ok(())
 }
 
 /// "1.5s", "250ms", "2m".
@@ -432,6 +532,84 @@ mod tests {
     fn client_is_send_sync_clone() {
         fn check<T: Send + Sync + Clone + 'static>() {}
         check::<HttpClient>();
+    }
+
+    /// A server that answers every request on a connection with a keep-alive 200 and, after
+    /// `close_after` answers, closes the connection (without saying so).
+    async fn keep_alive_server(close_after: usize) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    for _ in 0..close_after {
+                        if socket.read(&mut buf).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
+                    }
+                });
+            }
+        });
+        url
+    }
+
+    async fn get_all(client: &HttpClient, url: &str) {
+        let mut r = client.get(url, &[], Duration::from_secs(5)).await.unwrap();
+        let mut buf = Vec::new();
+        while r.read_chunk(&mut buf, Duration::from_secs(5)).await.unwrap() > 0 {}
+        assert_eq!(buf, b"ok");
+    }
+
+    /// Idle connections the server closed are dropped by the reaper, not kept in CLOSE_WAIT
+    /// until their host is used again; the reaper stops with the pool empty.
+    #[tokio::test]
+    async fn reaper_closes_connections_the_server_closed() {
+        let client =
+            HttpClientBuilder { reap_interval: Duration::from_millis(50), ..HttpClientBuilder::default() }.build();
+        let url = keep_alive_server(1).await;
+        get_all(&client, &url).await;
+        assert_eq!(client.inner.idle_count(), 1);
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if client.inner.idle_count() == 0 {
+                break;
+            }
+        }
+        assert_eq!(client.inner.idle_count(), 0);
+        assert!(!client.inner.reaping.load(Ordering::Relaxed));
+        // Healthy connections stay.
+        let url = keep_alive_server(100).await;
+        get_all(&client, &url).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(client.inner.idle_count(), 1);
+        assert!(client.inner.reaping.load(Ordering::Relaxed));
+    }
+
+    /// The reconnect path (a pooled connection failed) makes a new connection and leaves the
+    /// other idle connections in the pool.
+    #[tokio::test]
+    async fn reconnecting_keeps_healthy_idle_connections() {
+        let client = HttpClient::new();
+        let url = keep_alive_server(100).await;
+        let key = Key::of(&url.parse().unwrap()).unwrap();
+        get_all(&client, &url).await;
+        assert_eq!(client.inner.idle_count(), 1);
+        assert!(client.inner.acquire(&key, false).is_none());
+        assert_eq!(client.inner.idle_count(), 1);
+        assert!(client.inner.acquire(&key, true).is_some());
+        assert_eq!(client.inner.idle_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn transport_headers_are_refused_by_get() {
+        let e = HttpClient::new()
+            .get("http://127.0.0.1:1/", &[("Host", "evil")], Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
     }
 
     #[test]

@@ -19,6 +19,9 @@ use crate::retry::RetryPolicy;
 use crate::types::{MessageWireOptions, ToolIdRule};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a non-streamed request waits for its answer, which comes after the whole
+/// generation (the official SDKs wait 10 minutes too), and its default total bound.
+const DEFAULT_COMPLETE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Configures an [`OpenAICompatibleBackend`]. Every setting has a default; see each method.
 ///
@@ -56,7 +59,7 @@ impl fmt::Debug for OpenAICompatibleBackendBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OpenAICompatibleBackendBuilder")
             .field("model", &self.model)
-            .field("base_url", &self.base_url)
+            .field("base_url", &self.base_url.as_deref().map(crate::http::redact_url))
             .field("api_key", &self.api_key.as_ref().map(|_| "[REDACTED]"))
             .field("preset", &self.preset)
             .field("timeouts", &self.timeouts)
@@ -74,8 +77,10 @@ impl OpenAICompatibleBackendBuilder {
             timeouts: Timeouts {
                 connect: DEFAULT_TIMEOUT,
                 headers: DEFAULT_TIMEOUT,
+                complete_headers: DEFAULT_COMPLETE_TIMEOUT,
                 idle: DEFAULT_TIMEOUT,
                 total: None,
+                complete_total: Some(DEFAULT_COMPLETE_TIMEOUT),
             },
             profile: None,
             preset: Preset::Generic,
@@ -107,11 +112,12 @@ impl OpenAICompatibleBackendBuilder {
         self
     }
 
-    /// The seed's single timeout: sets the connect, response-header and stream-idle timeouts.
-    /// Default 60 s each.
+    /// The seed's single timeout: sets the connect, response-header (streamed and not) and
+    /// idle timeouts. Defaults: 60 s, except the response of a non-streamed request (10 min).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeouts.connect = timeout;
         self.timeouts.headers = timeout;
+        self.timeouts.complete_headers = timeout;
         self.timeouts.idle = timeout;
         self
     }
@@ -123,9 +129,19 @@ impl OpenAICompatibleBackendBuilder {
         self
     }
 
-    /// Time from sending a request to the response headers (a model that takes long before its
-    /// first token needs this long). Default 60 s.
+    /// Time from sending a request to the response headers, streamed or not. Defaults: 60 s
+    /// for a stream (the head comes before the first token), 10 minutes for a non-streamed
+    /// request, whose head comes only after the whole generation. A non-streamed request
+    /// that times out after it was sent is not resent unless the retry policy says so
+    /// ([`RetryPolicy::resend_unanswered`]).
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.timeouts.headers = timeout;
+        self.timeouts.complete_headers = timeout;
+        self
+    }
+
+    /// Time from sending a streamed request to its response headers. Default 60 s.
+    pub fn stream_response_timeout(mut self, timeout: Duration) -> Self {
         self.timeouts.headers = timeout;
         self
     }
@@ -137,9 +153,20 @@ impl OpenAICompatibleBackendBuilder {
         self
     }
 
-    /// A deadline for a whole request, streams included. Default: none.
+    /// A deadline for a whole request (retries included), streams included. Default: 10
+    /// minutes for a non-streamed request, none for a stream (a long answer may stream for
+    /// as long as it keeps coming; the idle timeout catches a stalled one).
     pub fn total_timeout(mut self, timeout: Duration) -> Self {
         self.timeouts.total = Some(timeout);
+        self.timeouts.complete_total = Some(timeout);
+        self
+    }
+
+    /// Removes the total deadline of non-streamed requests (and of streams, which have none
+    /// by default): only the connect, response and idle timeouts bound a request.
+    pub fn no_total_timeout(mut self) -> Self {
+        self.timeouts.total = None;
+        self.timeouts.complete_total = None;
         self
     }
 
@@ -225,7 +252,10 @@ impl OpenAICompatibleBackendBuilder {
     /// invalid URL or header; does no I/O.
     pub fn build(self) -> Result<OpenAICompatibleBackend, Error> {
         let spec = self.preset.spec();
-        let raw_url = self.base_url.as_deref().unwrap_or(spec.base_url).trim();
+        let given_url = self.base_url.as_deref().unwrap_or(spec.base_url).trim();
+        // `user:password@` in the URL is sent as Basic auth and never shown.
+        let (bare_url, userinfo) = crate::http::split_userinfo(given_url)?;
+        let raw_url = bare_url.as_str();
         if raw_url.contains("RESOURCE") || raw_url.contains("DEPLOYMENT") {
             return Err(Error::config(format!(
                 "the {} preset has no usable default URL: set base_url (e.g. {raw_url})",
@@ -277,9 +307,19 @@ impl OpenAICompatibleBackendBuilder {
             value.set_sensitive(true);
             headers.push((name, value));
         }
+        if let Some(info) = &userinfo {
+            if headers.iter().any(|(n, _)| *n == AUTHORIZATION) {
+                return Err(Error::config(
+                    "the base URL has a user and password and an API key is set: both would be the \
+                     Authorization header; remove one",
+                ));
+            }
+            headers.push((AUTHORIZATION, info.basic()?));
+        }
         for (name, value) in &self.headers {
             let header_name = HeaderName::from_bytes(name.trim().as_bytes())
                 .map_err(|e| Error::config(format!("invalid header name {name:?}")).with_source(e))?;
+            crate::http::check_user_header(&header_name)?;
             let mut header_value = HeaderValue::from_str(value.trim())
                 .map_err(|e| Error::config(format!("invalid value for header {name:?}")).with_source(e))?;
             if header_name == AUTHORIZATION || name.to_ascii_lowercase().contains("key") {
@@ -441,6 +481,35 @@ mod tests {
             .unwrap();
         assert_eq!(b.shared.headers.iter().filter(|(n, _)| n == USER_AGENT).count(), 1);
         assert!(b.shared.headers.iter().any(|(n, v)| n == USER_AGENT && v == "mine/1"));
+    }
+
+    #[test]
+    fn transport_headers_are_refused() {
+        for name in ["Host", "content-length", "Transfer-Encoding", "connection"] {
+            let e =
+                OpenAICompatibleBackend::builder("m").base_url("http://x/v1").header(name, "1").build().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Config, "{name}");
+            assert!(e.to_string().contains("remove it"), "{e}");
+        }
+    }
+
+    #[test]
+    fn url_credentials_become_basic_auth() {
+        let b = OpenAICompatibleBackend::builder("m").base_url("http://bob:s3cr%40t@gw.local/v1").build().unwrap();
+        assert_eq!(b.base_url(), "http://gw.local/v1");
+        assert_eq!(b.shared.chat_uri, "http://gw.local/v1/chat/completions");
+        let auth = b.shared.headers.iter().find(|(n, _)| n == AUTHORIZATION).unwrap();
+        assert_eq!(auth.1, "Basic Ym9iOnMzY3JAdA==");
+        assert!(auth.1.is_sensitive());
+        assert!(!format!("{b:?}").contains("s3cr"));
+        let builder = OpenAICompatibleBackend::builder("m").base_url("http://bob:s3cr%40t@gw.local/v1");
+        assert!(!format!("{builder:?}").contains("s3cr"));
+        let e = OpenAICompatibleBackend::builder("m")
+            .base_url("http://bob:pw@gw.local/v1")
+            .api_key("sk-x")
+            .build()
+            .unwrap_err();
+        assert!(e.to_string().contains("remove one"), "{e}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 mod complete;
 mod errors;
 mod faults;
+mod hostile;
 mod live;
 mod peers_replay;
 mod quirks;
