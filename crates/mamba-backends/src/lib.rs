@@ -53,7 +53,7 @@
 //!
 //! | feature | default | what it gives |
 //! |---|---|---|
-//! | `rustls` | yes | `https://` URLs through rustls (ring, webpki roots). Without it only `http://`. |
+//! | `rustls` | yes | `https://` URLs through rustls (ring; the OS roots, which honour `SSL_CERT_FILE`, and the webpki roots). Without it only `http://`. |
 //!
 //! The crate needs a Tokio runtime with I/O and time enabled.
 
@@ -83,6 +83,8 @@ mod types;
 pub use backend::{ChunkStream, ModelBackend};
 pub use error::{Error, ErrorKind};
 pub use health::{HealthReport, ModelInfo};
+#[cfg(feature = "rustls")]
+pub use http::{AcceptAnyCertificate, Certificate, Identity};
 pub use http::{HttpClient, HttpClientBuilder, HttpResponse};
 pub use openai_compat::{
     create_lmstudio_backend, create_ollama_backend, create_vllm_backend, OpenAICompatibleBackend,
@@ -106,4 +108,4 @@ pub struct ReadmeDoctests;
 
 // Dev-dependencies used by the integration tests only.
 #[cfg(test)]
-use {mamba_mock as _, tokio as _, tracing_subscriber as _};
+use {mamba_mock as _, rcgen as _, tokio as _, tracing_subscriber as _};

@@ -279,6 +279,10 @@ enum Sent {
 }
 
 pub(crate) fn io_error(what: &str, e: io::Error) -> Error {
+    #[cfg(feature = "rustls")]
+    if let Some(error) = super::tls::describe("the server", &e) {
+        return error.with_source(e);
+    }
     let kind = if e.kind() == io::ErrorKind::TimedOut { ErrorKind::Timeout } else { ErrorKind::Connect };
     Error::new(kind, format!("{what}: {e}")).with_source(e)
 }

@@ -21,10 +21,12 @@ mod auth;
 mod body;
 mod chunked;
 mod conn;
+mod connect;
+#[cfg(feature = "rustls")]
+mod tls;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -36,6 +38,8 @@ use tokio::time::Instant;
 pub(crate) use auth::{redact_url, split_userinfo};
 pub(crate) use body::Body;
 use conn::{write_request, Conn, Failure, Io};
+#[cfg(feature = "rustls")]
+pub use tls::{AcceptAnyCertificate, Certificate, Identity};
 
 use crate::error::{Error, ErrorKind};
 
@@ -65,6 +69,8 @@ pub struct HttpClientBuilder {
     read_buf_size: usize,
     /// How often idle connections are checked for servers that closed them.
     reap_interval: Duration,
+    #[cfg(feature = "rustls")]
+    tls: tls::TlsSettings,
 }
 
 impl Default for HttpClientBuilder {
@@ -75,6 +81,8 @@ impl Default for HttpClientBuilder {
             pool_max_idle_per_host: usize::MAX,
             read_buf_size: 4 * 1024,
             reap_interval: Duration::from_secs(5),
+            #[cfg(feature = "rustls")]
+            tls: tls::TlsSettings::default(),
         }
     }
 }
@@ -104,6 +112,41 @@ impl HttpClientBuilder {
     /// Default 4 KiB; it grows when a head needs more.
     pub fn read_buffer_size(mut self, bytes: usize) -> Self {
         self.read_buf_size = bytes.max(512);
+        self
+    }
+
+    /// Trusts `cert` (a corporate CA, the CA of a self-signed server) besides the built-in
+    /// roots. Environment alternative: `SSL_CERT_FILE` / `SSL_CERT_DIR`, read with the OS roots.
+    #[cfg(feature = "rustls")]
+    pub fn add_root_certificate(mut self, cert: Certificate) -> Self {
+        self.tls.roots.push(cert);
+        self
+    }
+
+    /// Whether the built-in roots are trusted: the operating system's (which honour
+    /// `SSL_CERT_FILE` and `SSL_CERT_DIR`) and the Mozilla roots of `webpki-roots`. Default on;
+    /// off trusts only the roots given with [`add_root_certificate`](Self::add_root_certificate).
+    #[cfg(feature = "rustls")]
+    pub fn tls_built_in_roots(mut self, yes: bool) -> Self {
+        self.tls.built_in_roots = yes;
+        self
+    }
+
+    /// A client certificate and key, sent to servers that ask for one (mutual TLS).
+    #[cfg(feature = "rustls")]
+    pub fn identity(mut self, identity: Identity) -> Self {
+        self.tls.identity = Some(identity);
+        self
+    }
+
+    /// Turns off the check of the server's certificate: HTTPS to a development server with a
+    /// self-signed certificate, without its CA. Anyone on the path can then read and change
+    /// the traffic, the API key included, so it takes a value whose name says so, and the
+    /// client logs a warning. Prefer [`add_root_certificate`](Self::add_root_certificate).
+    #[cfg(feature = "rustls")]
+    pub fn dangerously_accept_any_certificate(mut self, acknowledgement: AcceptAnyCertificate) -> Self {
+        let _ = acknowledgement;
+        self.tls.accept_any = true;
         self
     }
 
@@ -153,8 +196,9 @@ pub(crate) struct Inner {
     idle: Mutex<HashMap<Key, Vec<Idle>>>,
     /// A reaper task runs (set and cleared under the `idle` lock).
     reaping: std::sync::atomic::AtomicBool,
+    /// Built at the first HTTPS connection (reading the OS roots takes a few milliseconds).
     #[cfg(feature = "rustls")]
-    tls: std::sync::OnceLock<tokio_rustls::TlsConnector>,
+    tls: std::sync::OnceLock<Result<tokio_rustls::TlsConnector, String>>,
 }
 
 impl Inner {
@@ -250,45 +294,33 @@ impl Inner {
         self.idle().values().map(Vec::len).sum()
     }
 
+    /// Resolves, races the addresses (Happy Eyeballs) and finishes TLS, all within the
+    /// connect timeout.
     async fn connect(&self, key: &Key) -> Result<Conn, Error> {
-        let addrs: Vec<SocketAddr> = match key.host.parse::<IpAddr>() {
-            Ok(ip) => vec![SocketAddr::new(ip, key.port)],
-            Err(_) => match tokio::net::lookup_host((key.host.as_str(), key.port)).await {
-                Ok(addrs) => addrs.collect(),
-                Err(e) => {
-                    return Err(
-                        Error::new(ErrorKind::Connect, format!("could not resolve {}: {e}", key.host)).with_source(e)
-                    )
-                }
-            },
+        let attempt = async {
+            let addrs = connect::resolve(&key.host, key.port).await.map_err(|e| {
+                Error::new(ErrorKind::Connect, format!("could not resolve {}: {e}", key.host)).with_source(e)
+            })?;
+            let stream = connect::race(&connect::interleave(addrs), connect::STAGGER).await.map_err(|(addr, e)| {
+                Error::new(ErrorKind::Connect, format!("could not connect to {} ({addr}): {e}", key.host))
+                    .with_source(e)
+            })?;
+            let _ = stream.set_nodelay(true);
+            let io = self.wrap(key, stream).await?;
+            Ok(Conn::new(io, self.settings.read_buf_size))
         };
-        let mut last: Option<Error> = None;
-        for addr in addrs {
-            let attempt = TcpStream::connect(addr);
-            let result = match self.settings.connect_timeout {
-                Some(t) => match tokio::time::timeout(t, attempt).await {
-                    Ok(result) => result,
-                    Err(_) => {
-                        last =
-                            Some(Error::timeout(format!("connecting to {addr} timed out after {}", fmt_duration(t))));
-                        continue;
-                    }
-                },
-                None => attempt.await,
-            };
-            match result {
-                Ok(stream) => {
-                    let _ = stream.set_nodelay(true);
-                    let io = self.wrap(key, stream).await?;
-                    return Ok(Conn::new(io, self.settings.read_buf_size));
-                }
-                Err(e) => {
-                    last =
-                        Some(Error::new(ErrorKind::Connect, format!("could not connect to {addr}: {e}")).with_source(e))
-                }
-            }
+        match self.settings.connect_timeout {
+            Some(t) => match tokio::time::timeout(t, attempt).await {
+                Ok(result) => result,
+                Err(_) => Err(Error::timeout(format!(
+                    "connecting to {}:{} timed out after {}",
+                    key.host,
+                    key.port,
+                    fmt_duration(t)
+                ))),
+            },
+            None => attempt.await,
         }
-        Err(last.unwrap_or_else(|| Error::new(ErrorKind::Connect, format!("{} has no address", key.host))))
     }
 
     #[cfg(feature = "rustls")]
@@ -296,18 +328,17 @@ impl Inner {
         if !key.https {
             return Ok(Io::Tcp(stream));
         }
-        let connector = self.tls.get_or_init(tls_connector);
+        let connector = match self.tls.get_or_init(|| self.settings.tls.connector().map_err(|e| e.message().to_owned()))
+        {
+            Ok(connector) => connector,
+            Err(message) => return Err(Error::config(message.clone())),
+        };
         let name = rustls::pki_types::ServerName::try_from(key.host.clone())
             .map_err(|e| Error::config(format!("invalid TLS server name {:?}", key.host)).with_source(e))?;
-        let handshake = connector.connect(name, stream);
-        let tls = match self.settings.connect_timeout {
-            Some(t) => tokio::time::timeout(t, handshake)
-                .await
-                .map_err(|_| Error::timeout(format!("the TLS handshake with {} timed out", key.host)))?,
-            None => handshake.await,
-        }
-        .map_err(|e| {
-            Error::new(ErrorKind::Connect, format!("the TLS handshake with {} failed: {e}", key.host)).with_source(e)
+        let tls = connector.connect(name, stream).await.map_err(|e| match tls::describe(&key.host, &e) {
+            Some(error) => error.with_source(e),
+            None => Error::new(ErrorKind::Connect, format!("the TLS handshake with {} failed: {e}", key.host))
+                .with_source(e),
         })?;
         Ok(Io::Tls(Box::new(tls)))
     }
@@ -319,20 +350,6 @@ impl Inner {
         }
         Ok(Io::Tcp(stream))
     }
-}
-
-#[cfg(feature = "rustls")]
-fn tls_connector() -> tokio_rustls::TlsConnector {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-    let config = match rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions() {
-        Ok(builder) => builder,
-        // Only a provider without TLS 1.2 and 1.3 fails here; ring has both.
-        Err(e) => unreachable!("ring supports the default TLS versions: {e}"),
-    };
-    let mut config = config.with_root_certificates(roots).with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    tokio_rustls::TlsConnector::from(Arc::new(config))
 }
 
 impl Default for HttpClient {

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::print_stderr, unreachable_pub)]
 
 mod complete;
+mod connecting;
 mod errors;
 mod faults;
 mod hostile;
@@ -13,6 +14,7 @@ mod quirks;
 mod redaction;
 mod streaming;
 mod support;
+mod tls;
 mod tracing_spans;
 mod transport;
 
