@@ -85,7 +85,7 @@ pub use error::{Error, ErrorKind};
 pub use health::{HealthReport, ModelInfo};
 #[cfg(feature = "rustls")]
 pub use http::{AcceptAnyCertificate, Certificate, Identity};
-pub use http::{HttpClient, HttpClientBuilder, HttpResponse};
+pub use http::{HttpClient, HttpClientBuilder, HttpResponse, Proxy};
 pub use openai_compat::{
     create_lmstudio_backend, create_ollama_backend, create_vllm_backend, OpenAICompatibleBackend,
     OpenAICompatibleBackendBuilder,

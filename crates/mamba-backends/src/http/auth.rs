@@ -8,7 +8,7 @@ use percent_encoding::percent_decode_str;
 use crate::error::Error;
 
 /// A URL's user and password, percent-decoded.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub(crate) struct UserInfo {
     pub(crate) user: String,
     pub(crate) password: String,

@@ -22,6 +22,7 @@ mod body;
 mod chunked;
 mod conn;
 mod connect;
+mod proxy;
 #[cfg(feature = "rustls")]
 mod tls;
 
@@ -38,6 +39,7 @@ use tokio::time::Instant;
 pub(crate) use auth::{redact_url, split_userinfo};
 pub(crate) use body::Body;
 use conn::{write_request, Conn, Failure, Io};
+pub use proxy::Proxy;
 #[cfg(feature = "rustls")]
 pub use tls::{AcceptAnyCertificate, Certificate, Identity};
 
@@ -71,6 +73,15 @@ pub struct HttpClientBuilder {
     reap_interval: Duration,
     #[cfg(feature = "rustls")]
     tls: tls::TlsSettings,
+    proxy: ProxySetting,
+}
+
+/// Where the proxy settings come from.
+#[derive(Clone, Debug)]
+enum ProxySetting {
+    Env,
+    None,
+    Given(proxy::Proxies),
 }
 
 impl Default for HttpClientBuilder {
@@ -83,6 +94,7 @@ impl Default for HttpClientBuilder {
             reap_interval: Duration::from_secs(5),
             #[cfg(feature = "rustls")]
             tls: tls::TlsSettings::default(),
+            proxy: ProxySetting::Env,
         }
     }
 }
@@ -150,10 +162,39 @@ impl HttpClientBuilder {
         self
     }
 
-    /// Builds the client. No I/O happens until the first request.
+    /// Sends requests through a proxy (replacing the environment's settings).
+    pub fn proxy(mut self, proxy: Proxy) -> Self {
+        self.proxy = ProxySetting::Given(proxy.proxies);
+        self
+    }
+
+    /// Connects directly, whatever the environment says.
+    pub fn no_proxy(mut self) -> Self {
+        self.proxy = ProxySetting::None;
+        self
+    }
+
+    /// Takes the proxies from the environment, the default: `HTTP_PROXY`, `HTTPS_PROXY`,
+    /// `ALL_PROXY` (and their lower-case forms, which win), with `NO_PROXY` exceptions
+    /// (domains and their subdomains, IPs, CIDR ranges, `*`), read once when the client is
+    /// built. Upper-case `HTTP_PROXY` is ignored when `REQUEST_METHOD` is set (CGI, "httpoxy").
+    pub fn proxy_from_env(mut self) -> Self {
+        self.proxy = ProxySetting::Env;
+        self
+    }
+
+    /// Builds the client. No I/O happens until the first request; the proxy environment is
+    /// read here.
     pub fn build(self) -> HttpClient {
+        let proxies = match &self.proxy {
+            ProxySetting::Env => Some(proxy::Proxies::from_env(|name| std::env::var(name).ok())),
+            ProxySetting::None => None,
+            ProxySetting::Given(p) => Some(p.clone()),
+        }
+        .filter(|p| !p.is_empty());
         HttpClient {
             inner: Arc::new(Inner {
+                proxies,
                 settings: self,
                 idle: Mutex::new(HashMap::new()),
                 reaping: std::sync::atomic::AtomicBool::new(false),
@@ -164,12 +205,13 @@ impl HttpClientBuilder {
     }
 }
 
-/// Where a connection goes: scheme, host and port.
+/// Where a connection goes: scheme, host and port, and the proxy it goes through.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Key {
     https: bool,
     host: String,
     port: u16,
+    proxy: Option<Arc<proxy::ProxyServer>>,
 }
 
 impl Key {
@@ -182,7 +224,7 @@ impl Key {
         let host = uri.host().ok_or_else(|| Error::config(format!("no host in {uri}")))?;
         let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        Ok(Key { https, host, port })
+        Ok(Key { https, host, port, proxy: None })
     }
 }
 
@@ -193,6 +235,8 @@ struct Idle {
 
 pub(crate) struct Inner {
     settings: HttpClientBuilder,
+    /// The proxies, `None` when there are none (the common case costs one branch).
+    proxies: Option<proxy::Proxies>,
     idle: Mutex<HashMap<Key, Vec<Idle>>>,
     /// A reaper task runs (set and cleared under the `idle` lock).
     reaping: std::sync::atomic::AtomicBool,
@@ -298,14 +342,10 @@ impl Inner {
     /// connect timeout.
     async fn connect(&self, key: &Key) -> Result<Conn, Error> {
         let attempt = async {
-            let addrs = connect::resolve(&key.host, key.port).await.map_err(|e| {
-                Error::new(ErrorKind::Connect, format!("could not resolve {}: {e}", key.host)).with_source(e)
-            })?;
-            let stream = connect::race(&connect::interleave(addrs), connect::STAGGER).await.map_err(|(addr, e)| {
-                Error::new(ErrorKind::Connect, format!("could not connect to {} ({addr}): {e}", key.host))
-                    .with_source(e)
-            })?;
-            let _ = stream.set_nodelay(true);
+            let stream = match &key.proxy {
+                None => self.open(&key.host, key.port).await?,
+                Some(proxy) => self.through(key, proxy).await?,
+            };
             let io = self.wrap(key, stream).await?;
             Ok(Conn::new(io, self.settings.read_buf_size))
         };
@@ -320,6 +360,88 @@ impl Inner {
                 ))),
             },
             None => attempt.await,
+        }
+    }
+
+    /// A TCP connection to `host:port`: resolved, and its addresses raced.
+    async fn open(&self, host: &str, port: u16) -> Result<TcpStream, Error> {
+        let addrs = connect::resolve(host, port)
+            .await
+            .map_err(|e| Error::new(ErrorKind::Connect, format!("could not resolve {host}: {e}")).with_source(e))?;
+        let stream = connect::race(&connect::interleave(addrs), connect::STAGGER).await.map_err(|(addr, e)| {
+            Error::new(ErrorKind::Connect, format!("could not connect to {host} ({addr}): {e}")).with_source(e)
+        })?;
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+
+    /// A TCP stream to the target through `proxy`: a `CONNECT` tunnel for https targets of an
+    /// HTTP proxy (http ones go in absolute form on the proxy connection itself), or SOCKS5.
+    async fn through(&self, key: &Key, proxy: &proxy::ProxyServer) -> Result<TcpStream, Error> {
+        let mut stream = self.open(&proxy.host, proxy.port).await.map_err(|e| {
+            Error::new(e.kind(), format!("could not reach the proxy {proxy}: {}", e.message()))
+                .with_retryable(e.is_retryable())
+        })?;
+        let target = if key.host.contains(':') {
+            format!("[{}]:{}", key.host, key.port)
+        } else {
+            format!("{}:{}", key.host, key.port)
+        };
+        match proxy.kind {
+            proxy::Kind::Http if key.https => {
+                proxy::connect_tunnel(&mut stream, proxy, &target).await?;
+                Ok(stream)
+            }
+            proxy::Kind::Http => Ok(stream),
+            proxy::Kind::Socks5 | proxy::Kind::Socks5h => {
+                let failed = |e: tokio_socks::Error| {
+                    let refused = matches!(
+                        e,
+                        tokio_socks::Error::PasswordAuthFailure(_)
+                            | tokio_socks::Error::NoAcceptableAuthMethods
+                            | tokio_socks::Error::ConnectionNotAllowedByRuleset
+                    );
+                    Error::new(
+                        ErrorKind::Connect,
+                        format!("the SOCKS5 proxy {proxy} refused a connection to {target}: {e}"),
+                    )
+                    .with_retryable(!refused)
+                    .with_source(e)
+                };
+                let socks = if proxy.kind == proxy::Kind::Socks5h {
+                    let target = (key.host.as_str(), key.port);
+                    match &proxy.auth {
+                        Some(a) => {
+                            tokio_socks::tcp::Socks5Stream::connect_with_password_and_socket(
+                                stream,
+                                target,
+                                &a.user,
+                                &a.password,
+                            )
+                            .await
+                        }
+                        None => tokio_socks::tcp::Socks5Stream::connect_with_socket(stream, target).await,
+                    }
+                } else {
+                    let addrs = connect::resolve(&key.host, key.port).await.map_err(|e| {
+                        Error::new(ErrorKind::Connect, format!("could not resolve {}: {e}", key.host)).with_source(e)
+                    })?;
+                    let addr = connect::interleave(addrs)[0];
+                    match &proxy.auth {
+                        Some(a) => {
+                            tokio_socks::tcp::Socks5Stream::connect_with_password_and_socket(
+                                stream,
+                                addr,
+                                &a.user,
+                                &a.password,
+                            )
+                            .await
+                        }
+                        None => tokio_socks::tcp::Socks5Stream::connect_with_socket(stream, addr).await,
+                    }
+                };
+                Ok(socks.map_err(failed)?.into_inner())
+            }
         }
     }
 
@@ -394,18 +516,32 @@ impl HttpClient {
 
     /// Sends a request and reads the response head.
     pub(crate) async fn send(&self, request: &Request<'_>) -> Result<Response, Error> {
-        let key = Key::of(request.uri)?;
-        let path = request.uri.path_and_query().map_or("/", |p| p.as_str());
+        let mut key = Key::of(request.uri)?;
+        let mut path = request.uri.path_and_query().map_or("/", |p| p.as_str());
         // The Host header: host and port as written, never credentials of a user@host URL.
         let authority = request.uri.authority().map_or("", |a| a.as_str());
         let authority = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+        let absolute: String;
+        let mut headers = std::borrow::Cow::Borrowed(request.headers);
+        if let Some(proxies) = &self.inner.proxies {
+            key.proxy = proxies.for_target(key.https, &key.host).cloned();
+            if let Some(p) = key.proxy.as_deref().filter(|p| p.kind == proxy::Kind::Http && !key.https) {
+                // Through an HTTP proxy, an http request names its whole target.
+                absolute = format!("http://{authority}{path}");
+                path = &absolute;
+                if let Some(auth) = p.authorization()? {
+                    headers.to_mut().push((http::header::PROXY_AUTHORIZATION, auth));
+                }
+            }
+        }
+        let headers = &*headers;
         let mut pooled = true;
         loop {
             let (mut conn, reused) = match self.inner.acquire(&key, pooled) {
                 Some(conn) => (conn, true),
                 None => (self.inner.connect(&key).await?, false),
             };
-            write_request(&mut conn.wbuf, request.method, path, authority, request.headers, request.body);
+            write_request(&mut conn.wbuf, request.method, path, authority, headers, request.body);
             let exchange = conn.exchange(request.method == "HEAD");
             let result = match request.head_timeout {
                 Some(t) => match tokio::time::timeout(t, exchange).await {
@@ -414,6 +550,13 @@ impl HttpClient {
                 },
                 None => exchange.await,
             };
+            // An HTTP proxy's own refusal of an http request (an https one was refused at
+            // CONNECT).
+            if let (Ok(head), Some(p), false) = (&result, key.proxy.as_deref(), key.https) {
+                if head.status == 407 {
+                    return Err(proxy::refusal(p, 407, "the request"));
+                }
+            }
             match result {
                 Ok(head) => {
                     let body = Body::new(conn, head.framing, head.keep_alive, Arc::clone(&self.inner), key);
@@ -632,9 +775,9 @@ mod tests {
     #[test]
     fn keys() {
         let k = Key::of(&"http://LocalHost:8080/v1".parse().unwrap()).unwrap();
-        assert_eq!(k, Key { https: false, host: "localhost".into(), port: 8080 });
+        assert_eq!(k, Key { https: false, host: "localhost".into(), port: 8080, proxy: None });
         let k = Key::of(&"https://[::1]/v1".parse().unwrap()).unwrap();
-        assert_eq!(k, Key { https: true, host: "::1".into(), port: 443 });
+        assert_eq!(k, Key { https: true, host: "::1".into(), port: 443, proxy: None });
         assert!(Key::of(&"ftp://x/".parse().unwrap()).is_err());
     }
 }

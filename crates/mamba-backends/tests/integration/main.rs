@@ -10,6 +10,7 @@ mod faults;
 mod hostile;
 mod live;
 mod peers_replay;
+mod proxy;
 mod quirks;
 mod redaction;
 mod streaming;

@@ -18,13 +18,13 @@ use tokio::net::TcpListener;
 
 const OK_BODY: &str = r#"{"choices":[{"message":{"content":"secure"},"finish_reason":"stop"}]}"#;
 
-struct Ca {
+pub(crate) struct Ca {
     cert: rcgen::Certificate,
     key: KeyPair,
 }
 
 impl Ca {
-    fn new(name: &str) -> Ca {
+    pub(crate) fn new(name: &str) -> Ca {
         let mut params = CertificateParams::new(Vec::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.distinguished_name.push(DnType::CommonName, name);
@@ -33,7 +33,7 @@ impl Ca {
         Ca { cert, key }
     }
 
-    fn pem(&self) -> String {
+    pub(crate) fn pem(&self) -> String {
         self.cert.pem()
     }
 
@@ -50,8 +50,8 @@ impl Ca {
     }
 }
 
-struct TlsServer {
-    port: u16,
+pub(crate) struct TlsServer {
+    pub(crate) port: u16,
     handshakes_failed: Arc<AtomicUsize>,
     connections: Arc<AtomicUsize>,
 }
@@ -59,7 +59,7 @@ struct TlsServer {
 impl TlsServer {
     /// Serves one JSON answer per connection with a certificate for `names` from `ca`; with
     /// `client_ca`, clients must present a certificate from it.
-    async fn start(ca: &Ca, names: &[&str], client_ca: Option<&Ca>) -> TlsServer {
+    pub(crate) async fn start(ca: &Ca, names: &[&str], client_ca: Option<&Ca>) -> TlsServer {
         let (cert, key) = ca.issue(names, false);
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
@@ -127,7 +127,7 @@ impl TlsServer {
         TlsServer { port, handshakes_failed, connections }
     }
 
-    fn url(&self, host: &str) -> String {
+    pub(crate) fn url(&self, host: &str) -> String {
         format!("https://{host}:{}/v1", self.port)
     }
 }
