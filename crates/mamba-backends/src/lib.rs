@@ -78,6 +78,9 @@ mod retry;
 mod sse;
 mod stream;
 mod think;
+mod transport;
+#[cfg(feature = "reqwest")]
+mod transport_reqwest;
 mod types;
 
 pub use backend::{ChunkStream, ModelBackend};
@@ -96,6 +99,9 @@ pub use preset::{AuthStyle, FieldSupport, MaxTokensField, Preset, PresetSpec, Pr
 pub use profile::{get_profile, get_profiles_by_provider, list_profiles, register_profile, ModelProfile};
 pub use retry::RetryPolicy;
 pub use stream::{collect, StreamAccumulator, StreamChunk, ToolCallDelta};
+pub use transport::{BodyStream, Transport, TransportRequest, TransportResponse};
+#[cfg(feature = "reqwest")]
+pub use transport_reqwest::ReqwestTransport;
 pub use types::{
     Content, ContentPart, FinishReason, ImageDetail, Message, ModelResponse, ResponseFormat, Role, ToolCall,
     ToolChoice, ToolDefinition, Usage,

@@ -37,7 +37,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 pub(crate) use auth::{redact_url, split_userinfo};
-pub(crate) use body::Body;
+pub(crate) use body::{Body, NativeBody};
 use conn::{write_request, Conn, Failure, Io};
 pub use proxy::Proxy;
 #[cfg(feature = "rustls")]
@@ -340,7 +340,7 @@ impl Inner {
 
     /// Resolves, races the addresses (Happy Eyeballs) and finishes TLS, all within the
     /// connect timeout.
-    async fn connect(&self, key: &Key) -> Result<Conn, Error> {
+    async fn connect(&self, key: &Key, timeout: Option<Duration>) -> Result<Conn, Error> {
         let attempt = async {
             let stream = match &key.proxy {
                 None => self.open(&key.host, key.port).await?,
@@ -349,7 +349,7 @@ impl Inner {
             let io = self.wrap(key, stream).await?;
             Ok(Conn::new(io, self.settings.read_buf_size))
         };
-        match self.settings.connect_timeout {
+        match timeout.or(self.settings.connect_timeout) {
             Some(t) => match tokio::time::timeout(t, attempt).await {
                 Ok(result) => result,
                 Err(_) => Err(Error::timeout(format!(
@@ -489,6 +489,8 @@ pub(crate) struct Request<'a> {
     pub(crate) body: Option<&'a [u8]>,
     /// Time allowed, once connected, to send the request and receive the response head.
     pub(crate) head_timeout: Option<Duration>,
+    /// Overrides the client's connect timeout.
+    pub(crate) connect_timeout: Option<Duration>,
 }
 
 /// A response: its head, and the body still to be read.
@@ -539,7 +541,7 @@ impl HttpClient {
         loop {
             let (mut conn, reused) = match self.inner.acquire(&key, pooled) {
                 Some(conn) => (conn, true),
-                None => (self.inner.connect(&key).await?, false),
+                None => (self.inner.connect(&key, request.connect_timeout).await?, false),
             };
             write_request(&mut conn.wbuf, request.method, path, authority, headers, request.body);
             let exchange = conn.exchange(request.method == "HEAD");
@@ -559,7 +561,13 @@ impl HttpClient {
             }
             match result {
                 Ok(head) => {
-                    let body = Body::new(conn, head.framing, head.keep_alive, Arc::clone(&self.inner), key);
+                    let body = Body::Native(NativeBody::new(
+                        conn,
+                        head.framing,
+                        head.keep_alive,
+                        Arc::clone(&self.inner),
+                        key,
+                    ));
                     return Ok(Response { status: head.status, headers: head.headers, body });
                 }
                 // A pooled connection the server closed as the request went out: the request
@@ -643,8 +651,14 @@ impl HttpClient {
                 Ok((name, value))
             })
             .collect::<Result<Vec<_>, Error>>()?;
-        let request =
-            Request { method: "GET", uri: &uri, headers: &headers, body: None, head_timeout: Some(head_timeout) };
+        let request = Request {
+            method: "GET",
+            uri: &uri,
+            headers: &headers,
+            body: None,
+            head_timeout: Some(head_timeout),
+            connect_timeout: None,
+        };
         let response = self.send(&request).await?;
         Ok(HttpResponse { status: response.status, headers: response.headers, body: response.body })
     }

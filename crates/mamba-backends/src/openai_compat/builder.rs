@@ -46,6 +46,8 @@ pub struct OpenAICompatibleBackendBuilder {
     preset: Preset,
     headers: Vec<(String, String)>,
     http: Option<HttpClient>,
+    transport: Option<Arc<dyn crate::transport::Transport>>,
+    connect_set: bool,
     think_tags: bool,
     include_usage: Option<bool>,
     body: Map<String, Value>,
@@ -86,6 +88,8 @@ impl OpenAICompatibleBackendBuilder {
             preset: Preset::Generic,
             headers: Vec::new(),
             http: None,
+            transport: None,
+            connect_set: false,
             think_tags: true,
             include_usage: None,
             body: Map::new(),
@@ -116,16 +120,21 @@ impl OpenAICompatibleBackendBuilder {
     /// idle timeouts. Defaults: 60 s, except the response of a non-streamed request (10 min).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeouts.connect = timeout;
+        self.connect_set = true;
         self.timeouts.headers = timeout;
         self.timeouts.complete_headers = timeout;
         self.timeouts.idle = timeout;
         self
     }
 
-    /// Time allowed to connect (and finish TLS). Default 60 s. Applies only to the client the
-    /// builder creates, not to one given with [`http_client`](Self::http_client).
+    /// Time allowed to connect (resolve, race the addresses, finish TLS). Default 60 s. Set
+    /// here (or with [`timeout`](Self::timeout)), it also applies to a client given with
+    /// [`http_client`](Self::http_client) and is handed to a [`transport`](Self::transport)
+    /// with each request ([`TransportRequest::connect_timeout`](crate::TransportRequest::connect_timeout));
+    /// unset, such a client keeps its own.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.timeouts.connect = timeout;
+        self.connect_set = true;
         self
     }
 
@@ -190,9 +199,20 @@ impl OpenAICompatibleBackendBuilder {
         self
     }
 
-    /// A shared HTTP client (and its connection pool). Default: a new client.
+    /// A shared HTTP client (and its connection pool; its proxy and TLS settings). Default: a
+    /// new client (proxies from the environment, built-in roots).
     pub fn http_client(mut self, client: HttpClient) -> Self {
         self.http = Some(client);
+        self
+    }
+
+    /// Another transport instead of the built-in client: reqwest (HTTP/2, its middleware; the
+    /// `reqwest` feature provides [`ReqwestTransport`](crate::ReqwestTransport)) or a test
+    /// double. Every timeout still applies: connect and response-head timeouts travel with
+    /// each request ([`TransportRequest`](crate::TransportRequest)), idle and total ones are
+    /// enforced here. Cannot be combined with [`http_client`](Self::http_client).
+    pub fn transport(mut self, transport: impl crate::transport::Transport) -> Self {
+        self.transport = Some(Arc::new(transport));
         self
     }
 
@@ -353,10 +373,17 @@ impl OpenAICompatibleBackendBuilder {
             default_temperature: profile.default_temperature,
             body_extra: self.body,
         };
-        let http = match self.http {
-            Some(http) => http,
-            None => HttpClient::builder().connect_timeout(Some(self.timeouts.connect)).build(),
+        let client = match (self.transport, self.http) {
+            (Some(_), Some(_)) => {
+                return Err(Error::config("set either http_client or transport on the builder, not both"));
+            }
+            (Some(transport), None) => super::Client::Custom(transport),
+            (None, Some(http)) => super::Client::Native(http),
+            (None, None) => {
+                super::Client::Native(HttpClient::builder().connect_timeout(Some(self.timeouts.connect)).build())
+            }
         };
+        let connect_timeout = self.connect_set.then_some(self.timeouts.connect);
         Ok(OpenAICompatibleBackend {
             shared: Arc::new(Shared {
                 model: self.model,
@@ -376,7 +403,8 @@ impl OpenAICompatibleBackendBuilder {
                 max_response_bytes: self.max_response_bytes,
                 retry: self.retry,
                 trace_content: self.trace_content,
-                http,
+                client,
+                connect_timeout,
             }),
         })
     }

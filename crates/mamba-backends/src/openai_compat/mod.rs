@@ -34,11 +34,12 @@ use crate::backend::{ChunkStream, ModelBackend};
 use crate::classify;
 use crate::error::Error;
 use crate::health::{HealthReport, ModelInfo};
-use crate::http::{HttpClient, Request, Response};
+use crate::http::{Body, HttpClient, Request, Response};
 use crate::options::RequestOptions;
 use crate::preset::Preset;
 use crate::profile::ModelProfile;
 use crate::retry::RetryPolicy;
+use crate::transport::{Transport, TransportRequest};
 use crate::types::{Message, ModelResponse};
 
 /// Error bodies are read up to this size.
@@ -83,7 +84,17 @@ pub(crate) struct Shared {
     max_response_bytes: usize,
     retry: RetryPolicy,
     trace_content: bool,
-    http: HttpClient,
+    client: Client,
+    /// The connect timeout set on the backend builder, for a client it did not create.
+    connect_timeout: Option<Duration>,
+}
+
+/// What sends the requests.
+pub(crate) enum Client {
+    /// The built-in client, called directly (no boxed future, body read in place).
+    Native(HttpClient),
+    /// An injected [`Transport`].
+    Custom(Arc<dyn Transport>),
 }
 
 impl fmt::Debug for OpenAICompatibleBackend {
@@ -178,11 +189,34 @@ impl Shared {
         &self,
         method: &'static str,
         uri: &Uri,
-        body: Option<&[u8]>,
+        body: Option<&Bytes>,
         head_timeout: Duration,
     ) -> Result<Response, Error> {
-        let request = Request { method, uri, headers: &self.headers, body, head_timeout: Some(head_timeout) };
-        let response = self.http.send(&request).await?;
+        let response = match &self.client {
+            Client::Native(http) => {
+                let request = Request {
+                    method,
+                    uri,
+                    headers: &self.headers,
+                    body: body.map(|b| &b[..]),
+                    head_timeout: Some(head_timeout),
+                    connect_timeout: self.connect_timeout,
+                };
+                http.send(&request).await?
+            }
+            Client::Custom(transport) => {
+                let request = TransportRequest {
+                    method,
+                    uri,
+                    headers: &self.headers,
+                    body,
+                    connect_timeout: self.connect_timeout,
+                    head_timeout: Some(head_timeout),
+                };
+                let (status, headers, stream) = transport.send(request).await?.into_parts();
+                Response { status, headers, body: Body::Stream { stream, failed: false } }
+            }
+        };
         if let Some(error) = redirect_error(response.status, &response.headers) {
             return Err(error);
         }
@@ -194,7 +228,7 @@ impl Shared {
     }
 
     /// POSTs a chat request; a non-2xx answer becomes its classified error, body read.
-    async fn post_chat(&self, body: &[u8], stream: bool) -> Result<Response, Error> {
+    async fn post_chat(&self, body: &Bytes, stream: bool) -> Result<Response, Error> {
         let head_timeout = if stream { self.timeouts.headers } else { self.timeouts.complete_headers };
         let mut response = self.send("POST", &self.chat_uri, Some(body), head_timeout).await?;
         if (200..300).contains(&response.status) {

@@ -13,6 +13,7 @@ mod peers_replay;
 mod proxy;
 mod quirks;
 mod redaction;
+mod seam;
 mod streaming;
 mod support;
 mod tls;
