@@ -10,19 +10,25 @@
 //! decided it: less CPU per request and per stream than a pooled hyper client, and less than
 //! half its memory per open stream.
 //!
-//! What it does: HTTP/1.1 keep-alive with a pool per host (idle connections reused LIFO,
-//! dropped after an idle timeout), `Content-Length`, chunked and close-delimited bodies, 1xx
-//! interim answers skipped, TLS through rustls (`rustls` feature; ALPN `http/1.1`), an idle
-//! connection is checked before reuse (closed by the server, or sent something unasked: not
-//! reused), and a request whose sending fails on a pooled connection goes once more on a new
-//! one; once a request is sent, it is never resent here. What it does not do: HTTP/2, proxies, compression (it sends no `Accept-Encoding`).
+//! What it does: HTTP/1.1 keep-alive with a pool per host and proxy (idle connections reused
+//! LIFO, dropped after an idle timeout, and reaped when their server closed them),
+//! `Content-Length`, chunked and close-delimited bodies (chunk extensions and trailers capped
+//! at 16 KiB, at most 10 interim 1xx answers), TLS through rustls (`rustls` feature; ALPN
+//! `http/1.1`; OS and webpki roots, extra roots, client certificates), Happy Eyeballs over
+//! every resolved address, proxies (HTTP absolute form, `CONNECT`, SOCKS5) from the
+//! environment or the builder. An idle connection is checked before reuse (closed by the
+//! server, or sent something unasked: not reused), and a request whose sending fails on a
+//! pooled connection goes once more on a new one; once a request is sent, it is never resent
+//! here. A server that answers before the request body is all sent (413, 401) has its answer
+//! read. What it does not do: HTTP/2 (use the `reqwest` feature's transport), compression
+//! (it sends no `Accept-Encoding`), redirects (the backend reports them).
 
 mod auth;
 mod body;
 mod chunked;
 mod conn;
 mod connect;
-mod proxy;
+pub(crate) mod proxy;
 #[cfg(feature = "rustls")]
 mod tls;
 

@@ -207,7 +207,7 @@ impl OpenAICompatibleBackendBuilder {
     }
 
     /// Another transport instead of the built-in client: reqwest (HTTP/2, its middleware; the
-    /// `reqwest` feature provides [`ReqwestTransport`](crate::ReqwestTransport)) or a test
+    /// `reqwest` feature provides `ReqwestTransport`) or a test
     /// double. Every timeout still applies: connect and response-head timeouts travel with
     /// each request ([`TransportRequest`](crate::TransportRequest)), idle and total ones are
     /// enforced here. Cannot be combined with [`http_client`](Self::http_client).
