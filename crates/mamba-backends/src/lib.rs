@@ -54,6 +54,7 @@
 //! | feature | default | what it gives |
 //! |---|---|---|
 //! | `rustls` | yes | `https://` URLs through rustls (ring; the OS roots, which honour `SSL_CERT_FILE`, and the webpki roots). Without it only `http://`. |
+//! | `reqwest` | no | `ReqwestTransport`: the [`Transport`] seam over reqwest, for HTTP/2 or reqwest middleware. |
 //!
 //! The crate needs a Tokio runtime with I/O and time enabled.
 
