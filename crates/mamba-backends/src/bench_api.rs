@@ -70,3 +70,26 @@ pub fn decode_stream(input: &[u8], piece: usize, mut each: impl FnMut(&StreamChu
         }
     }
 }
+
+/// The proxy decision `HttpClient::send` makes for every request, with proxy settings read
+/// from the given environment variables the way a client build reads the real ones.
+#[derive(Debug)]
+pub struct ProxyLookup {
+    proxies: Option<crate::http::proxy::Proxies>,
+}
+
+impl ProxyLookup {
+    /// Settings from `vars` (name, value), as `HttpClientBuilder::build` reads the environment.
+    pub fn from_vars(vars: &[(&str, &str)]) -> ProxyLookup {
+        let proxies = crate::http::proxy::Proxies::from_env(|name| {
+            vars.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+        });
+        ProxyLookup { proxies: Some(proxies).filter(|p| !p.is_empty()) }
+    }
+
+    /// Whether a request to `host` goes through a proxy (the proxy handle is cloned into the
+    /// pool key, as in `send`).
+    pub fn goes_through_proxy(&self, https: bool, host: &str) -> bool {
+        self.proxies.as_ref().and_then(|p| p.for_target(https, host).cloned()).is_some()
+    }
+}

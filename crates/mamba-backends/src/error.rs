@@ -133,6 +133,7 @@ struct Inner {
     code: Option<String>,
     model: Option<String>,
     source: Option<BoxError>,
+    unanswered: bool,
 }
 
 impl Error {
@@ -149,6 +150,7 @@ impl Error {
                 code: None,
                 model: None,
                 source: None,
+                unanswered: false,
             }),
         }
     }
@@ -218,6 +220,22 @@ impl Error {
     pub fn with_source(mut self, source: impl Into<BoxError>) -> Error {
         self.inner.source = Some(source.into());
         self
+    }
+
+    /// Marks a request that was sent whole and then got no answer in time: the server may be
+    /// working on it (and billing it), so it is not retryable unless the retry policy says so
+    /// ([`RetryPolicy::resend_unanswered`](crate::RetryPolicy::resend_unanswered)).
+    #[must_use]
+    pub fn with_unanswered(mut self) -> Error {
+        self.inner.unanswered = true;
+        self.inner.retryable = Some(false);
+        self
+    }
+
+    /// Whether the request was sent whole and then timed out waiting for its answer (see
+    /// [`with_unanswered`](Self::with_unanswered)).
+    pub fn is_unanswered(&self) -> bool {
+        self.inner.unanswered
     }
 
     /// Replaces every occurrence of `secret` in the message and body (servers sometimes echo

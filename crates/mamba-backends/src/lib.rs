@@ -67,7 +67,8 @@
 //!
 //! | feature | default | what it gives |
 //! |---|---|---|
-//! | `rustls` | yes | `https://` URLs through rustls (ring, webpki roots). Without it only `http://`. |
+//! | `rustls` | yes | `https://` URLs through rustls (ring; the OS roots, which honour `SSL_CERT_FILE`, and the webpki roots). Without it only `http://`. |
+//! | `reqwest` | no | `ReqwestTransport`: the [`Transport`] seam over reqwest, for HTTP/2 or reqwest middleware. |
 //!
 //! The crate needs a Tokio runtime with I/O and time enabled.
 
@@ -92,12 +93,17 @@ mod retry;
 mod sse;
 mod stream;
 mod think;
+mod transport;
+#[cfg(feature = "reqwest")]
+mod transport_reqwest;
 mod types;
 
 pub use backend::{ChunkStream, ModelBackend};
 pub use error::{Error, ErrorKind};
 pub use health::{HealthReport, ModelInfo};
-pub use http::{HttpClient, HttpClientBuilder, HttpResponse};
+#[cfg(feature = "rustls")]
+pub use http::{AcceptAnyCertificate, Certificate, Identity};
+pub use http::{HttpClient, HttpClientBuilder, HttpResponse, Proxy};
 pub use openai_compat::{
     create_lmstudio_backend, create_ollama_backend, create_vllm_backend, OpenAICompatibleBackend,
     OpenAICompatibleBackendBuilder,
@@ -108,6 +114,9 @@ pub use preset::{AuthStyle, FieldSupport, MaxTokensField, Preset, PresetSpec, Pr
 pub use profile::{get_profile, get_profiles_by_provider, list_profiles, register_profile, ModelProfile};
 pub use retry::RetryPolicy;
 pub use stream::{collect, StreamAccumulator, StreamChunk, ToolCallDelta};
+pub use transport::{BodyStream, Transport, TransportRequest, TransportResponse};
+#[cfg(feature = "reqwest")]
+pub use transport_reqwest::ReqwestTransport;
 pub use types::{
     Content, ContentPart, FinishReason, ImageDetail, Message, ModelResponse, Role, ToolCall, ToolChoice,
     ToolDefinition, Usage,
@@ -120,4 +129,4 @@ pub struct ReadmeDoctests;
 
 // Dev-dependencies used by the integration tests only.
 #[cfg(test)]
-use {mamba_mock as _, tokio as _, tracing_subscriber as _};
+use {mamba_mock as _, rcgen as _, tokio as _, tracing_subscriber as _};

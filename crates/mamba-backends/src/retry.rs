@@ -14,7 +14,10 @@ use crate::error::Error;
 ///
 /// A connection that breaks after the request was sent but before any answer is retried too,
 /// as the official SDKs do: the server may have started on it (and bill it twice). Use
-/// [`RetryPolicy::none`] where that matters more than the failure.
+/// [`RetryPolicy::none`] where that matters more than the failure. A request that was sent
+/// whole and then got no answer within the response timeout is different: the server is most
+/// likely still generating it, and a resend would be billed again and time out again. It is
+/// not retried unless [`resend_unanswered`](RetryPolicy::resend_unanswered) says so.
 ///
 /// The wait is exponential backoff with full jitter (a random time up to
 /// `initial_backoff × 2^attempt`, capped at `max_backoff`), unless the server said how long to
@@ -39,6 +42,7 @@ pub struct RetryPolicy {
     max_backoff: Duration,
     max_retry_after: Duration,
     jitter: bool,
+    resend_unanswered: bool,
 }
 
 impl Default for RetryPolicy {
@@ -51,6 +55,7 @@ impl Default for RetryPolicy {
             max_backoff: Duration::from_secs(8),
             max_retry_after: Duration::from_secs(60),
             jitter: true,
+            resend_unanswered: false,
         }
     }
 }
@@ -92,6 +97,14 @@ impl RetryPolicy {
         self
     }
 
+    /// Whether a request that was sent whole and then timed out waiting for its answer
+    /// ([`Error::is_unanswered`]) is sent again. Default off: the server may still be
+    /// generating (and billing) the first one.
+    pub fn resend_unanswered(mut self, yes: bool) -> RetryPolicy {
+        self.resend_unanswered = yes;
+        self
+    }
+
     /// The number of retries.
     pub fn retries(&self) -> u32 {
         self.max_retries
@@ -99,7 +112,8 @@ impl RetryPolicy {
 
     /// The wait before retry number `attempt` (from 0) after `error`, or `None` to give up.
     pub fn delay(&self, attempt: u32, error: &Error) -> Option<Duration> {
-        if attempt >= self.max_retries || !error.is_retryable() {
+        let retryable = error.is_retryable() || (self.resend_unanswered && error.is_unanswered());
+        if attempt >= self.max_retries || !retryable {
             return None;
         }
         if let Some(wait) = error.retry_after() {
@@ -149,6 +163,16 @@ mod tests {
         assert!(p.delay(0, &Error::new(ErrorKind::ContextOverflow, "x").with_status(400)).is_none());
         assert!(p.delay(3, &Error::new(ErrorKind::Server, "x")).is_none());
         assert!(RetryPolicy::none().delay(0, &Error::new(ErrorKind::Server, "x")).is_none());
+    }
+
+    #[test]
+    fn unanswered_requests_only_on_request() {
+        let e = Error::new(ErrorKind::Timeout, "no answer").with_unanswered();
+        assert!(!e.is_retryable());
+        assert_eq!(RetryPolicy::default().delay(0, &e), None);
+        assert!(RetryPolicy::default().resend_unanswered(true).delay(0, &e).is_some());
+        // Other timeouts (connect, before sending) stay retryable.
+        assert!(RetryPolicy::default().delay(0, &Error::new(ErrorKind::Timeout, "connect")).is_some());
     }
 
     #[test]

@@ -52,6 +52,10 @@ pub(crate) struct ConnArgs {
     /// Connect, response and idle timeout in seconds.
     #[arg(long, value_name = "SECS")]
     pub(crate) timeout: Option<f64>,
+    /// Deadline for a whole request in seconds, retries and streaming included (default: 600
+    /// for --no-stream, none for a stream).
+    #[arg(long, value_name = "SECS")]
+    pub(crate) total_timeout: Option<f64>,
     /// Retries of failed requests (rate limits, overload, 5xx, connection errors).
     #[arg(long, value_name = "N")]
     pub(crate) retries: Option<u32>,

@@ -39,10 +39,14 @@ fn parse_preset(name: &str) -> Result<Preset, CliError> {
 }
 
 fn timeout_of(conn: &ConnArgs) -> Result<Option<Duration>, CliError> {
-    match conn.timeout {
+    seconds("--timeout", conn.timeout)
+}
+
+fn seconds(flag: &str, value: Option<f64>) -> Result<Option<Duration>, CliError> {
+    match value {
         None => Ok(None),
         Some(secs) if secs.is_finite() && secs > 0.0 => Ok(Some(Duration::from_secs_f64(secs))),
-        Some(secs) => Err(CliError::Usage(format!("--timeout must be a positive number of seconds, not {secs}"))),
+        Some(secs) => Err(CliError::Usage(format!("{flag} must be a positive number of seconds, not {secs}"))),
     }
 }
 
@@ -152,6 +156,9 @@ pub(crate) async fn connect(conn: &ConnArgs, allow_mock: bool) -> Result<Connect
         }
         if let Some(timeout) = timeout_of(conn)? {
             builder = builder.timeout(timeout);
+        }
+        if let Some(total) = seconds("--total-timeout", conn.total_timeout)? {
+            builder = builder.total_timeout(total);
         }
         if let Some(retries) = conn.retries {
             builder = builder.retry_policy(RetryPolicy::default().max_retries(retries));

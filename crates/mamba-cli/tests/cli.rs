@@ -22,7 +22,23 @@ fn closed_port() -> u16 {
 /// at closed ports.
 fn cmd() -> Command {
     let mut c = Command::new(BIN);
-    for var in ["MAMBA_BASE_URL", "OPENAI_BASE_URL", "MAMBA_API_KEY", "OPENAI_API_KEY", "MAMBA_MODEL", "NO_COLOR"] {
+    for var in [
+        "MAMBA_BASE_URL",
+        "OPENAI_BASE_URL",
+        "MAMBA_API_KEY",
+        "OPENAI_API_KEY",
+        "MAMBA_MODEL",
+        "NO_COLOR",
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+        "NO_PROXY",
+        "no_proxy",
+        "REQUEST_METHOD",
+    ] {
         c.env_remove(var);
     }
     let ports: Vec<String> = (0..4).map(|_| closed_port().to_string()).collect();
@@ -300,6 +316,50 @@ async fn json_failures_by_kind() {
     .await;
     let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert_eq!(v["error"]["kind"], "connect");
+}
+
+/// `--total-timeout` bounds a whole request: a stream that keeps coming slowly (each chunk
+/// within `--timeout`) ends at the deadline with a timeout error.
+#[tokio::test(flavor = "multi_thread")]
+async fn total_timeout_flag_bounds_the_request() {
+    let slow = Reply::text("a b c d e f g h i j k l m n o p").chunk_delay(Duration::from_millis(400));
+    let server = MockServer::start_with(Script::new().always(slow)).await.unwrap();
+    let t = std::time::Instant::now();
+    let o = chat_with(&server, &["--json", "--timeout", "2", "--total-timeout", "1.5", "x"]).await;
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let last = stdout(&o).lines().last().unwrap_or("").to_owned();
+    let v: Value = serde_json::from_str(&last).unwrap_or_else(|e| panic!("{e}: {}", stdout(&o)));
+    assert_eq!(v["error"]["kind"], "timeout", "{v}");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    let o = run(cmd().args(["chat", "--total-timeout", "0", "x"])).await;
+    assert_eq!(o.status.code(), Some(2));
+}
+
+/// Proxies come from the environment: a proxy that is down fails the request with an error
+/// that names it; `NO_PROXY` exempts the host; upper-case `HTTP_PROXY` is ignored in a CGI
+/// process (`REQUEST_METHOD` set), lower-case `http_proxy` is not.
+#[tokio::test(flavor = "multi_thread")]
+async fn proxy_environment() {
+    let server = MockServer::start_with(Script::new().always(Reply::text("direct"))).await.unwrap();
+    let dead = format!("http://127.0.0.1:{}", closed_port());
+    let chat = |envs: &[(&str, &str)]| {
+        let mut c = cmd();
+        c.args(["chat", "--retries", "0", "--base-url", &server.base_url(), "x"]).env("MAMBA_MODEL", "m");
+        for (k, v) in envs {
+            c.env(k, v);
+        }
+        c
+    };
+    let o = run(&mut chat(&[("HTTP_PROXY", &dead)])).await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("could not reach the proxy http://127.0.0.1:"), "{}", stderr(&o));
+    let o = run(&mut chat(&[("ALL_PROXY", &dead), ("NO_PROXY", "localhost,127.0.0.1")])).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "direct\n");
+    let o = run(&mut chat(&[("HTTP_PROXY", &dead), ("REQUEST_METHOD", "POST")])).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&mut chat(&[("http_proxy", &dead), ("REQUEST_METHOD", "POST")])).await;
+    assert_eq!(o.status.code(), Some(1));
 }
 
 #[tokio::test(flavor = "multi_thread")]

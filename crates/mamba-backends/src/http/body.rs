@@ -17,7 +17,7 @@ const MAX_READ: usize = 64 * 1024;
 
 /// The body of a response. Dropping it before its end closes the connection, so the server
 /// stops sending; read to its end, the connection goes back to the pool.
-pub(crate) struct Body {
+pub(crate) struct NativeBody {
     conn: Option<Conn>,
     framing: Framing,
     keep_alive: bool,
@@ -28,7 +28,7 @@ pub(crate) struct Body {
     failed: bool,
 }
 
-impl std::fmt::Debug for Body {
+impl std::fmt::Debug for NativeBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Body").field("framing", &self.framing).finish_non_exhaustive()
     }
@@ -38,9 +38,10 @@ fn body_error(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> 
     Error::stream(format!("{what}: {e}")).with_source(e)
 }
 
-impl Body {
-    pub(super) fn new(conn: Conn, framing: Framing, keep_alive: bool, client: Arc<Inner>, key: Key) -> Body {
-        let mut body = Body { conn: Some(conn), framing, keep_alive, client, key, next_read: MIN_READ, failed: false };
+impl NativeBody {
+    pub(super) fn new(conn: Conn, framing: Framing, keep_alive: bool, client: Arc<Inner>, key: Key) -> NativeBody {
+        let mut body =
+            NativeBody { conn: Some(conn), framing, keep_alive, client, key, next_read: MIN_READ, failed: false };
         if matches!(body.framing, Framing::Empty) {
             body.finish(0);
         }
@@ -54,7 +55,7 @@ impl Body {
         if let Some(conn) = conn {
             let reusable = self.keep_alive && excess == 0 && conn.rbuf.is_empty() && !matches!(framing, Framing::Close);
             if reusable {
-                self.client.put_back(self.key.clone(), conn);
+                Inner::put_back(&self.client, self.key.clone(), conn);
             }
         }
     }
@@ -178,6 +179,75 @@ impl Body {
             if out.len() > limit {
                 self.conn = None;
                 self.failed = true;
+                return Err(Error::decode(format!("the response is larger than {limit} bytes")));
+            }
+        }
+    }
+}
+
+/// A response body: from the built-in client (read straight into the caller's buffer), or
+/// the byte stream of an injected [`Transport`](crate::Transport).
+pub(crate) enum Body {
+    Native(NativeBody),
+    Stream { stream: crate::transport::BodyStream, failed: bool },
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Body::Native(b) => b.fmt(f),
+            Body::Stream { .. } => f.write_str("Body(stream)"),
+        }
+    }
+}
+
+impl Body {
+    /// Appends body bytes to `dst`: `Ready(Ok(n))` with `n > 0`, or `Ready(Ok(0))` at the end.
+    pub(crate) fn poll_read(&mut self, cx: &mut Context<'_>, dst: &mut Vec<u8>) -> Poll<Result<usize, Error>> {
+        match self {
+            Body::Native(b) => b.poll_read(cx, dst),
+            Body::Stream { stream, failed } => loop {
+                if *failed {
+                    return Poll::Ready(Err(Error::stream("the response body already failed")));
+                }
+                match stream.as_mut().poll_next(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(None) => return Poll::Ready(Ok(0)),
+                    Poll::Ready(Some(Ok(bytes))) if bytes.is_empty() => continue,
+                    Poll::Ready(Some(Ok(bytes))) => {
+                        dst.extend_from_slice(&bytes);
+                        return Poll::Ready(Ok(bytes.len()));
+                    }
+                    Poll::Ready(Some(Err(e))) => {
+                        *failed = true;
+                        return Poll::Ready(Err(e));
+                    }
+                }
+            },
+        }
+    }
+
+    /// Reads the whole body, allowing `idle` between reads and at most `limit` bytes.
+    pub(crate) async fn read_to_end(&mut self, idle: std::time::Duration, limit: usize) -> Result<Vec<u8>, Error> {
+        if let Body::Native(b) = self {
+            return b.read_to_end(idle, limit).await;
+        }
+        let mut out = Vec::new();
+        loop {
+            let read = std::future::poll_fn(|cx| self.poll_read(cx, &mut out));
+            let n = match tokio::time::timeout(idle, read).await {
+                Ok(result) => result?,
+                Err(_) => {
+                    return Err(Error::timeout(format!(
+                        "no data for {} while reading the response",
+                        super::fmt_duration(idle)
+                    )))
+                }
+            };
+            if n == 0 {
+                return Ok(out);
+            }
+            if out.len() > limit {
                 return Err(Error::decode(format!("the response is larger than {limit} bytes")));
             }
         }

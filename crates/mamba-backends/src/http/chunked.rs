@@ -3,6 +3,12 @@
 
 use std::fmt;
 
+/// The longest chunk extension accepted after a chunk size, as in hyper: a server sending an
+/// endless one sends no data and must not keep the reader busy.
+pub(crate) const MAX_EXTENSION: usize = 16 * 1024;
+/// The largest trailer section accepted after the last chunk.
+pub(crate) const MAX_TRAILERS: usize = 16 * 1024;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum State {
     /// Reading the hex size of the next chunk.
@@ -41,6 +47,8 @@ pub(crate) struct ChunkedDecoder {
     /// Bytes left in the current chunk, or the size being read.
     size: u64,
     digits: u8,
+    /// Bytes of the current size line's extensions, or of the trailer section.
+    extra: usize,
 }
 
 /// What one call decoded.
@@ -90,6 +98,11 @@ impl ChunkedDecoder {
                     read += 1;
                     if b == b'\n' {
                         self.end_size_line();
+                    } else {
+                        self.extra += 1;
+                        if self.extra > MAX_EXTENSION {
+                            return Err(ChunkedError("a chunk extension is longer than 16 KiB"));
+                        }
                     }
                 }
                 State::Data => {
@@ -114,6 +127,7 @@ impl ChunkedDecoder {
                 State::TrailerStart => {
                     let b = buf[read];
                     read += 1;
+                    self.count_trailer()?;
                     match b {
                         b'\r' => {}
                         b'\n' => self.state = State::Done,
@@ -123,6 +137,7 @@ impl ChunkedDecoder {
                 State::TrailerLine => {
                     let b = buf[read];
                     read += 1;
+                    self.count_trailer()?;
                     if b == b'\n' {
                         self.state = State::TrailerStart;
                     }
@@ -135,8 +150,17 @@ impl ChunkedDecoder {
         Ok(Decoded { data: write - from, done: self.state == State::Done, excess })
     }
 
+    fn count_trailer(&mut self) -> Result<(), ChunkedError> {
+        self.extra += 1;
+        if self.extra > MAX_TRAILERS {
+            return Err(ChunkedError("the trailers are longer than 16 KiB"));
+        }
+        Ok(())
+    }
+
     fn end_size_line(&mut self) {
         self.digits = 0;
+        self.extra = 0;
         self.state = if self.size == 0 { State::TrailerStart } else { State::Data };
     }
 }
@@ -182,6 +206,28 @@ mod tests {
     fn incomplete_and_excess() {
         assert_eq!(decode(&[b"5\r\nhel"]).unwrap(), (b"hel".to_vec(), false, 0));
         assert_eq!(decode(&[b"0\r\n\r\nEXTRA"]).unwrap(), (Vec::new(), true, 5));
+    }
+
+    #[test]
+    fn endless_extensions_and_trailers_are_refused() {
+        let mut long_ext = b"5;".to_vec();
+        long_ext.extend(std::iter::repeat_n(b'x', MAX_EXTENSION + 1));
+        assert_eq!(decode(&[&long_ext]).unwrap_err(), ChunkedError("a chunk extension is longer than 16 KiB"));
+        // Extensions below the cap on every chunk are fine.
+        let mut ok = Vec::new();
+        for _ in 0..10 {
+            ok.extend_from_slice(b"1;");
+            ok.extend(std::iter::repeat_n(b'e', MAX_EXTENSION - 2));
+            ok.extend_from_slice(b"\r\na\r\n");
+        }
+        ok.extend_from_slice(b"0\r\n\r\n");
+        assert_eq!(decode(&[&ok]).unwrap(), (b"aaaaaaaaaa".to_vec(), true, 0));
+        let mut trailers = b"0\r\n".to_vec();
+        for _ in 0..2000 {
+            trailers.extend_from_slice(b"x-t: 0123456789\r\n");
+        }
+        let e = decode(&[&trailers]).unwrap_err();
+        assert_eq!(e, ChunkedError("the trailers are longer than 16 KiB"));
     }
 
     #[test]

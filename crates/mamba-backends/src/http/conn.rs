@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 
 use bytes::BufMut;
 use http::{HeaderMap, HeaderName, HeaderValue};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::chunked::ChunkedDecoder;
@@ -14,6 +14,8 @@ use crate::error::{Error, ErrorKind};
 
 /// The longest response head accepted.
 const MAX_HEAD: usize = 64 * 1024;
+/// The most interim (1xx) answers accepted before the final one.
+pub(crate) const MAX_INTERIM: usize = 10;
 
 /// A TCP stream, or TLS over one.
 pub(crate) enum Io {
@@ -65,6 +67,8 @@ pub(crate) struct Conn {
     pub(crate) rbuf: Vec<u8>,
     /// The request being written.
     pub(crate) wbuf: Vec<u8>,
+    /// The whole of the last request went out.
+    pub(crate) sent: bool,
 }
 
 /// How the body of a response is delimited (RFC 9112, section 6.3).
@@ -100,7 +104,7 @@ pub(crate) enum Failure {
 
 impl Conn {
     pub(crate) fn new(io: Io, read_capacity: usize) -> Conn {
-        Conn { io, rbuf: Vec::with_capacity(read_capacity), wbuf: Vec::new() }
+        Conn { io, rbuf: Vec::with_capacity(read_capacity), wbuf: Vec::new(), sent: false }
     }
 
     /// Whether an idle connection is still usable: the server has not closed it and has sent
@@ -114,29 +118,110 @@ impl Conn {
 
     /// Writes the request in `wbuf` and reads the response head.
     ///
-    /// Only a failure to send is [`Failure::NoResponse`]: once the request is out, the server
-    /// may be working on it, and resending is for the caller's retry policy to decide.
+    /// Only a failure to send with nothing received is [`Failure::NoResponse`]: once the
+    /// request is out, the server may be working on it, and resending is for the caller's
+    /// retry policy to decide. A server that answers before it has read the whole request
+    /// (413, 401) gets its answer read and returned; the connection is then not reused.
     pub(crate) async fn exchange(&mut self, is_head_request: bool) -> Result<Head, Failure> {
-        let sent = async {
-            self.io.write_all(&self.wbuf).await?;
-            // TLS may still hold the last records: push them out before waiting for the answer.
-            self.io.flush().await
-        };
-        if let Err(e) = sent.await {
-            return Err(Failure::NoResponse(io_error("the connection failed while sending the request", e)));
-        }
         self.rbuf.clear();
+        self.sent = false;
+        let mut written = 0;
+        let sending = std::future::poll_fn(|cx| self.poll_send(cx, &mut written)).await;
+        let early = match sending {
+            Ok(Sent::All) => {
+                self.sent = true;
+                false
+            }
+            Ok(Sent::Early) => true,
+            Err(e) => {
+                // The server may have answered and closed before reading the whole body: its
+                // answer is still in the receive queue.
+                return match self.read_head(is_head_request).await {
+                    Ok(mut head) => {
+                        head.keep_alive = false;
+                        Ok(head)
+                    }
+                    Err((_, false)) => {
+                        Err(Failure::NoResponse(io_error("the connection failed while sending the request", e)))
+                    }
+                    Err((error, true)) => Err(Failure::Failed(error)),
+                };
+            }
+        };
+        match self.read_head(is_head_request).await {
+            Ok(mut head) => {
+                if early {
+                    head.keep_alive = false;
+                }
+                Ok(head)
+            }
+            // Closed as the request went out, with nothing said: a pooled connection the
+            // server had given up on.
+            Err((error, false)) if early => Err(Failure::NoResponse(error)),
+            Err((error, _)) => Err(Failure::Failed(error)),
+        }
+    }
+
+    /// Writes `wbuf` from `written`; while the server does not take more, looks for an answer
+    /// it sends early.
+    fn poll_send(&mut self, cx: &mut Context<'_>, written: &mut usize) -> Poll<io::Result<Sent>> {
+        loop {
+            if *written < self.wbuf.len() {
+                match Pin::new(&mut self.io).poll_write(cx, &self.wbuf[*written..]) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                    Poll::Ready(Ok(n)) => {
+                        *written += n;
+                        continue;
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {}
+                }
+            } else {
+                // TLS may still hold the last records: push them out before waiting.
+                match Pin::new(&mut self.io).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => return Poll::Ready(Ok(Sent::All)),
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {}
+                }
+            }
+            if self.rbuf.capacity() - self.rbuf.len() < 512 {
+                self.rbuf.reserve(self.rbuf.capacity().max(1024));
+            }
+            match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf) {
+                // The server closed its side: whatever it said is in `rbuf`.
+                Poll::Ready(Ok(0)) => return Poll::Ready(Ok(Sent::Early)),
+                Poll::Ready(Ok(_)) => loop {
+                    match parse_head(&self.rbuf, false) {
+                        // "100 Continue" and other interim answers: go on sending.
+                        Ok(Some((head, consumed))) if (102..200).contains(&head.status) || head.status == 100 => {
+                            self.rbuf.drain(..consumed);
+                        }
+                        Ok(Some(_)) | Err(_) => return Poll::Ready(Ok(Sent::Early)),
+                        Ok(None) if self.rbuf.len() > MAX_HEAD => return Poll::Ready(Ok(Sent::Early)),
+                        Ok(None) => break,
+                    }
+                },
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    /// Reads a final response head, skipping interim answers. The error says whether any
+    /// byte of an answer arrived.
+    async fn read_head(&mut self, is_head_request: bool) -> Result<Head, (Error, bool)> {
         let mut got_any = false;
+        let mut interim = 0;
         loop {
             let head = loop {
                 if !self.rbuf.is_empty() {
                     got_any = true;
-                    if let Some((head, consumed)) = parse_head(&self.rbuf, is_head_request).map_err(Failure::Failed)? {
+                    if let Some((head, consumed)) = parse_head(&self.rbuf, is_head_request).map_err(|e| (e, true))? {
                         self.rbuf.drain(..consumed);
                         break head;
                     }
                     if self.rbuf.len() > MAX_HEAD {
-                        return Err(Failure::Failed(Error::decode("the response head is larger than 64 KiB")));
+                        return Err((Error::decode("the response head is larger than 64 KiB"), true));
                     }
                 }
                 if self.rbuf.capacity() - self.rbuf.len() < 512 {
@@ -153,7 +238,7 @@ impl Conn {
                         } else {
                             "the connection failed before a response"
                         };
-                        return Err(Failure::Failed(io_error(what, e)));
+                        return Err((io_error(what, e), got_any));
                     }
                 };
                 if n == 0 {
@@ -162,21 +247,42 @@ impl Conn {
                     } else {
                         "the server closed the connection before responding"
                     };
-                    return Err(Failure::Failed(Error::new(ErrorKind::Connect, message)));
+                    return Err((Error::new(ErrorKind::Connect, message), got_any));
                 }
             };
             match head.status {
-                // Interim answers (100 Continue, 103 Early Hints) precede the real one.
-                100 | 102..=199 => continue,
+                // Interim answers (100 Continue, 103 Early Hints) precede the real one; a
+                // server that sends them without end gets no more patience than hyper's.
+                100 | 102..=199 => {
+                    interim += 1;
+                    if interim > MAX_INTERIM {
+                        return Err((
+                            Error::decode(format!("the server sent more than {MAX_INTERIM} interim (1xx) answers")),
+                            true,
+                        ));
+                    }
+                }
                 // Nothing here asks to switch protocols.
-                101 => return Err(Failure::Failed(Error::decode("the server switched protocols (HTTP 101) unasked"))),
+                101 => return Err((Error::decode("the server switched protocols (HTTP 101) unasked"), true)),
                 _ => return Ok(head),
             }
         }
     }
 }
 
+/// How sending ended.
+enum Sent {
+    /// The whole request is out.
+    All,
+    /// The server answered (or closed) before taking all of it.
+    Early,
+}
+
 pub(crate) fn io_error(what: &str, e: io::Error) -> Error {
+    #[cfg(feature = "rustls")]
+    if let Some(error) = super::tls::describe("the server", &e) {
+        return error.with_source(e);
+    }
     let kind = if e.kind() == io::ErrorKind::TimedOut { ErrorKind::Timeout } else { ErrorKind::Connect };
     Error::new(kind, format!("{what}: {e}")).with_source(e)
 }

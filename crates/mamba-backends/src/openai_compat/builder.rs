@@ -18,6 +18,9 @@ use crate::profile::{get_profile, ModelProfile};
 use crate::retry::RetryPolicy;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a non-streamed request waits for its answer, which comes after the whole
+/// generation (the official SDKs wait 10 minutes too), and its default total bound.
+const DEFAULT_COMPLETE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Configures an [`OpenAICompatibleBackend`]. Every setting has a default; see each method.
 ///
@@ -42,6 +45,8 @@ pub struct OpenAICompatibleBackendBuilder {
     preset: Preset,
     headers: Vec<(String, String)>,
     http: Option<HttpClient>,
+    transport: Option<Arc<dyn crate::transport::Transport>>,
+    connect_set: bool,
     think_tags: bool,
     include_usage: Option<bool>,
     body: Map<String, Value>,
@@ -55,7 +60,7 @@ impl fmt::Debug for OpenAICompatibleBackendBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OpenAICompatibleBackendBuilder")
             .field("model", &self.model)
-            .field("base_url", &self.base_url)
+            .field("base_url", &self.base_url.as_deref().map(crate::http::redact_url))
             .field("api_key", &self.api_key.as_ref().map(|_| "[REDACTED]"))
             .field("preset", &self.preset)
             .field("timeouts", &self.timeouts)
@@ -73,13 +78,17 @@ impl OpenAICompatibleBackendBuilder {
             timeouts: Timeouts {
                 connect: DEFAULT_TIMEOUT,
                 headers: DEFAULT_TIMEOUT,
+                complete_headers: DEFAULT_COMPLETE_TIMEOUT,
                 idle: DEFAULT_TIMEOUT,
                 total: None,
+                complete_total: Some(DEFAULT_COMPLETE_TIMEOUT),
             },
             profile: None,
             preset: Preset::Generic,
             headers: Vec::new(),
             http: None,
+            transport: None,
+            connect_set: false,
             think_tags: true,
             include_usage: None,
             body: Map::new(),
@@ -106,29 +115,45 @@ impl OpenAICompatibleBackendBuilder {
         self
     }
 
-    /// The seed's single timeout: sets the connect, response-header and stream-idle timeouts.
-    /// Default 60 s each.
+    /// The seed's single timeout: sets the connect, response-header (streamed and not) and
+    /// idle timeouts. Defaults: 60 s, except the response of a non-streamed request (10 min).
     ///
     /// This is **not** a bound on the whole request (as reqwest's `timeout` is): a stream that
     /// keeps sending lasts as long as the answer does. For a bound on the whole request, set
     /// [`total_timeout`](Self::total_timeout).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeouts.connect = timeout;
+        self.connect_set = true;
         self.timeouts.headers = timeout;
+        self.timeouts.complete_headers = timeout;
         self.timeouts.idle = timeout;
         self
     }
 
-    /// Time allowed to connect (and finish TLS). Default 60 s. Applies only to the client the
-    /// builder creates, not to one given with [`http_client`](Self::http_client).
+    /// Time allowed to connect (resolve, race the addresses, finish TLS). Default 60 s. Set
+    /// here (or with [`timeout`](Self::timeout)), it also applies to a client given with
+    /// [`http_client`](Self::http_client) and is handed to a [`transport`](Self::transport)
+    /// with each request ([`TransportRequest::connect_timeout`](crate::TransportRequest::connect_timeout));
+    /// unset, such a client keeps its own.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.timeouts.connect = timeout;
+        self.connect_set = true;
         self
     }
 
-    /// Time from sending a request to the response headers (a model that takes long before its
-    /// first token needs this long). Default 60 s.
+    /// Time from sending a request to the response headers, streamed or not. Defaults: 60 s
+    /// for a stream (the head comes before the first token), 10 minutes for a non-streamed
+    /// request, whose head comes only after the whole generation. A non-streamed request
+    /// that times out after it was sent is not resent unless the retry policy says so
+    /// ([`RetryPolicy::resend_unanswered`]).
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.timeouts.headers = timeout;
+        self.timeouts.complete_headers = timeout;
+        self
+    }
+
+    /// Time from sending a streamed request to its response headers. Default 60 s.
+    pub fn stream_response_timeout(mut self, timeout: Duration) -> Self {
         self.timeouts.headers = timeout;
         self
     }
@@ -140,9 +165,20 @@ impl OpenAICompatibleBackendBuilder {
         self
     }
 
-    /// A deadline for a whole request, streams included. Default: none.
+    /// A deadline for a whole request (retries included), streams included. Default: 10
+    /// minutes for a non-streamed request, none for a stream (a long answer may stream for
+    /// as long as it keeps coming; the idle timeout catches a stalled one).
     pub fn total_timeout(mut self, timeout: Duration) -> Self {
         self.timeouts.total = Some(timeout);
+        self.timeouts.complete_total = Some(timeout);
+        self
+    }
+
+    /// Removes the total deadline of non-streamed requests (and of streams, which have none
+    /// by default): only the connect, response and idle timeouts bound a request.
+    pub fn no_total_timeout(mut self) -> Self {
+        self.timeouts.total = None;
+        self.timeouts.complete_total = None;
         self
     }
 
@@ -166,9 +202,20 @@ impl OpenAICompatibleBackendBuilder {
         self
     }
 
-    /// A shared HTTP client (and its connection pool). Default: a new client.
+    /// A shared HTTP client (and its connection pool; its proxy and TLS settings). Default: a
+    /// new client (proxies from the environment, built-in roots).
     pub fn http_client(mut self, client: HttpClient) -> Self {
         self.http = Some(client);
+        self
+    }
+
+    /// Another transport instead of the built-in client: reqwest (HTTP/2, its middleware; the
+    /// `reqwest` feature provides `ReqwestTransport`) or a test
+    /// double. Every timeout still applies: connect and response-head timeouts travel with
+    /// each request ([`TransportRequest`](crate::TransportRequest)), idle and total ones are
+    /// enforced here. Cannot be combined with [`http_client`](Self::http_client).
+    pub fn transport(mut self, transport: impl crate::transport::Transport) -> Self {
+        self.transport = Some(Arc::new(transport));
         self
     }
 
@@ -228,7 +275,10 @@ impl OpenAICompatibleBackendBuilder {
     /// invalid URL or header; does no I/O.
     pub fn build(self) -> Result<OpenAICompatibleBackend, Error> {
         let spec = self.preset.spec();
-        let raw_url = self.base_url.as_deref().unwrap_or(spec.base_url).trim();
+        let given_url = self.base_url.as_deref().unwrap_or(spec.base_url).trim();
+        // `user:password@` in the URL is sent as Basic auth and never shown.
+        let (bare_url, userinfo) = crate::http::split_userinfo(given_url)?;
+        let raw_url = bare_url.as_str();
         if raw_url.contains("RESOURCE") || raw_url.contains("DEPLOYMENT") {
             return Err(Error::config(format!(
                 "the {} preset has no usable default URL: set base_url (e.g. {raw_url})",
@@ -280,9 +330,19 @@ impl OpenAICompatibleBackendBuilder {
             value.set_sensitive(true);
             headers.push((name, value));
         }
+        if let Some(info) = &userinfo {
+            if headers.iter().any(|(n, _)| *n == AUTHORIZATION) {
+                return Err(Error::config(
+                    "the base URL has a user and password and an API key is set: both would be the \
+                     Authorization header; remove one",
+                ));
+            }
+            headers.push((AUTHORIZATION, info.basic()?));
+        }
         for (name, value) in &self.headers {
             let header_name = HeaderName::from_bytes(name.trim().as_bytes())
                 .map_err(|e| Error::config(format!("invalid header name {name:?}")).with_source(e))?;
+            crate::http::check_user_header(&header_name)?;
             let mut header_value = HeaderValue::from_str(value.trim())
                 .map_err(|e| Error::config(format!("invalid value for header {name:?}")).with_source(e))?;
             if header_name == AUTHORIZATION || name.to_ascii_lowercase().contains("key") {
@@ -315,10 +375,17 @@ impl OpenAICompatibleBackendBuilder {
             default_temperature: profile.default_temperature,
             body_extra: self.body,
         };
-        let http = match self.http {
-            Some(http) => http,
-            None => HttpClient::builder().connect_timeout(Some(self.timeouts.connect)).build(),
+        let client = match (self.transport, self.http) {
+            (Some(_), Some(_)) => {
+                return Err(Error::config("set either http_client or transport on the builder, not both"));
+            }
+            (Some(transport), None) => super::Client::Custom(transport),
+            (None, Some(http)) => super::Client::Native(http),
+            (None, None) => {
+                super::Client::Native(HttpClient::builder().connect_timeout(Some(self.timeouts.connect)).build())
+            }
         };
+        let connect_timeout = self.connect_set.then_some(self.timeouts.connect);
         Ok(OpenAICompatibleBackend {
             shared: Arc::new(Shared {
                 model: self.model,
@@ -338,7 +405,8 @@ impl OpenAICompatibleBackendBuilder {
                 max_response_bytes: self.max_response_bytes,
                 retry: self.retry,
                 trace_content: self.trace_content,
-                http,
+                client,
+                connect_timeout,
             }),
         })
     }
@@ -443,6 +511,35 @@ mod tests {
             .unwrap();
         assert_eq!(b.shared.headers.iter().filter(|(n, _)| n == USER_AGENT).count(), 1);
         assert!(b.shared.headers.iter().any(|(n, v)| n == USER_AGENT && v == "mine/1"));
+    }
+
+    #[test]
+    fn transport_headers_are_refused() {
+        for name in ["Host", "content-length", "Transfer-Encoding", "connection"] {
+            let e =
+                OpenAICompatibleBackend::builder("m").base_url("http://x/v1").header(name, "1").build().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Config, "{name}");
+            assert!(e.to_string().contains("remove it"), "{e}");
+        }
+    }
+
+    #[test]
+    fn url_credentials_become_basic_auth() {
+        let b = OpenAICompatibleBackend::builder("m").base_url("http://bob:s3cr%40t@gw.local/v1").build().unwrap();
+        assert_eq!(b.base_url(), "http://gw.local/v1");
+        assert_eq!(b.shared.chat_uri, "http://gw.local/v1/chat/completions");
+        let auth = b.shared.headers.iter().find(|(n, _)| n == AUTHORIZATION).unwrap();
+        assert_eq!(auth.1, "Basic Ym9iOnMzY3JAdA==");
+        assert!(auth.1.is_sensitive());
+        assert!(!format!("{b:?}").contains("s3cr"));
+        let builder = OpenAICompatibleBackend::builder("m").base_url("http://bob:s3cr%40t@gw.local/v1");
+        assert!(!format!("{builder:?}").contains("s3cr"));
+        let e = OpenAICompatibleBackend::builder("m")
+            .base_url("http://bob:pw@gw.local/v1")
+            .api_key("sk-x")
+            .build()
+            .unwrap_err();
+        assert!(e.to_string().contains("remove one"), "{e}");
     }
 
     #[test]

@@ -34,11 +34,12 @@ use crate::backend::{ChunkStream, ModelBackend};
 use crate::classify;
 use crate::error::Error;
 use crate::health::{HealthReport, ModelInfo};
-use crate::http::{HttpClient, Request, Response};
+use crate::http::{Body, HttpClient, Request, Response};
 use crate::options::RequestOptions;
 use crate::preset::Preset;
 use crate::profile::ModelProfile;
 use crate::retry::RetryPolicy;
+use crate::transport::{Transport, TransportRequest};
 use crate::types::{Message, ModelResponse};
 
 /// Error bodies are read up to this size.
@@ -48,9 +49,15 @@ const MAX_ERROR_BODY: usize = 1024 * 1024;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Timeouts {
     pub(crate) connect: Duration,
+    /// Response head of a streamed request (and of the model list).
     pub(crate) headers: Duration,
+    /// Response head of a non-streamed request: the whole generation comes before it.
+    pub(crate) complete_headers: Duration,
     pub(crate) idle: Duration,
+    /// Streamed requests.
     pub(crate) total: Option<Duration>,
+    /// Non-streamed requests.
+    pub(crate) complete_total: Option<Duration>,
 }
 
 /// A model on any OpenAI-compatible chat-completions server.
@@ -77,7 +84,17 @@ pub(crate) struct Shared {
     max_response_bytes: usize,
     retry: RetryPolicy,
     trace_content: bool,
-    http: HttpClient,
+    client: Client,
+    /// The connect timeout set on the backend builder, for a client it did not create.
+    connect_timeout: Option<Duration>,
+}
+
+/// What sends the requests.
+pub(crate) enum Client {
+    /// The built-in client, called directly (no boxed future, body read in place).
+    Native(HttpClient),
+    /// An injected [`Transport`].
+    Custom(Arc<dyn Transport>),
 }
 
 impl fmt::Debug for OpenAICompatibleBackend {
@@ -167,25 +184,53 @@ fn parse_models(bytes: &[u8]) -> Result<Vec<ModelInfo>, Error> {
 }
 
 impl Shared {
-    /// Sends a request and waits for the head, within the header timeout.
-    async fn send(&self, method: &'static str, uri: &Uri, body: Option<&[u8]>) -> Result<Response, Error> {
-        let request = Request { method, uri, headers: &self.headers, body };
-        match tokio::time::timeout(self.timeouts.headers, self.http.send(&request)).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::timeout(format!(
-                "no response headers within {}",
-                crate::http::fmt_duration(self.timeouts.headers)
-            ))),
+    /// Sends a request and waits for the head, within `head_timeout` once connected.
+    async fn send(
+        &self,
+        method: &'static str,
+        uri: &Uri,
+        body: Option<&Bytes>,
+        head_timeout: Duration,
+    ) -> Result<Response, Error> {
+        let response = match &self.client {
+            Client::Native(http) => {
+                let request = Request {
+                    method,
+                    uri,
+                    headers: &self.headers,
+                    body: body.map(|b| &b[..]),
+                    head_timeout: Some(head_timeout),
+                    connect_timeout: self.connect_timeout,
+                };
+                http.send(&request).await?
+            }
+            Client::Custom(transport) => {
+                let request = TransportRequest {
+                    method,
+                    uri,
+                    headers: &self.headers,
+                    body,
+                    connect_timeout: self.connect_timeout,
+                    head_timeout: Some(head_timeout),
+                };
+                let (status, headers, stream) = transport.send(request).await?.into_parts();
+                Response { status, headers, body: Body::Stream { stream, failed: false } }
+            }
+        };
+        if let Some(error) = redirect_error(response.status, &response.headers) {
+            return Err(error);
         }
+        Ok(response)
     }
 
     async fn get(&self, uri: &Uri) -> Result<Response, Error> {
-        self.send("GET", uri, None).await
+        self.send("GET", uri, None, self.timeouts.headers).await
     }
 
     /// POSTs a chat request; a non-2xx answer becomes its classified error, body read.
-    async fn post_chat(&self, body: &[u8]) -> Result<Response, Error> {
-        let mut response = self.send("POST", &self.chat_uri, Some(body)).await?;
+    async fn post_chat(&self, body: &Bytes, stream: bool) -> Result<Response, Error> {
+        let head_timeout = if stream { self.timeouts.headers } else { self.timeouts.complete_headers };
+        let mut response = self.send("POST", &self.chat_uri, Some(body), head_timeout).await?;
         if (200..300).contains(&response.status) {
             return Ok(response);
         }
@@ -208,9 +253,26 @@ impl Shared {
         }
     }
 
-    fn deadline(&self) -> Option<tokio::time::Instant> {
-        self.timeouts.total.map(|t| tokio::time::Instant::now() + t)
+    fn deadline(&self, stream: bool) -> Option<tokio::time::Instant> {
+        let total = if stream { self.timeouts.total } else { self.timeouts.complete_total };
+        total.map(|t| tokio::time::Instant::now() + t)
     }
+}
+
+/// A redirect is an error that says where the server points: a chat request is never
+/// followed to another address (its key would go along), and the fix is the base URL.
+fn redirect_error(status: u16, headers: &http::HeaderMap) -> Option<Error> {
+    if !matches!(status, 301 | 302 | 303 | 307 | 308) {
+        return None;
+    }
+    let location = headers.get(http::header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let message = if location.is_empty() {
+        "the server redirected the request without saying where; check the base URL".to_owned()
+    } else {
+        let shown: String = location.chars().take(300).collect();
+        format!("the server redirected the request to {shown}; set the base URL to where it points")
+    };
+    Some(Error::new(crate::error::ErrorKind::Config, message).with_status(status).with_retryable(false))
 }
 
 async fn within<T>(
@@ -334,11 +396,11 @@ impl ModelBackend for OpenAICompatibleBackend {
         let body = s.body(messages, options, false)?;
         let span = s.span(options, false);
         s.trace_prompt(&span, &body);
-        let deadline = s.deadline();
+        let deadline = s.deadline(false);
         let attempt = || {
             let body = body.clone();
             async move {
-                let mut response = s.post_chat(&body).await?;
+                let mut response = s.post_chat(&body, false).await?;
                 let bytes = response.body.read_to_end(s.timeouts.idle, s.max_response_bytes).await?;
                 parse_response(Bytes::from(bytes), s.think_tags)
             }
@@ -359,14 +421,14 @@ impl ModelBackend for OpenAICompatibleBackend {
         let body = s.body(messages, options, true)?;
         let span = s.span(options, true);
         s.trace_prompt(&span, &body);
-        let deadline = s.deadline();
+        let deadline = s.deadline(true);
         // An attempt lasts until the first chunk: a failure before it reaches the caller can
         // still be retried; after it, errors are items of the stream.
         let attempt = || {
             let body = body.clone();
             let span = span.clone();
             async move {
-                let mut response = s.post_chat(&body).await?;
+                let mut response = s.post_chat(&body, true).await?;
                 let is_json = response
                     .headers
                     .get(CONTENT_TYPE)

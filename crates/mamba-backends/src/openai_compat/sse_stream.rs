@@ -25,6 +25,10 @@ pub(crate) struct SseStream {
     deadline: Option<Instant>,
     timer: Option<Pin<Box<Sleep>>>,
     timer_armed: bool,
+    /// When the armed timer fires. Checked against the clock too: a server that keeps the
+    /// socket busy exhausts Tokio's cooperative budget, and a budget-starved `Sleep` never
+    /// reports that it expired.
+    timer_at: Instant,
     shared: Arc<Shared>,
     span: tracing::Span,
     first: Option<StreamChunk>,
@@ -58,6 +62,7 @@ impl SseStream {
             deadline,
             timer: None,
             timer_armed: false,
+            timer_at: Instant::now(),
             shared,
             span,
             first: None,
@@ -114,6 +119,10 @@ impl SseStream {
                 None => self.timer = Some(Box::pin(tokio::time::sleep_until(at))),
             }
             self.timer_armed = true;
+            self.timer_at = at;
+        }
+        if Instant::now() >= self.timer_at {
+            return Poll::Ready(());
         }
         match self.timer.as_mut() {
             Some(timer) => timer.as_mut().poll(cx),

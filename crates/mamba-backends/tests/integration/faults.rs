@@ -190,16 +190,29 @@ async fn quota_and_client_errors_are_not_retried() {
     }
 }
 
+/// A request that went out and got no head within the response timeout is not resent by
+/// default (the server is likely generating it); `resend_unanswered` opts in.
 #[tokio::test(start_paused = true)]
-async fn slow_headers_time_out_and_are_retried() {
-    let server = mock(
+async fn slow_headers_time_out_and_are_retried_on_request() {
+    let script = || {
         Script::new()
             .rule(Rule::new(Match::any(), Reply::text("late").delay(Duration::from_secs(120))).times(1))
-            .always(Reply::text("on time")),
-    )
-    .await;
+            .always(Reply::text("on time"))
+    };
+    let server = mock(script()).await;
+    let e = complete(&resilient(&server)).await.unwrap_err();
+    assert!(e.is_unanswered(), "{e}");
+    assert_eq!(server.chat_requests().len(), 1);
+
+    let server = mock(script()).await;
+    let b = OpenAICompatibleBackend::builder("m")
+        .base_url(server.base_url())
+        .timeout(Duration::from_secs(5))
+        .retry_policy(RetryPolicy::default().jitter(false).resend_unanswered(true))
+        .build()
+        .unwrap();
     let t = Instant::now();
-    let r = complete(&resilient(&server)).await.unwrap();
+    let r = complete(&b).await.unwrap();
     assert_eq!(r.content, "on time");
     // 5 s response timeout, then 0.5 s backoff.
     assert_eq!(t.elapsed().as_millis(), 5500);

@@ -4,14 +4,19 @@
 #![allow(clippy::unwrap_used, clippy::print_stderr, unreachable_pub)]
 
 mod complete;
+mod connecting;
 mod errors;
 mod faults;
+mod hostile;
 mod live;
 mod peers_replay;
+mod proxy;
 mod quirks;
 mod redaction;
+mod seam;
 mod streaming;
 mod support;
+mod tls;
 mod tracing_spans;
 mod transport;
 

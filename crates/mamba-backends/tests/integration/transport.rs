@@ -147,7 +147,8 @@ async fn not_http() {
     assert_eq!(e.kind(), mamba_backends::ErrorKind::Decode, "{e}");
 }
 
-/// The request on the wire: host header, content length, no credentials from the URL.
+/// The request on the wire: host header, content length, credentials from the URL only as
+/// Basic auth (never in the host header or the path).
 #[tokio::test]
 async fn request_head_on_the_wire() {
     let server = RawServer::fixed(Reply::json(200, OK_BODY)).await;
@@ -157,7 +158,9 @@ async fn request_head_on_the_wire() {
     assert_eq!(req.header("host"), Some(server.addr.to_string().as_str()));
     assert_eq!(req.header("content-length").map(str::to_owned), Some(req.body.len().to_string()));
     assert!(req.header("user-agent").unwrap().starts_with("mamba-backends/"));
-    assert!(req.headers.iter().all(|(_, v)| !v.contains("pw")));
+    assert_eq!(req.header("authorization"), Some("Basic dXNlcjpwdw=="));
+    assert!(req.headers.iter().filter(|(k, _)| k != "authorization").all(|(_, v)| !v.contains("pw")));
+    assert!(!req.path.contains("pw"));
 }
 
 /// A request that went out on a pooled connection is never sent again by the transport, even
