@@ -350,7 +350,8 @@ async fn chat_reply(out: &mut Out<'_>, reply: &Reply, chat: &ChatRequest, id: u6
         }
         let frame = format!("data: {event}\n\n");
         let chunk = format!("{:x}\r\n{frame}\r\n", frame.len());
-        if let Some(ms) = reply.chunk_delay_ms {
+        let delay = if i == 0 { reply.first_chunk_delay_ms.or(reply.chunk_delay_ms) } else { reply.chunk_delay_ms };
+        if let Some(ms) = delay {
             if !pending.is_empty() {
                 out.write(&std::mem::take(&mut pending)).await?;
             }
