@@ -133,6 +133,24 @@ pub async fn bench(
     }
 }
 
+/// Runs every point of `sweep` in turn (same samples), one result per point with its label.
+/// `progress` is called with the point's index and the number of its finished requests.
+pub async fn sweep(
+    backend: &dyn ModelBackend,
+    samples: &[Sample],
+    base: &BenchSpec,
+    sweep: &Sweep,
+    progress: Option<&(dyn Fn(usize, usize) + Send + Sync)>,
+) -> Vec<(String, BenchResult)> {
+    let mut results = Vec::new();
+    for (i, (label, spec)) in sweep.points(base).into_iter().enumerate() {
+        let point_progress = progress.map(|p| move |done: usize| p(i, done));
+        let callback = point_progress.as_ref().map(|p| p as &(dyn Fn(usize) + Send + Sync));
+        results.push((label, bench(backend, samples, &spec, callback).await));
+    }
+    results
+}
+
 /// Several runs that differ in one setting.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Sweep {

@@ -88,19 +88,7 @@ pub async fn run(
         drop(tx);
         None
     } else {
-        let offsets = offsets.clone();
-        Some(std::thread::spawn(move || {
-            for (i, offset) in offsets.into_iter().enumerate() {
-                let due = origin + offset;
-                let now = Instant::now();
-                if due > now {
-                    std::thread::sleep(due - now);
-                }
-                if tx.send(i).is_err() {
-                    return;
-                }
-            }
-        }))
+        Some(dispatch(offsets.clone(), origin, tx))
     };
 
     let mut records: Vec<Option<RequestRecord>> = vec![None; n];
@@ -149,6 +137,23 @@ pub async fn run(
         .map(|r| r.unwrap_or_else(|| RequestRecord { error: "not sent".into(), ..RequestRecord::default() }))
         .collect();
     RunOutput { records, duration_s, client_cpu_s }
+}
+
+/// Releases request `i` at `origin + offsets[i]` on a thread of its own: sleeps until each
+/// arrival and sends its index, until all are sent or the receiver is gone.
+fn dispatch(offsets: Vec<Duration>, origin: Instant, tx: mpsc::UnboundedSender<usize>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        for (i, offset) in offsets.into_iter().enumerate() {
+            let due = origin + offset;
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            if tx.send(i).is_err() {
+                return;
+            }
+        }
+    })
 }
 
 async fn timed_request(
@@ -219,4 +224,33 @@ async fn timed_request(
     r.latency = (last - st).as_secs_f64();
     r.success = true;
     (index, r)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::schedule::Rate;
+
+    /// At 2000 requests/s, arrivals are released within a millisecond of their schedule, on
+    /// average and at the end of the run (no drift).
+    #[test]
+    fn the_dispatcher_keeps_the_schedule_at_2000_per_second() {
+        let offsets = Arrivals { rate: Rate::PerSecond(2000.0), burstiness: 1.0, seed: 11 }.offsets(1000);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let origin = Instant::now() + Duration::from_millis(5);
+        let thread = dispatch(offsets.clone(), origin, tx);
+        let mut lags = Vec::new();
+        while let Some(i) = rx.blocking_recv() {
+            lags.push(Instant::now().saturating_duration_since(origin + offsets[i]).as_secs_f64());
+        }
+        thread.join().unwrap();
+        assert_eq!(lags.len(), 1000);
+        let mean = lags.iter().sum::<f64>() / lags.len() as f64;
+        let mut sorted = lags.clone();
+        sorted.sort_by(f64::total_cmp);
+        assert!(mean < 0.001, "mean lag {mean}");
+        assert!(sorted[500] < 0.001, "median lag {}", sorted[500]);
+        assert!(lags[999] < 0.001 || sorted[990] < 0.001, "last arrival late by {}", lags[999]);
+    }
 }
