@@ -164,7 +164,7 @@ async fn sweeps_give_one_result_per_point() {
     assert_eq!(rates[1].1.to_json()["request_rate"], "inf");
 }
 
-/// A run at 2000 requests/s completes in n / rate plus the last answer. (The dispatcher's
+/// A run at 2000 requests/s completes, its arrivals spread over n / rate. (The dispatcher's
 /// precision is tested alone in `runner`; here the unoptimised test build and the mock share
 /// two cores, so the lag of the whole client is reported, not asserted.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,8 +176,11 @@ async fn a_run_at_2000_per_second_lasts_n_over_rate() {
     let result = bench(&backend, &samples(&["x"; 400]), &spec, None).await;
     assert_eq!(result.metrics.completed, 400, "{:?}", result.records.iter().find(|r| !r.success).map(|r| &r.error));
     assert!(result.to_json()["schedule_lag_mean_ms"].as_f64().is_some());
-    // The run lasts n / rate plus the last answer.
-    assert!(result.duration_s >= 0.2 && result.duration_s < 0.5, "{}", result.duration_s);
+    // The run lasts at least n / rate (the schedule is not compressed); how much longer
+    // depends on how busy the two cores are, so only a loose upper bound.
+    assert!(result.duration_s >= 0.2 && result.duration_s < 5.0, "{}", result.duration_s);
+    let starts: Vec<f64> = result.records.iter().map(|r| r.start_time).collect();
+    assert!(starts.iter().copied().fold(0.0, f64::max) >= 0.19, "the last request was sent too early");
 }
 
 fn png_size(bytes: &[u8]) -> (u32, u32) {

@@ -341,6 +341,9 @@ async fn chat_reply(out: &mut Out<'_>, reply: &Reply, chat: &ChatRequest, id: u6
     out.write(head.as_bytes()).await?;
     let events = answer.events(reply, chat.include_usage);
     let mut pending = Vec::new();
+    // Delays count from the head on a fixed schedule (event i at the sum of the delays before
+    // it), so the timer's millisecond rounding does not add up over a stream.
+    let mut due = tokio::time::Instant::now();
     for (i, event) in events.iter().enumerate() {
         if reply.hang_after_events == Some(i) {
             if !pending.is_empty() {
@@ -355,7 +358,8 @@ async fn chat_reply(out: &mut Out<'_>, reply: &Reply, chat: &ChatRequest, id: u6
             if !pending.is_empty() {
                 out.write(&std::mem::take(&mut pending)).await?;
             }
-            tokio::time::sleep(Duration::from_millis(ms)).await;
+            due += Duration::from_millis(ms);
+            tokio::time::sleep_until(due).await;
             out.write(chunk.as_bytes()).await?;
         } else {
             pending.extend_from_slice(chunk.as_bytes());
