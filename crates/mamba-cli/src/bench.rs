@@ -95,7 +95,7 @@ fn plan(args: &BenchArgs) -> Result<Plan, CliError> {
         return Err(usage("--num-prompts must be at least 1".into()));
     }
     let rate: Rate = args.request_rate.parse().map_err(|e| usage(format!("--request-rate: {e}")))?;
-    if !(args.burstiness > 0.0) {
+    if args.burstiness.is_nan() || args.burstiness <= 0.0 {
         return Err(usage(format!("--burstiness must be above 0, not {}", args.burstiness)));
     }
     if args.max_concurrency == Some(0) {
@@ -117,8 +117,11 @@ fn plan(args: &BenchArgs) -> Result<Plan, CliError> {
         .map(|p| p.parse::<f64>().ok().filter(|v| (0.0..=100.0).contains(v)))
         .collect::<Option<Vec<f64>>>()
         .filter(|v| !v.is_empty())
-        .ok_or_else(|| usage(format!("--percentiles: {:?} is not a list of numbers from 0 to 100", args.percentiles)))?;
-    let sweep = args.sweep.as_deref().map(str::parse::<Sweep>).transpose().map_err(|e| usage(format!("--sweep: {e}")))?;
+        .ok_or_else(|| {
+            usage(format!("--percentiles: {:?} is not a list of numbers from 0 to 100", args.percentiles))
+        })?;
+    let sweep =
+        args.sweep.as_deref().map(str::parse::<Sweep>).transpose().map_err(|e| usage(format!("--sweep: {e}")))?;
     if let Some(path) = &args.plot {
         let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
         if !matches!(ext.as_deref(), Some("svg" | "png")) {
@@ -131,8 +134,12 @@ fn plan(args: &BenchArgs) -> Result<Plan, CliError> {
     spec.percentiles = percentiles;
     spec.goodput = goodput;
     spec.dataset = dataset.name().to_owned();
-    let lengths =
-        Lengths { input_len: args.input_len, output_len: args.output_len, range_ratio: args.range_ratio, seed: args.seed };
+    let lengths = Lengths {
+        input_len: args.input_len,
+        output_len: args.output_len,
+        range_ratio: args.range_ratio,
+        seed: args.seed,
+    };
     Ok(Plan { spec, sweep, dataset, lengths })
 }
 

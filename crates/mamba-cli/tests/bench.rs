@@ -53,7 +53,10 @@ fn tmp_dir(name: &str) -> PathBuf {
 
 fn close(measured_ms: f64, truth_ms: f64, what: &str) {
     let tolerance = (truth_ms * 0.05).max(1.0);
-    assert!((measured_ms - truth_ms).abs() <= tolerance, "{what}: measured {measured_ms:.3} ms, truth {truth_ms:.3} ms");
+    assert!(
+        (measured_ms - truth_ms).abs() <= tolerance,
+        "{what}: measured {measured_ms:.3} ms, truth {truth_ms:.3} ms"
+    );
 }
 
 /// Known timing (first event after 150 ms, then one every 30 ms, 5 words): the summary, the
@@ -127,7 +130,17 @@ async fn a_sweep_prints_json_with_one_result_per_point() {
     let png = dir.join("s.png");
     let o = bench(
         &server.base_url(),
-        &["--num-prompts", "10", "--input-len", "4", "--sweep", "rate:100,inf", "--json", "--plot", png.to_str().unwrap()],
+        &[
+            "--num-prompts",
+            "10",
+            "--input-len",
+            "4",
+            "--sweep",
+            "rate:100,inf",
+            "--json",
+            "--plot",
+            png.to_str().unwrap(),
+        ],
     )
     .await;
     assert!(o.status.success(), "{}", stderr(&o));

@@ -49,9 +49,9 @@ impl FromStr for DatasetSpec {
         if s == "random" {
             return Ok(DatasetSpec::Random);
         }
-        let (kind, file) = s.split_once(':').ok_or_else(|| {
-            format!("unknown dataset {s:?}: use random, sharegpt:FILE, batch:FILE or prompts:FILE")
-        })?;
+        let (kind, file) = s
+            .split_once(':')
+            .ok_or_else(|| format!("unknown dataset {s:?}: use random, sharegpt:FILE, batch:FILE or prompts:FILE"))?;
         if file.is_empty() {
             return Err(format!("dataset {kind}: needs a file, as {kind}:FILE"));
         }
@@ -98,6 +98,7 @@ impl fmt::Display for DatasetError {
 impl std::error::Error for DatasetError {}
 
 /// One token with its leading space in common BPE vocabularies.
+#[rustfmt::skip]
 const WORDS: &[&str] = &[
     "the", "of", "and", "to", "in", "is", "was", "for", "on", "as", "with", "by", "at", "from", "his", "an", "are",
     "were", "which", "this", "be", "or", "has", "had", "not", "but", "first", "one", "their", "its", "new", "after",
@@ -138,7 +139,11 @@ pub fn random(n: usize, lengths: &Lengths) -> Vec<Sample> {
                 }
                 prompt.push_str(WORDS[rng.random_range(0..WORDS.len())]);
             }
-            Sample { messages: vec![Message::user(prompt)], prompt_len: u64::from(input_len), output_len: Some(output_len) }
+            Sample {
+                messages: vec![Message::user(prompt)],
+                prompt_len: u64::from(input_len),
+                output_len: Some(output_len),
+            }
         })
         .collect()
 }
@@ -230,11 +235,7 @@ pub fn batch(path: &Path, n: usize, lengths: &Lengths) -> Result<Vec<Sample>, Da
         let parsed: BatchLine = serde_json::from_str(line)
             .map_err(|e| DatasetError(format!("{}: line {}: not a batch request: {e}", path.display(), i + 1)))?;
         let body = parsed.body;
-        let prompt_len = body
-            .messages
-            .iter()
-            .map(|m| estimate_tokens(&m.text()))
-            .sum();
+        let prompt_len = body.messages.iter().map(|m| estimate_tokens(&m.text())).sum();
         let output_len = lengths.output_len.or(body.max_completion_tokens).or(body.max_tokens);
         samples.push(Sample { messages: body.messages, prompt_len, output_len });
         if samples.len() == n {

@@ -176,9 +176,8 @@ impl FromStr for Sweep {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Sweep, String> {
-        let (kind, values) = s
-            .split_once(':')
-            .ok_or_else(|| format!("a sweep is rate:R1,R2,… or concurrency:C1,C2,…, not {s:?}"))?;
+        let (kind, values) =
+            s.split_once(':').ok_or_else(|| format!("a sweep is rate:R1,R2,… or concurrency:C1,C2,…, not {s:?}"))?;
         let values: Vec<&str> = values.split(',').map(str::trim).filter(|v| !v.is_empty()).collect();
         if values.is_empty() {
             return Err(format!("sweep {kind}: no values"));
@@ -187,7 +186,12 @@ impl FromStr for Sweep {
             "rate" => values.iter().map(|v| v.parse::<Rate>()).collect::<Result<_, _>>().map(Sweep::Rate),
             "concurrency" => values
                 .iter()
-                .map(|v| v.parse::<usize>().ok().filter(|c| *c > 0).ok_or_else(|| format!("sweep concurrency: {v:?} is not a positive whole number")))
+                .map(|v| {
+                    v.parse::<usize>()
+                        .ok()
+                        .filter(|c| *c > 0)
+                        .ok_or_else(|| format!("sweep concurrency: {v:?} is not a positive whole number"))
+                })
                 .collect::<Result<_, _>>()
                 .map(Sweep::Concurrency),
             _ => Err(format!("unknown sweep {kind:?}: use rate or concurrency")),

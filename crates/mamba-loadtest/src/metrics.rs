@@ -90,8 +90,9 @@ impl Goodput {
 
     /// Adds one `NAME:MS` target (`ttft`, `tpot` or `e2el`).
     pub fn add(&mut self, pair: &str) -> Result<(), String> {
-        let (name, value) =
-            pair.split_once(':').ok_or_else(|| format!("a goodput target is NAME:MS (ttft, tpot, e2el), not {pair:?}"))?;
+        let (name, value) = pair
+            .split_once(':')
+            .ok_or_else(|| format!("a goodput target is NAME:MS (ttft, tpot, e2el), not {pair:?}"))?;
         let ms: f64 = value
             .trim()
             .parse()

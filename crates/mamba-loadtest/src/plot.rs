@@ -141,7 +141,9 @@ fn cdf_panel<DB: DrawingBackend>(
         let color = COLORS[i % COLORS.len()];
         let drawn = chart.draw_series(LineSeries::new(cdf(values), color.stroke_width(2))).map_err(err)?;
         if !label.is_empty() {
-            drawn.label(label.clone()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+            drawn
+                .label(label.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
         }
     }
     if series.iter().any(|(l, _)| !l.is_empty()) {

@@ -19,16 +19,16 @@ fn backend(server: &MockServer) -> OpenAICompatibleBackend {
 }
 
 fn samples(texts: &[&str]) -> Vec<Sample> {
-    texts
-        .iter()
-        .map(|t| Sample { messages: vec![Message::user(*t)], prompt_len: 3, output_len: Some(16) })
-        .collect()
+    texts.iter().map(|t| Sample { messages: vec![Message::user(*t)], prompt_len: 3, output_len: Some(16) }).collect()
 }
 
 /// Within 1 ms or 5 %, whichever is larger.
 fn close(measured_ms: f64, truth_ms: f64, what: &str) {
     let tolerance = (truth_ms * 0.05).max(1.0);
-    assert!((measured_ms - truth_ms).abs() <= tolerance, "{what}: measured {measured_ms:.3} ms, truth {truth_ms:.3} ms");
+    assert!(
+        (measured_ms - truth_ms).abs() <= tolerance,
+        "{what}: measured {measured_ms:.3} ms, truth {truth_ms:.3} ms"
+    );
 }
 
 /// First event after D, then one every I: TTFT = D, ITL = I, E2EL = D + (K + 1)·I (K words
