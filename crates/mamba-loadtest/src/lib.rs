@@ -35,6 +35,8 @@
 //! # }
 //! ```
 
+#![deny(missing_docs)]
+
 pub mod dataset;
 pub mod metrics;
 pub mod plot;

@@ -96,12 +96,19 @@ fn cdf(sorted: &[f64]) -> Vec<(f64, f64)> {
     points
 }
 
-fn x_max(sets: &[&[f64]]) -> f64 {
+/// The x range: from 0, or from just below the smallest value when all values sit far from
+/// 0 (an E2EL CDF would otherwise be a vertical line at the right edge).
+fn x_range(sets: &[&[f64]]) -> std::ops::Range<f64> {
     let max = sets.iter().filter_map(|s| s.last()).copied().fold(0.0, f64::max);
-    if max > 0.0 {
-        max * 1.05
+    let min = sets.iter().filter_map(|s| s.first()).copied().fold(f64::INFINITY, f64::min);
+    if max <= 0.0 {
+        return 0.0..1.0;
+    }
+    if min.is_finite() && min > 0.5 * max {
+        let pad = ((max - min) * 0.05).max(max * 0.001);
+        (min - pad).max(0.0)..max + pad
     } else {
-        1.0
+        0.0..max * 1.05
     }
 }
 
@@ -127,12 +134,13 @@ fn cdf_panel<DB: DrawingBackend>(
         .margin(12)
         .x_label_area_size(42)
         .y_label_area_size(52)
-        .build_cartesian_2d(0f64..x_max(&sets), 0f64..100f64)
+        .build_cartesian_2d(x_range(&sets), 0f64..100f64)
         .map_err(err)?;
     chart
         .configure_mesh()
         .x_desc("milliseconds")
         .y_desc("% of requests at or below")
+        .light_line_style(TRANSPARENT)
         .label_style((FONT, 13))
         .axis_desc_style((FONT, 14))
         .draw()
@@ -209,6 +217,7 @@ fn draw_sweep<DB: DrawingBackend>(
         .configure_mesh()
         .x_desc("completed requests per second")
         .y_desc("milliseconds")
+        .light_line_style(TRANSPARENT)
         .label_style((FONT, 13))
         .axis_desc_style((FONT, 14))
         .draw()
@@ -256,5 +265,13 @@ mod tests {
         assert!(format_of(Path::new("a.svg")).is_ok());
         assert!(format_of(Path::new("a.PNG")).is_ok());
         assert!(format_of(Path::new("a.jpg")).is_err());
+    }
+
+    #[test]
+    fn x_range_starts_at_zero_unless_values_are_far_from_it() {
+        assert_eq!(x_range(&[&[1.0, 2.0]]), 0.0..2.1);
+        let r = x_range(&[&[120.0, 140.0]]);
+        assert!(r.start > 100.0 && r.start < 120.0 && r.end > 140.0, "{r:?}");
+        assert_eq!(x_range(&[&[]]), 0.0..1.0);
     }
 }
