@@ -43,8 +43,6 @@ pub mod plot;
 pub mod report;
 pub mod runner;
 pub mod schedule;
-#[cfg(target_os = "linux")]
-mod timer;
 
 use std::fmt;
 use std::str::FromStr;

@@ -79,7 +79,18 @@ pub async fn run(
 
     let cpu_start = cpu_now();
     let origin = Instant::now();
-    let mut release = Release::new(&offsets, origin);
+    let (tx, mut rx) = mpsc::unbounded_channel::<usize>();
+    let all_at_once = offsets.iter().all(|o| o.is_zero());
+    let dispatcher = if all_at_once {
+        for i in 0..n {
+            let _ = tx.send(i);
+        }
+        drop(tx);
+        None
+    } else {
+        Some(dispatch(offsets.clone(), origin, tx))
+    };
+
     let mut records: Vec<Option<RequestRecord>> = vec![None; n];
     let mut waiting: VecDeque<(usize, Instant)> = VecDeque::new();
     let mut in_flight = FuturesUnordered::new();
@@ -93,10 +104,14 @@ pub async fn run(
         }
         tokio::select! {
             biased;
-            upto = release.next(&offsets, origin, released), if released < n => {
+            Some(i) = rx.recv(), if released < n => {
                 let now = Instant::now();
-                waiting.extend((released..upto).map(|i| (i, now)));
-                released = upto;
+                waiting.push_back((i, now));
+                released += 1;
+                while let Ok(i) = rx.try_recv() {
+                    waiting.push_back((i, now));
+                    released += 1;
+                }
             }
             Some((i, record)) = in_flight.next(), if !in_flight.is_empty() => {
                 records[i] = Some(record);
@@ -113,74 +128,15 @@ pub async fn run(
         (Some(a), Some(b)) => Some(b.saturating_sub(a).as_secs_f64()),
         _ => None,
     };
-    release.stop();
+    drop(rx);
+    if let Some(thread) = dispatcher {
+        let _ = thread.join();
+    }
     let records = records
         .into_iter()
         .map(|r| r.unwrap_or_else(|| RequestRecord { error: "not sent".into(), ..RequestRecord::default() }))
         .collect();
     RunOutput { records, duration_s, client_cpu_s }
-}
-
-/// How arrivals are released: all at once, by a timerfd in the runtime (Linux), or by a
-/// thread that sleeps until each one (elsewhere, or if the timerfd cannot be made).
-enum Release {
-    AllAtOnce,
-    #[cfg(target_os = "linux")]
-    Timer(crate::timer::PreciseTimer),
-    Thread(mpsc::UnboundedReceiver<usize>, Option<std::thread::JoinHandle<()>>),
-}
-
-impl Release {
-    fn new(offsets: &[Duration], origin: Instant) -> Release {
-        if offsets.iter().all(|o| o.is_zero()) {
-            return Release::AllAtOnce;
-        }
-        #[cfg(target_os = "linux")]
-        if let Ok(timer) = crate::timer::PreciseTimer::new() {
-            return Release::Timer(timer);
-        }
-        let (tx, rx) = mpsc::unbounded_channel();
-        Release::Thread(rx, Some(dispatch(offsets.to_vec(), origin, tx)))
-    }
-
-    /// Waits for the next arrival after the first `released` ones and returns how many have
-    /// arrived by then (arrivals are in order).
-    async fn next(&mut self, offsets: &[Duration], origin: Instant, released: usize) -> usize {
-        let n = offsets.len();
-        match self {
-            Release::AllAtOnce => n,
-            #[cfg(target_os = "linux")]
-            Release::Timer(timer) => {
-                // An error of the timer releases the arrival at once (its lag is recorded).
-                let _ = timer.sleep_until(origin + offsets[released]).await;
-                let now = Instant::now();
-                let mut upto = released + 1;
-                while upto < n && origin + offsets[upto] <= now {
-                    upto += 1;
-                }
-                upto
-            }
-            Release::Thread(rx, _) => match rx.recv().await {
-                Some(_) => {
-                    let mut upto = released + 1;
-                    while rx.try_recv().is_ok() {
-                        upto += 1;
-                    }
-                    upto
-                }
-                None => n,
-            },
-        }
-    }
-
-    fn stop(self) {
-        if let Release::Thread(rx, thread) = self {
-            drop(rx);
-            if let Some(thread) = thread {
-                let _ = thread.join();
-            }
-        }
-    }
 }
 
 /// Releases request `i` at `origin + offsets[i]` on a thread of its own: sleeps until each
@@ -275,36 +231,6 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::schedule::Rate;
-
-    fn lags_ms(lags: &[f64]) -> (f64, f64, f64) {
-        let mean = lags.iter().sum::<f64>() / lags.len() as f64;
-        let mut sorted = lags.to_vec();
-        sorted.sort_by(f64::total_cmp);
-        (mean * 1000.0, sorted[sorted.len() / 2] * 1000.0, lags[lags.len() - 1] * 1000.0)
-    }
-
-    /// The runtime's own release (a timerfd on Linux): at 2000 requests/s, within a
-    /// millisecond of the schedule on average, at the median and at the end (no drift).
-    #[tokio::test]
-    async fn the_runtime_release_keeps_the_schedule_at_2000_per_second() {
-        let offsets = Arrivals { rate: Rate::PerSecond(2000.0), burstiness: 1.0, seed: 12 }.offsets(1000);
-        let origin = Instant::now() + Duration::from_millis(5);
-        let mut release = Release::new(&offsets, origin);
-        let mut lags = vec![0.0; 1000];
-        let mut released = 0;
-        while released < 1000 {
-            let upto = release.next(&offsets, origin, released).await;
-            let now = Instant::now();
-            for (i, lag) in lags.iter_mut().enumerate().take(upto).skip(released) {
-                *lag = now.saturating_duration_since(origin + offsets[i]).as_secs_f64();
-            }
-            released = upto;
-        }
-        release.stop();
-        let (mean, median, last) = lags_ms(&lags);
-        assert!(mean < 1.0 && median < 1.0, "mean {mean} ms, median {median} ms");
-        assert!(last < 1.0 || median < 1.0, "last arrival late by {last} ms");
-    }
 
     /// At 2000 requests/s, arrivals are released within a millisecond of their schedule, on
     /// average and at the end of the run (no drift).
