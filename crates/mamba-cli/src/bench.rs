@@ -150,6 +150,19 @@ fn tune(builder: mamba_backends::OpenAICompatibleBackendBuilder) -> mamba_backen
     builder.include_usage(true).retry_policy(RetryPolicy::none())
 }
 
+/// The URL as recorded in results: a `user:password@` in it is left out.
+fn without_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://{host}{path}"),
+        None => url.to_owned(),
+    }
+}
+
 fn progress_bar(total: usize, label: &str) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::hidden());
@@ -168,7 +181,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
     let connection = connect_tuned(&args.conn, true, tune).await?;
     let backend = &connection.backend;
     spec.model = backend.model().to_owned();
-    spec.base_url = backend.base_url().to_owned();
+    spec.base_url = without_userinfo(backend.base_url());
     let samples = dataset.load(args.num_prompts, &lengths).map_err(|e| CliError::Other(format!("--dataset: {e}")))?;
 
     // As vLLM does: one request first, so a wrong URL, model or key is one clear error rather
@@ -253,4 +266,17 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_urls_carry_no_credentials() {
+        assert_eq!(without_userinfo("http://u:secret@host:8000/v1"), "http://host:8000/v1");
+        assert_eq!(without_userinfo("http://host:8000/v1"), "http://host:8000/v1");
+        assert_eq!(without_userinfo("https://key@host"), "https://host");
+        assert_eq!(without_userinfo("http://host/v1/a@b"), "http://host/v1/a@b");
+    }
 }
