@@ -31,6 +31,9 @@ pub(crate) enum Command {
     Presets,
     /// Run the mock OpenAI-compatible server until interrupted.
     Mock(MockArgs),
+    /// Load-test a server: TTFT, ITL, TPOT, E2EL and throughput under Poisson arrivals, with
+    /// vLLM's definitions and JSON keys, and plots.
+    Bench(crate::bench::BenchArgs),
 }
 
 /// Where to connect.

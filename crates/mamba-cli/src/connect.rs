@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use mamba_backends::{ModelBackend, OpenAICompatibleBackend, Preset, RetryPolicy};
+use mamba_backends::{ModelBackend, OpenAICompatibleBackend, OpenAICompatibleBackendBuilder, Preset, RetryPolicy};
 use mamba_mock::MockServer;
 
 use crate::args::ConnArgs;
@@ -92,6 +92,16 @@ async fn is_live(port: u16) -> bool {
 /// Builds the backend for `conn`. With nothing configured: a local server, else (when
 /// `allow_mock`) the built-in mock, announced on stderr.
 pub(crate) async fn connect(conn: &ConnArgs, allow_mock: bool) -> Result<Connection, CliError> {
+    connect_tuned(conn, allow_mock, |builder| builder).await
+}
+
+/// [`connect`], with `tune` applied to the builder before the flags (`--timeout`,
+/// `--retries`), so a command can change defaults the flags still override.
+pub(crate) async fn connect_tuned(
+    conn: &ConnArgs,
+    allow_mock: bool,
+    tune: fn(OpenAICompatibleBackendBuilder) -> OpenAICompatibleBackendBuilder,
+) -> Result<Connection, CliError> {
     let preset = conn.preset.as_deref().map(parse_preset).transpose()?;
     let configured_url = conn.base_url.clone().or_else(|| env("MAMBA_BASE_URL")).or_else(|| env("OPENAI_BASE_URL"));
     let model_flag = conn.model.clone().or_else(|| env("MAMBA_MODEL"));
@@ -150,7 +160,7 @@ pub(crate) async fn connect(conn: &ConnArgs, allow_mock: bool) -> Result<Connect
     };
 
     let build = |model: &str| -> Result<OpenAICompatibleBackend, CliError> {
-        let mut builder = OpenAICompatibleBackend::builder(model).preset(preset).base_url(&base_url);
+        let mut builder = tune(OpenAICompatibleBackend::builder(model).preset(preset).base_url(&base_url));
         if let Some(key) = &key {
             builder = builder.api_key(key);
         }

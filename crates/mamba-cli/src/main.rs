@@ -3,6 +3,7 @@
 #![allow(clippy::print_stderr)]
 
 mod args;
+mod bench;
 mod chat;
 mod commands;
 mod connect;
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
         Command::Health(c) => c.json,
         Command::Models(a) => a.conn.json,
         Command::Profiles(a) => a.json,
+        Command::Bench(a) => a.conn.json,
         Command::Presets | Command::Mock(_) => false,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
             Command::Profiles(args) => commands::profiles(args),
             Command::Presets => commands::presets(),
             Command::Mock(args) => commands::mock(args).await,
+            Command::Bench(args) => bench::run(args).await,
         }
     });
     // Pending connections of the in-process mock must not keep the process alive.

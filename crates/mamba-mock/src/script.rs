@@ -299,6 +299,10 @@ pub struct Reply {
     /// Wait this long before each stream event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chunk_delay_ms: Option<u64>,
+    /// Wait this long before the first stream event instead of `chunk_delay_ms` (a server's
+    /// time to first token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_chunk_delay_ms: Option<u64>,
     /// Close the connection after this many bytes of the response (head included).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cut_after_bytes: Option<usize>,
@@ -419,6 +423,13 @@ impl Reply {
     #[must_use]
     pub fn chunk_delay(mut self, delay: Duration) -> Reply {
         self.chunk_delay_ms = Some(delay.as_millis() as u64);
+        self
+    }
+
+    /// Waits before the first stream event instead of the chunk delay.
+    #[must_use]
+    pub fn first_chunk_delay(mut self, delay: Duration) -> Reply {
+        self.first_chunk_delay_ms = Some(delay.as_millis() as u64);
         self
     }
 

@@ -341,6 +341,9 @@ async fn chat_reply(out: &mut Out<'_>, reply: &Reply, chat: &ChatRequest, id: u6
     out.write(head.as_bytes()).await?;
     let events = answer.events(reply, chat.include_usage);
     let mut pending = Vec::new();
+    // Delays count from the head on a fixed schedule (event i at the sum of the delays before
+    // it), so the timer's millisecond rounding does not add up over a stream.
+    let mut due = tokio::time::Instant::now();
     for (i, event) in events.iter().enumerate() {
         if reply.hang_after_events == Some(i) {
             if !pending.is_empty() {
@@ -350,11 +353,13 @@ async fn chat_reply(out: &mut Out<'_>, reply: &Reply, chat: &ChatRequest, id: u6
         }
         let frame = format!("data: {event}\n\n");
         let chunk = format!("{:x}\r\n{frame}\r\n", frame.len());
-        if let Some(ms) = reply.chunk_delay_ms {
+        let delay = if i == 0 { reply.first_chunk_delay_ms.or(reply.chunk_delay_ms) } else { reply.chunk_delay_ms };
+        if let Some(ms) = delay {
             if !pending.is_empty() {
                 out.write(&std::mem::take(&mut pending)).await?;
             }
-            tokio::time::sleep(Duration::from_millis(ms)).await;
+            due += Duration::from_millis(ms);
+            tokio::time::sleep_until(due).await;
             out.write(chunk.as_bytes()).await?;
         } else {
             pending.extend_from_slice(chunk.as_bytes());

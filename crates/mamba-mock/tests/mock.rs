@@ -205,6 +205,20 @@ async fn slow_chunks() {
     assert!(started.elapsed() >= Duration::from_secs(12), "{:?}", started.elapsed());
 }
 
+#[tokio::test(start_paused = true)]
+async fn first_chunk_delay_replaces_the_chunk_delay_of_the_first_event() {
+    let reply = Reply::text("a b c").first_chunk_delay(Duration::from_secs(10)).chunk_delay(Duration::from_secs(2));
+    let server = MockServer::start_with(Script::new().always(reply)).await.unwrap();
+    let started = tokio::time::Instant::now();
+    let a = chat(&server, ask("x", true)).await;
+    assert_eq!(a.text(), "a b c");
+    // role after 10 s, then 3 words, finish and [DONE] two seconds apart: 20 s.
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(20) && took < Duration::from_secs(21), "{took:?}");
+    let script = Script::from_json(r#"{"rules":[{"reply":{"text":"a","first_chunk_delay_ms":5}}]}"#).unwrap();
+    assert_eq!(script.rules[0].reply.first_chunk_delay_ms, Some(5));
+}
+
 #[tokio::test]
 async fn connection_cut_after_n_bytes() {
     let server =
