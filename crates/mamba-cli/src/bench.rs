@@ -182,7 +182,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
     let backend = &connection.backend;
     spec.model = backend.model().to_owned();
     spec.base_url = without_userinfo(backend.base_url());
-    let samples = dataset.load(args.num_prompts, &lengths).map_err(|e| CliError::Other(format!("--dataset: {e}")))?;
+    let samples = dataset.load(args.num_prompts, &lengths).map_err(|e| CliError::Usage(format!("--dataset: {e}")))?;
 
     // As vLLM does: one request first, so a wrong URL, model or key is one clear error rather
     // than a thousand failed requests. It also opens the first connection.
@@ -240,14 +240,14 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
     if let Some(path) = &args.save_result {
         let text = serde_json::to_string_pretty(&document).unwrap_or_default();
         std::fs::write(path, text + "\n")
-            .map_err(|e| CliError::Other(format!("--save-result {}: cannot write: {e}", path.display())))?;
+            .map_err(|e| CliError::Failed("io", format!("--save-result {}: cannot write: {e}", path.display())))?;
     }
     if let Some(path) = &args.plot {
         let drawn = match &sweep_spec {
             None => mamba_loadtest::plot::plot_run(&results[0].1, path),
             Some(_) => mamba_loadtest::plot::plot_sweep(&results, path),
         };
-        drawn.map_err(|e| CliError::Other(format!("--plot {}: {e}", path.display())))?;
+        drawn.map_err(|e| CliError::Failed("io", format!("--plot {}: {e}", path.display())))?;
     }
     if args.conn.json {
         line(&serde_json::to_string(&document).unwrap_or_default())?;
