@@ -1,6 +1,7 @@
 //! [`OpenAICompatibleBackend`]: one chat-completions server.
 
 mod builder;
+mod embeddings;
 mod health;
 #[cfg(test)]
 mod preset_tests;
@@ -13,6 +14,7 @@ pub(crate) mod wire;
 
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -78,6 +80,11 @@ pub(crate) struct Shared {
     retry: RetryPolicy,
     trace_content: bool,
     http: HttpClient,
+    embeddings_uri: Uri,
+    /// Base64 embeddings are still asked for (cleared when the server ignores or refuses them).
+    embed_base64: AtomicBool,
+    /// Embedding requests of one call in flight at once.
+    embed_concurrency: usize,
 }
 
 impl fmt::Debug for OpenAICompatibleBackend {
@@ -416,6 +423,10 @@ impl ModelBackend for OpenAICompatibleBackend {
 
     async fn list_models(&self) -> Result<Vec<ModelInfo>, Error> {
         OpenAICompatibleBackend::list_models(self).await
+    }
+
+    fn as_embedder(&self) -> Option<&dyn crate::embed::Embedder> {
+        Some(self)
     }
 }
 
