@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::print_stderr, unreachable_pub)]
 
 mod complete;
+mod embeddings;
 mod errors;
 mod faults;
 mod live;
