@@ -6,6 +6,7 @@ mod args;
 mod chat;
 mod commands;
 mod connect;
+mod embed;
 mod output;
 
 use std::process::ExitCode;
@@ -31,6 +32,7 @@ fn main() -> ExitCode {
         Command::Chat(a) => a.conn.json,
         Command::Health(c) => c.json,
         Command::Models(a) => a.conn.json,
+        Command::Embed(a) => a.conn.json,
         Command::Profiles(a) => a.json,
         Command::Presets | Command::Mock(_) => false,
     };
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
             Command::Chat(args) => chat::run(args).await,
             Command::Health(conn) => commands::health(conn).await,
             Command::Models(args) => commands::models(args).await,
+            Command::Embed(args) => embed::run(args).await,
             Command::Profiles(args) => commands::profiles(args),
             Command::Presets => commands::presets(),
             Command::Mock(args) => commands::mock(args).await,
