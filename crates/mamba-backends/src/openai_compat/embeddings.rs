@@ -325,7 +325,7 @@ impl Shared {
         inputs: &[EmbeddingInput],
         options: &EmbeddingOptions,
     ) -> Result<EmbeddingsPart, Error> {
-        if options.encoding_format.is_some() {
+        if options.encoding_format.is_some() || options.extra.contains_key("encoding_format") {
             return self.embed_request(spec, inputs, options, options.encoding_format).await;
         }
         if !(spec.base64 && self.embed_base64.load(Ordering::Relaxed)) {

@@ -8,6 +8,7 @@ mod embeddings;
 mod errors;
 mod faults;
 mod live;
+mod peers_embeddings;
 mod peers_replay;
 mod quirks;
 mod redaction;
