@@ -86,7 +86,7 @@ fn write(out: &Embeddings, whole: bool) -> Result<(), CliError> {
 pub(crate) async fn run(args: EmbedArgs) -> Result<(), CliError> {
     let texts = inputs(&args)?;
     let mut conn_args = args.conn.clone();
-    if conn_args.model.is_none() && std::env::var("MAMBA_MODEL").map_or(true, |m| m.trim().is_empty()) {
+    if conn_args.model.is_none() && !std::env::var("MAMBA_MODEL").is_ok_and(|m| !m.trim().is_empty()) {
         // A named preset brings its embedding model (OpenAI's text-embedding-3-small,
         // Ollama's nomic-embed-text); otherwise the server's listed model is used.
         let default = conn_args.preset.as_deref().and_then(Preset::from_name).and_then(|p| p.spec().embeddings);

@@ -8,8 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
-use base64::engine::{DecodePaddingMode, Engine};
+use base64_simd::AsOut;
 use futures_util::StreamExt;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
@@ -23,12 +22,6 @@ use crate::embed::{add_usage, plan_batches, Embedder, EmbeddingInput, EmbeddingO
 use crate::error::{Error, ErrorKind};
 use crate::preset::EmbeddingSpec;
 use crate::types::Usage;
-
-/// Base64 as servers send it: standard alphabet, padding optional.
-const BASE64: GeneralPurpose = GeneralPurpose::new(
-    &base64::alphabet::STANDARD,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
 
 /// One embeddings request body.
 pub(crate) struct EmbeddingsRequest<'a> {
@@ -113,7 +106,9 @@ struct WireVector {
 
 impl<'de> Deserialize<'de> for WireVector {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(VectorVisitor)
+        // As bytes: serde_json then hands over a string without checking its UTF-8, and an
+        // array as a sequence.
+        deserializer.deserialize_bytes(VectorVisitor)
     }
 }
 
@@ -134,14 +129,12 @@ impl<'de> Visitor<'de> for VectorVisitor {
         Ok(WireVector { values: Some(values), base64: false })
     }
 
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<WireVector, E> {
-        self.visit_str(v)
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<WireVector, E> {
+        self.visit_bytes(v.as_bytes())
     }
 
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<WireVector, E> {
-        decode_base64_f32(v.as_bytes())
-            .map(|values| WireVector { values: Some(values), base64: true })
-            .map_err(E::custom)
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<WireVector, E> {
+        decode_base64_f32(v).map(|values| WireVector { values: Some(values), base64: true }).map_err(E::custom)
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<WireVector, E> {
@@ -178,20 +171,20 @@ impl<'de> Deserialize<'de> for Number {
     }
 }
 
-/// Decodes base64 of little-endian `f32`s in slices, so no whole byte copy is made.
+/// Decodes base64 of little-endian `f32`s (SIMD, padding optional) straight into the
+/// vector's own memory: no byte buffer in between.
 pub(crate) fn decode_base64_f32(text: &[u8]) -> Result<Vec<f32>, String> {
     let text = text.trim_ascii();
-    let mut out = Vec::with_capacity(text.len() * 3 / 16 + 1);
-    // 4,096 characters are 3,072 bytes: 768 floats. Padding can only be in the last slice.
-    // Every slice but the last decodes to exactly 768 floats, so none straddles two.
-    let mut buf = [0u8; 3072 + 8];
-    for chunk in text.chunks(4096) {
-        let n = BASE64.decode_slice(chunk, &mut buf).map_err(|e| format!("invalid base64 vector: {e}"))?;
-        let words = buf[..n].chunks_exact(4);
-        if !words.remainder().is_empty() {
-            return Err("invalid base64 vector: its length is not a whole number of 4-byte floats".into());
-        }
-        out.extend(words.map(|w| f32::from_le_bytes([w[0], w[1], w[2], w[3]])));
+    let engine = if text.len() % 4 == 0 { &base64_simd::STANDARD } else { &base64_simd::STANDARD_NO_PAD };
+    let invalid = |e: base64_simd::Error| format!("invalid base64 vector: {e}");
+    let bytes = engine.decoded_length(text).map_err(invalid)?;
+    if bytes % 4 != 0 {
+        return Err("invalid base64 vector: its length is not a whole number of 4-byte floats".into());
+    }
+    let mut out = vec![0f32; bytes / 4];
+    engine.decode(text, bytemuck::cast_slice_mut::<f32, u8>(&mut out).as_out()).map_err(invalid)?;
+    if cfg!(target_endian = "big") {
+        out.iter_mut().for_each(|v| *v = f32::from_bits(u32::from_le(v.to_bits())));
     }
     Ok(out)
 }
@@ -482,6 +475,7 @@ mod tests {
 
     fn b64(values: &[f32]) -> String {
         let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        use base64::Engine;
         base64::engine::general_purpose::STANDARD.encode(bytes)
     }
 
