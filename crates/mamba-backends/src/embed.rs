@@ -252,7 +252,7 @@ mod tests {
     fn batches_by_count() {
         let inputs = texts(&[4; 10]);
         assert_eq!(plan_batches(&inputs, 4, usize::MAX), [0..4, 4..8, 8..10]);
-        assert_eq!(plan_batches(&inputs, 100, usize::MAX), [0..10]);
+        assert_eq!(plan_batches(&inputs, 100, usize::MAX), vec![0..10]);
         assert_eq!(plan_batches(&inputs, 0, usize::MAX).len(), 10, "a zero limit means one per request");
         assert!(plan_batches(&[], 4, 4).is_empty());
     }
