@@ -182,6 +182,13 @@ impl EmbeddingSpec {
     }
 }
 
+// Embeddings rows. OpenAI: 2,048 inputs, 300k tokens a request, base64, `dimensions` [D
+// OAI-SPEC]. llama.cpp: llama-server honours base64; llama-cpp-python ignores it and answers
+// floats, which is read and remembered; neither takes `dimensions`; without `--embeddings` /
+// `--embedding true` it answers 501 "does not support embeddings" / 500 "must be created with
+// embedding=True" [C][K]. vLLM takes base64 and `dimensions` (Matryoshka models) [C?].
+// Mistral's field is `output_dimension` [D?]. Groq, DeepSeek and TGI have no endpoint [D].
+// The rest are unverified [?]: conservative batches, floats, no `dimensions`.
 /// A self-hosted server whose limits are unknown: modest batches, floats, no `dimensions`.
 const LOCAL_EMBEDDINGS: EmbeddingSpec = EmbeddingSpec {
     max_inputs: 64,
