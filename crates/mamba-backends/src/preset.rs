@@ -189,6 +189,9 @@ impl EmbeddingSpec {
 // embedding=True" [C][K]. vLLM takes base64 and `dimensions` (Matryoshka models) [C?].
 // Mistral's field is `output_dimension` [D?]. Groq, DeepSeek and TGI have no endpoint [D].
 // The rest are unverified [?]: conservative batches, floats, no `dimensions`.
+/// What llama-server and llama-cpp-python answer when started without embeddings.
+const LLAMA_CPP_EMBEDDINGS_OFF: &[&str] = &["does not support embeddings", "created with embedding=true"];
+
 /// A self-hosted server whose limits are unknown: modest batches, floats, no `dimensions`.
 const LOCAL_EMBEDDINGS: EmbeddingSpec = EmbeddingSpec {
     max_inputs: 64,
@@ -268,7 +271,12 @@ const GENERIC: PresetSpec = PresetSpec {
     query: None,
     local_discovery: false,
     default_model: "gpt-4o-mini",
-    embeddings: Some(EmbeddingSpec::OPENAI),
+    // Any server may be llama.cpp with its embeddings off: its error is recognised here too.
+    embeddings: Some(EmbeddingSpec {
+        disabled_markers: LLAMA_CPP_EMBEDDINGS_OFF,
+        disabled_help: "the server's embeddings are switched off (llama.cpp: restart llama-server with --embeddings, llama-cpp-python with --embedding true)",
+        ..EmbeddingSpec::OPENAI
+    }),
 };
 
 // OpenAI: max_tokens is deprecated and rejected by reasoning models [D OAI-SPEC].
@@ -352,7 +360,7 @@ const LLAMA_CPP: PresetSpec = PresetSpec {
     embeddings: Some(EmbeddingSpec {
         base64: true,
         max_tokens: 8192,
-        disabled_markers: &["does not support embeddings", "embedding=true", "--embedding"],
+        disabled_markers: LLAMA_CPP_EMBEDDINGS_OFF,
         disabled_help: "the llama.cpp server was started without embeddings: restart llama-server with --embeddings (llama-cpp-python: --embedding true)",
         ..LOCAL_EMBEDDINGS
     }),

@@ -257,3 +257,19 @@ async fn pool_fails_over_and_feeds_breakers() {
     let outer = BackendPool::builder().endpoint(as_dyn).build().unwrap();
     assert_eq!(outer.embed(&EmbeddingInput::texts(&t), &EmbeddingOptions::new()).await.unwrap().vectors.len(), 4);
 }
+
+/// A generic backend pointed at llama.cpp without embeddings gets the same `Unsupported`.
+#[tokio::test]
+async fn generic_preset_recognises_llamacpp_without_embeddings() {
+    let body = json!({"error": {"message": "Llama model must be created with embedding=True to call this method", "type": "internal_server_error"}});
+    let server = MockServer::start_with(Script::new().always(Reply::status(500).body(body))).await.unwrap();
+    let b = OpenAICompatibleBackend::builder("m")
+        .base_url(server.base_url())
+        .retry_policy(RetryPolicy::default().jitter(false))
+        .build()
+        .unwrap();
+    let e = b.embed(&EmbeddingInput::texts(["a"]), &EmbeddingOptions::new()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+    assert!(e.to_string().contains("--embedding true"), "{e}");
+    assert_eq!(server.requests().len(), 1, "not retried");
+}
