@@ -3,9 +3,10 @@
 # Usage: litellm.sh start|stop|status|restart [PORT]     (PORT defaults to 4000)
 #   Base URL: http://127.0.0.1:PORT/v1 (also served without /v1); every call needs
 #   "Authorization: Bearer $PEERS_LITELLM_MASTER_KEY" (default sk-peers-master).
-#   Models (see litellm-config.yaml): smollm2, smollm2-fc, mock-gpt, mock-tools, mock-ratelimit,
+#   Models (see litellm-config.yaml): smollm2, smollm2-fc, smollm2-embed, mock-gpt, mock-tools, mock-ratelimit,
 #   mock-context-window, mock-internal-error, mock-stream-error.
-#   env LLAMACPP_PORT (default 8081) / LLAMACPP_FC_PORT (default 8082): upstream llama.cpp ports;
+#   env LLAMACPP_PORT (default 8081) / LLAMACPP_FC_PORT (default 8082) / LLAMACPP_EMBED_PORT
+#   (default 8084, the embeddings instance): upstream llama.cpp ports;
 #   start them with llamacpp.sh (the mock-* models need no upstream).
 #   env LITELLM_CONFIG: another config file.
 # Install first with install-litellm.sh. Log: $PEERS_ROOT/logs/litellm-PORT.log
@@ -16,6 +17,7 @@ usage() { awk 'NR>1 && /^#/ {sub(/^# ?/, ""); print; next} NR>1 {exit}' "$0"; }
 export PEERS_LITELLM_MASTER_KEY="${PEERS_LITELLM_MASTER_KEY:-sk-peers-master}"
 export PEERS_LLAMACPP_API_BASE="http://$PEERS_HOST:${LLAMACPP_PORT:-8081}/v1"
 export PEERS_LLAMACPP_FC_API_BASE="http://$PEERS_HOST:${LLAMACPP_FC_PORT:-8082}/v1"
+export PEERS_LLAMACPP_EMBED_API_BASE="http://$PEERS_HOST:${LLAMACPP_EMBED_PORT:-8084}/v1"
 # no internet here: use the bundled model cost map, no telemetry
 export LITELLM_LOCAL_MODEL_COST_MAP=True LITELLM_TELEMETRY=False
 case "$cmd" in

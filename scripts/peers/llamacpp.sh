@@ -8,6 +8,8 @@
 #                             (run a second instance on another port for that)
 #   env LLAMACPP_N_CTX        context length, default 2048 (longer prompts get HTTP 400)
 #   env LLAMACPP_THREADS      default 2;  env LLAMACPP_API_KEY  if set, Bearer key required
+#   env LLAMACPP_EMBEDDING    1: serve /v1/embeddings (--embedding true); llama-cpp-python
+#                             answers it only with that flag (and then chat still works)
 #   env LLAMACPP_ALIAS        model id served by /v1/models (any other model name is ignored:
 #                             the one loaded model answers every request)
 # Install first with install-llamacpp.sh. Log: $PEERS_ROOT/logs/llamacpp-PORT.log
@@ -26,6 +28,9 @@ case "$cmd" in
           --n_threads "${LLAMACPP_THREADS:-2}" --n_threads_batch "${LLAMACPP_THREADS:-2}"
           --host "$PEERS_HOST" --port "$port")
     [ -n "${LLAMACPP_API_KEY:-}" ] && args+=(--api_key "$LLAMACPP_API_KEY")
+    # A chat model has no pooling of its own (one vector per token): mean pooling gives one
+    # vector per input, as /v1/embeddings promises.
+    [ "${LLAMACPP_EMBEDDING:-}" = 1 ] && args+=(--embedding true --kv_overrides "llama.pooling_type=int:1")
     # run from / so no llama_cpp.py in the working directory can shadow the package
     start_bg llamacpp "$port" "http://$PEERS_HOST:$port/v1/models" 120 \
       env -C / "$PEERS_VENV/bin/python" -m llama_cpp.server "${args[@]}"

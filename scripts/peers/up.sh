@@ -4,16 +4,18 @@
 #   llama.cpp (llama-cpp-python + SmolLM2-135M)  :8081 own chat template
 #                                                :8082 chatml-function-calling (tools)
 #                                                :8083 own template, --api_key sk-llama-live
+#                                                :8084 own template, --embedding true
 #   LiteLLM proxy (in front of :8081 and :8082)  :4000 master key sk-peers-master
 #   Prism mock of the official OpenAI spec       :4010 (validates request bodies: 422)
-# Ports: MAMBA_PEER_PORTS="8081 8082 8083 4000 4010" overrides them.
+# Ports: MAMBA_PEER_PORTS="8081 8082 8083 4000 4010 8084" overrides them.
 # Writes $PEERS_ROOT/live.env with the MAMBA_LIVE_* variables of the peers that came up.
 # A peer that cannot be installed or started is skipped with a loud message, never silently.
 # Usage: scripts/peers/up.sh         (stop them with scripts/peers/stop-all.sh)
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/common.sh"
-read -r P_LLAMA P_LLAMA_FC P_LLAMA_KEY P_LITELLM P_PRISM <<<"${MAMBA_PEER_PORTS:-8081 8082 8083 4000 4010}"
+read -r P_LLAMA P_LLAMA_FC P_LLAMA_KEY P_LITELLM P_PRISM P_LLAMA_EMB <<<"${MAMBA_PEER_PORTS:-8081 8082 8083 4000 4010 8084}"
+P_LLAMA_EMB="${P_LLAMA_EMB:-8084}"
 env_file="$PEERS_ROOT/live.env"
 : > "$env_file"
 skipped=()
@@ -35,14 +37,16 @@ if step install-llamacpp "$here/install-llamacpp.sh"; then
   step llamacpp-start-$P_LLAMA "$here/llamacpp.sh" start "$P_LLAMA" || ok=0
   LLAMACPP_CHAT_FORMAT=chatml-function-calling step llamacpp-start-$P_LLAMA_FC "$here/llamacpp.sh" start "$P_LLAMA_FC" || ok=0
   LLAMACPP_API_KEY=sk-llama-live step llamacpp-start-$P_LLAMA_KEY "$here/llamacpp.sh" start "$P_LLAMA_KEY" || ok=0
+  LLAMACPP_EMBEDDING=1 step llamacpp-start-$P_LLAMA_EMB "$here/llamacpp.sh" start "$P_LLAMA_EMB" || ok=0
   if [ $ok = 1 ]; then
     {
       echo "export MAMBA_LIVE_LLAMACPP_URL=http://$PEERS_HOST:$P_LLAMA/v1"
       echo "export MAMBA_LIVE_LLAMACPP_FC_URL=http://$PEERS_HOST:$P_LLAMA_FC/v1"
       echo "export MAMBA_LIVE_LLAMACPP_KEY_URL=http://$PEERS_HOST:$P_LLAMA_KEY/v1"
       echo "export MAMBA_LIVE_LLAMACPP_KEY=sk-llama-live"
+      echo "export MAMBA_LIVE_LLAMACPP_EMBED_URL=http://$PEERS_HOST:$P_LLAMA_EMB/v1"
     } >> "$env_file"
-    echo "llama.cpp: up on :$P_LLAMA, :$P_LLAMA_FC (tools), :$P_LLAMA_KEY (api key)"
+    echo "llama.cpp: up on :$P_LLAMA, :$P_LLAMA_FC (tools), :$P_LLAMA_KEY (api key), :$P_LLAMA_EMB (embeddings)"
   else
     loud_skip llama.cpp "a server did not start (logs in $PEERS_LOGS)"
   fi
@@ -51,7 +55,7 @@ else
 fi
 
 if step install-litellm "$here/install-litellm.sh"; then
-  if LLAMACPP_PORT=$P_LLAMA LLAMACPP_FC_PORT=$P_LLAMA_FC step litellm-start "$here/litellm.sh" start "$P_LITELLM"; then
+  if LLAMACPP_PORT=$P_LLAMA LLAMACPP_FC_PORT=$P_LLAMA_FC LLAMACPP_EMBED_PORT=$P_LLAMA_EMB step litellm-start "$here/litellm.sh" start "$P_LITELLM"; then
     echo "export MAMBA_LIVE_LITELLM_URL=http://$PEERS_HOST:$P_LITELLM/v1" >> "$env_file"
     echo "export MAMBA_LIVE_LITELLM_KEY=sk-peers-master" >> "$env_file"
     echo "LiteLLM: up on :$P_LITELLM"

@@ -69,6 +69,14 @@ pub trait ModelBackend: Send + Sync {
         Err(Error::new(ErrorKind::Unsupported, format!("the {} backend cannot list models", self.name())))
     }
 
+    /// The backend's embeddings, when it has them (the [`OpenAICompatibleBackend`](crate::OpenAICompatibleBackend)
+    /// and [`BackendPool`](crate::BackendPool) do). The default is `None`. A pool sends
+    /// embedding calls to its endpoints through this, with the same failover and breakers as
+    /// chat.
+    fn as_embedder(&self) -> Option<&dyn crate::embed::Embedder> {
+        None
+    }
+
     /// Releases resources. Connections also close when the backend is dropped.
     async fn close(&self) {}
 }

@@ -240,6 +240,12 @@ impl Error {
 
     /// Replaces every occurrence of `secret` in the message and body (servers sometimes echo
     /// the key they rejected).
+    /// The same error, its message prefixed with where it happened (`inputs 16..32 of 40`).
+    pub(crate) fn prefixed(mut self, context: &str) -> Error {
+        self.inner.message = format!("{context}: {}", self.inner.message);
+        self
+    }
+
     pub(crate) fn redact(mut self, secret: &str) -> Error {
         if secret.len() >= 4 {
             if self.inner.message.contains(secret) {

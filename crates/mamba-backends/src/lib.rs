@@ -81,6 +81,7 @@ mod backend;
 pub mod bench_api;
 mod classify;
 mod detect;
+mod embed;
 mod error;
 mod health;
 mod http;
@@ -99,6 +100,7 @@ mod transport_reqwest;
 mod types;
 
 pub use backend::{ChunkStream, ModelBackend};
+pub use embed::{Embedder, EmbeddingInput, EmbeddingOptions, Embeddings, EncodingFormat};
 pub use error::{Error, ErrorKind};
 pub use health::{HealthReport, ModelInfo};
 #[cfg(feature = "rustls")]
@@ -110,7 +112,7 @@ pub use openai_compat::{
 };
 pub use options::{RequestOptions, ResponseFormat};
 pub use pool::{BackendPool, BackendPoolBuilder, BreakerState};
-pub use preset::{AuthStyle, FieldSupport, MaxTokensField, Preset, PresetSpec, Probe, StructuredOutput};
+pub use preset::{AuthStyle, EmbeddingSpec, FieldSupport, MaxTokensField, Preset, PresetSpec, Probe, StructuredOutput};
 pub use profile::{get_profile, get_profiles_by_provider, list_profiles, register_profile, ModelProfile};
 pub use retry::RetryPolicy;
 pub use stream::{collect, StreamAccumulator, StreamChunk, ToolCallDelta};

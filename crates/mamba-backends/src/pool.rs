@@ -13,6 +13,7 @@ use futures_core::Stream;
 use tokio::time::Instant;
 
 use crate::backend::{ChunkStream, ModelBackend};
+use crate::embed::{Embedder, EmbeddingInput, EmbeddingOptions, Embeddings};
 use crate::error::{Error, ErrorKind};
 use crate::health::{HealthReport, ModelInfo};
 use crate::options::RequestOptions;
@@ -482,6 +483,35 @@ impl ModelBackend for BackendPool {
     async fn close(&self) {
         for endpoint in &self.inner.endpoints {
             endpoint.backend.close().await;
+        }
+    }
+
+    fn as_embedder(&self) -> Option<&dyn Embedder> {
+        Some(self)
+    }
+}
+
+/// Embedding calls go to the endpoints as chat requests do: least loaded first, failover on
+/// retryable errors, breakers fed by the outcome, then the fallbacks. Each endpoint splits a
+/// call into requests by its own server's limits. An endpoint without embeddings
+/// ([`ModelBackend::as_embedder`] is `None`) fails with `Unsupported`.
+#[async_trait]
+impl Embedder for BackendPool {
+    async fn embed(&self, inputs: &[EmbeddingInput], options: &EmbeddingOptions) -> Result<Embeddings, Error> {
+        let call = |backend: Arc<dyn ModelBackend>| async move {
+            match backend.as_embedder() {
+                Some(embedder) => embedder.embed(inputs, options).await,
+                None => {
+                    Err(Error::new(ErrorKind::Unsupported, format!("the {} backend has no embeddings", backend.name())))
+                }
+            }
+        };
+        match self.on_endpoints(call).await {
+            Ok((embeddings, mut lease)) => {
+                lease.settle(Ok(()));
+                Ok(embeddings)
+            }
+            Err(error) => self.on_fallbacks(error, call).await,
         }
     }
 }

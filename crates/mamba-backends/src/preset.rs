@@ -111,7 +111,97 @@ pub struct PresetSpec {
     pub local_discovery: bool,
     /// The model asked for when none is given and the server lists none.
     pub default_model: &'static str,
+    /// The server's embeddings endpoint (`POST {base_url}/embeddings`); `None` when it has
+    /// none (embedding calls then fail with `Unsupported` before any request).
+    pub embeddings: Option<EmbeddingSpec>,
 }
+
+/// What a server's embeddings endpoint takes. Limits are per request; where a server's are
+/// unknown, they are conservative.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct EmbeddingSpec {
+    /// Most inputs in one request.
+    pub max_inputs: usize,
+    /// Most tokens in one request, estimated (a text counts one token per four bytes).
+    pub max_tokens: usize,
+    /// Whether `encoding_format: "base64"` is asked for by default. A server that answers
+    /// with floats anyway, or rejects it, is remembered and asked for floats afterwards.
+    pub base64: bool,
+    /// The request field that takes `dimensions` (`None`: the server has no such option).
+    pub dimensions_field: Option<&'static str>,
+    /// The embedding model asked for when none is given (`nomic-embed-text` on Ollama).
+    pub default_model: &'static str,
+    /// Words of the error a server sends when its embeddings are switched off (llama.cpp
+    /// started without `--embeddings`); that error becomes `Unsupported` with `disabled_help`.
+    pub disabled_markers: &'static [&'static str],
+    /// What to do about it, for the error message.
+    pub disabled_help: &'static str,
+}
+
+impl EmbeddingSpec {
+    /// OpenAI's endpoint: 2,048 inputs and 300,000 tokens per request, base64, `dimensions`.
+    pub const OPENAI: EmbeddingSpec = EmbeddingSpec {
+        max_inputs: 2048,
+        max_tokens: 300_000,
+        base64: true,
+        dimensions_field: Some("dimensions"),
+        default_model: "text-embedding-3-small",
+        disabled_markers: &[],
+        disabled_help: "",
+    };
+
+    /// Most inputs in one request.
+    pub fn max_inputs(mut self, n: usize) -> EmbeddingSpec {
+        self.max_inputs = n;
+        self
+    }
+
+    /// Most estimated tokens in one request.
+    pub fn max_tokens(mut self, n: usize) -> EmbeddingSpec {
+        self.max_tokens = n;
+        self
+    }
+
+    /// Whether base64 is asked for by default.
+    pub fn base64(mut self, yes: bool) -> EmbeddingSpec {
+        self.base64 = yes;
+        self
+    }
+
+    /// The field `dimensions` is sent in, or `None`.
+    pub fn dimensions_field(mut self, field: Option<&'static str>) -> EmbeddingSpec {
+        self.dimensions_field = field;
+        self
+    }
+
+    /// The default embedding model.
+    pub fn default_model(mut self, model: &'static str) -> EmbeddingSpec {
+        self.default_model = model;
+        self
+    }
+}
+
+// Embeddings rows. OpenAI: 2,048 inputs, 300k tokens a request, base64, `dimensions` [D
+// OAI-SPEC]. llama.cpp: llama-server honours base64; llama-cpp-python ignores it and answers
+// floats, which is read and remembered; neither takes `dimensions`; without `--embeddings` /
+// `--embedding true` it answers 501 "does not support embeddings" / 500 "must be created with
+// embedding=True" [C][K]. vLLM takes base64 and `dimensions` (Matryoshka models) [C?].
+// Mistral's field is `output_dimension` [D?]. Groq, DeepSeek and TGI have no endpoint [D].
+// The rest are unverified [?]: conservative batches, floats, no `dimensions`.
+/// What llama-server and llama-cpp-python answer when started without embeddings.
+const LLAMA_CPP_EMBEDDINGS_OFF: &[&str] = &["does not support embeddings", "created with embedding=true"];
+
+/// A self-hosted server whose limits are unknown: modest batches, floats, no `dimensions`.
+const LOCAL_EMBEDDINGS: EmbeddingSpec = EmbeddingSpec {
+    max_inputs: 64,
+    max_tokens: 16_384,
+    base64: false,
+    dimensions_field: None,
+    default_model: "default",
+    disabled_markers: &[],
+    disabled_help: "",
+};
 
 /// A kind of server: one of the shipped presets, or a [custom](Preset::custom) one. The
 /// default is [`Preset::Generic`].
@@ -181,6 +271,12 @@ const GENERIC: PresetSpec = PresetSpec {
     query: None,
     local_discovery: false,
     default_model: "gpt-4o-mini",
+    // Any server may be llama.cpp with its embeddings off: its error is recognised here too.
+    embeddings: Some(EmbeddingSpec {
+        disabled_markers: LLAMA_CPP_EMBEDDINGS_OFF,
+        disabled_help: "the server's embeddings are switched off (llama.cpp: restart llama-server with --embeddings, llama-cpp-python with --embedding true)",
+        ..EmbeddingSpec::OPENAI
+    }),
 };
 
 // OpenAI: max_tokens is deprecated and rejected by reasoning models [D OAI-SPEC].
@@ -226,6 +322,7 @@ const OLLAMA: PresetSpec = PresetSpec {
     reasoning_response_field: Some("reasoning"),
     local_discovery: true,
     default_model: "llama3.2",
+    embeddings: Some(EmbeddingSpec { default_model: "nomic-embed-text", ..LOCAL_EMBEDDINGS }),
     ..GENERIC
 };
 
@@ -238,6 +335,13 @@ const VLLM: PresetSpec = PresetSpec {
     max_tokens: MaxTokensField::MaxTokens,
     reasoning_response_field: Some("reasoning"),
     local_discovery: true,
+    embeddings: Some(EmbeddingSpec {
+        max_inputs: 256,
+        max_tokens: 65_536,
+        base64: true,
+        dimensions_field: Some("dimensions"),
+        ..LOCAL_EMBEDDINGS
+    }),
     ..GENERIC
 };
 
@@ -253,6 +357,13 @@ const LLAMA_CPP: PresetSpec = PresetSpec {
     reasoning_response_field: Some("reasoning_content"),
     structured_output: StructuredOutput::JsonObjectWithSchema,
     local_discovery: true,
+    embeddings: Some(EmbeddingSpec {
+        base64: true,
+        max_tokens: 8192,
+        disabled_markers: LLAMA_CPP_EMBEDDINGS_OFF,
+        disabled_help: "the llama.cpp server was started without embeddings: restart llama-server with --embeddings (llama-cpp-python: --embedding true)",
+        ..LOCAL_EMBEDDINGS
+    }),
     ..GENERIC
 };
 
@@ -266,6 +377,7 @@ const LM_STUDIO: PresetSpec = PresetSpec {
     structured_output: StructuredOutput::JsonSchemaOnly,
     local_discovery: true,
     default_model: "local-model",
+    embeddings: Some(EmbeddingSpec { default_model: "text-embedding-nomic-embed-text-v1.5", ..LOCAL_EMBEDDINGS }),
     ..GENERIC
 };
 
@@ -277,6 +389,7 @@ const SGLANG: PresetSpec = PresetSpec {
     probe: Probe::Root("/health"),
     max_tokens: MaxTokensField::MaxTokens,
     reasoning_response_field: Some("reasoning_content"),
+    embeddings: Some(LOCAL_EMBEDDINGS),
     ..GENERIC
 };
 
@@ -289,6 +402,7 @@ const TGI: PresetSpec = PresetSpec {
     max_tokens: MaxTokensField::MaxTokens,
     unsupported: &[("n", Ignored), ("parallel_tool_calls", Ignored)],
     structured_output: StructuredOutput::TgiJson,
+    embeddings: None,
     ..GENERIC
 };
 
@@ -300,6 +414,7 @@ const LOCALAI: PresetSpec = PresetSpec {
     probe: Probe::Root("/readyz"),
     max_tokens: MaxTokensField::MaxTokens,
     reasoning_response_field: Some("reasoning"),
+    embeddings: Some(EmbeddingSpec { default_model: "text-embedding-ada-002", ..LOCAL_EMBEDDINGS }),
     ..GENERIC
 };
 
@@ -311,6 +426,7 @@ const LITELLM: PresetSpec = PresetSpec {
     probe: Probe::Root("/health/readiness"),
     max_tokens: MaxTokensField::MaxTokens,
     reasoning_response_field: Some("reasoning_content"),
+    embeddings: Some(EmbeddingSpec { max_inputs: 256, max_tokens: 65_536, ..EmbeddingSpec::OPENAI }),
     ..GENERIC
 };
 
@@ -323,6 +439,13 @@ const OPENROUTER: PresetSpec = PresetSpec {
     max_tokens: MaxTokensField::MaxTokens,
     reasoning_response_field: Some("reasoning"),
     default_model: "openai/gpt-4o-mini",
+    embeddings: Some(EmbeddingSpec {
+        base64: false,
+        dimensions_field: None,
+        max_inputs: 256,
+        default_model: "openai/text-embedding-3-small",
+        ..EmbeddingSpec::OPENAI
+    }),
     ..GENERIC
 };
 
@@ -337,6 +460,7 @@ const GROQ: PresetSpec = PresetSpec {
     message_names: false,
     reasoning_response_field: Some("reasoning"),
     default_model: "llama-3.3-70b-versatile",
+    embeddings: None,
     ..GENERIC
 };
 
@@ -352,6 +476,7 @@ const DEEPSEEK: PresetSpec = PresetSpec {
     reasoning_echo_field: Some("reasoning_content"),
     structured_output: StructuredOutput::JsonObjectOnly,
     default_model: "deepseek-chat",
+    embeddings: None,
     ..GENERIC
 };
 
@@ -368,6 +493,14 @@ const MISTRAL: PresetSpec = PresetSpec {
     renames: &[("seed", "random_seed")],
     nine_char_tool_ids: true,
     default_model: "mistral-small-latest",
+    embeddings: Some(EmbeddingSpec {
+        max_inputs: 512,
+        max_tokens: 16_384,
+        base64: false,
+        dimensions_field: Some("output_dimension"),
+        default_model: "mistral-embed",
+        ..EmbeddingSpec::OPENAI
+    }),
     ..GENERIC
 };
 
@@ -379,6 +512,14 @@ const TOGETHER: PresetSpec = PresetSpec {
     requires_key: true,
     max_tokens: MaxTokensField::MaxTokens,
     reasoning_response_field: Some("reasoning"),
+    embeddings: Some(EmbeddingSpec {
+        max_inputs: 256,
+        max_tokens: 65_536,
+        base64: false,
+        dimensions_field: None,
+        default_model: "BAAI/bge-base-en-v1.5",
+        ..EmbeddingSpec::OPENAI
+    }),
     ..GENERIC
 };
 
@@ -389,6 +530,13 @@ const FIREWORKS: PresetSpec = PresetSpec {
     base_url: "https://api.fireworks.ai/inference/v1",
     requires_key: true,
     max_tokens: MaxTokensField::MaxTokens,
+    embeddings: Some(EmbeddingSpec {
+        max_inputs: 256,
+        max_tokens: 65_536,
+        base64: false,
+        default_model: "nomic-ai/nomic-embed-text-v1.5",
+        ..EmbeddingSpec::OPENAI
+    }),
     ..GENERIC
 };
 
@@ -582,6 +730,12 @@ impl PresetSpec {
     /// The model asked for when none is given.
     pub fn default_model(mut self, model: &'static str) -> PresetSpec {
         self.default_model = model;
+        self
+    }
+
+    /// The embeddings endpoint, or `None` for a server without one.
+    pub fn embeddings(mut self, spec: Option<EmbeddingSpec>) -> PresetSpec {
+        self.embeddings = spec;
         self
     }
 }

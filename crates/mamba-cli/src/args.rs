@@ -25,6 +25,9 @@ pub(crate) enum Command {
     Health(ConnArgs),
     /// List the server's models.
     Models(ModelsArgs),
+    /// Embed texts: one JSON line `{"index", "embedding"}` per input (with --json one object
+    /// with model, usage and data). Without TEXT: one input per line of --file or stdin.
+    Embed(EmbedArgs),
     /// Show model profiles (context window, output limit, capabilities, prices).
     Profiles(ProfilesArgs),
     /// List the server presets and their default URLs.
@@ -105,6 +108,20 @@ pub(crate) struct ChatArgs {
     /// if given, is the first).
     #[arg(short, long)]
     pub(crate) interactive: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EmbedArgs {
+    /// Texts to embed, one vector each.
+    pub(crate) texts: Vec<String>,
+    #[command(flatten)]
+    pub(crate) conn: ConnArgs,
+    /// Read the inputs from this file, one per line (blank lines are skipped).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) file: Option<PathBuf>,
+    /// Ask for vectors of N dimensions (models and servers that support it).
+    #[arg(long, value_name = "N")]
+    pub(crate) dimensions: Option<u32>,
 }
 
 #[derive(Debug, Args)]

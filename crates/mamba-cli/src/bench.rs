@@ -182,7 +182,8 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
     let backend = &connection.backend;
     spec.model = backend.model().to_owned();
     spec.base_url = without_userinfo(backend.base_url());
-    let samples = dataset.load(args.num_prompts, &lengths).map_err(|e| CliError::Failed("io", format!("--dataset: {e}")))?;
+    let samples =
+        dataset.load(args.num_prompts, &lengths).map_err(|e| CliError::Failed("io", format!("--dataset: {e}")))?;
 
     // As vLLM does: one request first, so a wrong URL, model or key is one clear error rather
     // than a thousand failed requests. It also opens the first connection.

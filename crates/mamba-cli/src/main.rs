@@ -7,6 +7,7 @@ mod bench;
 mod chat;
 mod commands;
 mod connect;
+mod embed;
 mod output;
 
 use std::process::ExitCode;
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
         Command::Chat(a) => a.conn.json,
         Command::Health(c) => c.json,
         Command::Models(a) => a.conn.json,
+        Command::Embed(a) => a.conn.json,
         Command::Profiles(a) => a.json,
         Command::Bench(a) => a.conn.json,
         Command::Presets | Command::Mock(_) => false,
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
             Command::Chat(args) => chat::run(args).await,
             Command::Health(conn) => commands::health(conn).await,
             Command::Models(args) => commands::models(args).await,
+            Command::Embed(args) => embed::run(args).await,
             Command::Profiles(args) => commands::profiles(args),
             Command::Presets => commands::presets(),
             Command::Mock(args) => commands::mock(args).await,

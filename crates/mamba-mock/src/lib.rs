@@ -41,6 +41,7 @@
 
 #![deny(missing_docs)]
 
+mod embeddings;
 mod render;
 mod script;
 mod server;
@@ -53,6 +54,7 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+pub use embeddings::vector_for;
 pub use script::{Match, MockToolCall, MockUsage, Reply, Rule, Script, ScriptError};
 
 /// A request the server received.
@@ -75,6 +77,11 @@ impl ReceivedRequest {
     /// A header's value (first of that name, case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// True for embeddings requests.
+    pub fn is_embeddings(&self) -> bool {
+        self.method == "POST" && self.path.split('?').next().is_some_and(|p| p.ends_with("/embeddings"))
     }
 
     /// True for chat-completion requests.

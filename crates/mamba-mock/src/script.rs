@@ -328,6 +328,10 @@ pub struct Reply {
     /// bare event stream (`.sse`). The body bytes are sent exactly as recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay: Option<PathBuf>,
+    /// On `/v1/embeddings`, answer with float arrays even when base64 was asked for (a server
+    /// that ignores `encoding_format`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ignore_base64: bool,
 }
 
 impl Reply {
@@ -465,6 +469,13 @@ impl Reply {
     #[must_use]
     pub fn no_done(mut self) -> Reply {
         self.no_done = true;
+        self
+    }
+
+    /// On `/v1/embeddings`, answers with floats even when base64 was asked for.
+    #[must_use]
+    pub fn ignore_base64(mut self) -> Reply {
+        self.ignore_base64 = true;
         self
     }
 

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::embeddings::EmbeddingsRequest;
 use crate::render::{error_body, error_type, Answer, ChatRequest};
 use crate::script::Reply;
 use crate::{ReceivedRequest, State};
@@ -286,6 +287,33 @@ async fn handle(socket: &mut TcpStream, state: &Arc<State>, request: Request) ->
             let (reply, id) = state.choose(&chat);
             chat_reply(&mut out, &reply, &chat, id, close).await
         }
+        ("POST", p) if p.ends_with("/embeddings") => {
+            let parsed = match parsed_body.as_ref().map(EmbeddingsRequest::parse) {
+                Some(Ok(request)) => request,
+                Some(Err(message)) => {
+                    let body = error_body(400, &message);
+                    return write_simple(&mut out, 400, "application/json", &[], &body, close).await;
+                }
+                None => {
+                    let body = error_body(400, "the request body is not valid JSON");
+                    return write_simple(&mut out, 400, "application/json", &[], &body, close).await;
+                }
+            };
+            if let Some(auth) = &state.api_key {
+                let given = request.header("authorization").and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
+                if given != auth {
+                    let body = error_body(401, "Incorrect API key provided.");
+                    return write_simple(&mut out, 401, "application/json", &[], &body, close).await;
+                }
+            }
+            let (reply, _) = state.choose(&parsed.as_chat());
+            if let Some(result) = fault(&mut out, &reply, close).await {
+                return result;
+            }
+            let headers: Vec<(String, String)> = reply.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let body = parsed.to_json(reply.model.as_deref(), reply.ignore_base64);
+            write_simple(&mut out, 200, "application/json", &headers, &body, close).await
+        }
         _ => {
             let body = error_body(404, &format!("no route for {} {}", request.method, request.path));
             write_simple(&mut out, 404, "application/json", &[], &body, close).await
@@ -303,17 +331,19 @@ async fn hang(socket: &mut TcpStream) -> Stop {
     }
 }
 
-async fn chat_reply(out: &mut Out<'_>, reply: &Reply, chat: &ChatRequest, id: u64, close: bool) -> Result<(), Stop> {
+/// The faults every route shares (cut budget, delay, hang, replay, status or body); `None`
+/// when the reply is an answer, to be rendered by the route.
+async fn fault(out: &mut Out<'_>, reply: &Reply, close: bool) -> Option<Result<(), Stop>> {
     out.budget = reply.cut_after_bytes;
     if let Some(ms) = reply.delay_ms {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     if reply.hang {
-        return Err(hang(out.socket).await);
+        return Some(Err(hang(out.socket).await));
     }
     let headers: Vec<(String, String)> = reply.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     if let Some(path) = &reply.replay {
-        return replay(out, path, reply).await;
+        return Some(replay(out, path, reply).await);
     }
     if reply.status.is_some() || reply.body.is_some() {
         let status = reply.status.unwrap_or(200);
@@ -324,8 +354,16 @@ async fn chat_reply(out: &mut Out<'_>, reply: &Reply, chat: &ChatRequest, id: u6
             Some(Value::String(text)) => ("text/plain", text.clone().into_bytes()),
             Some(value) => ("application/json", value.to_string().into_bytes()),
         };
-        return write_simple(out, status, content_type, &headers, &body, close).await;
+        return Some(write_simple(out, status, content_type, &headers, &body, close).await);
     }
+    None
+}
+
+async fn chat_reply(out: &mut Out<'_>, reply: &Reply, chat: &ChatRequest, id: u64, close: bool) -> Result<(), Stop> {
+    if let Some(result) = fault(out, reply, close).await {
+        return result;
+    }
+    let headers: Vec<(String, String)> = reply.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let answer = Answer::new(reply, chat, id);
     if !chat.stream {
         return write_simple(out, 200, "application/json", &headers, &answer.to_json(), close).await;

@@ -54,6 +54,7 @@ pub struct OpenAICompatibleBackendBuilder {
     retry: RetryPolicy,
     trace_content: bool,
     drop_unsupported: bool,
+    embed_concurrency: usize,
 }
 
 impl fmt::Debug for OpenAICompatibleBackendBuilder {
@@ -96,6 +97,7 @@ impl OpenAICompatibleBackendBuilder {
             retry: RetryPolicy::default(),
             trace_content: false,
             drop_unsupported: false,
+            embed_concurrency: 4,
         }
     }
 
@@ -265,6 +267,13 @@ impl OpenAICompatibleBackendBuilder {
         self
     }
 
+    /// How many requests of one embeddings call (inputs beyond the server's per-request
+    /// limits are split) are in flight at once. Default 4.
+    pub fn embedding_concurrency(mut self, n: usize) -> Self {
+        self.embed_concurrency = n.max(1);
+        self
+    }
+
     /// The largest response body accepted, in bytes. Default 64 MiB.
     pub fn max_response_bytes(mut self, bytes: usize) -> Self {
         self.max_response_bytes = bytes;
@@ -316,6 +325,7 @@ impl OpenAICompatibleBackendBuilder {
         };
         let chat_uri = uri("/chat/completions")?;
         let models_uri = uri("/models")?;
+        let embeddings_uri = uri("/embeddings")?;
 
         let mut headers =
             vec![(USER_AGENT, HeaderValue::from_static(concat!("mamba-backends/", env!("CARGO_PKG_VERSION"))))];
@@ -407,6 +417,9 @@ impl OpenAICompatibleBackendBuilder {
                 trace_content: self.trace_content,
                 client,
                 connect_timeout,
+                embeddings_uri,
+                embed_base64: std::sync::atomic::AtomicBool::new(true),
+                embed_concurrency: self.embed_concurrency,
             }),
         })
     }

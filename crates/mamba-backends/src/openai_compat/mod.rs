@@ -1,6 +1,7 @@
 //! [`OpenAICompatibleBackend`]: one chat-completions server.
 
 mod builder;
+mod embeddings;
 mod health;
 #[cfg(test)]
 mod preset_tests;
@@ -13,6 +14,7 @@ pub(crate) mod wire;
 
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -87,6 +89,11 @@ pub(crate) struct Shared {
     client: Client,
     /// The connect timeout set on the backend builder, for a client it did not create.
     connect_timeout: Option<Duration>,
+    embeddings_uri: Uri,
+    /// Base64 embeddings are still asked for (cleared when the server ignores or refuses them).
+    embed_base64: AtomicBool,
+    /// Embedding requests of one call in flight at once.
+    embed_concurrency: usize,
 }
 
 /// What sends the requests.
@@ -478,6 +485,10 @@ impl ModelBackend for OpenAICompatibleBackend {
 
     async fn list_models(&self) -> Result<Vec<ModelInfo>, Error> {
         OpenAICompatibleBackend::list_models(self).await
+    }
+
+    fn as_embedder(&self) -> Option<&dyn crate::embed::Embedder> {
+        Some(self)
     }
 }
 

@@ -11,8 +11,9 @@
 use std::time::Duration;
 
 use mamba_backends::{
-    collect, ContentPart, ErrorKind, FinishReason, Message, ModelBackend, OpenAICompatibleBackend, Preset,
-    RequestOptions, ResponseFormat, RetryPolicy, ToolCall, ToolChoice, ToolDefinition,
+    collect, ContentPart, Embedder, EmbeddingInput, EmbeddingOptions, EncodingFormat, ErrorKind, FinishReason, Message,
+    ModelBackend, OpenAICompatibleBackend, Preset, RequestOptions, ResponseFormat, RetryPolicy, ToolCall, ToolChoice,
+    ToolDefinition,
 };
 use serde_json::json;
 
@@ -376,4 +377,111 @@ async fn prism_accepts_every_request_shape() {
     assert!(e.message().contains("temperature"), "{e}");
     // Every request carried max_completion_tokens, never the deprecated max_tokens.
     ran("prism_accepts_every_request_shape");
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (norm(a) * norm(b))
+}
+
+/// llama.cpp with `--embedding true`: one finite 576-value vector per input, the same for the
+/// same text whether sent alone or split into batches; its float answer to the default base64
+/// request is read. The chat instance (no flag) answers `Unsupported`.
+#[tokio::test]
+async fn llamacpp_embeddings() {
+    let Some(url) = peer("MAMBA_LIVE_LLAMACPP_EMBED_URL", "llamacpp_embeddings") else { return };
+    let _turn = TURN.lock().await;
+    let texts = [
+        "The capital of France is Paris.",
+        "Paris is the capital of France.",
+        "Rust has no garbage collector.",
+        "a",
+        "b",
+    ];
+    let inputs = EmbeddingInput::texts(texts);
+    let b = llama(&url);
+    let whole = b.embed(&inputs, &EmbeddingOptions::new()).await.unwrap();
+    assert_eq!(whole.vectors.len(), 5);
+    assert!(whole.vectors.iter().all(|v| v.len() == 576 && v.iter().all(|x| x.is_finite())));
+    assert!(whole.usage.is_some_and(|u| u.input_tokens > 0));
+    assert!(cosine(&whole.vectors[0], &whole.vectors[1]) > cosine(&whole.vectors[0], &whole.vectors[2]));
+    // Split two by two and sent concurrently: the same vectors, in order.
+    let spec = Preset::LlamaCpp.spec().embeddings.unwrap().max_inputs(2);
+    let small = Preset::custom(
+        Preset::LlamaCpp
+            .spec()
+            .to_custom("llama-small", "llama.cpp, 2 per request", "http://127.0.0.1:9/v1")
+            .embeddings(Some(spec)),
+    );
+    let split = OpenAICompatibleBackend::builder("smollm2-135m-instruct")
+        .preset(small)
+        .base_url(&url)
+        .timeout(Duration::from_secs(120))
+        .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap();
+    let parts = split.embed(&inputs, &EmbeddingOptions::new()).await.unwrap();
+    for (i, (a, b)) in whole.vectors.iter().zip(&parts.vectors).enumerate() {
+        assert!(cosine(a, b) > 0.999, "input {i}: {}", cosine(a, b));
+    }
+    // Without the flag.
+    if let Ok(chat_url) = std::env::var("MAMBA_LIVE_LLAMACPP_URL") {
+        let e = llama(&chat_url).embed(&inputs[..1], &EmbeddingOptions::new()).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+        assert!(e.to_string().contains("--embedding"), "{e}");
+    }
+    ran("llamacpp_embeddings");
+}
+
+/// LiteLLM routes embeddings to the llama.cpp instance; an unknown model is `ModelNotFound`.
+#[tokio::test]
+async fn litellm_embeddings() {
+    let Some(url) = peer("MAMBA_LIVE_LITELLM_URL", "litellm_embeddings") else { return };
+    let _turn = TURN.lock().await;
+    let key = std::env::var("MAMBA_LIVE_LITELLM_KEY").unwrap_or_default();
+    let inputs = EmbeddingInput::texts(["The capital of France is Paris.", "Embeddings map text to vectors."]);
+    let out = litellm(&url, "smollm2-embed", Some(&key)).embed(&inputs, &EmbeddingOptions::new()).await.unwrap();
+    assert_eq!(out.vectors.len(), 2);
+    assert!(out.vectors.iter().all(|v| v.len() == 576));
+    assert_eq!(out.model.as_deref(), Some("smollm2-embed"));
+    let e = litellm(&url, "no-such-embedder", Some(&key)).embed(&inputs, &EmbeddingOptions::new()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ModelNotFound, "{e}");
+    ran("litellm_embeddings");
+}
+
+/// Prism with the official OpenAI spec: every embeddings request the library builds is valid
+/// (texts, token ids, base64 and float, dimensions, user, extra); the spec's example answer
+/// (floats, whatever was asked) is read; a body the spec rejects is a 422.
+#[tokio::test]
+async fn prism_accepts_every_embeddings_shape() {
+    let Some(url) = peer("MAMBA_LIVE_PRISM_URL", "prism_accepts_every_embeddings_shape") else { return };
+    let _turn = TURN.lock().await;
+    let b = OpenAICompatibleBackend::builder("text-embedding-3-small")
+        .preset(Preset::OpenAI)
+        .base_url(&url)
+        .api_key("sk-prism")
+        .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap();
+    // The spec's example has one vector, so each request carries one input.
+    let cases: Vec<(&str, EmbeddingInput, EmbeddingOptions)> = vec![
+        ("text", EmbeddingInput::from("hello"), EmbeddingOptions::new()),
+        ("tokens", EmbeddingInput::from(vec![9906, 1917]), EmbeddingOptions::new()),
+        ("float", EmbeddingInput::from("hello"), EmbeddingOptions::new().encoding_format(EncodingFormat::Float)),
+        ("base64", EmbeddingInput::from("hello"), EmbeddingOptions::new().encoding_format(EncodingFormat::Base64)),
+        ("dimensions and user", EmbeddingInput::from("hello"), EmbeddingOptions::new().dimensions(256).user("u-1")),
+        ("extra", EmbeddingInput::from("hello"), EmbeddingOptions::new().extra("user", json!("u-2"))),
+    ];
+    for (name, input, options) in &cases {
+        let out = b.embed(std::slice::from_ref(input), options).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        // The example's -3.402823669209385e+38 is beyond f32's range: it rounds to -inf.
+        assert_eq!(out.vectors, vec![vec![f32::NEG_INFINITY]], "{name}");
+        assert_eq!(out.model.as_deref(), Some("string"), "{name}");
+    }
+    let bad = EmbeddingOptions::new().extra("encoding_format", json!("int8"));
+    let e = b.embed(&[EmbeddingInput::from("hello")], &bad).await.unwrap_err();
+    assert_eq!((e.kind(), e.status()), (ErrorKind::InvalidRequest, Some(422)), "{e}");
+    assert!(e.to_string().contains("encoding_format"), "{e}");
+    ran("prism_accepts_every_embeddings_shape");
 }

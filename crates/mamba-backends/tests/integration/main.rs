@@ -5,10 +5,12 @@
 
 mod complete;
 mod connecting;
+mod embeddings;
 mod errors;
 mod faults;
 mod hostile;
 mod live;
+mod peers_embeddings;
 mod peers_replay;
 mod proxy;
 mod quirks;

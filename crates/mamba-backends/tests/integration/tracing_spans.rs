@@ -80,3 +80,30 @@ async fn content_only_when_opted_in() {
     assert_eq!(text.matches("gen_ai.completion=THE-ANSWER").count(), 2, "{text}");
     assert!(!text.contains("TRACE-SECRET"), "{text}");
 }
+
+/// Embedding calls have their own span: the GenAI `embeddings` operation, the model, the input
+/// tokens, and no key or input text.
+#[tokio::test]
+async fn embeddings_span() {
+    use mamba_backends::{Embedder, EmbeddingInput, EmbeddingOptions};
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(capture.clone())
+        .with_max_level(tracing::Level::TRACE)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let server = MockServer::start().await.unwrap();
+    let b = OpenAICompatibleBackend::builder("embed-model")
+        .base_url(server.base_url())
+        .api_key("sk-TRACE-SECRET")
+        .build()
+        .unwrap();
+    b.embed(&EmbeddingInput::texts(["THE-INPUT"]), &EmbeddingOptions::new()).await.unwrap();
+    let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("gen_ai.operation.name=\"embeddings\""), "{text}");
+    assert!(text.contains("gen_ai.request.model=embed-model"), "{text}");
+    assert!(text.contains("gen_ai.usage.input_tokens=3"), "{text}");
+    assert!(!text.contains("TRACE-SECRET") && !text.contains("THE-INPUT"), "{text}");
+}
