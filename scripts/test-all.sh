@@ -10,11 +10,19 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export PEERS_ROOT="${MAMBA_PEERS_ROOT:-$HOME/.cache/mamba-peers}"
-live_total=$(grep -c '^async fn ' crates/mamba-backends/tests/integration/live.rs || true)
+# Live tests: every test of live.rs, plus the CLI's live bench run.
+live_total=$(( $(grep -c '^async fn ' crates/mamba-backends/tests/integration/live.rs || true) + 1 ))
+
+# The built-in model (SmolLM2-135M, 94 MiB) for the tests of mamba-local and the CLI, fetched
+# once into ~/.cache/mamba; MAMBA_SKIP_LOCAL_MODEL=1 skips those tests instead.
+if [ "${MAMBA_SKIP_LOCAL_MODEL:-0}" != 1 ]; then
+  scripts/fetch-model.sh
+fi
 
 if [ "${MAMBA_SKIP_PEERS:-0}" != 1 ]; then
   # Build first, so the peers do not compete with the compiler for the two cores.
   cargo test --workspace --all-targets --no-run
+  scripts/peers/install-proxy.sh
   scripts/peers/up.sh
   trap 'scripts/peers/stop-all.sh >/dev/null 2>&1 || true' EXIT
   # shellcheck disable=SC1091
