@@ -21,6 +21,11 @@ SHORT = [SYSTEM, {"role": "user", "content": "What is the capital of France?"}]
 LONG = [SYSTEM, {"role": "user", "content": FILLER * 16 + "What is the capital of France?"}]
 
 
+def last_logits(llm):
+    """The logits of the last evaluated token (only that row is computed without logits_all)."""
+    return np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),))
+
+
 def peak_rss_mib() -> float:
     with open("/proc/self/status") as f:
         for line in f:
@@ -35,13 +40,13 @@ def run(llm, template, messages):
     llm.reset()
     start = time.perf_counter()
     llm.eval(ids)
-    token = int(np.argmax(np.asarray(llm.scores[llm.n_tokens - 1])))
+    token = int(np.argmax(last_logits(llm)))
     llm.detokenize([token])
     ttft = time.perf_counter() - start
     out = [token]
     for _ in range(GENERATE - 1):
         llm.eval([token])
-        token = int(np.argmax(np.asarray(llm.scores[llm.n_tokens - 1])))
+        token = int(np.argmax(last_logits(llm)))
         llm.detokenize([token])
         out.append(token)
     total = time.perf_counter() - start

@@ -22,6 +22,11 @@ CASES = [
 MAX_TOKENS = 64
 
 
+def last_logits(llm):
+    """The logits of the last evaluated token (only that row is computed without logits_all)."""
+    return np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),))
+
+
 def main() -> None:
     model, out = sys.argv[1], sys.argv[2]
     with open(model, "rb") as f:
@@ -38,7 +43,7 @@ def main() -> None:
         answer = []
         finish = "length"
         for _ in range(MAX_TOKENS):
-            logits = np.asarray(llm.scores[llm.n_tokens - 1])
+            logits = last_logits(llm)
             token = int(np.argmax(logits))
             if llama_cpp.llama_vocab_is_eog(vocab, token):
                 finish = "stop"

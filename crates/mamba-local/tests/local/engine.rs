@@ -9,7 +9,7 @@ use mamba_local::{LocalBackend, LocalOptions};
 use crate::support::{backend, model_path};
 
 fn france() -> Vec<Message> {
-    vec![Message::user("What is the capital of France?")]
+    vec![Message::system("You are a helpful AI assistant."), Message::user("What is the capital of France?")]
 }
 
 fn story() -> Vec<Message> {
