@@ -20,7 +20,10 @@ fn short_prompt() -> Vec<Message> {
 
 fn long_prompt() -> Vec<Message> {
     let filler = "The quick brown fox jumps over the lazy dog while the sun sets slowly behind the distant hills. ";
-    vec![Message::system("You are a helpful AI assistant."), Message::user(format!("{}What is the capital of France?", filler.repeat(16)))]
+    vec![
+        Message::system("You are a helpful AI assistant."),
+        Message::user(format!("{}What is the capital of France?", filler.repeat(16))),
+    ]
 }
 
 fn peak_rss_mib() -> f64 {
@@ -70,7 +73,8 @@ async fn main() {
     let _ = run(&backend, &short_prompt()).await;
     let (short_tokens, short_ttft, short_gen) = run(&backend, &short_prompt()).await;
     let (long_tokens, long_ttft, long_gen) = run(&backend, &long_prompt()).await;
-    let answer = backend.complete(&short_prompt(), &RequestOptions::new().temperature(0.0).max_tokens(32)).await.unwrap();
+    let answer =
+        backend.complete(&short_prompt(), &RequestOptions::new().temperature(0.0).max_tokens(32)).await.unwrap();
     println!(
         "{}",
         serde_json::json!({

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use futures_core::Stream;
 use mamba_backends::{
-    collect, ChunkStream, Error, ErrorKind, HealthReport, Message, ModelBackend, ModelInfo, ModelProfile, ModelResponse,
-    RequestOptions, ResponseFormat, StreamChunk, Usage,
+    collect, ChunkStream, Error, ErrorKind, HealthReport, Message, ModelBackend, ModelInfo, ModelProfile,
+    ModelResponse, RequestOptions, ResponseFormat, StreamChunk, Usage,
 };
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -193,7 +193,9 @@ impl LocalBackend {
             Some(seed) => seed as u64,
             None => {
                 let mut h = RandomState::new().build_hasher();
-                h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+                h.write_u128(
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()),
+                );
                 h.finish()
             }
         };

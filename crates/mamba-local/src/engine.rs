@@ -60,12 +60,18 @@ impl std::fmt::Debug for Job {
 
 impl Engine {
     /// Starts the worker thread with its own pool of `threads` compute threads.
-    pub(crate) fn start(model: Box<dyn Architecture>, tokenizer: Arc<Tokenizer>, threads: usize) -> Result<Engine, Error> {
+    pub(crate) fn start(
+        model: Box<dyn Architecture>,
+        tokenizer: Arc<Tokenizer>,
+        threads: usize,
+    ) -> Result<Engine, Error> {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("mamba-local-{i}"))
             .build()
-            .map_err(|e| Error::new(ErrorKind::Config, format!("cannot start {threads} compute threads: {e}")).with_source(e))?;
+            .map_err(|e| {
+                Error::new(ErrorKind::Config, format!("cannot start {threads} compute threads: {e}")).with_source(e)
+            })?;
         let (jobs, mut queue) = unbounded_channel::<Job>();
         let sampled = Arc::new(AtomicU64::new(0));
         let counter = sampled.clone();
@@ -148,7 +154,11 @@ fn run(model: &mut dyn Architecture, tokenizer: &Tokenizer, sampled: &AtomicU64,
             return;
         }
         if stopped {
-            let _ = send(Event::Done { finish: FinishReason::Stop, prompt_tokens: prompt.len(), completion_tokens: generated });
+            let _ = send(Event::Done {
+                finish: FinishReason::Stop,
+                prompt_tokens: prompt.len(),
+                completion_tokens: generated,
+            });
             return;
         }
         if generated >= generation.max_tokens {

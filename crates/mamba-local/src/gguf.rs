@@ -60,11 +60,9 @@ pub struct GgufInfo {
 impl GgufInfo {
     pub(crate) fn from_meta(meta: Meta<'_>, path: &Path) -> GgufInfo {
         let architecture = meta.str("general.architecture").unwrap_or("unknown").to_owned();
-        let name = meta
-            .str("general.name")
-            .filter(|n| !n.trim().is_empty())
-            .map(str::to_owned)
-            .unwrap_or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "local".to_owned()));
+        let name = meta.str("general.name").filter(|n| !n.trim().is_empty()).map(str::to_owned).unwrap_or_else(|| {
+            path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "local".to_owned())
+        });
         let context_length = meta.u32(&format!("{architecture}.context_length"));
         GgufInfo { name, architecture, context_length }
     }
@@ -77,7 +75,8 @@ pub(crate) fn open(path: &Path) -> Result<(BufReader<File>, Content), Error> {
     })?;
     let mut reader = BufReader::new(file);
     let content = Content::read(&mut reader).map_err(|e| {
-        Error::new(ErrorKind::Config, format!("{} is not a readable GGUF model file: {e}", path.display())).with_source(e)
+        Error::new(ErrorKind::Config, format!("{} is not a readable GGUF model file: {e}", path.display()))
+            .with_source(e)
     })?;
     Ok((reader, content))
 }

@@ -66,11 +66,15 @@ pub(crate) fn load(path: &Path, options: &LocalOptions) -> Result<Loaded, Error>
     let source = meta.str("tokenizer.chat_template").ok_or_else(|| {
         Error::new(
             ErrorKind::Unsupported,
-            format!("{} has no chat template (`tokenizer.chat_template`); the built-in engine needs one", path.display()),
+            format!(
+                "{} has no chat template (`tokenizer.chat_template`); the built-in engine needs one",
+                path.display()
+            ),
         )
     })?;
     let token = |key: &str| meta.u32(key).and_then(|id| tokenizer.token_text(id)).unwrap_or("").to_owned();
-    let template = ChatTemplate::new(source, &token("tokenizer.ggml.bos_token_id"), &token("tokenizer.ggml.eos_token_id"))?;
+    let template =
+        ChatTemplate::new(source, &token("tokenizer.ggml.bos_token_id"), &token("tokenizer.ggml.eos_token_id"))?;
     let trained = info.context_length.unwrap_or(DEFAULT_CONTEXT);
     let context = options.context.unwrap_or(DEFAULT_CONTEXT.min(trained)).min(trained).max(1) as usize;
     let mut weights = Weights::new(&content, &mut reader);

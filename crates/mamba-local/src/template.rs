@@ -48,7 +48,8 @@ impl ChatTemplate {
         let mut env = Environment::new();
         env.add_function("raise_exception", raise_exception);
         env.add_template_owned("chat", source.to_owned()).map_err(|e| {
-            Error::new(ErrorKind::Unsupported, format!("the model's chat template cannot be compiled: {e}")).with_source(e)
+            Error::new(ErrorKind::Unsupported, format!("the model's chat template cannot be compiled: {e}"))
+                .with_source(e)
         })?;
         Ok(ChatTemplate { env, bos: bos.to_owned(), eos: eos.to_owned() })
     }
@@ -85,8 +86,11 @@ impl ChatTemplate {
                 eos_token => &self.eos,
             })
             .map_err(|e| {
-                Error::new(ErrorKind::InvalidRequest, format!("the model's chat template cannot render these messages: {e}"))
-                    .with_source(e)
+                Error::new(
+                    ErrorKind::InvalidRequest,
+                    format!("the model's chat template cannot render these messages: {e}"),
+                )
+                .with_source(e)
             })
     }
 }
@@ -121,7 +125,8 @@ mod tests {
         let err = ChatTemplate::new("{% for %}", "", "").unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unsupported);
         assert!(err.to_string().contains("chat template"), "{err}");
-        let t = ChatTemplate::new("{{ raise_exception('Only user and assistant roles are supported') }}", "", "").unwrap();
+        let t =
+            ChatTemplate::new("{{ raise_exception('Only user and assistant roles are supported') }}", "", "").unwrap();
         let err = t.render(&[Message::user("x")]).unwrap_err();
         assert!(err.to_string().contains("Only user and assistant roles"), "{err}");
         let t = ChatTemplate::new("{{ messages[0].content.nosuchmethod() }}", "", "").unwrap();

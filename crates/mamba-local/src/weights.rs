@@ -58,7 +58,10 @@ impl<'a> Weights<'a> {
         let rows: usize = parts.iter().map(|p| p.shape().dims2().map(|d| d.0)).sum::<candle_core::Result<usize>>()?;
         let dtype = parts[0].dtype();
         let same = parts.iter().all(|p| p.dtype() == dtype && p.shape().dims2().map(|d| d.1).ok() == Some(cols));
-        let stacked = if same && !SLOW_FORMATS.contains(&dtype) && !matches!(dtype, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16) {
+        let stacked = if same
+            && !SLOW_FORMATS.contains(&dtype)
+            && !matches!(dtype, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16)
+        {
             // Rows are whole blocks: stacking the bytes stacks the matrices.
             let mut bytes = Vec::new();
             for p in &parts {
@@ -84,7 +87,11 @@ pub(crate) fn needs_conversion(content: &Content) -> bool {
 
 /// Writes a copy of the GGUF file with every slow-format tensor converted (the metadata is kept),
 /// to a temporary name then renamed, so that readers never see a partial file.
-pub(crate) fn write_converted(content: &Content, reader: &mut BufReader<File>, dest: &std::path::Path) -> candle_core::Result<()> {
+pub(crate) fn write_converted(
+    content: &Content,
+    reader: &mut BufReader<File>,
+    dest: &std::path::Path,
+) -> candle_core::Result<()> {
     let mut names: Vec<&String> = content.tensor_infos.keys().collect();
     names.sort();
     let mut tensors = Vec::with_capacity(names.len());
@@ -92,8 +99,12 @@ pub(crate) fn write_converted(content: &Content, reader: &mut BufReader<File>, d
         tensors.push((name.as_str(), fast(content.tensor(reader, name, &Device::Cpu)?)?));
     }
     // The writer aligns tensor data to 32 bytes itself; a copied alignment key would contradict it.
-    let metadata: Vec<(&str, &candle_core::quantized::gguf_file::Value)> =
-        content.metadata.iter().filter(|(k, _)| k.as_str() != "general.alignment").map(|(k, v)| (k.as_str(), v)).collect();
+    let metadata: Vec<(&str, &candle_core::quantized::gguf_file::Value)> = content
+        .metadata
+        .iter()
+        .filter(|(k, _)| k.as_str() != "general.alignment")
+        .map(|(k, v)| (k.as_str(), v))
+        .collect();
     let tensor_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (*n, t)).collect();
     if let Some(dir) = dest.parent() {
         std::fs::create_dir_all(dir)?;

@@ -35,10 +35,12 @@ pub(crate) fn load(weights: &mut Weights<'_>, arch: &str, config: LoadConfig) ->
         let known: Vec<&str> = ARCHITECTURES.iter().map(|(n, _)| *n).collect();
         return Err(Error::new(
             ErrorKind::Unsupported,
-            format!("model architecture `{arch}` is not supported by the built-in engine (supported: {})", known.join(", ")),
+            format!(
+                "model architecture `{arch}` is not supported by the built-in engine (supported: {})",
+                known.join(", ")
+            ),
         ));
     };
-    loader(weights, arch, config).map_err(|e| {
-        Error::new(ErrorKind::Unsupported, format!("cannot load the `{arch}` model: {e}")).with_source(e)
-    })
+    loader(weights, arch, config)
+        .map_err(|e| Error::new(ErrorKind::Unsupported, format!("cannot load the `{arch}` model: {e}")).with_source(e))
 }

@@ -62,7 +62,7 @@ impl Tokenizer {
         let tokens: Vec<String> = meta
             .require("tokenizer.ggml.tokens", meta.array("tokenizer.ggml.tokens"))?
             .iter()
-            .map(|v| v.to_string().map(String::clone).unwrap_or_default())
+            .map(|v| v.to_string().cloned().unwrap_or_default())
             .collect();
         let types: Vec<i32> = match meta.array("tokenizer.ggml.token_type") {
             Some(values) => values.iter().map(|v| v.to_i32().unwrap_or(TYPE_NORMAL)).collect(),

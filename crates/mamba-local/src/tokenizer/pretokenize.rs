@@ -29,7 +29,10 @@ pub(crate) fn rules_for(pre: &str) -> Option<&'static [Stage]> {
 }
 
 fn is_letter(c: char) -> bool {
-    matches!(get_general_category(c), G::UppercaseLetter | G::LowercaseLetter | G::TitlecaseLetter | G::ModifierLetter | G::OtherLetter)
+    matches!(
+        get_general_category(c),
+        G::UppercaseLetter | G::LowercaseLetter | G::TitlecaseLetter | G::ModifierLetter | G::OtherLetter
+    )
 }
 
 fn is_number(c: char) -> bool {

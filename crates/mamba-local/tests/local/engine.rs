@@ -138,7 +138,9 @@ async fn eight_concurrent_requests_are_all_answered() {
             let backend = backend.clone();
             tokio::spawn(async move {
                 let question = format!("What is {i} plus {i}?");
-                backend.complete(&[Message::user(question)], &RequestOptions::new().temperature(0.0).max_tokens(8)).await
+                backend
+                    .complete(&[Message::user(question)], &RequestOptions::new().temperature(0.0).max_tokens(8))
+                    .await
             })
         })
         .collect();
