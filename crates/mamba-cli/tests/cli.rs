@@ -65,6 +65,7 @@ const MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 /// The real model file: `MAMBA_MODEL_FILE`, else the cache (`MAMBA_CACHE_DIR`,
 /// `$XDG_CACHE_HOME/mamba`, `~/.cache/mamba`). Missing: a failure, unless
 /// `MAMBA_SKIP_LOCAL_MODEL=1` asks to skip (said on stderr).
+#[allow(clippy::print_stderr)]
 fn model_file() -> Option<PathBuf> {
     let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
     let cache = var("MAMBA_CACHE_DIR")
