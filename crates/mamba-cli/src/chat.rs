@@ -4,14 +4,14 @@ use std::io::{IsTerminal, Read};
 
 use futures_util::StreamExt;
 use mamba_backends::{
-    Message, ModelBackend, ModelResponse, OpenAICompatibleBackend, RequestOptions, ResponseFormat, StreamAccumulator,
-    ToolChoice, ToolDefinition,
+    Message, ModelBackend, ModelResponse, RequestOptions, ResponseFormat, StreamAccumulator, ToolChoice, ToolDefinition,
 };
 use serde_json::Value;
 use tokio::io::AsyncBufReadExt;
 
 use crate::args::ChatArgs;
-use crate::connect::{connect, Source};
+use crate::connect::{find_server, Found, Source};
+use crate::local::{self, Why};
 use crate::output::{line, note, response_json, CliError, Printer};
 
 /// Builds the request options from the flags.
@@ -98,10 +98,8 @@ pub(crate) async fn run(args: ChatArgs) -> Result<(), CliError> {
             Some(text)
         }
     };
-    let conn = connect(&args.conn, true).await?;
-    if let Source::Local(name) = &conn.source {
-        note(&format!("mamba-llm: using {name} at {} (model {})", conn.backend.base_url(), conn.backend.model()));
-    }
+    let (backend, label) = choose(&args).await?;
+    let backend = backend.as_ref();
     let mut history = Vec::new();
     if let Some(system) = &args.system {
         history.push(Message::system(system));
@@ -109,7 +107,7 @@ pub(crate) async fn run(args: ChatArgs) -> Result<(), CliError> {
     match prompt {
         Some(prompt) if args.interactive => {
             history.push(Message::user(prompt));
-            let first = answer(&conn.backend, &history, &options, &args).await;
+            let first = answer(backend, &history, &options, &args).await;
             match first {
                 Ok(response) => {
                     if args.conn.json {
@@ -123,23 +121,46 @@ pub(crate) async fn run(args: ChatArgs) -> Result<(), CliError> {
                     history.pop();
                 }
             }
-            repl(&conn.backend, history, &options, &args).await
+            repl(backend, &label, history, &options, &args).await
         }
         Some(prompt) => {
             history.push(Message::user(prompt));
-            let response = answer(&conn.backend, &history, &options, &args).await?;
+            let response = answer(backend, &history, &options, &args).await?;
             if args.conn.json {
                 line(&response_json(&response))?;
             }
             Ok(())
         }
-        None => repl(&conn.backend, history, &options, &args).await,
+        None => repl(backend, &label, history, &options, &args).await,
+    }
+}
+
+/// The backend that answers, and how to name it: `--local` or `--model-file` → the built-in
+/// model; else a configured server; else a server running on this machine; else the built-in
+/// model.
+async fn choose(args: &ChatArgs) -> Result<(Box<dyn ModelBackend>, String), CliError> {
+    if args.local || args.model_file.is_some() {
+        return local::open(args, Why::Asked).await;
+    }
+    match find_server(&args.conn, |builder| builder).await? {
+        Found::Server(conn) => {
+            if let Source::Local(name) = &conn.source {
+                note(&format!(
+                    "mamba-llm: using {name} at {} (model {})",
+                    conn.backend.base_url(),
+                    conn.backend.model()
+                ));
+            }
+            let label = format!("{} at {}", conn.backend.model(), conn.backend.base_url());
+            Ok((Box::new(conn.backend), label))
+        }
+        Found::Nothing { searched } => local::open(args, Why::NoServer(searched)).await,
     }
 }
 
 /// One answer, printed as it arrives (unless `--json`).
 async fn answer(
-    backend: &OpenAICompatibleBackend,
+    backend: &dyn ModelBackend,
     history: &[Message],
     options: &RequestOptions,
     args: &ChatArgs,
@@ -191,16 +212,13 @@ fn record_turn(history: &mut Vec<Message>, response: &ModelResponse) {
 }
 
 async fn repl(
-    backend: &OpenAICompatibleBackend,
+    backend: &dyn ModelBackend,
+    label: &str,
     mut history: Vec<Message>,
     options: &RequestOptions,
     args: &ChatArgs,
 ) -> Result<(), CliError> {
-    note(&format!(
-        "mamba-llm: chatting with {} at {}. /reset starts over, /exit or Ctrl-D quits.",
-        backend.model(),
-        backend.base_url()
-    ));
+    note(&format!("mamba-llm: chatting with {label}. /reset starts over, /exit or Ctrl-D quits."));
     let system: Vec<Message> = history.iter().filter(|m| m.role == mamba_backends::Role::System).cloned().collect();
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     loop {

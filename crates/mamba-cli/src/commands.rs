@@ -9,7 +9,7 @@ use crate::connect::connect;
 use crate::output::{line, note, CliError};
 
 pub(crate) async fn health(conn: ConnArgs) -> Result<(), CliError> {
-    let connection = connect(&conn, false).await?;
+    let connection = connect(&conn).await?;
     let backend = &connection.backend;
     let report = backend.health().await;
     if conn.json {
@@ -66,7 +66,10 @@ pub(crate) async fn health(conn: ConnArgs) -> Result<(), CliError> {
 }
 
 pub(crate) async fn models(args: ModelsArgs) -> Result<(), CliError> {
-    let connection = connect(&args.conn, false).await?;
+    if args.local {
+        return crate::local::list(args.conn.json);
+    }
+    let connection = connect(&args.conn).await?;
     let models = connection.backend.list_models().await?;
     if args.conn.json {
         let list: Vec<_> = models
@@ -96,7 +99,7 @@ fn fmt_price(v: Option<f64>) -> String {
     v.map_or_else(|| "-".to_owned(), |v| format!("{v:.5}").trim_end_matches('0').trim_end_matches('.').to_owned())
 }
 
-fn table(rows: &[Vec<String>]) -> Result<(), CliError> {
+pub(crate) fn table(rows: &[Vec<String>]) -> Result<(), CliError> {
     let widths: Vec<usize> =
         (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
     for row in rows {

@@ -1,9 +1,8 @@
-//! Finding the server: flags, environment, preset, a local server, or the built-in mock.
+//! Finding the server: flags, environment, preset, or a server running on this machine.
 
 use std::time::Duration;
 
 use mamba_backends::{ModelBackend, OpenAICompatibleBackend, OpenAICompatibleBackendBuilder, Preset, RetryPolicy};
-use mamba_mock::MockServer;
 
 use crate::args::ConnArgs;
 use crate::output::CliError;
@@ -15,16 +14,20 @@ pub(crate) enum Source {
     Configured,
     /// A server found on a local port.
     Local(&'static str),
-    /// The built-in mock.
-    Mock,
 }
 
-/// A backend ready to use, and the mock server behind it when there is one.
+/// A backend ready to use.
 pub(crate) struct Connection {
     pub(crate) backend: OpenAICompatibleBackend,
     pub(crate) source: Source,
-    /// Keeps the in-process mock alive as long as the connection.
-    pub(crate) _mock: Option<MockServer>,
+}
+
+/// What the search for a server found.
+pub(crate) enum Found {
+    /// A configured or running server.
+    Server(Box<Connection>),
+    /// Nothing configured and nothing running; says which local ports were tried.
+    Nothing { searched: String },
 }
 
 fn env(name: &str) -> Option<String> {
@@ -89,27 +92,45 @@ async fn is_live(port: u16) -> bool {
     backend.health_check().await
 }
 
-/// Builds the backend for `conn`. With nothing configured: a local server, else (when
-/// `allow_mock`) the built-in mock, announced on stderr.
-pub(crate) async fn connect(conn: &ConnArgs, allow_mock: bool) -> Result<Connection, CliError> {
-    connect_tuned(conn, allow_mock, |builder| builder).await
+/// Builds the backend for `conn`: a configured server, else one running on this machine.
+pub(crate) async fn connect(conn: &ConnArgs) -> Result<Connection, CliError> {
+    connect_tuned(conn, |builder| builder).await
 }
 
 /// [`connect`], with `tune` applied to the builder before the flags (`--timeout`,
 /// `--retries`), so a command can change defaults the flags still override.
 pub(crate) async fn connect_tuned(
     conn: &ConnArgs,
-    allow_mock: bool,
     tune: fn(OpenAICompatibleBackendBuilder) -> OpenAICompatibleBackendBuilder,
 ) -> Result<Connection, CliError> {
+    match find_server(conn, tune).await? {
+        Found::Server(connection) => Ok(*connection),
+        Found::Nothing { searched } => Err(CliError::Failed(
+            "connect",
+            format!(
+                "no server configured (--base-url, MAMBA_BASE_URL, --preset) and none found on localhost ({searched})"
+            ),
+        )),
+    }
+}
+
+/// Looks for the server: `--base-url` or the environment, `--preset`, else the known local
+/// ports.
+pub(crate) async fn find_server(
+    conn: &ConnArgs,
+    tune: fn(OpenAICompatibleBackendBuilder) -> OpenAICompatibleBackendBuilder,
+) -> Result<Found, CliError> {
     let preset = conn.preset.as_deref().map(parse_preset).transpose()?;
     let configured_url = conn.base_url.clone().or_else(|| env("MAMBA_BASE_URL")).or_else(|| env("OPENAI_BASE_URL"));
     let model_flag = conn.model.clone().or_else(|| env("MAMBA_MODEL"));
     let key = api_key(conn)?;
+    // Checked before the search, so a bad flag is a usage error whatever answers.
+    timeout_of(conn)?;
+    seconds("--total-timeout", conn.total_timeout)?;
 
-    let (base_url, preset, source, mock) = match (configured_url, preset) {
-        (Some(url), preset) => (url, preset.unwrap_or_default(), Source::Configured, None),
-        (None, Some(preset)) => (preset.base_url().to_owned(), preset, Source::Configured, None),
+    let (base_url, preset, source) = match (configured_url, preset) {
+        (Some(url), preset) => (url, preset.unwrap_or_default(), Source::Configured),
+        (None, Some(preset)) => (preset.base_url().to_owned(), preset, Source::Configured),
         (None, None) => {
             let candidates = local_servers();
             let live = futures_util::future::join_all(candidates.iter().map(|(_, port, _)| is_live(*port))).await;
@@ -127,33 +148,14 @@ pub(crate) async fn connect_tuned(
                         Err(_) => None,
                     };
                     match detected {
-                        Some(kind) => (url, kind, Source::Local(kind.spec().display_name), None),
-                        None => (url, *preset, Source::Local(name), None),
+                        Some(kind) => (url, kind, Source::Local(kind.spec().display_name)),
+                        None => (url, *preset, Source::Local(name)),
                     }
-                }
-                None if allow_mock => {
-                    let server = MockServer::start().await.map_err(|e| {
-                        CliError::Failed("io", format!("could not start the built-in mock server: {e}"))
-                    })?;
-                    let names: Vec<String> =
-                        candidates.iter().map(|(_, port, name)| format!("{name} :{port}")).collect();
-                    eprintln!(
-                        "mamba-llm: no server configured and none found on localhost ({}); answering with the built-in mock server at {}, which echoes your message. Set --base-url or MAMBA_BASE_URL to use a real server.",
-                        names.join(", "),
-                        server.base_url()
-                    );
-                    (server.base_url(), Preset::Generic, Source::Mock, Some(server))
                 }
                 None => {
                     let names: Vec<String> =
                         candidates.iter().map(|(_, port, name)| format!("{name} :{port}")).collect();
-                    return Err(CliError::Failed(
-                        "connect",
-                        format!(
-                        "no server configured (--base-url, MAMBA_BASE_URL, --preset) and none found on localhost ({})",
-                        names.join(", ")
-                    ),
-                    ));
+                    return Ok(Found::Nothing { searched: names.join(", ") });
                 }
             }
         }
@@ -176,10 +178,9 @@ pub(crate) async fn connect_tuned(
         builder.build().map_err(CliError::Backend)
     };
 
-    let model = match (model_flag, &source) {
-        (Some(model), _) => model,
-        (None, Source::Mock) => "mock-model".to_owned(),
-        (None, _) => {
+    let model = match model_flag {
+        Some(model) => model,
+        None => {
             // Ask the server which models it has; hosted services get a sensible default.
             let probe = build("")?;
             match tokio::time::timeout(Duration::from_secs(5), probe.list_models()).await {
@@ -188,5 +189,5 @@ pub(crate) async fn connect_tuned(
             }
         }
     };
-    Ok(Connection { backend: build(&model)?, source, _mock: mock })
+    Ok(Found::Server(Box::new(Connection { backend: build(&model)?, source })))
 }

@@ -94,7 +94,7 @@ pub(crate) async fn run(args: EmbedArgs) -> Result<(), CliError> {
             conn_args.model = Some(spec.default_model.to_owned());
         }
     }
-    let conn = connect(&conn_args, true).await?;
+    let conn = connect(&conn_args).await?;
     if let Source::Local(name) = &conn.source {
         note(&format!("mamba-llm: using {name} at {} (model {})", conn.backend.base_url(), conn.backend.model()));
     }

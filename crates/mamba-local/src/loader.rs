@@ -1,0 +1,83 @@
+//! Loading everything a GGUF file holds: tokenizer, chat template and weights.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use candle_core::quantized::gguf_file::Content;
+
+use mamba_backends::{Error, ErrorKind};
+
+use crate::arch::{self, Architecture, LoadConfig};
+use crate::gguf::{self, GgufInfo, Meta};
+use crate::options::{LocalOptions, DEFAULT_CONTEXT};
+use crate::template::ChatTemplate;
+use crate::tokenizer::Tokenizer;
+use crate::weights::{self, Weights};
+
+/// A model ready to start.
+pub(crate) struct Loaded {
+    pub(crate) info: GgufInfo,
+    pub(crate) tokenizer: Tokenizer,
+    pub(crate) template: ChatTemplate,
+    pub(crate) model: Box<dyn Architecture>,
+}
+
+/// Where the converted copy of `path` is kept: named after the file, its size and its
+/// modification time, so a changed file never uses a stale copy.
+fn converted_path(cache_dir: &Path, path: &Path) -> Option<PathBuf> {
+    let stat = std::fs::metadata(path).ok()?;
+    let modified = stat.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    let stem = path.file_stem()?.to_string_lossy();
+    Some(cache_dir.join("converted").join(format!("{stem}-{}-{modified}.q8_0.gguf", stat.len())))
+}
+
+/// Opens the file to load weights from: the converted copy when there is one (made now if
+/// needed and a cache directory is set), else the file itself.
+fn open_weights(path: &Path, options: &LocalOptions) -> Result<(BufReader<File>, Content), Error> {
+    let opened = gguf::open(path)?;
+    let Some(cached) = options.cache_dir.as_deref().and_then(|dir| converted_path(dir, path)) else {
+        return Ok(opened);
+    };
+    if cached.is_file() {
+        match gguf::open(&cached) {
+            Ok(copy) => return Ok(copy),
+            Err(e) => tracing::warn!(path = %cached.display(), error = %e, "ignoring an unreadable converted copy"),
+        }
+    }
+    let (mut reader, content) = opened;
+    if !weights::needs_conversion(&content) {
+        return Ok((reader, content));
+    }
+    match weights::write_converted(&content, &mut reader, &cached) {
+        Ok(()) => gguf::open(&cached),
+        Err(e) => {
+            tracing::warn!(path = %cached.display(), error = %e, "cannot keep a converted copy of the weights");
+            Ok((reader, content))
+        }
+    }
+}
+
+pub(crate) fn load(path: &Path, options: &LocalOptions) -> Result<Loaded, Error> {
+    let (mut reader, content) = open_weights(path, options)?;
+    let meta = Meta(&content.metadata);
+    let info = GgufInfo::from_meta(meta, path);
+    let tokenizer = Tokenizer::from_meta(meta)?;
+    let source = meta.str("tokenizer.chat_template").ok_or_else(|| {
+        Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "{} has no chat template (`tokenizer.chat_template`); the built-in engine needs one",
+                path.display()
+            ),
+        )
+    })?;
+    let token = |key: &str| meta.u32(key).and_then(|id| tokenizer.token_text(id)).unwrap_or("").to_owned();
+    let template =
+        ChatTemplate::new(source, &token("tokenizer.ggml.bos_token_id"), &token("tokenizer.ggml.eos_token_id"))?;
+    let trained = info.context_length.unwrap_or(DEFAULT_CONTEXT);
+    let context = options.context.unwrap_or(DEFAULT_CONTEXT.min(trained)).min(trained).max(1) as usize;
+    let mut weights = Weights::new(&content, &mut reader);
+    let model = arch::load(&mut weights, &info.architecture, LoadConfig { context })?;
+    Ok(Loaded { info, tokenizer, template, model })
+}

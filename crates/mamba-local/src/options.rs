@@ -1,0 +1,71 @@
+//! How the built-in engine is set up.
+
+use std::path::PathBuf;
+
+/// Settings for [`LocalBackend::load`](crate::LocalBackend::load).
+///
+/// ```
+/// let options = mamba_local::LocalOptions::new().threads(2).context(1024);
+/// assert_eq!(options.get_threads(), 2);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+#[must_use]
+pub struct LocalOptions {
+    pub(crate) threads: Option<usize>,
+    pub(crate) context: Option<u32>,
+    pub(crate) cache_dir: Option<PathBuf>,
+    pub(crate) default_temperature: f64,
+    pub(crate) default_system_prompt: Option<String>,
+}
+
+/// The context used when neither the options nor a smaller model limit it.
+pub(crate) const DEFAULT_CONTEXT: u32 = 2048;
+
+impl LocalOptions {
+    /// The defaults: all available cores, a 2048-token context (or the model's, if smaller),
+    /// no weight cache, greedy decoding when a request sets no temperature.
+    pub fn new() -> LocalOptions {
+        LocalOptions::default()
+    }
+
+    /// Compute threads. Default: `std::thread::available_parallelism()`. 0 means the default.
+    pub fn threads(mut self, threads: usize) -> LocalOptions {
+        self.threads = (threads > 0).then_some(threads);
+        self
+    }
+
+    /// Context window in tokens (prompt plus answer). Default: 2048, or the model's trained
+    /// context when it is smaller; never more than the model's.
+    pub fn context(mut self, tokens: u32) -> LocalOptions {
+        self.context = (tokens > 0).then_some(tokens);
+        self
+    }
+
+    /// A directory where the converted (Q8_0) weights are kept after the first load so that later
+    /// loads skip the conversion. Default: none, the conversion runs at every load.
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> LocalOptions {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// Temperature for requests that set none. Default: 0 (greedy: the same prompt always gives
+    /// the same answer, which suits a model used in tests).
+    pub fn default_temperature(mut self, temperature: f64) -> LocalOptions {
+        self.default_temperature = temperature.max(0.0);
+        self
+    }
+
+    /// A system message put before conversations that start without one (a system or
+    /// developer message). Default: none. Small models answer far better with one: SmolLM2-135M
+    /// rambles in French on "What is the capital of France?" without it (llama.cpp too), and
+    /// answers "The capital of France is Paris." with "You are a helpful AI assistant.".
+    pub fn default_system_prompt(mut self, prompt: Option<String>) -> LocalOptions {
+        self.default_system_prompt = prompt.filter(|p| !p.is_empty());
+        self
+    }
+
+    /// The thread count that will be used.
+    pub fn get_threads(&self) -> usize {
+        self.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+}

@@ -1,0 +1,133 @@
+//! Reading weight tensors out of a GGUF file, with the load-time conversions that make candle fast.
+//!
+//! candle's CPU kernels for some block formats are scalar (Q4_1 among them); Q8_0 has
+//! runtime-dispatched AVX2/AVX-512/NEON dot products. So matrices stored in a slow format are
+//! dequantized once and requantized to Q8_0 when loading (about 3× faster generation, and the
+//! answers stay those of llama.cpp). Which formats are converted is data: [`SLOW_FORMATS`].
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::BufReader;
+use std::sync::Arc;
+
+use candle_core::quantized::gguf_file::Content;
+use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
+use candle_core::{Device, Tensor};
+
+/// Block formats converted to Q8_0 at load.
+const SLOW_FORMATS: &[GgmlDType] = &[GgmlDType::Q4_1, GgmlDType::Q5_0, GgmlDType::Q5_1, GgmlDType::Q8_1];
+
+/// Tensor reader over one open GGUF file.
+#[derive(Debug)]
+pub(crate) struct Weights<'a> {
+    pub(crate) content: &'a Content,
+    reader: &'a mut BufReader<File>,
+}
+
+impl<'a> Weights<'a> {
+    pub(crate) fn new(content: &'a Content, reader: &'a mut BufReader<File>) -> Weights<'a> {
+        Weights { content, reader }
+    }
+
+    /// True when the file has a tensor of that name.
+    pub(crate) fn has(&self, name: &str) -> bool {
+        self.content.tensor_infos.contains_key(name)
+    }
+
+    /// A tensor as stored.
+    pub(crate) fn raw(&mut self, name: &str) -> candle_core::Result<QTensor> {
+        self.content.tensor(self.reader, name, &Device::Cpu)
+    }
+
+    /// A small tensor (norm weights) as f32.
+    pub(crate) fn f32(&mut self, name: &str) -> candle_core::Result<Tensor> {
+        self.raw(name)?.dequantize(&Device::Cpu)
+    }
+
+    /// A matrix in a fast format.
+    pub(crate) fn matrix(&mut self, name: &str) -> candle_core::Result<Arc<QTensor>> {
+        let t = self.raw(name)?;
+        Ok(Arc::new(fast(t)?))
+    }
+
+    /// Several matrices with the same input size stacked by rows into one, so that one matmul
+    /// computes them all (Q, K and V; gate and up).
+    pub(crate) fn stacked(&mut self, names: &[&str]) -> candle_core::Result<QMatMul> {
+        let parts = names.iter().map(|n| self.raw(n)).collect::<candle_core::Result<Vec<_>>>()?;
+        let cols = parts[0].shape().dims2()?.1;
+        let rows: usize = parts.iter().map(|p| p.shape().dims2().map(|d| d.0)).sum::<candle_core::Result<usize>>()?;
+        let dtype = parts[0].dtype();
+        let same = parts.iter().all(|p| p.dtype() == dtype && p.shape().dims2().map(|d| d.1).ok() == Some(cols));
+        let stacked = if same
+            && !SLOW_FORMATS.contains(&dtype)
+            && !matches!(dtype, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16)
+        {
+            // Rows are whole blocks: stacking the bytes stacks the matrices.
+            let mut bytes = Vec::new();
+            for p in &parts {
+                bytes.extend_from_slice(&p.data()?);
+            }
+            QTensor::new(QStorage::from_data(Cow::Owned(bytes), &Device::Cpu, dtype)?, (rows, cols))?
+        } else {
+            let dense = parts.iter().map(|p| p.dequantize(&Device::Cpu)).collect::<candle_core::Result<Vec<_>>>()?;
+            let dense = Tensor::cat(&dense, 0)?;
+            if matches!(dtype, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16) {
+                return Ok(QMatMul::Tensor(dense));
+            }
+            QTensor::quantize(&dense, GgmlDType::Q8_0)?
+        };
+        QMatMul::from_arc(Arc::new(stacked))
+    }
+}
+
+/// True when some tensor of the file is stored in a format converted at load.
+pub(crate) fn needs_conversion(content: &Content) -> bool {
+    content.tensor_infos.values().any(|t| SLOW_FORMATS.contains(&t.ggml_dtype))
+}
+
+/// Writes a copy of the GGUF file with every slow-format tensor converted (the metadata is kept),
+/// to a temporary name then renamed, so that readers never see a partial file.
+pub(crate) fn write_converted(
+    content: &Content,
+    reader: &mut BufReader<File>,
+    dest: &std::path::Path,
+) -> candle_core::Result<()> {
+    let mut names: Vec<&String> = content.tensor_infos.keys().collect();
+    names.sort();
+    let mut tensors = Vec::with_capacity(names.len());
+    for name in names {
+        tensors.push((name.as_str(), fast(content.tensor(reader, name, &Device::Cpu)?)?));
+    }
+    // The writer aligns tensor data to 32 bytes itself; a copied alignment key would contradict it.
+    let metadata: Vec<(&str, &candle_core::quantized::gguf_file::Value)> = content
+        .metadata
+        .iter()
+        .filter(|(k, _)| k.as_str() != "general.alignment")
+        .map(|(k, v)| (k.as_str(), v))
+        .collect();
+    let tensor_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (*n, t)).collect();
+    if let Some(dir) = dest.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = dest.with_extension(format!("tmp{}", std::process::id()));
+    let result = (|| {
+        let mut out = std::io::BufWriter::new(File::create(&tmp)?);
+        candle_core::quantized::gguf_file::write(&mut out, &metadata, &tensor_refs)?;
+        std::io::Write::flush(&mut out)?;
+        std::fs::rename(&tmp, dest)?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Converts a matrix stored in a slow format to Q8_0; leaves the others as they are.
+fn fast(t: QTensor) -> candle_core::Result<QTensor> {
+    if SLOW_FORMATS.contains(&t.dtype()) {
+        QTensor::quantize(&t.dequantize(&Device::Cpu)?, GgmlDType::Q8_0)
+    } else {
+        Ok(t)
+    }
+}

@@ -1,0 +1,63 @@
+//! Finding the model and sharing one loaded backend between tests.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use mamba_local::{LocalBackend, LocalOptions};
+
+/// The default model's file name.
+pub(crate) const MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn candidates() -> Vec<PathBuf> {
+    let mut paths = Vec::new();
+    if let Some(file) = env("MAMBA_MODEL_FILE") {
+        paths.push(PathBuf::from(file));
+    }
+    let home = env("HOME").map(PathBuf::from);
+    if let Some(home) = &home {
+        paths.push(home.join(".cache/mamba-peers/models").join(MODEL_FILE));
+    }
+    let cache = env("MAMBA_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| env("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("mamba")))
+        .or_else(|| home.map(|h| h.join(".cache/mamba")));
+    if let Some(cache) = cache {
+        paths.push(cache.join("models").join(MODEL_FILE));
+    }
+    paths
+}
+
+/// The model file, `None` when missing and skipping was asked for; panics otherwise.
+pub(crate) fn model_path() -> Option<PathBuf> {
+    let paths = candidates();
+    if let Some(found) = paths.iter().find(|p| p.is_file()) {
+        return Some(found.clone());
+    }
+    if env("MAMBA_SKIP_LOCAL_MODEL").as_deref() == Some("1") {
+        eprintln!("MAMBA_SKIP_LOCAL_MODEL=1: skipping a test that needs {MODEL_FILE}");
+        return None;
+    }
+    panic!(
+        "the model file {MODEL_FILE} is missing (looked at {paths:?}); run scripts/peers/install-llamacpp.sh or \
+         `mamba-llm pull`, set MAMBA_MODEL_FILE, or set MAMBA_SKIP_LOCAL_MODEL=1 to skip these tests"
+    );
+}
+
+/// One backend shared by the tests (loading takes about a second).
+pub(crate) fn backend() -> Option<&'static LocalBackend> {
+    static BACKEND: OnceLock<Option<LocalBackend>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| model_path().map(|p| LocalBackend::load(p, LocalOptions::new()).expect("the model loads")))
+        .as_ref()
+}
+
+/// A fixture file under tests/data.
+pub(crate) fn fixture(name: &str) -> serde_json::Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
