@@ -67,8 +67,7 @@ impl NativeBody {
         }
         let result = self.poll_read_inner(cx, dst);
         if matches!(result, Poll::Ready(Err(_))) {
-            self.failed = true;
-            self.conn = None;
+            self.fail();
         }
         result
     }
@@ -148,40 +147,18 @@ impl NativeBody {
         }
     }
 
-    /// Reads the whole body, allowing `idle` between reads and at most `limit` bytes.
-    pub(crate) async fn read_to_end(&mut self, idle: std::time::Duration, limit: usize) -> Result<Vec<u8>, Error> {
-        let mut out = match &self.framing {
-            Framing::Length(n) if *n > limit as u64 => {
-                self.conn = None;
-                self.failed = true;
-                return Err(Error::decode(format!("the response is larger than {limit} bytes ({n} announced)")));
-            }
-            // What the server announces is reserved up to 1 MiB; more grows as it arrives.
-            Framing::Length(n) => Vec::with_capacity((*n).min(1024 * 1024) as usize),
-            _ => Vec::new(),
-        };
-        loop {
-            let read = std::future::poll_fn(|cx| self.poll_read(cx, &mut out));
-            let n = match tokio::time::timeout(idle, read).await {
-                Ok(result) => result?,
-                Err(_) => {
-                    self.conn = None;
-                    self.failed = true;
-                    return Err(Error::timeout(format!(
-                        "no data for {} while reading the response",
-                        super::fmt_duration(idle)
-                    )));
-                }
-            };
-            if n == 0 {
-                return Ok(out);
-            }
-            if out.len() > limit {
-                self.conn = None;
-                self.failed = true;
-                return Err(Error::decode(format!("the response is larger than {limit} bytes")));
-            }
+    /// The body's length, when the server announced one.
+    fn announced_length(&self) -> Option<u64> {
+        match &self.framing {
+            Framing::Length(n) => Some(*n),
+            _ => None,
         }
+    }
+
+    /// Gives the body up: the connection is closed and every later read fails.
+    fn fail(&mut self) {
+        self.conn = None;
+        self.failed = true;
     }
 }
 
@@ -227,27 +204,55 @@ impl Body {
         }
     }
 
-    /// Reads the whole body, allowing `idle` between reads and at most `limit` bytes.
-    pub(crate) async fn read_to_end(&mut self, idle: std::time::Duration, limit: usize) -> Result<Vec<u8>, Error> {
-        if let Body::Native(b) = self {
-            return b.read_to_end(idle, limit).await;
+    /// Appends the next piece of the body to `out` and returns its length (`0` at the end),
+    /// waiting at most `idle` for it.
+    pub(crate) async fn read_some(&mut self, out: &mut Vec<u8>, idle: std::time::Duration) -> Result<usize, Error> {
+        let read = std::future::poll_fn(|cx| self.poll_read(cx, out));
+        match tokio::time::timeout(idle, read).await {
+            Ok(result) => result,
+            Err(_) => {
+                Err(Error::timeout(format!("no data for {} while reading the response", super::fmt_duration(idle))))
+            }
         }
-        let mut out = Vec::new();
+    }
+
+    /// Gives the body up: every later read fails (a native body also closes its connection).
+    fn fail(&mut self) {
+        match self {
+            Body::Native(b) => b.fail(),
+            Body::Stream { failed, .. } => *failed = true,
+        }
+    }
+
+    /// Reads the whole body, allowing `idle` between reads and at most `limit` bytes. A body
+    /// that times out or grows past the limit is given up.
+    pub(crate) async fn read_to_end(&mut self, idle: std::time::Duration, limit: usize) -> Result<Vec<u8>, Error> {
+        let announced = match self {
+            Body::Native(b) => b.announced_length(),
+            Body::Stream { .. } => None,
+        };
+        let mut out = match announced {
+            Some(n) if n > limit as u64 => {
+                self.fail();
+                return Err(Error::decode(format!("the response is larger than {limit} bytes ({n} announced)")));
+            }
+            // What the server announces is reserved up to 1 MiB; more grows as it arrives.
+            Some(n) => Vec::with_capacity(n.min(1024 * 1024) as usize),
+            None => Vec::new(),
+        };
         loop {
-            let read = std::future::poll_fn(|cx| self.poll_read(cx, &mut out));
-            let n = match tokio::time::timeout(idle, read).await {
-                Ok(result) => result?,
-                Err(_) => {
-                    return Err(Error::timeout(format!(
-                        "no data for {} while reading the response",
-                        super::fmt_duration(idle)
-                    )))
+            let n = match self.read_some(&mut out, idle).await {
+                Ok(n) => n,
+                Err(e) => {
+                    self.fail();
+                    return Err(e);
                 }
             };
             if n == 0 {
                 return Ok(out);
             }
             if out.len() > limit {
+                self.fail();
                 return Err(Error::decode(format!("the response is larger than {limit} bytes")));
             }
         }

@@ -627,11 +627,7 @@ impl HttpResponse {
     /// Appends the next piece of the body to `buf` and returns its length; `0` at the end.
     /// Waits at most `idle` for data.
     pub async fn read_chunk(&mut self, buf: &mut Vec<u8>, idle: Duration) -> Result<usize, Error> {
-        let read = std::future::poll_fn(|cx| self.body.poll_read(cx, buf));
-        match tokio::time::timeout(idle, read).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::timeout(format!("no data for {} while reading the response", fmt_duration(idle)))),
-        }
+        self.body.read_some(buf, idle).await
     }
 }
 

@@ -9,15 +9,12 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use mamba_backends::{
-    Certificate, ErrorKind, HttpClient, Message, ModelBackend, OpenAICompatibleBackend, Proxy, RequestOptions,
-    RetryPolicy,
-};
+use mamba_backends::{Certificate, ErrorKind, HttpClient, Proxy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::support::{RawServer, Reply};
-use crate::tls::{Ca, TlsServer};
+use crate::tls::{ask, Ca, TlsServer};
 
 const OK_BODY: &str = r#"{"choices":[{"message":{"content":"via proxy"},"finish_reason":"stop"}]}"#;
 
@@ -89,17 +86,6 @@ fn rand_suffix() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     N.fetch_add(1, Ordering::Relaxed)
-}
-
-async fn ask(url: &str, client: HttpClient) -> Result<String, mamba_backends::Error> {
-    let b = OpenAICompatibleBackend::builder("m")
-        .base_url(url)
-        .http_client(client)
-        .timeout(Duration::from_secs(10))
-        .retry_policy(RetryPolicy::default().initial_backoff(Duration::from_millis(1)))
-        .build()
-        .unwrap();
-    b.complete(&[Message::user("hi")], &RequestOptions::new()).await.map(|r| r.content)
 }
 
 fn via(proxy: &str) -> HttpClient {

@@ -132,7 +132,8 @@ impl TlsServer {
     }
 }
 
-async fn ask(url: &str, client: HttpClient) -> Result<String, mamba_backends::Error> {
+/// One answer from `url` through `client` (shared with the proxy tests).
+pub(crate) async fn ask(url: &str, client: HttpClient) -> Result<String, mamba_backends::Error> {
     let b = OpenAICompatibleBackend::builder("m")
         .base_url(url)
         .http_client(client)
