@@ -637,14 +637,12 @@ impl Preset {
 
     /// The port of the default base URL (`11434` for Ollama).
     pub fn default_port(self) -> Option<u16> {
-        let url = self.spec().base_url;
-        let authority = url.split_once("://").map_or(url, |(_, rest)| rest);
-        let authority = authority.split('/').next().unwrap_or(authority);
-        match authority.rsplit_once(':') {
-            Some((_, port)) => port.parse().ok(),
-            None if url.starts_with("https://") => Some(443),
-            None => Some(80),
-        }
+        let uri: http::Uri = self.spec().base_url.parse().ok()?;
+        uri.port_u16().or(match uri.scheme_str()? {
+            "https" => Some(443),
+            "http" => Some(80),
+            _ => None,
+        })
     }
 }
 

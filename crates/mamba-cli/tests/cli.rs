@@ -107,6 +107,15 @@ async fn run(c: &mut Command) -> Output {
     tokio::time::timeout(Duration::from_secs(60), c.output()).await.expect("mamba-llm did not finish").unwrap()
 }
 
+/// Runs `c` with `input` on its stdin (then closed), within `limit`.
+async fn run_with_input(c: &mut Command, input: &[u8], limit: Duration) -> Output {
+    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input).await.unwrap();
+    drop(stdin);
+    tokio::time::timeout(limit, child.wait_with_output()).await.expect("mamba-llm did not finish").unwrap()
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -443,14 +452,12 @@ async fn usage_errors_exit_2() {
 #[tokio::test(flavor = "multi_thread")]
 async fn stdin_is_the_prompt_when_piped() {
     let server = MockServer::start().await.unwrap();
-    let mut child = cmd()
-        .args(["chat", "--retries", "0", "--base-url", &server.base_url()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(b"from stdin\n").await.unwrap();
-    let o = child.wait_with_output().await.unwrap();
+    let o = run_with_input(
+        cmd().args(["chat", "--retries", "0", "--base-url", &server.base_url()]),
+        b"from stdin\n",
+        Duration::from_secs(60),
+    )
+    .await;
     assert!(o.status.success());
     assert_eq!(stdout(&o), "from stdin\n");
 }
@@ -576,17 +583,12 @@ async fn conversation_keeps_history() {
         .on(Match::contains("weather"), Reply::tool_call("get_weather", json!({"city": "Oslo"})))
         .always(Reply::text("ok"));
     let server = MockServer::start_with(script).await.unwrap();
-    let mut child = cmd()
-        .args(["chat", "-i", "--retries", "0", "-s", "sys", "--base-url", &server.base_url(), "first"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(b"second\nweather?\nthird\n/reset\nfourth\n").await.unwrap();
-    drop(stdin);
-    let o = child.wait_with_output().await.unwrap();
+    let o = run_with_input(
+        cmd().args(["chat", "-i", "--retries", "0", "-s", "sys", "--base-url", &server.base_url(), "first"]),
+        b"second\nweather?\nthird\n/reset\nfourth\n",
+        Duration::from_secs(60),
+    )
+    .await;
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "ok\nok\n[tool call call_1] get_weather({\"city\":\"Oslo\"})\nok\nok\n");
     let sent: Vec<Value> = server.chat_requests().iter().map(|r| r.json.clone().unwrap()["messages"].clone()).collect();
@@ -720,17 +722,12 @@ async fn local_flag_and_chat_flags() {
     assert_eq!(stdout(&streamed), stdout(&whole));
     assert!(!stdout(&streamed).trim().is_empty());
     // A conversation (-i): two turns, two answers.
-    let mut child = local()
-        .args(["-i", "--max-tokens", "8", "Hi!"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(b"What is the capital of France?\n").await.unwrap();
-    drop(stdin);
-    let o = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output()).await.unwrap().unwrap();
+    let o = run_with_input(
+        local().args(["-i", "--max-tokens", "8", "Hi!"]),
+        b"What is the capital of France?\n",
+        Duration::from_secs(120),
+    )
+    .await;
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("chatting with") && stderr(&o).contains("built-in"), "{}", stderr(&o));
     assert!(stdout(&o).lines().filter(|l| !l.trim().is_empty()).count() >= 2, "{}", stdout(&o));
