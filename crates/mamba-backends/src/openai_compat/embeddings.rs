@@ -5,7 +5,6 @@
 use std::fmt;
 use std::ops::Range;
 use std::sync::atomic::Ordering;
-use std::time::SystemTime;
 
 use async_trait::async_trait;
 use base64_simd::AsOut;
@@ -16,8 +15,7 @@ use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
 use super::wire::{LenientCount, LenientList, LenientObject, LenientStr, WireUsage};
-use super::{within, OpenAICompatibleBackend, Shared, MAX_ERROR_BODY};
-use crate::classify;
+use super::{within, OpenAICompatibleBackend, Shared};
 use crate::embed::{add_usage, plan_batches, Embedder, EmbeddingInput, EmbeddingOptions, Embeddings, EncodingFormat};
 use crate::error::{Error, ErrorKind};
 use crate::preset::EmbeddingSpec;
@@ -300,13 +298,11 @@ impl Shared {
         // Like a non-streamed chat request: the whole answer comes with the head.
         let deadline = self.deadline(false);
         let attempt = || async {
-            let mut response =
-                self.send("POST", &self.embeddings_uri, Some(&body), self.timeouts.complete_headers).await?;
-            if !(200..300).contains(&response.status) {
-                let bytes = response.body.read_to_end(self.timeouts.idle, MAX_ERROR_BODY).await.unwrap_or_default();
-                let error = classify::from_response(response.status, &response.headers, &bytes, SystemTime::now());
-                return Err(disabled(spec, error));
-            }
+            let mut response = self
+                .post(&self.embeddings_uri, &body, self.timeouts.complete_headers)
+                .await
+                // Only a server's answer can say that embeddings are switched off.
+                .map_err(|e| if e.status().is_some() { disabled(spec, e) } else { e })?;
             let bytes = response.body.read_to_end(self.timeouts.idle, self.max_response_bytes).await?;
             parse_embeddings(&bytes, inputs.len())
         };
@@ -439,7 +435,10 @@ impl Embedder for OpenAICompatibleBackend {
 
 #[cfg(test)]
 mod tests {
+    use std::time::SystemTime;
+
     use super::*;
+    use crate::classify;
     use serde_json::json;
 
     fn body(request: &EmbeddingsRequest<'_>) -> serde_json::Value {

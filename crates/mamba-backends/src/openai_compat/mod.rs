@@ -237,7 +237,12 @@ impl Shared {
     /// POSTs a chat request; a non-2xx answer becomes its classified error, body read.
     async fn post_chat(&self, body: &Bytes, stream: bool) -> Result<Response, Error> {
         let head_timeout = if stream { self.timeouts.headers } else { self.timeouts.complete_headers };
-        let mut response = self.send("POST", &self.chat_uri, Some(body), head_timeout).await?;
+        self.post(&self.chat_uri, body, head_timeout).await
+    }
+
+    /// POSTs a JSON body; a non-2xx answer becomes its classified error, body read.
+    async fn post(&self, uri: &Uri, body: &Bytes, head_timeout: Duration) -> Result<Response, Error> {
+        let mut response = self.send("POST", uri, Some(body), head_timeout).await?;
         if (200..300).contains(&response.status) {
             return Ok(response);
         }
