@@ -658,11 +658,15 @@ async fn attachments_images_text_limits_and_vision() {
 #[tokio::test(flavor = "multi_thread")]
 async fn completions_and_man_page() {
     let home = Home::new("shell");
-    for (shell, marker) in [("bash", "complete -F"), ("zsh", "#compdef mamba-llm"), ("fish", "complete -c mamba-llm")] {
+    for (shell, marker, endpoint) in [
+        ("bash", "complete -F", "--endpoint"),
+        ("zsh", "#compdef mamba-llm", "--endpoint"),
+        ("fish", "complete -c mamba-llm", "-l endpoint"),
+    ] {
         let o = home.run(&["completions", shell]).await;
         assert!(o.status.success(), "{}", stderr(&o));
         let text = stdout(&o);
-        assert!(text.contains(marker) && text.contains("--endpoint") && text.contains("templates"), "{shell}");
+        assert!(text.contains(marker) && text.contains(endpoint) && text.contains("templates"), "{shell}");
     }
     let o = home.run(&["completions", "tcsh"]).await;
     assert_eq!(o.status.code(), Some(2));
