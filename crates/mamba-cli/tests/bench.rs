@@ -26,6 +26,8 @@ fn cmd() -> Command {
     }
     let ports: Vec<String> = (0..4).map(|_| closed_port().to_string()).collect();
     c.env("MAMBA_LOCAL_PORTS", ports.join(","));
+    // No config file: the real one must not change what the tests see.
+    c.env("MAMBA_CONFIG", "/nonexistent/mamba-test-config.toml").env_remove("MAMBA_ENDPOINT");
     c.stdin(Stdio::null());
     c.kill_on_drop(true);
     c
