@@ -41,6 +41,9 @@ pub(crate) enum Command {
     /// Download a built-in model into the cache ahead of time (verified against its sha256);
     /// prints its path.
     Pull(PullArgs),
+    /// Serve a model over the OpenAI API (chat completions, embeddings, models, health,
+    /// metrics, a chat page): the built-in model, or upstream servers as one pool.
+    Serve(crate::serve::ServeArgs),
 }
 
 /// Where to connect.

@@ -11,6 +11,7 @@ mod embed;
 #[cfg_attr(not(feature = "local"), path = "local_off.rs")]
 mod local;
 mod output;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -38,7 +39,7 @@ fn main() -> ExitCode {
         Command::Embed(a) => a.conn.json,
         Command::Profiles(a) => a.json,
         Command::Bench(a) => a.conn.json,
-        Command::Presets | Command::Mock(_) | Command::Pull(_) => false,
+        Command::Presets | Command::Mock(_) | Command::Pull(_) | Command::Serve(_) => false,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -58,6 +59,7 @@ fn main() -> ExitCode {
             Command::Mock(args) => commands::mock(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Pull(args) => local::pull(args).await,
+            Command::Serve(args) => serve::run(args).await,
         }
     });
     // Pending connections of the in-process mock must not keep the process alive.

@@ -91,11 +91,15 @@ pub(crate) struct ChunkWriter {
     created: u64,
     include_usage: bool,
     role_sent: bool,
+    /// Per tool-call index: whether its id and its name went out. Some upstreams repeat them
+    /// on every piece; clients that concatenate pieces (as OpenAI's never repeat them) would
+    /// read `get_weatherget_weather`, so each goes out once.
+    announced: Vec<(bool, bool)>,
 }
 
 impl ChunkWriter {
     pub(crate) fn new(id: String, model: String, include_usage: bool) -> ChunkWriter {
-        ChunkWriter { id, model, created: now_secs(), include_usage, role_sent: false }
+        ChunkWriter { id, model, created: now_secs(), include_usage, role_sent: false, announced: Vec::new() }
     }
 
     fn event(&self, choices: Value, usage: Option<Value>) -> Value {
@@ -134,25 +138,28 @@ impl ChunkWriter {
                 delta.insert("reasoning_content".into(), json!(chunk.reasoning));
             }
             if !chunk.tool_calls.is_empty() {
-                let calls: Vec<Value> = chunk
-                    .tool_calls
-                    .iter()
-                    .map(|d| {
-                        let mut call = Map::new();
-                        call.insert("index".into(), json!(d.index));
-                        if let Some(id) = &d.id {
-                            call.insert("id".into(), json!(id));
-                            call.insert("type".into(), json!("function"));
-                        }
-                        let mut function = Map::new();
-                        if let Some(name) = &d.name {
-                            function.insert("name".into(), json!(name));
-                        }
-                        function.insert("arguments".into(), json!(d.arguments));
-                        call.insert("function".into(), Value::Object(function));
-                        Value::Object(call)
-                    })
-                    .collect();
+                let mut calls = Vec::with_capacity(chunk.tool_calls.len());
+                for d in &chunk.tool_calls {
+                    if self.announced.len() <= d.index {
+                        self.announced.resize(d.index + 1, (false, false));
+                    }
+                    let (id_sent, name_sent) = &mut self.announced[d.index];
+                    let mut call = Map::new();
+                    call.insert("index".into(), json!(d.index));
+                    if let Some(id) = d.id.as_ref().filter(|_| !*id_sent) {
+                        call.insert("id".into(), json!(id));
+                        call.insert("type".into(), json!("function"));
+                        *id_sent = true;
+                    }
+                    let mut function = Map::new();
+                    if let Some(name) = d.name.as_ref().filter(|_| !*name_sent) {
+                        function.insert("name".into(), json!(name));
+                        *name_sent = true;
+                    }
+                    function.insert("arguments".into(), json!(d.arguments));
+                    call.insert("function".into(), Value::Object(function));
+                    calls.push(Value::Object(call));
+                }
                 delta.insert("tool_calls".into(), Value::Array(calls));
             }
             out.push(self.event(json!([{"index": 0, "delta": delta, "finish_reason": null, "logprobs": null}]), None));
@@ -242,6 +249,13 @@ mod tests {
             w.events(&StreamChunk::tool_call_deltas(vec![ToolCallDelta::new(0, "{\"a\"").with_id("c").with_name("f")]));
         assert_eq!(tool[0]["choices"][0]["delta"]["tool_calls"][0]["type"], "function");
         assert!(tool[0]["choices"][0]["delta"].get("content").is_none());
+        // An upstream that repeats the id and name on every piece: they go out once.
+        let again =
+            w.events(&StreamChunk::tool_call_deltas(vec![ToolCallDelta::new(0, ":1}").with_id("c").with_name("f")]));
+        assert_eq!(
+            again[0]["choices"][0]["delta"]["tool_calls"][0],
+            json!({"index": 0, "function": {"arguments": ":1}"}})
+        );
         assert!(w.events(&StreamChunk::text("")).is_empty());
         let last = w.events(&StreamChunk::final_chunk(Some(FinishReason::ToolCalls), Some(Usage::new(4, 5))));
         assert_eq!(last.len(), 2);
