@@ -11,8 +11,10 @@
 #    sequential non-streamed requests of the harness's floor driver, divided by N;
 #  * latency p50/p99 and TTFT p50/p99 of N streamed requests one at a time (mamba-llm bench),
 #    and added latency = gateway minus direct;
-#  * memory per open relayed stream: (peak RSS - idle RSS) / STREAMS while the floor driver
-#    holds STREAMS streams open (100 chunks, one every 100 ms).
+#  * memory per open relayed stream of `mamba-llm serve`: (peak RSS - idle RSS) / STREAMS while
+#    the floor driver holds STREAMS streams open (100 chunks, one every 100 ms, ~10 s each).
+#    (LiteLLM's is not measured: at its ~24 ms of CPU per request it cannot open that many
+#    paced streams at once on one core.)
 # Needs: cargo, taskset, curl, python3, LiteLLM in ~/.cache/mamba-peers/venv
 # (scripts/peers/install-litellm.sh; LITELLM=0 leaves it out). Prints a markdown table; raw
 # numbers in $OUT.
@@ -29,7 +31,7 @@ STREAMS=${STREAMS:-500}
 LITELLM=${LITELLM:-1}
 PEERS_ROOT=${MAMBA_PEERS_ROOT:-$HOME/.cache/mamba-peers}
 OUT=${OUT:-${TMPDIR:-/tmp}/mamba-gateway-bench/$(date -u +%Y%m%dT%H%M%SZ)}
-PORT_MOCK=18380 PORT_SERVE=18381 PORT_LITELLM=18382
+PORT_MOCK=18380 PORT_SERVE=18381 PORT_LITELLM=18382 PORT_MOCK_PACED=18383 PORT_SERVE_PACED=18384
 mkdir -p "$OUT"
 
 if [[ -z "${NO_BUILD:-}" ]]; then
@@ -69,6 +71,7 @@ model_list:
   - model_name: gpt-4o-mini
     litellm_params: {model: openai/gpt-4o-mini, api_base: "http://127.0.0.1:$PORT_MOCK/v1", api_key: sk-bench}
 litellm_settings: {num_retries: 0, request_timeout: 120}
+general_settings: {master_key: sk-bench}
 EOF
   LITELLM_LOCAL_MODEL_COST_MAP=True LITELLM_TELEMETRY=False taskset -c "$SERVER_CPU" \
     env -C / "$PEERS_ROOT/venv/bin/litellm" --config "$OUT/litellm.yaml" --host 127.0.0.1 --port "$PORT_LITELLM" \
@@ -89,21 +92,30 @@ for t in $targets; do
     --concurrency 1 --warmup 0 | tail -n 1 > "$OUT/$t-complete.json"
   after=0; [[ -n "$p" ]] && after=$(cpu_ticks "$p")
   echo "{\"gateway_cpu_ticks\": $((after - before)), \"requests\": $n}" > "$OUT/$t-cpu.json"
-  taskset -c "$CLIENT_CPU" "$MAMBA" bench --base-url "${URL[$t]}" -m gpt-4o-mini \
+  MAMBA_API_KEY=sk-bench taskset -c "$CLIENT_CPU" "$MAMBA" bench --base-url "${URL[$t]}" -m gpt-4o-mini \
     --num-prompts "$n" --max-concurrency 1 --request-rate inf --percentiles 50,99 --json \
     > "$OUT/$t-stream.json" 2> "$OUT/$t-stream.log" || true
 done
 
-# Memory per open relayed stream (the gateways only).
-for t in $targets; do
-  [[ "$t" == direct ]] && continue
-  p=${PID[$t]}; idle=$(rss_kb "$p"); peak=$idle
-  taskset -c "$CLIENT_CPU" "$FLOOR" --base-url "${URL[$t]}" --workload w4 --mode stream --requests "$STREAMS" \
-    --concurrency "$STREAMS" --warmup 0 --chunks 16 > "$OUT/$t-streams.json" 2>"$OUT/$t-streams.log" &
-  client=$!
-  while kill -0 "$client" 2>/dev/null; do r=$(rss_kb "$p"); ((r > peak)) && peak=$r; sleep 0.05; done
-  echo "{\"idle_kb\": $idle, \"peak_kb\": $peak, \"streams\": $STREAMS}" > "$OUT/$t-rss.json"
-done
+# Memory per open relayed stream: a paced mock (100 chunks, one every 100 ms, so every stream
+# stays open ~10 s) behind a second `mamba-llm serve`, STREAMS streams at once.
+taskset -c "$SERVER_CPU" "$MOCK" --port "$PORT_MOCK_PACED" --chunks 100 --chunk-interval-ms 100 > "$OUT/mock-paced.log" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$PORT_MOCK_PACED/v1/models"
+taskset -c "$SERVER_CPU" "$MAMBA" serve --port "$PORT_SERVE_PACED" --quiet --model-name gpt-4o-mini \
+  --upstream "http://127.0.0.1:$PORT_MOCK_PACED/v1,model=gpt-4o-mini" --max-concurrent 4096 --max-queue 4096 \
+  > "$OUT/serve-paced.log" 2>&1 &
+pids+=($!); p=$!
+wait_http "http://127.0.0.1:$PORT_SERVE_PACED/health"
+# One stream first, so idle RSS includes the upstream connection pool and runtime set-up.
+taskset -c "$CLIENT_CPU" "$FLOOR" --base-url "http://127.0.0.1:$PORT_SERVE_PACED/v1" --workload w4 --mode stream \
+  --requests 1 --concurrency 1 --warmup 0 --chunks 100 > /dev/null 2>&1
+idle=$(rss_kb "$p"); peak=$idle
+taskset -c "$CLIENT_CPU" "$FLOOR" --base-url "http://127.0.0.1:$PORT_SERVE_PACED/v1" --workload w4 --mode stream \
+  --requests "$STREAMS" --concurrency "$STREAMS" --warmup 0 --chunks 100 > "$OUT/mamba-streams.json" 2>"$OUT/mamba-streams.log" &
+client=$!
+while kill -0 "$client" 2>/dev/null; do r=$(rss_kb "$p"); ((r > peak)) && peak=$r; sleep 0.05; done
+echo "{\"idle_kb\": $idle, \"peak_kb\": $peak, \"streams\": $STREAMS}" > "$OUT/mamba-rss.json"
 
 python3 - "$OUT" $targets <<'PY'
 import json, sys, os
