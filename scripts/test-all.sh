@@ -19,6 +19,13 @@ if [ "${MAMBA_SKIP_LOCAL_MODEL:-0}" != 1 ]; then
   scripts/fetch-model.sh
 fi
 
+# Real clients of `mamba-llm serve` (the openai SDK and openapi-core in a venv, Chromium and
+# playwright-core), installed once into ~/.cache/mamba-peers; MAMBA_SKIP_SERVE_CLIENTS=1 skips
+# those tests instead.
+if [ "${MAMBA_SKIP_SERVE_CLIENTS:-0}" != 1 ]; then
+  scripts/serve-venv.sh
+fi
+
 if [ "${MAMBA_SKIP_PEERS:-0}" != 1 ]; then
   # Build first, so the peers do not compete with the compiler for the two cores.
   cargo test --workspace --all-targets --no-run

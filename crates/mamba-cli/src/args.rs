@@ -53,6 +53,9 @@ pub(crate) enum Command {
     Completions(crate::shell::CompletionsArgs),
     /// Print the man page (roff): `mamba-llm man > mamba-llm.1`.
     Man,
+    /// Serve a model over the OpenAI API (chat completions, embeddings, models, health,
+    /// metrics, a chat page): the built-in model, or upstream servers as one pool.
+    Serve(crate::serve::ServeArgs),
 }
 
 /// Where to connect.
@@ -92,7 +95,7 @@ pub(crate) struct ConnArgs {
     pub(crate) command: Option<&'static str>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Default)]
 pub(crate) struct ChatArgs {
     /// The user message. Without it: a conversation on a terminal, else stdin.
     pub(crate) prompt: Option<String>,

@@ -20,6 +20,7 @@ mod logdb;
 mod logs;
 mod output;
 mod resolve;
+mod serve;
 mod shell;
 mod template;
 
@@ -58,7 +59,8 @@ fn main() -> ExitCode {
         | Command::Keys(_)
         | Command::Templates(_)
         | Command::Completions(_)
-        | Command::Man => false,
+        | Command::Man
+        | Command::Serve(_) => false,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -84,6 +86,7 @@ fn main() -> ExitCode {
             Command::Templates(args) => template::run(args),
             Command::Completions(args) => shell::completions(args),
             Command::Man => shell::man(),
+            Command::Serve(args) => serve::run(args).await,
         }
     });
     // Pending connections of the in-process mock must not keep the process alive.

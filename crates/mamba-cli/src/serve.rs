@@ -1,0 +1,354 @@
+//! `mamba-llm serve`: any backend as an OpenAI-compatible server (the engine is the
+//! `mamba-serve` crate; this is its flags).
+//!
+//! Upstream syntax, for `--upstream` and `--fallback`:
+//!
+//! ```text
+//! URL[,model=NAME][,key-env=VAR][,preset=NAME]        http://10.0.0.5:8000/v1,model=qwen2.5-7b
+//! PRESET[:MODEL][,key-env=VAR]                        openai:gpt-4o-mini,key-env=OPENAI_API_KEY
+//! ```
+//!
+//! `--fallback` takes `on=KIND+KIND` too (error kinds as `mamba-llm --json` names them, e.g.
+//! `on=context_overflow+rate_limited`; default: unavailable, connect, timeout, server,
+//! rate_limited, context_overflow).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use mamba_backends::{BackendPool, ErrorKind, ModelBackend, OpenAICompatibleBackend, Preset, RetryPolicy};
+use mamba_serve::{Limits, ServeConfig, Server};
+
+use crate::output::{note, CliError};
+
+/// Serve a model over the OpenAI API: the built-in model (the default), or upstream servers
+/// as one pool with failover and circuit breakers.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port (0: any free port; the address is printed on stderr).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Serve the built-in model, in process (the default without --upstream).
+    #[arg(long, conflicts_with = "upstream")]
+    local: bool,
+    /// A GGUF file for the built-in engine (implies --local).
+    #[arg(long, value_name = "PATH", conflicts_with = "upstream")]
+    model_file: Option<std::path::PathBuf>,
+    /// With --local: which built-in model. With --upstream: the model of upstreams that name
+    /// none.
+    #[arg(short, long)]
+    model: Option<String>,
+    /// An upstream server (repeatable; several form one pool): `URL[,model=M][,key-env=VAR]`
+    /// or `PRESET[:MODEL][,key-env=VAR]`.
+    #[arg(long, value_name = "SPEC")]
+    upstream: Vec<String>,
+    /// A backend to try when every upstream failed (repeatable, tried in order): an upstream
+    /// SPEC plus `,on=KIND+KIND`.
+    #[arg(long, value_name = "SPEC", requires = "upstream")]
+    fallback: Vec<String>,
+    /// The model id clients ask for (default: the first upstream's model, or the built-in
+    /// model's name).
+    #[arg(long, value_name = "NAME")]
+    model_name: Option<String>,
+    /// Another model id clients may ask for (repeatable), e.g. gpt-4o-mini for tools that
+    /// insist on one.
+    #[arg(long, value_name = "NAME")]
+    alias: Vec<String>,
+    /// Require this environment variable's value as the bearer key on /v1/*.
+    #[arg(long, value_name = "VAR")]
+    api_key_env: Option<String>,
+    /// Largest request body in bytes (413 beyond).
+    #[arg(long, value_name = "BYTES", default_value_t = 8 * 1024 * 1024)]
+    max_body_bytes: usize,
+    /// Requests sent to the backend at once.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    max_concurrent: usize,
+    /// Requests waiting for a slot (429 with Retry-After beyond).
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    max_queue: usize,
+    /// Seconds a request may wait for its answer, or a stream for its first token (504 after).
+    #[arg(long, value_name = "SECS", default_value_t = 600.0)]
+    request_timeout: f64,
+    /// Seconds in-flight requests get to finish after SIGINT or SIGTERM.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    grace: f64,
+    /// Connect, response and idle timeout towards upstreams, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    upstream_timeout: f64,
+    /// Retries per upstream before the pool moves to the next one.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    retries: u32,
+    /// No access log (one line per request on stderr otherwise).
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+/// One `--upstream` or `--fallback`, parsed.
+#[derive(Debug, Default, PartialEq)]
+struct Spec {
+    url: Option<String>,
+    preset: Option<Preset>,
+    model: Option<String>,
+    key_env: Option<String>,
+    on: Vec<ErrorKind>,
+}
+
+const KINDS: [ErrorKind; 15] = [
+    ErrorKind::Authentication,
+    ErrorKind::PermissionDenied,
+    ErrorKind::RateLimited,
+    ErrorKind::QuotaExceeded,
+    ErrorKind::ContextOverflow,
+    ErrorKind::ModelNotFound,
+    ErrorKind::InvalidRequest,
+    ErrorKind::Unsupported,
+    ErrorKind::Server,
+    ErrorKind::Unavailable,
+    ErrorKind::Timeout,
+    ErrorKind::Connect,
+    ErrorKind::Decode,
+    ErrorKind::Stream,
+    ErrorKind::Config,
+];
+
+const DEFAULT_FALLBACK_ON: [ErrorKind; 6] = [
+    ErrorKind::Unavailable,
+    ErrorKind::Connect,
+    ErrorKind::Timeout,
+    ErrorKind::Server,
+    ErrorKind::RateLimited,
+    ErrorKind::ContextOverflow,
+];
+
+fn preset(name: &str, flag: &str, spec: &str) -> Result<Preset, String> {
+    Preset::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = Preset::ALL.iter().map(|p| p.name()).collect();
+        format!("{flag} {spec:?}: unknown preset {name:?}; known presets: {}", names.join(", "))
+    })
+}
+
+fn parse_spec(text: &str, flag: &str) -> Result<Spec, String> {
+    let mut parts = text.split(',');
+    let head = parts.next().unwrap_or_default().trim();
+    if head.is_empty() {
+        return Err(format!(
+            "{flag} {text:?}: give a URL or a preset, e.g. http://127.0.0.1:8000/v1 or openai:gpt-4o-mini"
+        ));
+    }
+    let mut spec = Spec::default();
+    if head.contains("://") {
+        spec.url = Some(head.to_owned());
+    } else {
+        let (name, model) = match head.split_once(':') {
+            Some((name, model)) => (name, Some(model)),
+            None => (head, None),
+        };
+        spec.preset = Some(preset(name, flag, text)?);
+        spec.model = model.filter(|m| !m.is_empty()).map(str::to_owned);
+    }
+    for part in parts {
+        let (key, value) = part
+            .split_once('=')
+            .ok_or_else(|| format!("{flag} {text:?}: {part:?} is not KEY=VALUE (model=, key-env=, preset=, on=)"))?;
+        let value = value.trim();
+        match key.trim() {
+            "model" => spec.model = Some(value.to_owned()),
+            "key-env" | "key_env" => spec.key_env = Some(value.to_owned()),
+            "preset" => spec.preset = Some(preset(value, flag, text)?),
+            "on" if flag == "--fallback" => {
+                for name in value.split('+') {
+                    let kind = KINDS.iter().find(|k| k.as_str() == name.trim()).ok_or_else(|| {
+                        let names: Vec<&str> = KINDS.iter().map(|k| k.as_str()).collect();
+                        format!("{flag} {text:?}: unknown error kind {name:?}; known: {}", names.join(", "))
+                    })?;
+                    spec.on.push(*kind);
+                }
+            }
+            other => return Err(format!("{flag} {text:?}: unknown option {other:?} (model=, key-env=, preset=, on=)")),
+        }
+    }
+    if flag == "--fallback" && spec.on.is_empty() {
+        spec.on = DEFAULT_FALLBACK_ON.to_vec();
+    }
+    Ok(spec)
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn seconds(flag: &str, secs: f64) -> Result<Duration, CliError> {
+    if secs.is_finite() && secs > 0.0 {
+        Ok(Duration::from_secs_f64(secs))
+    } else {
+        Err(CliError::Usage(format!("{flag} must be a positive number of seconds, not {secs}")))
+    }
+}
+
+async fn build_upstream(
+    spec: &Spec,
+    args: &ServeArgs,
+    flag: &str,
+    text: &str,
+) -> Result<OpenAICompatibleBackend, CliError> {
+    let preset = spec.preset.unwrap_or_default();
+    let url = spec.url.clone().unwrap_or_else(|| preset.base_url().to_owned());
+    let key =
+        match &spec.key_env {
+            Some(var) => Some(env(var).ok_or_else(|| {
+                CliError::Usage(format!("{flag} {text:?}: the environment variable {var} is not set"))
+            })?),
+            None => env("MAMBA_API_KEY").or_else(|| env("OPENAI_API_KEY")),
+        };
+    let timeout = seconds("--upstream-timeout", args.upstream_timeout)?;
+    let build = |model: &str| {
+        let mut builder = OpenAICompatibleBackend::builder(model)
+            .preset(preset)
+            .base_url(&url)
+            .timeout(timeout)
+            .retry_policy(RetryPolicy::default().max_retries(args.retries));
+        if let Some(key) = &key {
+            builder = builder.api_key(key);
+        }
+        builder.build().map_err(CliError::Backend)
+    };
+    let model = match spec.model.clone().or_else(|| args.model.clone()) {
+        Some(model) => model,
+        None if spec.url.is_none() && !preset.spec().default_model.is_empty() => preset.spec().default_model.to_owned(),
+        None => {
+            // Ask the server which models it has.
+            let probe = build("")?;
+            match tokio::time::timeout(Duration::from_secs(5), probe.list_models()).await {
+                Ok(Ok(models)) if !models.is_empty() => models[0].id.clone(),
+                _ => {
+                    return Err(CliError::Usage(format!(
+                        "{flag} {text:?}: name the model (add ,model=NAME or pass -m NAME); {url} did not list one"
+                    )))
+                }
+            }
+        }
+    };
+    build(&model)
+}
+
+async fn backend(args: &ServeArgs) -> Result<(Arc<dyn ModelBackend>, String), CliError> {
+    if args.upstream.is_empty() {
+        let chat = crate::args::ChatArgs {
+            conn: crate::args::ConnArgs { model: args.model.clone(), ..crate::args::ConnArgs::default() },
+            local: true,
+            model_file: args.model_file.clone(),
+            ..crate::args::ChatArgs::default()
+        };
+        let (backend, label) = crate::local::open(&chat, crate::local::Why::Asked).await?;
+        return Ok((Arc::from(backend), label));
+    }
+    let mut endpoints: Vec<Arc<dyn ModelBackend>> = Vec::new();
+    let mut label = Vec::new();
+    for text in &args.upstream {
+        let spec = parse_spec(text, "--upstream").map_err(CliError::Usage)?;
+        let upstream = build_upstream(&spec, args, "--upstream", text).await?;
+        label.push(format!(
+            "{} at {}",
+            upstream.model(),
+            spec.url.as_deref().unwrap_or(spec.preset.unwrap_or_default().base_url())
+        ));
+        endpoints.push(Arc::new(upstream));
+    }
+    if endpoints.len() == 1 && args.fallback.is_empty() {
+        let only = endpoints.remove(0);
+        return Ok((only, label.join(", ")));
+    }
+    let mut pool = BackendPool::builder();
+    for endpoint in endpoints {
+        pool = pool.endpoint(endpoint);
+    }
+    for text in &args.fallback {
+        let spec = parse_spec(text, "--fallback").map_err(CliError::Usage)?;
+        let fallback = build_upstream(&spec, args, "--fallback", text).await?;
+        label.push(format!("fallback {}", fallback.model()));
+        pool = pool.fallback(Arc::new(fallback), &spec.on);
+    }
+    Ok((Arc::new(pool.build()?), label.join(", ")))
+}
+
+/// `mamba-llm serve`.
+pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
+    let limits = Limits::new()
+        .max_body_bytes(args.max_body_bytes)
+        .max_concurrent(args.max_concurrent)
+        .max_queue(args.max_queue)
+        .request_timeout(seconds("--request-timeout", args.request_timeout)?)
+        .grace_period(seconds("--grace", args.grace)?);
+    let key = match &args.api_key_env {
+        Some(var) => Some(env(var).ok_or_else(|| {
+            CliError::Usage(format!("--api-key-env {var}: the environment variable {var} is not set"))
+        })?),
+        None => None,
+    };
+    let addr: SocketAddr = format!("{}:{}", args.host, args.port)
+        .parse()
+        .or_else(|_| format!("[{}]:{}", args.host, args.port).parse())
+        .map_err(|_| CliError::Usage(format!("--host {:?}: not an IP address", args.host)))?;
+    let (backend, label) = backend(&args).await?;
+    let mut config = ServeConfig::new(backend).limits(limits);
+    if let Some(name) = &args.model_name {
+        config = config.model_name(name);
+    }
+    for alias in &args.alias {
+        config = config.alias(alias);
+    }
+    if let Some(key) = key {
+        config = config.api_key(key);
+    }
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| CliError::Failed("io", format!("cannot listen on {addr}: {e}; pick another --port")))?;
+    let bound = listener.local_addr().map_err(|e| CliError::Failed("io", e.to_string()))?;
+    if !args.quiet {
+        let _ = tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_max_level(tracing::Level::INFO)
+            .with_target(false)
+            .try_init();
+    }
+    note(&format!(
+        "mamba-llm: serving {} ({label}) on http://{bound}/v1 (chat page http://{bound}/); Ctrl-C stops",
+        config.model_ids().join(", ")
+    ));
+    Server::new(config)
+        .serve(listener, mamba_serve::shutdown_signal())
+        .await
+        .map_err(|e| CliError::Failed("io", e.to_string()))?;
+    note("mamba-llm: stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn upstream_specs() {
+        let s = parse_spec("http://10.0.0.5:8000/v1", "--upstream").unwrap();
+        assert_eq!(s.url.as_deref(), Some("http://10.0.0.5:8000/v1"));
+        assert_eq!(s.model, None);
+        let s = parse_spec("http://h:1/v1,model=qwen,key-env=K,preset=vllm", "--upstream").unwrap();
+        assert_eq!((s.model.as_deref(), s.key_env.as_deref(), s.preset), (Some("qwen"), Some("K"), Some(Preset::Vllm)));
+        let s = parse_spec("openai:gpt-4o-mini", "--upstream").unwrap();
+        assert_eq!((s.preset, s.model.as_deref()), (Some(Preset::OpenAI), Some("gpt-4o-mini")));
+        let s = parse_spec("ollama", "--upstream").unwrap();
+        assert_eq!((s.preset, s.model), (Some(Preset::Ollama), None));
+        assert!(parse_spec("nosuch:x", "--upstream").unwrap_err().contains("unknown preset"));
+        assert!(parse_spec("http://h/v1,colour=red", "--upstream").unwrap_err().contains("unknown option"));
+        assert!(parse_spec("http://h/v1,on=timeout", "--upstream").is_err());
+        let f = parse_spec("openai:gpt-4o,on=context_overflow+rate_limited", "--fallback").unwrap();
+        assert_eq!(f.on, vec![ErrorKind::ContextOverflow, ErrorKind::RateLimited]);
+        assert_eq!(parse_spec("openai:gpt-4o", "--fallback").unwrap().on, DEFAULT_FALLBACK_ON.to_vec());
+        assert!(parse_spec("openai,on=sadness", "--fallback").unwrap_err().contains("unknown error kind"));
+    }
+}
