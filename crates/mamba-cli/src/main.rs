@@ -3,6 +3,7 @@
 #![allow(clippy::print_stderr)]
 
 mod args;
+mod batch;
 mod bench;
 mod chat;
 mod commands;
@@ -38,6 +39,7 @@ fn main() -> ExitCode {
         Command::Embed(a) => a.conn.json,
         Command::Profiles(a) => a.json,
         Command::Bench(a) => a.conn.json,
+        Command::Batch(a) => a.json,
         Command::Presets | Command::Mock(_) | Command::Pull(_) => false,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
             Command::Presets => commands::presets(),
             Command::Mock(args) => commands::mock(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Batch(args) => batch::run(args).await,
             Command::Pull(args) => local::pull(args).await,
         }
     });
