@@ -15,7 +15,7 @@ use serde::Serialize;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use crate::estimate::{usage_of, Prices};
+use crate::estimate::{answer_of, Prices};
 use crate::input::{is_blank, parse_line, Request, Source};
 use crate::pacing::Pacer;
 use crate::progress::{to_nano, Progress, Stop, Summary};
@@ -482,14 +482,16 @@ async fn one(
     let id = format!("batch_req_{:016x}{:08x}", shared.nonce, id);
     let line = match &outcome {
         Ok(raw) => {
-            let usage = usage_of(&raw.body);
+            // One parse: the usage, and whether the body is JSON at all.
+            let answer = answer_of(&raw.body);
+            let usage = answer.flatten();
             let (input, output) = usage.unwrap_or((0, 0));
             shared.pacer.correct(estimated_tokens, if usage.is_some() { input + output } else { estimated_tokens });
             Progress::add(&progress.input_tokens, input);
             Progress::add(&progress.output_tokens, output);
             Progress::add(&progress.cost_nano, to_nano(prices.cost(input, output)));
             Progress::add(&progress.succeeded, 1);
-            record(&id, &request.custom_id, Some((raw.status, request_id(raw), Some(&raw.body[..]))), None)
+            record_checked(&id, &request.custom_id, (raw.status, request_id(raw), &raw.body[..]), answer.is_some())
         }
         Err(e) => {
             Progress::add(&progress.failed, 1);
@@ -541,6 +543,25 @@ fn request_id(raw: &RawResponse) -> String {
     raw.header("x-request-id").or_else(|| raw.header("request-id")).unwrap_or("").to_owned()
 }
 
+/// The output line of a 2xx answer whose body is already known to be JSON (`is_json`) or not.
+fn record_checked(id: &str, custom_id: &str, response: (u16, String, &[u8]), is_json: bool) -> Vec<u8> {
+    if !is_json {
+        return record(id, custom_id, Some((response.0, response.1, Some(response.2))), None);
+    }
+    let (status, request_id, body) = response;
+    let mut out = Vec::with_capacity(160 + custom_id.len() + body.len());
+    out.extend_from_slice(b"{\"id\":\"");
+    out.extend_from_slice(id.as_bytes());
+    out.extend_from_slice(b"\",\"custom_id\":");
+    push_json_string(&mut out, custom_id);
+    out.extend_from_slice(format!(",\"response\":{{\"status_code\":{status},\"request_id\":").as_bytes());
+    push_json_string(&mut out, &request_id);
+    out.extend_from_slice(b",\"body\":");
+    push_json_bytes(&mut out, body.trim_ascii());
+    out.extend_from_slice(b"},\"error\":null}\n");
+    out
+}
+
 /// One output line, with its line end. `response`: status, request id, body bytes.
 fn record(id: &str, custom_id: &str, response: Option<(u16, String, Option<&[u8]>)>, error: Option<&Error>) -> Vec<u8> {
     let mut out = Vec::with_capacity(256 + response.as_ref().and_then(|r| r.2).map_or(0, <[u8]>::len));
@@ -584,10 +605,15 @@ fn push_json_string(out: &mut Vec<u8>, s: &str) {
 fn push_body(out: &mut Vec<u8>, body: &[u8]) {
     let trimmed = body.trim_ascii();
     if !trimmed.is_empty() && serde_json::from_slice::<serde::de::IgnoredAny>(trimmed).is_ok() {
-        out.extend(trimmed.iter().map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b }));
+        push_json_bytes(out, trimmed);
     } else {
         push_json_string(out, &String::from_utf8_lossy(body));
     }
+}
+
+/// JSON known to be valid, its line ends (whitespace there) made spaces.
+fn push_json_bytes(out: &mut Vec<u8>, json: &[u8]) {
+    out.extend(json.iter().map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b }));
 }
 
 #[cfg(test)]

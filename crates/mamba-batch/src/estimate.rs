@@ -84,16 +84,22 @@ impl Prices {
     }
 }
 
-/// Usage the server reported in an answer body: `prompt_tokens`/`completion_tokens` (chat,
-/// embeddings) or `input_tokens`/`output_tokens` (responses).
-pub(crate) fn usage_of(body: &[u8]) -> Option<(u64, u64)> {
+/// Reads an answer body in one pass: `None` when it is not JSON, else the usage the server
+/// reported: `prompt_tokens`/`completion_tokens` (chat, embeddings) or
+/// `input_tokens`/`output_tokens` (responses).
+pub(crate) fn answer_of(body: &[u8]) -> Option<Option<(u64, u64)>> {
     #[derive(serde::Deserialize)]
     struct Probe {
         #[serde(default)]
         usage: Option<Value>,
     }
     let probe: Probe = serde_json::from_slice(body).ok()?;
-    usage_of_value(&probe.usage?)
+    Some(probe.usage.as_ref().and_then(usage_of_value))
+}
+
+#[cfg(test)]
+fn usage_of(body: &[u8]) -> Option<(u64, u64)> {
+    answer_of(body).flatten()
 }
 
 /// Input and output tokens of a `usage` object.

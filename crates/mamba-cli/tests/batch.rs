@@ -257,6 +257,46 @@ async fn resumes_after_a_kill_and_repairs_a_torn_line() {
     assert!(sent_before >= before.len());
 }
 
+/// Ctrl-C stops sending, waits for the requests in flight (their lines are written whole),
+/// exits 130, and a later run finishes the job.
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_waits_for_requests_in_flight() {
+    let server =
+        MockServer::start_with(Script::new().always(Reply { delay_ms: Some(200), ..Reply::text("ok") })).await.unwrap();
+    let dir = tmp_dir("ctrlc");
+    let n = 100;
+    let lines: Vec<String> = (0..n).map(|i| chat_line(&format!("r{i}"), "hi", Some("m"))).collect();
+    let input = write_input(&dir, &lines);
+    let out = dir.join("out.jsonl");
+    let url = server.base_url();
+    let args =
+        [input.to_str().unwrap(), "-o", out.to_str().unwrap(), "--base-url", &url, "--concurrency", "4", "--json"];
+    let mut c = cmd();
+    c.arg("batch").args(args);
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = c.spawn().unwrap();
+    let pid = child.id().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while server.chat_requests().len() < 6 {
+        assert!(tokio::time::Instant::now() < deadline, "no requests");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let status = std::process::Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap();
+    assert!(status.success());
+    let o = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    let s = summary(&o);
+    assert_eq!(s["stopped"], "interrupted");
+    let sent = server.chat_requests().len();
+    let written = records(&out).len();
+    assert_eq!(written, sent, "every request sent was waited for and written");
+    assert!(written < n);
+    let o = batch(&args).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(records(&out).len(), n);
+    assert_eq!(server.chat_requests().len(), n);
+}
+
 /// Failed lines keep the server's status and body; a later run sends them again, unless
 /// --no-retry-failed; a request without an HTTP answer is an `error` with the kind.
 #[tokio::test(flavor = "multi_thread")]
