@@ -88,7 +88,10 @@ if [[ -f $cookbook && -x $venv_python ]]; then
         --max_tokens_per_minute 10000000000 --token_encoding_name cl100k_base --max_attempts 5 --logging_level 30)"
     row "cookbook api_request_parallel_processor.py" "$REQUESTS" "$wall" "$cpu" "$rss" "$code" | tee -a "$out/report.md"
 else
-    echo "| cookbook api_request_parallel_processor.py | not run: $( [[ -f $cookbook ]] || echo 'not vendored'; [[ -x $venv_python ]] || echo 'no venv') | | | | | |" | tee -a "$out/report.md"
+    why=()
+    [[ -f $cookbook ]] || why+=("not vendored (see third_party/README.md)")
+    [[ -x $venv_python ]] || why+=("no venv (scripts/batch-bench-venv.sh)")
+    echo "| cookbook api_request_parallel_processor.py | not run: ${why[*]} | | | | | |" | tee -a "$out/report.md"
 fi
 
 # The memory bound: a MEMORY_LINES input whose every line is already answered in the output.
