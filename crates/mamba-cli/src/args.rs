@@ -45,12 +45,27 @@ pub(crate) enum Command {
     /// Download a built-in model into the cache ahead of time (verified against its sha256);
     /// prints its path.
     Pull(PullArgs),
+    /// The config file: named endpoints, model aliases, defaults.
+    Config(crate::config_cmd::ConfigArgs),
+    /// Saved API keys (an endpoint refers to one with `key = "NAME"`).
+    Keys(crate::keys::KeysArgs),
+    /// List and search the conversation log.
+    Logs(crate::logs::LogsArgs),
+    /// Saved prompt templates (`chat -t NAME`).
+    Templates(crate::template::TemplatesArgs),
+    /// Print a shell completion script: `source <(mamba-llm completions bash)`.
+    Completions(crate::shell::CompletionsArgs),
+    /// Print the man page (roff): `mamba-llm man > mamba-llm.1`.
+    Man,
 }
 
 /// Where to connect.
 #[derive(Debug, Args, Clone, Default)]
 pub(crate) struct ConnArgs {
-    /// Model id [env: MAMBA_MODEL].
+    /// A named endpoint of the config file (see `mamba-llm config show`) [env: MAMBA_ENDPOINT].
+    #[arg(short = 'e', long, value_name = "NAME")]
+    pub(crate) endpoint: Option<String>,
+    /// Model id or an alias of the config file [env: MAMBA_MODEL].
     #[arg(short, long)]
     pub(crate) model: Option<String>,
     /// Server kind: its default URL, auth and quirks (see `mamba-llm presets`).
@@ -76,6 +91,9 @@ pub(crate) struct ConnArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub(crate) json: bool,
+    /// The command, for its `[defaults.NAME]` in the config file (set by `config::tag`).
+    #[arg(skip)]
+    pub(crate) command: Option<&'static str>,
 }
 
 #[derive(Debug, Args)]
@@ -88,7 +106,7 @@ pub(crate) struct ChatArgs {
     #[arg(short, long, value_name = "TEXT")]
     pub(crate) system: Option<String>,
     /// Sampling temperature.
-    #[arg(short, long, value_name = "F")]
+    #[arg(long, value_name = "F")]
     pub(crate) temperature: Option<f64>,
     /// Longest answer in tokens.
     #[arg(long, value_name = "N")]
@@ -123,6 +141,8 @@ pub(crate) struct ChatArgs {
     /// the built-in model answers].
     #[arg(long, value_name = "PATH", conflicts_with_all = ["base_url", "preset"])]
     pub(crate) model_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) daily: crate::daily::DailyArgs,
 }
 
 #[derive(Debug, Args)]

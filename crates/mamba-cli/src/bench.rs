@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mamba_backends::{collect, ModelBackend, RetryPolicy};
-use mamba_loadtest::{bench, sweep, BenchResult, BenchSpec, DatasetSpec, Goodput, Lengths, Rate, Sweep};
+use mamba_loadtest::{
+    bench, sweep, BenchResult, BenchSpec, DatasetSpec, Goodput, Lengths, Rate, Sweep, TextCompletions,
+};
 
 use crate::args::ConnArgs;
 use crate::connect::connect_tuned;
@@ -86,11 +88,6 @@ fn usage(message: String) -> CliError {
 }
 
 fn plan(args: &BenchArgs) -> Result<Plan, CliError> {
-    if args.api == Api::Completions {
-        return Err(usage(
-            "--api completions: the library speaks the chat completions API only for now; use --api chat".into(),
-        ));
-    }
     if args.num_prompts == 0 {
         return Err(usage("--num-prompts must be at least 1".into()));
     }
@@ -179,9 +176,17 @@ fn progress_bar(total: usize, label: &str) -> ProgressBar {
 pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
     let Plan { mut spec, sweep: sweep_spec, dataset, lengths } = plan(&args)?;
     let connection = connect_tuned(&args.conn, tune).await?;
-    let backend = &connection.backend;
-    spec.model = backend.model().to_owned();
-    spec.base_url = without_userinfo(backend.base_url());
+    spec.model = connection.backend.model().to_owned();
+    spec.base_url = without_userinfo(connection.backend.base_url());
+    let text;
+    let backend: &dyn ModelBackend = match args.api {
+        Api::Chat => &connection.backend,
+        Api::Completions => {
+            spec.endpoint_type = "openai".into();
+            text = TextCompletions(connection.backend.clone());
+            &text
+        }
+    };
     let samples =
         dataset.load(args.num_prompts, &lengths).map_err(|e| CliError::Failed("io", format!("--dataset: {e}")))?;
 

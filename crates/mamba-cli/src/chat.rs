@@ -3,14 +3,18 @@
 use std::io::{IsTerminal, Read};
 
 use futures_util::StreamExt;
+use std::time::Instant;
+
 use mamba_backends::{
-    Message, ModelBackend, ModelResponse, RequestOptions, ResponseFormat, StreamAccumulator, ToolChoice, ToolDefinition,
+    Message, ModelBackend, ModelResponse, RequestOptions, ResponseFormat, Role, StreamAccumulator, ToolChoice,
+    ToolDefinition,
 };
 use serde_json::Value;
 use tokio::io::AsyncBufReadExt;
 
 use crate::args::ChatArgs;
 use crate::connect::{find_server, Found, Source};
+use crate::daily::{self, Recorder};
 use crate::local::{self, Why};
 use crate::output::{line, note, response_json, CliError, Printer};
 
@@ -80,12 +84,12 @@ pub(crate) fn options(args: &ChatArgs) -> Result<RequestOptions, CliError> {
     Ok(options)
 }
 
-pub(crate) async fn run(args: ChatArgs) -> Result<(), CliError> {
-    let options = options(&args)?;
+pub(crate) async fn run(mut args: ChatArgs) -> Result<(), CliError> {
+    let prepared = daily::prepare(&mut args)?;
     let stdin_is_tty = std::io::stdin().is_terminal();
-    let prompt = match &args.prompt {
+    let input = match &args.prompt {
         Some(prompt) => Some(prompt.clone()),
-        None if stdin_is_tty || args.interactive => None,
+        None if stdin_is_tty || args.interactive || !prepared.needs_input() => None,
         None => {
             let mut text = String::new();
             std::io::stdin()
@@ -98,49 +102,100 @@ pub(crate) async fn run(args: ChatArgs) -> Result<(), CliError> {
             Some(text)
         }
     };
-    let (backend, label) = choose(&args).await?;
-    let backend = backend.as_ref();
-    let mut history = Vec::new();
+    let prompt = prepared.first_prompt(&mut args, input)?;
+    let options = options(&args)?;
+    let continued = daily::continued(&args)?;
+    let chosen = choose(&args).await?;
+    let backend = chosen.backend.as_ref();
+    let (cid, mut history) = match continued {
+        Some((cid, history)) => (Some(cid), history),
+        None => (None, Vec::new()),
+    };
     if let Some(system) = &args.system {
-        history.push(Message::system(system));
+        history.retain(|m| m.role != Role::System);
+        history.insert(0, Message::system(system));
     }
+    let mut turn = Turn {
+        backend,
+        options: &options,
+        args: &args,
+        prepared: &prepared,
+        recorder: Recorder::new(&prepared, cid, chosen.endpoint.clone(), !args.no_stream),
+        attached: false,
+    };
     match prompt {
         Some(prompt) if args.interactive => {
-            history.push(Message::user(prompt));
-            let first = answer(backend, &history, &options, &args).await;
-            match first {
-                Ok(response) => {
-                    if args.conn.json {
-                        line(&response_json(&response))?;
-                    }
-                    record_turn(&mut history, &response);
-                }
+            match turn.ask(&mut history, &prompt).await {
                 Err(CliError::BrokenPipe) => return Err(CliError::BrokenPipe),
-                Err(e) => {
-                    crate::output::report(&e, args.conn.json);
-                    history.pop();
-                }
+                Err(e) => crate::output::report(&e, args.conn.json),
+                Ok(()) => {}
             }
-            repl(backend, &label, history, &options, &args).await
+            repl(&chosen.label, history, &mut turn).await?;
         }
-        Some(prompt) => {
-            history.push(Message::user(prompt));
-            let response = answer(backend, &history, &options, &args).await?;
-            if args.conn.json {
-                line(&response_json(&response))?;
-            }
-            Ok(())
-        }
-        None => repl(backend, &label, history, &options, &args).await,
+        Some(prompt) => turn.ask(&mut history, &prompt).await?,
+        None => repl(&chosen.label, history, &mut turn).await?,
     }
+    turn.recorder.finish()
+}
+
+/// One conversation's fixed parts.
+struct Turn<'a> {
+    backend: &'a dyn ModelBackend,
+    options: &'a RequestOptions,
+    args: &'a ChatArgs,
+    prepared: &'a daily::Prepared,
+    recorder: Recorder,
+    /// The attachments were sent.
+    attached: bool,
+}
+
+impl Turn<'_> {
+    /// Sends `prompt` after `history`, prints and logs the answer, and adds both to `history`
+    /// (on failure `history` is unchanged).
+    async fn ask(&mut self, history: &mut Vec<Message>, prompt: &str) -> Result<(), CliError> {
+        // The attachments go with the first prompt of the run.
+        let attachments: &[crate::attach::Attachment] = if self.attached { &[] } else { &self.prepared.attachments };
+        let (message, text) = if self.attached {
+            (Message::user(prompt), prompt.to_owned())
+        } else {
+            self.prepared.user_message(self.backend, prompt)?
+        };
+        history.push(message);
+        let started = Instant::now();
+        let result = answer(self.backend, history, self.options, self.args).await;
+        self.recorder.record(history, &text, attachments, self.backend, result.as_ref(), started);
+        match result {
+            Ok(response) => {
+                self.attached = true;
+                if self.args.conn.json {
+                    line(&response_json(&response))?;
+                }
+                record_turn(history, &response);
+                Ok(())
+            }
+            Err(e) => {
+                history.pop();
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The backend that answers and how to name it.
+struct Chosen {
+    backend: Box<dyn ModelBackend>,
+    label: String,
+    /// The endpoint's name or URL, for the log.
+    endpoint: String,
 }
 
 /// The backend that answers, and how to name it: `--local` or `--model-file` → the built-in
 /// model; else a configured server; else a server running on this machine; else the built-in
 /// model.
-async fn choose(args: &ChatArgs) -> Result<(Box<dyn ModelBackend>, String), CliError> {
+async fn choose(args: &ChatArgs) -> Result<Chosen, CliError> {
     if args.local || args.model_file.is_some() {
-        return local::open(args, Why::Asked).await;
+        let (backend, label) = local::open(args, Why::Asked).await?;
+        return Ok(Chosen { backend, label, endpoint: "built-in".to_owned() });
     }
     match find_server(&args.conn, |builder| builder).await? {
         Found::Server(conn) => {
@@ -152,9 +207,13 @@ async fn choose(args: &ChatArgs) -> Result<(Box<dyn ModelBackend>, String), CliE
                 ));
             }
             let label = format!("{} at {}", conn.backend.model(), conn.backend.base_url());
-            Ok((Box::new(conn.backend), label))
+            let endpoint = conn.endpoint.clone().unwrap_or_else(|| daily::safe_url(conn.backend.base_url()));
+            Ok(Chosen { backend: Box::new(conn.backend), label, endpoint })
         }
-        Found::Nothing { searched } => local::open(args, Why::NoServer(searched)).await,
+        Found::Nothing { searched } => {
+            let (backend, label) = local::open(args, Why::NoServer(searched)).await?;
+            Ok(Chosen { backend, label, endpoint: "built-in".to_owned() })
+        }
     }
 }
 
@@ -202,24 +261,21 @@ async fn answer(
     Ok(response)
 }
 
+/// What a tool call gets as its result: mamba-llm runs no tools.
+pub(crate) const NO_TOOLS: &str = "error: mamba-llm cannot run tools; answer without this tool";
+
 /// Adds an answer to the conversation. Tools cannot run here: each call gets an answer saying
 /// so, which keeps the history valid for servers that require a result for every call.
 fn record_turn(history: &mut Vec<Message>, response: &ModelResponse) {
     history.push(response.to_message());
     for call in &response.tool_calls {
-        history.push(Message::tool(&call.id, "error: mamba-llm cannot run tools; answer without this tool"));
+        history.push(Message::tool(&call.id, NO_TOOLS));
     }
 }
 
-async fn repl(
-    backend: &dyn ModelBackend,
-    label: &str,
-    mut history: Vec<Message>,
-    options: &RequestOptions,
-    args: &ChatArgs,
-) -> Result<(), CliError> {
+async fn repl(label: &str, mut history: Vec<Message>, turn: &mut Turn<'_>) -> Result<(), CliError> {
     note(&format!("mamba-llm: chatting with {label}. /reset starts over, /exit or Ctrl-D quits."));
-    let system: Vec<Message> = history.iter().filter(|m| m.role == mamba_backends::Role::System).cloned().collect();
+    let system: Vec<Message> = history.iter().filter(|m| m.role == Role::System).cloned().collect();
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     loop {
         {
@@ -243,19 +299,10 @@ async fn repl(
             }
             _ => {}
         }
-        history.push(Message::user(input));
-        match answer(backend, &history, options, args).await {
-            Ok(response) => {
-                if args.conn.json {
-                    line(&response_json(&response))?;
-                }
-                record_turn(&mut history, &response);
-            }
+        match turn.ask(&mut history, input).await {
+            Ok(()) => {}
             Err(CliError::BrokenPipe) => return Err(CliError::BrokenPipe),
-            Err(e) => {
-                crate::output::report(&e, args.conn.json);
-                history.pop();
-            }
+            Err(e) => crate::output::report(&e, turn.args.conn.json),
         }
     }
 }

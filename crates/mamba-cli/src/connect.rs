@@ -4,13 +4,16 @@ use std::time::Duration;
 
 use mamba_backends::{ModelBackend, OpenAICompatibleBackend, OpenAICompatibleBackendBuilder, Preset, RetryPolicy};
 
+use secrecy::ExposeSecret;
+
 use crate::args::ConnArgs;
 use crate::output::CliError;
+use crate::resolve::{resolve, ProcessEnv, SavedKeys};
 
 /// How the server was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Source {
-    /// `--base-url`, the environment or `--preset`.
+    /// `--base-url`, the environment, `--preset` or an endpoint of the config file.
     Configured,
     /// A server found on a local port.
     Local(&'static str),
@@ -20,6 +23,8 @@ pub(crate) enum Source {
 pub(crate) struct Connection {
     pub(crate) backend: OpenAICompatibleBackend,
     pub(crate) source: Source,
+    /// The config endpoint's name, when one was used.
+    pub(crate) endpoint: Option<String>,
 }
 
 /// What the search for a server found.
@@ -41,25 +46,11 @@ fn parse_preset(name: &str) -> Result<Preset, CliError> {
     })
 }
 
-fn timeout_of(conn: &ConnArgs) -> Result<Option<Duration>, CliError> {
-    seconds("--timeout", conn.timeout)
-}
-
 fn seconds(flag: &str, value: Option<f64>) -> Result<Option<Duration>, CliError> {
     match value {
         None => Ok(None),
         Some(secs) if secs.is_finite() && secs > 0.0 => Ok(Some(Duration::from_secs_f64(secs))),
         Some(secs) => Err(CliError::Usage(format!("{flag} must be a positive number of seconds, not {secs}"))),
-    }
-}
-
-fn api_key(conn: &ConnArgs) -> Result<Option<String>, CliError> {
-    match &conn.api_key_env {
-        Some(var) => match env(var) {
-            Some(key) => Ok(Some(key)),
-            None => Err(CliError::Usage(format!("--api-key-env {var}: the environment variable {var} is not set"))),
-        },
-        None => Ok(env("MAMBA_API_KEY").or_else(|| env("OPENAI_API_KEY"))),
     }
 }
 
@@ -108,7 +99,7 @@ pub(crate) async fn connect_tuned(
         Found::Nothing { searched } => Err(CliError::Failed(
             "connect",
             format!(
-                "no server configured (--base-url, MAMBA_BASE_URL, --preset) and none found on localhost ({searched})"
+                "no server configured (--base-url, MAMBA_BASE_URL, --preset, -e, a default_endpoint in the config file) and none found on localhost ({searched})"
             ),
         )),
     }
@@ -120,13 +111,15 @@ pub(crate) async fn find_server(
     conn: &ConnArgs,
     tune: fn(OpenAICompatibleBackendBuilder) -> OpenAICompatibleBackendBuilder,
 ) -> Result<Found, CliError> {
-    let preset = conn.preset.as_deref().map(parse_preset).transpose()?;
-    let configured_url = conn.base_url.clone().or_else(|| env("MAMBA_BASE_URL")).or_else(|| env("OPENAI_BASE_URL"));
-    let model_flag = conn.model.clone().or_else(|| env("MAMBA_MODEL"));
-    let key = api_key(conn)?;
+    let config = crate::config::load()?;
+    let settings = resolve(conn, config, &ProcessEnv, &SavedKeys)?;
+    let preset = settings.preset.as_deref().map(parse_preset).transpose()?;
+    let configured_url = settings.base_url.clone();
+    let model_flag = settings.model.clone();
+    let key = settings.key;
     // Checked before the search, so a bad flag is a usage error whatever answers.
-    timeout_of(conn)?;
-    seconds("--total-timeout", conn.total_timeout)?;
+    let timeout = seconds("--timeout", settings.timeout)?;
+    let total_timeout = seconds("--total-timeout", settings.total_timeout)?;
 
     let (base_url, preset, source) = match (configured_url, preset) {
         (Some(url), preset) => (url, preset.unwrap_or_default(), Source::Configured),
@@ -164,15 +157,18 @@ pub(crate) async fn find_server(
     let build = |model: &str| -> Result<OpenAICompatibleBackend, CliError> {
         let mut builder = tune(OpenAICompatibleBackend::builder(model).preset(preset).base_url(&base_url));
         if let Some(key) = &key {
-            builder = builder.api_key(key);
+            builder = builder.api_key(key.expose_secret());
         }
-        if let Some(timeout) = timeout_of(conn)? {
+        for (name, value) in &settings.headers {
+            builder = builder.header(name, value);
+        }
+        if let Some(timeout) = timeout {
             builder = builder.timeout(timeout);
         }
-        if let Some(total) = seconds("--total-timeout", conn.total_timeout)? {
+        if let Some(total) = total_timeout {
             builder = builder.total_timeout(total);
         }
-        if let Some(retries) = conn.retries {
+        if let Some(retries) = settings.retries {
             builder = builder.retry_policy(RetryPolicy::default().max_retries(retries));
         }
         builder.build().map_err(CliError::Backend)
@@ -189,5 +185,5 @@ pub(crate) async fn find_server(
             }
         }
     };
-    Ok(Found::Server(Box::new(Connection { backend: build(&model)?, source })))
+    Ok(Found::Server(Box::new(Connection { backend: build(&model)?, source, endpoint: settings.endpoint })))
 }

@@ -3,15 +3,26 @@
 #![allow(clippy::print_stderr)]
 
 mod args;
+mod attach;
 mod batch;
 mod bench;
 mod chat;
 mod commands;
+mod config;
+mod config_cmd;
 mod connect;
+mod daily;
+mod editor;
 mod embed;
+mod keys;
 #[cfg_attr(not(feature = "local"), path = "local_off.rs")]
 mod local;
+mod logdb;
+mod logs;
 mod output;
+mod resolve;
+mod shell;
+mod template;
 
 use std::process::ExitCode;
 
@@ -31,7 +42,8 @@ fn main() -> ExitCode {
             .unwrap_or_else(|| "unknown".to_owned());
         eprintln!("mamba-llm: internal error: {message}");
     }));
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    config::tag(&mut cli.command);
     let json = match &cli.command {
         Command::Chat(a) => a.conn.json,
         Command::Health(c) => c.json,
@@ -40,7 +52,15 @@ fn main() -> ExitCode {
         Command::Profiles(a) => a.json,
         Command::Bench(a) => a.conn.json,
         Command::Batch(a) => a.json,
-        Command::Presets | Command::Mock(_) | Command::Pull(_) => false,
+        Command::Logs(a) => a.json,
+        Command::Presets
+        | Command::Mock(_)
+        | Command::Pull(_)
+        | Command::Config(_)
+        | Command::Keys(_)
+        | Command::Templates(_)
+        | Command::Completions(_)
+        | Command::Man => false,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -61,6 +81,12 @@ fn main() -> ExitCode {
             Command::Bench(args) => bench::run(args).await,
             Command::Batch(args) => batch::run(args).await,
             Command::Pull(args) => local::pull(args).await,
+            Command::Config(args) => config_cmd::run(args),
+            Command::Keys(args) => keys::run(args),
+            Command::Logs(args) => logs::run(args),
+            Command::Templates(args) => template::run(args),
+            Command::Completions(args) => shell::completions(args),
+            Command::Man => shell::man(),
         }
     });
     // Pending connections of the in-process mock must not keep the process alive.

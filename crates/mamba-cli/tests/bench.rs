@@ -26,6 +26,8 @@ fn cmd() -> Command {
     }
     let ports: Vec<String> = (0..4).map(|_| closed_port().to_string()).collect();
     c.env("MAMBA_LOCAL_PORTS", ports.join(","));
+    // No config file: the real one must not change what the tests see.
+    c.env("MAMBA_CONFIG", "/nonexistent/mamba-test-config.toml").env_remove("MAMBA_ENDPOINT");
     c.stdin(Stdio::null());
     c.kill_on_drop(true);
     c
@@ -156,6 +158,35 @@ async fn a_sweep_prints_json_with_one_result_per_point() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `--api completions`: every request is a streamed `/v1/completions` with the prompt as
+/// `prompt`, timed like chat; the result says `endpoint_type: openai`, as vLLM's does.
+#[tokio::test(flavor = "multi_thread")]
+async fn api_completions_benchmarks_text_completions() {
+    let reply =
+        Reply::text("a b c d").first_chunk_delay(Duration::from_millis(150)).chunk_delay(Duration::from_millis(10));
+    let server = MockServer::start_with(Script::new().always(reply)).await.unwrap();
+    let o = bench(
+        &server.base_url(),
+        &["--api", "completions", "--num-prompts", "4", "--input-len", "8", "--output-len", "4", "--json"],
+    )
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!((v["completed"].as_u64(), v["failed"].as_u64()), (Some(4), Some(0)), "{}", v["errors"]);
+    assert_eq!(v["endpoint_type"], "openai");
+    assert_eq!(v["total_output_tokens"], 16);
+    close(v["median_ttft_ms"].as_f64().unwrap(), 150.0, "TTFT");
+    let requests = server.requests();
+    assert!(requests.iter().all(|r| r.is_text_completion() || r.method == "GET"), "no chat request");
+    let requests: Vec<_> = requests.into_iter().filter(|r| r.is_text_completion()).collect();
+    assert_eq!(requests.len(), 5, "the test request and four");
+    let body = requests[1].json.clone().unwrap();
+    assert_eq!(body["prompt"].as_str().unwrap().split(' ').count(), 8);
+    assert_eq!((body["stream"].as_bool(), body["max_tokens"].as_u64()), (Some(true), Some(4)));
+    assert_eq!(body["stream_options"]["include_usage"], true);
+    assert!(body.get("messages").is_none());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn failing_requests_are_reported_not_fatal() {
     let script = Script::new()
@@ -186,7 +217,6 @@ async fn bad_arguments_are_usage_errors_and_a_dead_server_fails_once() {
     for args in [
         &["--request-rate", "0"][..],
         &["--plot", "x.jpg"],
-        &["--api", "completions"],
         &["--sweep", "speed:1"],
         &["--goodput", "ttft"],
         &["--percentiles", "101"],
@@ -258,6 +288,34 @@ async fn live_llamacpp_short_run() {
     assert!(outputs.iter().all(|n| (1..=8).contains(&n.as_u64().unwrap())), "{outputs:?}");
     assert!(v["generated_texts"].as_array().unwrap().iter().all(|t| !t.as_str().unwrap().is_empty()));
     assert!(v["input_lens"].as_array().unwrap().iter().all(|n| n.as_u64().unwrap() >= 32));
+    // The same through the text-completions API.
+    let o = bench(
+        &url,
+        &[
+            "--api",
+            "completions",
+            "--preset",
+            "llamacpp",
+            "-m",
+            "smollm2-135m-instruct",
+            "--timeout",
+            "120",
+            "--num-prompts",
+            "2",
+            "--max-concurrency",
+            "1",
+            "--input-len",
+            "16",
+            "--output-len",
+            "8",
+            "--json",
+        ],
+    )
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!((v["completed"].as_u64(), v["endpoint_type"].as_str()), (Some(2), Some("openai")), "{}", v["errors"]);
+    assert!(v["output_lens"].as_array().unwrap().iter().all(|n| (1..=8).contains(&n.as_u64().unwrap())));
     let ttft = v["median_ttft_ms"].as_f64().unwrap();
     let e2el = v["median_e2el_ms"].as_f64().unwrap();
     assert!(ttft > 0.0 && e2el >= ttft, "ttft {ttft}, e2el {e2el}");

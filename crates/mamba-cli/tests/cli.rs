@@ -64,6 +64,12 @@ fn cmd() -> Command {
     c.env("MAMBA_CACHE_DIR", temp_dir("cache"));
     c.env("MAMBA_HF_ENDPOINT", format!("http://127.0.0.1:{}", closed_port()));
     c.env("MAMBA_PIP", "/nonexistent/mamba-test-pip");
+    // No config file, an empty home: nothing read from or written to the real one.
+    let home = temp_dir("home");
+    c.env("HOME", &home).env("MAMBA_CONFIG", home.join("no-config.toml")).env("MAMBA_DATA_DIR", home.join("data"));
+    for var in ["XDG_CONFIG_HOME", "XDG_DATA_HOME", "MAMBA_ENDPOINT"] {
+        c.env_remove(var);
+    }
     c.stdin(Stdio::null());
     c.kill_on_drop(true);
     c
@@ -143,8 +149,11 @@ async fn streams_the_answer() {
 #[tokio::test(flavor = "multi_thread")]
 async fn no_stream_and_system_and_options() {
     let server = MockServer::start().await.unwrap();
-    let o = chat_with(&server, &["--no-stream", "-s", "Be brief.", "-t", "0.2", "--max-tokens", "9", "-m", "m1", "hi"])
-        .await;
+    let o = chat_with(
+        &server,
+        &["--no-stream", "-s", "Be brief.", "--temperature", "0.2", "--max-tokens", "9", "-m", "m1", "hi"],
+    )
+    .await;
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "hi\n");
     let body = server.chat_requests()[0].json.clone().unwrap();
@@ -695,13 +704,13 @@ async fn local_flag_and_chat_flags() {
         c.arg("chat").arg("--local").env("MAMBA_MODEL_FILE", &model).env("MAMBA_BASE_URL", server.base_url());
         c
     };
-    // --json with usage, --max-tokens, -s, -t, --no-stream.
+    // --json with usage, --max-tokens, -s, --temperature, --no-stream.
     let o = run(local().args([
         "--json",
         "--no-stream",
         "-s",
         "Be brief.",
-        "-t",
+        "--temperature",
         "0",
         "--max-tokens",
         "3",

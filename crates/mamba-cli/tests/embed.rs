@@ -18,6 +18,8 @@ fn cmd(server: &MockServer) -> Command {
         c.env_remove(var);
     }
     c.arg("embed").arg("--base-url").arg(server.base_url()).arg("--retries").arg("0");
+    // No config file: the real one must not change what the tests see.
+    c.env("MAMBA_CONFIG", "/nonexistent/mamba-test-config.toml").env_remove("MAMBA_ENDPOINT");
     c.stdin(Stdio::null());
     c.kill_on_drop(true);
     c

@@ -15,6 +15,7 @@
 //! | [`metrics`] | per-request records to metrics (vLLM's definitions) |
 //! | [`report`] | the JSON result and the console summary |
 //! | [`plot`] | latency CDFs and sweep charts |
+//! | [`TextCompletions`] | the legacy `/v1/completions` API as a backend the runner drives |
 //!
 //! ```no_run
 //! use mamba_backends::OpenAICompatibleBackend;
@@ -43,6 +44,7 @@ pub mod plot;
 pub mod report;
 pub mod runner;
 pub mod schedule;
+mod text;
 
 use std::fmt;
 use std::str::FromStr;
@@ -54,6 +56,7 @@ pub use metrics::{Goodput, Metrics, RequestRecord, Stats};
 pub use report::{BenchResult, RunInfo};
 pub use runner::{RunConfig, RunOutput};
 pub use schedule::{Arrivals, Rate};
+pub use text::TextCompletions;
 
 /// One benchmark run's settings.
 #[derive(Clone, Debug, PartialEq)]
@@ -72,6 +75,9 @@ pub struct BenchSpec {
     pub percentiles: Vec<f64>,
     /// Goodput targets (default none).
     pub goodput: Goodput,
+    /// The API benchmarked, recorded in vLLM's names (default `openai-chat`; `openai` for
+    /// text completions through [`TextCompletions`]).
+    pub endpoint_type: String,
 }
 
 impl BenchSpec {
@@ -85,6 +91,7 @@ impl BenchSpec {
             max_concurrency: None,
             percentiles: vec![99.0],
             goodput: Goodput::default(),
+            endpoint_type: "openai-chat".into(),
         }
     }
 
@@ -126,6 +133,7 @@ pub async fn bench(
             seed: spec.arrivals.seed,
             percentiles: spec.percentiles.clone(),
             goodput: spec.goodput,
+            endpoint_type: spec.endpoint_type.clone(),
         },
         metrics,
         records: out.records,

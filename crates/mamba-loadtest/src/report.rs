@@ -29,6 +29,8 @@ pub struct RunInfo {
     pub percentiles: Vec<f64>,
     /// The goodput targets.
     pub goodput: Goodput,
+    /// The API, in vLLM's names: `openai-chat` or `openai` (text completions).
+    pub endpoint_type: String,
 }
 
 /// A finished run: what was asked, what was measured.
@@ -103,7 +105,7 @@ impl BenchResult {
             map.insert(k.to_owned(), v);
         };
         put("date", json!(self.date));
-        put("endpoint_type", json!("openai-chat"));
+        put("endpoint_type", json!(self.info.endpoint_type));
         put("backend", json!("mamba-llm"));
         put("label", Value::Null);
         put("model_id", json!(self.info.model));

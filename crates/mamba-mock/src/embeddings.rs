@@ -90,6 +90,7 @@ impl EmbeddingsRequest {
             last_text: self.text.clone(),
             last_user_text: self.text.clone(),
             prompt_words: 0,
+            text_completion: false,
         }
     }
 

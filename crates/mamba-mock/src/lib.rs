@@ -2,7 +2,8 @@
 //!
 //! A scriptable OpenAI-compatible chat-completions server for tests, on `127.0.0.1`.
 //!
-//! * `POST /v1/chat/completions`, streaming (SSE) and not; `GET /v1/models`; `GET /health`.
+//! * `POST /v1/chat/completions`, streaming (SSE) and not; the same answers as legacy text
+//!   completions on `POST /v1/completions`; `GET /v1/models`; `GET /health`.
 //! * With no script it echoes the last user message (streamed word by word when asked).
 //! * Scripts ([`Script`]) answer with text, tool calls, reasoning, usage and any chunking, or
 //!   with faults: an HTTP status with body and headers (429 with `Retry-After`), a delay before
@@ -87,6 +88,16 @@ impl ReceivedRequest {
     /// True for chat-completion requests.
     pub fn is_chat(&self) -> bool {
         self.method == "POST" && self.path.split('?').next().is_some_and(|p| p.ends_with("/chat/completions"))
+    }
+
+    /// True for legacy text-completion requests (`/v1/completions`).
+    pub fn is_text_completion(&self) -> bool {
+        self.method == "POST"
+            && self
+                .path
+                .split('?')
+                .next()
+                .is_some_and(|p| p.ends_with("/completions") && !p.ends_with("/chat/completions"))
     }
 }
 

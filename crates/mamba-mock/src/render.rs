@@ -14,6 +14,8 @@ pub(crate) struct ChatRequest {
     pub(crate) last_text: String,
     pub(crate) last_user_text: String,
     pub(crate) prompt_words: u64,
+    /// A legacy text-completions request (`prompt`, answered with `text` choices).
+    pub(crate) text_completion: bool,
 }
 
 impl ChatRequest {
@@ -47,7 +49,30 @@ impl ChatRequest {
             last_text: last.map(text_of).unwrap_or_default(),
             last_user_text: last_user.map(text_of).unwrap_or_default(),
             prompt_words: messages.iter().map(|m| words(&text_of(m))).sum::<u64>() + 3 * messages.len() as u64,
+            text_completion: false,
         })
+    }
+
+    /// Reads a legacy text-completions request: `prompt` a string or an array of strings.
+    pub(crate) fn parse_text(body: &Value) -> Result<ChatRequest, String> {
+        let Some(object) = body.as_object() else { return Err("the body must be a JSON object".into()) };
+        let prompt = match object.get("prompt") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Array(parts)) => parts.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "),
+            Some(_) => return Err("'prompt' must be a string or an array of strings".into()),
+            None => return Err("'prompt' is required".into()),
+        };
+        let mut request = ChatRequest::parse(&json!({"messages": []}))?;
+        request.model = object.get("model").and_then(Value::as_str).unwrap_or("mock-model").to_owned();
+        request.stream = object.get("stream").and_then(Value::as_bool).unwrap_or(false);
+        request.include_usage =
+            object.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool).unwrap_or(false);
+        request.last_role = "user".into();
+        request.prompt_words = words(&prompt);
+        request.last_text.clone_from(&prompt);
+        request.last_user_text = prompt;
+        request.text_completion = true;
+        Ok(request)
     }
 }
 
@@ -67,6 +92,8 @@ pub(crate) struct Answer {
     pub(crate) finish_reason: String,
     pub(crate) prompt_tokens: u64,
     pub(crate) completion_tokens: u64,
+    /// Written as a legacy text completion.
+    pub(crate) text_completion: bool,
 }
 
 impl Answer {
@@ -108,6 +135,7 @@ impl Answer {
             completion_tokens: reply.usage.map_or(completion.max(1), |u| u.completion_tokens),
             text,
             tool_calls,
+            text_completion: request.text_completion,
         }
     }
 
@@ -121,6 +149,17 @@ impl Answer {
 
     /// The non-streaming body.
     pub(crate) fn to_json(&self) -> Vec<u8> {
+        if self.text_completion {
+            let body = json!({
+                "id": self.id.replace("chatcmpl", "cmpl"),
+                "object": "text_completion",
+                "created": 0,
+                "model": self.model,
+                "choices": [{"index": 0, "text": self.text, "logprobs": null, "finish_reason": self.finish_reason}],
+                "usage": self.usage(),
+            });
+            return serde_json::to_vec(&body).unwrap_or_default();
+        }
         let mut message = Map::new();
         message.insert("role".into(), json!("assistant"));
         message.insert(
@@ -151,6 +190,19 @@ impl Answer {
     }
 
     fn chunk(&self, delta: Value, finish_reason: Option<&str>) -> String {
+        if self.text_completion {
+            // A text completion's event carries the delta's text (the role-only and
+            // tool-call deltas become empty text).
+            let text = delta.get("content").and_then(Value::as_str).unwrap_or("");
+            let body = json!({
+                "id": self.id.replace("chatcmpl", "cmpl"),
+                "object": "text_completion",
+                "created": 0,
+                "model": self.model,
+                "choices": [{"index": 0, "text": text, "logprobs": null, "finish_reason": finish_reason}],
+            });
+            return body.to_string();
+        }
         let body = json!({
             "id": self.id,
             "object": "chat.completion.chunk",
@@ -185,8 +237,9 @@ impl Answer {
         }
         events.push(self.chunk(json!({}), Some(&self.finish_reason)));
         if include_usage {
+            let object = if self.text_completion { "text_completion" } else { "chat.completion.chunk" };
             let usage = json!({
-                "id": self.id, "object": "chat.completion.chunk", "created": 0, "model": self.model,
+                "id": self.id, "object": object, "created": 0, "model": self.model,
                 "choices": [], "usage": self.usage(),
             });
             events.push(usage.to_string());

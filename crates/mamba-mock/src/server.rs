@@ -265,12 +265,17 @@ async fn handle(socket: &mut TcpStream, state: &Arc<State>, request: Request) ->
             let body = json!({"object": "list", "data": data}).to_string();
             write_simple(&mut out, 200, "application/json", &[], body.as_bytes(), close).await
         }
-        ("POST", p) if p.ends_with("/chat/completions") => {
+        ("POST", p) if p.ends_with("/chat/completions") || p.ends_with("/completions") => {
             let Some(body) = parsed_body else {
                 let body = error_body(400, "the request body is not valid JSON");
                 return write_simple(&mut out, 400, "application/json", &[], &body, close).await;
             };
-            let chat = match ChatRequest::parse(&body) {
+            let parsed = if p.ends_with("/chat/completions") {
+                ChatRequest::parse(&body)
+            } else {
+                ChatRequest::parse_text(&body)
+            };
+            let chat = match parsed {
                 Ok(chat) => chat,
                 Err(message) => {
                     let body = error_body(400, &message);

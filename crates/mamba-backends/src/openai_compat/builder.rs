@@ -324,6 +324,7 @@ impl OpenAICompatibleBackendBuilder {
             Ok(uri)
         };
         let chat_uri = uri("/chat/completions")?;
+        let completions_uri = uri("/completions")?;
         let models_uri = uri("/models")?;
         let embeddings_uri = uri("/embeddings")?;
 
@@ -404,6 +405,7 @@ impl OpenAICompatibleBackendBuilder {
                     None => path.to_owned(),
                 },
                 chat_uri,
+                completions_uri,
                 models_uri,
                 headers,
                 api_key: self.api_key,

@@ -1,6 +1,7 @@
 //! [`OpenAICompatibleBackend`]: one chat-completions server.
 
 mod builder;
+mod completions;
 mod embeddings;
 mod health;
 #[cfg(test)]
@@ -76,6 +77,8 @@ pub(crate) struct Shared {
     model: String,
     base_url: String,
     chat_uri: Uri,
+    /// Legacy text completions (`/completions`).
+    completions_uri: Uri,
     models_uri: Uri,
     headers: Vec<(HeaderName, HeaderValue)>,
     api_key: Option<SecretString>,
@@ -235,12 +238,6 @@ impl Shared {
         self.send("GET", uri, None, self.timeouts.headers).await
     }
 
-    /// POSTs a chat request; a non-2xx answer becomes its classified error, body read.
-    async fn post_chat(&self, body: &Bytes, stream: bool) -> Result<Response, Error> {
-        let head_timeout = if stream { self.timeouts.headers } else { self.timeouts.complete_headers };
-        self.post(&self.chat_uri, body, head_timeout).await
-    }
-
     /// POSTs a JSON body; a non-2xx answer becomes its classified error, body read.
     async fn post(&self, uri: &Uri, body: &Bytes, head_timeout: Duration) -> Result<Response, Error> {
         let mut response = self.send("POST", uri, Some(body), head_timeout).await?;
@@ -340,11 +337,13 @@ impl Shared {
         }
     }
 
-    fn span(&self, options: &RequestOptions, stream: bool) -> tracing::Span {
+    /// The span of one request; `operation` is its GenAI operation name (`chat`,
+    /// `text_completion`).
+    fn span(&self, options: &RequestOptions, stream: bool, operation: &'static str) -> tracing::Span {
         tracing::info_span!(
             "chat",
-            otel.name = %format_args!("chat {}", self.model),
-            gen_ai.operation.name = "chat",
+            otel.name = %format_args!("{operation} {}", self.model),
+            gen_ai.operation.name = operation,
             gen_ai.provider.name = self.preset.name(),
             gen_ai.request.model = %self.model,
             gen_ai.request.max_tokens = options.max_tokens,
@@ -390,30 +389,22 @@ pub(crate) fn record_outcome(span: &tracing::Span, outcome: Result<&ModelRespons
     }
 }
 
-#[async_trait]
-impl ModelBackend for OpenAICompatibleBackend {
-    fn name(&self) -> &str {
-        "openai_compatible"
-    }
-
-    fn model(&self) -> &str {
-        &self.shared.model
-    }
-
-    fn profile(&self) -> &ModelProfile {
-        &self.shared.profile
-    }
-
-    async fn complete(&self, messages: &[Message], options: &RequestOptions) -> Result<ModelResponse, Error> {
+impl OpenAICompatibleBackend {
+    /// POSTs a non-streamed request body to `uri` (chat or text completions: one response
+    /// reader reads both) with retries within the deadline.
+    pub(crate) async fn complete_body(
+        &self,
+        uri: &Uri,
+        body: Bytes,
+        span: tracing::Span,
+    ) -> Result<ModelResponse, Error> {
         let s = &*self.shared;
-        let body = s.body(messages, options, false)?;
-        let span = s.span(options, false);
         s.trace_prompt(&span, &body);
         let deadline = s.deadline(false);
         let attempt = || {
             let body = body.clone();
             async move {
-                let mut response = s.post_chat(&body, false).await?;
+                let mut response = s.post(uri, &body, s.timeouts.complete_headers).await?;
                 let bytes = response.body.read_to_end(s.timeouts.idle, s.max_response_bytes).await?;
                 parse_response(Bytes::from(bytes), s.think_tags)
             }
@@ -429,10 +420,10 @@ impl ModelBackend for OpenAICompatibleBackend {
         result
     }
 
-    async fn stream(&self, messages: &[Message], options: &RequestOptions) -> Result<ChunkStream, Error> {
+    /// POSTs a streamed request body to `uri` and returns the stream once its first chunk
+    /// came (until then a failure can be retried).
+    pub(crate) async fn stream_body(&self, uri: &Uri, body: Bytes, span: tracing::Span) -> Result<ChunkStream, Error> {
         let s = &*self.shared;
-        let body = s.body(messages, options, true)?;
-        let span = s.span(options, true);
         s.trace_prompt(&span, &body);
         let deadline = s.deadline(true);
         // An attempt lasts until the first chunk: a failure before it reaches the caller can
@@ -441,7 +432,7 @@ impl ModelBackend for OpenAICompatibleBackend {
             let body = body.clone();
             let span = span.clone();
             async move {
-                let mut response = s.post_chat(&body, true).await?;
+                let mut response = s.post(uri, &body, s.timeouts.headers).await?;
                 let is_json = response
                     .headers
                     .get(CONTENT_TYPE)
@@ -475,6 +466,33 @@ impl ModelBackend for OpenAICompatibleBackend {
             record_outcome(&span, Err(e));
         }
         result
+    }
+}
+
+#[async_trait]
+impl ModelBackend for OpenAICompatibleBackend {
+    fn name(&self) -> &str {
+        "openai_compatible"
+    }
+
+    fn model(&self) -> &str {
+        &self.shared.model
+    }
+
+    fn profile(&self) -> &ModelProfile {
+        &self.shared.profile
+    }
+
+    async fn complete(&self, messages: &[Message], options: &RequestOptions) -> Result<ModelResponse, Error> {
+        let s = &*self.shared;
+        let body = s.body(messages, options, false)?;
+        self.complete_body(&s.chat_uri, body, s.span(options, false, "chat")).await
+    }
+
+    async fn stream(&self, messages: &[Message], options: &RequestOptions) -> Result<ChunkStream, Error> {
+        let s = &*self.shared;
+        let body = s.body(messages, options, true)?;
+        self.stream_body(&s.chat_uri, body, s.span(options, true, "chat")).await
     }
 
     async fn health_check(&self) -> bool {

@@ -171,64 +171,125 @@ impl ChatRequest<'_> {
             tracing::warn!(target = c.target, "the server rejects message names; they are not sent");
         }
         w.field("messages", &Messages(self.messages, c.message))?;
-        if self.stream {
-            w.field("stream", &true)?;
-            if c.include_usage {
-                w.field("stream_options", &StreamOptions { include_usage: true })?;
+        write_options(w, o, self.stream, Input::Chat)
+    }
+}
+
+/// One legacy text-completions request body (`/v1/completions`): a prompt instead of messages,
+/// and the options that API has.
+pub(crate) struct TextRequest<'a> {
+    pub(crate) model: &'a str,
+    pub(crate) prompt: &'a str,
+    pub(crate) options: &'a RequestOptions,
+    pub(crate) stream: bool,
+    pub(crate) config: &'a WireConfig,
+}
+
+impl TextRequest<'_> {
+    fn write<S: Serializer>(&self, serializer: S, refused: &Cell<Option<Error>>) -> Result<S::Ok, S::Error> {
+        let o = self.options;
+        let c = self.config;
+        let mut w = Writer {
+            map: serializer.serialize_map(None)?,
+            config: c,
+            extra: &o.extra,
+            plain: c.is_plain(&o.extra),
+            refused,
+        };
+        w.field("model", self.model)?;
+        w.field("prompt", self.prompt)?;
+        write_options(w, o, self.stream, Input::Prompt)
+    }
+}
+
+/// Which API a body is for.
+#[derive(Clone, Copy, PartialEq)]
+enum Input {
+    Chat,
+    Prompt,
+}
+
+/// The fields after the input, in one order for both APIs.
+fn write_options<M: SerializeMap>(
+    mut w: Writer<'_, M>,
+    o: &RequestOptions,
+    stream: bool,
+    input: Input,
+) -> Result<M::Ok, M::Error> {
+    let c = w.config;
+    if input == Input::Prompt {
+        let chat_only = if !o.tools.is_empty() || o.tool_choice.is_some() || o.parallel_tool_calls.is_some() {
+            Some("tools")
+        } else if o.response_format.is_some() {
+            Some("response_format")
+        } else {
+            None
+        };
+        if let Some(what) = chat_only {
+            return Err(
+                w.refuse(format!("the text completions API has no `{what}`; use the chat completions API for it"))
+            );
+        }
+    }
+    if stream {
+        w.field("stream", &true)?;
+        if c.include_usage {
+            w.field("stream_options", &StreamOptions { include_usage: true })?;
+        }
+    }
+    if let Some(t) = o.temperature.or(c.default_temperature) {
+        w.field("temperature", &t)?;
+    }
+    if let Some(n) = o.max_tokens {
+        // `max_completion_tokens` exists on chat only.
+        let key = if input == Input::Chat { c.max_tokens_field } else { "max_tokens" };
+        w.field(key, &n)?;
+    }
+    if !o.tools.is_empty() {
+        w.field("tools", &o.tools)?;
+    }
+    if let Some(choice) = &o.tool_choice {
+        w.field("tool_choice", choice)?;
+    }
+    if let Some(parallel) = o.parallel_tool_calls {
+        w.field("parallel_tool_calls", &parallel)?;
+    }
+    if let Some(format) = &o.response_format {
+        if let (ResponseFormat::JsonSchema { .. }, StructuredOutput::JsonObjectOnly) = (format, c.structured) {
+            if !c.drop_unsupported {
+                return Err(w.refuse(format!(
+                    "the {} server has no JSON Schema output, only json_object; use ResponseFormat::JsonObject, or drop_unsupported(true) to send json_object",
+                    c.target
+                )));
             }
+            tracing::warn!(target = c.target, "JSON Schema output is not supported; json_object is sent instead");
         }
-        if let Some(t) = o.temperature.or(c.default_temperature) {
-            w.field("temperature", &t)?;
-        }
-        if let Some(n) = o.max_tokens {
-            w.field(c.max_tokens_field, &n)?;
-        }
-        if !o.tools.is_empty() {
-            w.field("tools", &o.tools)?;
-        }
-        if let Some(choice) = &o.tool_choice {
-            w.field("tool_choice", choice)?;
-        }
-        if let Some(parallel) = o.parallel_tool_calls {
-            w.field("parallel_tool_calls", &parallel)?;
-        }
-        if let Some(format) = &o.response_format {
-            if let (ResponseFormat::JsonSchema { .. }, StructuredOutput::JsonObjectOnly) = (format, c.structured) {
-                if !c.drop_unsupported {
-                    return Err(w.refuse(format!(
-                        "the {} server has no JSON Schema output, only json_object; use ResponseFormat::JsonObject, or drop_unsupported(true) to send json_object",
-                        c.target
-                    )));
-                }
-                tracing::warn!(target = c.target, "JSON Schema output is not supported; json_object is sent instead");
-            }
-            w.field("response_format", &WireFormat(format, c.structured))?;
-        }
-        if !o.stop.is_empty() {
-            w.field("stop", &o.stop)?;
-        }
-        if let Some(seed) = o.seed {
-            w.field("seed", &seed)?;
-        }
-        if let Some(top_p) = o.top_p {
-            w.field("top_p", &top_p)?;
-        }
-        if let Some(p) = o.frequency_penalty {
-            w.field("frequency_penalty", &p)?;
-        }
-        if let Some(p) = o.presence_penalty {
-            w.field("presence_penalty", &p)?;
-        }
-        for (key, value) in &c.body_extra {
-            if !o.extra.contains_key(key) {
-                w.extra_field(key, value)?;
-            }
-        }
-        for (key, value) in &o.extra {
+        w.field("response_format", &WireFormat(format, c.structured))?;
+    }
+    if !o.stop.is_empty() {
+        w.field("stop", &o.stop)?;
+    }
+    if let Some(seed) = o.seed {
+        w.field("seed", &seed)?;
+    }
+    if let Some(top_p) = o.top_p {
+        w.field("top_p", &top_p)?;
+    }
+    if let Some(p) = o.frequency_penalty {
+        w.field("frequency_penalty", &p)?;
+    }
+    if let Some(p) = o.presence_penalty {
+        w.field("presence_penalty", &p)?;
+    }
+    for (key, value) in &c.body_extra {
+        if !o.extra.contains_key(key) {
             w.extra_field(key, value)?;
         }
-        w.map.end()
     }
+    for (key, value) in &o.extra {
+        w.extra_field(key, value)?;
+    }
+    w.map.end()
 }
 
 /// A response format in the form the target accepts.
@@ -261,20 +322,25 @@ impl Serialize for WireFormat<'_> {
 /// The body as bytes, or why the target cannot take the request (`Unsupported`), or why it
 /// could not be written (`InvalidRequest`). Never an empty body.
 pub(crate) fn to_body(request: &ChatRequest<'_>) -> Result<Vec<u8>, Error> {
-    struct Writing<'r, 'a> {
-        request: &'r ChatRequest<'a>,
-        refused: Cell<Option<Error>>,
-    }
-    impl Serialize for Writing<'_, '_> {
-        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            self.request.write(serializer, &self.refused)
-        }
-    }
-    let writing = Writing { request, refused: Cell::new(None) };
-    let mut out = Vec::with_capacity(256 + request.messages.len() * 128);
-    match serde_json::to_writer(&mut out, &writing) {
+    let capacity = 256 + request.messages.len() * 128;
+    write_body(capacity, |serializer, refused| request.write(serializer, refused))
+}
+
+/// A text-completions body, as [`to_body`] writes a chat one.
+pub(crate) fn to_text_body(request: &TextRequest<'_>) -> Result<Vec<u8>, Error> {
+    write_body(256 + request.prompt.len(), |serializer, refused| request.write(serializer, refused))
+}
+
+fn write_body<F>(capacity: usize, write: F) -> Result<Vec<u8>, Error>
+where
+    F: Fn(&mut serde_json::Serializer<&mut Vec<u8>>, &Cell<Option<Error>>) -> Result<(), serde_json::Error>,
+{
+    let refused = Cell::new(None);
+    let mut out = Vec::with_capacity(capacity);
+    let mut serializer = serde_json::Serializer::new(&mut out);
+    match write(&mut serializer, &refused) {
         Ok(()) => Ok(out),
-        Err(e) => Err(writing.refused.take().unwrap_or_else(|| {
+        Err(e) => Err(refused.take().unwrap_or_else(|| {
             Error::new(ErrorKind::InvalidRequest, format!("the request could not be written as JSON: {e}"))
                 .with_source(e)
         })),
@@ -427,6 +493,44 @@ mod tests {
             .top_p(0.9)
             .frequency_penalty(0.1)
             .presence_penalty(0.2)
+    }
+
+    fn text_body(prompt: &str, options: &RequestOptions, stream: bool, config: &WireConfig) -> Result<Value, Error> {
+        let bytes = to_text_body(&TextRequest { model: "m", prompt, options, stream, config })?;
+        Ok(serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[test]
+    fn text_completion_bodies_take_the_chat_rules() {
+        let config = WireConfig {
+            include_usage: true,
+            max_tokens_field: "max_completion_tokens",
+            renames: &[("seed", "random_seed")],
+            ..WireConfig::default()
+        };
+        let options =
+            RequestOptions::new().max_tokens(16).seed(3).stop(["\n"]).temperature(0.0).extra("ignore_eos", json!(true));
+        let v = text_body("Once upon", &options, true, &config).unwrap();
+        assert_eq!(
+            v,
+            json!({"model":"m","prompt":"Once upon","stream":true,"stream_options":{"include_usage":true},
+                   "temperature":0.0,"max_tokens":16,"stop":["\n"],"random_seed":3,"ignore_eos":true})
+        );
+        let v = text_body("x", &RequestOptions::new(), false, &WireConfig::default()).unwrap();
+        assert_eq!(v, json!({"model":"m","prompt":"x"}));
+    }
+
+    #[test]
+    fn text_completions_refuse_chat_only_options() {
+        for options in [
+            RequestOptions::new().tools(vec![ToolDefinition::function("f", "", json!({"type":"object"}))]),
+            RequestOptions::new().tool_choice(ToolChoice::Auto),
+            RequestOptions::new().response_format(ResponseFormat::JsonObject),
+        ] {
+            let e = text_body("x", &options, false, &WireConfig::default()).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+            assert!(e.message().contains("chat completions API"), "{e}");
+        }
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub(crate) fn parse_response(body: Bytes, think_tags: bool) -> Result<ModelRespo
     let empty = WireMessage::default();
     let message = choice.message.0.as_ref().or(choice.delta.0.as_ref()).unwrap_or(&empty);
 
-    let text = message.content.text.as_deref().unwrap_or("");
+    let text = message.content.text.as_deref().or(choice.text.0.as_deref()).unwrap_or("");
     let (mut content, tag_reasoning) = split_all(text, think_tags);
     if content.is_empty() {
         if let Some(refusal) = message.refusal.non_empty() {
@@ -202,6 +202,9 @@ impl ChunkParser {
         let mut chunk = StreamChunk::default();
         if let Some(delta) = choice.delta.0.as_ref().or(choice.message.0.as_ref()) {
             self.apply_delta(delta, &mut chunk);
+        } else if let Some(text) = choice.text.non_empty() {
+            // A legacy text completion's event.
+            self.think.feed(text, &mut chunk.content, &mut chunk.reasoning);
         }
         if let Some(finish) = choice.finish_reason.0.as_deref().and_then(FinishReason::parse) {
             chunk.finish_reason = Some(finish.clone());
@@ -541,6 +544,27 @@ mod tests {
         }
         acc.push(&p.finish());
         Ok(acc.finish())
+    }
+
+    #[test]
+    fn legacy_text_completions_read_as_content() {
+        let r = complete(
+            r#"{"id":"cmpl-1","object":"text_completion","model":"m","choices":[{"text":" Paris.","index":0,"logprobs":null,"finish_reason":"length"}],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}"#,
+        );
+        assert_eq!(r.content, " Paris.");
+        assert_eq!(r.finish_reason, Some(FinishReason::Length));
+        assert_eq!(r.usage.map(|u| u.output_tokens), Some(2));
+        let r = run_stream(&[
+            r#"{"id":"cmpl-1","object":"text_completion","choices":[{"text":" Pa","index":0,"finish_reason":null}]}"#,
+            r#"{"choices":[{"text":"ris","index":0,"finish_reason":null}]}"#,
+            r#"{"choices":[{"text":"","index":0,"finish_reason":"stop"}]}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}"#,
+            "[DONE]",
+        ])
+        .unwrap();
+        assert_eq!(r.content, " Paris");
+        assert_eq!(r.finish_reason, Some(FinishReason::Stop));
+        assert_eq!(r.usage.map(|u| u.input_tokens), Some(5));
     }
 
     #[test]

@@ -331,6 +331,9 @@ pub(crate) struct WireChoice<'a> {
     pub(crate) delta: LenientObject<WireMessage<'a>>,
     #[serde(borrow, default)]
     pub(crate) finish_reason: LenientStr<'a>,
+    /// The answer of a legacy text completion (`/v1/completions`), in place of a message.
+    #[serde(borrow, default)]
+    pub(crate) text: LenientStr<'a>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -485,3 +485,42 @@ async fn prism_accepts_every_embeddings_shape() {
     assert!(e.to_string().contains("encoding_format"), "{e}");
     ran("prism_accepts_every_embeddings_shape");
 }
+
+/// Legacy text completions: llama.cpp answers `/v1/completions` whole and streamed (its
+/// stream ends on a `finish_reason` chunk with no usage: one final chunk all the same), and
+/// Prism finds every text-completions body we write valid against the official spec.
+#[tokio::test]
+async fn text_completions_llamacpp_and_prism() {
+    let Some(url) = peer("MAMBA_LIVE_LLAMACPP_URL", "text_completions_llamacpp_and_prism") else { return };
+    let Some(prism_url) = peer("MAMBA_LIVE_PRISM_URL", "text_completions_llamacpp_and_prism") else { return };
+    let _turn = TURN.lock().await;
+    let b = llama(&url);
+    let options = RequestOptions::new().max_tokens(6).temperature(0.0);
+    let whole = b.complete_text("The capital of France is", &options).await.unwrap();
+    assert!(whole.content.contains("Paris"), "{:?}", whole.content);
+    assert_eq!(whole.finish_reason, Some(FinishReason::Length));
+    assert!(whole.usage.is_some_and(|u| u.input_tokens > 0 && u.output_tokens == 6));
+    let streamed = collect(b.stream_text("The capital of France is", &options).await.unwrap()).await.unwrap();
+    assert_eq!(streamed.content, whole.content, "greedy decoding gives the same text");
+    assert_eq!(streamed.finish_reason, Some(FinishReason::Length));
+
+    let p = OpenAICompatibleBackend::builder("gpt-3.5-turbo-instruct")
+        .preset(Preset::OpenAI)
+        .base_url(&prism_url)
+        .api_key("sk-prism")
+        .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap();
+    let cases = [
+        RequestOptions::new(),
+        RequestOptions::new().temperature(0.5).top_p(0.9).max_tokens(50).seed(7).stop(["\n\n", "END"]),
+        RequestOptions::new().frequency_penalty(0.1).presence_penalty(0.2).extra("echo", json!(true)),
+    ];
+    for options in &cases {
+        p.complete_text("Say this is a test", options).await.unwrap_or_else(|e| panic!("{options:?}: {e}"));
+        collect(p.stream_text("Say this is a test", options).await.unwrap()).await.unwrap();
+    }
+    let e = p.complete_text("x", &RequestOptions::new().extra("temperature", json!("hot"))).await.unwrap_err();
+    assert_eq!(e.status(), Some(422), "the validator checks /completions bodies: {e}");
+    ran("text_completions_llamacpp_and_prism");
+}

@@ -19,6 +19,7 @@ mod redaction;
 mod seam;
 mod streaming;
 mod support;
+mod text_completions;
 mod tls;
 mod tracing_spans;
 mod transport;

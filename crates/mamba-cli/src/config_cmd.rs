@@ -1,0 +1,59 @@
+//! `mamba-llm config path|show|edit`.
+
+use clap::{Args, Subcommand};
+
+use crate::config::{config_path, parse, SKELETON};
+use crate::output::{line, CliError};
+
+/// `mamba-llm config`.
+#[derive(Debug, Args)]
+pub(crate) struct ConfigArgs {
+    #[command(subcommand)]
+    pub(crate) action: ConfigAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigAction {
+    /// Print the config file's path ($MAMBA_CONFIG, else $XDG_CONFIG_HOME/mamba/config.toml,
+    /// else ~/.config/mamba/config.toml).
+    Path,
+    /// Print the config as read (header values that look like credentials hidden).
+    Show,
+    /// Open the config file in $VISUAL or $EDITOR (a new one starts from a commented example),
+    /// then check it.
+    Edit,
+}
+
+/// `mamba-llm config …`.
+pub(crate) fn run(args: ConfigArgs) -> Result<(), CliError> {
+    let path = config_path()?;
+    match args.action {
+        ConfigAction::Path => line(&path.display().to_string()),
+        ConfigAction::Show => {
+            if !path.exists() {
+                crate::output::note(&format!(
+                    "mamba-llm: no config file at {}; the built-in defaults apply (create one with: mamba-llm config edit)",
+                    path.display()
+                ));
+                return Ok(());
+            }
+            let config = crate::config::load()?;
+            let text = toml::to_string(&config.redacted()).map_err(|e| CliError::Failed("config", e.to_string()))?;
+            line(text.trim_end())
+        }
+        ConfigAction::Edit => {
+            if !path.exists() {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| CliError::Failed("config", format!("{}: {e}", dir.display())))?;
+                }
+                std::fs::write(&path, SKELETON)
+                    .map_err(|e| CliError::Failed("config", format!("{}: {e}", path.display())))?;
+            }
+            crate::editor::edit(&path)?;
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| CliError::Failed("config", format!("{}: {e}", path.display())))?;
+            parse(&path, &text).map(|_| ())
+        }
+    }
+}

@@ -1,0 +1,372 @@
+//! The conversation log: every exchange in SQLite (`logs.db` in the data folder), searched with
+//! FTS5. The schema is versioned with `PRAGMA user_version` and migrated forward on open.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mamba_backends::{Message, ModelResponse, ToolCall};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use crate::output::CliError;
+
+/// Each migration takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    "CREATE TABLE exchanges (
+        id INTEGER PRIMARY KEY,
+        conversation_id TEXT NOT NULL,
+        time TEXT NOT NULL,
+        model TEXT,
+        endpoint TEXT,
+        system TEXT,
+        prompt TEXT NOT NULL,
+        answer TEXT,
+        reasoning TEXT,
+        tool_calls TEXT,
+        input_tokens INTEGER,
+        output_tokens INTEGER,
+        latency_ms INTEGER
+    );
+    CREATE INDEX exchanges_conversation ON exchanges (conversation_id, id);",
+    // 2: cost, failures, attachments, streamed or not, and full-text search.
+    "ALTER TABLE exchanges ADD COLUMN cost_usd REAL;
+    ALTER TABLE exchanges ADD COLUMN error TEXT;
+    ALTER TABLE exchanges ADD COLUMN attachments TEXT;
+    ALTER TABLE exchanges ADD COLUMN streamed INTEGER;
+    CREATE VIRTUAL TABLE exchanges_fts USING fts5 (
+        prompt, system, answer, reasoning, content='exchanges', content_rowid='id'
+    );
+    INSERT INTO exchanges_fts (rowid, prompt, system, answer, reasoning)
+        SELECT id, prompt, coalesce(system, ''), coalesce(answer, ''), coalesce(reasoning, '') FROM exchanges;
+    CREATE TRIGGER exchanges_ai AFTER INSERT ON exchanges BEGIN
+        INSERT INTO exchanges_fts (rowid, prompt, system, answer, reasoning)
+        VALUES (new.id, new.prompt, coalesce(new.system, ''), coalesce(new.answer, ''), coalesce(new.reasoning, ''));
+    END;
+    CREATE TRIGGER exchanges_ad AFTER DELETE ON exchanges BEGIN
+        INSERT INTO exchanges_fts (exchanges_fts, rowid, prompt, system, answer, reasoning)
+        VALUES ('delete', old.id, old.prompt, coalesce(old.system, ''), coalesce(old.answer, ''), coalesce(old.reasoning, ''));
+    END;",
+];
+
+/// The schema version this build writes.
+pub(crate) const SCHEMA_VERSION: usize = MIGRATIONS.len();
+
+/// The log database's file: `logs.db` in the data folder.
+pub(crate) fn db_path() -> Result<PathBuf, CliError> {
+    Ok(crate::config::data_dir()?.join("logs.db"))
+}
+
+/// An open log.
+#[derive(Debug)]
+pub(crate) struct Log {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// One exchange, as stored.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct Exchange {
+    pub(crate) id: i64,
+    pub(crate) conversation_id: String,
+    pub(crate) time: String,
+    pub(crate) model: Option<String>,
+    pub(crate) endpoint: Option<String>,
+    pub(crate) system: Option<String>,
+    pub(crate) prompt: String,
+    pub(crate) answer: Option<String>,
+    pub(crate) reasoning: Option<String>,
+    pub(crate) tool_calls: Option<serde_json::Value>,
+    pub(crate) input_tokens: Option<u64>,
+    pub(crate) output_tokens: Option<u64>,
+    pub(crate) cost_usd: Option<f64>,
+    pub(crate) latency_ms: Option<u64>,
+    pub(crate) streamed: Option<bool>,
+    pub(crate) attachments: Vec<String>,
+    pub(crate) error: Option<String>,
+}
+
+fn db_error(path: &Path, e: &rusqlite::Error) -> CliError {
+    let what = match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            "the database is locked by another process; try again, or pass --no-log".to_owned()
+        }
+        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+            format!("the database is damaged ({e}); move it away to start a new log, or pass --no-log")
+        }
+        _ => e.to_string(),
+    };
+    CliError::Failed("log", format!("conversation log {}: {what}", path.display()))
+}
+
+impl Log {
+    /// Opens (creating and migrating as needed) the log at `path`.
+    pub(crate) fn open(path: &Path) -> Result<Log, CliError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                CliError::Failed("log", format!("conversation log {}: cannot create its folder: {e}", path.display()))
+            })?;
+        }
+        let err = |e: rusqlite::Error| db_error(path, &e);
+        let conn = Connection::open(path).map_err(err)?;
+        conn.busy_timeout(Duration::from_millis(1500)).map_err(err)?;
+        let mut log = Log { conn, path: path.to_owned() };
+        log.migrate()?;
+        Ok(log)
+    }
+
+    /// Opens the log in the data folder.
+    pub(crate) fn open_default() -> Result<Log, CliError> {
+        Log::open(&db_path()?)
+    }
+
+    fn err(&self, e: &rusqlite::Error) -> CliError {
+        db_error(&self.path, e)
+    }
+
+    fn migrate(&mut self) -> Result<(), CliError> {
+        let version: usize = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+            .map_err(|e| self.err(&e))?
+            .try_into()
+            .unwrap_or(0);
+        if version > SCHEMA_VERSION {
+            return Err(CliError::Failed(
+                "log",
+                format!(
+                    "conversation log {}: schema version {version} is newer than this mamba-llm knows ({SCHEMA_VERSION}); update mamba-llm",
+                    self.path.display()
+                ),
+            ));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+            let tx = self.conn.transaction().map_err(|e| db_error(&self.path, &e))?;
+            tx.execute_batch(sql).map_err(|e| db_error(&self.path, &e))?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(|e| db_error(&self.path, &e))?;
+            tx.commit().map_err(|e| db_error(&self.path, &e))?;
+        }
+        Ok(())
+    }
+
+    /// Stores an exchange; returns its id.
+    pub(crate) fn insert(&self, x: &Exchange) -> Result<i64, CliError> {
+        let tool_calls = x.tool_calls.as_ref().map(|v| v.to_string());
+        let attachments = if x.attachments.is_empty() { None } else { serde_json::to_string(&x.attachments).ok() };
+        self.conn
+            .execute(
+                "INSERT INTO exchanges (conversation_id, time, model, endpoint, system, prompt, answer, reasoning,
+                    tool_calls, input_tokens, output_tokens, latency_ms, cost_usd, error, attachments, streamed)
+                 VALUES (?1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                params![
+                    x.conversation_id,
+                    x.model,
+                    x.endpoint,
+                    x.system,
+                    x.prompt,
+                    x.answer,
+                    x.reasoning,
+                    tool_calls,
+                    x.input_tokens.map(|n| n as i64),
+                    x.output_tokens.map(|n| n as i64),
+                    x.latency_ms.map(|n| n as i64),
+                    x.cost_usd,
+                    x.error,
+                    attachments,
+                    x.streamed,
+                ],
+            )
+            .map_err(|e| self.err(&e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// The conversation of the newest exchange.
+    pub(crate) fn last_conversation(&self) -> Result<Option<String>, CliError> {
+        self.conn
+            .query_row("SELECT conversation_id FROM exchanges ORDER BY id DESC LIMIT 1", [], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(&e))
+    }
+
+    /// The newest `limit` exchanges (0: all), matching `query` (FTS5 syntax; plain words
+    /// match words) and `cid` when given, oldest first.
+    pub(crate) fn list(&self, limit: usize, query: Option<&str>, cid: Option<&str>) -> Result<Vec<Exchange>, CliError> {
+        let mut sql = String::from(
+            "SELECT e.id, e.conversation_id, e.time, e.model, e.endpoint, e.system, e.prompt, e.answer, e.reasoning,
+                    e.tool_calls, e.input_tokens, e.output_tokens, e.cost_usd, e.latency_ms, e.streamed, e.attachments, e.error
+             FROM exchanges e",
+        );
+        let mut args: Vec<String> = Vec::new();
+        let mut conditions = Vec::new();
+        if let Some(q) = query {
+            sql.push_str(" JOIN exchanges_fts f ON f.rowid = e.id");
+            conditions.push("exchanges_fts MATCH ?");
+            args.push(fts_query(q));
+        }
+        if let Some(cid) = cid {
+            conditions.push("e.conversation_id = ?");
+            args.push(cid.to_owned());
+        }
+        if !conditions.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&conditions.join(" AND "));
+        }
+        sql.push_str(" ORDER BY e.id DESC");
+        if limit > 0 {
+            sql.push_str(&format!(" LIMIT {limit}"));
+        }
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(&e))?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+                let tool_calls: Option<String> = r.get(9)?;
+                let attachments: Option<String> = r.get(15)?;
+                Ok(Exchange {
+                    id: r.get(0)?,
+                    conversation_id: r.get(1)?,
+                    time: r.get(2)?,
+                    model: r.get(3)?,
+                    endpoint: r.get(4)?,
+                    system: r.get(5)?,
+                    prompt: r.get(6)?,
+                    answer: r.get(7)?,
+                    reasoning: r.get(8)?,
+                    tool_calls: tool_calls.and_then(|t| serde_json::from_str(&t).ok()),
+                    input_tokens: r.get::<_, Option<i64>>(10)?.map(|n| n as u64),
+                    output_tokens: r.get::<_, Option<i64>>(11)?.map(|n| n as u64),
+                    cost_usd: r.get(12)?,
+                    latency_ms: r.get::<_, Option<i64>>(13)?.map(|n| n as u64),
+                    streamed: r.get(14)?,
+                    attachments: attachments.and_then(|a| serde_json::from_str(&a).ok()).unwrap_or_default(),
+                    error: r.get(16)?,
+                })
+            })
+            .map_err(|e| self.err(&e))?;
+        let mut out = rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(&e))?;
+        out.reverse();
+        Ok(out)
+    }
+
+    /// The messages of conversation `cid` to send again: its system message, then each
+    /// answered exchange's prompt and answer (failed ones are left out).
+    pub(crate) fn history(&self, cid: &str) -> Result<Vec<Message>, CliError> {
+        let exchanges = self.list(0, None, Some(cid))?;
+        if exchanges.is_empty() {
+            return Err(CliError::Usage(format!("no conversation {cid:?} in the log (see mamba-llm logs)")));
+        }
+        let mut messages = Vec::new();
+        if let Some(system) = exchanges.iter().find_map(|x| x.system.clone()) {
+            messages.push(Message::system(system));
+        }
+        for x in exchanges.iter().filter(|x| x.error.is_none()) {
+            messages.push(Message::user(x.prompt.clone()));
+            let calls: Vec<ToolCall> =
+                x.tool_calls.clone().and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
+            messages.push(Message::assistant_with_tool_calls(x.answer.clone().unwrap_or_default(), calls.clone()));
+            for call in &calls {
+                messages.push(Message::tool(&call.id, crate::chat::NO_TOOLS));
+            }
+        }
+        Ok(messages)
+    }
+}
+
+/// Plain words become quoted FTS5 terms (all must match), so punctuation in a search is not
+/// FTS5 syntax.
+fn fts_query(text: &str) -> String {
+    let terms: Vec<String> = text.split_whitespace().map(|w| format!("\"{}\"", w.replace('"', "\"\""))).collect();
+    if terms.is_empty() {
+        "\"\"".to_owned()
+    } else {
+        terms.join(" ")
+    }
+}
+
+/// A new conversation id: time and process, in base 36.
+pub(crate) fn new_conversation_id() -> String {
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
+    let mut n = nanos ^ (u128::from(std::process::id()) << 64);
+    let digits = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    while n > 0 {
+        out.push(digits[(n % 36) as usize]);
+        n /= 36;
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// The exchange a response makes.
+pub(crate) fn exchange_of(response: &ModelResponse) -> Exchange {
+    Exchange {
+        answer: Some(response.content.clone()),
+        reasoning: response.reasoning.clone().filter(|r| !r.is_empty()),
+        tool_calls: if response.tool_calls.is_empty() { None } else { serde_json::to_value(&response.tool_calls).ok() },
+        input_tokens: response.usage.as_ref().map(|u| u.input_tokens),
+        output_tokens: response.usage.as_ref().map(|u| u.output_tokens),
+        ..Exchange::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("mamba-logdb-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir.join("logs.db")
+    }
+
+    #[test]
+    fn fts5_is_compiled_in() {
+        let conn = Connection::open_in_memory().expect("opens");
+        conn.execute_batch("CREATE VIRTUAL TABLE t USING fts5 (x)").expect("FTS5 is available");
+    }
+
+    #[test]
+    fn insert_list_search_and_history() {
+        let path = temp("basic");
+        let log = Log::open(&path).expect("opens");
+        let x = |cid: &str, prompt: &str, answer: &str| Exchange {
+            conversation_id: cid.into(),
+            prompt: prompt.into(),
+            answer: Some(answer.into()),
+            system: Some("sys".into()),
+            ..Exchange::default()
+        };
+        log.insert(&x("a", "capital of France?", "Paris.")).expect("inserts");
+        log.insert(&Exchange { error: Some("boom".into()), ..x("a", "failed one", "") }).expect("inserts");
+        log.insert(&x("b", "hello (there)", "hi")).expect("inserts");
+        log.insert(&x("a", "and Italy?", "Rome.")).expect("inserts");
+        assert_eq!(log.last_conversation().expect("reads").as_deref(), Some("a"));
+        assert_eq!(
+            log.list(2, None, None).expect("lists").iter().map(|x| x.prompt.as_str()).collect::<Vec<_>>(),
+            ["hello (there)", "and Italy?"]
+        );
+        assert_eq!(log.list(0, Some("rome"), None).expect("searches").len(), 1);
+        assert_eq!(log.list(0, Some("(there)"), None).expect("punctuation is no syntax").len(), 1);
+        assert_eq!(log.list(0, None, Some("a")).expect("lists").len(), 3);
+        let history = log.history("a").expect("history");
+        let roles: Vec<&str> = history.iter().map(|m| m.role.as_str()).collect();
+        assert_eq!(roles, ["system", "user", "assistant", "user", "assistant"]);
+        assert_eq!(history[4].text(), "Rome.");
+        assert!(log.history("zzz").is_err());
+        let _ = std::fs::remove_dir_all(path.parent().expect("a folder"));
+    }
+
+    #[test]
+    fn corrupt_file_is_a_clear_error() {
+        let path = temp("corrupt");
+        std::fs::create_dir_all(path.parent().expect("a folder")).expect("mkdir");
+        std::fs::write(&path, vec![b'x'; 4096]).expect("writes");
+        let Err(CliError::Failed("log", m)) = Log::open(&path) else { panic!("a corrupt file opened") };
+        assert!(m.contains("damaged") && m.contains("--no-log"), "{m}");
+        let _ = std::fs::remove_dir_all(path.parent().expect("a folder"));
+    }
+
+    #[test]
+    fn conversation_ids_differ() {
+        assert_ne!(new_conversation_id(), new_conversation_id());
+    }
+}
