@@ -10,6 +10,7 @@ use crate::error::{Error, ErrorKind};
 use crate::health::{HealthReport, ModelInfo};
 use crate::options::RequestOptions;
 use crate::profile::ModelProfile;
+use crate::raw::RawResponse;
 use crate::stream::{stream_of, StreamChunk};
 use crate::types::{Message, ModelResponse};
 
@@ -75,6 +76,19 @@ pub trait ModelBackend: Send + Sync {
     /// chat.
     fn as_embedder(&self) -> Option<&dyn crate::embed::Embedder> {
         None
+    }
+
+    /// POSTs `body`, a JSON document sent exactly as given, to `path` under the backend's base
+    /// URL (`"/chat/completions"`, `"/embeddings"`), with the backend's headers and key,
+    /// timeouts, retries (and, for a pool, endpoint choice and failover). The answer is the
+    /// server's own: status, headers and body bytes unchanged. A non-2xx answer is the
+    /// classified [`Error`], its [`status`](Error::status) and
+    /// [`response_body`](Error::response_body) set. For callers that must keep the server's
+    /// JSON, such as a batch runner writing it to its output. The default fails with
+    /// [`ErrorKind::Unsupported`].
+    async fn post_json(&self, path: &str, body: bytes::Bytes) -> Result<RawResponse, Error> {
+        let _ = (path, body);
+        Err(Error::new(ErrorKind::Unsupported, format!("the {} backend cannot send JSON bodies", self.name())))
     }
 
     /// Releases resources. Connections also close when the backend is dropped.

@@ -18,6 +18,7 @@ use crate::error::{Error, ErrorKind};
 use crate::health::{HealthReport, ModelInfo};
 use crate::options::RequestOptions;
 use crate::profile::ModelProfile;
+use crate::raw::RawResponse;
 use crate::stream::StreamChunk;
 use crate::types::{Message, ModelResponse};
 
@@ -483,6 +484,22 @@ impl ModelBackend for BackendPool {
     async fn close(&self) {
         for endpoint in &self.inner.endpoints {
             endpoint.backend.close().await;
+        }
+    }
+
+    /// Sent as chat requests are: least loaded endpoint first, failover on retryable errors,
+    /// breakers fed by the outcome, then the fallbacks.
+    async fn post_json(&self, path: &str, body: bytes::Bytes) -> Result<RawResponse, Error> {
+        let call = |backend: Arc<dyn ModelBackend>| {
+            let body = body.clone();
+            async move { backend.post_json(path, body).await }
+        };
+        match self.on_endpoints(call).await {
+            Ok((response, mut lease)) => {
+                lease.settle(Ok(()));
+                Ok(response)
+            }
+            Err(error) => self.on_fallbacks(error, call).await,
         }
     }
 

@@ -38,6 +38,10 @@ pub(crate) enum Command {
     /// Load-test a server: TTFT, ITL, TPOT, E2EL and throughput under Poisson arrivals, with
     /// vLLM's definitions and JSON keys, and plots.
     Bench(crate::bench::BenchArgs),
+    /// Run an OpenAI Batch JSONL file against the server: resumable (run again with the same
+    /// -o), rate-limited, cost-capped, shardable. Exit 0 all succeeded, 1 some failed, 2 invalid
+    /// input (nothing sent), 3 stopped at --max-cost, 130 interrupted.
+    Batch(crate::batch::BatchArgs),
     /// Download a built-in model into the cache ahead of time (verified against its sha256);
     /// prints its path.
     Pull(PullArgs),

@@ -223,6 +223,7 @@ fn usage_message(e: &CliError) -> String {
         CliError::Usage(m) | CliError::Failed(_, m) | CliError::Output(m) => m.clone(),
         CliError::Backend(e) => e.to_string(),
         CliError::BrokenPipe => "stdout was closed".to_owned(),
+        CliError::Exit(code) => format!("exit code {code}"),
     }
 }
 

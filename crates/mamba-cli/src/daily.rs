@@ -201,6 +201,7 @@ impl Recorder {
                 CliError::Failed(_, m) | CliError::Usage(m) | CliError::Output(m) => m.clone(),
                 CliError::Backend(e) => e.to_string(),
                 CliError::BrokenPipe => "stdout was closed".to_owned(),
+                CliError::Exit(code) => format!("exit code {code}"),
             };
             self.failure = Some(CliError::Failed("log", format!("{message} (the answer was printed but not saved)")));
         }

@@ -4,6 +4,7 @@
 
 mod args;
 mod attach;
+mod batch;
 mod bench;
 mod chat;
 mod commands;
@@ -51,6 +52,7 @@ fn main() -> ExitCode {
         Command::Embed(a) => a.conn.json,
         Command::Profiles(a) => a.json,
         Command::Bench(a) => a.conn.json,
+        Command::Batch(a) => a.json,
         Command::Logs(a) => a.json,
         Command::Presets
         | Command::Mock(_)
@@ -79,6 +81,7 @@ fn main() -> ExitCode {
             Command::Presets => commands::presets(),
             Command::Mock(args) => commands::mock(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Batch(args) => batch::run(args).await,
             Command::Pull(args) => local::pull(args).await,
             Command::Config(args) => config_cmd::run(args),
             Command::Keys(args) => keys::run(args),

@@ -18,6 +18,8 @@ pub(crate) enum CliError {
     Output(String),
     /// stdout was closed (`| head`): not an error, exit 0.
     BrokenPipe,
+    /// Already reported by the command: exit with this code.
+    Exit(u8),
 }
 
 impl CliError {
@@ -26,6 +28,7 @@ impl CliError {
             CliError::Usage(_) => 2,
             CliError::Backend(e) if e.kind() == mamba_backends::ErrorKind::Config => 2,
             CliError::BrokenPipe => 0,
+            CliError::Exit(code) => *code,
             CliError::Backend(_) | CliError::Failed(..) | CliError::Output(_) => 1,
         }
     }
@@ -85,6 +88,7 @@ pub(crate) fn error_json(err: &CliError) -> String {
         CliError::Failed(kind, m) => (*kind, None, m.clone(), false, None),
         CliError::Output(m) => ("output", None, m.clone(), false, None),
         CliError::BrokenPipe => ("broken_pipe", None, "stdout was closed".to_owned(), false, None),
+        CliError::Exit(code) => ("failed", None, format!("exit code {code}"), false, None),
     };
     let body = ErrorJson { error: ErrorBody { kind, status, message, retryable, retry_after_s } };
     serde_json::to_string(&body).unwrap_or_default()
@@ -92,7 +96,7 @@ pub(crate) fn error_json(err: &CliError) -> String {
 
 /// Prints a failure: one line on stderr, or the JSON object on stdout with `--json`.
 pub(crate) fn report(err: &CliError, as_json: bool) {
-    if matches!(err, CliError::BrokenPipe) {
+    if matches!(err, CliError::BrokenPipe | CliError::Exit(_)) {
         return;
     }
     if as_json {
@@ -114,7 +118,7 @@ pub(crate) fn report(err: &CliError, as_json: bool) {
         }
         CliError::Usage(m) => format!("mamba-llm: usage error: {}", one_line(m)),
         CliError::Failed(_, m) | CliError::Output(m) => format!("mamba-llm: error: {}", one_line(m)),
-        CliError::BrokenPipe => return,
+        CliError::BrokenPipe | CliError::Exit(_) => return,
     };
     note(&line);
 }

@@ -41,6 +41,7 @@ use crate::http::{Body, HttpClient, Request, Response};
 use crate::options::RequestOptions;
 use crate::preset::Preset;
 use crate::profile::ModelProfile;
+use crate::raw::RawResponse;
 use crate::retry::RetryPolicy;
 use crate::transport::{Transport, TransportRequest};
 use crate::types::{Message, ModelResponse};
@@ -508,6 +509,26 @@ impl ModelBackend for OpenAICompatibleBackend {
 
     async fn list_models(&self) -> Result<Vec<ModelInfo>, Error> {
         OpenAICompatibleBackend::list_models(self).await
+    }
+
+    async fn post_json(&self, path: &str, body: Bytes) -> Result<RawResponse, Error> {
+        let s = &*self.shared;
+        let result = async {
+            let path = if path.starts_with('/') { path.to_owned() } else { format!("/{path}") };
+            let url = format!("{}{path}", s.base_url);
+            let uri: Uri =
+                url.parse().map_err(|e| Error::config(format!("invalid request path {path:?}")).with_source(e))?;
+            let deadline = s.deadline(false);
+            let attempt = || async {
+                let response = s.post(&uri, &body, s.timeouts.complete_headers).await?;
+                let Response { status, headers, mut body } = response;
+                let bytes = body.read_to_end(s.timeouts.idle, s.max_response_bytes).await?;
+                Ok(RawResponse::new(status, headers, bytes))
+            };
+            within(deadline, s.retrying(deadline, attempt)).await
+        }
+        .await;
+        result.map_err(|e| s.finish_error(e))
     }
 
     fn as_embedder(&self) -> Option<&dyn crate::embed::Embedder> {

@@ -14,6 +14,7 @@ mod peers_embeddings;
 mod peers_replay;
 mod proxy;
 mod quirks;
+mod raw;
 mod redaction;
 mod seam;
 mod streaming;

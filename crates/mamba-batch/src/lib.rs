@@ -1,0 +1,154 @@
+//! Runs OpenAI Batch JSONL files against any OpenAI-compatible server, through a
+//! [`ModelBackend`] (one server, or a [`BackendPool`](mamba_backends::BackendPool) of
+//! replicas).
+//!
+//! * **Input**: one request a line, `{"custom_id", "method": "POST", "url":
+//!   "/v1/chat/completions" | "/v1/embeddings", "body": {…}}`, from a file or stdin, plain or
+//!   gzip, streamed. Every line is checked before the first request is sent
+//!   ([`Batch::open`]); blank lines are skipped.
+//! * **Output**: one line per request in OpenAI's Batch output format, `{"id", "custom_id",
+//!   "response": {"status_code", "request_id", "body"}, "error"}`, written and flushed as each
+//!   request ends (or in input order with [`BatchOptions::ordered`]). The body is the server's
+//!   JSON as it sent it (line ends inside it, which JSON allows only as whitespace, become
+//!   spaces). An HTTP error that survives the retries keeps its status and body; a failure
+//!   with no HTTP answer has `"response": null` and `"error": {"code", "message"}`.
+//! * **Resume**: run again with the same output; see [`resume`](crate#resume).
+//! * **Rate limits**, **cost cap**, **shards**: [`BatchOptions`].
+//!
+//! Requests go through [`ModelBackend::post_json`], which sends the body as given with the
+//! backend's key, headers and timeouts and returns the server's own bytes. The run retries
+//! with its own [`RetryPolicy`] (the backends should have none) so that every 429 is seen
+//! here and pauses the whole run.
+//!
+//! # Resume
+//! Lines of the output answered with status 200 are skipped; failed lines are removed and
+//! sent again (kept with [`BatchOptions::retry_failed`]`(false)`); a torn last line from a
+//! crash is cut off. Running until the summary shows no failure is the way to finish a large
+//! job. The set of done custom_ids is held as 64-bit hashes (8 bytes a line).
+//!
+//! # Memory
+//! The input is read twice as a stream (checked, then sent) and never held whole; stdin is
+//! copied to an unnamed temporary file. What grows with the input: 16 bytes a line while the
+//! custom_ids are checked for duplicates (freed before sending) and 8 bytes per done line.
+
+#![deny(missing_docs)]
+
+mod engine;
+mod estimate;
+mod input;
+mod pacing;
+mod progress;
+mod resume;
+mod shard;
+
+use std::path::PathBuf;
+
+use mamba_backends::RetryPolicy;
+
+pub use engine::{Batch, BatchError, LineError, ModelPlan, Plan};
+pub use input::{supported_urls, Input};
+pub use progress::{Progress, Snapshot, Stop, Summary};
+pub use shard::{fnv1a64, Shard};
+
+/// How to run a batch.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct BatchOptions {
+    pub(crate) input: Input,
+    pub(crate) output: PathBuf,
+    pub(crate) default_model: Option<String>,
+    pub(crate) concurrency: usize,
+    pub(crate) rpm: Option<u32>,
+    pub(crate) tpm: Option<u64>,
+    pub(crate) max_cost: Option<f64>,
+    pub(crate) ordered: bool,
+    pub(crate) shard: Option<Shard>,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) retry_failed: bool,
+    pub(crate) dry_run: bool,
+}
+
+impl BatchOptions {
+    /// Reads `input`, writes (and resumes) `output`. Defaults: 16 requests at once, no rate
+    /// limit but the server's, no cost cap, output in completion order, every line, the
+    /// default [`RetryPolicy`], failed lines retried on resume.
+    pub fn new(input: Input, output: impl Into<PathBuf>) -> BatchOptions {
+        BatchOptions {
+            input,
+            output: output.into(),
+            default_model: None,
+            concurrency: 16,
+            rpm: None,
+            tpm: None,
+            max_cost: None,
+            ordered: false,
+            shard: None,
+            retry: RetryPolicy::default(),
+            retry_failed: true,
+            dry_run: false,
+        }
+    }
+
+    /// The model for lines whose body names none (never replaces a model a line names).
+    pub fn default_model(mut self, model: Option<String>) -> Self {
+        self.default_model = model;
+        self
+    }
+
+    /// Requests in flight at once (at least 1).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// At most this many requests a minute.
+    pub fn rpm(mut self, rpm: Option<u32>) -> Self {
+        self.rpm = rpm.filter(|r| *r > 0);
+        self
+    }
+
+    /// At most this many tokens a minute (estimated before sending, corrected by the reported
+    /// usage; see the estimate's rules in the crate's `estimate` module docs).
+    pub fn tpm(mut self, tpm: Option<u64>) -> Self {
+        self.tpm = tpm.filter(|t| *t > 0);
+        self
+    }
+
+    /// Stop sending once what the output's lines cost (earlier runs included) plus the
+    /// estimates of the requests in flight and the next one would pass `usd`.
+    pub fn max_cost(mut self, usd: Option<f64>) -> Self {
+        self.max_cost = usd;
+        self
+    }
+
+    /// Write output lines in input order; finished lines wait for earlier ones, and a line is
+    /// sent only while it is fewer than `concurrency` lines ahead of the next one to write.
+    pub fn ordered(mut self, yes: bool) -> Self {
+        self.ordered = yes;
+        self
+    }
+
+    /// Only this shard's lines.
+    pub fn shard(mut self, shard: Option<Shard>) -> Self {
+        self.shard = shard;
+        self
+    }
+
+    /// Retries of one request.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Whether failed lines of the output are sent again (default yes).
+    pub fn retry_failed(mut self, yes: bool) -> Self {
+        self.retry_failed = yes;
+        self
+    }
+
+    /// Check and estimate only: the output is neither repaired nor written.
+    pub fn dry_run(mut self, yes: bool) -> Self {
+        self.dry_run = yes;
+        self
+    }
+}

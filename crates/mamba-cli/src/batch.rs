@@ -1,0 +1,276 @@
+//! `mamba-llm batch`: run an OpenAI Batch JSONL file against any server (the engine is the
+//! `mamba-batch` crate; this module parses, connects, draws progress and prints the summary).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mamba_backends::{BackendPool, ModelBackend, RetryPolicy};
+use mamba_batch::{Batch, BatchError, BatchOptions, Input, Plan, Progress, Shard, Stop, Summary};
+
+use crate::args::ConnArgs;
+use crate::connect::connect_tuned;
+use crate::output::{line, note, CliError};
+
+#[derive(Debug, Args)]
+pub(crate) struct BatchArgs {
+    /// The requests: OpenAI Batch JSONL (`custom_id`, `method`, `url`, `body` a line), plain
+    /// or gzip; `-` reads stdin.
+    pub(crate) input: String,
+    /// The output JSONL (OpenAI's Batch output format). An existing one is resumed: lines
+    /// answered with 200 are skipped, failed ones sent again.
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) output: PathBuf,
+    /// The model for lines whose body names none (never replaces a model a line names).
+    #[arg(short, long)]
+    pub(crate) model: Option<String>,
+    /// Server kind: its default URL, auth and quirks (see `mamba-llm presets`).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) preset: Option<String>,
+    /// API base URL; repeat it for replicas of one server, which share the load (a pool with
+    /// failover) [env: MAMBA_BASE_URL, OPENAI_BASE_URL].
+    #[arg(long, value_name = "URL")]
+    pub(crate) base_url: Vec<String>,
+    /// Read the API key from this environment variable (default: MAMBA_API_KEY, then
+    /// OPENAI_API_KEY).
+    #[arg(long, value_name = "VAR")]
+    pub(crate) api_key_env: Option<String>,
+    /// Connect and idle timeout in seconds.
+    #[arg(long, value_name = "SECS")]
+    pub(crate) timeout: Option<f64>,
+    /// Requests in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub(crate) concurrency: usize,
+    /// At most N requests a minute.
+    #[arg(long, value_name = "N")]
+    pub(crate) rpm: Option<u32>,
+    /// At most N tokens a minute: prompt tokens estimated at 4 characters a token plus 4 a
+    /// message, plus the body's max_tokens; corrected by the reported usage.
+    #[arg(long, value_name = "N")]
+    pub(crate) tpm: Option<u64>,
+    /// Stop sending once the cost (model profiles' prices, earlier runs of this output
+    /// included) plus the requests in flight would pass this many USD; exit 3.
+    #[arg(long, value_name = "USD")]
+    pub(crate) max_cost: Option<f64>,
+    /// Check the input and print the request count, estimated tokens and cost; send nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Write the output in input order (a reorder window of --concurrency lines).
+    #[arg(long)]
+    pub(crate) ordered: bool,
+    /// Only the lines whose custom_id's FNV-1a 64 hash modulo N is K (K from 0).
+    #[arg(long, value_name = "K/N")]
+    pub(crate) shard: Option<String>,
+    /// Retries of a failed request (rate limits, overload, 5xx, connection errors).
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub(crate) retries: u32,
+    /// Keep the failed lines of an existing output instead of sending them again.
+    #[arg(long)]
+    pub(crate) no_retry_failed: bool,
+    /// The summary (or the dry run's plan) as one JSON object on stdout.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// No progress and no summary on stderr.
+    #[arg(long)]
+    pub(crate) quiet: bool,
+}
+
+fn no_retries(
+    builder: mamba_backends::OpenAICompatibleBackendBuilder,
+) -> mamba_backends::OpenAICompatibleBackendBuilder {
+    builder.retry_policy(RetryPolicy::none())
+}
+
+/// One backend, or a pool of the `--base-url` replicas. Retries are the run's own.
+async fn backend(args: &BatchArgs) -> Result<Arc<dyn ModelBackend>, CliError> {
+    let conn = |url: Option<&String>| ConnArgs {
+        model: Some(args.model.clone().unwrap_or_else(|| "batch".into())),
+        preset: args.preset.clone(),
+        base_url: url.cloned(),
+        api_key_env: args.api_key_env.clone(),
+        timeout: args.timeout,
+        json: args.json,
+        ..ConnArgs::default()
+    };
+    if args.base_url.len() <= 1 {
+        let c = connect_tuned(&conn(args.base_url.first()), no_retries).await?;
+        return Ok(Arc::new(c.backend));
+    }
+    let mut pool = BackendPool::builder();
+    for url in &args.base_url {
+        let c = connect_tuned(&conn(Some(url)), no_retries).await?;
+        pool = pool.endpoint(Arc::new(c.backend));
+    }
+    Ok(Arc::new(pool.build()?))
+}
+
+fn options(args: &BatchArgs) -> Result<BatchOptions, CliError> {
+    let shard = args.shard.as_deref().map(str::parse::<Shard>).transpose().map_err(CliError::Usage)?;
+    if args.max_cost.is_some_and(|c| !(c.is_finite() && c >= 0.0)) {
+        return Err(CliError::Usage("--max-cost must be a number of USD, 0 or more".into()));
+    }
+    Ok(BatchOptions::new(Input::parse(&args.input), &args.output)
+        .default_model(args.model.clone())
+        .concurrency(args.concurrency)
+        .rpm(args.rpm)
+        .tpm(args.tpm)
+        .max_cost(args.max_cost)
+        .ordered(args.ordered)
+        .shard(shard)
+        .retry(RetryPolicy::default().max_retries(args.retries))
+        .retry_failed(!args.no_retry_failed)
+        .dry_run(args.dry_run))
+}
+
+pub(crate) async fn run(args: BatchArgs) -> Result<(), CliError> {
+    let batch = match Batch::open(options(&args)?) {
+        Ok(batch) => batch,
+        Err(BatchError::Invalid { errors, count }) => {
+            let message = format!(
+                "{count} invalid line{} in {}; nothing was sent",
+                if count == 1 { "" } else { "s" },
+                args.input
+            );
+            if args.json {
+                let lines: Vec<serde_json::Value> =
+                    errors.iter().map(|e| serde_json::json!({"line": e.line, "reason": e.reason})).collect();
+                line(
+                    &serde_json::json!({"error": {"kind": "invalid_input", "message": message, "lines": lines}})
+                        .to_string(),
+                )?;
+            } else {
+                for e in &errors {
+                    note(&format!("mamba-llm: line {}: {}", e.line, e.reason));
+                }
+                note(&format!("mamba-llm: usage error: {message}"));
+            }
+            return Err(CliError::Exit(2));
+        }
+        Err(BatchError::Io(e)) => return Err(CliError::Failed("io", e.to_string())),
+        Err(e) => return Err(CliError::Failed("io", e.to_string())),
+    };
+    if args.dry_run {
+        return print_plan(batch.plan(), args.json);
+    }
+    if args.max_cost.is_some() {
+        for m in batch.plan().models.iter().filter(|m| m.estimated_cost_usd.is_none()) {
+            note(&format!("mamba-llm: note: no price known for model {:?}; --max-cost counts it as free", m.model));
+        }
+    }
+    let backend = backend(&args).await?;
+    let progress = Arc::new(Progress::new());
+    let total = batch.plan().to_send;
+    let finished = Arc::new(AtomicBool::new(false));
+    let drawer = tokio::spawn(draw(Arc::clone(&progress), total, args.quiet, Arc::clone(&finished)));
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+        note(
+            "mamba-llm: stopping: waiting for the requests in flight (Ctrl-C again aborts; the output stays resumable)",
+        );
+        tokio::spawn(async {
+            let _ = tokio::signal::ctrl_c().await;
+            std::process::exit(130);
+        });
+    };
+    let result = batch.run(backend, progress, shutdown).await;
+    finished.store(true, Ordering::Relaxed);
+    let _ = drawer.await;
+    let summary = result.map_err(|e| CliError::Failed("io", e.to_string()))?;
+    if args.json {
+        line(&serde_json::to_string(&summary).unwrap_or_default())?;
+    } else if !args.quiet {
+        note(&summary_line(&summary));
+    }
+    match summary.exit_code() {
+        0 => Ok(()),
+        code => Err(CliError::Exit(code)),
+    }
+}
+
+fn summary_line(s: &Summary) -> String {
+    let stopped = match s.stopped {
+        Some(Stop::CostCap) => {
+            format!(" Stopped at the --max-cost cap; {} not sent (run again with a higher cap to go on).", s.not_sent)
+        }
+        Some(Stop::Interrupted) => format!(" Interrupted; {} not sent (run again to resume).", s.not_sent),
+        _ => String::new(),
+    };
+    format!(
+        "mamba-llm: batch: {} lines: {} succeeded, {} failed, {} skipped (already done); {} input + {} output tokens; ${:.4} (${:.4} in all); {:.1} s, {:.1} requests/s.{stopped}",
+        s.total,
+        s.succeeded,
+        s.failed,
+        s.skipped,
+        s.input_tokens,
+        s.output_tokens,
+        s.cost_usd,
+        s.total_cost_usd,
+        s.elapsed_s,
+        s.requests_per_s,
+    )
+}
+
+fn print_plan(plan: &Plan, json: bool) -> Result<(), CliError> {
+    if json {
+        return line(&serde_json::to_string(plan).unwrap_or_default());
+    }
+    line(&format!(
+        "{} requests to send ({} lines, {} in this shard, {} already done); estimated {} prompt tokens + up to {} output tokens; estimated cost ${:.4}",
+        plan.to_send, plan.lines, plan.in_shard, plan.already_done, plan.prompt_tokens, plan.max_output_tokens, plan.estimated_cost_usd
+    ))?;
+    for m in &plan.models {
+        let cost = m.estimated_cost_usd.map_or("no price known".to_owned(), |c| format!("${c:.4}"));
+        line(&format!(
+            "  {}: {} requests, {} prompt tokens, up to {} output tokens, {cost}",
+            m.model, m.requests, m.prompt_tokens, m.max_output_tokens
+        ))?;
+    }
+    Ok(())
+}
+
+/// A bar on a terminal; otherwise a line every 10 s (nothing with --quiet).
+async fn draw(progress: Arc<Progress>, total: u64, quiet: bool, finished: Arc<AtomicBool>) {
+    if quiet {
+        return;
+    }
+    let terminal = std::io::stderr().is_terminal();
+    let bar = if terminal {
+        let bar = ProgressBar::new(total);
+        let style = ProgressStyle::with_template("[{bar:30}] {pos}/{len} {msg} ETA {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+        bar.set_style(style);
+        bar
+    } else {
+        ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden())
+    };
+    let start = tokio::time::Instant::now();
+    let mut last_line = start;
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tick.tick().await;
+        if finished.load(Ordering::Relaxed) {
+            bar.finish_and_clear();
+            return;
+        }
+        let s = progress.snapshot();
+        let secs = start.elapsed().as_secs_f64().max(1e-3);
+        let message = format!(
+            "{:.1} req/s, {:.0} tok/s, {} failed",
+            s.done() as f64 / secs,
+            (s.input_tokens + s.output_tokens) as f64 / secs,
+            s.failed
+        );
+        if terminal {
+            bar.set_position(s.done());
+            bar.set_message(message);
+        } else if last_line.elapsed() >= Duration::from_secs(10) {
+            last_line = tokio::time::Instant::now();
+            note(&format!("mamba-llm: batch: {}/{} done, {message}", s.done(), total));
+        }
+    }
+}
