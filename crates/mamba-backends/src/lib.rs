@@ -110,9 +110,11 @@ pub use openai_compat::{
     create_lmstudio_backend, create_ollama_backend, create_vllm_backend, OpenAICompatibleBackend,
     OpenAICompatibleBackendBuilder,
 };
-pub use options::{RequestOptions, ResponseFormat};
+pub use options::{ReasoningEffort, ReasoningSummary, RequestOptions, ResponseFormat};
 pub use pool::{BackendPool, BackendPoolBuilder, BreakerState};
-pub use preset::{AuthStyle, EmbeddingSpec, FieldSupport, MaxTokensField, Preset, PresetSpec, Probe, StructuredOutput};
+pub use preset::{
+    AuthStyle, EmbeddingSpec, FieldSupport, MaxTokensField, Preset, PresetSpec, Probe, StructuredOutput, WireApi,
+};
 pub use profile::{get_profile, get_profiles_by_provider, list_profiles, register_profile, ModelProfile};
 pub use retry::RetryPolicy;
 pub use stream::{collect, StreamAccumulator, StreamChunk, ToolCallDelta};
@@ -120,7 +122,7 @@ pub use transport::{BodyStream, Transport, TransportRequest, TransportResponse};
 #[cfg(feature = "reqwest")]
 pub use transport_reqwest::ReqwestTransport;
 pub use types::{
-    Content, ContentPart, FinishReason, ImageDetail, Message, ModelResponse, Role, ToolCall, ToolChoice,
+    Content, ContentPart, FinishReason, ImageDetail, Message, ModelResponse, ReasoningItem, Role, ToolCall, ToolChoice,
     ToolDefinition, Usage,
 };
 
