@@ -90,6 +90,8 @@ impl EmbeddingsRequest {
             last_text: self.text.clone(),
             last_user_text: self.text.clone(),
             prompt_words: 0,
+            api: "embeddings",
+            encrypted_reasoning: false,
         }
     }
 

@@ -15,6 +15,7 @@ mod peers_replay;
 mod proxy;
 mod quirks;
 mod redaction;
+mod responses;
 mod seam;
 mod streaming;
 mod support;
