@@ -5,7 +5,9 @@ use futures_util::StreamExt;
 
 use crate::backend::ChunkStream;
 use crate::error::Error;
-use crate::types::{infer_finish_reason, normalise_tool_call, FinishReason, ModelResponse, ReasoningItem, ToolCall, Usage};
+use crate::types::{
+    infer_finish_reason, normalise_tool_call, FinishReason, ModelResponse, ReasoningItem, ToolCall, Usage,
+};
 
 /// A piece of a tool call as it streams in.
 ///

@@ -98,7 +98,9 @@ impl ChatRequest {
             last_role: last.map(|(r, _)| r.clone()).unwrap_or_default(),
             last_text: last.map(|(_, t)| t.clone()).unwrap_or_default(),
             last_user_text: last_user.map(|(_, t)| t.clone()).unwrap_or_default(),
-            prompt_words: words(instructions) + items.iter().map(|(_, t)| words(t)).sum::<u64>() + 3 * items.len() as u64,
+            prompt_words: words(instructions)
+                + items.iter().map(|(_, t)| words(t)).sum::<u64>()
+                + 3 * items.len() as u64,
             api: "responses",
             encrypted_reasoning: object
                 .get("include")
@@ -350,7 +352,8 @@ impl Answer {
     /// The non-streaming body of `POST /responses`.
     pub(crate) fn to_response_json(&self, request: &ChatRequest) -> Vec<u8> {
         let (status, incomplete) = self.status();
-        let body = self.response_object(status, incomplete, self.output(request.encrypted_reasoning), self.response_usage());
+        let body =
+            self.response_object(status, incomplete, self.output(request.encrypted_reasoning), self.response_usage());
         serde_json::to_vec(&body).unwrap_or_default()
     }
 
@@ -404,7 +407,8 @@ impl Answer {
         }
         let (status, incomplete) = self.status();
         let kind = if status == "completed" { "response.completed" } else { "response.incomplete" };
-        let done = self.response_object(status, incomplete, self.output(request.encrypted_reasoning), self.response_usage());
+        let done =
+            self.response_object(status, incomplete, self.output(request.encrypted_reasoning), self.response_usage());
         if !reply.no_done {
             events.push(json!({"type": kind, "response": done}));
         }

@@ -382,7 +382,11 @@ async fn chat_reply(out: &mut Out<'_>, reply: &Reply, chat: &ChatRequest, id: u6
     head.push_str("\r\n");
     out.write(head.as_bytes()).await?;
     let frames: Vec<String> = if responses {
-        answer.response_events(reply, chat).into_iter().map(|(name, data)| format!("event: {name}\ndata: {data}\n\n")).collect()
+        answer
+            .response_events(reply, chat)
+            .into_iter()
+            .map(|(name, data)| format!("event: {name}\ndata: {data}\n\n"))
+            .collect()
     } else {
         answer.events(reply, chat.include_usage).into_iter().map(|data| format!("data: {data}\n\n")).collect()
     };

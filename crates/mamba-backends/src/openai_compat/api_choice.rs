@@ -99,9 +99,16 @@ pub(crate) fn has_no_responses_api(error: &Error) -> bool {
         Some(404 | 405 | 501) => !about_model,
         Some(400 | 422) => {
             !about_model
-                && ["invalid url", "unknown endpoint", "unknown url", "no route", "unrecognized request url", "not found"]
-                    .iter()
-                    .any(|w| text.contains(w))
+                && [
+                    "invalid url",
+                    "unknown endpoint",
+                    "unknown url",
+                    "no route",
+                    "unrecognized request url",
+                    "not found",
+                ]
+                .iter()
+                .any(|w| text.contains(w))
         }
         _ => false,
     }

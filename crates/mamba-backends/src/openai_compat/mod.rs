@@ -33,8 +33,8 @@ pub use builder::OpenAICompatibleBackendBuilder;
 
 use self::api_choice::{Api, ApiChoice};
 use self::request::{to_body, write_body, ChatRequest, WireConfig};
-use self::responses::request::ResponsesRequest;
 use self::response::{parse_response, EventDecoder};
+use self::responses::request::ResponsesRequest;
 use self::sse_stream::SseStream;
 use crate::backend::{ChunkStream, ModelBackend};
 use crate::classify;

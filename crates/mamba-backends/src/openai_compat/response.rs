@@ -348,10 +348,7 @@ impl EventDecoder {
 
     /// A decoder of Responses API events.
     pub(crate) fn responses(think_tags: bool) -> EventDecoder {
-        EventDecoder {
-            parser: Parser::Responses(ResponsesParser::new(think_tags)),
-            ..EventDecoder::new(think_tags)
-        }
+        EventDecoder { parser: Parser::Responses(ResponsesParser::new(think_tags)), ..EventDecoder::new(think_tags) }
     }
 
     /// Adds received bytes.

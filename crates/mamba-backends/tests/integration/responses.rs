@@ -160,14 +160,13 @@ async fn auto_falls_back_to_chat_and_remembers() {
 /// error, not a switch. Options the Responses API lacks go to chat for that request.
 #[tokio::test]
 async fn auto_stays_on_responses_once_it_answered() {
-    let script = Script::new()
-        .on(Match::model("missing"), Reply::status(404))
-        .always(Reply::text("ok"));
+    let script = Script::new().on(Match::model("missing"), Reply::status(404)).always(Reply::text("ok"));
     let server = MockServer::start_with(script).await.unwrap();
     let b = backend(&server, WireApi::Auto);
     b.complete(&[Message::user("hi")], &RequestOptions::new()).await.unwrap();
     assert_eq!(b.wire_api(), WireApi::Responses);
-    let err = b.complete(&[Message::user("hi")], &RequestOptions::new().extra("model", json!("missing"))).await.unwrap_err();
+    let err =
+        b.complete(&[Message::user("hi")], &RequestOptions::new().extra("model", json!("missing"))).await.unwrap_err();
     assert_eq!(err.status(), Some(404));
     assert_eq!(b.wire_api(), WireApi::Responses);
     b.complete(&[Message::user("hi")], &RequestOptions::new().stop(["\n"])).await.unwrap();
@@ -180,7 +179,8 @@ async fn auto_stays_on_responses_once_it_answered() {
 #[tokio::test]
 async fn responses_only_models_switch_the_backend() {
     let only = json!({"error":{"message":"This model is only supported in v1/responses and not in v1/chat/completions.","type":"invalid_request_error","param":"model","code":null}});
-    let script = Script::new().on(Match::api("chat"), Reply::status(400).body(only)).always(Reply::text("via responses"));
+    let script =
+        Script::new().on(Match::api("chat"), Reply::status(400).body(only)).always(Reply::text("via responses"));
     let server = MockServer::start_with(script).await.unwrap();
     let by_preset = OpenAICompatibleBackend::builder("codex-only")
         .base_url(server.base_url())

@@ -216,7 +216,9 @@ impl Serialize for Parts<'_> {
                         ImageDetail::Low => "low",
                         ImageDetail::High => "high",
                     };
-                    seq.serialize_element(&serde_json::json!({"type": "input_image", "image_url": url, "detail": detail}))?
+                    seq.serialize_element(
+                        &serde_json::json!({"type": "input_image", "image_url": url, "detail": detail}),
+                    )?
                 }
                 ContentPart::Other(value) => seq.serialize_element(value)?,
             }
@@ -415,8 +417,11 @@ mod tests {
         let reasoning = ReasoningItem::new("rs_1").with_summary("think").with_encrypted_content("enc");
         let history = vec![
             Message::user(vec![ContentPart::text("weather?"), ContentPart::image_url("data:image/png;base64,AAAA")]),
-            Message::assistant_with_tool_calls("", vec![ToolCall::new("call_1", "get_weather", "{\"city\":\"Paris\"}")])
-                .with_reasoning_items(vec![reasoning, ReasoningItem::new("rs_plain")]),
+            Message::assistant_with_tool_calls(
+                "",
+                vec![ToolCall::new("call_1", "get_weather", "{\"city\":\"Paris\"}")],
+            )
+            .with_reasoning_items(vec![reasoning, ReasoningItem::new("rs_plain")]),
             Message::tool("call_1", "sunny"),
         ];
         let v = body(&history, &RequestOptions::new(), false);
@@ -445,7 +450,8 @@ mod tests {
             RequestOptions::new().frequency_penalty(0.1),
             RequestOptions::new().presence_penalty(0.1),
         ] {
-            let request = ResponsesRequest { model: "m", messages: &[], options: &options, stream: false, config: &config };
+            let request =
+                ResponsesRequest { model: "m", messages: &[], options: &options, stream: false, config: &config };
             let err = write_body(&request).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
             let dropping = WireConfig { drop_unsupported: true, ..WireConfig::default() };

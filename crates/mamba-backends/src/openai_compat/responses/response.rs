@@ -10,7 +10,9 @@ use crate::classify;
 use crate::error::Error;
 use crate::openai_compat::response::decode_error;
 use crate::think::split_all;
-use crate::types::{infer_finish_reason, normalise_tool_call, FinishReason, ModelResponse, ReasoningItem, ToolCall, Usage};
+use crate::types::{
+    infer_finish_reason, normalise_tool_call, FinishReason, ModelResponse, ReasoningItem, ToolCall, Usage,
+};
 
 /// Parses a whole (non-streaming) answer of `POST /responses`.
 pub(crate) fn parse_response(body: Bytes, think_tags: bool) -> Result<ModelResponse, Error> {
@@ -224,7 +226,10 @@ mod tests {
         let u = r.usage.unwrap();
         assert_eq!((u.input_tokens, u.output_tokens, u.total_tokens), (9, 30, 39));
         assert_eq!((u.reasoning_tokens, u.cached_input_tokens), (Some(27), Some(4)));
-        assert_eq!(r.reasoning_items, vec![ReasoningItem::new("rs_1").with_summary("Thinking.").with_encrypted_content("gAAA")]);
+        assert_eq!(
+            r.reasoning_items,
+            vec![ReasoningItem::new("rs_1").with_summary("Thinking.").with_encrypted_content("gAAA")]
+        );
         assert_eq!(r.raw_json().unwrap()["object"], "response");
         let m = r.to_message();
         assert_eq!(m.reasoning_items.len(), 1);

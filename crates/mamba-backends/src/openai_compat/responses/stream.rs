@@ -161,7 +161,8 @@ impl ResponsesParser {
                 chunk.reasoning.push_str(event.delta.non_empty().unwrap_or(""));
             }
             "response.output_item.added" => {
-                let Some(item) = event.item.as_ref().filter(|i| i.get("type").and_then(Value::as_str) == Some("function_call"))
+                let Some(item) =
+                    event.item.as_ref().filter(|i| i.get("type").and_then(Value::as_str) == Some("function_call"))
                 else {
                     return Ok(Parsed::Nothing);
                 };
@@ -204,7 +205,8 @@ impl ResponsesParser {
                     Some(item) => read_function_call(item).arguments,
                     None => event.arguments.non_empty().unwrap_or("").to_owned(),
                 };
-                let item_id = event.item_id.non_empty().or_else(|| item.and_then(|i| i.get("id")).and_then(Value::as_str));
+                let item_id =
+                    event.item_id.non_empty().or_else(|| item.and_then(|i| i.get("id")).and_then(Value::as_str));
                 let index = match self.call_index(event.output_index.0, item_id) {
                     Some(i) => i,
                     None => {
@@ -267,8 +269,9 @@ impl ResponsesParser {
             }
             "response.failed" => {
                 let response = event.response.unwrap_or(Value::Null);
-                return Err(response_error(&response)
-                    .unwrap_or_else(|| Error::new(crate::ErrorKind::Server, "the server reports that the response failed")));
+                return Err(response_error(&response).unwrap_or_else(|| {
+                    Error::new(crate::ErrorKind::Server, "the server reports that the response failed")
+                }));
             }
             "error" => {
                 let value: Value = serde_json::from_slice(trimmed).unwrap_or(Value::Null);

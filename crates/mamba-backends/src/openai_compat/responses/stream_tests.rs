@@ -170,7 +170,10 @@ fn openai_shaped_tool_stream() {
     assert_eq!(a.model.as_deref(), Some("gpt-5-mini-2025-08-07"));
     assert_eq!(a.id.as_deref(), Some("resp_abc"));
     let u = a.usage.unwrap();
-    assert_eq!((u.input_tokens, u.output_tokens, u.reasoning_tokens, u.cached_input_tokens), (50, 20, Some(12), Some(10)));
+    assert_eq!(
+        (u.input_tokens, u.output_tokens, u.reasoning_tokens, u.cached_input_tokens),
+        (50, 20, Some(12), Some(10))
+    );
     assert_eq!(
         a.reasoning_items,
         vec![ReasoningItem::new("rs_1").with_summary("Need the weather.").with_encrypted_content("gAAAAB-secret")]
@@ -204,7 +207,10 @@ fn endings_and_failures() {
     let delta = concat!(r#"data: {"type":"response.output_text.delta","delta":"Hi"}"#, "\n\n");
     // Closed before response.completed.
     let (_, outcome) = check_splits("cut", delta.as_bytes());
-    assert!(matches!(outcome, Outcome::Failed(ErrorKind::Stream, ref m) if m.contains("response.completed")), "{outcome:?}");
+    assert!(
+        matches!(outcome, Outcome::Failed(ErrorKind::Stream, ref m) if m.contains("response.completed")),
+        "{outcome:?}"
+    );
     // [DONE] without completion is not a finished answer.
     let body = format!("{delta}data: [DONE]\n\n");
     assert!(matches!(check_splits("done early", body.as_bytes()).1, Outcome::Failed(ErrorKind::Stream, _)));
