@@ -618,9 +618,13 @@ async fn presets_shape_requests() {
     let body = server.chat_requests()[0].json.clone().unwrap();
     assert!(body.get("tool_choice").is_none(), "Ollama ignores tool_choice: not sent");
     assert_eq!(body["max_tokens"], 5);
-    let o = chat_with(&server, &["--preset", "openai", "--max-tokens", "5", "x"]).await;
+    let o = chat_with(&server, &["--preset", "openai", "--api", "chat", "--max-tokens", "5", "x"]).await;
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(server.chat_requests()[1].json.clone().unwrap()["max_completion_tokens"], 5);
+    // The OpenAI preset's default is the Responses API where the server has it.
+    let o = chat_with(&server, &["--preset", "openai", "--max-tokens", "5", "x"]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(server.responses_requests()[0].json.clone().unwrap()["max_output_tokens"], 5);
 }
 
 // ---- The built-in model ----

@@ -286,9 +286,11 @@ async fn litellm_errors() {
     ran("litellm_errors");
 }
 
+/// The chat-completions shapes: the OpenAI preset would pick the Responses API (`Auto`).
 fn prism(url: &str) -> OpenAICompatibleBackend {
     OpenAICompatibleBackend::builder("gpt-4o")
         .preset(Preset::OpenAI)
+        .wire_api(WireApi::ChatCompletions)
         .base_url(url)
         .api_key("sk-prism")
         .retry_policy(RetryPolicy::none())
