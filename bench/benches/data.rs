@@ -47,6 +47,58 @@ pub fn text_stream(words: usize) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// The same text as [`text_stream`] in the Responses API's events, as OpenAI sends them
+/// (`event:` lines, item ids, sequence numbers, empty logprobs), ending in `response.completed`
+/// with usage.
+pub fn responses_text_stream(words: usize) -> Vec<u8> {
+    let mut out = String::new();
+    let mut seq = 0;
+    let mut event = |out: &mut String, name: &str, mut data: serde_json::Value| {
+        data["type"] = json!(name);
+        data["sequence_number"] = json!(seq);
+        seq += 1;
+        out.push_str(&format!("event: {name}\ndata: {data}\n\n"));
+    };
+    let id = "resp_68c1f0a0b2c481a0b7f1f3d2c5e6a7b80a1b2c3d4e5f6a7b";
+    let item = "msg_68c1f0a1c2d381a0a1b2c3d4e5f6a7b80a1b2c3d4e5f6a7b";
+    let response = |status: &str, output: serde_json::Value, usage: serde_json::Value| {
+        json!({"id": id, "object": "response", "created_at": 1_732_000_000, "status": status, "model": "gpt-4o-mini-2024-07-18",
+               "output": output, "usage": usage, "store": false, "error": null, "incomplete_details": null})
+    };
+    event(&mut out, "response.created", json!({"response": response("in_progress", json!([]), json!(null))}));
+    event(&mut out, "response.in_progress", json!({"response": response("in_progress", json!([]), json!(null))}));
+    event(
+        &mut out,
+        "response.output_item.added",
+        json!({"output_index": 0, "item": {"id": item, "type": "message", "status": "in_progress", "content": [], "role": "assistant"}}),
+    );
+    event(
+        &mut out,
+        "response.content_part.added",
+        json!({"item_id": item, "output_index": 0, "content_index": 0, "part": {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}}),
+    );
+    let mut text = String::new();
+    for i in 0..words {
+        let delta = format!(" word{i}");
+        text.push_str(&delta);
+        event(
+            &mut out,
+            "response.output_text.delta",
+            json!({"item_id": item, "output_index": 0, "content_index": 0, "delta": delta, "logprobs": []}),
+        );
+    }
+    event(
+        &mut out,
+        "response.output_text.done",
+        json!({"item_id": item, "output_index": 0, "content_index": 0, "text": text, "logprobs": []}),
+    );
+    let message = json!({"id": item, "type": "message", "status": "completed", "role": "assistant", "content": [{"type": "output_text", "annotations": [], "logprobs": [], "text": text}]});
+    event(&mut out, "response.output_item.done", json!({"output_index": 0, "item": message}));
+    let usage = json!({"input_tokens": 27, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 120, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 147});
+    event(&mut out, "response.completed", json!({"response": response("completed", json!([message]), usage)}));
+    out.into_bytes()
+}
+
 /// An OpenAI-style tool-call stream: the call's id and name first, then its arguments in
 /// `pieces` fragments split mid-token; two calls in parallel.
 pub fn tool_stream(pieces: usize) -> Vec<u8> {

@@ -2,7 +2,7 @@
 //! splitting), on a 1000-chunk text stream received in 16 KiB reads and in 300-byte reads.
 
 use criterion::{black_box, Criterion, Throughput};
-use mamba_backends::bench_api::{decode_stream, sse_events};
+use mamba_backends::bench_api::{decode_responses_stream, decode_stream, sse_events};
 
 use crate::data;
 
@@ -23,6 +23,25 @@ pub fn define(c: &mut Criterion) {
             })
         });
     }
+    // The harness's W3 shape (1000 chunks of text, one stream) over both APIs, in one run:
+    // the same text as chat chunks and as Responses API events.
+    let responses = data::responses_text_stream(998);
+    g.bench_function("w3_chat/pipeline", |b| {
+        b.iter(|| {
+            decode_stream(black_box(&stream), 16 * 1024, |c| {
+                black_box(c);
+            })
+            .unwrap()
+        })
+    });
+    g.bench_function("w3_responses/pipeline", |b| {
+        b.iter(|| {
+            decode_responses_stream(black_box(&responses), 16 * 1024, |c| {
+                black_box(c);
+            })
+            .unwrap()
+        })
+    });
     // What the floor client does: split lines, parse each data payload into a Value.
     g.bench_function("value_baseline/reads_of_16384", |b| {
         b.iter(|| {

@@ -5,14 +5,17 @@
 //! ```text
 //! mamba-bench-driver --base-url URL --workload w1|w2|w3|w4 --mode complete|stream
 //!                    --requests N --concurrency C --warmup W [--chunks K] [--chunk-interval-ms MS]
+//!                    [--api chat|responses]
 //! ```
+//!
+//! `--api responses` sends the same requests over the Responses API (`/v1/responses`).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Instant;
 
 use futures_util::StreamExt;
-use mamba_backends::{Message, ModelBackend, OpenAICompatibleBackend, RequestOptions};
+use mamba_backends::{Message, ModelBackend, OpenAICompatibleBackend, RequestOptions, WireApi};
 
 const MODEL: &str = "gpt-4o-mini";
 const SYSTEM_PROMPT: &str = "You are a helpful assistant that answers concisely.";
@@ -32,12 +35,13 @@ struct Args {
     concurrency: u64,
     warmup: u64,
     chunks: Option<u64>,
+    api: WireApi,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: mamba-bench-driver --base-url URL --mode complete|stream --requests N --concurrency C \
-         [--warmup W] [--workload NAME] [--chunks K] [--chunk-interval-ms MS]"
+         [--warmup W] [--workload NAME] [--chunks K] [--chunk-interval-ms MS] [--api chat|responses]"
     );
     std::process::exit(2)
 }
@@ -52,6 +56,7 @@ fn parse_args() -> Args {
         concurrency: 1,
         warmup: 0,
         chunks: None,
+        api: WireApi::ChatCompletions,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -71,6 +76,7 @@ fn parse_args() -> Args {
             "--concurrency" => args.concurrency = number(value()).max(1),
             "--warmup" => args.warmup = number(value()),
             "--chunks" => args.chunks = Some(number(value())),
+            "--api" => args.api = WireApi::parse(&value()).unwrap_or_else(|| usage()),
             "--chunk-interval-ms" => {
                 value(); // informational: the server paces
             }
@@ -192,6 +198,7 @@ fn main() {
         let backend = OpenAICompatibleBackend::builder(MODEL)
             .base_url(&args.base_url)
             .api_key("sk-bench")
+            .wire_api(args.api)
             .build()
             .expect("backend");
         let client = Rc::new(Client {

@@ -48,8 +48,43 @@ pub fn sse_events(input: &[u8], piece: usize) -> (usize, usize) {
 
 /// The whole stream pipeline without the network: SSE, chunk parsing, `<think>` splitting and
 /// tool-call indexing, fed in pieces of `piece` bytes; `each` sees every chunk.
-pub fn decode_stream(input: &[u8], piece: usize, mut each: impl FnMut(&StreamChunk)) -> Result<usize, Error> {
-    let mut decoder = EventDecoder::new(true);
+pub fn decode_stream(input: &[u8], piece: usize, each: impl FnMut(&StreamChunk)) -> Result<usize, Error> {
+    drive(EventDecoder::new(true), input, piece, each)
+}
+
+/// [`decode_stream`] for a Responses API stream (typed events).
+pub fn decode_responses_stream(input: &[u8], piece: usize, each: impl FnMut(&StreamChunk)) -> Result<usize, Error> {
+    drive(EventDecoder::responses(true), input, piece, each)
+}
+
+/// The JSON body of a Responses API request, as the generic preset writes it.
+pub fn responses_request_body(
+    model: &str,
+    messages: &[Message],
+    options: &RequestOptions,
+    stream: bool,
+) -> Result<Vec<u8>, Error> {
+    let config = WireConfig::default();
+    crate::openai_compat::request::write_body(&crate::openai_compat::responses::request::ResponsesRequest {
+        model,
+        messages,
+        options,
+        stream,
+        config: &config,
+    })
+}
+
+/// A whole Responses API answer parsed.
+pub fn parse_responses_response(body: Bytes) -> Result<ModelResponse, Error> {
+    crate::openai_compat::responses::response::parse_response(body, true)
+}
+
+fn drive(
+    mut decoder: EventDecoder,
+    input: &[u8],
+    piece: usize,
+    mut each: impl FnMut(&StreamChunk),
+) -> Result<usize, Error> {
     let mut chunks = 0;
     let mut parts = input.chunks(piece.max(1));
     loop {

@@ -111,9 +111,11 @@ pub use openai_compat::{
     create_lmstudio_backend, create_ollama_backend, create_vllm_backend, OpenAICompatibleBackend,
     OpenAICompatibleBackendBuilder,
 };
-pub use options::{RequestOptions, ResponseFormat};
+pub use options::{ReasoningEffort, ReasoningSummary, RequestOptions, ResponseFormat};
 pub use pool::{BackendPool, BackendPoolBuilder, BreakerState};
-pub use preset::{AuthStyle, EmbeddingSpec, FieldSupport, MaxTokensField, Preset, PresetSpec, Probe, StructuredOutput};
+pub use preset::{
+    AuthStyle, EmbeddingSpec, FieldSupport, MaxTokensField, Preset, PresetSpec, Probe, StructuredOutput, WireApi,
+};
 pub use profile::{get_profile, get_profiles_by_provider, list_profiles, register_profile, ModelProfile};
 pub use raw::RawResponse;
 pub use retry::RetryPolicy;
@@ -122,7 +124,7 @@ pub use transport::{BodyStream, Transport, TransportRequest, TransportResponse};
 #[cfg(feature = "reqwest")]
 pub use transport_reqwest::ReqwestTransport;
 pub use types::{
-    Content, ContentPart, FinishReason, ImageDetail, Message, ModelResponse, Role, ToolCall, ToolChoice,
+    Content, ContentPart, FinishReason, ImageDetail, Message, ModelResponse, ReasoningItem, Role, ToolCall, ToolChoice,
     ToolDefinition, Usage,
 };
 

@@ -50,6 +50,21 @@ pub struct RequestOptions {
     pub frequency_penalty: Option<f64>,
     /// Presence penalty.
     pub presence_penalty: Option<f64>,
+    /// How hard a reasoning model thinks (`reasoning_effort` on chat, `reasoning.effort` on
+    /// the Responses API).
+    pub reasoning_effort: Option<ReasoningEffort>,
+    /// Responses API: ask for reasoning summaries (`reasoning.summary`); chat ignores it.
+    pub reasoning_summary: Option<ReasoningSummary>,
+    /// Responses API: ask for the encrypted reasoning (`include:
+    /// ["reasoning.encrypted_content"]`), which a stateless (`store: false`) conversation needs
+    /// to send reasoning back on the next turn. Reasoning models only; chat ignores it.
+    pub encrypted_reasoning: bool,
+    /// Responses API: continue a stored response (`previous_response_id`) instead of
+    /// resending the history. An explicit opt-in: requests are stateless by default.
+    pub previous_response_id: Option<String>,
+    /// Responses API: whether the server stores the response (`store`). Default `false`
+    /// (stateless); chat ignores it.
+    pub store: Option<bool>,
     /// Any other body fields, merged in last: they override fields set above (the seed's
     /// `**kwargs`).
     pub extra: Map<String, Value>,
@@ -149,12 +164,91 @@ impl RequestOptions {
         self
     }
 
+    /// Sets the reasoning effort.
+    #[must_use]
+    pub fn reasoning_effort(mut self, effort: ReasoningEffort) -> RequestOptions {
+        self.reasoning_effort = Some(effort);
+        self
+    }
+
+    /// Asks for reasoning summaries (Responses API).
+    #[must_use]
+    pub fn reasoning_summary(mut self, summary: ReasoningSummary) -> RequestOptions {
+        self.reasoning_summary = Some(summary);
+        self
+    }
+
+    /// Asks for the encrypted reasoning (Responses API), so it can be sent back statelessly.
+    #[must_use]
+    pub fn encrypted_reasoning(mut self, yes: bool) -> RequestOptions {
+        self.encrypted_reasoning = yes;
+        self
+    }
+
+    /// Continues a stored response (Responses API; the server must have stored it).
+    #[must_use]
+    pub fn previous_response_id(mut self, id: impl Into<String>) -> RequestOptions {
+        self.previous_response_id = Some(id.into());
+        self
+    }
+
+    /// Whether the server stores the response (Responses API). Default `false`.
+    #[must_use]
+    pub fn store(mut self, yes: bool) -> RequestOptions {
+        self.store = Some(yes);
+        self
+    }
+
     /// Adds a body field, merged in last (it overrides a field of the same name).
     #[must_use]
     pub fn extra(mut self, key: impl Into<String>, value: Value) -> RequestOptions {
         self.extra.insert(key.into(), value);
         self
     }
+}
+
+/// How hard a reasoning model thinks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ReasoningEffort {
+    /// No reasoning (models that can switch it off).
+    None,
+    /// The least.
+    Minimal,
+    /// Little.
+    Low,
+    /// The usual.
+    Medium,
+    /// The most.
+    High,
+}
+
+impl ReasoningEffort {
+    /// Parses `none`, `minimal`, `low`, `medium` or `high`.
+    pub fn parse(value: &str) -> Option<ReasoningEffort> {
+        Some(match value {
+            "none" => ReasoningEffort::None,
+            "minimal" => ReasoningEffort::Minimal,
+            "low" => ReasoningEffort::Low,
+            "medium" => ReasoningEffort::Medium,
+            "high" => ReasoningEffort::High,
+            _ => return None,
+        })
+    }
+}
+
+/// Which reasoning summary the Responses API returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ReasoningSummary {
+    /// The most detailed the model offers.
+    Auto,
+    /// Short.
+    Concise,
+    /// Long.
+    Detailed,
 }
 
 /// The shape the answer must have.

@@ -67,6 +67,45 @@ pub enum StructuredOutput {
     TgiJson,
 }
 
+/// Which API a backend speaks: chat completions, the Responses API, or the Responses API
+/// where the server has it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WireApi {
+    /// `POST /chat/completions`. A server that says a model works only with the Responses
+    /// API switches the backend to it, unless this was set explicitly on the builder.
+    #[default]
+    ChatCompletions,
+    /// `POST /responses`.
+    Responses,
+    /// The Responses API first; when the server has none (404, 405, 501, or the wording
+    /// servers use for an unknown route) the backend falls back to chat completions and
+    /// remembers it. A request with options the Responses API lacks (`stop`, `seed`,
+    /// penalties) goes to chat.
+    Auto,
+}
+
+impl WireApi {
+    /// Parses `chat` (or `chat-completions`), `responses` or `auto`.
+    pub fn parse(value: &str) -> Option<WireApi> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "chat" | "chat-completions" | "chat_completions" | "chatcompletions" => Some(WireApi::ChatCompletions),
+            "responses" | "response" => Some(WireApi::Responses),
+            "auto" => Some(WireApi::Auto),
+            _ => None,
+        }
+    }
+
+    /// `chat`, `responses` or `auto`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WireApi::ChatCompletions => "chat",
+            WireApi::Responses => "responses",
+            WireApi::Auto => "auto",
+        }
+    }
+}
+
 /// The data of one preset. Read it with [`Preset::spec`]; describe a server this crate does
 /// not ship with [`Preset::custom`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -114,6 +153,8 @@ pub struct PresetSpec {
     /// The server's embeddings endpoint (`POST {base_url}/embeddings`); `None` when it has
     /// none (embedding calls then fail with `Unsupported` before any request).
     pub embeddings: Option<EmbeddingSpec>,
+    /// The API a backend speaks unless its builder says otherwise.
+    pub wire_api: WireApi,
 }
 
 /// What a server's embeddings endpoint takes. Limits are per request; where a server's are
@@ -277,6 +318,8 @@ const GENERIC: PresetSpec = PresetSpec {
         disabled_help: "the server's embeddings are switched off (llama.cpp: restart llama-server with --embeddings, llama-cpp-python with --embedding true)",
         ..EmbeddingSpec::OPENAI
     }),
+    // Any server: chat is what every one of them serves.
+    wire_api: WireApi::ChatCompletions,
 };
 
 // OpenAI: max_tokens is deprecated and rejected by reasoning models [D OAI-SPEC].
@@ -285,6 +328,8 @@ const OPENAI: PresetSpec = PresetSpec {
     display_name: "OpenAI",
     requires_key: true,
     max_tokens: MaxTokensField::MaxCompletionTokens,
+    // Newer models and features are on /v1/responses, some only there [D OAI-SPEC].
+    wire_api: WireApi::Auto,
     ..GENERIC
 };
 
@@ -295,6 +340,8 @@ const AZURE: PresetSpec = PresetSpec {
     base_url: "https://RESOURCE.openai.azure.com/openai/v1",
     requires_key: true,
     max_tokens: MaxTokensField::MaxCompletionTokens,
+    // The v1 API serves /responses too [D]; Auto falls back where a deployment does not.
+    wire_api: WireApi::Auto,
     ..GENERIC
 };
 
@@ -692,6 +739,12 @@ impl PresetSpec {
     /// Request field renames.
     pub fn renames(mut self, renames: &'static [(&'static str, &'static str)]) -> PresetSpec {
         self.renames = renames;
+        self
+    }
+
+    /// The API a backend speaks by default.
+    pub fn wire_api(mut self, api: WireApi) -> PresetSpec {
+        self.wire_api = api;
         self
     }
 

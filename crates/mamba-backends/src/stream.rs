@@ -5,7 +5,9 @@ use futures_util::StreamExt;
 
 use crate::backend::ChunkStream;
 use crate::error::Error;
-use crate::types::{infer_finish_reason, normalise_tool_call, FinishReason, ModelResponse, ToolCall, Usage};
+use crate::types::{
+    infer_finish_reason, normalise_tool_call, FinishReason, ModelResponse, ReasoningItem, ToolCall, Usage,
+};
 
 /// A piece of a tool call as it streams in.
 ///
@@ -48,6 +50,9 @@ pub struct StreamChunk {
     pub model: Option<String>,
     /// The response id, on the first chunk that has a non-empty one.
     pub id: Option<String>,
+    /// Responses API reasoning items, complete (on the final chunk), for
+    /// [`ModelResponse::reasoning_items`].
+    pub reasoning_items: Vec<ReasoningItem>,
 }
 
 impl StreamChunk {
@@ -119,7 +124,9 @@ impl StreamChunk {
             id: response.id.clone(),
             ..StreamChunk::default()
         };
-        [body, StreamChunk::final_chunk(response.finish_reason.clone(), response.usage)]
+        let mut last = StreamChunk::final_chunk(response.finish_reason.clone(), response.usage);
+        last.reasoning_items.clone_from(&response.reasoning_items);
+        [body, last]
     }
 }
 
@@ -163,6 +170,7 @@ pub struct StreamAccumulator {
     id: Option<String>,
     finish_reason: Option<FinishReason>,
     finished: bool,
+    reasoning_items: Vec<ReasoningItem>,
 }
 
 impl StreamAccumulator {
@@ -207,6 +215,7 @@ impl StreamAccumulator {
         if self.id.is_none() {
             self.id.clone_from(&chunk.id);
         }
+        self.reasoning_items.extend_from_slice(&chunk.reasoning_items);
         self.finished |= chunk.is_final;
     }
 
@@ -237,6 +246,7 @@ impl StreamAccumulator {
             model: self.model,
             finish_reason,
             id: self.id,
+            reasoning_items: self.reasoning_items,
             raw: None,
         }
     }

@@ -118,7 +118,12 @@ struct WireLine<'a> {
 
 /// The endpoints a line may name, with the path under the backend's base URL (which ends
 /// in `/v1`).
-const ENDPOINTS: &[(&str, &str)] = &[("/v1/chat/completions", "/chat/completions"), ("/v1/embeddings", "/embeddings")];
+const ENDPOINTS: &[(&str, &str)] = &[
+    ("/v1/chat/completions", "/chat/completions"),
+    ("/v1/embeddings", "/embeddings"),
+    ("/v1/responses", "/responses"),
+    ("/v1/completions", "/completions"),
+];
 
 /// The URLs lines may name, for messages.
 pub fn supported_urls() -> Vec<&'static str> {
@@ -182,8 +187,11 @@ pub(crate) fn parse_line(line: &[u8], default_model: Option<&str>) -> Result<Req
     if path == "/chat/completions" && !matches!(body.get("messages"), Some(Value::Array(m)) if !m.is_empty()) {
         return Err("body.messages must be a non-empty array".into());
     }
-    if path == "/embeddings" && body.get("input").is_none() {
+    if (path == "/embeddings" || path == "/responses") && body.get("input").is_none() {
         return Err("body.input is missing".into());
+    }
+    if path == "/completions" && body.get("prompt").is_none() {
+        return Err("body.prompt is missing".into());
     }
     if body.get("stream").and_then(Value::as_bool) == Some(true) {
         return Err("body.stream must not be true in a batch".into());
@@ -235,7 +243,15 @@ mod tests {
         assert_eq!(err(r#"{"method":"POST"}"#), "custom_id is missing");
         assert_eq!(err(r#"{"custom_id":3}"#), "custom_id must be a string");
         assert_eq!(err(r#"{"custom_id":"a","method":"GET"}"#), "method must be \"POST\", not \"GET\"");
-        assert!(err(r#"{"custom_id":"a","method":"POST","url":"/v1/completions"}"#).contains("not supported"));
+        assert!(err(r#"{"custom_id":"a","method":"POST","url":"/v1/images/generations"}"#).contains("not supported"));
+        assert_eq!(
+            err(r#"{"custom_id":"a","method":"POST","url":"/v1/responses","body":{"model":"m"}}"#),
+            "body.input is missing"
+        );
+        assert_eq!(
+            err(r#"{"custom_id":"a","method":"POST","url":"/v1/completions","body":{"model":"m"}}"#),
+            "body.prompt is missing"
+        );
         assert_eq!(err(r#"{"custom_id":"a","method":"POST","url":"/v1/embeddings"}"#), "body is missing");
         assert!(err(r#"{"custom_id":"a","method":"POST","url":"/v1/embeddings","body":{"input":"x"}}"#)
             .contains("-m MODEL"));

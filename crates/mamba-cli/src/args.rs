@@ -91,6 +91,10 @@ pub(crate) struct ConnArgs {
     /// Retries of failed requests (rate limits, overload, 5xx, connection errors).
     #[arg(long, value_name = "N")]
     pub(crate) retries: Option<u32>,
+    /// The API: chat (/chat/completions), responses (/responses), or auto (responses where
+    /// the server has it, else chat). Default: the preset's (auto for openai and azure).
+    #[arg(long, value_name = "API", value_parser = ["chat", "responses", "auto"])]
+    pub(crate) api: Option<String>,
     /// Print JSON instead of text.
     #[arg(long)]
     pub(crate) json: bool,

@@ -171,6 +171,9 @@ pub(crate) async fn find_server(
         if let Some(retries) = settings.retries {
             builder = builder.retry_policy(RetryPolicy::default().max_retries(retries));
         }
+        if let Some(api) = conn.api.as_deref().and_then(mamba_backends::WireApi::parse) {
+            builder = builder.wire_api(api);
+        }
         builder.build().map_err(CliError::Backend)
     };
 

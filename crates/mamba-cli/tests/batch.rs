@@ -125,6 +125,44 @@ async fn runs_a_file_and_writes_openai_batch_output() {
     assert_eq!(sent.len(), 31);
 }
 
+/// The Responses API and legacy text completions in the same file: each line goes to its own
+/// endpoint and the server's answer is kept verbatim.
+#[tokio::test(flavor = "multi_thread")]
+async fn responses_and_text_completion_lines() {
+    let server = MockServer::start().await.unwrap();
+    let dir = tmp_dir("apis");
+    let lines = vec![
+        json!({"custom_id": "resp", "method": "POST", "url": "/v1/responses",
+               "body": {"input": "hello responses", "max_output_tokens": 16}})
+        .to_string(),
+        json!({"custom_id": "text", "method": "POST", "url": "/v1/completions",
+               "body": {"prompt": "hello text", "max_tokens": 16}})
+        .to_string(),
+    ];
+    let input = write_input(&dir, &lines);
+    let out = dir.join("out.jsonl");
+    let o = batch(&[
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--base-url",
+        &server.base_url(),
+        "-m",
+        "m",
+        "--json",
+    ])
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let recs = records(&out);
+    let by_id: HashMap<String, &Value> =
+        recs.iter().map(|r| (r["custom_id"].as_str().unwrap().to_owned(), r)).collect();
+    assert_eq!(by_id["resp"]["response"]["body"]["object"], "response");
+    assert_eq!(by_id["text"]["response"]["body"]["object"], "text_completion");
+    assert_eq!(by_id["text"]["response"]["body"]["choices"][0]["text"], "hello text");
+    let paths: Vec<String> = server.requests().iter().map(|r| r.path.clone()).collect();
+    assert!(paths.contains(&"/v1/responses".to_owned()) && paths.contains(&"/v1/completions".to_owned()), "{paths:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn invalid_lines_exit_2_and_send_nothing() {
     let server = MockServer::start().await.unwrap();
@@ -133,7 +171,8 @@ async fn invalid_lines_exit_2_and_send_nothing() {
         chat_line("a", "fine", Some("m")),
         "{not json".into(),
         json!({"custom_id": "b", "method": "GET", "url": "/v1/chat/completions", "body": {}}).to_string(),
-        json!({"custom_id": "c", "method": "POST", "url": "/v1/completions", "body": {"model": "m"}}).to_string(),
+        json!({"custom_id": "c", "method": "POST", "url": "/v1/images/generations", "body": {"model": "m"}})
+            .to_string(),
         chat_line("d", "no model", None),
         chat_line("a", "duplicate id", Some("m")),
     ];
@@ -148,7 +187,7 @@ async fn invalid_lines_exit_2_and_send_nothing() {
     let err = stderr(&o);
     assert!(err.contains("line 2: not a JSON object"), "{err}");
     assert!(err.contains("line 3: method must be \"POST\""), "{err}");
-    assert!(err.contains("line 4: url \"/v1/completions\" is not supported"), "{err}");
+    assert!(err.contains("line 4: url \"/v1/images/generations\" is not supported"), "{err}");
     assert!(err.contains("line 5: body.model is missing"), "{err}");
     assert!(err.contains("line 6: custom_id \"a\" is already used on line 1"), "{err}");
     assert!(err.contains("line 7: custom_id is missing"), "{err}");

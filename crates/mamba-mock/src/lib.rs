@@ -2,7 +2,8 @@
 //!
 //! A scriptable OpenAI-compatible chat-completions server for tests, on `127.0.0.1`.
 //!
-//! * `POST /v1/chat/completions`, streaming (SSE) and not; the same answers as legacy text
+//! * `POST /v1/chat/completions` and `POST /v1/responses` (the Responses API: input items,
+//!   typed events, reasoning items), streaming (SSE) and not; the same answers as legacy text
 //!   completions on `POST /v1/completions`; `GET /v1/models`; `GET /health`.
 //! * With no script it echoes the last user message (streamed word by word when asked).
 //! * Scripts ([`Script`]) answer with text, tool calls, reasoning, usage and any chunking, or
@@ -85,6 +86,11 @@ impl ReceivedRequest {
         self.method == "POST" && self.path.split('?').next().is_some_and(|p| p.ends_with("/embeddings"))
     }
 
+    /// True for Responses API requests (`POST …/responses`).
+    pub fn is_responses(&self) -> bool {
+        self.method == "POST" && self.path.split('?').next().is_some_and(|p| p.ends_with("/responses"))
+    }
+
     /// True for chat-completion requests.
     pub fn is_chat(&self) -> bool {
         self.method == "POST" && self.path.split('?').next().is_some_and(|p| p.ends_with("/chat/completions"))
@@ -152,7 +158,8 @@ impl State {
                 && m.contains.as_ref().is_none_or(|text| chat.last_text.contains(text.as_str()))
                 && m.role.as_ref().is_none_or(|role| *role == chat.last_role)
                 && m.call.is_none_or(|n| n == call)
-                && m.stream.is_none_or(|s| s == chat.stream);
+                && m.stream.is_none_or(|s| s == chat.stream)
+                && m.api.as_ref().is_none_or(|api| api == chat.api);
             if matches {
                 let reply = rule.reply.clone();
                 inner.uses[i] += 1;
@@ -285,6 +292,11 @@ impl MockServer {
     /// The chat-completion requests received, in order.
     pub fn chat_requests(&self) -> Vec<ReceivedRequest> {
         self.state.lock().requests.iter().filter(|r| r.is_chat()).cloned().collect()
+    }
+
+    /// The Responses API requests received, in order.
+    pub fn responses_requests(&self) -> Vec<ReceivedRequest> {
+        self.state.lock().requests.iter().filter(|r| r.is_responses()).cloned().collect()
     }
 
     /// Forgets the recorded requests.

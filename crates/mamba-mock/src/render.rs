@@ -16,6 +16,10 @@ pub(crate) struct ChatRequest {
     pub(crate) prompt_words: u64,
     /// A legacy text-completions request (`prompt`, answered with `text` choices).
     pub(crate) text_completion: bool,
+    /// `chat`, `responses`, `completions` or `embeddings`.
+    pub(crate) api: &'static str,
+    /// Responses API: `include` asks for `reasoning.encrypted_content`.
+    pub(crate) encrypted_reasoning: bool,
 }
 
 impl ChatRequest {
@@ -50,6 +54,62 @@ impl ChatRequest {
             last_user_text: last_user.map(text_of).unwrap_or_default(),
             prompt_words: messages.iter().map(|m| words(&text_of(m))).sum::<u64>() + 3 * messages.len() as u64,
             text_completion: false,
+            api: "chat",
+            encrypted_reasoning: false,
+        })
+    }
+
+    /// A Responses API request (`input` as a string or items, `instructions`) read as the
+    /// same conversation: `function_call_output` items count as `tool` messages.
+    pub(crate) fn parse_responses(body: &Value) -> Result<ChatRequest, String> {
+        let Some(object) = body.as_object() else { return Err("the body must be a JSON object".into()) };
+        let text_of = |content: Option<&Value>| -> String {
+            match content {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Array(parts)) => {
+                    parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join(" ")
+                }
+                _ => String::new(),
+            }
+        };
+        // (role, text) of every item that is a message or a tool result.
+        let items: Vec<(String, String)> = match object.get("input") {
+            Some(Value::String(text)) => vec![("user".to_owned(), text.clone())],
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|item| match item.get("type").and_then(Value::as_str).unwrap_or("message") {
+                    "message" => Some((
+                        item.get("role").and_then(Value::as_str).unwrap_or("user").to_owned(),
+                        text_of(item.get("content")),
+                    )),
+                    "function_call_output" => Some(("tool".to_owned(), text_of(item.get("output")))),
+                    "function_call" => Some(("assistant".to_owned(), String::new())),
+                    _ => None,
+                })
+                .collect(),
+            Some(_) => return Err("'input' must be a string or an array".into()),
+            None if object.contains_key("previous_response_id") => Vec::new(),
+            None => return Err("'input' is required".into()),
+        };
+        let instructions = object.get("instructions").and_then(Value::as_str).unwrap_or("");
+        let last = items.last();
+        let last_user = items.iter().rev().find(|(role, _)| role == "user");
+        Ok(ChatRequest {
+            model: object.get("model").and_then(Value::as_str).unwrap_or("mock-model").to_owned(),
+            stream: object.get("stream").and_then(Value::as_bool).unwrap_or(false),
+            include_usage: true,
+            last_role: last.map(|(r, _)| r.clone()).unwrap_or_default(),
+            last_text: last.map(|(_, t)| t.clone()).unwrap_or_default(),
+            last_user_text: last_user.map(|(_, t)| t.clone()).unwrap_or_default(),
+            prompt_words: words(instructions)
+                + items.iter().map(|(_, t)| words(t)).sum::<u64>()
+                + 3 * items.len() as u64,
+            text_completion: false,
+            api: "responses",
+            encrypted_reasoning: object
+                .get("include")
+                .and_then(Value::as_array)
+                .is_some_and(|i| i.iter().any(|v| v == "reasoning.encrypted_content")),
         })
     }
 
@@ -72,6 +132,7 @@ impl ChatRequest {
         request.last_text.clone_from(&prompt);
         request.last_user_text = prompt;
         request.text_completion = true;
+        request.api = "completions";
         Ok(request)
     }
 }
@@ -261,6 +322,172 @@ impl Answer {
             events.push("[DONE]".to_owned());
         }
         events
+    }
+}
+
+/// The Responses API shapes of an answer.
+impl Answer {
+    fn response_id(&self) -> String {
+        self.id.replacen("chatcmpl-", "resp_", 1)
+    }
+
+    fn response_usage(&self) -> Value {
+        json!({
+            "input_tokens": self.prompt_tokens,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": self.completion_tokens,
+            "output_tokens_details": {"reasoning_tokens": self.reasoning.as_deref().map_or(0, words)},
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+        })
+    }
+
+    fn reasoning_item(&self, encrypted: bool) -> Option<Value> {
+        let reasoning = self.reasoning.as_ref()?;
+        let mut item = json!({
+            "id": format!("rs_{}", self.response_id()),
+            "type": "reasoning",
+            "summary": [{"type": "summary_text", "text": reasoning}],
+        });
+        if encrypted {
+            // Not encryption: a marker the tests can find in the next request.
+            item["encrypted_content"] = json!(format!("enc:{}", reasoning.len()));
+        }
+        Some(item)
+    }
+
+    fn message_item(&self) -> Value {
+        json!({
+            "id": format!("msg_{}", self.response_id()),
+            "type": "message",
+            "role": "assistant",
+            "status": "completed",
+            "content": [{"type": "output_text", "text": self.text, "annotations": []}],
+        })
+    }
+
+    fn call_item(&self, index: usize) -> Value {
+        let (id, name, args) = &self.tool_calls[index];
+        json!({"id": format!("fc_{index}_{}", self.response_id()), "type": "function_call", "status": "completed",
+               "call_id": id, "name": name, "arguments": args})
+    }
+
+    /// `status` and `incomplete_details` for the finish reason.
+    fn status(&self) -> (&'static str, Value) {
+        match self.finish_reason.as_str() {
+            "length" => ("incomplete", json!({"reason": "max_output_tokens"})),
+            "content_filter" => ("incomplete", json!({"reason": "content_filter"})),
+            _ => ("completed", Value::Null),
+        }
+    }
+
+    fn output(&self, encrypted: bool) -> Vec<Value> {
+        let mut output: Vec<Value> = self.reasoning_item(encrypted).into_iter().collect();
+        if !self.text.is_empty() || self.tool_calls.is_empty() {
+            output.push(self.message_item());
+        }
+        output.extend((0..self.tool_calls.len()).map(|i| self.call_item(i)));
+        output
+    }
+
+    fn response_object(&self, status: &str, incomplete: Value, output: Vec<Value>, usage: Value) -> Value {
+        json!({
+            "id": self.response_id(),
+            "object": "response",
+            "created_at": 0,
+            "status": status,
+            "incomplete_details": incomplete,
+            "error": null,
+            "model": self.model,
+            "output": output,
+            "usage": usage,
+            "store": false,
+        })
+    }
+
+    /// The non-streaming body of `POST /responses`.
+    pub(crate) fn to_response_json(&self, request: &ChatRequest) -> Vec<u8> {
+        let (status, incomplete) = self.status();
+        let body =
+            self.response_object(status, incomplete, self.output(request.encrypted_reasoning), self.response_usage());
+        serde_json::to_vec(&body).unwrap_or_default()
+    }
+
+    /// The typed events of a Responses stream as (event name, data), faults applied:
+    /// `error_frame_at` ends in an `error` event, `no_done` leaves out `response.completed`.
+    pub(crate) fn response_events(&self, reply: &Reply, request: &ChatRequest) -> Vec<(String, String)> {
+        let mut events: Vec<Value> = Vec::new();
+        let created = self.response_object("in_progress", Value::Null, Vec::new(), Value::Null);
+        events.push(json!({"type": "response.created", "response": created}));
+        let mut index = 0;
+        if let Some(item) = self.reasoning_item(request.encrypted_reasoning) {
+            let id = item["id"].clone();
+            events.push(json!({"type": "response.output_item.added", "output_index": index,
+                               "item": {"id": id, "type": "reasoning", "summary": []}}));
+            for piece in pieces(self.reasoning.as_deref().unwrap_or(""), reply.chunk_chars) {
+                events.push(json!({"type": "response.reasoning_summary_text.delta", "item_id": id,
+                                   "output_index": index, "summary_index": 0, "delta": piece}));
+            }
+            events.push(json!({"type": "response.output_item.done", "output_index": index, "item": item}));
+            index += 1;
+        }
+        if !self.text.is_empty() || self.tool_calls.is_empty() {
+            let item = self.message_item();
+            let id = item["id"].clone();
+            events.push(json!({"type": "response.output_item.added", "output_index": index,
+                               "item": {"id": id, "type": "message", "role": "assistant", "status": "in_progress", "content": []}}));
+            for piece in pieces(&self.text, reply.chunk_chars) {
+                events.push(json!({"type": "response.output_text.delta", "item_id": id, "output_index": index,
+                                   "content_index": 0, "delta": piece, "logprobs": []}));
+            }
+            events.push(json!({"type": "response.output_text.done", "item_id": id, "output_index": index,
+                               "content_index": 0, "text": self.text}));
+            events.push(json!({"type": "response.output_item.done", "output_index": index, "item": item}));
+            index += 1;
+        }
+        for call in 0..self.tool_calls.len() {
+            let item = self.call_item(call);
+            let id = item["id"].clone();
+            let mut added = item.clone();
+            added["arguments"] = json!("");
+            added["status"] = json!("in_progress");
+            events.push(json!({"type": "response.output_item.added", "output_index": index, "item": added}));
+            for piece in pieces(&self.tool_calls[call].2, Some(reply.chunk_chars.unwrap_or(12))) {
+                events.push(json!({"type": "response.function_call_arguments.delta", "item_id": id,
+                                   "output_index": index, "delta": piece}));
+            }
+            events.push(json!({"type": "response.function_call_arguments.done", "item_id": id,
+                               "output_index": index, "arguments": self.tool_calls[call].2}));
+            events.push(json!({"type": "response.output_item.done", "output_index": index, "item": item}));
+            index += 1;
+        }
+        let (status, incomplete) = self.status();
+        let kind = if status == "completed" { "response.completed" } else { "response.incomplete" };
+        let done =
+            self.response_object(status, incomplete, self.output(request.encrypted_reasoning), self.response_usage());
+        if !reply.no_done {
+            events.push(json!({"type": kind, "response": done}));
+        }
+        let mut out: Vec<(String, String)> = events
+            .into_iter()
+            .enumerate()
+            .map(|(n, mut e)| {
+                e["sequence_number"] = json!(n);
+                (e["type"].as_str().unwrap_or("").to_owned(), e.to_string())
+            })
+            .collect();
+        if let Some(n) = reply.malformed_frame_at {
+            if n < out.len() {
+                out[n].1 = "{\"type\":\"response.output_text.delta\",\"delta\":\"this frame is cut".to_owned();
+            }
+        }
+        if let Some(n) = reply.error_frame_at {
+            out.truncate(n);
+            let payload = reply.error_frame.clone().unwrap_or_else(
+                || json!({"type": "error", "code": "server_error", "message": "mock error mid-stream", "param": null}),
+            );
+            out.push(("error".to_owned(), payload.to_string()));
+        }
+        out
     }
 }
 

@@ -191,6 +191,9 @@ pub struct Match {
     /// The request asks for a stream (or not).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<bool>,
+    /// The API asked: `chat` (`/chat/completions`) or `responses` (`/responses`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<String>,
 }
 
 impl Match {
@@ -217,6 +220,11 @@ impl Match {
     /// The n-th chat request (from 1).
     pub fn call(n: usize) -> Match {
         Match { call: Some(n), ..Match::default() }
+    }
+
+    /// Requests to this API: `chat` or `responses`.
+    pub fn api(api: impl Into<String>) -> Match {
+        Match { api: Some(api.into()), ..Match::default() }
     }
 
     /// Also requires a stream (`true`) or a plain request (`false`).

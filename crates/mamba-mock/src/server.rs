@@ -265,13 +265,15 @@ async fn handle(socket: &mut TcpStream, state: &Arc<State>, request: Request) ->
             let body = json!({"object": "list", "data": data}).to_string();
             write_simple(&mut out, 200, "application/json", &[], body.as_bytes(), close).await
         }
-        ("POST", p) if p.ends_with("/chat/completions") || p.ends_with("/completions") => {
+        ("POST", p) if p.ends_with("/chat/completions") || p.ends_with("/completions") || p.ends_with("/responses") => {
             let Some(body) = parsed_body else {
                 let body = error_body(400, "the request body is not valid JSON");
                 return write_simple(&mut out, 400, "application/json", &[], &body, close).await;
             };
             let parsed = if p.ends_with("/chat/completions") {
                 ChatRequest::parse(&body)
+            } else if p.ends_with("/responses") {
+                ChatRequest::parse_responses(&body)
             } else {
                 ChatRequest::parse_text(&body)
             };
@@ -370,8 +372,10 @@ async fn chat_reply(out: &mut Out<'_>, reply: &Reply, chat: &ChatRequest, id: u6
     }
     let headers: Vec<(String, String)> = reply.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let answer = Answer::new(reply, chat, id);
+    let responses = chat.api == "responses";
     if !chat.stream {
-        return write_simple(out, 200, "application/json", &headers, &answer.to_json(), close).await;
+        let body = if responses { answer.to_response_json(chat) } else { answer.to_json() };
+        return write_simple(out, 200, "application/json", &headers, &body, close).await;
     }
     let mut head = String::from("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\n");
     for (k, v) in &headers {
@@ -382,19 +386,26 @@ async fn chat_reply(out: &mut Out<'_>, reply: &Reply, chat: &ChatRequest, id: u6
     }
     head.push_str("\r\n");
     out.write(head.as_bytes()).await?;
-    let events = answer.events(reply, chat.include_usage);
+    let frames: Vec<String> = if responses {
+        answer
+            .response_events(reply, chat)
+            .into_iter()
+            .map(|(name, data)| format!("event: {name}\ndata: {data}\n\n"))
+            .collect()
+    } else {
+        answer.events(reply, chat.include_usage).into_iter().map(|data| format!("data: {data}\n\n")).collect()
+    };
     let mut pending = Vec::new();
     // Delays count from the head on a fixed schedule (event i at the sum of the delays before
     // it), so the timer's millisecond rounding does not add up over a stream.
     let mut due = tokio::time::Instant::now();
-    for (i, event) in events.iter().enumerate() {
+    for (i, frame) in frames.iter().enumerate() {
         if reply.hang_after_events == Some(i) {
             if !pending.is_empty() {
                 out.write(&pending).await?;
             }
             return Err(hang(out.socket).await);
         }
-        let frame = format!("data: {event}\n\n");
         let chunk = format!("{:x}\r\n{frame}\r\n", frame.len());
         let delay = if i == 0 { reply.first_chunk_delay_ms.or(reply.chunk_delay_ms) } else { reply.chunk_delay_ms };
         if let Some(ms) = delay {

@@ -55,6 +55,7 @@ pub struct OpenAICompatibleBackendBuilder {
     trace_content: bool,
     drop_unsupported: bool,
     embed_concurrency: usize,
+    wire_api: Option<crate::preset::WireApi>,
 }
 
 impl fmt::Debug for OpenAICompatibleBackendBuilder {
@@ -98,6 +99,7 @@ impl OpenAICompatibleBackendBuilder {
             trace_content: false,
             drop_unsupported: false,
             embed_concurrency: 4,
+            wire_api: None,
         }
     }
 
@@ -274,6 +276,16 @@ impl OpenAICompatibleBackendBuilder {
         self
     }
 
+    /// Which API requests go to: chat completions, the Responses API, or
+    /// [`WireApi::Auto`](crate::WireApi::Auto) (the Responses API where the server has it,
+    /// else chat, learned on the first request and remembered). Default: the preset's
+    /// ([`PresetSpec::wire_api`](crate::PresetSpec::wire_api): `Auto` for OpenAI and Azure,
+    /// chat for the rest). Callers get the same answers and chunks either way.
+    pub fn wire_api(mut self, api: crate::preset::WireApi) -> Self {
+        self.wire_api = Some(api);
+        self
+    }
+
     /// The largest response body accepted, in bytes. Default 64 MiB.
     pub fn max_response_bytes(mut self, bytes: usize) -> Self {
         self.max_response_bytes = bytes;
@@ -325,6 +337,7 @@ impl OpenAICompatibleBackendBuilder {
         };
         let chat_uri = uri("/chat/completions")?;
         let completions_uri = uri("/completions")?;
+        let responses_uri = uri("/responses")?;
         let models_uri = uri("/models")?;
         let embeddings_uri = uri("/embeddings")?;
 
@@ -386,6 +399,16 @@ impl OpenAICompatibleBackendBuilder {
             default_temperature: profile.default_temperature,
             body_extra: self.body,
         };
+        // The Responses API has one token field and no stream options; the preset's field
+        // rules still apply.
+        let responses_wire = WireConfig {
+            max_tokens_field: "max_output_tokens",
+            include_usage: false,
+            renames: &[],
+            structured: crate::preset::StructuredOutput::Native,
+            ..wire.clone()
+        };
+        let api = super::ApiChoice::new(self.wire_api.unwrap_or(spec.wire_api), self.wire_api.is_some());
         let client = match (self.transport, self.http) {
             (Some(_), Some(_)) => {
                 return Err(Error::config("set either http_client or transport on the builder, not both"));
@@ -406,12 +429,15 @@ impl OpenAICompatibleBackendBuilder {
                 },
                 chat_uri,
                 completions_uri,
+                responses_uri,
                 models_uri,
                 headers,
                 api_key: self.api_key,
                 profile,
                 preset: self.preset,
                 wire,
+                responses_wire,
+                api,
                 timeouts: self.timeouts,
                 think_tags: self.think_tags,
                 max_response_bytes: self.max_response_bytes,

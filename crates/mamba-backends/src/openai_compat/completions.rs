@@ -6,6 +6,7 @@
 
 use bytes::Bytes;
 
+use super::api_choice::Api;
 use super::request::{to_text_body, TextRequest};
 use super::OpenAICompatibleBackend;
 use crate::backend::ChunkStream;
@@ -31,7 +32,12 @@ impl OpenAICompatibleBackend {
     pub async fn complete_text(&self, prompt: &str, options: &RequestOptions) -> Result<ModelResponse, Error> {
         let s = &*self.shared;
         let body = self.text_body(prompt, options, false)?;
-        self.complete_body(&s.completions_uri, body, s.span(options, false, "text_completion")).await
+        let span = s.span(options, false, "text_completion");
+        s.trace_prompt(&span, &body);
+        let head_timeout = s.timeouts.complete_headers;
+        // The answers have chat's shape (with `text` choices): chat's reader reads them.
+        self.complete_with(span, || async { Ok((Api::Chat, s.post(&s.completions_uri, &body, head_timeout).await?)) })
+            .await
     }
 
     /// Streams the completion of `prompt` from the text-completions API, chunk by chunk, with
@@ -41,7 +47,11 @@ impl OpenAICompatibleBackend {
     pub async fn stream_text(&self, prompt: &str, options: &RequestOptions) -> Result<ChunkStream, Error> {
         let s = &*self.shared;
         let body = self.text_body(prompt, options, true)?;
-        self.stream_body(&s.completions_uri, body, s.span(options, true, "text_completion")).await
+        let span = s.span(options, true, "text_completion");
+        s.trace_prompt(&span, &body);
+        let head_timeout = s.timeouts.headers;
+        self.stream_with(span, || async { Ok((Api::Chat, s.post(&s.completions_uri, &body, head_timeout).await?)) })
+            .await
     }
 
     fn text_body(&self, prompt: &str, options: &RequestOptions, stream: bool) -> Result<Bytes, Error> {

@@ -1,5 +1,6 @@
 //! [`OpenAICompatibleBackend`]: one chat-completions server.
 
+mod api_choice;
 mod builder;
 mod completions;
 mod embeddings;
@@ -10,6 +11,7 @@ mod preset_tests;
 mod replay_tests;
 pub(crate) mod request;
 pub(crate) mod response;
+pub(crate) mod responses;
 mod sse_stream;
 pub(crate) mod wire;
 
@@ -30,8 +32,10 @@ use tracing::Instrument;
 
 pub use builder::OpenAICompatibleBackendBuilder;
 
-use self::request::{to_body, ChatRequest, WireConfig};
+use self::api_choice::{Api, ApiChoice};
+use self::request::{to_body, write_body, ChatRequest, WireConfig};
 use self::response::{parse_response, EventDecoder};
+use self::responses::request::ResponsesRequest;
 use self::sse_stream::SseStream;
 use crate::backend::{ChunkStream, ModelBackend};
 use crate::classify;
@@ -79,12 +83,17 @@ pub(crate) struct Shared {
     chat_uri: Uri,
     /// Legacy text completions (`/completions`).
     completions_uri: Uri,
+    responses_uri: Uri,
     models_uri: Uri,
     headers: Vec<(HeaderName, HeaderValue)>,
     api_key: Option<SecretString>,
     profile: ModelProfile,
     preset: Preset,
     wire: WireConfig,
+    /// How Responses API requests are written.
+    responses_wire: WireConfig,
+    /// Which API requests go to.
+    api: ApiChoice,
     timeouts: Timeouts,
     think_tags: bool,
     max_response_bytes: usize,
@@ -142,6 +151,13 @@ impl OpenAICompatibleBackend {
     /// The preset the backend was built with.
     pub fn preset(&self) -> Preset {
         self.shared.preset
+    }
+
+    /// The API requests go to now: [`WireApi::ChatCompletions`](crate::WireApi), `Responses`,
+    /// or `Auto` while an `Auto` backend has not yet learned whether the server has the
+    /// Responses API.
+    pub fn wire_api(&self) -> crate::WireApi {
+        self.shared.api.current()
     }
 
     /// The models the server lists (`GET {base_url}/models`), in any of the shapes servers
@@ -238,6 +254,40 @@ impl Shared {
         self.send("GET", uri, None, self.timeouts.headers).await
     }
 
+    /// POSTs a request to the API the backend speaks, starting with the body prepared for
+    /// `first`; when the server says it is the wrong API, to the other one (remembered).
+    /// A non-2xx answer becomes its classified error, body read.
+    async fn post_api(
+        &self,
+        messages: &[Message],
+        options: &RequestOptions,
+        stream: bool,
+        first: &(Api, Bytes),
+    ) -> Result<(Api, Response), Error> {
+        let head_timeout = if stream { self.timeouts.headers } else { self.timeouts.complete_headers };
+        let mut api = self.api.pick(options);
+        let mut body = if api == first.0 { first.1.clone() } else { self.body(api, messages, options, stream)? };
+        loop {
+            let uri = match api {
+                Api::Chat => &self.chat_uri,
+                Api::Responses => &self.responses_uri,
+            };
+            match self.post(uri, &body, head_timeout).await {
+                Ok(response) => {
+                    self.api.confirm(api);
+                    return Ok((api, response));
+                }
+                Err(error) => match self.api.switch_after(api, &error) {
+                    Some(next) => {
+                        api = next;
+                        body = self.body(api, messages, options, stream)?;
+                    }
+                    None => return Err(error),
+                },
+            }
+        }
+    }
+
     /// POSTs a JSON body; a non-2xx answer becomes its classified error, body read.
     async fn post(&self, uri: &Uri, body: &Bytes, head_timeout: Duration) -> Result<Response, Error> {
         let mut response = self.send("POST", uri, Some(body), head_timeout).await?;
@@ -248,10 +298,24 @@ impl Shared {
         Err(classify::from_response(response.status, &response.headers, &bytes, SystemTime::now()))
     }
 
-    fn body(&self, messages: &[Message], options: &RequestOptions, stream: bool) -> Result<Bytes, Error> {
-        to_body(&ChatRequest { model: &self.model, messages, options, stream, config: &self.wire })
-            .map(Bytes::from)
-            .map_err(|e| self.finish_error(e))
+    fn body(&self, api: Api, messages: &[Message], options: &RequestOptions, stream: bool) -> Result<Bytes, Error> {
+        let body = match api {
+            Api::Chat => to_body(&ChatRequest { model: &self.model, messages, options, stream, config: &self.wire }),
+            Api::Responses => write_body(&ResponsesRequest {
+                model: &self.model,
+                messages,
+                options,
+                stream,
+                config: &self.responses_wire,
+            }),
+        };
+        body.map(Bytes::from).map_err(|e| self.finish_error(e))
+    }
+
+    /// The API for a request and its body.
+    fn first_body(&self, messages: &[Message], options: &RequestOptions, stream: bool) -> Result<(Api, Bytes), Error> {
+        let api = self.api.pick(options);
+        Ok((api, self.body(api, messages, options, stream)?))
     }
 
     /// Adds what every error leaving the backend carries, and removes the key.
@@ -390,23 +454,22 @@ pub(crate) fn record_outcome(span: &tracing::Span, outcome: Result<&ModelRespons
 }
 
 impl OpenAICompatibleBackend {
-    /// POSTs a non-streamed request body to `uri` (chat or text completions: one response
-    /// reader reads both) with retries within the deadline.
-    pub(crate) async fn complete_body(
-        &self,
-        uri: &Uri,
-        body: Bytes,
-        span: tracing::Span,
-    ) -> Result<ModelResponse, Error> {
+    /// Runs a non-streamed request: `send` posts it (to whichever API) and gives the answer's
+    /// head; its body is read and parsed by that API's reader, with retries within the
+    /// deadline, the outcome on `span`, and the key kept out of errors.
+    pub(crate) async fn complete_with<F, Fut>(&self, span: tracing::Span, send: F) -> Result<ModelResponse, Error>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<(Api, Response), Error>>,
+    {
         let s = &*self.shared;
-        s.trace_prompt(&span, &body);
         let deadline = s.deadline(false);
-        let attempt = || {
-            let body = body.clone();
-            async move {
-                let mut response = s.post(uri, &body, s.timeouts.complete_headers).await?;
-                let bytes = response.body.read_to_end(s.timeouts.idle, s.max_response_bytes).await?;
-                parse_response(Bytes::from(bytes), s.think_tags)
+        let attempt = || async {
+            let (api, mut response) = send().await?;
+            let bytes = response.body.read_to_end(s.timeouts.idle, s.max_response_bytes).await?;
+            match api {
+                Api::Chat => parse_response(Bytes::from(bytes), s.think_tags),
+                Api::Responses => responses::response::parse_response(Bytes::from(bytes), s.think_tags),
             }
         };
         let result = within(deadline, s.retrying(deadline, attempt))
@@ -420,19 +483,21 @@ impl OpenAICompatibleBackend {
         result
     }
 
-    /// POSTs a streamed request body to `uri` and returns the stream once its first chunk
-    /// came (until then a failure can be retried).
-    pub(crate) async fn stream_body(&self, uri: &Uri, body: Bytes, span: tracing::Span) -> Result<ChunkStream, Error> {
+    /// Runs a streamed request: `send` posts it, and the stream is returned once its first
+    /// chunk came. An attempt lasts until that chunk: a failure before it can still be
+    /// retried; after it, errors are items of the stream.
+    pub(crate) async fn stream_with<F, Fut>(&self, span: tracing::Span, send: F) -> Result<ChunkStream, Error>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<(Api, Response), Error>>,
+    {
         let s = &*self.shared;
-        s.trace_prompt(&span, &body);
         let deadline = s.deadline(true);
-        // An attempt lasts until the first chunk: a failure before it reaches the caller can
-        // still be retried; after it, errors are items of the stream.
         let attempt = || {
-            let body = body.clone();
             let span = span.clone();
+            let sent = send();
             async move {
-                let mut response = s.post(uri, &body, s.timeouts.headers).await?;
+                let (api, mut response) = sent.await?;
                 let is_json = response
                     .headers
                     .get(CONTENT_TYPE)
@@ -441,11 +506,17 @@ impl OpenAICompatibleBackend {
                 if is_json {
                     // The server ignored `stream: true` and sent the whole answer (Prism does).
                     let bytes = response.body.read_to_end(s.timeouts.idle, s.max_response_bytes).await?;
-                    let whole = parse_response(Bytes::from(bytes), s.think_tags)?;
+                    let whole = match api {
+                        Api::Chat => parse_response(Bytes::from(bytes), s.think_tags)?,
+                        Api::Responses => responses::response::parse_response(Bytes::from(bytes), s.think_tags)?,
+                    };
                     record_outcome(&span, Ok(&whole));
                     return Ok(crate::stream::stream_of(&whole));
                 }
-                let decoder = EventDecoder::new(s.think_tags);
+                let decoder = match api {
+                    Api::Chat => EventDecoder::new(s.think_tags),
+                    Api::Responses => EventDecoder::responses(s.think_tags),
+                };
                 let mut stream =
                     SseStream::new(response.body, decoder, s.timeouts.idle, deadline, Arc::clone(&self.shared), span);
                 match stream.next().await {
@@ -485,14 +556,20 @@ impl ModelBackend for OpenAICompatibleBackend {
 
     async fn complete(&self, messages: &[Message], options: &RequestOptions) -> Result<ModelResponse, Error> {
         let s = &*self.shared;
-        let body = s.body(messages, options, false)?;
-        self.complete_body(&s.chat_uri, body, s.span(options, false, "chat")).await
+        let first = s.first_body(messages, options, false)?;
+        let span = s.span(options, false, "chat");
+        s.trace_prompt(&span, &first.1);
+        let first = &first;
+        self.complete_with(span, || s.post_api(messages, options, false, first)).await
     }
 
     async fn stream(&self, messages: &[Message], options: &RequestOptions) -> Result<ChunkStream, Error> {
         let s = &*self.shared;
-        let body = s.body(messages, options, true)?;
-        self.stream_body(&s.chat_uri, body, s.span(options, true, "chat")).await
+        let first = s.first_body(messages, options, true)?;
+        let span = s.span(options, true, "chat");
+        s.trace_prompt(&span, &first.1);
+        let first = &first;
+        self.stream_with(span, || s.post_api(messages, options, true, first)).await
     }
 
     async fn health_check(&self) -> bool {
@@ -509,6 +586,10 @@ impl ModelBackend for OpenAICompatibleBackend {
 
     async fn list_models(&self) -> Result<Vec<ModelInfo>, Error> {
         OpenAICompatibleBackend::list_models(self).await
+    }
+
+    fn as_embedder(&self) -> Option<&dyn crate::embed::Embedder> {
+        Some(self)
     }
 
     async fn post_json(&self, path: &str, body: Bytes) -> Result<RawResponse, Error> {
@@ -529,10 +610,6 @@ impl ModelBackend for OpenAICompatibleBackend {
         }
         .await;
         result.map_err(|e| s.finish_error(e))
-    }
-
-    fn as_embedder(&self) -> Option<&dyn crate::embed::Embedder> {
-        Some(self)
     }
 }
 

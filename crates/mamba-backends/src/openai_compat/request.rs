@@ -62,7 +62,7 @@ impl Default for WireConfig {
 
 impl WireConfig {
     /// True when no rule can change a body: the writer skips every lookup.
-    fn is_plain(&self, extra: &Map<String, Value>) -> bool {
+    pub(crate) fn is_plain(&self, extra: &Map<String, Value>) -> bool {
         extra.is_empty() && self.body_extra.is_empty() && self.renames.is_empty() && self.unsupported.is_empty()
     }
 
@@ -98,19 +98,19 @@ struct StreamOptions {
 }
 
 /// Writes the body's fields, applying every rule of the target to each key as it goes out.
-struct Writer<'c, M> {
-    map: M,
-    config: &'c WireConfig,
-    extra: &'c Map<String, Value>,
+pub(crate) struct Writer<'c, M> {
+    pub(crate) map: M,
+    pub(crate) config: &'c WireConfig,
+    pub(crate) extra: &'c Map<String, Value>,
     /// No rule can apply (the fast path).
-    plain: bool,
+    pub(crate) plain: bool,
     /// Why the request was refused, when a rule refused it.
-    refused: &'c Cell<Option<Error>>,
+    pub(crate) refused: &'c Cell<Option<Error>>,
 }
 
 impl<M: SerializeMap> Writer<'_, M> {
     /// A typed field: renamed, left to an `extra` field of the same name, or admitted.
-    fn field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), M::Error> {
+    pub(crate) fn field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), M::Error> {
         if self.plain {
             return self.map.serialize_entry(key, value);
         }
@@ -125,7 +125,7 @@ impl<M: SerializeMap> Writer<'_, M> {
     }
 
     /// An extra field (backend's, then the request's): admitted like a typed one.
-    fn extra_field(&mut self, key: &str, value: &Value) -> Result<(), M::Error> {
+    pub(crate) fn extra_field(&mut self, key: &str, value: &Value) -> Result<(), M::Error> {
         if self.admit(key)? {
             self.map.serialize_entry(key, value)?;
         }
@@ -134,7 +134,7 @@ impl<M: SerializeMap> Writer<'_, M> {
 
     /// Whether `key` goes out: fields the target ignores are dropped with a warning; fields
     /// it rejects refuse the request, or with `drop_unsupported` are dropped with a warning.
-    fn admit(&mut self, key: &str) -> Result<bool, M::Error> {
+    pub(crate) fn admit(&mut self, key: &str) -> Result<bool, M::Error> {
         match self.config.unsupported(key) {
             None => Ok(true),
             Some(FieldSupport::Rejected) if !self.config.drop_unsupported => Err(self.refuse(format!(
@@ -148,7 +148,7 @@ impl<M: SerializeMap> Writer<'_, M> {
         }
     }
 
-    fn refuse(&self, message: String) -> M::Error {
+    pub(crate) fn refuse(&self, message: String) -> M::Error {
         let error = ser::Error::custom(&message);
         self.refused.set(Some(Error::new(ErrorKind::Unsupported, message)));
         error
@@ -254,6 +254,9 @@ fn write_options<M: SerializeMap>(
     if let Some(parallel) = o.parallel_tool_calls {
         w.field("parallel_tool_calls", &parallel)?;
     }
+    if let (Some(effort), Input::Chat) = (o.reasoning_effort, input) {
+        w.field("reasoning_effort", &effort)?;
+    }
     if let Some(format) = &o.response_format {
         if let (ResponseFormat::JsonSchema { .. }, StructuredOutput::JsonObjectOnly) = (format, c.structured) {
             if !c.drop_unsupported {
@@ -319,28 +322,59 @@ impl Serialize for WireFormat<'_> {
     }
 }
 
+/// A request body that the rule-applying [`Writer`] writes (chat or Responses).
+pub(crate) trait BodyWriter {
+    /// Writes the body; a refusal is left in `refused`.
+    fn write_to<S: Serializer>(&self, serializer: S, refused: &Cell<Option<Error>>) -> Result<S::Ok, S::Error>;
+    /// Bytes to reserve.
+    fn size_hint(&self) -> usize;
+}
+
+impl BodyWriter for ChatRequest<'_> {
+    fn write_to<S: Serializer>(&self, serializer: S, refused: &Cell<Option<Error>>) -> Result<S::Ok, S::Error> {
+        self.write(serializer, refused)
+    }
+    fn size_hint(&self) -> usize {
+        256 + self.messages.len() * 128
+    }
+}
+
+impl BodyWriter for TextRequest<'_> {
+    fn write_to<S: Serializer>(&self, serializer: S, refused: &Cell<Option<Error>>) -> Result<S::Ok, S::Error> {
+        self.write(serializer, refused)
+    }
+    fn size_hint(&self) -> usize {
+        256 + self.prompt.len()
+    }
+}
+
 /// The body as bytes, or why the target cannot take the request (`Unsupported`), or why it
 /// could not be written (`InvalidRequest`). Never an empty body.
 pub(crate) fn to_body(request: &ChatRequest<'_>) -> Result<Vec<u8>, Error> {
-    let capacity = 256 + request.messages.len() * 128;
-    write_body(capacity, |serializer, refused| request.write(serializer, refused))
+    write_body(request)
 }
 
 /// A text-completions body, as [`to_body`] writes a chat one.
 pub(crate) fn to_text_body(request: &TextRequest<'_>) -> Result<Vec<u8>, Error> {
-    write_body(256 + request.prompt.len(), |serializer, refused| request.write(serializer, refused))
+    write_body(request)
 }
 
-fn write_body<F>(capacity: usize, write: F) -> Result<Vec<u8>, Error>
-where
-    F: Fn(&mut serde_json::Serializer<&mut Vec<u8>>, &Cell<Option<Error>>) -> Result<(), serde_json::Error>,
-{
-    let refused = Cell::new(None);
-    let mut out = Vec::with_capacity(capacity);
-    let mut serializer = serde_json::Serializer::new(&mut out);
-    match write(&mut serializer, &refused) {
+/// Writes any [`BodyWriter`] (see [`to_body`]).
+pub(crate) fn write_body<B: BodyWriter>(request: &B) -> Result<Vec<u8>, Error> {
+    struct Writing<'r, B> {
+        request: &'r B,
+        refused: Cell<Option<Error>>,
+    }
+    impl<B: BodyWriter> Serialize for Writing<'_, B> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            self.request.write_to(serializer, &self.refused)
+        }
+    }
+    let writing = Writing { request, refused: Cell::new(None) };
+    let mut out = Vec::with_capacity(request.size_hint());
+    match serde_json::to_writer(&mut out, &writing) {
         Ok(()) => Ok(out),
-        Err(e) => Err(refused.take().unwrap_or_else(|| {
+        Err(e) => Err(writing.refused.take().unwrap_or_else(|| {
             Error::new(ErrorKind::InvalidRequest, format!("the request could not be written as JSON: {e}"))
                 .with_source(e)
         })),

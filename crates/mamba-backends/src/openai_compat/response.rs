@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 
+use super::responses::stream::ResponsesParser;
 use super::wire::{WireFunction, WireMessage, WireResponse};
 use crate::classify;
 use crate::error::Error;
@@ -71,6 +72,7 @@ pub(crate) fn parse_response(body: Bytes, think_tags: bool) -> Result<ModelRespo
         usage: wire.usage.0.as_ref().and_then(|u| u.to_usage()),
         model: wire.model.non_empty().map(str::to_owned),
         id: wire.id.non_empty().map(str::to_owned),
+        reasoning_items: Vec::new(),
         raw: None,
     }
     .with_raw(body))
@@ -272,6 +274,43 @@ impl ChunkParser {
     }
 }
 
+/// The event parser of one API.
+#[derive(Debug)]
+enum Parser {
+    Chat(ChunkParser),
+    Responses(ResponsesParser),
+}
+
+impl Parser {
+    fn parse(&mut self, data: &[u8]) -> Result<Parsed, Error> {
+        match self {
+            Parser::Chat(p) => p.parse(data),
+            Parser::Responses(p) => p.parse(data),
+        }
+    }
+
+    fn saw_finish(&self) -> bool {
+        match self {
+            Parser::Chat(p) => p.saw_finish(),
+            Parser::Responses(p) => p.saw_finish(),
+        }
+    }
+
+    fn events(&self) -> u64 {
+        match self {
+            Parser::Chat(p) => p.events(),
+            Parser::Responses(p) => p.events(),
+        }
+    }
+
+    fn finish(&mut self) -> StreamChunk {
+        match self {
+            Parser::Chat(p) => p.finish(),
+            Parser::Responses(p) => p.finish(),
+        }
+    }
+}
+
 /// What [`EventDecoder::next`] found in the input so far.
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)]
@@ -294,7 +333,7 @@ const HEAD: usize = 256;
 #[derive(Debug)]
 pub(crate) struct EventDecoder {
     sse: SseDecoder,
-    parser: ChunkParser,
+    parser: Parser,
     input_ended: bool,
     /// The first bytes received, to show what came when it was no event stream.
     head: Vec<u8>,
@@ -304,10 +343,15 @@ impl EventDecoder {
     pub(crate) fn new(think_tags: bool) -> EventDecoder {
         EventDecoder {
             sse: SseDecoder::new(),
-            parser: ChunkParser::new(think_tags),
+            parser: Parser::Chat(ChunkParser::new(think_tags)),
             input_ended: false,
             head: Vec::new(),
         }
+    }
+
+    /// A decoder of Responses API events.
+    pub(crate) fn responses(think_tags: bool) -> EventDecoder {
+        EventDecoder { parser: Parser::Responses(ResponsesParser::new(think_tags)), ..EventDecoder::new(think_tags) }
     }
 
     /// Adds received bytes.
@@ -373,10 +417,10 @@ impl EventDecoder {
                             .with_body(snippet),
                         );
                     }
-                    let message = if events == 0 {
-                        "the server closed the stream without sending any event".to_owned()
-                    } else {
-                        format!("the server closed the stream after {events} events, before the answer finished (no finish_reason, no [DONE])")
+                    let message = match (events, &self.parser) {
+                        (0, _) => "the server closed the stream without sending any event".to_owned(),
+                        (_, Parser::Chat(_)) => format!("the server closed the stream after {events} events, before the answer finished (no finish_reason, no [DONE])"),
+                        (_, Parser::Responses(_)) => format!("the server closed the stream after {events} events, before the answer finished (no response.completed)"),
                     };
                     return Step::Failed(Error::stream(message));
                 }

@@ -243,6 +243,10 @@ pub struct Message {
     /// The reasoning of an assistant message. Not sent back unless the backend's preset says
     /// the server needs it (DeepSeek's thinking mode).
     pub reasoning: Option<String>,
+    /// The Responses API reasoning items of an assistant message (from
+    /// [`ModelResponse::to_message`](crate::ModelResponse::to_message)), sent back as input
+    /// items by a backend speaking the Responses API; the chat-completions wire ignores them.
+    pub reasoning_items: Vec<super::ReasoningItem>,
 }
 
 impl Message {
@@ -255,6 +259,7 @@ impl Message {
             tool_calls: Vec::new(),
             tool_call_id: None,
             reasoning: None,
+            reasoning_items: Vec::new(),
         }
     }
 
@@ -287,6 +292,14 @@ impl Message {
     #[must_use]
     pub fn with_name(mut self, name: impl Into<String>) -> Message {
         self.name = Some(name.into());
+        self
+    }
+
+    /// The same message carrying Responses API reasoning items (see
+    /// [`reasoning_items`](Message::reasoning_items)).
+    #[must_use]
+    pub fn with_reasoning_items(mut self, items: Vec<super::ReasoningItem>) -> Message {
+        self.reasoning_items = items;
         self
     }
 
@@ -345,6 +358,7 @@ impl<'de> Deserialize<'de> for Message {
             tool_calls,
             tool_call_id: raw.tool_call_id,
             reasoning: raw.reasoning_content.or(raw.reasoning),
+            reasoning_items: Vec::new(),
         })
     }
 }

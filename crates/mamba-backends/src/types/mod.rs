@@ -2,10 +2,12 @@
 //! ([`response`]). How they are written for one server lives with the request builder.
 
 mod message;
+mod reasoning;
 mod response;
 mod tool;
 
 pub use message::{Content, ContentPart, ImageDetail, Message, Role};
+pub use reasoning::ReasoningItem;
 pub(crate) use response::infer_finish_reason;
 pub use response::{FinishReason, ModelResponse, Usage};
 pub(crate) use tool::normalise_tool_call;

@@ -140,9 +140,13 @@ pub struct ModelResponse {
     pub model: Option<String>,
     /// Why it stopped.
     pub finish_reason: Option<FinishReason>,
-    /// The server's response id (`chatcmpl-…`), when it sent a non-empty one.
+    /// The server's response id (`chatcmpl-…`, `resp_…`), when it sent a non-empty one.
     #[serde(skip)]
     pub id: Option<String>,
+    /// The reasoning items of a Responses API answer (id, summary, encrypted content), which
+    /// [`to_message`](ModelResponse::to_message) keeps so the next turn sends them back.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reasoning_items: Vec<super::ReasoningItem>,
     #[serde(skip)]
     pub(crate) raw: Option<Bytes>,
 }
@@ -157,6 +161,7 @@ impl ModelResponse {
             tool_calls: self.tool_calls.clone(),
             tool_call_id: None,
             reasoning: self.reasoning.clone(),
+            reasoning_items: self.reasoning_items.clone(),
         }
     }
 
@@ -213,6 +218,13 @@ impl ModelResponse {
     #[must_use]
     pub fn with_id(mut self, id: impl Into<String>) -> ModelResponse {
         self.id = Some(id.into());
+        self
+    }
+
+    /// The same answer with Responses API reasoning items.
+    #[must_use]
+    pub fn with_reasoning_items(mut self, items: Vec<super::ReasoningItem>) -> ModelResponse {
+        self.reasoning_items = items;
         self
     }
 

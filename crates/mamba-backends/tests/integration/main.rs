@@ -16,6 +16,7 @@ mod proxy;
 mod quirks;
 mod raw;
 mod redaction;
+mod responses;
 mod seam;
 mod streaming;
 mod support;
