@@ -92,8 +92,9 @@ pub(crate) struct ConnArgs {
     #[arg(long, value_name = "N")]
     pub(crate) retries: Option<u32>,
     /// The API: chat (/chat/completions), responses (/responses), or auto (responses where
-    /// the server has it, else chat). Default: the preset's (auto for openai and azure).
-    #[arg(long, value_name = "API", value_parser = ["chat", "responses", "auto"])]
+    /// the server has it, else chat); `bench` also takes completions (/completions, legacy
+    /// text completions). Default: the preset's (auto for openai and azure).
+    #[arg(long, value_name = "API", value_parser = ["chat", "responses", "auto", "completions"])]
     pub(crate) api: Option<String>,
     /// Print JSON instead of text.
     #[arg(long)]
@@ -207,4 +208,16 @@ pub(crate) struct MockArgs {
     /// Require this API key.
     #[arg(long, value_name = "KEY")]
     pub(crate) api_key: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap's own checks of every command and flag (two flags with one name, a short flag
+    /// used twice, …): they otherwise fire only when that command is run.
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mamba_backends::{collect, ModelBackend, RetryPolicy};
 use mamba_loadtest::{
@@ -14,15 +14,6 @@ use mamba_loadtest::{
 use crate::args::ConnArgs;
 use crate::connect::connect_tuned;
 use crate::output::{line, note, CliError};
-
-/// Which API the requests use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum Api {
-    /// `/v1/chat/completions`, streamed.
-    Chat,
-    /// `/v1/completions` (legacy text completions).
-    Completions,
-}
 
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
@@ -71,9 +62,6 @@ pub(crate) struct BenchArgs {
     /// Draw latency CDFs (a sweep: latency against throughput) as SVG or PNG.
     #[arg(long, value_name = "FILE.svg|png")]
     pub(crate) plot: Option<PathBuf>,
-    /// The API to load.
-    #[arg(long, value_enum, default_value_t = Api::Chat)]
-    pub(crate) api: Api,
 }
 
 struct Plan {
@@ -178,13 +166,18 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
     let connection = connect_tuned(&args.conn, tune).await?;
     spec.model = connection.backend.model().to_owned();
     spec.base_url = without_userinfo(connection.backend.base_url());
-    let text;
-    let backend: &dyn ModelBackend = match args.api {
-        Api::Chat => &connection.backend,
-        Api::Completions => {
+    // `--api` (the shared connection flag) picks the endpoint; vLLM's names go in the result.
+    let text = (args.conn.api.as_deref() == Some("completions")).then(|| TextCompletions(connection.backend.clone()));
+    let backend: &dyn ModelBackend = match &text {
+        Some(text) => {
             spec.endpoint_type = "openai".into();
-            text = TextCompletions(connection.backend.clone());
-            &text
+            text
+        }
+        None => {
+            if connection.backend.wire_api() == mamba_backends::WireApi::Responses {
+                spec.endpoint_type = "openai-responses".into();
+            }
+            &connection.backend
         }
     };
     let samples =
@@ -231,6 +224,11 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
             sweep(backend, &samples, &spec, s, Some(&tick)).await
         }
     };
+
+    // Close every connection before writing: an overloaded server can leave thousands open,
+    // up to the limit of open files, and the result file needs one more.
+    drop(text);
+    drop(connection);
 
     let jsons: Vec<serde_json::Value> = results
         .iter()

@@ -171,6 +171,12 @@ pub(crate) async fn find_server(
         if let Some(retries) = settings.retries {
             builder = builder.retry_policy(RetryPolicy::default().max_retries(retries));
         }
+        if conn.api.as_deref() == Some("completions") && conn.command != Some("bench") {
+            return Err(CliError::Usage(
+                "--api completions (legacy text completions) is for `mamba-llm bench`; use chat, responses or auto"
+                    .into(),
+            ));
+        }
         if let Some(api) = conn.api.as_deref().and_then(mamba_backends::WireApi::parse) {
             builder = builder.wire_api(api);
         }
