@@ -64,7 +64,13 @@ fn main() -> ExitCode {
         | Command::Man
         | Command::Serve(_) => false,
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    // The gateway serves many clients at once on every core; every other command is one
+    // client and runs on one thread.
+    let mut builder = match cli.command {
+        Command::Serve(_) => tokio::runtime::Builder::new_multi_thread(),
+        _ => tokio::runtime::Builder::new_current_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("mamba-llm: error: cannot start the async runtime: {e}");
