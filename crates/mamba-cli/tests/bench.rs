@@ -180,7 +180,10 @@ async fn api_completions_benchmarks_text_completions() {
     assert_eq!((v["completed"].as_u64(), v["failed"].as_u64()), (Some(4), Some(0)), "{}", v["errors"]);
     assert_eq!(v["endpoint_type"], "openai");
     assert_eq!(v["total_output_tokens"], 16);
-    close(v["median_ttft_ms"].as_f64().unwrap(), 150.0, "TTFT");
+    // Timed as chat is (the precision is the timing test's above): the first event's delay,
+    // not the head's.
+    let ttft = v["median_ttft_ms"].as_f64().unwrap();
+    assert!((150.0..250.0).contains(&ttft), "TTFT {ttft} ms for a first event after 150 ms");
     let requests = server.requests();
     assert!(requests.iter().all(|r| r.is_text_completion() || r.method == "GET"), "no chat request");
     let requests: Vec<_> = requests.into_iter().filter(|r| r.is_text_completion()).collect();

@@ -657,6 +657,8 @@ async fn no_server_answers_with_the_builtin_model() {
     assert!(err.contains("no server configured and none found on localhost"), "{err}");
     assert!(err.contains("the built-in model SmolLM2-135M-Instruct"), "{err}");
     assert!(err.contains(&format!("models/{MODEL_FILE} (cached)")), "{err}");
+    // The cache now holds the converted weights too (139 MB): not left behind in /tmp.
+    std::fs::remove_dir_all(&cache).unwrap();
 
     let o = run(cmd()
         .args(["chat", "--json", "-s", SYSTEM, "--max-tokens", "30", "What is the capital of France?"])

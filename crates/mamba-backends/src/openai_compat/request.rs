@@ -108,6 +108,18 @@ pub(crate) struct Writer<'c, M> {
     pub(crate) refused: &'c Cell<Option<Error>>,
 }
 
+impl<'c, M: SerializeMap> Writer<'c, M> {
+    /// Starts a body's map; `extra` is the request's own extra fields.
+    pub(crate) fn start<S: Serializer<SerializeMap = M>>(
+        serializer: S,
+        config: &'c WireConfig,
+        extra: &'c Map<String, Value>,
+        refused: &'c Cell<Option<Error>>,
+    ) -> Result<Writer<'c, M>, S::Error> {
+        Ok(Writer { map: serializer.serialize_map(None)?, config, extra, plain: config.is_plain(extra), refused })
+    }
+}
+
 impl<M: SerializeMap> Writer<'_, M> {
     /// A typed field: renamed, left to an `extra` field of the same name, or admitted.
     pub(crate) fn field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), M::Error> {
@@ -159,13 +171,7 @@ impl ChatRequest<'_> {
     fn write<S: Serializer>(&self, serializer: S, refused: &Cell<Option<Error>>) -> Result<S::Ok, S::Error> {
         let o = self.options;
         let c = self.config;
-        let mut w = Writer {
-            map: serializer.serialize_map(None)?,
-            config: c,
-            extra: &o.extra,
-            plain: c.is_plain(&o.extra),
-            refused,
-        };
+        let mut w = Writer::start(serializer, c, &o.extra, refused)?;
         w.field("model", self.model)?;
         if !c.message.names && self.messages.iter().any(|m| m.name.is_some()) {
             tracing::warn!(target = c.target, "the server rejects message names; they are not sent");
@@ -189,13 +195,7 @@ impl TextRequest<'_> {
     fn write<S: Serializer>(&self, serializer: S, refused: &Cell<Option<Error>>) -> Result<S::Ok, S::Error> {
         let o = self.options;
         let c = self.config;
-        let mut w = Writer {
-            map: serializer.serialize_map(None)?,
-            config: c,
-            extra: &o.extra,
-            plain: c.is_plain(&o.extra),
-            refused,
-        };
+        let mut w = Writer::start(serializer, c, &o.extra, refused)?;
         w.field("model", self.model)?;
         w.field("prompt", self.prompt)?;
         write_options(w, o, self.stream, Input::Prompt)

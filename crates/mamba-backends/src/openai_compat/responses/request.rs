@@ -55,13 +55,7 @@ impl BodyWriter for ResponsesRequest<'_> {
     fn write_to<S: Serializer>(&self, serializer: S, refused: &Cell<Option<Error>>) -> Result<S::Ok, S::Error> {
         let o = self.options;
         let c = self.config;
-        let mut w = Writer {
-            map: serializer.serialize_map(None)?,
-            config: c,
-            extra: &o.extra,
-            plain: c.is_plain(&o.extra),
-            refused,
-        };
+        let mut w = Writer::start(serializer, c, &o.extra, refused)?;
         w.field("model", self.model)?;
         let n = self.instruction_count();
         if n > 0 {
