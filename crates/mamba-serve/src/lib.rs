@@ -42,6 +42,8 @@ mod error;
 mod metrics;
 mod request;
 mod response;
+mod responses_request;
+mod responses_response;
 mod server;
 
 pub use config::{Limits, ServeConfig};
