@@ -182,7 +182,7 @@ fn str_field<'v>(item: &'v Value, key: &str) -> Option<&'v str> {
 
 /// The assistant message the next assistant-side item belongs to: the last message when it is
 /// an assistant's that `fits`, else a new empty one.
-fn assistant_turn<'m>(messages: &'m mut Vec<Message>, fits: impl Fn(&Message) -> bool) -> &'m mut Message {
+fn assistant_turn(messages: &mut Vec<Message>, fits: impl Fn(&Message) -> bool) -> &mut Message {
     let reuse = messages.last().is_some_and(|m| m.role == Role::Assistant && fits(m));
     if !reuse {
         messages.push(Message::assistant(""));
