@@ -306,8 +306,10 @@ async fn the_official_openai_sdk_and_the_openapi_spec() {
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "openai_sdk.py failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("all checks passed"), "{stdout}");
+    assert!(stdout.contains("ok responses whole and streamed"), "{stdout}");
     if tools.is_some() {
         assert!(stdout.contains("ok tool calls relayed"), "{stdout}");
+        assert!(stdout.contains("ok tool calls through the Responses API"), "{stdout}");
     }
     s.stop().await;
     if let Some(t) = tools {

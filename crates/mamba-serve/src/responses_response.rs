@@ -22,7 +22,7 @@ pub(crate) fn new_id(prefix: &str) -> String {
 fn usage_json(usage: &Usage) -> Value {
     json!({
         "input_tokens": usage.input_tokens,
-        "input_tokens_details": {"cached_tokens": usage.cached_input_tokens.unwrap_or(0)},
+        "input_tokens_details": {"cached_tokens": usage.cached_input_tokens.unwrap_or(0), "cache_write_tokens": 0},
         "output_tokens": usage.output_tokens,
         "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens.unwrap_or(0)},
         "total_tokens": usage.total_tokens,
@@ -50,7 +50,7 @@ fn envelope(
     usage: Option<&Usage>,
     echo: &Echo,
 ) -> Value {
-    json!({
+    let mut out = json!({
         "id": id,
         "object": "response",
         "created_at": created,
@@ -71,9 +71,13 @@ fn envelope(
         "tools": echo.tools,
         "top_p": echo.top_p.unwrap_or(1.0),
         "truncation": "disabled",
-        "usage": usage.map(usage_json),
         "metadata": echo.metadata.clone().unwrap_or_else(|| json!({})),
-    })
+    });
+    // The spec has no null usage: it is left out until known.
+    if let Some(usage) = usage {
+        out["usage"] = usage_json(usage);
+    }
+    out
 }
 
 fn reasoning_item(item: &ReasoningItem) -> Value {

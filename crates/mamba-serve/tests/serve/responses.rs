@@ -69,7 +69,7 @@ async fn a_whole_response_from_a_chat_upstream() {
     assert_eq!(v["output"][1]["content"][0]["text"], "one two three");
     assert_eq!(
         v["usage"],
-        json!({"input_tokens": 5, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 3,
+        json!({"input_tokens": 5, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0}, "output_tokens": 3,
                                   "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 8})
     );
     // What the chat upstream got: instructions first, the options in chat's names, extras kept.
