@@ -128,8 +128,7 @@ pub(crate) fn parse_responses(body: &[u8]) -> Result<ResponsesRequest, ApiError>
     options.temperature = raw.temperature;
     options.top_p = raw.top_p;
     options.max_tokens = raw.max_output_tokens;
-    let tools = raw.tools.unwrap_or_default();
-    for (i, tool) in tools.iter().enumerate() {
+    for (i, tool) in raw.tools.unwrap_or_default().iter().enumerate() {
         options.tools.push(read_tool(tool).map_err(|m| invalid(format!("tools[{i}]: {m}"), &format!("tools[{i}]")))?);
     }
     options.tool_choice = raw.tool_choice.as_ref().map(parse_tool_choice).transpose()?;
@@ -156,6 +155,19 @@ pub(crate) fn parse_responses(body: &[u8]) -> Result<ResponsesRequest, ApiError>
     }
     options.extra = raw.extra;
 
+    // The tools as the answer repeats them: the Responses shape, whatever shape came in.
+    let tools = options
+        .tools
+        .iter()
+        .map(|t| {
+            let mut v =
+                serde_json::json!({"type": "function", "name": t.name, "parameters": t.parameters, "strict": t.strict});
+            if let Some(d) = &t.description {
+                v["description"] = Value::String(d.clone());
+            }
+            v
+        })
+        .collect();
     let echo = Echo {
         instructions,
         max_output_tokens: raw.max_output_tokens,

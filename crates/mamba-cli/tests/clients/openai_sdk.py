@@ -157,6 +157,30 @@ for event in events:
 assert [e["sequence_number"] for e in events] == list(range(len(events))), events
 ok(f"responses whole and streamed ({len(events)} events valid)")
 
+# Reasoning and function calls in the Responses shapes (the mock answers "think" with reasoning
+# and "weather" with a get_weather call), whole and streamed, against the spec.
+rtools = [{"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]
+for body in ({"model": "mock-model", "input": "think: two and two?"},
+             {"model": "mock-model", "input": "weather in Paris?", "tools": rtools}):
+    validate("post", "/responses", body, raw.post("/responses", json=body))
+    with raw.stream("POST", "/responses", json={**body, "stream": True}) as res:
+        events = [json.loads(line[6:]) for line in res.iter_lines() if line.startswith("data: ")]
+    for event in events:
+        schema(event_schemas[event["type"]], event)
+    assert events[-1]["type"] == "response.completed", events
+r = client.responses.create(model="mock-model", input="think: two and two?")
+assert r.output[0].type == "reasoning" and r.output_text == "four", r
+r = client.responses.create(model="mock-model", input="weather in Paris?", tools=rtools)
+call = r.output[0]
+assert call.type == "function_call" and call.name == "get_weather" and json.loads(call.arguments) == {"city": "Paris"}, r
+r = client.responses.create(model="mock-model", tools=rtools, input=[
+    {"role": "user", "content": "weather in Paris?"},
+    {"type": "function_call", "call_id": call.call_id, "name": "get_weather", "arguments": call.arguments},
+    {"type": "function_call_output", "call_id": call.call_id, "output": "sunny"},
+    {"role": "user", "content": "and so?"}])
+assert r.output_text == "and so?", r  # the mock repeats the last user message
+ok("responses with reasoning and function calls, and the call round trip")
+
 # Models and embeddings.
 models = [m.id for m in client.models.list()]
 assert models == ["mock-model"], models
