@@ -230,6 +230,22 @@ if tools_base:
     assert r.choices[0].finish_reason == "tool_calls", r
     body = {"model": model, "messages": messages, "tools": [weather], "tool_choice": "auto", "temperature": 0, "max_tokens": 80}
     validate("post", "/chat/completions", body, httpx.post(tools_base + "/chat/completions", json=body, timeout=60))
+    rtool = {"type": "function", **weather["function"]}
+    r = tc.responses.create(model=model, instructions=messages[0]["content"], input=messages[1]["content"], tools=[rtool],
+                            tool_choice={"type": "function", "name": "get_weather"}, temperature=0, max_output_tokens=80)
+    calls = [item for item in r.output if item.type == "function_call"]
+    assert calls and calls[0].name == "get_weather", r
+    assert "Paris" in json.loads(calls[0].arguments)["location"], calls
+    rbody = {"model": model, "input": messages[1]["content"], "tools": [rtool], "tool_choice": {"type": "function", "name": "get_weather"}, "temperature": 0, "max_output_tokens": 80}
+    validate("post", "/responses", rbody, httpx.post(tools_base + "/responses", json=rbody, timeout=60))
+    # The round trip: the call and its output sent back as items.
+    follow = [{"role": "user", "content": messages[1]["content"]},
+              {"type": "function_call", "call_id": calls[0].call_id, "name": "get_weather", "arguments": calls[0].arguments},
+              {"type": "function_call_output", "call_id": calls[0].call_id, "output": "sunny, 21 C"}]
+    r = tc.responses.create(model=model, input=follow, tools=[rtool], temperature=0, max_output_tokens=60)
+    # A 135M model may answer or call again; either way a whole response came back.
+    assert r.status in ("completed", "incomplete") and r.output, r
+    ok("tool calls through the Responses API from llama.cpp, with the round trip")
     stream = tc.chat.completions.create(model=model, messages=messages, tools=[weather],
                                         tool_choice={"type": "function", "function": {"name": "get_weather"}},
                                         temperature=0, max_tokens=80, stream=True)
@@ -247,21 +263,5 @@ if tools_base:
             if line.startswith("data: {"):
                 schema("CreateChatCompletionStreamResponse", json.loads(line[6:]))
     ok(f"tool calls relayed from llama.cpp, whole and streamed (finish {finish})")
-    rtool = {"type": "function", **weather["function"]}
-    r = tc.responses.create(model=model, instructions=messages[0]["content"], input=messages[1]["content"], tools=[rtool],
-                            tool_choice={"type": "function", "name": "get_weather"}, temperature=0, max_output_tokens=80)
-    calls = [item for item in r.output if item.type == "function_call"]
-    assert calls and calls[0].name == "get_weather", r
-    assert "Paris" in json.loads(calls[0].arguments)["location"], calls
-    rbody = {"model": model, "input": messages[1]["content"], "tools": [rtool], "tool_choice": {"type": "function", "name": "get_weather"}, "temperature": 0, "max_output_tokens": 80}
-    validate("post", "/responses", rbody, httpx.post(tools_base + "/responses", json=rbody, timeout=60))
-    # The round trip: the call and its output sent back as items.
-    follow = [{"role": "user", "content": messages[1]["content"]},
-              {"type": "function_call", "call_id": calls[0].call_id, "name": "get_weather", "arguments": calls[0].arguments},
-              {"type": "function_call_output", "call_id": calls[0].call_id, "output": "sunny, 21 C"}]
-    r = tc.responses.create(model=model, input=follow, tools=[rtool], temperature=0, max_output_tokens=60)
-    # A 135M model may answer or call again; either way a whole response came back.
-    assert r.status in ("completed", "incomplete") and r.output, r
-    ok("tool calls through the Responses API from llama.cpp, with the round trip")
 
 print(f"all checks passed: {checked['responses']} responses and {checked['events']} stream events valid against the OpenAI spec", flush=True)
