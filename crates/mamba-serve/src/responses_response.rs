@@ -110,11 +110,17 @@ fn call_item(id: &str, call_id: &str, name: &str, arguments: &str, status: &str)
 /// A whole answer as a `response` object.
 pub(crate) fn response_object(answer: &ModelResponse, id: &str, model: &str, created: u64, echo: &Echo) -> Value {
     let mut output = Vec::new();
-    for item in &answer.reasoning_items {
-        output.push(reasoning_item(item));
+    let text = answer.reasoning.as_deref().filter(|r| !r.is_empty());
+    for (i, item) in answer.reasoning_items.iter().enumerate() {
+        let mut item = reasoning_item(item);
+        // The reasoning text goes with the first item, as its content.
+        if let (0, Some(text)) = (i, text) {
+            item["content"] = json!([{"type": "reasoning_text", "text": text}]);
+        }
+        output.push(item);
     }
     if answer.reasoning_items.is_empty() {
-        if let Some(text) = answer.reasoning.as_ref().filter(|r| !r.is_empty()) {
+        if let Some(text) = text {
             output.push(reasoning_text_item(&new_id("rs"), text, "completed"));
         }
     }
@@ -179,6 +185,8 @@ pub(crate) struct ResponsesWriter {
     calls: Vec<Call>,
     /// Finished output items, by output index (`Null` while open).
     output: Vec<Value>,
+    /// The output indices of the reasoning items streamed as text.
+    reasoning_indices: Vec<usize>,
 }
 
 impl ResponsesWriter {
@@ -193,6 +201,7 @@ impl ResponsesWriter {
             open: None,
             calls: Vec::new(),
             output: Vec::new(),
+            reasoning_indices: Vec::new(),
         }
     }
 
@@ -279,6 +288,7 @@ impl ResponsesWriter {
                 self.close_open(&mut out);
                 let (index, id) = (self.output.len(), new_id("rs"));
                 self.output.push(Value::Null);
+                self.reasoning_indices.push(index);
                 let item = reasoning_text_item(&id, "", "in_progress");
                 self.push(&mut out, json!({"type": "response.output_item.added", "output_index": index, "item": item}));
                 self.open = Some(Open::Reasoning { index, id, text: String::new() });
@@ -345,8 +355,16 @@ impl ResponsesWriter {
         if chunk.is_final {
             self.close_open(&mut out);
             self.close_calls(&mut out);
-            // Reasoning items the backend named only at the end (ids, encrypted content).
-            for item in &chunk.reasoning_items {
+            // Reasoning items the backend named only at the end (ids, summaries, encrypted
+            // content): the final response has them in place of the items streamed as text
+            // (keeping that text); any more become items of their own.
+            for (k, item) in chunk.reasoning_items.iter().enumerate() {
+                if let Some(&index) = self.reasoning_indices.get(k) {
+                    let mut merged = reasoning_item(item);
+                    merged["content"] = self.output[index]["content"].clone();
+                    self.output[index] = merged;
+                    continue;
+                }
                 let index = self.output.len();
                 let item = reasoning_item(item);
                 self.output.push(item.clone());

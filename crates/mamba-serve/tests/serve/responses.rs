@@ -252,3 +252,34 @@ async fn this_librarys_responses_client_whole_streamed_and_a_tool_round_trip() {
         assert_eq!(msgs[2], json!({"role": "tool", "tool_call_id": call.id, "content": "sunny, 21 C"}));
     }
 }
+
+#[tokio::test]
+async fn a_responses_upstream_behind_the_gateway() {
+    let script = Script::new().always(Reply::text("one two").reasoning("thinking").usage(4, 2));
+    let mock = mamba_mock::MockServer::start_with(script).await.unwrap();
+    let upstream = OpenAICompatibleBackend::builder("mock-model")
+        .base_url(mock.base_url())
+        .wire_api(WireApi::Responses)
+        .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap();
+    let gw = Gateway::start(mamba_serve::ServeConfig::new(std::sync::Arc::new(upstream))).await;
+    // The backend's reasoning item (its id, its summary) and the text, once, whole and streamed.
+    let whole = post_json(gw.addr, "/v1/responses", &json!({"input": "hi"})).await.json();
+    let answer = post_json(gw.addr, "/v1/responses", &json!({"input": "hi", "stream": true})).await;
+    let events = typed_events(&answer.text());
+    let streamed = &events.last().unwrap()["response"];
+    for v in [&whole, streamed] {
+        let output = v["output"].as_array().unwrap();
+        assert_eq!(output.len(), 2, "{v:#}");
+        assert_eq!(output[0]["type"], "reasoning");
+        assert!(output[0]["id"].as_str().unwrap().starts_with("rs_resp_mock"), "{v:#}");
+        assert_eq!(output[0]["summary"][0]["text"], "thinking");
+        assert_eq!(output[0]["content"][0]["text"], "thinking");
+        assert_eq!(output[1]["content"][0]["text"], "one two");
+        assert_eq!(v["usage"]["output_tokens_details"]["reasoning_tokens"], 1);
+    }
+    assert_eq!(mock.responses_requests().len(), 2);
+    let r = responses_client(&gw).complete(&[Message::user("hi")], &RequestOptions::new()).await.unwrap();
+    assert_eq!(r.content, "one two");
+}
