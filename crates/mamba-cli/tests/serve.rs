@@ -275,7 +275,12 @@ fn clients_dir() -> PathBuf {
 async fn the_official_openai_sdk_and_the_openapi_spec() {
     let Some(python) = client_install(peers_root().join("serve-venv/bin/python"), "openai SDK test") else { return };
     let script = Script::new()
-        .on(mamba_mock::Match::contains("slow"), Reply::text("a slow answer").delay(Duration::from_millis(1500)));
+        .on(mamba_mock::Match::contains("slow"), Reply::text("a slow answer").delay(Duration::from_millis(1500)))
+        .on(
+            mamba_mock::Match::contains("weather"),
+            Reply::tool_call("get_weather", serde_json::json!({"city": "Paris"})),
+        )
+        .on(mamba_mock::Match::contains("think"), Reply::text("four").reasoning("two and two"));
     let mock = MockServer::start_with(script).await.unwrap();
     let upstream = format!("{},model=mock-model", mock.base_url());
     let s = serve(
@@ -306,8 +311,11 @@ async fn the_official_openai_sdk_and_the_openapi_spec() {
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "openai_sdk.py failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("all checks passed"), "{stdout}");
+    assert!(stdout.contains("ok responses whole and streamed"), "{stdout}");
+    assert!(stdout.contains("ok responses with reasoning and function calls"), "{stdout}");
     if tools.is_some() {
         assert!(stdout.contains("ok tool calls relayed"), "{stdout}");
+        assert!(stdout.contains("ok tool calls through the Responses API"), "{stdout}");
     }
     s.stop().await;
     if let Some(t) = tools {

@@ -8,6 +8,7 @@
 //! | endpoint | what |
 //! |---|---|
 //! | `POST /v1/chat/completions` | whole answers, or SSE relayed chunk by chunk with `[DONE]`; `stream_options.include_usage` |
+//! | `POST /v1/responses` | the Responses API: a `response` object, or its typed SSE events relayed as they arrive |
 //! | `POST /v1/embeddings` | when the backend has embeddings; float or base64 vectors |
 //! | `GET /v1/models` | the served model ids |
 //! | `GET /health` | 200 once the backend answers, else 503 |
@@ -42,6 +43,8 @@ mod error;
 mod metrics;
 mod request;
 mod response;
+mod responses_request;
+mod responses_response;
 mod server;
 
 pub use config::{Limits, ServeConfig};

@@ -59,7 +59,7 @@ struct RawChat {
     extra: Map<String, Value>,
 }
 
-fn invalid(message: impl Into<String>, param: &str) -> ApiError {
+pub(crate) fn invalid(message: impl Into<String>, param: &str) -> ApiError {
     ApiError::invalid_request(message).with_param(param)
 }
 
@@ -132,7 +132,7 @@ pub(crate) fn parse_chat(body: &[u8]) -> Result<ChatRequest, ApiError> {
     })
 }
 
-fn parse_tool_choice(value: &Value) -> Result<ToolChoice, ApiError> {
+pub(crate) fn parse_tool_choice(value: &Value) -> Result<ToolChoice, ApiError> {
     match value {
         Value::String(s) => match s.as_str() {
             "auto" => Ok(ToolChoice::Auto),
@@ -175,7 +175,7 @@ fn parse_response_format(value: &Value) -> Result<ResponseFormat, ApiError> {
     }
 }
 
-fn json_error(e: &serde_json::Error) -> ApiError {
+pub(crate) fn json_error(e: &serde_json::Error) -> ApiError {
     if e.is_syntax() || e.is_eof() {
         ApiError::invalid_request(format!("the request body is not valid JSON: {e}"))
     } else {

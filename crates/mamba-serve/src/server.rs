@@ -28,6 +28,8 @@ use crate::error::ApiError;
 use crate::metrics::{ErrorLabels, Metrics, RequestLabels};
 use crate::request::{parse_chat, parse_embeddings};
 use crate::response::{completion, completion_id, embeddings, models, now_secs, ChunkWriter};
+use crate::responses_request::parse_responses;
+use crate::responses_response::{new_id, response_object, ResponsesWriter};
 
 type ResBody = UnsyncBoxBody<Bytes, Infallible>;
 
@@ -187,6 +189,7 @@ pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Respons
     let mut outcome = Outcome::default();
     let endpoint = match path.as_str() {
         "/v1/chat/completions" | "/chat/completions" => "chat",
+        "/v1/responses" | "/responses" => "responses",
         "/v1/embeddings" | "/embeddings" => "embeddings",
         "/v1/models" | "/models" => "models",
         "/health" | "/v1/health" | "/healthz" => "health",
@@ -199,7 +202,7 @@ pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Respons
         Ok(res) => res,
         Err(e) => {
             outcome.error = Some(e.label);
-            if !outcome.model.is_empty() || endpoint == "chat" || endpoint == "embeddings" {
+            if !outcome.model.is_empty() || counted(endpoint) {
                 let model =
                     if outcome.model.is_empty() { state.default_model().to_owned() } else { outcome.model.clone() };
                 state.count_error(&model, e.label);
@@ -210,7 +213,7 @@ pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Respons
     let status = res.status().as_u16();
     // A relayed stream logs and counts itself when it ends.
     if !(outcome.stream && status == 200) {
-        if endpoint == "chat" || endpoint == "embeddings" {
+        if counted(endpoint) {
             let model = if outcome.model.is_empty() { state.default_model() } else { &outcome.model };
             state.count(model, endpoint, status);
             state.metrics.latency.get_or_create(&Metrics::model(model)).observe(started.elapsed().as_secs_f64());
@@ -218,6 +221,11 @@ pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Respons
         access_log(&method, &path, status, &outcome, started.elapsed(), false);
     }
     res
+}
+
+/// The endpoints whose requests are counted per model.
+fn counted(endpoint: &str) -> bool {
+    matches!(endpoint, "chat" | "responses" | "embeddings")
 }
 
 fn access_log(method: &Method, path: &str, status: u16, o: &Outcome, elapsed: Duration, cancelled: bool) {
@@ -282,7 +290,7 @@ async fn route(
                 serde_json::json!({"status": if ready { "ok" } else { "unavailable" }, "model": state.default_model()});
             Ok(json_response(if ready { 200 } else { 503 }, &body))
         }
-        "models" | "chat" | "embeddings" => {
+        "models" | "chat" | "responses" | "embeddings" => {
             if !state.authorised(&req) {
                 return Err(ApiError::unauthorized());
             }
@@ -294,6 +302,10 @@ async fn route(
                 "chat" => {
                     expect(Method::POST)?;
                     chat(state, req, outcome, started).await
+                }
+                "responses" => {
+                    expect(Method::POST)?;
+                    responses(state, req, outcome, started).await
                 }
                 _ => {
                     expect(Method::POST)?;
@@ -316,9 +328,9 @@ async fn chat(
     drop(body);
     outcome.stream = request.stream;
     outcome.model = state.check_model(request.model.as_deref())?;
-    let timeout = state.config.limits.request_timeout;
-    let backend = state.backend().clone();
     if !request.stream {
+        let timeout = state.config.limits.request_timeout;
+        let backend = state.backend().clone();
         let answer = tokio::time::timeout(timeout, async {
             let _slot = admit(state).await?;
             backend.complete(&request.messages, &request.options).await.map_err(|e| upstream_error(&e))
@@ -331,9 +343,24 @@ async fn chat(
         return Ok(json_response(200, &completion(&answer, &id, &outcome.model, now_secs())));
     }
 
+    let writer = StreamWriter::Chat(ChunkWriter::new(completion_id(), outcome.model.clone(), request.include_usage));
+    relay(state, &request.messages, &request.options, outcome, started, writer).await
+}
+
+/// Starts a backend stream and answers with its SSE relay.
+async fn relay(
+    state: &Arc<State>,
+    messages: &[mamba_backends::Message],
+    options: &mamba_backends::RequestOptions,
+    outcome: &mut Outcome,
+    started: Instant,
+    writer: StreamWriter,
+) -> Result<Response<ResBody>, ApiError> {
+    let timeout = state.config.limits.request_timeout;
+    let backend = state.backend().clone();
     let (slot, stream) = tokio::time::timeout(timeout, async {
         let slot = admit(state).await?;
-        let stream = backend.stream(&request.messages, &request.options).await.map_err(|e| upstream_error(&e))?;
+        let stream = backend.stream(messages, options).await.map_err(|e| upstream_error(&e))?;
         Ok::<_, ApiError>((slot, stream))
     })
     .await
@@ -342,8 +369,7 @@ async fn chat(
     outcome.ttft = Some(ttft);
     state.metrics.ttft.get_or_create(&Metrics::model(&outcome.model)).observe(ttft.as_secs_f64());
     state.metrics.open_streams.inc();
-    let writer = ChunkWriter::new(completion_id(), outcome.model.clone(), request.include_usage);
-    let relay = SseRelay {
+    let mut relay = SseRelay {
         stream,
         writer,
         state: state.clone(),
@@ -354,12 +380,45 @@ async fn chat(
         finished: false,
         pending: Vec::new(),
     };
+    // The Responses stream announces the response before the first token.
+    for event in relay.writer.start() {
+        relay.writer.push_event(&mut relay.pending, &event);
+    }
     outcome.stream = true;
     let mut res = Response::new(relay.boxed_unsync());
     res.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     res.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     res.headers_mut().insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(res)
+}
+
+async fn responses(
+    state: &Arc<State>,
+    req: Request<Incoming>,
+    outcome: &mut Outcome,
+    started: Instant,
+) -> Result<Response<ResBody>, ApiError> {
+    let body = read_body(state, req).await?;
+    let request = parse_responses(&body)?;
+    drop(body);
+    outcome.stream = request.stream;
+    outcome.model = state.check_model(request.model.as_deref())?;
+    if request.stream {
+        let writer = StreamWriter::Responses(Box::new(ResponsesWriter::new(outcome.model.clone(), request.echo)));
+        return relay(state, &request.messages, &request.options, outcome, started, writer).await;
+    }
+    let timeout = state.config.limits.request_timeout;
+    let backend = state.backend().clone();
+    let answer = tokio::time::timeout(timeout, async {
+        let _slot = admit(state).await?;
+        backend.complete(&request.messages, &request.options).await.map_err(|e| upstream_error(&e))
+    })
+    .await
+    .map_err(|_| ApiError::timeout(timeout))??;
+    state.count_usage(&outcome.model, answer.usage.as_ref());
+    outcome.usage = answer.usage;
+    let id = answer.id.clone().filter(|i| i.starts_with("resp_")).unwrap_or_else(|| new_id("resp"));
+    Ok(json_response(200, &response_object(&answer, &id, &outcome.model, now_secs(), &request.echo)))
 }
 
 fn upstream_error(e: &Error) -> ApiError {
@@ -400,7 +459,7 @@ async fn embed(
 /// closes the upstream connection or stops the generation.
 struct SseRelay {
     stream: ChunkStream,
-    writer: ChunkWriter,
+    writer: StreamWriter,
     state: Arc<State>,
     _slot: Slot,
     started: Instant,
@@ -419,6 +478,69 @@ fn push_event(buf: &mut Vec<u8>, event: &Value) {
     buf.extend_from_slice(b"\n\n");
 }
 
+/// What a relay writes: chat-completion chunks, or the Responses API's typed events.
+#[derive(Debug)]
+enum StreamWriter {
+    Chat(ChunkWriter),
+    Responses(Box<ResponsesWriter>),
+}
+
+impl StreamWriter {
+    fn start(&mut self) -> Vec<Value> {
+        match self {
+            StreamWriter::Chat(_) => Vec::new(),
+            StreamWriter::Responses(w) => w.start(),
+        }
+    }
+
+    fn events(&mut self, chunk: &mamba_backends::StreamChunk) -> Vec<Value> {
+        match self {
+            StreamWriter::Chat(w) => w.events(chunk),
+            StreamWriter::Responses(w) => w.events(chunk),
+        }
+    }
+
+    /// The events for an error after the stream began.
+    fn error(&mut self, e: &ApiError) -> Vec<Value> {
+        match self {
+            StreamWriter::Chat(_) => vec![e.body()],
+            StreamWriter::Responses(w) => w.failed(e),
+        }
+    }
+
+    /// Chat streams end with `[DONE]`; Responses streams with their last typed event.
+    fn done_marker(&self) -> &'static [u8] {
+        match self {
+            StreamWriter::Chat(_) => b"data: [DONE]\n\n",
+            StreamWriter::Responses(_) => b"",
+        }
+    }
+
+    /// One SSE event; typed events also name their type on an `event:` line.
+    fn push_event(&self, buf: &mut Vec<u8>, event: &Value) {
+        if let (StreamWriter::Responses(_), Some(kind)) = (self, event.get("type").and_then(Value::as_str)) {
+            buf.extend_from_slice(b"event: ");
+            buf.extend_from_slice(kind.as_bytes());
+            buf.push(b'\n');
+        }
+        push_event(buf, event);
+    }
+
+    fn path(&self) -> &'static str {
+        match self {
+            StreamWriter::Chat(_) => "/v1/chat/completions",
+            StreamWriter::Responses(_) => "/v1/responses",
+        }
+    }
+
+    fn endpoint(&self) -> &'static str {
+        match self {
+            StreamWriter::Chat(_) => "chat",
+            StreamWriter::Responses(_) => "responses",
+        }
+    }
+}
+
 impl Body for SseRelay {
     type Data = Bytes;
     type Error = Infallible;
@@ -432,7 +554,7 @@ impl Body for SseRelay {
                 }
                 this.finished = true;
                 if this.outcome.error.is_none() {
-                    this.pending.extend_from_slice(b"data: [DONE]\n\n");
+                    this.pending.extend_from_slice(this.writer.done_marker());
                 }
                 let bytes = Bytes::from(std::mem::take(&mut this.pending));
                 return Poll::Ready(Some(Ok(Frame::data(bytes))));
@@ -451,14 +573,16 @@ impl Body for SseRelay {
                         this.outcome.usage = chunk.usage;
                     }
                     for event in this.writer.events(&chunk) {
-                        push_event(&mut this.pending, &event);
+                        this.writer.push_event(&mut this.pending, &event);
                     }
                 }
                 Poll::Ready(Some(Err(e))) => {
                     this.done = true;
                     let api = ApiError::from(&e);
                     this.outcome.error = Some(api.label);
-                    push_event(&mut this.pending, &api.body());
+                    for event in this.writer.error(&api) {
+                        this.writer.push_event(&mut this.pending, &event);
+                    }
                 }
                 Poll::Ready(None) => {
                     // A stream must end with its final chunk; one that just stops was cut.
@@ -470,7 +594,9 @@ impl Body for SseRelay {
                     )
                     .with_label("stream");
                     this.outcome.error = Some(api.label);
-                    push_event(&mut this.pending, &api.body());
+                    for event in this.writer.error(&api) {
+                        this.writer.push_event(&mut this.pending, &event);
+                    }
                 }
             }
         }
@@ -491,7 +617,7 @@ impl Drop for SseRelay {
         let model = self.outcome.model.clone();
         let cancelled = !self.finished;
         state.metrics.open_streams.dec();
-        state.count(&model, "chat", 200);
+        state.count(&model, self.writer.endpoint(), 200);
         state.count_usage(&model, self.outcome.usage.as_ref());
         if cancelled {
             state.metrics.cancelled.get_or_create(&Metrics::model(&model)).inc();
@@ -500,7 +626,7 @@ impl Drop for SseRelay {
         }
         let elapsed = self.started.elapsed();
         state.metrics.latency.get_or_create(&Metrics::model(&model)).observe(elapsed.as_secs_f64());
-        access_log(&Method::POST, "/v1/chat/completions", 200, &self.outcome, elapsed, cancelled);
+        access_log(&Method::POST, self.writer.path(), 200, &self.outcome, elapsed, cancelled);
     }
 }
 

@@ -41,8 +41,8 @@ def nullable_to_31(node):
         return node
     node = {k: nullable_to_31(v) for k, v in node.items()}
     # A discriminator without a mapping names schemas after the property's values ("function"),
-    # which do not exist in this spec; oneOf alone already picks the one matching branch.
-    if isinstance(node.get("discriminator"), dict) and "mapping" not in node["discriminator"] and "oneOf" in node:
+    # which do not exist in this spec; oneOf (anyOf) alone already picks the matching branch.
+    if isinstance(node.get("discriminator"), dict) and "mapping" not in node["discriminator"] and ("oneOf" in node or "anyOf" in node):
         del node["discriminator"]
     if node.pop("nullable", False) is not True:
         return node
@@ -67,7 +67,21 @@ checked = {"responses": 0, "events": 0}
 def schema(name, instance):
     """Validates `instance` against components/schemas/NAME."""
     OAS31Validator({"$ref": f"openai.yaml#/components/schemas/{name}"}, registry=registry).validate(instance)
-    checked["events" if name.endswith("StreamResponse") else "responses"] += 1
+    checked["events" if name.endswith(("StreamResponse", "StreamEvent")) else "responses"] += 1
+
+
+def stream_event_schemas():
+    """ResponseStreamEvent's branches by event type, so each event meets its own schema (and a
+    failure names the field)."""
+    out = {}
+    for branch in spec["components"]["schemas"]["ResponseStreamEvent"]["anyOf"]:
+        name = branch["$ref"].rsplit("/", 1)[-1]
+        for t in spec["components"]["schemas"][name].get("properties", {}).get("type", {}).get("enum", []):
+            out[t] = name
+    return out
+
+
+event_schemas = stream_event_schemas()
 
 
 def validate(method, path, body, response):
@@ -115,6 +129,57 @@ assert events[-1] == "[DONE]", events
 for event in events[:-1]:
     schema("CreateChatCompletionStreamResponse", json.loads(event))
 ok(f"streaming chat completion ({len(events) - 1} events valid)")
+
+# The Responses API: the SDK whole and streamed, the raw answer and every raw event against the spec.
+r = client.responses.create(model="mock-model", input="hello there", instructions="answer briefly", max_output_tokens=50)
+assert r.output_text == "hello there", r
+assert r.status == "completed" and r.usage and r.usage.total_tokens > 0, r
+body = {"model": "mock-model", "input": [{"role": "user", "content": [{"type": "input_text", "text": "hello there"}]}]}
+validate("post", "/responses", body, raw.post("/responses", json=body))
+kinds, text, final = [], "", None
+with client.responses.stream(model="mock-model", input="hello there") as stream:
+    for event in stream:
+        kinds.append(event.type)
+        if event.type == "response.output_text.delta":
+            text += event.delta
+    final = stream.get_final_response()
+assert text == "hello there" and final.output_text == "hello there", (text, final)
+assert kinds[0] == "response.created" and kinds[-1] == "response.completed", kinds
+stream = client.responses.create(model="mock-model", input="hello there", stream=True)
+assert "".join(e.delta for e in stream if e.type == "response.output_text.delta") == "hello there"
+with raw.stream("POST", "/responses", json={**body, "stream": True}) as res:
+    assert res.status_code == 200 and res.headers["content-type"].startswith("text/event-stream")
+    events = [json.loads(line[6:]) for line in res.iter_lines() if line.startswith("data: ")]
+for event in events:
+    assert event["type"] in event_schemas, event
+    schema(event_schemas[event["type"]], event)
+    schema("ResponseStreamEvent", event)
+assert [e["sequence_number"] for e in events] == list(range(len(events))), events
+ok(f"responses whole and streamed ({len(events)} events valid)")
+
+# Reasoning and function calls in the Responses shapes (the mock answers "think" with reasoning
+# and "weather" with a get_weather call), whole and streamed, against the spec.
+rtools = [{"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]
+for body in ({"model": "mock-model", "input": "think: two and two?"},
+             {"model": "mock-model", "input": "weather in Paris?", "tools": rtools}):
+    validate("post", "/responses", body, raw.post("/responses", json=body))
+    with raw.stream("POST", "/responses", json={**body, "stream": True}) as res:
+        events = [json.loads(line[6:]) for line in res.iter_lines() if line.startswith("data: ")]
+    for event in events:
+        schema(event_schemas[event["type"]], event)
+    assert events[-1]["type"] == "response.completed", events
+r = client.responses.create(model="mock-model", input="think: two and two?")
+assert r.output[0].type == "reasoning" and r.output_text == "four", r
+r = client.responses.create(model="mock-model", input="weather in Paris?", tools=rtools)
+call = r.output[0]
+assert call.type == "function_call" and call.name == "get_weather" and json.loads(call.arguments) == {"city": "Paris"}, r
+r = client.responses.create(model="mock-model", tools=rtools, input=[
+    {"role": "user", "content": "weather in Paris?"},
+    {"type": "function_call", "call_id": call.call_id, "name": "get_weather", "arguments": call.arguments},
+    {"type": "function_call_output", "call_id": call.call_id, "output": "sunny"},
+    {"role": "user", "content": "and so?"}])
+assert r.output_text == "and so?", r  # the mock repeats the last user message
+ok("responses with reasoning and function calls, and the call round trip")
 
 # Models and embeddings.
 models = [m.id for m in client.models.list()]
@@ -165,6 +230,22 @@ if tools_base:
     assert r.choices[0].finish_reason == "tool_calls", r
     body = {"model": model, "messages": messages, "tools": [weather], "tool_choice": "auto", "temperature": 0, "max_tokens": 80}
     validate("post", "/chat/completions", body, httpx.post(tools_base + "/chat/completions", json=body, timeout=60))
+    rtool = {"type": "function", **weather["function"]}
+    r = tc.responses.create(model=model, instructions=messages[0]["content"], input=messages[1]["content"], tools=[rtool],
+                            tool_choice={"type": "function", "name": "get_weather"}, temperature=0, max_output_tokens=80)
+    calls = [item for item in r.output if item.type == "function_call"]
+    assert calls and calls[0].name == "get_weather", r
+    assert "Paris" in json.loads(calls[0].arguments)["location"], calls
+    rbody = {"model": model, "input": messages[1]["content"], "tools": [rtool], "tool_choice": {"type": "function", "name": "get_weather"}, "temperature": 0, "max_output_tokens": 80}
+    validate("post", "/responses", rbody, httpx.post(tools_base + "/responses", json=rbody, timeout=60))
+    # The round trip: the call and its output sent back as items.
+    follow = [{"role": "user", "content": messages[1]["content"]},
+              {"type": "function_call", "call_id": calls[0].call_id, "name": "get_weather", "arguments": calls[0].arguments},
+              {"type": "function_call_output", "call_id": calls[0].call_id, "output": "sunny, 21 C"}]
+    r = tc.responses.create(model=model, input=follow, tools=[rtool], temperature=0, max_output_tokens=60)
+    # A 135M model may answer or call again; either way a whole response came back.
+    assert r.status in ("completed", "incomplete") and r.output, r
+    ok("tool calls through the Responses API from llama.cpp, with the round trip")
     stream = tc.chat.completions.create(model=model, messages=messages, tools=[weather],
                                         tool_choice={"type": "function", "function": {"name": "get_weather"}},
                                         temperature=0, max_tokens=80, stream=True)
