@@ -246,17 +246,28 @@ if tools_base:
     # A 135M model may answer or call again; either way a whole response came back.
     assert r.status in ("completed", "incomplete") and r.output, r
     ok("tool calls through the Responses API from llama.cpp, with the round trip")
-    stream = tc.chat.completions.create(model=model, messages=messages, tools=[weather],
-                                        tool_choice={"type": "function", "function": {"name": "get_weather"}},
-                                        temperature=0, max_tokens=80, stream=True)
-    name, args, finish = "", "", None
-    for chunk in stream:
-        for d in chunk.choices[0].delta.tool_calls or [] if chunk.choices else []:
-            name += d.function.name or "" if d.function else ""
-            args += d.function.arguments or "" if d.function else ""
-        if chunk.choices and chunk.choices[0].finish_reason:
-            finish = chunk.choices[0].finish_reason
-    assert name == "get_weather", name
+    def streamed_call():
+        stream = tc.chat.completions.create(model=model, messages=messages, tools=[weather],
+                                            tool_choice={"type": "function", "function": {"name": "get_weather"}},
+                                            temperature=0, max_tokens=80, stream=True)
+        name, args, finish, text = "", "", None, ""
+        for chunk in stream:
+            for d in chunk.choices[0].delta.tool_calls or [] if chunk.choices else []:
+                name += d.function.name or "" if d.function else ""
+                args += d.function.arguments or "" if d.function else ""
+            if chunk.choices:
+                text += chunk.choices[0].delta.content or ""
+                finish = chunk.choices[0].finish_reason or finish
+        return name, args, finish, text
+
+    name, args, finish, text = streamed_call()
+    if not name:
+        # llama-cpp-python's function-calling handler now and then ends a streamed call with no
+        # call at all (seen once in CI: an empty stream); the relay is judged on a second try,
+        # which a gateway that lost names would fail too.
+        print(f"note: the upstream streamed no tool call (finish {finish}, text {text!r}); asking again", flush=True)
+        name, args, finish, text = streamed_call()
+    assert name == "get_weather", (name, args, finish, text)
     json.loads(args)
     with httpx.stream("POST", tools_base + "/chat/completions", json={**body, "stream": True}, timeout=60) as res:
         for line in res.iter_lines():
