@@ -232,8 +232,8 @@ mod tests {
     use super::*;
     use crate::schedule::Rate;
 
-    /// At 2000 requests/s, arrivals are released within a millisecond of their schedule, on
-    /// average and at the end of the run (no drift).
+    /// At 2000 requests/s, arrivals are released within a millisecond of their schedule (nine
+    /// in ten of them, and at the end of the run: no drift).
     #[test]
     fn the_dispatcher_keeps_the_schedule_at_2000_per_second() {
         let offsets = Arrivals { rate: Rate::PerSecond(2000.0), burstiness: 1.0, seed: 11 }.offsets(1000);
@@ -246,11 +246,12 @@ mod tests {
         }
         thread.join().unwrap();
         assert_eq!(lags.len(), 1000);
-        let mean = lags.iter().sum::<f64>() / lags.len() as f64;
         let mut sorted = lags.clone();
         sorted.sort_by(f64::total_cmp);
-        assert!(mean < 0.001, "mean lag {mean}");
+        // Percentiles rather than the mean: the other tests of this binary run beside this one,
+        // and one stall of the machine (tens of ms) would move the mean without any drift.
         assert!(sorted[500] < 0.001, "median lag {}", sorted[500]);
+        assert!(sorted[900] < 0.001, "p90 lag {}", sorted[900]);
         assert!(lags[999] < 0.001 || sorted[990] < 0.001, "last arrival late by {}", lags[999]);
     }
 }
