@@ -8,15 +8,17 @@ use super::response::{EventDecoder, Step};
 use crate::stream::{StreamAccumulator, StreamChunk};
 use crate::types::ModelResponse;
 
+/// How a decoded stream ended.
 #[derive(Debug, PartialEq)]
 #[allow(clippy::large_enum_variant)]
-enum Outcome {
+pub(crate) enum Outcome {
     Answer(ModelResponse),
     Failed(crate::ErrorKind, String),
 }
 
-fn run(pieces: &[&[u8]]) -> (Vec<StreamChunk>, Outcome) {
-    let mut decoder = EventDecoder::new(true);
+/// Feeds `pieces` to `decoder` one after the other: the chunks and how the stream ended.
+/// Shared with the Responses stream tests (`responses/stream_tests.rs`).
+pub(crate) fn decode(mut decoder: EventDecoder, pieces: &[&[u8]]) -> (Vec<StreamChunk>, Outcome) {
     let mut chunks = Vec::new();
     let drain = |decoder: &mut EventDecoder, chunks: &mut Vec<StreamChunk>| -> Option<Outcome> {
         loop {
@@ -42,6 +44,28 @@ fn run(pieces: &[&[u8]]) -> (Vec<StreamChunk>, Outcome) {
     decoder.end_input();
     let outcome = drain(&mut decoder, &mut chunks).expect("an ended input always has an outcome");
     (chunks, outcome)
+}
+
+/// `body` decoded whole, checked to give the same result split in two at every byte and fed
+/// byte by byte, with exactly one final chunk on success and none on failure.
+pub(crate) fn check_splits(new: impl Fn() -> EventDecoder, name: &str, body: &[u8]) -> (Vec<StreamChunk>, Outcome) {
+    let whole = decode(new(), &[body]);
+    for i in 0..=body.len() {
+        let split = decode(new(), &[&body[..i], &body[i..]]);
+        assert!(split == whole, "{name}: split at byte {i} differs:\n{split:?}\nvs whole\n{whole:?}");
+    }
+    let bytes: Vec<&[u8]> = body.chunks(1).collect();
+    assert!(decode(new(), &bytes) == whole, "{name}: byte by byte differs");
+    let finals = whole.0.iter().filter(|c| c.is_final).count();
+    match &whole.1 {
+        Outcome::Answer(_) => assert!(finals == 1 && whole.0.last().is_some_and(|c| c.is_final), "{name}"),
+        Outcome::Failed(..) => assert_eq!(finals, 0, "{name}"),
+    }
+    whole
+}
+
+fn run(pieces: &[&[u8]]) -> (Vec<StreamChunk>, Outcome) {
+    decode(EventDecoder::new(true), pieces)
 }
 
 fn data_dir() -> PathBuf {
@@ -82,13 +106,7 @@ fn every_recorded_stream_gives_the_same_result_at_every_split() {
     let streams = recorded_streams();
     assert!(streams.len() >= 25, "only {} recorded streams found", streams.len());
     for (name, body) in &streams {
-        let whole = run(&[body]);
-        for i in 0..=body.len() {
-            let split = run(&[&body[..i], &body[i..]]);
-            assert!(split == whole, "{name}: split at byte {i} differs:\n{split:?}\nvs whole\n{whole:?}");
-        }
-        let bytes: Vec<&[u8]> = body.chunks(1).collect();
-        assert!(run(&bytes) == whole, "{name}: byte by byte differs");
+        check_splits(|| EventDecoder::new(true), name, body);
     }
 }
 

@@ -5,61 +5,18 @@
 use std::path::Path;
 
 use crate::error::ErrorKind;
-use crate::openai_compat::response::{EventDecoder, Step};
-use crate::stream::{StreamAccumulator, StreamChunk};
+use crate::openai_compat::replay_tests::{self, decode, Outcome};
+use crate::openai_compat::response::EventDecoder;
+use crate::stream::StreamChunk;
 use crate::types::{FinishReason, ModelResponse, ReasoningItem, ToolCall};
 
-#[derive(Debug, PartialEq)]
-#[allow(clippy::large_enum_variant)]
-enum Outcome {
-    Answer(ModelResponse),
-    Failed(ErrorKind, String),
-}
-
 fn run(pieces: &[&[u8]]) -> (Vec<StreamChunk>, Outcome) {
-    let mut decoder = EventDecoder::responses(true);
-    let mut chunks = Vec::new();
-    let drain = |decoder: &mut EventDecoder, chunks: &mut Vec<StreamChunk>| -> Option<Outcome> {
-        loop {
-            match decoder.next() {
-                Step::Chunk(c) => chunks.push(c),
-                Step::Final(c) => {
-                    chunks.push(c);
-                    let mut acc = StreamAccumulator::new();
-                    acc.extend(chunks.iter().cloned());
-                    return Some(Outcome::Answer(acc.finish()));
-                }
-                Step::Failed(e) => return Some(Outcome::Failed(e.kind(), e.message().to_owned())),
-                Step::NeedMore => return None,
-            }
-        }
-    };
-    for piece in pieces {
-        decoder.push(piece);
-        if let Some(outcome) = drain(&mut decoder, &mut chunks) {
-            return (chunks, outcome);
-        }
-    }
-    decoder.end_input();
-    let outcome = drain(&mut decoder, &mut chunks).expect("an ended input always has an outcome");
-    (chunks, outcome)
+    decode(EventDecoder::responses(true), pieces)
 }
 
 /// The same at every split point and byte by byte; exactly one final chunk on success.
 fn check_splits(name: &str, body: &[u8]) -> (Vec<StreamChunk>, Outcome) {
-    let whole = run(&[body]);
-    for i in 0..=body.len() {
-        let split = run(&[&body[..i], &body[i..]]);
-        assert!(split == whole, "{name}: split at byte {i} differs:\n{split:?}\nvs whole\n{whole:?}");
-    }
-    let bytes: Vec<&[u8]> = body.chunks(1).collect();
-    assert!(run(&bytes) == whole, "{name}: byte by byte differs");
-    let finals = whole.0.iter().filter(|c| c.is_final).count();
-    match &whole.1 {
-        Outcome::Answer(_) => assert!(finals == 1 && whole.0.last().is_some_and(|c| c.is_final), "{name}"),
-        Outcome::Failed(..) => assert_eq!(finals, 0, "{name}"),
-    }
-    whole
+    replay_tests::check_splits(|| EventDecoder::responses(true), name, body)
 }
 
 fn recorded(name: &str) -> Vec<u8> {
