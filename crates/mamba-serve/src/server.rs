@@ -17,7 +17,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use mamba_backends::{ChunkStream, Error, ModelBackend, Usage};
+use mamba_backends::{ChunkStream, Error, Message, ModelBackend, ModelResponse, RequestOptions, Usage};
 use serde_json::Value;
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
@@ -329,16 +329,7 @@ async fn chat(
     outcome.stream = request.stream;
     outcome.model = state.check_model(request.model.as_deref())?;
     if !request.stream {
-        let timeout = state.config.limits.request_timeout;
-        let backend = state.backend().clone();
-        let answer = tokio::time::timeout(timeout, async {
-            let _slot = admit(state).await?;
-            backend.complete(&request.messages, &request.options).await.map_err(|e| upstream_error(&e))
-        })
-        .await
-        .map_err(|_| ApiError::timeout(timeout))??;
-        state.count_usage(&outcome.model, answer.usage.as_ref());
-        outcome.usage = answer.usage;
+        let answer = complete_whole(state, &request.messages, &request.options, outcome).await?;
         let id = answer.id.clone().filter(|i| !i.is_empty()).unwrap_or_else(completion_id);
         return Ok(json_response(200, &completion(&answer, &id, &outcome.model, now_secs())));
     }
@@ -407,18 +398,30 @@ async fn responses(
         let writer = StreamWriter::Responses(Box::new(ResponsesWriter::new(outcome.model.clone(), request.echo)));
         return relay(state, &request.messages, &request.options, outcome, started, writer).await;
     }
+    let answer = complete_whole(state, &request.messages, &request.options, outcome).await?;
+    let id = answer.id.clone().filter(|i| i.starts_with("resp_")).unwrap_or_else(|| new_id("resp"));
+    Ok(json_response(200, &response_object(&answer, &id, &outcome.model, now_secs(), &request.echo)))
+}
+
+/// A whole answer from the backend (chat and Responses alike): a slot in the queue, the
+/// request timeout, and the usage counted.
+async fn complete_whole(
+    state: &Arc<State>,
+    messages: &[Message],
+    options: &RequestOptions,
+    outcome: &mut Outcome,
+) -> Result<ModelResponse, ApiError> {
     let timeout = state.config.limits.request_timeout;
     let backend = state.backend().clone();
     let answer = tokio::time::timeout(timeout, async {
         let _slot = admit(state).await?;
-        backend.complete(&request.messages, &request.options).await.map_err(|e| upstream_error(&e))
+        backend.complete(messages, options).await.map_err(|e| upstream_error(&e))
     })
     .await
     .map_err(|_| ApiError::timeout(timeout))??;
     state.count_usage(&outcome.model, answer.usage.as_ref());
     outcome.usage = answer.usage;
-    let id = answer.id.clone().filter(|i| i.starts_with("resp_")).unwrap_or_else(|| new_id("resp"));
-    Ok(json_response(200, &response_object(&answer, &id, &outcome.model, now_secs(), &request.echo)))
+    Ok(answer)
 }
 
 fn upstream_error(e: &Error) -> ApiError {
