@@ -50,6 +50,31 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, in declaration order (for lists of kinds a user may name, e.g. a gateway's
+    /// fallback conditions).
+    pub const ALL: [ErrorKind; 15] = [
+        ErrorKind::Authentication,
+        ErrorKind::PermissionDenied,
+        ErrorKind::RateLimited,
+        ErrorKind::QuotaExceeded,
+        ErrorKind::ContextOverflow,
+        ErrorKind::ModelNotFound,
+        ErrorKind::InvalidRequest,
+        ErrorKind::Unsupported,
+        ErrorKind::Server,
+        ErrorKind::Unavailable,
+        ErrorKind::Timeout,
+        ErrorKind::Connect,
+        ErrorKind::Decode,
+        ErrorKind::Stream,
+        ErrorKind::Config,
+    ];
+
+    /// The kind named by its [`as_str`](ErrorKind::as_str) form (`rate_limited`, …).
+    pub fn from_name(name: &str) -> Option<ErrorKind> {
+        ErrorKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
     /// The kind in `snake_case`, as the CLI prints it in `--json` output.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -371,6 +396,15 @@ mod tests {
     use super::*;
 
     fn assert_send_sync<T: Send + Sync + 'static>() {}
+
+    #[test]
+    fn every_kind_is_listed_once_and_named_back() {
+        for kind in ErrorKind::ALL {
+            assert_eq!(ErrorKind::from_name(kind.as_str()), Some(kind));
+            assert_eq!(ErrorKind::ALL.iter().filter(|k| **k == kind).count(), 1, "{kind:?}");
+        }
+        assert_eq!(ErrorKind::from_name("nope"), None);
+    }
 
     #[test]
     fn error_is_small_send_and_sync() {

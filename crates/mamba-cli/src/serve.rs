@@ -97,24 +97,6 @@ struct Spec {
     on: Vec<ErrorKind>,
 }
 
-const KINDS: [ErrorKind; 15] = [
-    ErrorKind::Authentication,
-    ErrorKind::PermissionDenied,
-    ErrorKind::RateLimited,
-    ErrorKind::QuotaExceeded,
-    ErrorKind::ContextOverflow,
-    ErrorKind::ModelNotFound,
-    ErrorKind::InvalidRequest,
-    ErrorKind::Unsupported,
-    ErrorKind::Server,
-    ErrorKind::Unavailable,
-    ErrorKind::Timeout,
-    ErrorKind::Connect,
-    ErrorKind::Decode,
-    ErrorKind::Stream,
-    ErrorKind::Config,
-];
-
 const DEFAULT_FALLBACK_ON: [ErrorKind; 6] = [
     ErrorKind::Unavailable,
     ErrorKind::Connect,
@@ -161,11 +143,11 @@ fn parse_spec(text: &str, flag: &str) -> Result<Spec, String> {
             "preset" => spec.preset = Some(preset(value, flag, text)?),
             "on" if flag == "--fallback" => {
                 for name in value.split('+') {
-                    let kind = KINDS.iter().find(|k| k.as_str() == name.trim()).ok_or_else(|| {
-                        let names: Vec<&str> = KINDS.iter().map(|k| k.as_str()).collect();
+                    let kind = ErrorKind::from_name(name.trim()).ok_or_else(|| {
+                        let names: Vec<&str> = ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
                         format!("{flag} {text:?}: unknown error kind {name:?}; known: {}", names.join(", "))
                     })?;
-                    spec.on.push(*kind);
+                    spec.on.push(kind);
                 }
             }
             other => return Err(format!("{flag} {text:?}: unknown option {other:?} (model=, key-env=, preset=, on=)")),
