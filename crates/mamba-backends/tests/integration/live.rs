@@ -44,13 +44,7 @@ fn ran(test: &str) {
 }
 
 fn llama(url: &str) -> OpenAICompatibleBackend {
-    OpenAICompatibleBackend::builder("smollm2-135m-instruct")
-        .preset(Preset::LlamaCpp)
-        .base_url(url)
-        .timeout(Duration::from_secs(120))
-        .retry_policy(RetryPolicy::none())
-        .build()
-        .unwrap()
+    peer_builder(url, "smollm2-135m-instruct", None, Preset::LlamaCpp).build().unwrap()
 }
 
 fn weather_tool() -> ToolDefinition {
@@ -221,16 +215,26 @@ async fn llamacpp_auth() {
     ran("llamacpp_auth");
 }
 
-fn litellm(url: &str, model: &str, key: Option<&str>) -> OpenAICompatibleBackend {
-    let mut b = OpenAICompatibleBackend::builder(model)
-        .preset(Preset::LiteLlm)
+/// A peer's backend: long timeout (a small CPU model), no retries, the key when given.
+fn peer_builder(
+    url: &str,
+    model: &str,
+    key: Option<&str>,
+    preset: Preset,
+) -> mamba_backends::OpenAICompatibleBackendBuilder {
+    let b = OpenAICompatibleBackend::builder(model)
+        .preset(preset)
         .base_url(url)
         .timeout(Duration::from_secs(120))
         .retry_policy(RetryPolicy::none());
-    if let Some(key) = key {
-        b = b.api_key(key);
+    match key {
+        Some(key) => b.api_key(key),
+        None => b,
     }
-    b.build().unwrap()
+}
+
+fn litellm(url: &str, model: &str, key: Option<&str>) -> OpenAICompatibleBackend {
+    peer_builder(url, model, key, Preset::LiteLlm).build().unwrap()
 }
 
 /// LiteLLM in front of llama.cpp: chat, stream with usage (LiteLLM synthesises it), tool
@@ -534,16 +538,7 @@ fn responses_backend(
     preset: Preset,
     api: WireApi,
 ) -> OpenAICompatibleBackend {
-    let mut b = OpenAICompatibleBackend::builder(model)
-        .preset(preset)
-        .base_url(url)
-        .wire_api(api)
-        .timeout(Duration::from_secs(120))
-        .retry_policy(RetryPolicy::none());
-    if let Some(key) = key {
-        b = b.api_key(key);
-    }
-    b.build().unwrap()
+    peer_builder(url, model, key, preset).wire_api(api).build().unwrap()
 }
 
 /// llama.cpp (llama-cpp-python 0.3.36) has no `/v1/responses` (404 `{"detail":"Not Found"}`):
