@@ -12,27 +12,10 @@ use std::time::Duration;
 use mamba_mock::{Match, MockServer, Reply, Rule, Script};
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
-use tokio::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mamba-llm");
+mod common;
 
-fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-/// The binary with a clean environment and local probing pointed at closed ports.
-fn cmd() -> Command {
-    let mut c = Command::new(BIN);
-    for var in ["MAMBA_BASE_URL", "OPENAI_BASE_URL", "MAMBA_API_KEY", "OPENAI_API_KEY", "MAMBA_MODEL"] {
-        c.env_remove(var);
-    }
-    let ports: Vec<String> = (0..4).map(|_| closed_port().to_string()).collect();
-    c.env("MAMBA_LOCAL_PORTS", ports.join(","));
-    c.stdin(Stdio::null());
-    c.kill_on_drop(true);
-    c
-}
+use common::{closed_port, cmd};
 
 fn tmp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("mamba-cli-batch-{name}-{}", std::process::id()));

@@ -4,34 +4,15 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 use mamba_mock::{Match, MockServer, Reply, Script};
 use serde_json::Value;
-use tokio::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mamba-llm");
+mod common;
 
-fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-/// The binary with a clean environment and local probing pointed at closed ports.
-fn cmd() -> Command {
-    let mut c = Command::new(BIN);
-    for var in ["MAMBA_BASE_URL", "OPENAI_BASE_URL", "MAMBA_API_KEY", "OPENAI_API_KEY", "MAMBA_MODEL"] {
-        c.env_remove(var);
-    }
-    let ports: Vec<String> = (0..4).map(|_| closed_port().to_string()).collect();
-    c.env("MAMBA_LOCAL_PORTS", ports.join(","));
-    // No config file: the real one must not change what the tests see.
-    c.env("MAMBA_CONFIG", "/nonexistent/mamba-test-config.toml").env_remove("MAMBA_ENDPOINT");
-    c.stdin(Stdio::null());
-    c.kill_on_drop(true);
-    c
-}
+use common::cmd;
 
 /// One benchmark at a time: the timing checks (within 1 ms or 5 %) measure the machine too,
 /// and two runs at once on two cores would each slow the other.

@@ -19,10 +19,9 @@ use tokio::process::Command;
 const BIN: &str = env!("CARGO_BIN_EXE_mamba-llm");
 const KEY: &str = "sk-daily-SECRET-4f9a2c";
 
-fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
+mod common;
+
+use common::closed_port;
 
 /// A sandbox: its own home, config file and data folder.
 struct Home {

@@ -1,0 +1,70 @@
+//! What the CLI's end-to-end test binaries share: the binary, and how it is run sealed off
+//! from the machine (no inherited keys, URLs, proxies, config or home).
+
+#![allow(dead_code, unreachable_pub)] // each test binary uses a part
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::process::Command;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_mamba-llm");
+
+/// A port nothing listens on.
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// A new empty folder.
+pub fn temp_dir(name: &str) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("mamba-cli-{name}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The binary with a clean environment: no inherited keys or URLs, local probing pointed at
+/// closed ports, an empty model cache, and model downloads pointed at nothing (a closed
+/// loopback port, a pip that does not exist): no test reaches beyond this machine.
+pub fn cmd() -> Command {
+    let mut c = Command::new(BIN);
+    for var in [
+        "MAMBA_BASE_URL",
+        "OPENAI_BASE_URL",
+        "MAMBA_API_KEY",
+        "OPENAI_API_KEY",
+        "MAMBA_MODEL",
+        "NO_COLOR",
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+        "NO_PROXY",
+        "no_proxy",
+        "REQUEST_METHOD",
+        "MAMBA_MODEL_FILE",
+        "HF_ENDPOINT",
+    ] {
+        c.env_remove(var);
+    }
+    let ports: Vec<String> = (0..4).map(|_| closed_port().to_string()).collect();
+    c.env("MAMBA_LOCAL_PORTS", ports.join(","));
+    c.env("MAMBA_CACHE_DIR", temp_dir("cache"));
+    c.env("MAMBA_HF_ENDPOINT", format!("http://127.0.0.1:{}", closed_port()));
+    c.env("MAMBA_PIP", "/nonexistent/mamba-test-pip");
+    // No config file, an empty home: nothing read from or written to the real one.
+    let home = temp_dir("home");
+    c.env("HOME", &home).env("MAMBA_CONFIG", home.join("no-config.toml")).env("MAMBA_DATA_DIR", home.join("data"));
+    for var in ["XDG_CONFIG_HOME", "XDG_DATA_HOME", "MAMBA_ENDPOINT"] {
+        c.env_remove(var);
+    }
+    c.stdin(Stdio::null());
+    c.kill_on_drop(true);
+    c
+}
