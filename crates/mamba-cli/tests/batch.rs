@@ -15,7 +15,7 @@ use tokio::io::AsyncWriteExt;
 
 mod common;
 
-use common::{closed_port, cmd};
+use common::{closed_port, cmd, llamacpp_peer, ran_live};
 
 fn tmp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("mamba-cli-batch-{name}-{}", std::process::id()));
@@ -589,17 +589,7 @@ async fn a_429_pauses_the_run() {
 /// unless `MAMBA_SKIP_PEERS=1`.
 #[tokio::test(flavor = "multi_thread")]
 async fn live_llamacpp_batch() {
-    let url = match std::env::var("MAMBA_LIVE_LLAMACPP_URL") {
-        Ok(url) if !url.is_empty() => url,
-        _ => {
-            assert!(
-                std::env::var("MAMBA_SKIP_PEERS").is_ok_and(|v| v == "1"),
-                "MAMBA_LIVE_LLAMACPP_URL is not set: start the peers (scripts/peers/up.sh) or set MAMBA_SKIP_PEERS=1"
-            );
-            eprintln!("SKIPPED live test live_llamacpp_batch: MAMBA_SKIP_PEERS=1");
-            return;
-        }
-    };
+    let Some(url) = llamacpp_peer("live_llamacpp_batch") else { return };
     let dir = tmp_dir("live");
     let lines: Vec<String> = (0..3)
         .map(|i| {
@@ -639,7 +629,5 @@ async fn live_llamacpp_batch() {
         assert_eq!(r["response"]["status_code"], 200);
         assert!(r["response"]["body"]["choices"][0]["message"]["content"].is_string(), "{r}");
     }
-    if let Ok(dir) = std::env::var("MAMBA_LIVE_REPORT") {
-        let _ = std::fs::write(std::path::Path::new(&dir).join("live_llamacpp_batch"), "");
-    }
+    ran_live("live_llamacpp_batch");
 }

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 mod common;
 
-use common::cmd;
+use common::{cmd, llamacpp_peer, ran_live};
 
 /// One benchmark at a time: the timing checks (within 1 ms or 5 %) measure the machine too,
 /// and two runs at once on two cores would each slow the other.
@@ -231,17 +231,7 @@ async fn bad_arguments_are_usage_errors_and_a_dead_server_fails_once() {
 /// another arrives. Without `MAMBA_LIVE_LLAMACPP_URL` this fails, unless `MAMBA_SKIP_PEERS=1`.
 #[tokio::test(flavor = "multi_thread")]
 async fn live_llamacpp_short_run() {
-    let url = match std::env::var("MAMBA_LIVE_LLAMACPP_URL") {
-        Ok(url) if !url.is_empty() => url,
-        _ => {
-            assert!(
-                std::env::var("MAMBA_SKIP_PEERS").is_ok_and(|v| v == "1"),
-                "MAMBA_LIVE_LLAMACPP_URL is not set: start the peers (scripts/peers/up.sh) or set MAMBA_SKIP_PEERS=1"
-            );
-            eprintln!("SKIPPED live test live_llamacpp_short_run: MAMBA_SKIP_PEERS=1");
-            return;
-        }
-    };
+    let Some(url) = llamacpp_peer("live_llamacpp_short_run") else { return };
     let o = bench(
         &url,
         &[
@@ -311,7 +301,5 @@ async fn live_llamacpp_short_run() {
     assert!(v["mean_itl_ms"].as_f64().unwrap() > 0.0);
     assert!(v["max_concurrent_requests"].as_u64().unwrap() <= 1);
     assert!(v["median_ttfc_ms"].as_f64().unwrap() >= ttft);
-    if let Ok(dir) = std::env::var("MAMBA_LIVE_REPORT") {
-        let _ = std::fs::write(std::path::Path::new(&dir).join("live_llamacpp_bench"), "");
-    }
+    ran_live("live_llamacpp_bench");
 }

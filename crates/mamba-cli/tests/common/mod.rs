@@ -68,3 +68,27 @@ pub fn cmd() -> Command {
     c.kill_on_drop(true);
     c
 }
+
+/// The llama.cpp peer's URL for a live test; `None` (said on stderr) only when
+/// `MAMBA_SKIP_PEERS=1`, else a missing peer fails the test.
+#[allow(clippy::print_stderr)]
+pub fn llamacpp_peer(test: &str) -> Option<String> {
+    match std::env::var("MAMBA_LIVE_LLAMACPP_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("MAMBA_SKIP_PEERS").is_ok_and(|v| v == "1"),
+                "MAMBA_LIVE_LLAMACPP_URL is not set: start the peers (scripts/peers/up.sh) or set MAMBA_SKIP_PEERS=1"
+            );
+            eprintln!("SKIPPED live test {test}: MAMBA_SKIP_PEERS=1");
+            None
+        }
+    }
+}
+
+/// Marks a live test as run against its peer, for `scripts/test-all.sh`'s count.
+pub fn ran_live(test: &str) {
+    if let Ok(dir) = std::env::var("MAMBA_LIVE_REPORT") {
+        let _ = std::fs::write(std::path::Path::new(&dir).join(test), "");
+    }
+}
