@@ -108,7 +108,7 @@ pub use health::{HealthReport, ModelInfo};
 pub use http::{AcceptAnyCertificate, Certificate, Identity};
 pub use http::{HttpClient, HttpClientBuilder, HttpResponse, Proxy};
 pub use openai_compat::{
-    create_lmstudio_backend, create_ollama_backend, create_vllm_backend, OpenAICompatibleBackend,
+    create_lmstudio_backend, create_ollama_backend, create_vllm_backend, FileDownload, OpenAICompatibleBackend,
     OpenAICompatibleBackendBuilder,
 };
 pub use options::{ReasoningEffort, ReasoningSummary, RequestOptions, ResponseFormat};
@@ -123,6 +123,9 @@ pub use stream::{collect, StreamAccumulator, StreamChunk, ToolCallDelta};
 pub use transport::{BodyStream, Transport, TransportRequest, TransportResponse};
 #[cfg(feature = "reqwest")]
 pub use transport_reqwest::ReqwestTransport;
+pub use types::{
+    BatchJob, BatchJobError, BatchList, BatchStatus, FileObject, RequestCounts,
+};
 pub use types::{
     Content, ContentPart, FinishReason, ImageDetail, Message, ModelResponse, ReasoningItem, Role, ToolCall, ToolChoice,
     ToolDefinition, Usage,

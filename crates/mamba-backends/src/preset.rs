@@ -155,6 +155,15 @@ pub struct PresetSpec {
     pub embeddings: Option<EmbeddingSpec>,
     /// The API a backend speaks unless its builder says otherwise.
     pub wire_api: WireApi,
+    /// Whether the server has OpenAI's Batch API (`POST /files` with a JSONL of requests,
+    /// `POST /batches`, `GET /batches/{id}`, `GET /files/{id}/content`), which `mamba-llm
+    /// batch --remote` hands a file to. Servers with a batch API of another shape (Mistral's
+    /// `/batch/jobs`, Fireworks' batch inference jobs) or with only an offline runner (vLLM's
+    /// `run-batch`) say `false`.
+    pub batch_api: bool,
+    /// The `purpose` a batch input file is uploaded with: `batch` (OpenAI), `batch-api`
+    /// (Together).
+    pub batch_file_purpose: &'static str,
 }
 
 /// What a server's embeddings endpoint takes. Limits are per request; where a server's are
@@ -320,6 +329,9 @@ const GENERIC: PresetSpec = PresetSpec {
     }),
     // Any server: chat is what every one of them serves.
     wire_api: WireApi::ChatCompletions,
+    // A server named only by its URL may have one: trying costs one refused upload.
+    batch_api: true,
+    batch_file_purpose: "batch",
 };
 
 // OpenAI: max_tokens is deprecated and rejected by reasoning models [D OAI-SPEC].
@@ -330,6 +342,8 @@ const OPENAI: PresetSpec = PresetSpec {
     max_tokens: MaxTokensField::MaxCompletionTokens,
     // Newer models and features are on /v1/responses, some only there [D OAI-SPEC].
     wire_api: WireApi::Auto,
+    // The Batch API's home [D OAI-SPEC].
+    batch_api: true,
     ..GENERIC
 };
 
@@ -342,6 +356,8 @@ const AZURE: PresetSpec = PresetSpec {
     max_tokens: MaxTokensField::MaxCompletionTokens,
     // The v1 API serves /responses too [D]; Auto falls back where a deployment does not.
     wire_api: WireApi::Auto,
+    // Global-batch deployments: /files and /batches under /openai/v1 [D].
+    batch_api: true,
     ..GENERIC
 };
 
@@ -354,6 +370,8 @@ const AZURE_LEGACY: PresetSpec = PresetSpec {
     requires_key: true,
     max_tokens: MaxTokensField::MaxCompletionTokens,
     query: Some("api-version=2024-10-21"),
+    // /openai/files and /openai/batches with api-version (not under the deployment) [D].
+    batch_api: true,
     ..GENERIC
 };
 
@@ -370,6 +388,8 @@ const OLLAMA: PresetSpec = PresetSpec {
     local_discovery: true,
     default_model: "llama3.2",
     embeddings: Some(EmbeddingSpec { default_model: "nomic-embed-text", ..LOCAL_EMBEDDINGS }),
+    // No /v1/files or /v1/batches [C OLL].
+    batch_api: false,
     ..GENERIC
 };
 
@@ -389,6 +409,8 @@ const VLLM: PresetSpec = PresetSpec {
         dimensions_field: Some("dimensions"),
         ..LOCAL_EMBEDDINGS
     }),
+    // Only the offline `vllm run-batch`; the server has no /v1/batches [D].
+    batch_api: false,
     ..GENERIC
 };
 
@@ -411,6 +433,8 @@ const LLAMA_CPP: PresetSpec = PresetSpec {
         disabled_help: "the llama.cpp server was started without embeddings: restart llama-server with --embeddings (llama-cpp-python: --embedding true)",
         ..LOCAL_EMBEDDINGS
     }),
+    // No Files or Batch API [C LCPP].
+    batch_api: false,
     ..GENERIC
 };
 
@@ -425,6 +449,8 @@ const LM_STUDIO: PresetSpec = PresetSpec {
     local_discovery: true,
     default_model: "local-model",
     embeddings: Some(EmbeddingSpec { default_model: "text-embedding-nomic-embed-text-v1.5", ..LOCAL_EMBEDDINGS }),
+    // No Batch API [D?].
+    batch_api: false,
     ..GENERIC
 };
 
@@ -437,6 +463,8 @@ const SGLANG: PresetSpec = PresetSpec {
     max_tokens: MaxTokensField::MaxTokens,
     reasoning_response_field: Some("reasoning_content"),
     embeddings: Some(LOCAL_EMBEDDINGS),
+    // /v1/files and /v1/batches in its OpenAI server [C?].
+    batch_api: true,
     ..GENERIC
 };
 
@@ -450,6 +478,8 @@ const TGI: PresetSpec = PresetSpec {
     unsupported: &[("n", Ignored), ("parallel_tool_calls", Ignored)],
     structured_output: StructuredOutput::TgiJson,
     embeddings: None,
+    // No Batch API [C].
+    batch_api: false,
     ..GENERIC
 };
 
@@ -462,6 +492,8 @@ const LOCALAI: PresetSpec = PresetSpec {
     max_tokens: MaxTokensField::MaxTokens,
     reasoning_response_field: Some("reasoning"),
     embeddings: Some(EmbeddingSpec { default_model: "text-embedding-ada-002", ..LOCAL_EMBEDDINGS }),
+    // No Batch API [?].
+    batch_api: false,
     ..GENERIC
 };
 
@@ -474,6 +506,8 @@ const LITELLM: PresetSpec = PresetSpec {
     max_tokens: MaxTokensField::MaxTokens,
     reasoning_response_field: Some("reasoning_content"),
     embeddings: Some(EmbeddingSpec { max_inputs: 256, max_tokens: 65_536, ..EmbeddingSpec::OPENAI }),
+    // Proxies /v1/files and /v1/batches to OpenAI, Azure, Vertex, Bedrock, vLLM (managed files need its database or an x-litellm-model routing header) [D].
+    batch_api: true,
     ..GENERIC
 };
 
@@ -493,6 +527,8 @@ const OPENROUTER: PresetSpec = PresetSpec {
         default_model: "openai/text-embedding-3-small",
         ..EmbeddingSpec::OPENAI
     }),
+    // No Batch API [D].
+    batch_api: false,
     ..GENERIC
 };
 
@@ -508,6 +544,8 @@ const GROQ: PresetSpec = PresetSpec {
     reasoning_response_field: Some("reasoning"),
     default_model: "llama-3.3-70b-versatile",
     embeddings: None,
+    // OpenAI-shaped /files (purpose batch) and /batches [D].
+    batch_api: true,
     ..GENERIC
 };
 
@@ -524,6 +562,8 @@ const DEEPSEEK: PresetSpec = PresetSpec {
     structured_output: StructuredOutput::JsonObjectOnly,
     default_model: "deepseek-chat",
     embeddings: None,
+    // No Batch API [D].
+    batch_api: false,
     ..GENERIC
 };
 
@@ -548,6 +588,8 @@ const MISTRAL: PresetSpec = PresetSpec {
         default_model: "mistral-embed",
         ..EmbeddingSpec::OPENAI
     }),
+    // Its batch API has its own shape (/v1/batch/jobs, `input_files`, `model` per job) [D].
+    batch_api: false,
     ..GENERIC
 };
 
@@ -567,6 +609,9 @@ const TOGETHER: PresetSpec = PresetSpec {
         default_model: "BAAI/bge-base-en-v1.5",
         ..EmbeddingSpec::OPENAI
     }),
+    // OpenAI-shaped /batches; input files are uploaded with purpose `batch-api` [D].
+    batch_api: true,
+    batch_file_purpose: "batch-api",
     ..GENERIC
 };
 
@@ -584,6 +629,8 @@ const FIREWORKS: PresetSpec = PresetSpec {
         default_model: "nomic-ai/nomic-embed-text-v1.5",
         ..EmbeddingSpec::OPENAI
     }),
+    // Batch inference is a job API of its own shape (datasets, batchInferenceJobs) [D?].
+    batch_api: false,
     ..GENERIC
 };
 
@@ -682,6 +729,12 @@ impl Preset {
         Preset::ALL.iter().copied().filter(|p| p.spec().local_discovery)
     }
 
+    /// The shipped presets of servers with OpenAI's Batch API ([`PresetSpec::batch_api`]),
+    /// `generic` left out.
+    pub fn with_batch_api() -> impl Iterator<Item = Preset> {
+        Preset::ALL.iter().copied().filter(|p| *p != Preset::Generic && p.spec().batch_api)
+    }
+
     /// The port of the default base URL (`11434` for Ollama).
     pub fn default_port(self) -> Option<u16> {
         let uri: http::Uri = self.spec().base_url.parse().ok()?;
@@ -709,6 +762,14 @@ impl PresetSpec {
     /// Whether the server needs a key.
     pub fn requires_key(mut self, yes: bool) -> PresetSpec {
         self.requires_key = yes;
+        self
+    }
+
+    /// Whether the server has OpenAI's Batch API, and the purpose input files are uploaded
+    /// with (`batch` unless the server says otherwise).
+    pub fn batch_api(mut self, yes: bool, file_purpose: &'static str) -> PresetSpec {
+        self.batch_api = yes;
+        self.batch_file_purpose = file_purpose;
         self
     }
 
@@ -840,6 +901,20 @@ mod tests {
         );
         assert_eq!(Preset::Ollama.spec().default_model, "llama3.2");
         assert_eq!(Preset::OpenAI.spec().default_model, "gpt-4o-mini");
+    }
+
+    #[test]
+    fn batch_apis_come_from_the_table() {
+        let names: Vec<&str> = Preset::with_batch_api().map(Preset::name).collect();
+        assert_eq!(names, ["openai", "azure", "azure-legacy", "sglang", "litellm", "groq", "together"]);
+        for p in [Preset::Vllm, Preset::Ollama, Preset::LlamaCpp, Preset::Mistral, Preset::DeepSeek, Preset::OpenRouter] {
+            assert!(!p.spec().batch_api, "{}", p.name());
+        }
+        assert!(Preset::Generic.spec().batch_api, "a plain URL may have one: it is tried");
+        assert_eq!(Preset::Together.spec().batch_file_purpose, "batch-api");
+        assert_eq!(Preset::OpenAI.spec().batch_file_purpose, "batch");
+        let spec = Preset::Vllm.spec().to_custom("gw", "Gateway", "http://gw/v1").batch_api(true, "batch");
+        assert!(spec.batch_api);
     }
 
     #[test]

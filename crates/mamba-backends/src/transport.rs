@@ -27,12 +27,13 @@ pub struct TransportRequest<'a> {
     pub(crate) uri: &'a Uri,
     pub(crate) headers: &'a [(HeaderName, HeaderValue)],
     pub(crate) body: Option<&'a Bytes>,
+    pub(crate) content_type: &'a str,
     pub(crate) connect_timeout: Option<Duration>,
     pub(crate) head_timeout: Option<Duration>,
 }
 
 impl<'a> TransportRequest<'a> {
-    /// `GET` or `POST`.
+    /// `GET`, `POST` or `DELETE`.
     pub fn method(&self) -> &'static str {
         self.method
     }
@@ -48,9 +49,15 @@ impl<'a> TransportRequest<'a> {
         self.headers
     }
 
-    /// A JSON body (send it with `content-type: application/json`), or none.
+    /// The body, or none. Send it with [`content_type`](TransportRequest::content_type).
     pub fn body(&self) -> Option<&'a Bytes> {
         self.body
+    }
+
+    /// The body's media type: `application/json` for API calls, `multipart/form-data;
+    /// boundary=…` for file uploads. Meaningless without a body.
+    pub fn content_type(&self) -> &'a str {
+        self.content_type
     }
 
     /// The backend's connect timeout: the transport must give up connecting after it (if it
@@ -146,7 +153,7 @@ impl Transport for crate::HttpClient {
             method: request.method,
             uri: request.uri,
             headers: request.headers,
-            body: request.body.map(|b| &b[..]),
+            body: request.body.map(|b| (&b[..], request.content_type)),
             head_timeout: request.head_timeout,
             connect_timeout: request.connect_timeout,
         };

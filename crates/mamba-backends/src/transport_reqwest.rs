@@ -77,7 +77,7 @@ impl Transport for ReqwestTransport {
             builder = builder.header(name, value);
         }
         if let Some(body) = request.body() {
-            builder = builder.header(http::header::CONTENT_TYPE, "application/json").body(body.clone());
+            builder = builder.header(http::header::CONTENT_TYPE, request.content_type()).body(body.clone());
         }
         let bound = match (request.connect_timeout(), request.head_timeout()) {
             (Some(c), Some(h)) => Some(c + h),

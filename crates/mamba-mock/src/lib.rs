@@ -12,6 +12,10 @@
 //!   frame mid-stream, no `[DONE]`, a hang; or replay a recorded response file byte for byte.
 //! * Rules match on the model, the last message's text or role, and the call count, so a test
 //!   can script a whole tool-calling conversation.
+//! * OpenAI's Files and Batch APIs (`/v1/files`, `/v1/batches`): uploaded JSONL runs line by
+//!   line through the same rendering and script as live requests (a rule can make lines
+//!   fail), with progress visible to polling ([`BatchTiming`]), output and error files, and
+//!   cancel.
 //! * Every request is recorded for assertions ([`MockServer::requests`]).
 //!
 //! ```
@@ -43,6 +47,7 @@
 
 #![deny(missing_docs)]
 
+mod batches;
 mod embeddings;
 mod render;
 mod script;
@@ -56,6 +61,7 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+pub use batches::BatchTiming;
 pub use embeddings::vector_for;
 pub use script::{Match, MockToolCall, MockUsage, Reply, Rule, Script, ScriptError};
 
@@ -121,6 +127,8 @@ pub(crate) struct State {
     connections: AtomicUsize,
     pub(crate) disconnects: AtomicUsize,
     pub(crate) api_key: Option<String>,
+    pub(crate) batches: Arc<batches::Store>,
+    pub(crate) batch_timing: BatchTiming,
 }
 
 impl State {
@@ -177,6 +185,7 @@ pub struct MockServerBuilder {
     port: u16,
     script: Script,
     api_key: Option<String>,
+    batch_timing: BatchTiming,
 }
 
 impl MockServerBuilder {
@@ -198,6 +207,13 @@ impl MockServerBuilder {
         self
     }
 
+    /// The pauses of batches run by the Batch API (default: 20 ms between statuses, 5 ms
+    /// after each line).
+    pub fn batch_timing(mut self, timing: BatchTiming) -> Self {
+        self.batch_timing = timing;
+        self
+    }
+
     /// Binds and starts serving on the current Tokio runtime.
     pub async fn start(self) -> std::io::Result<MockServer> {
         let listener = TcpListener::bind(("127.0.0.1", self.port)).await?;
@@ -207,6 +223,8 @@ impl MockServerBuilder {
             connections: AtomicUsize::new(0),
             disconnects: AtomicUsize::new(0),
             api_key: self.api_key,
+            batches: Arc::default(),
+            batch_timing: self.batch_timing,
         });
         let (shutdown, watcher) = watch::channel(false);
         let accept_state = state.clone();
@@ -302,6 +320,16 @@ impl MockServer {
     /// Forgets the recorded requests.
     pub fn clear_requests(&self) {
         self.state.lock().requests.clear();
+    }
+
+    /// Files uploaded to the Files API so far.
+    pub fn uploads(&self) -> usize {
+        self.state.batches.uploads()
+    }
+
+    /// The ids of the batches created so far, oldest first.
+    pub fn batch_ids(&self) -> Vec<String> {
+        self.state.batches.batch_ids()
     }
 
     /// TCP connections accepted so far.

@@ -14,8 +14,8 @@ use crate::render::{error_body, error_type, Answer, ChatRequest};
 use crate::script::Reply;
 use crate::{ReceivedRequest, State};
 
-/// Largest request accepted (head and body).
-const MAX_REQUEST: usize = 32 * 1024 * 1024;
+/// Largest request accepted (head and body): batch input files go up to 200 MB on OpenAI.
+const MAX_REQUEST: usize = 256 * 1024 * 1024;
 
 /// Why writing stopped early.
 #[derive(Debug)]
@@ -106,7 +106,7 @@ pub(crate) async fn serve_connection(mut socket: TcpStream, state: Arc<State>) {
 
 /// Reads one request; `None` when the client closed between requests.
 async fn read_request(socket: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Option<Request>, String> {
-    let mut tmp = [0u8; 8192];
+    let mut tmp = vec![0u8; 64 * 1024];
     let head_end = loop {
         if let Some(i) = memchr::memmem::find(buf, b"\r\n\r\n") {
             break i;
@@ -252,6 +252,18 @@ async fn handle(socket: &mut TcpStream, state: &Arc<State>, request: Request) ->
     });
     let close = request.close;
     let mut out = Out { socket, budget: None };
+    if path == "/v1/files" || path.starts_with("/v1/files/") || path == "/v1/batches" || path.starts_with("/v1/batches/") {
+        if let Some(auth) = &state.api_key {
+            let given = request.header("authorization").and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
+            if given != auth {
+                let body = error_body(401, "Incorrect API key provided.");
+                return write_simple(&mut out, 401, "application/json", &[], &body, close).await;
+            }
+        }
+        let query = request.path.split_once('?').map_or("", |(_, q)| q);
+        let (status, body, content_type) = batch_route(state, &request, &path, query, parsed_body.as_ref());
+        return write_simple(&mut out, status, content_type, &[], &body, close).await;
+    }
     match (request.method.as_str(), path.as_str()) {
         ("GET", "/health") | ("GET", "/v1/health") => {
             write_simple(&mut out, 200, "application/json", &[], br#"{"status":"ok"}"#, close).await
@@ -325,6 +337,32 @@ async fn handle(socket: &mut TcpStream, state: &Arc<State>, request: Request) ->
             let body = error_body(404, &format!("no route for {} {}", request.method, request.path));
             write_simple(&mut out, 404, "application/json", &[], &body, close).await
         }
+    }
+}
+
+/// The Files and Batch API routes: status, body and its content type.
+fn batch_route(
+    state: &Arc<State>,
+    request: &Request,
+    path: &str,
+    query: &str,
+    json: Option<&Value>,
+) -> (u16, Vec<u8>, &'static str) {
+    let store = &state.batches;
+    let json_answer = |(status, body): crate::batches::Answered| (status, body, "application/json");
+    let segments: Vec<&str> = path.trim_start_matches("/v1/").split('/').collect();
+    match (request.method.as_str(), segments.as_slice()) {
+        ("POST", ["files"]) => json_answer(store.upload(request.header("content-type"), &request.body)),
+        ("GET", ["files", id]) | ("DELETE", ["files", id]) => json_answer(store.file(&request.method, id, false)),
+        ("GET", ["files", id, "content"]) => match store.file("GET", id, true) {
+            (200, body) => (200, body, "application/octet-stream"),
+            other => json_answer(other),
+        },
+        ("POST", ["batches"]) => json_answer(store.create(state, json)),
+        ("GET", ["batches"]) => json_answer(store.list(query)),
+        ("GET", ["batches", id]) => json_answer(store.get(id)),
+        ("POST", ["batches", id, "cancel"]) => json_answer(store.cancel(id)),
+        _ => json_answer((404, error_body(404, &format!("no route for {} {}", request.method, request.path)))),
     }
 }
 

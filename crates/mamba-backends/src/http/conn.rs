@@ -294,10 +294,10 @@ pub(crate) fn write_request(
     path_and_query: &str,
     authority: &str,
     headers: &[(HeaderName, HeaderValue)],
-    body: Option<&[u8]>,
+    body: Option<(&[u8], &str)>,
 ) {
     out.clear();
-    out.reserve(192 + path_and_query.len() + body.map_or(0, <[u8]>::len));
+    out.reserve(192 + path_and_query.len() + body.map_or(0, |(b, t)| b.len() + t.len()));
     out.extend_from_slice(method.as_bytes());
     out.push(b' ');
     out.extend_from_slice(path_and_query.as_bytes());
@@ -310,8 +310,10 @@ pub(crate) fn write_request(
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    if let Some(body) = body {
-        out.extend_from_slice(b"content-type: application/json\r\ncontent-length: ");
+    if let Some((body, content_type)) = body {
+        out.extend_from_slice(b"content-type: ");
+        out.extend_from_slice(content_type.as_bytes());
+        out.extend_from_slice(b"\r\ncontent-length: ");
         let mut digits = itoa_buf(body.len());
         out.extend_from_slice(digits.as_bytes());
         out.extend_from_slice(b"\r\n\r\n");
@@ -431,13 +433,20 @@ mod tests {
     fn request_bytes() {
         let mut out = Vec::new();
         let headers = vec![(http::header::AUTHORIZATION, HeaderValue::from_static("Bearer k"))];
-        write_request(&mut out, "POST", "/v1/chat/completions", "127.0.0.1:8080", &headers, Some(b"{}"));
+        write_request(&mut out, "POST", "/v1/chat/completions", "127.0.0.1:8080", &headers, Some((b"{}", "application/json")));
         assert_eq!(
             out,
             b"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1:8080\r\nauthorization: Bearer k\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
         );
         write_request(&mut out, "GET", "/v1/models?x=1", "h", &[], None);
         assert_eq!(out, b"GET /v1/models?x=1 HTTP/1.1\r\nhost: h\r\n\r\n");
+        write_request(&mut out, "POST", "/v1/files", "h", &[], Some((b"--b--", "multipart/form-data; boundary=b")));
+        assert_eq!(
+            out,
+            b"POST /v1/files HTTP/1.1\r\nhost: h\r\ncontent-type: multipart/form-data; boundary=b\r\ncontent-length: 5\r\n\r\n--b--"
+        );
+        write_request(&mut out, "DELETE", "/v1/files/f", "h", &[], None);
+        assert_eq!(out, b"DELETE /v1/files/f HTTP/1.1\r\nhost: h\r\n\r\n");
         assert_eq!(itoa_buf(0).as_bytes(), b"0");
         assert_eq!(itoa_buf(1234567).as_bytes(), b"1234567");
     }

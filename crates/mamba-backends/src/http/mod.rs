@@ -499,8 +499,8 @@ pub(crate) struct Request<'a> {
     pub(crate) method: &'static str,
     pub(crate) uri: &'a Uri,
     pub(crate) headers: &'a [(HeaderName, HeaderValue)],
-    /// A JSON body.
-    pub(crate) body: Option<&'a [u8]>,
+    /// A body and its content type.
+    pub(crate) body: Option<(&'a [u8], &'a str)>,
     /// Time allowed, once connected, to send the request and receive the response head.
     pub(crate) head_timeout: Option<Duration>,
     /// Overrides the client's connect timeout.
@@ -622,6 +622,10 @@ pub struct HttpResponse {
 }
 
 impl HttpResponse {
+    pub(crate) fn from_response(response: Response) -> HttpResponse {
+        HttpResponse { status: response.status, headers: response.headers, body: response.body }
+    }
+
     /// The status code.
     pub fn status(&self) -> u16 {
         self.status

@@ -448,6 +448,8 @@ impl OpenAICompatibleBackendBuilder {
                 embeddings_uri,
                 embed_base64: std::sync::atomic::AtomicBool::new(true),
                 embed_concurrency: self.embed_concurrency,
+                files_root: super::batches::files_root(path).to_owned(),
+                query,
             }),
         })
     }

@@ -1,10 +1,12 @@
 //! [`OpenAICompatibleBackend`]: one chat-completions server.
 
 mod api_choice;
+pub(crate) mod batches;
 mod builder;
 mod completions;
 mod embeddings;
 mod health;
+mod multipart;
 #[cfg(test)]
 mod preset_tests;
 #[cfg(test)]
@@ -30,6 +32,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use tracing::Instrument;
 
+pub use batches::FileDownload;
 pub use builder::OpenAICompatibleBackendBuilder;
 
 use self::api_choice::{Api, ApiChoice};
@@ -49,6 +52,9 @@ use crate::raw::RawResponse;
 use crate::retry::RetryPolicy;
 use crate::transport::{Transport, TransportRequest};
 use crate::types::{Message, ModelResponse};
+
+/// The media type of API request bodies.
+const JSON: &str = "application/json";
 
 /// Error bodies are read up to this size.
 const MAX_ERROR_BODY: usize = 1024 * 1024;
@@ -107,6 +113,11 @@ pub(crate) struct Shared {
     embed_base64: AtomicBool,
     /// Embedding requests of one call in flight at once.
     embed_concurrency: usize,
+    /// Where `/files` and `/batches` go: the base URL's path (for a legacy Azure deployment
+    /// URL, the resource's `/openai`), without the query.
+    files_root: String,
+    /// The base URL's query with the preset's (`api-version`).
+    query: Option<String>,
 }
 
 /// What sends the requests.
@@ -216,7 +227,7 @@ impl Shared {
         &self,
         method: &'static str,
         uri: &Uri,
-        body: Option<&Bytes>,
+        body: Option<(&Bytes, &str)>,
         head_timeout: Duration,
     ) -> Result<Response, Error> {
         let response = match &self.client {
@@ -225,7 +236,7 @@ impl Shared {
                     method,
                     uri,
                     headers: &self.headers,
-                    body: body.map(|b| &b[..]),
+                    body: body.map(|(b, t)| (&b[..], t)),
                     head_timeout: Some(head_timeout),
                     connect_timeout: self.connect_timeout,
                 };
@@ -236,7 +247,8 @@ impl Shared {
                     method,
                     uri,
                     headers: &self.headers,
-                    body,
+                    body: body.map(|(b, _)| b),
+                    content_type: body.map_or("application/json", |(_, t)| t),
                     connect_timeout: self.connect_timeout,
                     head_timeout: Some(head_timeout),
                 };
@@ -290,7 +302,7 @@ impl Shared {
 
     /// POSTs a JSON body; a non-2xx answer becomes its classified error, body read.
     async fn post(&self, uri: &Uri, body: &Bytes, head_timeout: Duration) -> Result<Response, Error> {
-        let mut response = self.send("POST", uri, Some(body), head_timeout).await?;
+        let mut response = self.send("POST", uri, Some((body, JSON)), head_timeout).await?;
         if (200..300).contains(&response.status) {
             return Ok(response);
         }

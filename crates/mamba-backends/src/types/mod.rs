@@ -1,11 +1,13 @@
 //! The domain types: conversations ([`message`]), tools ([`tool`]) and answers
 //! ([`response`]). How they are written for one server lives with the request builder.
 
+pub(crate) mod batch;
 mod message;
 mod reasoning;
 mod response;
 mod tool;
 
+pub use batch::{BatchJob, BatchJobError, BatchList, BatchStatus, FileObject, RequestCounts};
 pub use message::{Content, ContentPart, ImageDetail, Message, Role};
 pub use reasoning::ReasoningItem;
 pub(crate) use response::infer_finish_reason;
