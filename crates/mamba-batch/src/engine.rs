@@ -48,6 +48,11 @@ pub enum BatchError {
     },
     /// The input or the output could not be read or written.
     Io(io::Error),
+    /// A remote batch cannot be run as asked (lines naming different urls, an output that is
+    /// not from a remote batch, an empty input): nothing was uploaded.
+    Refused(String),
+    /// The server's Files or Batch API failed.
+    Remote(Error),
 }
 
 impl fmt::Display for BatchError {
@@ -61,6 +66,8 @@ impl fmt::Display for BatchError {
                 Ok(())
             }
             BatchError::Io(e) => write!(f, "{e}"),
+            BatchError::Refused(reason) => f.write_str(reason),
+            BatchError::Remote(e) => write!(f, "{e}"),
         }
     }
 }
@@ -285,7 +292,7 @@ impl Batch {
 }
 
 /// Checks every line, counts what this run will send and estimates it.
-fn check(source: &Source, options: &BatchOptions, done: &Done) -> Result<Plan, BatchError> {
+pub(crate) fn check(source: &Source, options: &BatchOptions, done: &Done) -> Result<Plan, BatchError> {
     let mut lines = source.lines()?;
     let mut buf = Vec::new();
     let mut errors = Vec::new();

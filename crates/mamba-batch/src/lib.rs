@@ -38,6 +38,7 @@ mod estimate;
 mod input;
 mod pacing;
 mod progress;
+mod remote;
 mod resume;
 mod shard;
 
@@ -48,6 +49,7 @@ use mamba_backends::RetryPolicy;
 pub use engine::{Batch, BatchError, LineError, ModelPlan, Plan};
 pub use input::{supported_urls, Input};
 pub use progress::{Progress, Snapshot, Stop, Summary};
+pub use remote::{state_path, RemoteBatch, RemoteOptions, RemoteState, RemoteSummary};
 pub use shard::{fnv1a64, Shard};
 
 /// How to run a batch.

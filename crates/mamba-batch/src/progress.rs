@@ -1,6 +1,7 @@
 //! Counters of a run, shared with whoever draws progress, and the final summary.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -20,6 +21,8 @@ pub struct Progress {
     pub(crate) cost_nano: AtomicU64,
     /// USD × 10⁹ estimated for the requests in flight.
     pub(crate) in_flight_cost_nano: AtomicU64,
+    /// What a remote batch is doing (`uploading`, then the server's status).
+    status: Mutex<String>,
 }
 
 /// A copy of the counters at one moment.
@@ -73,6 +76,18 @@ impl Progress {
             input_tokens: get(&self.input_tokens),
             output_tokens: get(&self.output_tokens),
             cost_usd: get(&self.cost_nano) as f64 / 1e9,
+        }
+    }
+
+    /// What a remote batch is doing: `uploading`, `creating`, the server's status
+    /// (`validating`, `in_progress`, …), `downloading`; empty for a local run.
+    pub fn status(&self) -> String {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    pub(crate) fn set_status(&self, status: &str) {
+        if let Ok(mut s) = self.status.lock() {
+            status.clone_into(&mut s);
         }
     }
 

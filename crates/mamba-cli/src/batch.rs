@@ -17,34 +17,52 @@ use crate::connect::connect_tuned;
 use crate::output::{line, note, CliError};
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub(crate) struct BatchArgs {
+    /// A batch on the server's Batch API (see --remote).
+    #[command(subcommand)]
+    pub(crate) command: Option<crate::batch_remote::BatchCommand>,
     /// The requests: OpenAI Batch JSONL (`custom_id`, `method`, `url`, `body` a line), plain
-    /// or gzip; `-` reads stdin.
-    pub(crate) input: String,
+    /// or gzip; `-` reads stdin. (A file named `status` or `cancel`: write `./status`.)
+    #[arg(required = true)]
+    pub(crate) input: Option<String>,
     /// The output JSONL (OpenAI's Batch output format). An existing one is resumed: lines
     /// answered with 200 are skipped, failed ones sent again.
-    #[arg(short, long, value_name = "FILE")]
-    pub(crate) output: PathBuf,
+    #[arg(short, long, value_name = "FILE", required = true)]
+    pub(crate) output: Option<PathBuf>,
+    /// Hand the file to the server's own Batch API (upload, create, poll, download into -o)
+    /// instead of sending the requests; the batch id is kept in OUT.remote.json, so running
+    /// the same command again resumes polling. Only for servers with a Batch API (see
+    /// `mamba-llm presets`) or a plain --base-url.
+    #[arg(long)]
+    pub(crate) remote: bool,
+    /// With --remote: the first wait between polls in seconds (waits grow to 30 s while
+    /// nothing changes).
+    #[arg(long, value_name = "SECS", requires = "remote")]
+    pub(crate) poll_interval: Option<f64>,
+    /// With --remote: metadata for the batch (repeatable).
+    #[arg(long, value_name = "KEY=VALUE", requires = "remote")]
+    pub(crate) metadata: Vec<String>,
     /// The model for lines whose body names none (never replaces a model a line names).
     #[arg(short, long)]
     pub(crate) model: Option<String>,
     /// Server kind: its default URL, auth and quirks (see `mamba-llm presets`).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", global = true)]
     pub(crate) preset: Option<String>,
     /// API base URL; repeat it for replicas of one server, which share the load (a pool with
     /// failover) [env: MAMBA_BASE_URL, OPENAI_BASE_URL].
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", global = true)]
     pub(crate) base_url: Vec<String>,
     /// Read the API key from this environment variable (default: MAMBA_API_KEY, then
     /// OPENAI_API_KEY).
-    #[arg(long, value_name = "VAR")]
+    #[arg(long, value_name = "VAR", global = true)]
     pub(crate) api_key_env: Option<String>,
     /// Connect and idle timeout in seconds.
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", global = true)]
     pub(crate) timeout: Option<f64>,
-    /// Requests in flight at once.
-    #[arg(long, value_name = "N", default_value_t = 16)]
-    pub(crate) concurrency: usize,
+    /// Requests in flight at once [default: 16].
+    #[arg(long, value_name = "N")]
+    pub(crate) concurrency: Option<usize>,
     /// At most N requests a minute.
     #[arg(long, value_name = "N")]
     pub(crate) rpm: Option<u32>,
@@ -72,7 +90,7 @@ pub(crate) struct BatchArgs {
     #[arg(long)]
     pub(crate) no_retry_failed: bool,
     /// The summary (or the dry run's plan) as one JSON object on stdout.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub(crate) json: bool,
     /// No progress and no summary on stderr.
     #[arg(long)]
@@ -108,14 +126,23 @@ async fn backend(args: &BatchArgs) -> Result<Arc<dyn ModelBackend>, CliError> {
     Ok(Arc::new(pool.build()?))
 }
 
-fn options(args: &BatchArgs) -> Result<BatchOptions, CliError> {
+/// The input and output (clap requires both unless a subcommand is given).
+pub(crate) fn files(args: &BatchArgs) -> Result<(&str, &PathBuf), CliError> {
+    match (&args.input, &args.output) {
+        (Some(input), Some(output)) => Ok((input, output)),
+        _ => Err(CliError::Usage("batch needs INPUT and -o OUTPUT".into())),
+    }
+}
+
+pub(crate) fn options(args: &BatchArgs) -> Result<BatchOptions, CliError> {
     let shard = args.shard.as_deref().map(str::parse::<Shard>).transpose().map_err(CliError::Usage)?;
     if args.max_cost.is_some_and(|c| !(c.is_finite() && c >= 0.0)) {
         return Err(CliError::Usage("--max-cost must be a number of USD, 0 or more".into()));
     }
-    Ok(BatchOptions::new(Input::parse(&args.input), &args.output)
+    let (input, output) = files(args)?;
+    Ok(BatchOptions::new(Input::parse(input), output)
         .default_model(args.model.clone())
-        .concurrency(args.concurrency)
+        .concurrency(args.concurrency.unwrap_or(16))
         .rpm(args.rpm)
         .tpm(args.tpm)
         .max_cost(args.max_cost)
@@ -126,30 +153,16 @@ fn options(args: &BatchArgs) -> Result<BatchOptions, CliError> {
         .dry_run(args.dry_run))
 }
 
-pub(crate) async fn run(args: BatchArgs) -> Result<(), CliError> {
+pub(crate) async fn run(mut args: BatchArgs) -> Result<(), CliError> {
+    if let Some(command) = args.command.take() {
+        return crate::batch_remote::command(command, &args).await;
+    }
+    if args.remote {
+        return crate::batch_remote::run(&args).await;
+    }
     let batch = match Batch::open(options(&args)?) {
         Ok(batch) => batch,
-        Err(BatchError::Invalid { errors, count }) => {
-            let message = format!(
-                "{count} invalid line{} in {}; nothing was sent",
-                if count == 1 { "" } else { "s" },
-                args.input
-            );
-            if args.json {
-                let lines: Vec<serde_json::Value> =
-                    errors.iter().map(|e| serde_json::json!({"line": e.line, "reason": e.reason})).collect();
-                line(
-                    &serde_json::json!({"error": {"kind": "invalid_input", "message": message, "lines": lines}})
-                        .to_string(),
-                )?;
-            } else {
-                for e in &errors {
-                    note(&format!("mamba-llm: line {}: {}", e.line, e.reason));
-                }
-                note(&format!("mamba-llm: usage error: {message}"));
-            }
-            return Err(CliError::Exit(2));
-        }
+        Err(BatchError::Invalid { errors, count }) => return Err(invalid(&args, &errors, count, "sent")),
         Err(BatchError::Io(e)) => return Err(CliError::Failed("io", e.to_string())),
         Err(e) => return Err(CliError::Failed("io", e.to_string())),
     };
@@ -191,6 +204,32 @@ pub(crate) async fn run(args: BatchArgs) -> Result<(), CliError> {
     }
 }
 
+/// Reports invalid input lines (`what` was not done: sent, uploaded); exit 2.
+pub(crate) fn invalid(args: &BatchArgs, errors: &[mamba_batch::LineError], count: u64, what: &str) -> CliError {
+    let message = format!(
+        "{count} invalid line{} in {}; nothing was {what}",
+        if count == 1 { "" } else { "s" },
+        args.input.as_deref().unwrap_or("the input")
+    );
+    let report = || -> Result<(), CliError> {
+        if args.json {
+            let lines: Vec<serde_json::Value> =
+                errors.iter().map(|e| serde_json::json!({"line": e.line, "reason": e.reason})).collect();
+            line(&serde_json::json!({"error": {"kind": "invalid_input", "message": message, "lines": lines}}).to_string())?;
+        } else {
+            for e in errors {
+                note(&format!("mamba-llm: line {}: {}", e.line, e.reason));
+            }
+            note(&format!("mamba-llm: usage error: {message}"));
+        }
+        Ok(())
+    };
+    match report() {
+        Ok(()) => CliError::Exit(2),
+        Err(e) => e,
+    }
+}
+
 fn summary_line(s: &Summary) -> String {
     let stopped = match s.stopped {
         Some(Stop::CostCap) => {
@@ -214,7 +253,7 @@ fn summary_line(s: &Summary) -> String {
     )
 }
 
-fn print_plan(plan: &Plan, json: bool) -> Result<(), CliError> {
+pub(crate) fn print_plan(plan: &Plan, json: bool) -> Result<(), CliError> {
     if json {
         return line(&serde_json::to_string(plan).unwrap_or_default());
     }

@@ -5,6 +5,7 @@
 mod args;
 mod attach;
 mod batch;
+mod batch_remote;
 mod bench;
 mod chat;
 mod commands;

@@ -716,3 +716,38 @@ async fn prism_accepts_every_responses_shape() {
     assert!(e.message().contains("input.0 must match exactly one schema in oneOf"), "{e}");
     ran("prism_accepts_every_responses_shape");
 }
+
+/// Prism with the official OpenAI spec: the Files and Batch API requests are valid (the
+/// multipart upload with its purpose, the create body, retrieve, cancel, list, the content
+/// download), and the spec's example objects parse. Requests the spec forbids (a purpose or
+/// a completion window it does not list) get Prism's 422, so the passes above mean something.
+#[tokio::test]
+async fn prism_accepts_the_batch_api() {
+    let Some(url) = peer("MAMBA_LIVE_PRISM_URL", "prism_accepts_the_batch_api") else { return };
+    let b = prism(&url);
+    let input = concat!(
+        r#"{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}}"#,
+        "\n"
+    );
+    let file = b.upload_file("batch", "input.jsonl", input.as_bytes()).await.unwrap();
+    assert!(!file.id.is_empty());
+    assert!(file.bytes.is_some());
+    let meta: std::collections::BTreeMap<String, String> = [("job".to_owned(), "nightly".to_owned())].into();
+    let job = b.create_batch(&file.id, "/v1/chat/completions", "24h", Some(&meta)).await.unwrap();
+    assert!(!job.id.is_empty());
+    assert!(!matches!(job.status, mamba_backends::BatchStatus::Other(_)), "{:?}", job.status);
+    assert!(job.created_at.is_some());
+    let again = b.retrieve_batch(&job.id).await.unwrap();
+    assert_eq!(again.id, job.id);
+    let cancelled = b.cancel_batch(&job.id).await.unwrap();
+    assert!(!cancelled.id.is_empty());
+    let list = b.list_batches(None, Some(5)).await.unwrap();
+    assert!(!list.data.is_empty());
+    assert!(!b.file_content(&file.id).await.unwrap().is_empty());
+    assert!(!b.retrieve_file(&file.id).await.unwrap().id.is_empty());
+    let wrong = b.create_batch(&file.id, "/v1/chat/completions", "12h", None).await.unwrap_err();
+    assert_eq!(wrong.status(), Some(422), "{wrong}");
+    let purpose = b.upload_file("not-a-purpose", "input.jsonl", input.as_bytes()).await.unwrap_err();
+    assert_eq!(purpose.status(), Some(422), "{purpose}");
+    ran("prism_accepts_the_batch_api");
+}

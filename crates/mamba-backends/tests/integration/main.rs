@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stderr, unreachable_pub)]
 
+mod batches;
 mod complete;
 mod connecting;
 mod embeddings;

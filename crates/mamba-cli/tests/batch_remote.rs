@@ -1,0 +1,298 @@
+//! End-to-end tests of `mamba-llm batch --remote` and `batch status|cancel` against the Batch
+//! API of `mamba-mock`.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use mamba_backends::{OpenAICompatibleBackend, RetryPolicy};
+use mamba_mock::{BatchTiming, Match, MockServer, Reply, Script};
+use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt;
+
+mod common;
+
+use common::{cmd, temp_dir};
+
+fn chat_line(id: &str, text: &str, model: Option<&str>) -> String {
+    let mut body = json!({"messages": [{"role": "user", "content": text}], "max_tokens": 16});
+    if let Some(m) = model {
+        body["model"] = json!(m);
+    }
+    json!({"custom_id": id, "method": "POST", "url": "/v1/chat/completions", "body": body}).to_string()
+}
+
+fn write_input(dir: &Path, lines: &[String]) -> PathBuf {
+    let path = dir.join("in.jsonl");
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    path
+}
+
+async fn batch(args: &[&str]) -> Output {
+    let mut c = cmd();
+    c.arg("batch").args(args);
+    tokio::time::timeout(Duration::from_secs(120), c.output()).await.expect("mamba-llm batch did not finish").unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json_out(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", String::from_utf8_lossy(&o.stdout), stderr(o)))
+}
+
+fn client(server: &MockServer) -> OpenAICompatibleBackend {
+    OpenAICompatibleBackend::builder("m").base_url(server.base_url()).retry_policy(RetryPolicy::none()).build().unwrap()
+}
+
+async fn server(step_ms: u64, line_ms: u64) -> MockServer {
+    let script = Script::new().on(Match::contains("please fail"), Reply::status(500));
+    MockServer::builder()
+        .script(script)
+        .batch_timing(BatchTiming::new(Duration::from_millis(step_ms), Duration::from_millis(line_ms)))
+        .start()
+        .await
+        .unwrap()
+}
+
+/// A whole remote run: the input is checked, `-m` is filled into the uploaded file, the batch
+/// is created and polled, and the output holds the server's output file then its error file,
+/// byte for byte. A failed line makes the exit 1; the summary names the batch and status.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_remote_run_uploads_polls_and_downloads() {
+    let server = server(20, 10).await;
+    let dir = temp_dir("remote-full");
+    let mut lines: Vec<String> = (0..12).map(|i| chat_line(&format!("r{i}"), &format!("hello {i}"), None)).collect();
+    lines.push(String::new());
+    lines.push(chat_line("named", "named model", Some("other-model")));
+    lines.push(chat_line("bad", "please fail", Some("m")));
+    let input = write_input(&dir, &lines);
+    let out = dir.join("out.jsonl");
+    let url = server.base_url();
+    let o = batch(&[
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--remote",
+        "--base-url",
+        &url,
+        "-m",
+        "mock-model",
+        "--poll-interval",
+        "0.02",
+        "--metadata",
+        "job=test",
+        "--json",
+    ])
+    .await;
+    assert_eq!(o.status.code(), Some(1), "one line failed: {}", stderr(&o));
+    let s = json_out(&o);
+    assert_eq!(s["status"], "completed");
+    assert_eq!((s["total"].as_u64(), s["succeeded"].as_u64(), s["failed"].as_u64()), (Some(14), Some(13), Some(1)));
+    assert_eq!((s["output_lines"].as_u64(), s["error_lines"].as_u64()), (Some(13), Some(1)));
+    assert_eq!(s["uploaded"], true);
+    let id = s["batch_id"].as_str().unwrap();
+    assert_eq!(server.batch_ids(), [id]);
+    assert_eq!(server.uploads(), 1);
+
+    let b = client(&server);
+    let job = b.retrieve_batch(id).await.unwrap();
+    assert_eq!(job.metadata.as_ref().unwrap()["job"], "test");
+    // The uploaded file: -m filled in where no model was named, never replacing one.
+    let uploaded = b.file_content(job.input_file_id.as_deref().unwrap()).await.unwrap();
+    let uploaded: Vec<Value> =
+        String::from_utf8(uploaded.to_vec()).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(uploaded.len(), 14);
+    assert_eq!(uploaded[0]["body"]["model"], "mock-model");
+    assert_eq!(uploaded[12]["body"]["model"], "other-model");
+    assert_eq!(uploaded[0]["url"], "/v1/chat/completions");
+    // The output: the server's files, verbatim, output then errors.
+    let mut want = b.file_content(job.output_file_id.as_deref().unwrap()).await.unwrap().to_vec();
+    want.extend_from_slice(&b.file_content(job.error_file_id.as_deref().unwrap()).await.unwrap());
+    let got = std::fs::read(&out).unwrap();
+    assert_eq!(String::from_utf8(got).unwrap(), String::from_utf8(want).unwrap());
+    let records: Vec<Value> =
+        std::fs::read_to_string(&out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(records[0]["response"]["body"]["choices"][0]["message"]["content"], "hello 0");
+    assert_eq!(records[13]["custom_id"], "bad");
+    assert_eq!(records[13]["response"]["status_code"], 500);
+    // The state file says the output is there; running again downloads it again, uploads nothing.
+    let state: Value = serde_json::from_slice(&std::fs::read(dir.join("out.jsonl.remote.json")).unwrap()).unwrap();
+    assert_eq!(state["batch_id"], id);
+    assert_eq!(state["downloaded"], true);
+    let again = batch(&[input.to_str().unwrap(), "-o", out.to_str().unwrap(), "--remote", "--base-url", &url, "-m", "mock-model", "--json"]).await;
+    assert_eq!(again.status.code(), Some(1), "{}", stderr(&again));
+    assert_eq!(json_out(&again)["uploaded"], false);
+    assert_eq!(server.uploads(), 1);
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 14);
+}
+
+/// Killed while polling, the same command resumes polling the same batch: no second upload,
+/// no second batch.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_run_resumes_polling_the_same_batch() {
+    let server = server(10, 60).await;
+    let dir = temp_dir("remote-resume");
+    let lines: Vec<String> = (0..30).map(|i| chat_line(&format!("r{i}"), "hi", Some("m"))).collect();
+    let input = write_input(&dir, &lines);
+    let out = dir.join("out.jsonl");
+    let url = server.base_url();
+    let args = [input.to_str().unwrap(), "-o", out.to_str().unwrap(), "--remote", "--base-url", &url, "--poll-interval", "0.02", "--json"];
+    let mut c = cmd();
+    c.arg("batch").args(args);
+    c.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = c.spawn().unwrap();
+    let state = dir.join("out.jsonl.remote.json");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let polled = server.requests().iter().filter(|r| r.method == "GET" && r.path.starts_with("/v1/batches/")).count();
+        let has_id = std::fs::read(&state).ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok()).is_some_and(|v| v["batch_id"].is_string());
+        if has_id && polled >= 3 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the first run never polled");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    child.kill().await.unwrap();
+    let _ = child.wait().await;
+    assert!(!out.exists(), "killed before the download");
+    let ids = server.batch_ids();
+    assert_eq!(ids.len(), 1);
+    let job = client(&server).retrieve_batch(&ids[0]).await.unwrap();
+    assert!(!job.status.is_terminal(), "killed mid-batch: {}", job.status);
+    let o = batch(&args).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = json_out(&o);
+    assert_eq!(s["batch_id"], ids[0].as_str());
+    assert_eq!(s["uploaded"], false);
+    assert_eq!(s["output_lines"], 30);
+    assert_eq!(server.uploads(), 1, "no second upload");
+    assert_eq!(server.batch_ids().len(), 1, "no second batch");
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 30);
+}
+
+/// `batch status ID` and `batch cancel ID`, human and JSON; a cancelled batch's partial
+/// output is what a resumed remote run downloads, exit 1.
+#[tokio::test(flavor = "multi_thread")]
+async fn status_and_cancel() {
+    let server = server(5, 50).await;
+    let b = client(&server);
+    let input: Vec<String> = (0..60).map(|i| chat_line(&format!("r{i}"), "x", Some("m"))).collect();
+    let file = b.upload_file("batch", "in.jsonl", input.join("\n").as_bytes()).await.unwrap();
+    let job = b.create_batch(&file.id, "/v1/chat/completions", "24h", None).await.unwrap();
+    let url = server.base_url();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let o = batch(&["status", &job.id, "--base-url", &url, "--json"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = json_out(&o);
+    assert_eq!(s["id"], job.id.as_str());
+    assert_eq!(s["status"], "in_progress");
+    assert_eq!(s["request_counts"]["total"], 60);
+    assert_eq!(s["input_file_id"], file.id.as_str());
+    let o = batch(&["cancel", &job.id, "--base-url", &url, "--json"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(json_out(&o)["status"], "cancelling");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let o = batch(&["status", &job.id, "--base-url", &url]).await;
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        if text.starts_with(&format!("{}: cancelled", job.id)) {
+            assert!(text.contains("output file: file-"), "{text}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never cancelled: {text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let o = batch(&["status", "batch-nope", "--base-url", &url]).await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).starts_with("mamba-llm: "), "{}", stderr(&o));
+}
+
+/// Servers without a Batch API are refused before anything is read or sent; so are the
+/// flags a remote batch cannot honour, and more than one server.
+#[tokio::test(flavor = "multi_thread")]
+async fn refusals_are_usage_errors() {
+    let server = server(5, 5).await;
+    let dir = temp_dir("remote-refuse");
+    let input = write_input(&dir, &[chat_line("a", "x", Some("m"))]);
+    let out = dir.join("out.jsonl");
+    let (i, o_) = (input.to_str().unwrap(), out.to_str().unwrap());
+    let url = server.base_url();
+    let o = batch(&[i, "-o", o_, "--remote", "--preset", "vllm", "--base-url", &url]).await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("vLLM has no OpenAI-compatible Batch API") && e.contains("openai, azure"), "{e}");
+    for flag in [&["--rpm", "5"][..], &["--concurrency", "4"], &["--ordered"], &["--tpm", "9"]] {
+        let mut args = vec![i, "-o", o_, "--remote", "--base-url", &url];
+        args.extend_from_slice(flag);
+        let o = batch(&args).await;
+        assert_eq!(o.status.code(), Some(2), "{flag:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("does not apply to --remote"), "{}", stderr(&o));
+    }
+    let o = batch(&[i, "-o", o_, "--remote", "--base-url", &url, "--base-url", &url]).await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(server.requests().is_empty(), "nothing reached the server");
+    // An output that is not a remote batch's is not overwritten.
+    std::fs::write(&out, "{\"custom_id\":\"local\"}\n").unwrap();
+    let o = batch(&[i, "-o", o_, "--remote", "--base-url", &url]).await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not from a remote batch"), "{}", stderr(&o));
+    assert_eq!(server.uploads(), 0);
+}
+
+/// Invalid lines and mixed urls upload nothing (exit 2); a dry run prints what would be
+/// uploaded; gzip on stdin works.
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_input_uploads_nothing_and_stdin_gzip_works() {
+    let server = server(5, 5).await;
+    let dir = temp_dir("remote-invalid");
+    let url = server.base_url();
+    let out = dir.join("out.jsonl");
+    let bad = write_input(&dir, &[chat_line("a", "x", Some("m")), "{not json".into(), chat_line("a", "dup", Some("m"))]);
+    let o = batch(&[bad.to_str().unwrap(), "-o", out.to_str().unwrap(), "--remote", "--base-url", &url, "--json"]).await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let e = json_out(&o);
+    assert_eq!(e["error"]["kind"], "invalid_input");
+    assert!(e["error"]["message"].as_str().unwrap().contains("nothing was uploaded"));
+    assert_eq!(e["error"]["lines"].as_array().unwrap().len(), 2);
+    let mixed = write_input(
+        &dir,
+        &[
+            chat_line("a", "x", Some("m")),
+            json!({"custom_id": "e", "method": "POST", "url": "/v1/embeddings", "body": {"model": "m", "input": "x"}}).to_string(),
+        ],
+    );
+    let o = batch(&[mixed.to_str().unwrap(), "-o", out.to_str().unwrap(), "--remote", "--base-url", &url]).await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("one endpoint"), "{}", stderr(&o));
+    let o = batch(&[mixed.to_str().unwrap(), "-o", out.to_str().unwrap(), "--remote", "--dry-run", "--shard", "0/1", "--base-url", &url]).await;
+    assert_eq!(o.status.code(), Some(2), "a dry run checks the endpoint too: {}", stderr(&o));
+    assert!(server.requests().is_empty(), "nothing reached the server");
+
+    let lines: Vec<String> = (0..5).map(|i| chat_line(&format!("r{i}"), "hi", Some("m"))).collect();
+    let good = write_input(&dir, &lines);
+    let o = batch(&[good.to_str().unwrap(), "-o", out.to_str().unwrap(), "--remote", "--dry-run", "--base-url", &url]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("would upload 5 requests to /v1/chat/completions"));
+    assert!(server.requests().is_empty(), "a dry run sends nothing");
+
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all((lines.join("\n") + "\n").as_bytes()).unwrap();
+    let gz = gz.finish().unwrap();
+    let mut c = cmd();
+    c.arg("batch").args(["-", "-o", out.to_str().unwrap(), "--remote", "--base-url", &url, "--poll-interval", "0.02", "--json"]);
+    c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&gz).await.unwrap();
+    drop(stdin);
+    let o = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output()).await.unwrap().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(json_out(&o)["output_lines"], 5);
+    assert_eq!(server.uploads(), 1);
+}
