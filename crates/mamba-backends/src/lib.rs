@@ -123,9 +123,7 @@ pub use stream::{collect, StreamAccumulator, StreamChunk, ToolCallDelta};
 pub use transport::{BodyStream, Transport, TransportRequest, TransportResponse};
 #[cfg(feature = "reqwest")]
 pub use transport_reqwest::ReqwestTransport;
-pub use types::{
-    BatchJob, BatchJobError, BatchList, BatchStatus, FileObject, RequestCounts,
-};
+pub use types::{BatchJob, BatchJobError, BatchList, BatchStatus, FileObject, RequestCounts};
 pub use types::{
     Content, ContentPart, FinishReason, ImageDetail, Message, ModelResponse, ReasoningItem, Role, ToolCall, ToolChoice,
     ToolDefinition, Usage,

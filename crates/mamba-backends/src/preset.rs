@@ -907,7 +907,8 @@ mod tests {
     fn batch_apis_come_from_the_table() {
         let names: Vec<&str> = Preset::with_batch_api().map(Preset::name).collect();
         assert_eq!(names, ["openai", "azure", "azure-legacy", "sglang", "litellm", "groq", "together"]);
-        for p in [Preset::Vllm, Preset::Ollama, Preset::LlamaCpp, Preset::Mistral, Preset::DeepSeek, Preset::OpenRouter] {
+        for p in [Preset::Vllm, Preset::Ollama, Preset::LlamaCpp, Preset::Mistral, Preset::DeepSeek, Preset::OpenRouter]
+        {
             assert!(!p.spec().batch_api, "{}", p.name());
         }
         assert!(Preset::Generic.spec().batch_api, "a plain URL may have one: it is tried");

@@ -215,7 +215,10 @@ pub(crate) fn invalid(args: &BatchArgs, errors: &[mamba_batch::LineError], count
         if args.json {
             let lines: Vec<serde_json::Value> =
                 errors.iter().map(|e| serde_json::json!({"line": e.line, "reason": e.reason})).collect();
-            line(&serde_json::json!({"error": {"kind": "invalid_input", "message": message, "lines": lines}}).to_string())?;
+            line(
+                &serde_json::json!({"error": {"kind": "invalid_input", "message": message, "lines": lines}})
+                    .to_string(),
+            )?;
         } else {
             for e in errors {
                 note(&format!("mamba-llm: line {}: {}", e.line, e.reason));

@@ -55,7 +55,9 @@ fn check_preset(preset: Preset) -> Result<(), CliError> {
 /// Connects to the one server a remote batch goes to; its preset must have a Batch API.
 async fn connect(args: &BatchArgs) -> Result<OpenAICompatibleBackend, CliError> {
     if args.base_url.len() > 1 {
-        return Err(CliError::Usage("--remote and batch status|cancel take one --base-url (one server runs the batch)".into()));
+        return Err(CliError::Usage(
+            "--remote and batch status|cancel take one --base-url (one server runs the batch)".into(),
+        ));
     }
     let conn = ConnArgs {
         model: Some(args.model.clone().unwrap_or_else(|| "batch".into())),
@@ -296,14 +298,8 @@ fn job_json(job: &BatchJob) -> Value {
 
 fn describe(job: &BatchJob) -> Vec<String> {
     let c = job.request_counts;
-    let mut out = vec![format!(
-        "{}: {} ({}/{} done, {} failed)",
-        job.id,
-        job.status,
-        c.completed + c.failed,
-        c.total,
-        c.failed
-    )];
+    let mut out =
+        vec![format!("{}: {} ({}/{} done, {} failed)", job.id, job.status, c.completed + c.failed, c.total, c.failed)];
     let files = [
         ("endpoint", &job.endpoint),
         ("input file", &job.input_file_id),

@@ -125,7 +125,18 @@ async fn a_remote_run_uploads_polls_and_downloads() {
     let state: Value = serde_json::from_slice(&std::fs::read(dir.join("out.jsonl.remote.json")).unwrap()).unwrap();
     assert_eq!(state["batch_id"], id);
     assert_eq!(state["downloaded"], true);
-    let again = batch(&[input.to_str().unwrap(), "-o", out.to_str().unwrap(), "--remote", "--base-url", &url, "-m", "mock-model", "--json"]).await;
+    let again = batch(&[
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--remote",
+        "--base-url",
+        &url,
+        "-m",
+        "mock-model",
+        "--json",
+    ])
+    .await;
     assert_eq!(again.status.code(), Some(1), "{}", stderr(&again));
     assert_eq!(json_out(&again)["uploaded"], false);
     assert_eq!(server.uploads(), 1);
@@ -142,7 +153,17 @@ async fn a_killed_run_resumes_polling_the_same_batch() {
     let input = write_input(&dir, &lines);
     let out = dir.join("out.jsonl");
     let url = server.base_url();
-    let args = [input.to_str().unwrap(), "-o", out.to_str().unwrap(), "--remote", "--base-url", &url, "--poll-interval", "0.02", "--json"];
+    let args = [
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--remote",
+        "--base-url",
+        &url,
+        "--poll-interval",
+        "0.02",
+        "--json",
+    ];
     let mut c = cmd();
     c.arg("batch").args(args);
     c.stdout(Stdio::null()).stderr(Stdio::null());
@@ -150,8 +171,12 @@ async fn a_killed_run_resumes_polling_the_same_batch() {
     let state = dir.join("out.jsonl.remote.json");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let polled = server.requests().iter().filter(|r| r.method == "GET" && r.path.starts_with("/v1/batches/")).count();
-        let has_id = std::fs::read(&state).ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok()).is_some_and(|v| v["batch_id"].is_string());
+        let polled =
+            server.requests().iter().filter(|r| r.method == "GET" && r.path.starts_with("/v1/batches/")).count();
+        let has_id = std::fs::read(&state)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .is_some_and(|v| v["batch_id"].is_string());
         if has_id && polled >= 3 {
             break;
         }
@@ -253,8 +278,10 @@ async fn invalid_input_uploads_nothing_and_stdin_gzip_works() {
     let dir = temp_dir("remote-invalid");
     let url = server.base_url();
     let out = dir.join("out.jsonl");
-    let bad = write_input(&dir, &[chat_line("a", "x", Some("m")), "{not json".into(), chat_line("a", "dup", Some("m"))]);
-    let o = batch(&[bad.to_str().unwrap(), "-o", out.to_str().unwrap(), "--remote", "--base-url", &url, "--json"]).await;
+    let bad =
+        write_input(&dir, &[chat_line("a", "x", Some("m")), "{not json".into(), chat_line("a", "dup", Some("m"))]);
+    let o =
+        batch(&[bad.to_str().unwrap(), "-o", out.to_str().unwrap(), "--remote", "--base-url", &url, "--json"]).await;
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let e = json_out(&o);
     assert_eq!(e["error"]["kind"], "invalid_input");
@@ -264,19 +291,32 @@ async fn invalid_input_uploads_nothing_and_stdin_gzip_works() {
         &dir,
         &[
             chat_line("a", "x", Some("m")),
-            json!({"custom_id": "e", "method": "POST", "url": "/v1/embeddings", "body": {"model": "m", "input": "x"}}).to_string(),
+            json!({"custom_id": "e", "method": "POST", "url": "/v1/embeddings", "body": {"model": "m", "input": "x"}})
+                .to_string(),
         ],
     );
     let o = batch(&[mixed.to_str().unwrap(), "-o", out.to_str().unwrap(), "--remote", "--base-url", &url]).await;
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("one endpoint"), "{}", stderr(&o));
-    let o = batch(&[mixed.to_str().unwrap(), "-o", out.to_str().unwrap(), "--remote", "--dry-run", "--shard", "0/1", "--base-url", &url]).await;
+    let o = batch(&[
+        mixed.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--remote",
+        "--dry-run",
+        "--shard",
+        "0/1",
+        "--base-url",
+        &url,
+    ])
+    .await;
     assert_eq!(o.status.code(), Some(2), "a dry run checks the endpoint too: {}", stderr(&o));
     assert!(server.requests().is_empty(), "nothing reached the server");
 
     let lines: Vec<String> = (0..5).map(|i| chat_line(&format!("r{i}"), "hi", Some("m"))).collect();
     let good = write_input(&dir, &lines);
-    let o = batch(&[good.to_str().unwrap(), "-o", out.to_str().unwrap(), "--remote", "--dry-run", "--base-url", &url]).await;
+    let o = batch(&[good.to_str().unwrap(), "-o", out.to_str().unwrap(), "--remote", "--dry-run", "--base-url", &url])
+        .await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("would upload 5 requests to /v1/chat/completions"));
     assert!(server.requests().is_empty(), "a dry run sends nothing");
@@ -285,7 +325,17 @@ async fn invalid_input_uploads_nothing_and_stdin_gzip_works() {
     gz.write_all((lines.join("\n") + "\n").as_bytes()).unwrap();
     let gz = gz.finish().unwrap();
     let mut c = cmd();
-    c.arg("batch").args(["-", "-o", out.to_str().unwrap(), "--remote", "--base-url", &url, "--poll-interval", "0.02", "--json"]);
+    c.arg("batch").args([
+        "-",
+        "-o",
+        out.to_str().unwrap(),
+        "--remote",
+        "--base-url",
+        &url,
+        "--poll-interval",
+        "0.02",
+        "--json",
+    ]);
     c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = c.spawn().unwrap();
     let mut stdin = child.stdin.take().unwrap();

@@ -128,7 +128,12 @@ impl Store {
     fn put_file(&self, bytes: Vec<u8>, filename: &str, purpose: &str) -> String {
         let mut inner = self.lock();
         let id = Store::id(&mut inner, "file");
-        let file = StoredFile { bytes: Arc::new(bytes), filename: filename.to_owned(), purpose: purpose.to_owned(), created_at: now() };
+        let file = StoredFile {
+            bytes: Arc::new(bytes),
+            filename: filename.to_owned(),
+            purpose: purpose.to_owned(),
+            created_at: now(),
+        };
         inner.files.insert(id.clone(), file);
         id
     }
@@ -147,7 +152,9 @@ impl Store {
         let Some(file) = parts.iter().find(|p| p.name == "file" && p.filename.is_some()) else {
             return bad("Missing required parameter: 'file'.");
         };
-        if !["batch", "batch-api", "assistants", "fine-tune", "vision", "user_data", "evals"].contains(&purpose.as_str()) {
+        if !["batch", "batch-api", "assistants", "fine-tune", "vision", "user_data", "evals"]
+            .contains(&purpose.as_str())
+        {
             return bad(&format!("Invalid value for 'purpose': {purpose:?}."));
         }
         let filename = file.filename.clone().unwrap_or_default();
@@ -247,7 +254,8 @@ impl Store {
             }
         }
         let has_more = ids.len() > limit;
-        let data: Vec<Value> = ids.iter().take(limit).filter_map(|id| inner.batches.get(*id)).map(|b| b.object.clone()).collect();
+        let data: Vec<Value> =
+            ids.iter().take(limit).filter_map(|id| inner.batches.get(*id)).map(|b| b.object.clone()).collect();
         let first = data.first().and_then(|b| b["id"].as_str()).map(str::to_owned);
         let last = data.last().and_then(|b| b["id"].as_str()).map(str::to_owned);
         ok(&json!({"object": "list", "data": data, "first_id": first, "last_id": last, "has_more": has_more}))
@@ -314,8 +322,10 @@ impl Run {
             });
             tokio::time::sleep(timing.step).await;
         }
-        let output_id = (!output.is_empty()).then(|| self.store.put_file(output, &format!("{}_output.jsonl", self.id), "batch_output"));
-        let error_id = (!errors.is_empty()).then(|| self.store.put_file(errors, &format!("{}_error.jsonl", self.id), "batch_output"));
+        let output_id = (!output.is_empty())
+            .then(|| self.store.put_file(output, &format!("{}_output.jsonl", self.id), "batch_output"));
+        let error_id = (!errors.is_empty())
+            .then(|| self.store.put_file(errors, &format!("{}_error.jsonl", self.id), "batch_output"));
         let (status, at) = if cancelled { ("cancelled", "cancelled_at") } else { ("completed", "completed_at") };
         self.store.update(&self.id, |b| {
             b.insert("status".into(), json!(status));
@@ -342,7 +352,8 @@ impl Run {
         }
         let Some(body) = parsed.get("body") else { return failure("missing_body", "the line has no body".into()) };
         let (status, answer) = self.render(body);
-        let answer: Value = serde_json::from_slice(&answer).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&answer).into_owned()));
+        let answer: Value = serde_json::from_slice(&answer)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&answer).into_owned()));
         let record = json!({"id": id, "custom_id": custom_id,
                             "response": {"status_code": status, "request_id": request_id, "body": answer},
                             "error": null});
@@ -435,7 +446,11 @@ fn parse_multipart<'a>(body: &'a [u8], boundary: &str) -> Result<Vec<Part<'a>>, 
                 (k.trim() == key).then(|| v.trim().trim_matches('"').to_owned())
             })
         };
-        parts.push(Part { name: param("name").unwrap_or_default(), filename: param("filename"), body: &content[..end] });
+        parts.push(Part {
+            name: param("name").unwrap_or_default(),
+            filename: param("filename"),
+            body: &content[..end],
+        });
         rest = &content[end + next.len()..];
     }
 }

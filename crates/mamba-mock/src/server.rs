@@ -252,7 +252,11 @@ async fn handle(socket: &mut TcpStream, state: &Arc<State>, request: Request) ->
     });
     let close = request.close;
     let mut out = Out { socket, budget: None };
-    if path == "/v1/files" || path.starts_with("/v1/files/") || path == "/v1/batches" || path.starts_with("/v1/batches/") {
+    if path == "/v1/files"
+        || path.starts_with("/v1/files/")
+        || path == "/v1/batches"
+        || path.starts_with("/v1/batches/")
+    {
         if let Some(auth) = &state.api_key {
             let given = request.header("authorization").and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
             if given != auth {

@@ -433,7 +433,14 @@ mod tests {
     fn request_bytes() {
         let mut out = Vec::new();
         let headers = vec![(http::header::AUTHORIZATION, HeaderValue::from_static("Bearer k"))];
-        write_request(&mut out, "POST", "/v1/chat/completions", "127.0.0.1:8080", &headers, Some((b"{}", "application/json")));
+        write_request(
+            &mut out,
+            "POST",
+            "/v1/chat/completions",
+            "127.0.0.1:8080",
+            &headers,
+            Some((b"{}", "application/json")),
+        );
         assert_eq!(
             out,
             b"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1:8080\r\nauthorization: Bearer k\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"

@@ -83,7 +83,12 @@ impl Shared {
     }
 
     /// Sends a request; a non-2xx answer becomes its classified error, body read.
-    async fn send_checked(&self, method: &'static str, uri: &Uri, body: Option<(&Bytes, &str)>) -> Result<Response, Error> {
+    async fn send_checked(
+        &self,
+        method: &'static str,
+        uri: &Uri,
+        body: Option<(&Bytes, &str)>,
+    ) -> Result<Response, Error> {
         let mut response = self.send(method, uri, body, self.timeouts.complete_headers).await?;
         if (200..300).contains(&response.status) {
             return Ok(response);
@@ -139,10 +144,7 @@ impl OpenAICompatibleBackend {
     pub async fn file_download(&self, file_id: &str) -> Result<FileDownload, Error> {
         let s = &*self.shared;
         let uri = s.batch_uri(&format!("/files/{}/content", segment(file_id)?))?;
-        let response = s
-            .retrying(None, || s.send_checked("GET", &uri, None))
-            .await
-            .map_err(|e| s.finish_error(e))?;
+        let response = s.retrying(None, || s.send_checked("GET", &uri, None)).await.map_err(|e| s.finish_error(e))?;
         Ok(FileDownload { response: HttpResponse::from_response(response), idle: s.timeouts.idle })
     }
 

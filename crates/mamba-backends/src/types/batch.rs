@@ -373,8 +373,9 @@ mod tests {
         assert_eq!(b.errors[0].param, None);
         assert_eq!(b.output_file_id, None, "an empty id is no id");
         assert_eq!(b.endpoint, None);
-        let none = BatchJob::from_json(br#"{"id":"b2","status":null,"request_counts":null,"errors":[{"message":"m"}]}"#)
-            .unwrap();
+        let none =
+            BatchJob::from_json(br#"{"id":"b2","status":null,"request_counts":null,"errors":[{"message":"m"}]}"#)
+                .unwrap();
         assert_eq!(none.status, BatchStatus::Other(String::new()));
         assert_eq!(none.request_counts, RequestCounts::default());
         assert_eq!(none.errors[0].message.as_deref(), Some("m"));
@@ -385,7 +386,8 @@ mod tests {
 
     #[test]
     fn statuses_round_trip_and_end() {
-        for s in ["validating", "failed", "in_progress", "finalizing", "completed", "expired", "cancelling", "cancelled"]
+        for s in
+            ["validating", "failed", "in_progress", "finalizing", "completed", "expired", "cancelling", "cancelled"]
         {
             assert_eq!(BatchStatus::parse(s).as_str(), s);
             assert_eq!(BatchStatus::parse(s).to_string(), s);
@@ -412,9 +414,10 @@ mod tests {
         assert_eq!(f.filename.as_deref(), Some("salesOverview.pdf"));
         assert_eq!(f.status, None);
         assert!(FileObject::from_json(br#"{"object":"file"}"#).is_err());
-        let list =
-            BatchList::from_json(br#"{"object":"list","data":[{"id":"a","status":"completed"},{"x":1}],"has_more":true}"#)
-                .unwrap();
+        let list = BatchList::from_json(
+            br#"{"object":"list","data":[{"id":"a","status":"completed"},{"x":1}],"has_more":true}"#,
+        )
+        .unwrap();
         assert_eq!(list.data.len(), 1);
         assert!(list.has_more);
         assert_eq!(BatchList::from_json(br#"[{"id":"a"}]"#).unwrap().data[0].id, "a");

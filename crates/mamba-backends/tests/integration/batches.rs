@@ -69,7 +69,8 @@ async fn a_batch_from_upload_to_download() {
     assert_eq!(done.status, BatchStatus::Completed);
     assert_eq!((done.request_counts.total, done.request_counts.completed, done.request_counts.failed), (3, 2, 1));
     let output = b.file_content(done.output_file_id.as_deref().unwrap()).await.unwrap();
-    let records: Vec<Value> = output.split(|c| *c == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect();
+    let records: Vec<Value> =
+        output.split(|c| *c == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect();
     assert_eq!(records.len(), 2);
     assert_eq!(records[0]["custom_id"], "a");
     assert_eq!(records[0]["response"]["status_code"], 200);
