@@ -291,11 +291,11 @@ impl RemoteBatch {
                 progress.set_status("uploading");
                 let bytes = self.upload_bytes()?;
                 let name = upload_name(&self.options.output);
+                // The buffer is moved into the upload: the file is held once.
                 let file = tokio::select! {
-                    file = backend.upload_file(&self.remote.file_purpose, &name, &bytes) => file.map_err(remote_error)?,
+                    file = backend.upload_file(&self.remote.file_purpose, &name, bytes) => file.map_err(remote_error)?,
                     () = &mut shutdown => return Err(BatchError::Refused("interrupted while uploading; nothing was started".into())),
                 };
-                drop(bytes);
                 uploaded = true;
                 let state = RemoteState {
                     input_file_id: file.id,

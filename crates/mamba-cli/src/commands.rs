@@ -158,7 +158,8 @@ pub(crate) fn profiles(args: ProfilesArgs) -> Result<(), CliError> {
 }
 
 pub(crate) fn presets() -> Result<(), CliError> {
-    let mut rows = vec![["NAME", "SERVER", "DEFAULT BASE URL", "KEY", "READINESS PROBE"].map(str::to_owned).to_vec()];
+    let mut rows =
+        vec![["NAME", "SERVER", "DEFAULT BASE URL", "KEY", "READINESS PROBE", "BATCH API"].map(str::to_owned).to_vec()];
     for preset in Preset::ALL {
         let spec = preset.spec();
         let probe = match spec.probe {
@@ -172,6 +173,8 @@ pub(crate) fn presets() -> Result<(), CliError> {
             spec.base_url.to_owned(),
             if spec.requires_key { "required" } else { "optional" }.to_owned(),
             probe,
+            // `batch --remote` works where this says yes (and is tried on a plain URL).
+            if spec.batch_api { "yes" } else { "no" }.to_owned(),
         ]);
     }
     table(&rows)

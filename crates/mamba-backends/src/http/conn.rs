@@ -122,11 +122,14 @@ impl Conn {
     /// request is out, the server may be working on it, and resending is for the caller's
     /// retry policy to decide. A server that answers before it has read the whole request
     /// (413, 401) gets its answer read and returned; the connection is then not reused.
-    pub(crate) async fn exchange(&mut self, is_head_request: bool) -> Result<Head, Failure> {
+    ///
+    /// `tail` follows `wbuf` on the wire: a large body is sent from where it is rather than
+    /// copied into `wbuf`.
+    pub(crate) async fn exchange(&mut self, is_head_request: bool, tail: &[u8]) -> Result<Head, Failure> {
         self.rbuf.clear();
         self.sent = false;
         let mut written = 0;
-        let sending = std::future::poll_fn(|cx| self.poll_send(cx, &mut written)).await;
+        let sending = std::future::poll_fn(|cx| self.poll_send(cx, &mut written, tail)).await;
         let early = match sending {
             Ok(Sent::All) => {
                 self.sent = true;
@@ -162,12 +165,14 @@ impl Conn {
         }
     }
 
-    /// Writes `wbuf` from `written`; while the server does not take more, looks for an answer
-    /// it sends early.
-    fn poll_send(&mut self, cx: &mut Context<'_>, written: &mut usize) -> Poll<io::Result<Sent>> {
+    /// Writes `wbuf` then `tail` from `written`; while the server does not take more, looks
+    /// for an answer it sends early.
+    fn poll_send(&mut self, cx: &mut Context<'_>, written: &mut usize, tail: &[u8]) -> Poll<io::Result<Sent>> {
+        let head = self.wbuf.len();
         loop {
-            if *written < self.wbuf.len() {
-                match Pin::new(&mut self.io).poll_write(cx, &self.wbuf[*written..]) {
+            if *written < head + tail.len() {
+                let rest = if *written < head { &self.wbuf[*written..] } else { &tail[*written - head..] };
+                match Pin::new(&mut self.io).poll_write(cx, rest) {
                     Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
                     Poll::Ready(Ok(n)) => {
                         *written += n;
@@ -287,7 +292,8 @@ pub(crate) fn io_error(what: &str, e: io::Error) -> Error {
     Error::new(kind, format!("{what}: {e}")).with_source(e)
 }
 
-/// Writes a request head and body into `out`.
+/// Writes a request head and body into `out`; a body larger than [`INLINE_BODY`] is left
+/// out, and its length returned (0 otherwise): the caller sends it after `out`.
 pub(crate) fn write_request(
     out: &mut Vec<u8>,
     method: &str,
@@ -295,9 +301,10 @@ pub(crate) fn write_request(
     authority: &str,
     headers: &[(HeaderName, HeaderValue)],
     body: Option<(&[u8], &str)>,
-) {
+) -> usize {
     out.clear();
-    out.reserve(192 + path_and_query.len() + body.map_or(0, |(b, t)| b.len() + t.len()));
+    let inline = body.is_some_and(|(b, _)| b.len() <= INLINE_BODY);
+    out.reserve(192 + path_and_query.len() + body.map_or(0, |(b, t)| if inline { b.len() } else { 0 } + t.len()));
     out.extend_from_slice(method.as_bytes());
     out.push(b' ');
     out.extend_from_slice(path_and_query.as_bytes());
@@ -317,11 +324,20 @@ pub(crate) fn write_request(
         let mut digits = itoa_buf(body.len());
         out.extend_from_slice(digits.as_bytes());
         out.extend_from_slice(b"\r\n\r\n");
-        out.put_slice(body);
+        if inline {
+            out.put_slice(body);
+        } else {
+            return body.len();
+        }
     } else {
         out.extend_from_slice(b"\r\n");
     }
+    0
 }
+
+/// Bodies up to this size are copied after the head (one write); larger ones are written
+/// from where they are, after it.
+pub(crate) const INLINE_BODY: usize = 256 * 1024;
 
 /// A decimal number without allocating.
 struct Digits {
@@ -452,6 +468,10 @@ mod tests {
             out,
             b"POST /v1/files HTTP/1.1\r\nhost: h\r\ncontent-type: multipart/form-data; boundary=b\r\ncontent-length: 5\r\n\r\n--b--"
         );
+        let big = vec![b'x'; INLINE_BODY + 1];
+        let tail = write_request(&mut out, "POST", "/f", "h", &[], Some((&big, "application/octet-stream")));
+        assert_eq!(tail, big.len(), "a large body is not copied");
+        assert!(out.ends_with(format!("content-length: {}\r\n\r\n", big.len()).as_bytes()));
         write_request(&mut out, "DELETE", "/v1/files/f", "h", &[], None);
         assert_eq!(out, b"DELETE /v1/files/f HTTP/1.1\r\nhost: h\r\n\r\n");
         assert_eq!(itoa_buf(0).as_bytes(), b"0");

@@ -557,8 +557,9 @@ impl HttpClient {
                 Some(conn) => (conn, true),
                 None => (self.inner.connect(&key, request.connect_timeout).await?, false),
             };
-            write_request(&mut conn.wbuf, request.method, path, authority, headers, request.body);
-            let exchange = conn.exchange(request.method == "HEAD");
+            let tail = write_request(&mut conn.wbuf, request.method, path, authority, headers, request.body);
+            let tail = request.body.map_or(&[][..], |(b, _)| &b[b.len() - tail..]);
+            let exchange = conn.exchange(request.method == "HEAD", tail);
             let result = match request.head_timeout {
                 Some(t) => match tokio::time::timeout(t, exchange).await {
                     Ok(result) => result,

@@ -21,7 +21,7 @@ use http::Uri;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
 
-use super::multipart::Multipart;
+use super::multipart::{self, FilePart};
 use super::{within, OpenAICompatibleBackend, Shared, JSON, MAX_ERROR_BODY};
 use crate::classify;
 use crate::error::Error;
@@ -107,15 +107,19 @@ fn segment(id: &str) -> Result<String, Error> {
 
 impl OpenAICompatibleBackend {
     /// Uploads a file (`POST /files`, multipart: `purpose` and `file`). For the Batch API the
-    /// purpose is `batch` and the content JSONL. The body is built in memory (the file plus
-    /// a few hundred bytes).
-    pub async fn upload_file(&self, purpose: &str, filename: &str, content: &[u8]) -> Result<FileObject, Error> {
+    /// purpose is `batch` and the content JSONL. The request body is built around the
+    /// content's own buffer: pass a `Vec<u8>` to upload a large file without a copy (a slice
+    /// is copied once).
+    pub async fn upload_file(
+        &self,
+        purpose: &str,
+        filename: &str,
+        content: impl Into<Vec<u8>>,
+    ) -> Result<FileObject, Error> {
         let s = &*self.shared;
         let uri = s.batch_uri("/files")?;
-        let mut form = Multipart::new(&[content, purpose.as_bytes()], content.len());
-        form.text("purpose", purpose);
-        form.file("file", filename, "application/jsonl", content);
-        let (content_type, body) = form.finish();
+        let file = FilePart { name: "file", filename, content_type: "application/jsonl" };
+        let (content_type, body) = multipart::form(&[("purpose", purpose)], &file, content.into());
         let body = Bytes::from(body);
         let bytes = s.api_call("POST", &uri, Some((&body, &content_type))).await?;
         FileObject::from_json(&bytes).map_err(|e| s.finish_error(e))

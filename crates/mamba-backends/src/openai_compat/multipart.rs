@@ -1,68 +1,65 @@
 //! A `multipart/form-data` body (RFC 7578) of text fields and one file, for uploads.
+//!
+//! The body is built around the file's own buffer (the parts before it are moved in front,
+//! the closing delimiter appended), so an upload holds the file once, not twice.
 
 use std::hash::{BuildHasher, Hasher};
 
-/// A form of text fields and files, written into one buffer.
+/// A file to put in a form.
 #[derive(Debug)]
-pub(crate) struct Multipart {
-    boundary: String,
-    body: Vec<u8>,
+pub(crate) struct FilePart<'a> {
+    /// The field name (`file`).
+    pub(crate) name: &'a str,
+    pub(crate) filename: &'a str,
+    pub(crate) content_type: &'a str,
 }
 
-impl Multipart {
-    /// A form whose boundary occurs in none of `contents` (the values it will hold): a random
-    /// one, drawn again in the (vanishingly rare) case it does.
-    pub(crate) fn new(contents: &[&[u8]], capacity: usize) -> Multipart {
-        Multipart { boundary: pick_boundary(contents, random_boundary), body: Vec::with_capacity(capacity + 512) }
-    }
+/// The `content-type` header value and the body of a form of `fields` and then `file` with
+/// `content`, under a random boundary that occurs in none of the values.
+pub(crate) fn form(fields: &[(&str, &str)], file: &FilePart<'_>, content: Vec<u8>) -> (String, Vec<u8>) {
+    let mut values: Vec<&[u8]> = fields.iter().map(|(_, v)| v.as_bytes()).collect();
+    values.push(&content);
+    let boundary = pick_boundary(&values, random_boundary);
+    form_with(&boundary, fields, file, content)
+}
 
-    /// A form with a given boundary (tests).
-    #[cfg(test)]
-    pub(crate) fn with_boundary(boundary: &str) -> Multipart {
-        Multipart { boundary: boundary.to_owned(), body: Vec::new() }
+/// [`form`] with a given boundary.
+fn form_with(boundary: &str, fields: &[(&str, &str)], file: &FilePart<'_>, mut content: Vec<u8>) -> (String, Vec<u8>) {
+    let mut head = Vec::with_capacity(256);
+    for (name, value) in fields {
+        part_head(&mut head, boundary, name, None, None);
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
     }
+    part_head(&mut head, boundary, file.name, Some(file.filename), Some(file.content_type));
+    let tail = format!("\r\n--{boundary}--\r\n");
+    let n = content.len();
+    content.reserve_exact(head.len() + tail.len());
+    content.resize(n + head.len(), 0);
+    content.copy_within(0..n, head.len());
+    content[..head.len()].copy_from_slice(&head);
+    content.extend_from_slice(tail.as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), content)
+}
 
-    /// Adds a text field.
-    pub(crate) fn text(&mut self, name: &str, value: &str) {
-        self.part_head(name, None, None);
-        self.body.extend_from_slice(value.as_bytes());
-        self.body.extend_from_slice(b"\r\n");
+fn part_head(out: &mut Vec<u8>, boundary: &str, name: &str, filename: Option<&str>, content_type: Option<&str>) {
+    out.extend_from_slice(b"--");
+    out.extend_from_slice(boundary.as_bytes());
+    out.extend_from_slice(b"\r\ncontent-disposition: form-data; name=\"");
+    out.extend_from_slice(quoted(name).as_bytes());
+    out.push(b'"');
+    if let Some(filename) = filename {
+        out.extend_from_slice(b"; filename=\"");
+        out.extend_from_slice(quoted(filename).as_bytes());
+        out.push(b'"');
     }
-
-    /// Adds a file.
-    pub(crate) fn file(&mut self, name: &str, filename: &str, content_type: &str, bytes: &[u8]) {
-        self.part_head(name, Some(filename), Some(content_type));
-        self.body.extend_from_slice(bytes);
-        self.body.extend_from_slice(b"\r\n");
+    out.extend_from_slice(b"\r\n");
+    if let Some(ct) = content_type {
+        out.extend_from_slice(b"content-type: ");
+        out.extend_from_slice(ct.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
-
-    fn part_head(&mut self, name: &str, filename: Option<&str>, content_type: Option<&str>) {
-        self.body.extend_from_slice(b"--");
-        self.body.extend_from_slice(self.boundary.as_bytes());
-        self.body.extend_from_slice(b"\r\ncontent-disposition: form-data; name=\"");
-        self.body.extend_from_slice(quoted(name).as_bytes());
-        self.body.push(b'"');
-        if let Some(filename) = filename {
-            self.body.extend_from_slice(b"; filename=\"");
-            self.body.extend_from_slice(quoted(filename).as_bytes());
-            self.body.push(b'"');
-        }
-        self.body.extend_from_slice(b"\r\n");
-        if let Some(ct) = content_type {
-            self.body.extend_from_slice(b"content-type: ");
-            self.body.extend_from_slice(ct.as_bytes());
-            self.body.extend_from_slice(b"\r\n");
-        }
-        self.body.extend_from_slice(b"\r\n");
-    }
-
-    /// The `content-type` header value and the body.
-    pub(crate) fn finish(mut self) -> (String, Vec<u8>) {
-        self.body.extend_from_slice(b"--");
-        self.body.extend_from_slice(self.boundary.as_bytes());
-        self.body.extend_from_slice(b"--\r\n");
-        (format!("multipart/form-data; boundary={}", self.boundary), self.body)
-    }
+    out.extend_from_slice(b"\r\n");
 }
 
 /// The first boundary `draw` gives that occurs in none of `contents`.
@@ -107,12 +104,12 @@ fn quoted(value: &str) -> String {
 mod tests {
     use super::*;
 
+    const FILE: FilePart<'static> =
+        FilePart { name: "file", filename: "in\"put\n.jsonl", content_type: "application/jsonl" };
+
     #[test]
     fn writes_fields_and_a_file() {
-        let mut m = Multipart::with_boundary("XyZ");
-        m.text("purpose", "batch");
-        m.file("file", "in\"put\n.jsonl", "application/jsonl", b"{\"a\":1}\n");
-        let (content_type, body) = m.finish();
+        let (content_type, body) = form_with("XyZ", &[("purpose", "batch")], &FILE, b"{\"a\":1}\n".to_vec());
         assert_eq!(content_type, "multipart/form-data; boundary=XyZ");
         assert_eq!(
             String::from_utf8(body).unwrap(),
@@ -120,24 +117,24 @@ mod tests {
              --XyZ\r\ncontent-disposition: form-data; name=\"file\"; filename=\"in%22put%0A.jsonl\"\r\n\
              content-type: application/jsonl\r\n\r\n{\"a\":1}\n\r\n--XyZ--\r\n"
         );
+        let (_, empty) = form_with("b", &[], &FILE, Vec::new());
+        assert!(empty.ends_with(b"\r\n\r\n\r\n--b--\r\n"));
     }
 
     #[test]
     fn the_boundary_is_random_and_not_in_the_content() {
-        let a = Multipart::new(&[b"x"], 0).boundary;
-        let b = Multipart::new(&[b"x"], 0).boundary;
+        let a = random_boundary(0);
+        let b = random_boundary(0);
         assert_ne!(a, b);
         assert!(a.len() <= 70 && a.starts_with("mamba-"));
         // Content holding the boundary drawn first: the next one is taken.
         let content = format!("line\n--{a}\nmore");
         let draws = [a.clone(), b.clone()];
         assert_eq!(pick_boundary(&[b"x", content.as_bytes()], |seed| draws[seed as usize].clone()), b);
-        let mut m = Multipart::new(&[content.as_bytes()], 0);
-        assert!(!content.contains(&m.boundary));
-        m.file("file", "f", "application/octet-stream", content.as_bytes());
-        let (ct, body) = m.finish();
+        let (ct, body) = form(&[("purpose", "batch")], &FILE, content.clone().into_bytes());
         let boundary = ct.rsplit('=').next().unwrap();
+        assert!(!content.contains(boundary));
         let delimiter = format!("--{boundary}");
-        assert_eq!(memchr::memmem::find_iter(&body, delimiter.as_bytes()).count(), 2, "one part, then the end");
+        assert_eq!(memchr::memmem::find_iter(&body, delimiter.as_bytes()).count(), 3, "two parts, then the end");
     }
 }
