@@ -26,6 +26,49 @@
 //! crash is cut off. Running until the summary shows no failure is the way to finish a large
 //! job. The set of done custom_ids is held as 64-bit hashes (8 bytes a line).
 //!
+//! # Remote
+//! [`RemoteBatch`] hands the file to the server's own Batch API instead of sending the
+//! requests from here (`mamba-llm batch --remote`):
+//!
+//! 1. The input is checked exactly as for a local run ([`BatchError::Invalid`]: nothing is
+//!    uploaded); every line of the shard must name the same url, since one batch has one
+//!    endpoint (mixed urls are [`BatchError::Refused`]: split the input by url).
+//! 2. The shard's lines are uploaded to `POST /files` (multipart, purpose `batch` or the
+//!    server's own, [`RemoteBatch::file_purpose`]), bodies naming no model with the default
+//!    model filled in. The file is built in memory once (the request body is built around it).
+//! 3. `POST /batches` creates the batch; `GET /batches/{id}` polls it, after 1 s and then
+//!    half as long again each time nothing changed, up to 30 s
+//!    ([`RemoteOptions::poll_interval`]); status and request counts go to the [`Progress`]
+//!    counters ([`Progress::status`]).
+//! 4. Once it ends, its output file and then its error file are streamed into the output,
+//!    each line as the server wrote it (written to `OUT.remote.part`, renamed at the end).
+//!    A batch that ended `failed`, `expired` or `cancelled` gets what output exists.
+//!
+//! The input file id and then the batch id are written to `OUT.remote.json`
+//! ([`state_path`]) as soon as they exist: running again follows the same batch (or creates
+//! it from the uploaded file) and never uploads twice; interrupting while polling leaves the
+//! batch running on the server. A completed batch run again is downloaded again. Remove the
+//! state file to start a new batch. An existing output without a state file is refused
+//! rather than overwritten.
+//!
+//! `--shard K/N` applies: each shard is its own batch, with its own output and state file.
+//! Rate limits, concurrency and ordering are the server's business; a cost cap is checked
+//! against the estimate before uploading.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use mamba_backends::OpenAICompatibleBackend;
+//! use mamba_batch::{BatchOptions, Input, Progress, RemoteBatch, RemoteOptions};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let backend = OpenAICompatibleBackend::builder("gpt-4o-mini").api_key("sk-...").build()?;
+//! let options = BatchOptions::new(Input::parse("requests.jsonl"), "answers.jsonl");
+//! let batch = RemoteBatch::open(options, RemoteOptions::new())?;
+//! let summary = batch.run(&backend, Arc::new(Progress::new()), std::future::pending()).await?;
+//! println!("{} {}: {} succeeded, {} failed", summary.batch_id, summary.status, summary.succeeded, summary.failed);
+//! # Ok(()) }
+//! ```
+//!
 //! # Memory
 //! The input is read twice as a stream (checked, then sent) and never held whole; stdin is
 //! copied to an unnamed temporary file. What grows with the input: 16 bytes a line while the
