@@ -346,3 +346,88 @@ async fn invalid_input_uploads_nothing_and_stdin_gzip_works() {
     assert_eq!(json_out(&o)["output_lines"], 5);
     assert_eq!(server.uploads(), 1);
 }
+
+/// Ctrl-C while polling stops polling (exit 130) and says how to resume; the batch goes on,
+/// and cancelling it from elsewhere makes the resumed run end `cancelled`: the partial output
+/// is downloaded, exit 1.
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_then_a_cancelled_batch() {
+    let server = server(5, 40).await;
+    let dir = temp_dir("remote-ctrlc");
+    let lines: Vec<String> = (0..80).map(|i| chat_line(&format!("r{i}"), "hi", Some("m"))).collect();
+    let input = write_input(&dir, &lines);
+    let out = dir.join("out.jsonl");
+    let url = server.base_url();
+    let args = [
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--remote",
+        "--base-url",
+        &url,
+        "--poll-interval",
+        "0.02",
+    ];
+    let mut c = cmd();
+    c.arg("batch").args(args);
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = c.spawn().unwrap();
+    let pid = child.id().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while server.requests().iter().filter(|r| r.method == "GET" && r.path.starts_with("/v1/batches/")).count() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "never polled");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let status = std::process::Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap();
+    assert!(status.success());
+    let o = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    let id = server.batch_ids()[0].clone();
+    let e = stderr(&o);
+    // Progress lines (no terminal: on status changes), then the one line saying how to resume.
+    let last = e.lines().last().unwrap();
+    assert!(
+        last.contains(&format!("stopped polling batch {id}")) && last.contains("run the same command again"),
+        "{e}"
+    );
+    assert!(!out.exists());
+    let job = client(&server).cancel_batch(&id).await.unwrap();
+    assert_eq!(job.status.as_str(), "cancelling");
+    let o = batch(&[&args[..], &["--json"]].concat()).await;
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let s = json_out(&o);
+    assert_eq!(s["status"], "cancelled");
+    assert_eq!(s["batch_id"], id.as_str());
+    let done = s["output_lines"].as_u64().unwrap();
+    assert!((1..80).contains(&done), "{done}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count() as u64, done);
+    assert_eq!(server.uploads(), 1);
+}
+
+/// A batch the server failed in validation: `batch status` lists its errors.
+#[tokio::test(flavor = "multi_thread")]
+async fn status_shows_a_failed_batch_and_its_errors() {
+    let server = server(5, 5).await;
+    let b = client(&server);
+    let input = [chat_line("a", "x", Some("m")), "not json".into()].join("\n");
+    let file = b.upload_file("batch", "in.jsonl", input.into_bytes()).await.unwrap();
+    let job = b.create_batch(&file.id, "/v1/chat/completions", "24h", None).await.unwrap();
+    let url = server.base_url();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let o = batch(&["status", &job.id, "--base-url", &url]).await;
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        if !text.contains("validating") {
+            break text;
+        }
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(text.starts_with(&format!("{}: failed", job.id)), "{text}");
+    assert!(text.contains("error: line 2: This line is not a JSON object."), "{text}");
+    let o = batch(&["status", &job.id, "--base-url", &url, "--json"]).await;
+    let s = json_out(&o);
+    assert_eq!(s["errors"][0]["code"], "invalid_json_line");
+    assert_eq!(s["errors"][0]["line"], 2);
+}

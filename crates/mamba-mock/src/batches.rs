@@ -7,7 +7,8 @@
 //!
 //! A batch runs each input line as if it were sent to its URL: the script picks the reply (a
 //! rule matching a model or text can make lines fail), the chat or embeddings rendering
-//! writes the body. Answers go to the output file, HTTP errors and unreadable lines to the
+//! writes the body. An input with a line that is not a request for the batch's endpoint fails
+//! validation: the batch ends `failed` with the lines in `errors`, nothing run. Answers go to the output file, HTTP errors and unreadable lines to the
 //! error file, in OpenAI's batch output format. It moves `validating → in_progress →
 //! finalizing → completed` (or `cancelling → cancelled`, keeping the output so far), with a
 //! pause between steps and after each line ([`BatchTiming`](crate::BatchTiming)) so that
@@ -285,6 +286,28 @@ impl Run {
         tokio::time::sleep(timing.step).await;
         let lines: Vec<&[u8]> =
             input.split(|b| *b == b'\n').map(<[u8]>::trim_ascii).filter(|l| !l.is_empty()).collect();
+        // Validation, as OpenAI does it: any bad line fails the whole batch, nothing runs.
+        let errors: Vec<Value> = lines
+            .iter()
+            .enumerate()
+            .filter_map(|(n, line)| {
+                self.invalid(line)
+                    .map(|(code, message)| json!({"code": code, "message": message, "param": null, "line": n + 1}))
+            })
+            .collect();
+        if !errors.is_empty() || lines.is_empty() {
+            let errors = if lines.is_empty() {
+                vec![json!({"code": "empty_file", "message": "The input file is empty.", "param": null, "line": null})]
+            } else {
+                errors
+            };
+            self.store.update(&self.id, |b| {
+                b.insert("status".into(), json!("failed"));
+                b.insert("failed_at".into(), json!(now()));
+                b.insert("errors".into(), json!({"object": "list", "data": errors}));
+            });
+            return;
+        }
         let total = lines.len();
         self.store.update(&self.id, |b| {
             if b["status"] == "validating" {
@@ -333,6 +356,26 @@ impl Run {
             b.insert("output_file_id".into(), json!(output_id));
             b.insert("error_file_id".into(), json!(error_id));
         });
+    }
+
+    /// Why a line cannot be part of this batch: a code and a message.
+    fn invalid(&self, line: &[u8]) -> Option<(&'static str, String)> {
+        let Ok(Value::Object(v)) = serde_json::from_slice::<Value>(line) else {
+            return Some(("invalid_json_line", "This line is not a JSON object.".into()));
+        };
+        if !v.get("custom_id").is_some_and(Value::is_string) {
+            return Some(("missing_required_parameter", "custom_id is missing.".into()));
+        }
+        if v.get("method").and_then(Value::as_str) != Some("POST") {
+            return Some(("invalid_method", "method must be POST.".into()));
+        }
+        if v.get("url").and_then(Value::as_str) != Some(self.endpoint.as_str()) {
+            return Some(("mismatched_url", format!("The url must be the batch's endpoint {}.", self.endpoint)));
+        }
+        if !v.get("body").is_some_and(Value::is_object) {
+            return Some(("invalid_body", "body must be a JSON object.".into()));
+        }
+        None
     }
 
     /// One line's output record, and whether it succeeded.

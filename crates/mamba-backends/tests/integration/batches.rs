@@ -137,6 +137,17 @@ async fn errors_are_classified_and_redacted() {
     assert_eq!(e.kind(), ErrorKind::Authentication);
     assert!(!format!("{e} {e:?}").contains("sk-wrong-secret"));
     assert!(b.retrieve_batch("").await.is_err());
+    // An input the server refuses in validation: the batch ends `failed`, its errors listed.
+    let mixed =
+        [line("a", "x"), json!({"custom_id": "e", "method": "POST", "url": "/v1/embeddings", "body": {}}).to_string()];
+    let file = b.upload_file("batch", "in.jsonl", mixed.join("\n")).await.unwrap();
+    let job = b.create_batch(&file.id, "/v1/chat/completions", "24h", None).await.unwrap();
+    let failed = until_done(&b, &job.id).await;
+    assert_eq!(failed.status, BatchStatus::Failed);
+    assert_eq!(failed.errors.len(), 1);
+    assert_eq!(failed.errors[0].line, Some(2));
+    assert_eq!(failed.errors[0].code.as_deref(), Some("mismatched_url"));
+    assert_eq!(failed.output_file_id, None);
 }
 
 /// The same calls through the reqwest transport: the multipart content type travels with
