@@ -53,6 +53,8 @@ pub enum BatchError {
     Refused(String),
     /// The server's Files or Batch API failed.
     Remote(Error),
+    /// Interrupted while uploading: no batch was created.
+    Interrupted,
 }
 
 impl fmt::Display for BatchError {
@@ -68,6 +70,7 @@ impl fmt::Display for BatchError {
             BatchError::Io(e) => write!(f, "{e}"),
             BatchError::Refused(reason) => f.write_str(reason),
             BatchError::Remote(e) => write!(f, "{e}"),
+            BatchError::Interrupted => f.write_str("interrupted while uploading; no batch was created"),
         }
     }
 }

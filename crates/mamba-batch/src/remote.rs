@@ -155,7 +155,7 @@ pub struct RemoteSummary {
     pub uploaded: bool,
     /// Seconds.
     pub elapsed_s: f64,
-    /// Polling was interrupted; the batch goes on on the server.
+    /// Polling (or the download) was interrupted; the batch goes on on the server.
     pub interrupted: bool,
 }
 
@@ -198,6 +198,14 @@ impl RemoteBatch {
         // A remote batch does not resume the output line by line: the server's files replace it.
         let plan = check(&source, &options, &Done::default())?;
         let endpoint = endpoint_of(&source, &options)?;
+        if let Some(state) = state.as_ref().filter(|s| s.requests != plan.in_shard) {
+            return Err(BatchError::Refused(format!(
+                "{} is for a batch of {} requests, but the input has {} (in this shard); remove it to start a new batch, or give the input it was made from",
+                state_path.display(),
+                state.requests,
+                plan.in_shard
+            )));
+        }
         if state.is_none() && !options.dry_run {
             if let Ok(meta) = fs::metadata(&options.output) {
                 if meta.len() > 0 {
@@ -294,7 +302,7 @@ impl RemoteBatch {
                 // The buffer is moved into the upload: the file is held once.
                 let file = tokio::select! {
                     file = backend.upload_file(&self.remote.file_purpose, &name, bytes) => file.map_err(remote_error)?,
-                    () = &mut shutdown => return Err(BatchError::Refused("interrupted while uploading; nothing was started".into())),
+                    () = &mut shutdown => return Err(BatchError::Interrupted),
                 };
                 uploaded = true;
                 let state = RemoteState {
@@ -363,11 +371,21 @@ impl RemoteBatch {
         };
         if !interrupted {
             progress.set_status("downloading");
-            let (output_lines, error_lines) = download(backend, &job, &self.options.output).await?;
-            summary.output_lines = output_lines;
-            summary.error_lines = error_lines;
-            state.downloaded = true;
-            write_state(&self.state_path, &state)?;
+            let tmp = part_path(&self.options.output);
+            tokio::select! {
+                counts = download(backend, &job, &self.options.output, &tmp) => {
+                    let (output_lines, error_lines) = counts?;
+                    summary.output_lines = output_lines;
+                    summary.error_lines = error_lines;
+                    state.downloaded = true;
+                    write_state(&self.state_path, &state)?;
+                }
+                () = &mut shutdown => {
+                    // The download is dropped; running again downloads it whole.
+                    let _ = fs::remove_file(&tmp);
+                    summary.interrupted = true;
+                }
+            }
         }
         summary.elapsed_s = started.elapsed().as_secs_f64();
         Ok(summary)
@@ -430,11 +448,22 @@ fn endpoint_of(source: &Source, options: &BatchOptions) -> Result<String, BatchE
     Ok(first.map(|(url, _)| url).unwrap_or_default())
 }
 
-/// Writes the output file, then the error file, into `output` (through a temporary file
-/// renamed at the end). Returns the lines of each.
-async fn download(backend: &OpenAICompatibleBackend, job: &BatchJob, output: &Path) -> Result<(u64, u64), BatchError> {
-    let tmp = output.with_extension("remote.part");
-    let mut file = File::create(&tmp)
+/// The temporary file a download goes to: `OUT.remote.part`.
+fn part_path(output: &Path) -> PathBuf {
+    let mut name = output.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".remote.part");
+    output.with_file_name(name)
+}
+
+/// Writes the output file, then the error file, into `output` (through `tmp`, renamed at the
+/// end). Returns the lines of each.
+async fn download(
+    backend: &OpenAICompatibleBackend,
+    job: &BatchJob,
+    output: &Path,
+    tmp: &Path,
+) -> Result<(u64, u64), BatchError> {
+    let mut file = File::create(tmp)
         .map_err(|e| BatchError::Io(io::Error::new(e.kind(), format!("cannot write {}: {e}", tmp.display()))))?;
     let mut counts = [0u64; 2];
     for (i, id) in [&job.output_file_id, &job.error_file_id].into_iter().enumerate() {
@@ -443,7 +472,7 @@ async fn download(backend: &OpenAICompatibleBackend, job: &BatchJob, output: &Pa
     }
     file.sync_all()?;
     drop(file);
-    fs::rename(&tmp, output)
+    fs::rename(tmp, output)
         .map_err(|e| BatchError::Io(io::Error::new(e.kind(), format!("cannot write {}: {e}", output.display()))))?;
     Ok((counts[0], counts[1]))
 }
@@ -487,6 +516,7 @@ mod tests {
     fn state_file_sits_next_to_the_output() {
         assert_eq!(state_path(Path::new("/tmp/x/out.jsonl")), Path::new("/tmp/x/out.jsonl.remote.json"));
         assert_eq!(upload_name(Path::new("/tmp/x/out.jsonl")), "out.input.jsonl");
+        assert_eq!(part_path(Path::new("/tmp/x/out.jsonl")), Path::new("/tmp/x/out.jsonl.remote.part"));
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.remote.json");
         assert_eq!(read_state(&path).unwrap(), None);

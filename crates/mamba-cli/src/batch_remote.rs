@@ -105,6 +105,10 @@ fn metadata(args: &BatchArgs) -> Result<BTreeMap<String, String>, CliError> {
 
 fn failed(e: BatchError) -> CliError {
     match e {
+        BatchError::Interrupted => {
+            note("mamba-llm: interrupted while uploading; no batch was created (run again to upload)");
+            CliError::Exit(130)
+        }
         BatchError::Refused(reason) => CliError::Usage(reason),
         BatchError::Remote(e) => CliError::Backend(e),
         other => CliError::Failed("io", other.to_string()),

@@ -267,7 +267,16 @@ async fn refusals_are_usage_errors() {
     let o = batch(&[i, "-o", o_, "--remote", "--base-url", &url]).await;
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("not from a remote batch"), "{}", stderr(&o));
+    // A state file made from another input is not followed.
+    std::fs::remove_file(&out).unwrap();
+    let state = json!({"input_file_id": "file-x", "batch_id": "batch-x", "endpoint": "/v1/chat/completions",
+                       "base_url": url, "requests": 99, "downloaded": false});
+    std::fs::write(dir.join("out.jsonl.remote.json"), state.to_string()).unwrap();
+    let o = batch(&[i, "-o", o_, "--remote", "--base-url", &url]).await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is for a batch of 99 requests, but the input has 1"), "{}", stderr(&o));
     assert_eq!(server.uploads(), 0);
+    assert!(server.requests().is_empty());
 }
 
 /// Invalid lines and mixed urls upload nothing (exit 2); a dry run prints what would be
