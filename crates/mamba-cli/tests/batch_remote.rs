@@ -328,7 +328,28 @@ async fn invalid_input_uploads_nothing_and_stdin_gzip_works() {
         .await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("would upload 5 requests to /v1/chat/completions"));
-    assert!(server.requests().is_empty(), "a dry run sends nothing");
+    let o = batch(&[good.to_str().unwrap(), "-o", out.to_str().unwrap(), "--remote", "--dry-run", "--json"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let plan = json_out(&o);
+    assert_eq!((plan["to_send"].as_u64(), plan["remote"]["requests"].as_u64()), (Some(5), Some(5)));
+    assert_eq!(plan["remote"]["endpoint"], "/v1/chat/completions");
+    // --max-cost is checked against the estimate before anything is uploaded: exit 3.
+    let priced: Vec<String> = (0..5).map(|i| chat_line(&format!("p{i}"), "hi", Some("gpt-4o"))).collect();
+    let priced = write_input(&dir, &priced);
+    let o = batch(&[
+        priced.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--remote",
+        "--base-url",
+        &url,
+        "--max-cost",
+        "0",
+    ])
+    .await;
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("above --max-cost"), "{}", stderr(&o));
+    assert!(server.requests().is_empty(), "a dry run and a cost cap send nothing");
 
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all((lines.join("\n") + "\n").as_bytes()).unwrap();
