@@ -512,7 +512,8 @@ async fn one(
             Progress::add(&progress.failed, 1);
             match (e.status(), e.response_body()) {
                 (Some(status), body) => {
-                    record(&id, &request.custom_id, Some((status, String::new(), body.map(str::as_bytes))), None)
+                    let request_id = e.request_id().unwrap_or("").to_owned();
+                    record(&id, &request.custom_id, Some((status, request_id, body.map(str::as_bytes))), None)
                 }
                 (None, _) => record(&id, &request.custom_id, None, Some(e)),
             }
