@@ -264,6 +264,10 @@ pub(crate) fn from_response(status: u16, headers: &HeaderMap, body: &[u8], now: 
     if !body.is_empty() {
         error = error.with_body(truncate(&String::from_utf8_lossy(body), MAX_BODY));
     }
+    let request_id = ["x-request-id", "request-id"].iter().find_map(|name| headers.get(*name)?.to_str().ok());
+    if let Some(id) = request_id.filter(|id| !id.is_empty()) {
+        error = error.with_request_id(id);
+    }
     error
 }
 
@@ -405,6 +409,19 @@ mod tests {
         assert_eq!(kind(401, r#"{"detail":"Invalid API key"}"#), ErrorKind::Authentication);
         assert_eq!(message(401, r#"{"detail":"Invalid API key"}"#), "Invalid API key");
         assert_eq!(kind(404, r#"{"detail":"Not Found"}"#), ErrorKind::InvalidRequest);
+    }
+
+    #[test]
+    fn request_id_of_the_error_answer() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-request-id", http::HeaderValue::from_static("req_123"));
+        assert_eq!(from_response(500, &headers, b"{}", SystemTime::now()).request_id(), Some("req_123"));
+        let mut headers = HeaderMap::new();
+        headers.insert("request-id", http::HeaderValue::from_static("abc"));
+        let e = from_response(429, &headers, b"", SystemTime::now());
+        assert_eq!(e.request_id(), Some("abc"));
+        assert!(format!("{e:?}").contains("abc"));
+        assert_eq!(from_response(400, &HeaderMap::new(), b"", SystemTime::now()).request_id(), None);
     }
 
     #[test]

@@ -157,6 +157,7 @@ struct Inner {
     body: Option<String>,
     code: Option<String>,
     model: Option<String>,
+    request_id: Option<String>,
     source: Option<BoxError>,
     unanswered: bool,
 }
@@ -174,6 +175,7 @@ impl Error {
                 body: None,
                 code: None,
                 model: None,
+                request_id: None,
                 source: None,
                 unanswered: false,
             }),
@@ -237,6 +239,14 @@ impl Error {
         if self.inner.model.is_none() {
             self.inner.model = Some(model.to_owned());
         }
+        self
+    }
+
+    /// Sets the id the server gave the failed request (its `x-request-id` header), for
+    /// support tickets and logs.
+    #[must_use]
+    pub fn with_request_id(mut self, request_id: impl Into<String>) -> Error {
+        self.inner.request_id = Some(request_id.into());
         self
     }
 
@@ -316,6 +326,12 @@ impl Error {
         self.inner.body.as_deref()
     }
 
+    /// The id the server gave the failed request (`x-request-id` or `request-id` of its
+    /// error answer), when it sent one.
+    pub fn request_id(&self) -> Option<&str> {
+        self.inner.request_id.as_deref()
+    }
+
     /// The model the failing request was for.
     pub fn model(&self) -> Option<&str> {
         self.inner.model.as_deref()
@@ -377,6 +393,9 @@ impl fmt::Debug for Error {
         }
         if let Some(model) = &self.inner.model {
             d.field("model", model);
+        }
+        if let Some(request_id) = &self.inner.request_id {
+            d.field("request_id", request_id);
         }
         if let Some(source) = &self.inner.source {
             d.field("source", source);

@@ -9,56 +9,73 @@
 //! estimates before a request goes out and replace them with the server's reported usage
 //! when its answer arrives.
 
-use serde_json::{Map, Value};
+use std::borrow::Cow;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use crate::input::BodyProbe;
 
 /// Estimated prompt tokens of a request body.
-pub(crate) fn prompt_tokens(body: &Map<String, Value>) -> u64 {
+pub(crate) fn prompt_tokens(body: &BodyProbe<'_>) -> u64 {
+    #[derive(Deserialize)]
+    struct MessageProbe<'a> {
+        #[serde(borrow, default)]
+        content: Option<&'a RawValue>,
+        #[serde(borrow, default)]
+        tool_calls: Option<&'a RawValue>,
+    }
     let mut chars = 0u64;
     let mut messages = 0u64;
-    if let Some(Value::Array(list)) = body.get("messages") {
-        messages = list.len() as u64;
-        for m in list {
-            if let Some(content) = m.get("content") {
-                chars += text_chars(content);
-            }
-            if let Some(calls) = m.get("tool_calls") {
-                chars += json_chars(calls);
+    if let Some(raw) = body.messages {
+        if let Ok(list) = serde_json::from_str::<Vec<MessageProbe<'_>>>(raw.get()) {
+            messages = list.len() as u64;
+            for m in &list {
+                chars += m.content.map_or(0, text_chars);
+                chars += m.tool_calls.map_or(0, json_chars);
             }
         }
     }
-    for key in ["input", "instructions", "prompt"] {
-        if let Some(v) = body.get(key) {
-            chars += text_chars(v);
-        }
+    for v in [body.input, body.instructions, body.prompt].into_iter().flatten() {
+        chars += text_chars(v);
     }
-    if let Some(tools) = body.get("tools") {
-        chars += json_chars(tools);
-    }
+    chars += body.tools.map_or(0, json_chars);
     chars.div_ceil(4) + 4 * messages
 }
 
 /// The characters of the texts in a content value: a string, or parts with `text`, or lists
-/// of those (embedding inputs).
-fn text_chars(v: &Value) -> u64 {
+/// of those (embedding inputs). Strings, the common case, are read without copying.
+fn text_chars(raw: &RawValue) -> u64 {
+    if raw.get().starts_with('"') {
+        return serde_json::from_str::<Cow<'_, str>>(raw.get()).map_or(0, |s| s.chars().count() as u64);
+    }
+    serde_json::from_str::<Value>(raw.get()).map_or(0, |v| value_chars(&v))
+}
+
+fn value_chars(v: &Value) -> u64 {
     match v {
         Value::String(s) => s.chars().count() as u64,
-        Value::Array(items) => items.iter().map(text_chars).sum(),
-        Value::Object(map) => map.get("text").or_else(|| map.get("content")).map_or(0, text_chars),
+        Value::Array(items) => items.iter().map(value_chars).sum(),
+        Value::Object(map) => map.get("text").or_else(|| map.get("content")).map_or(0, value_chars),
         // Token ids (embedding input as numbers): about one token each, as 4 characters.
         Value::Number(_) => 4,
         _ => 0,
     }
 }
 
-fn json_chars(v: &Value) -> u64 {
-    serde_json::to_string(v).map_or(0, |s| s.len() as u64)
+/// The length of a value's JSON text (tool definitions and calls count as written).
+fn json_chars(raw: &RawValue) -> u64 {
+    raw.get().len() as u64
 }
 
 /// The output limit the body asks for, 0 when none.
-pub(crate) fn max_output_tokens(body: &Map<String, Value>) -> u64 {
-    ["max_completion_tokens", "max_tokens", "max_output_tokens"]
-        .iter()
-        .find_map(|k| body.get(*k).and_then(Value::as_u64))
+pub(crate) fn max_output_tokens(body: &BodyProbe<'_>) -> u64 {
+    [body.max_completion_tokens, body.max_tokens, body.max_output_tokens]
+        .into_iter()
+        .flatten()
+        .find_map(|raw| raw.get().parse::<u64>().ok())
         .unwrap_or(0)
 }
 
@@ -86,15 +103,85 @@ impl Prices {
 
 /// Reads an answer body in one pass: `None` when it is not JSON, else the usage the server
 /// reported: `prompt_tokens`/`completion_tokens` (chat, embeddings) or
-/// `input_tokens`/`output_tokens` (responses).
+/// `input_tokens`/`output_tokens` (responses). Only `usage` is read; the rest is skipped.
 pub(crate) fn answer_of(body: &[u8]) -> Option<Option<(u64, u64)>> {
-    #[derive(serde::Deserialize)]
+    #[derive(Deserialize)]
     struct Probe {
         #[serde(default)]
-        usage: Option<Value>,
+        usage: Option<UsageProbe>,
     }
     let probe: Probe = serde_json::from_slice(body).ok()?;
-    Some(probe.usage.as_ref().and_then(usage_of_value))
+    Some(probe.usage.and_then(UsageProbe::tokens))
+}
+
+/// A `usage` object, any shape: fields that are not counts are ignored, not errors.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct UsageProbe {
+    prompt_tokens: Count,
+    input_tokens: Count,
+    completion_tokens: Count,
+    output_tokens: Count,
+}
+
+impl UsageProbe {
+    fn tokens(self) -> Option<(u64, u64)> {
+        let input = self.prompt_tokens.0.or(self.input_tokens.0);
+        let output = self.completion_tokens.0.or(self.output_tokens.0);
+        if input.is_none() && output.is_none() {
+            return None;
+        }
+        Some((input.unwrap_or(0), output.unwrap_or(0)))
+    }
+}
+
+/// A token count: a non-negative integer, anything else (null, text, fractions) is none.
+#[derive(Default)]
+struct Count(Option<u64>);
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Count, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Count;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a token count")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Count, E> {
+                Ok(Count(Some(v)))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Count, E> {
+                Ok(Count(u64::try_from(v).ok()))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Count, E> {
+                Ok(Count(None))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Count, E> {
+                Ok(Count(None))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Count, E> {
+                Ok(Count(None))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Count, E> {
+                Ok(Count(None))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Count, E> {
+                Ok(Count(None))
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Count, D::Error> {
+                Count::deserialize(d)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Count, A::Error> {
+                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(Count(None))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Count, A::Error> {
+                while map.next_entry::<de::IgnoredAny, de::IgnoredAny>()?.is_some() {}
+                Ok(Count(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[cfg(test)]
@@ -104,35 +191,27 @@ fn usage_of(body: &[u8]) -> Option<(u64, u64)> {
 
 /// Input and output tokens of a `usage` object.
 pub(crate) fn usage_of_value(usage: &Value) -> Option<(u64, u64)> {
-    let get = |keys: &[&str]| keys.iter().find_map(|k| usage.get(*k).and_then(Value::as_u64));
-    let input = get(&["prompt_tokens", "input_tokens"]);
-    let output = get(&["completion_tokens", "output_tokens"]);
-    if input.is_none() && output.is_none() {
-        return None;
-    }
-    Some((input.unwrap_or(0), output.unwrap_or(0)))
+    UsageProbe::deserialize(usage).ok().and_then(UsageProbe::tokens)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn body(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        }
+    fn tokens(json: &str) -> (u64, u64) {
+        let probe: BodyProbe<'_> = serde_json::from_str(json).unwrap();
+        (prompt_tokens(&probe), max_output_tokens(&probe))
     }
 
     #[test]
     fn four_characters_a_token_plus_four_a_message() {
-        let b = body(serde_json::json!({
-            "messages": [{"role": "system", "content": "abcd"}, {"role": "user", "content": [{"type": "text", "text": "abcdefgh"}]}],
-            "max_tokens": 10
-        }));
-        assert_eq!(prompt_tokens(&b), 3 + 8);
-        assert_eq!(max_output_tokens(&b), 10);
-        assert_eq!(prompt_tokens(&body(serde_json::json!({"input": ["abcd", "abcde"]}))), 3);
+        let b = r#"{"messages": [{"role": "system", "content": "abcd"}, {"role": "user", "content": [{"type": "text", "text": "abcdefgh"}]}],
+            "max_tokens": 10}"#;
+        assert_eq!(tokens(b), (3 + 8, 10));
+        assert_eq!(tokens(r#"{"input": ["abcd", "abcde"]}"#), (3, 0));
+        // Escapes count as the characters they stand for; tools as their JSON text.
+        assert_eq!(tokens(r#"{"prompt": "ab\u00e9d", "max_completion_tokens": 3, "max_tokens": 9}"#), (1, 3));
+        assert_eq!(tokens(r#"{"tools": [{"a":1234}], "max_tokens": "many"}"#), (3, 0));
     }
 
     #[test]
@@ -142,6 +221,10 @@ mod tests {
         assert_eq!(usage_of(br#"{"usage":{"prompt_tokens":3,"total_tokens":3}}"#), Some((3, 0)));
         assert_eq!(usage_of(br#"{"x":1}"#), None);
         assert_eq!(usage_of(b"not json"), None);
+        assert_eq!(usage_of(br#"{"usage":{"prompt_tokens":null,"completion_tokens":2.5,"x":[1]}}"#), None);
+        assert_eq!(usage_of(br#"{"usage":null,"choices":[{"usage":{"prompt_tokens":1}}]}"#), None);
+        assert_eq!(answer_of(br#"{"usage":"none"}"#), None, "a usage that is not an object is not this shape");
+        assert_eq!(usage_of_value(&serde_json::json!({"input_tokens": 5})), Some((5, 0)));
     }
 
     #[test]

@@ -116,6 +116,32 @@ struct WireLine<'a> {
     body: Option<&'a RawValue>,
 }
 
+/// The members of a request body that the checks and the estimates read, borrowed from the
+/// line (no copy of the texts, no map of the whole body). Keys it does not name are skipped.
+#[derive(Deserialize, Default)]
+pub(crate) struct BodyProbe<'a> {
+    #[serde(borrow, default)]
+    pub(crate) model: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub(crate) messages: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub(crate) input: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub(crate) instructions: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub(crate) prompt: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub(crate) tools: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub(crate) max_completion_tokens: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub(crate) max_tokens: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub(crate) max_output_tokens: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub(crate) stream: Option<&'a RawValue>,
+}
+
 /// The endpoints a line may name, with the path under the backend's base URL (which ends
 /// in `/v1`).
 const ENDPOINTS: &[(&str, &str)] = &[
@@ -168,37 +194,54 @@ pub(crate) fn parse_line(line: &[u8], default_model: Option<&str>) -> Result<Req
         .map(|(_, p)| *p)
         .ok_or_else(|| format!("url {url:?} is not supported (supported: {})", supported_urls().join(", ")))?;
     let raw_body = wire.body.ok_or("body is missing")?;
-    let mut body: Map<String, Value> =
-        serde_json::from_str(raw_body.get()).map_err(|_| "body must be a JSON object".to_owned())?;
-    let (model, bytes) = match body.get("model") {
-        Some(Value::String(m)) if !m.is_empty() => {
-            (m.clone(), bytes::Bytes::copy_from_slice(raw_body.get().as_bytes()))
+    let body: BodyProbe<'_> = serde_json::from_str(raw_body.get()).map_err(|e| {
+        if raw_body.get().starts_with('{') {
+            format!("body: {e}")
+        } else {
+            "body must be a JSON object".to_owned()
         }
-        Some(Value::String(_)) | None | Some(Value::Null) => match default_model {
-            Some(m) => {
-                body.insert("model".into(), Value::String(m.to_owned()));
-                let bytes = serde_json::to_vec(&body).map_err(|e| format!("body: {e}"))?;
-                (m.to_owned(), bytes::Bytes::from(bytes))
-            }
-            None => return Err("body.model is missing (give -m MODEL to fill it in)".into()),
+    })?;
+    let named = match body.model {
+        None => None,
+        Some(raw) if raw.get() == "null" => None,
+        Some(raw) => match serde_json::from_str::<Cow<'_, str>>(raw.get()) {
+            Ok(m) if m.is_empty() => None,
+            Ok(m) => Some(m),
+            Err(_) => return Err("body.model must be a string".into()),
         },
-        Some(_) => return Err("body.model must be a string".into()),
     };
-    if path == "/chat/completions" && !matches!(body.get("messages"), Some(Value::Array(m)) if !m.is_empty()) {
+    let (model, bytes) = match (named, default_model) {
+        (Some(m), _) => (m.into_owned(), bytes::Bytes::copy_from_slice(raw_body.get().as_bytes())),
+        (None, Some(m)) => {
+            // The one case that rewrites the body: every other line is sent as written.
+            let mut map: Map<String, Value> =
+                serde_json::from_str(raw_body.get()).map_err(|_| "body must be a JSON object".to_owned())?;
+            map.insert("model".into(), Value::String(m.to_owned()));
+            let bytes = serde_json::to_vec(&map).map_err(|e| format!("body: {e}"))?;
+            (m.to_owned(), bytes::Bytes::from(bytes))
+        }
+        (None, None) => return Err("body.model is missing (give -m MODEL to fill it in)".into()),
+    };
+    if path == "/chat/completions" && !body.messages.is_some_and(|m| is_non_empty_array(m.get())) {
         return Err("body.messages must be a non-empty array".into());
     }
-    if (path == "/embeddings" || path == "/responses") && body.get("input").is_none() {
+    if (path == "/embeddings" || path == "/responses") && body.input.is_none() {
         return Err("body.input is missing".into());
     }
-    if path == "/completions" && body.get("prompt").is_none() {
+    if path == "/completions" && body.prompt.is_none() {
         return Err("body.prompt is missing".into());
     }
-    if body.get("stream").and_then(Value::as_bool) == Some(true) {
+    if body.stream.is_some_and(|s| s.get() == "true") {
         return Err("body.stream must not be true in a batch".into());
     }
     let prompt_tokens = estimate::prompt_tokens(&body);
     let max_output_tokens = estimate::max_output_tokens(&body);
     Ok(Request { custom_id, path, model, body: bytes, prompt_tokens, max_output_tokens })
+}
+
+/// A JSON text (already known to be valid) that is an array with at least one element.
+fn is_non_empty_array(json: &str) -> bool {
+    json.strip_prefix('[').is_some_and(|rest| !rest.trim_start().starts_with(']'))
 }
 
 /// Whether a line is blank (skipped).

@@ -182,6 +182,11 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
     };
     let samples =
         dataset.load(args.num_prompts, &lengths).map_err(|e| CliError::Failed("io", format!("--dataset: {e}")))?;
+    // An open-loop run past the server's capacity holds one connection per request in flight:
+    // allow as many open files as the system lets this user have (the soft limit is often 1,024
+    // while the hard limit is far higher), so that overload shows as latency, not as
+    // "too many open files".
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
 
     // As vLLM does: one request first, so a wrong URL, model or key is one clear error rather
     // than a thousand failed requests. It also opens the first connection.

@@ -324,10 +324,15 @@ async fn ctrl_c_waits_for_requests_in_flight() {
 #[tokio::test(flavor = "multi_thread")]
 async fn failures_are_recorded_and_retried_on_resume() {
     let bad = json!({"error": {"message": "bad thing", "type": "invalid_request_error", "code": "nope"}});
-    let server = MockServer::start_with(
-        Script::new()
-            .on(Match::contains("fail"), Reply { status: Some(400), body: Some(bad.clone()), ..Reply::default() }),
-    )
+    let server = MockServer::start_with(Script::new().on(
+        Match::contains("fail"),
+        Reply {
+            status: Some(400),
+            body: Some(bad.clone()),
+            headers: [("x-request-id".to_owned(), "req_bad1".to_owned())].into(),
+            ..Reply::default()
+        },
+    ))
     .await
     .unwrap();
     let dir = tmp_dir("failures");
@@ -347,6 +352,7 @@ async fn failures_are_recorded_and_retried_on_resume() {
     let bad_rec = recs.iter().find(|r| r["custom_id"] == "bad1").unwrap();
     assert_eq!(bad_rec["response"]["status_code"], 400);
     assert_eq!(bad_rec["response"]["body"], bad);
+    assert_eq!(bad_rec["response"]["request_id"], "req_bad1", "the error answer's x-request-id is kept");
     assert_eq!(bad_rec["error"], Value::Null);
     // Kept as they are.
     let mut keep = args.to_vec();

@@ -1,9 +1,12 @@
 //! Sending the requests on schedule and timing their streams.
 //!
-//! The schedule is kept by a small thread that sleeps until each arrival (`std::thread::sleep`
-//! is precise to tens of microseconds, tokio's timer only to a millisecond) and hands the
-//! request to the caller's runtime; all requests are driven by one task (a `FuturesUnordered`),
-//! so the run costs one future per request and no task spawn.
+//! The schedule is kept on the caller's runtime, by the same task that drives every request
+//! (a `FuturesUnordered`, so the run costs one future per request and no task spawn): each
+//! time it wakes it releases every arrival that is due, and between arrivals it sleeps on a
+//! `timerfd` on Linux (precise to microseconds; tokio's own timer rounds to a millisecond),
+//! elsewhere on tokio's timer. At high rates the task is awake for the streams anyway and most
+//! arrivals are released without a timer firing; there is no thread to wake and no context
+//! switch per arrival.
 //!
 //! Timing follows vLLM's `async_request_openai_chat_completions`
 //! (`vllm/benchmarks/lib/endpoint_request_func.py`): the clock starts just before the request
@@ -21,7 +24,6 @@ use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use mamba_backends::{ModelBackend, RequestOptions};
-use tokio::sync::mpsc;
 
 use crate::dataset::Sample;
 use crate::metrics::RequestRecord;
@@ -79,23 +81,14 @@ pub async fn run(
 
     let cpu_start = cpu_now();
     let origin = Instant::now();
-    let (tx, mut rx) = mpsc::unbounded_channel::<usize>();
-    let all_at_once = offsets.iter().all(|o| o.is_zero());
-    let dispatcher = if all_at_once {
-        for i in 0..n {
-            let _ = tx.send(i);
-        }
-        drop(tx);
-        None
-    } else {
-        Some(dispatch(offsets.clone(), origin, tx))
-    };
+    let mut arrivals = Dispatcher::new(offsets.clone(), origin);
 
     let mut records: Vec<Option<RequestRecord>> = vec![None; n];
     let mut waiting: VecDeque<(usize, Instant)> = VecDeque::new();
     let mut in_flight = FuturesUnordered::new();
-    let (mut released, mut done) = (0usize, 0usize);
+    let mut done = 0usize;
     while done < n {
+        arrivals.release(Instant::now(), &mut waiting);
         while in_flight.len() < cap {
             let Some((i, arrived)) = waiting.pop_front() else { break };
             let queue_time = arrived.elapsed().as_secs_f64();
@@ -104,15 +97,7 @@ pub async fn run(
         }
         tokio::select! {
             biased;
-            Some(i) = rx.recv(), if released < n => {
-                let now = Instant::now();
-                waiting.push_back((i, now));
-                released += 1;
-                while let Ok(i) = rx.try_recv() {
-                    waiting.push_back((i, now));
-                    released += 1;
-                }
-            }
+            () = arrivals.wait(), if arrivals.pending() => {}
             Some((i, record)) = in_flight.next(), if !in_flight.is_empty() => {
                 records[i] = Some(record);
                 done += 1;
@@ -128,10 +113,6 @@ pub async fn run(
         (Some(a), Some(b)) => Some(b.saturating_sub(a).as_secs_f64()),
         _ => None,
     };
-    drop(rx);
-    if let Some(thread) = dispatcher {
-        let _ = thread.join();
-    }
     let records = records
         .into_iter()
         .map(|r| r.unwrap_or_else(|| RequestRecord { error: "not sent".into(), ..RequestRecord::default() }))
@@ -139,21 +120,86 @@ pub async fn run(
     RunOutput { records, duration_s, client_cpu_s }
 }
 
-/// Releases request `i` at `origin + offsets[i]` on a thread of its own: sleeps until each
-/// arrival and sends its index, until all are sent or the receiver is gone.
-fn dispatch(offsets: Vec<Duration>, origin: Instant, tx: mpsc::UnboundedSender<usize>) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        for (i, offset) in offsets.into_iter().enumerate() {
-            let due = origin + offset;
-            let now = Instant::now();
-            if due > now {
-                std::thread::sleep(due - now);
-            }
-            if tx.send(i).is_err() {
-                return;
-            }
+/// Releases request `i` at `origin + offsets[i]`.
+struct Dispatcher {
+    offsets: Vec<Duration>,
+    origin: Instant,
+    next: usize,
+    alarm: Alarm,
+    /// The deadline the alarm is set for, `None` when it must be set again.
+    armed: Option<Instant>,
+}
+
+impl Dispatcher {
+    fn new(offsets: Vec<Duration>, origin: Instant) -> Dispatcher {
+        Dispatcher { offsets, origin, next: 0, alarm: Alarm::new(), armed: None }
+    }
+
+    /// Moves every arrival due at `now` to `waiting`, stamped `now`.
+    fn release(&mut self, now: Instant, waiting: &mut VecDeque<(usize, Instant)>) {
+        while self.next < self.offsets.len() && self.origin + self.offsets[self.next] <= now {
+            waiting.push_back((self.next, now));
+            self.next += 1;
         }
-    })
+    }
+
+    /// Whether arrivals are left to release.
+    fn pending(&self) -> bool {
+        self.next < self.offsets.len()
+    }
+
+    /// Returns at the next arrival's time (or a little earlier: the caller releases what is
+    /// due and calls again).
+    async fn wait(&mut self) {
+        let Some(offset) = self.offsets.get(self.next) else { return };
+        let due = self.origin + *offset;
+        if self.armed != Some(due) {
+            self.alarm.set(due);
+            self.armed = Some(due);
+        }
+        self.alarm.ring().await;
+        self.armed = None;
+    }
+}
+
+/// A one-shot timer that can be set again: a `timerfd` on Linux when one can be made, else
+/// tokio's timer (millisecond steps).
+enum Alarm {
+    #[cfg(target_os = "linux")]
+    Fd(tokio_timerfd::Delay),
+    Tokio(std::pin::Pin<Box<tokio::time::Sleep>>),
+}
+
+impl Alarm {
+    fn new() -> Alarm {
+        #[cfg(target_os = "linux")]
+        if let Ok(delay) = tokio_timerfd::Delay::new(Instant::now()) {
+            return Alarm::Fd(delay);
+        }
+        Alarm::Tokio(Box::pin(tokio::time::sleep(Duration::ZERO)))
+    }
+
+    fn set(&mut self, at: Instant) {
+        match self {
+            #[cfg(target_os = "linux")]
+            Alarm::Fd(delay) => delay.reset(at),
+            Alarm::Tokio(sleep) => sleep.as_mut().reset(at.into()),
+        }
+    }
+
+    async fn ring(&mut self) {
+        match self {
+            #[cfg(target_os = "linux")]
+            Alarm::Fd(delay) => {
+                if (&mut *delay).await.is_err() {
+                    // The timer cannot be read: fall back to tokio's for the rest of the run.
+                    let at = delay.deadline();
+                    *self = Alarm::Tokio(Box::pin(tokio::time::sleep_until(at.into())));
+                }
+            }
+            Alarm::Tokio(sleep) => sleep.as_mut().await,
+        }
+    }
 }
 
 async fn timed_request(
@@ -233,18 +279,26 @@ mod tests {
     use crate::schedule::Rate;
 
     /// At 2000 requests/s, arrivals are released within a millisecond of their schedule (nine
-    /// in ten of them, and at the end of the run: no drift).
+    /// in ten of them, and at the end of the run: no drift), by the dispatcher alone on a
+    /// current-thread runtime.
     #[test]
     fn the_dispatcher_keeps_the_schedule_at_2000_per_second() {
         let offsets = Arrivals { rate: Rate::PerSecond(2000.0), burstiness: 1.0, seed: 11 }.offsets(1000);
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let origin = Instant::now() + Duration::from_millis(5);
-        let thread = dispatch(offsets.clone(), origin, tx);
-        let mut lags = Vec::new();
-        while let Some(i) = rx.blocking_recv() {
-            lags.push(Instant::now().saturating_duration_since(origin + offsets[i]).as_secs_f64());
-        }
-        thread.join().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let lags = rt.block_on(async {
+            let origin = Instant::now() + Duration::from_millis(5);
+            let mut dispatcher = Dispatcher::new(offsets.clone(), origin);
+            let mut waiting = VecDeque::new();
+            let mut lags = Vec::new();
+            while dispatcher.pending() {
+                dispatcher.wait().await;
+                dispatcher.release(Instant::now(), &mut waiting);
+                for (i, at) in waiting.drain(..) {
+                    lags.push(at.saturating_duration_since(origin + offsets[i]).as_secs_f64());
+                }
+            }
+            lags
+        });
         assert_eq!(lags.len(), 1000);
         let mut sorted = lags.clone();
         sorted.sort_by(f64::total_cmp);
@@ -253,5 +307,26 @@ mod tests {
         assert!(sorted[500] < 0.001, "median lag {}", sorted[500]);
         assert!(sorted[900] < 0.001, "p90 lag {}", sorted[900]);
         assert!(lags[999] < 0.001 || sorted[990] < 0.001, "last arrival late by {}", lags[999]);
+    }
+
+    /// Nothing is released early, and arrivals all due at once are released together.
+    #[test]
+    fn release_takes_what_is_due() {
+        let origin = Instant::now();
+        let ms = Duration::from_millis;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let mut d = Dispatcher::new(vec![ms(0), ms(0), ms(50), ms(60)], origin);
+            let mut waiting = VecDeque::new();
+            d.release(origin, &mut waiting);
+            assert_eq!(waiting.iter().map(|w| w.0).collect::<Vec<_>>(), vec![0, 1]);
+            d.release(origin + ms(49), &mut waiting);
+            assert_eq!(waiting.len(), 2);
+            d.wait().await;
+            assert!(Instant::now() >= origin + ms(50));
+            d.release(origin + ms(60), &mut waiting);
+            assert_eq!(waiting.len(), 4);
+            assert!(!d.pending());
+        });
     }
 }

@@ -311,6 +311,10 @@ pub struct Reply {
     /// time to first token).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_chunk_delay_ms: Option<u64>,
+    /// In a stream, wait this long after the last event before the bytes that end the body
+    /// (a chunked body's last chunk): the answer is complete before its body is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_delay_ms: Option<u64>,
     /// Close the connection after this many bytes of the response (head included).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cut_after_bytes: Option<usize>,
@@ -442,6 +446,13 @@ impl Reply {
     #[must_use]
     pub fn first_chunk_delay(mut self, delay: Duration) -> Reply {
         self.first_chunk_delay_ms = Some(delay.as_millis() as u64);
+        self
+    }
+
+    /// Waits after the last stream event before ending the body.
+    #[must_use]
+    pub fn end_delay(mut self, delay: Duration) -> Reply {
+        self.end_delay_ms = Some(delay.as_millis() as u64);
         self
     }
 

@@ -461,6 +461,12 @@ async fn chat_reply(out: &mut Out<'_>, reply: &Reply, chat: &ChatRequest, id: u6
             pending.extend_from_slice(chunk.as_bytes());
         }
     }
+    if let Some(ms) = reply.end_delay_ms {
+        if !pending.is_empty() {
+            out.write(&std::mem::take(&mut pending)).await?;
+        }
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
     pending.extend_from_slice(b"0\r\n\r\n");
     out.write(&pending).await
 }

@@ -179,6 +179,16 @@ impl std::fmt::Debug for Body {
 }
 
 impl Body {
+    /// A body that has ended (a placeholder).
+    pub(crate) fn empty() -> Body {
+        Body::Stream { stream: Box::pin(futures_util::stream::empty()), failed: false }
+    }
+
+    /// True for a body of the built-in client (whose connection can go back to its pool).
+    pub(crate) fn is_native(&self) -> bool {
+        matches!(self, Body::Native(_))
+    }
+
     /// Appends body bytes to `dst`: `Ready(Ok(n))` with `n > 0`, or `Ready(Ok(0))` at the end.
     pub(crate) fn poll_read(&mut self, cx: &mut Context<'_>, dst: &mut Vec<u8>) -> Poll<Result<usize, Error>> {
         match self {

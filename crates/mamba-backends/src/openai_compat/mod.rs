@@ -384,7 +384,10 @@ impl Shared {
     {
         let mut retry = 0;
         loop {
-            let error = match attempt().await {
+            // Each attempt's future (a whole exchange: kilobytes of state) lives in a box of its
+            // own, so that the futures around it (this one, the deadline, the caller's, the
+            // trait's box) stay small: moving them is then cheap.
+            let error = match Box::pin(attempt()).await {
                 Ok(value) => return Ok(value),
                 Err(error) => error,
             };

@@ -154,6 +154,75 @@ pub(crate) struct ChunkParser {
     model_sent: bool,
     id_sent: bool,
     events: u64,
+    prefix: PrefixCache,
+}
+
+/// Most servers start every event of a stream with the same members before `"choices"`
+/// (`id`, `object`, `created`, `model`, `system_fingerprint`, …: half of each event's bytes).
+/// Once such a prefix has been checked (it is a whole run of top-level members, holding no
+/// usage and no error), later events that start with the same bytes are parsed from
+/// `"choices"` on: the same answer for a fraction of the work.
+#[derive(Debug, Default)]
+struct PrefixCache {
+    /// `{` and the members before `,"choices":`, as the last checked event had them.
+    bytes: Vec<u8>,
+    /// The prefix's `id` and `model`, for a stream whose first chunk came without them.
+    id: Option<String>,
+    model: Option<String>,
+    /// Events in a row whose prefix could not be used; past a few, the stream stops trying.
+    misses: u8,
+    /// `{` and the rest of an event, reused.
+    scratch: Vec<u8>,
+}
+
+const CHOICES_KEY: &[u8] = b",\"choices\":";
+const MAX_PREFIX_MISSES: u8 = 4;
+
+impl PrefixCache {
+    /// Puts `{` + the event's members from `"choices"` on in `scratch` when its prefix is the
+    /// checked one.
+    fn cut(&mut self, event: &[u8]) -> bool {
+        let n = self.bytes.len();
+        if n == 0 || event.len() <= n || !event.starts_with(&self.bytes) || !event[n..].starts_with(CHOICES_KEY) {
+            return false;
+        }
+        self.misses = 0;
+        self.scratch.clear();
+        self.scratch.push(b'{');
+        self.scratch.extend_from_slice(&event[n + 1..]);
+        true
+    }
+
+    /// Learns the prefix of a fully parsed event, unless this stream gave up: after a few
+    /// events in a row that could not use a prefix (one that changes every event, or none).
+    fn learn(&mut self, event: &[u8]) {
+        if self.misses >= MAX_PREFIX_MISSES {
+            self.bytes.clear();
+            return;
+        }
+        self.misses += 1;
+        let Some(at) = memchr::memmem::find(event, CHOICES_KEY) else { return };
+        let prefix = &event[..at];
+        if prefix.first() != Some(&b'{') {
+            return;
+        }
+        // The candidate is a whole run of top-level members exactly when closing it gives a
+        // JSON object (an occurrence inside a string or a nested object leaves it unbalanced).
+        self.scratch.clear();
+        self.scratch.extend_from_slice(prefix);
+        self.scratch.push(b'}');
+        let Ok(members) = serde_json::from_slice::<WireResponse<'_>>(&self.scratch) else { return };
+        if members.usage.0.is_some()
+            || members.error.as_ref().is_some_and(|e| !e.is_null())
+            || !members.choices.0.is_empty()
+        {
+            return;
+        }
+        self.id = members.id.non_empty().map(str::to_owned);
+        self.model = members.model.non_empty().map(str::to_owned);
+        self.bytes.clear();
+        self.bytes.extend_from_slice(prefix);
+    }
 }
 
 impl ChunkParser {
@@ -166,6 +235,7 @@ impl ChunkParser {
             model_sent: false,
             id_sent: false,
             events: 0,
+            prefix: PrefixCache::default(),
         }
     }
 
@@ -189,8 +259,25 @@ impl ChunkParser {
         if trimmed.is_empty() {
             return Ok(Parsed::Nothing);
         }
-        let wire: WireResponse<'_> =
-            serde_json::from_slice(trimmed).map_err(|e| decode_error("a stream event", trimmed, e))?;
+        let mut prefix = std::mem::take(&mut self.prefix);
+        let parsed = if prefix.cut(trimmed) {
+            let wire = serde_json::from_slice(&prefix.scratch).map_err(|e| decode_error("a stream event", trimmed, e));
+            wire.and_then(|wire| self.apply(wire, Some(&prefix)))
+        } else {
+            let wire = serde_json::from_slice(trimmed).map_err(|e| decode_error("a stream event", trimmed, e));
+            let parsed = wire.and_then(|wire| self.apply(wire, None));
+            if parsed.is_ok() {
+                prefix.learn(trimmed);
+            }
+            parsed
+        };
+        self.prefix = prefix;
+        parsed
+    }
+
+    /// Turns one parsed event into what the caller gets; `prefix`: the checked members before
+    /// `"choices"` that the event had but `wire` was not parsed from.
+    fn apply(&mut self, wire: WireResponse<'_>, prefix: Option<&PrefixCache>) -> Result<Parsed, Error> {
         if let Some(error) = wire.error.as_ref().filter(|e| !e.is_null()) {
             let value = serde_json::json!({ "error": error });
             return Err(classify::from_stream_frame(&value));
@@ -213,13 +300,13 @@ impl ChunkParser {
             self.finish_reason = Some(finish);
         }
         if !self.model_sent {
-            if let Some(model) = wire.model.non_empty() {
+            if let Some(model) = wire.model.non_empty().or_else(|| prefix.and_then(|p| p.model.as_deref())) {
                 chunk.model = Some(model.to_owned());
                 self.model_sent = true;
             }
         }
         if !self.id_sent {
-            if let Some(id) = wire.id.non_empty() {
+            if let Some(id) = wire.id.non_empty().or_else(|| prefix.and_then(|p| p.id.as_deref())) {
                 chunk.id = Some(id.to_owned());
                 self.id_sent = true;
             }
@@ -462,6 +549,87 @@ mod tests {
 
     fn complete(json: &str) -> ModelResponse {
         parse_response(Bytes::from(json.to_owned()), true).unwrap()
+    }
+
+    fn chunks(events: &[&str]) -> (Vec<StreamChunk>, ChunkParser) {
+        let mut p = ChunkParser::new(false);
+        let mut out = Vec::new();
+        for e in events {
+            match p.parse(e.as_bytes()).unwrap() {
+                Parsed::Chunk(c) => out.push(c),
+                Parsed::Nothing | Parsed::Done => {}
+            }
+        }
+        out.push(p.finish());
+        (out, p)
+    }
+
+    fn event(prefix: &str, delta: &str, finish: &str) -> String {
+        format!(r#"{prefix},"choices":[{{"index":0,"delta":{delta},"finish_reason":{finish}}}],"usage":null}}"#)
+    }
+
+    /// Events that repeat their members before `"choices"` are read from `"choices"` on after
+    /// the first, with the same chunks as a full read.
+    #[test]
+    fn repeated_prefix_is_read_once() {
+        let prefix = r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","system_fingerprint":"fp""#;
+        let events = [
+            event(prefix, r#"{"role":"assistant","content":""}"#, "null"),
+            event(prefix, r#"{"content":"Hel"}"#, "null"),
+            event(prefix, r#"{"content":"lo"}"#, "null"),
+            event(prefix, r#"{}"#, r#""stop""#),
+            format!(r#"{prefix},"choices":[],"usage":{{"prompt_tokens":3,"completion_tokens":2}}}}"#),
+        ];
+        let refs: Vec<&str> = events.iter().map(String::as_str).collect();
+        let (out, p) = chunks(&refs);
+        assert_eq!(p.prefix.bytes, prefix.as_bytes(), "the prefix was learnt");
+        assert_eq!(p.prefix.misses, 0, "and used");
+        let text: String = out.iter().map(|c| c.content.as_str()).collect();
+        assert_eq!(text, "Hello");
+        assert_eq!(out[0].model.as_deref(), Some("m"));
+        assert_eq!(out[0].id.as_deref(), Some("c1"));
+        assert_eq!(out.iter().filter(|c| c.model.is_some()).count(), 1);
+        let last = out.last().unwrap();
+        assert_eq!(last.finish_reason, Some(FinishReason::Stop));
+        assert_eq!(last.usage.map(|u| (u.input_tokens, u.output_tokens)), Some((3, 2)));
+    }
+
+    /// A `"choices"` key inside a nested object, usage or an error before `"choices"`, a
+    /// prefix that changes: never a wrong answer, only the full read.
+    #[test]
+    fn prefixes_that_cannot_be_used() {
+        let nested = r#"{"id":"c","meta":{"a":1,"choices":[]}"#;
+        let events = [event(nested, r#"{"content":"a"}"#, "null"), event(nested, r#"{"content":"b"}"#, "null")];
+        let refs: Vec<&str> = events.iter().map(String::as_str).collect();
+        let (out, p) = chunks(&refs);
+        assert!(p.prefix.bytes.is_empty());
+        assert_eq!(out[0].content, "a");
+        assert_eq!(out[1].content, "b");
+
+        let usage_first = r#"{"id":"c","usage":{"prompt_tokens":5,"completion_tokens":1}"#;
+        let events =
+            [event(usage_first, r#"{"content":"a"}"#, "null"), event(usage_first, r#"{"content":"b"}"#, "null")];
+        let events: Vec<String> = events.iter().map(|e| e.replace(r#","usage":null}"#, "}")).collect();
+        let refs: Vec<&str> = events.iter().map(String::as_str).collect();
+        let (out, p) = chunks(&refs);
+        assert!(p.prefix.bytes.is_empty(), "a prefix with usage is never skipped");
+        assert_eq!(out.last().unwrap().usage.map(|u| u.input_tokens), Some(5));
+
+        // A counter before "choices": a new prefix each event; the parser stops trying.
+        let events: Vec<String> =
+            (0..10).map(|i| event(&format!(r#"{{"id":"c","seq":{i}"#), r#"{"content":"x"}"#, "null")).collect();
+        let refs: Vec<&str> = events.iter().map(String::as_str).collect();
+        let (out, p) = chunks(&refs);
+        assert_eq!(out.iter().map(|c| c.content.as_str()).collect::<String>(), "x".repeat(10));
+        assert!(p.prefix.bytes.is_empty());
+        assert_eq!(p.prefix.misses, MAX_PREFIX_MISSES);
+
+        // An event whose tail is broken after a learnt prefix is an error, as in a full read.
+        let good = r#"{"id":"c","model":"m""#;
+        let mut p = ChunkParser::new(false);
+        assert!(p.parse(event(good, r#"{"content":"a"}"#, "null").as_bytes()).is_ok());
+        let broken = format!(r#"{good},"choices":[{{"index":0,"delta":"#);
+        assert!(p.parse(broken.as_bytes()).is_err());
     }
 
     #[test]

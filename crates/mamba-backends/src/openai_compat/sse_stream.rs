@@ -21,6 +21,8 @@ pub(crate) struct SseStream {
     decoder: EventDecoder,
     finished: bool,
     body_done: bool,
+    /// The answer is whole but the body's end has not been read: see `Drop`.
+    drain_on_drop: bool,
     idle: Duration,
     deadline: Option<Instant>,
     timer: Option<Pin<Box<Sleep>>>,
@@ -58,6 +60,7 @@ impl SseStream {
             decoder,
             finished: false,
             body_done: false,
+            drain_on_drop: false,
             idle,
             deadline,
             timer: None,
@@ -89,12 +92,19 @@ impl SseStream {
         // pool even when the caller drops the stream right after the final chunk.
         if !self.body_done {
             let mut rest = Vec::new();
-            while let Poll::Ready(Ok(n)) = self.body.poll_read(cx, &mut rest) {
-                if n == 0 {
-                    break;
+            loop {
+                match self.body.poll_read(cx, &mut rest) {
+                    Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
+                        self.body_done = true;
+                        break;
+                    }
+                    Poll::Ready(Ok(_)) => rest.clear(),
+                    // The end of the body (a chunked body's last chunk) is not here yet: when
+                    // the stream is dropped, a background task waits a little for it.
+                    Poll::Pending => break,
                 }
-                rest.clear();
             }
+            self.drain_on_drop = !self.body_done;
         }
         if let Some(mut acc) = self.acc.take() {
             acc.push(&chunk);
@@ -128,6 +138,36 @@ impl SseStream {
             Some(timer) => timer.as_mut().poll(cx),
             None => Poll::Pending,
         }
+    }
+}
+
+/// How long a dropped stream whose answer was complete waits for the end of its body (the
+/// few bytes that end a chunked body, usually a moment behind `[DONE]`), so that its connection
+/// goes back to the pool instead of being closed; and how much it reads at most meanwhile.
+const DRAIN_WAIT: Duration = Duration::from_secs(1);
+const DRAIN_MAX_BYTES: usize = 64 * 1024;
+
+impl Drop for SseStream {
+    fn drop(&mut self) {
+        if !self.drain_on_drop || !self.body.is_native() {
+            return;
+        }
+        // The answer was whole; only the body's end is missing. Without a runtime, the
+        // connection just closes.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let mut body = std::mem::replace(&mut self.body, Body::empty());
+        runtime.spawn(async move {
+            let mut sink = Vec::new();
+            let drain = std::future::poll_fn(|cx| loop {
+                match body.poll_read(cx, &mut sink) {
+                    Poll::Ready(Ok(n)) if n > 0 && sink.len() <= DRAIN_MAX_BYTES => {}
+                    Poll::Ready(_) => return Poll::Ready(()),
+                    Poll::Pending => return Poll::Pending,
+                }
+            });
+            // Read to its end, the body puts the connection back in the pool; else it closes.
+            let _ = tokio::time::timeout(DRAIN_WAIT, drain).await;
+        });
     }
 }
 

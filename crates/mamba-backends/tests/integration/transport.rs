@@ -47,6 +47,36 @@ async fn a_dropped_stream_is_not_reused() {
     assert_eq!(server.connections(), 2);
 }
 
+/// A stream read to its final chunk and dropped before the body's last bytes arrived (the
+/// server ends the body a moment after `[DONE]`): its connection still goes back to the pool,
+/// so a load of short streams does not open a connection per request.
+#[tokio::test]
+async fn a_finished_stream_dropped_before_its_body_ended_is_reused() {
+    let server =
+        MockServer::start_with(Script::new().always(MockReply::text("a b c").end_delay(Duration::from_millis(30))))
+            .await
+            .unwrap();
+    let b = backend(&server.base_url());
+    for _ in 0..3 {
+        let mut s = b.stream(&hi(), &RequestOptions::new()).await.unwrap();
+        let mut text = String::new();
+        while let Some(chunk) = s.next().await {
+            let chunk = chunk.unwrap();
+            text.push_str(&chunk.content);
+            if chunk.is_final {
+                break;
+            }
+        }
+        assert_eq!(text, "a b c");
+        // Dropped at once, as a caller that has its answer does; the body ends 30 ms later,
+        // read by the background drain.
+        drop(s);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    assert_eq!(server.chat_requests().len(), 3);
+    assert_eq!(server.connections(), 1);
+}
+
 /// A server that closes an idle keep-alive connection (without saying `connection: close`):
 /// the next request finds the pooled connection dead and goes on a fresh one, unnoticed.
 #[tokio::test]
