@@ -16,7 +16,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::estimate::{answer_of, Prices};
-use crate::input::{is_blank, parse_line, Request, Source};
+use crate::input::{is_blank, parse_line, parse_line_with, Request, Source};
 use crate::pacing::Pacer;
 use crate::progress::{to_nano, Progress, Stop, Summary};
 use crate::resume::{self, Done};
@@ -220,11 +220,14 @@ impl Batch {
         let mut interrupted = false;
         let mut stopped = None;
 
+        // Prompt tokens are estimated again only where they are used while sending: the token
+        // bucket and the cost cap (the plan's totals came from the check).
+        let estimate = options.tpm.is_some() || options.max_cost.is_some();
         'lines: while let Some(_number) = lines.next_line(&mut buf)? {
             if is_blank(&buf) {
                 continue;
             }
-            let Ok(request) = parse_line(&buf, options.default_model.as_deref()) else { continue };
+            let Ok(request) = parse_line_with(&buf, options.default_model.as_deref(), estimate) else { continue };
             if options.shard.is_some_and(|s| !s.takes(&request.custom_id)) || done.contains(&request.custom_id) {
                 continue;
             }

@@ -173,6 +173,13 @@ pub(crate) struct Request {
 
 /// Parses and checks one line. `Err` is the reason it is invalid.
 pub(crate) fn parse_line(line: &[u8], default_model: Option<&str>) -> Result<Request, String> {
+    parse_line_with(line, default_model, true)
+}
+
+/// [`parse_line`], with the prompt-token estimate only when `estimate` (it reads every
+/// message again; a run without `--tpm` or `--max-cost` does not need it once the input is
+/// checked, and then has 0).
+pub(crate) fn parse_line_with(line: &[u8], default_model: Option<&str>, estimate: bool) -> Result<Request, String> {
     let wire: WireLine<'_> = serde_json::from_slice(line).map_err(|e| format!("not a JSON object: {e}"))?;
     let custom_id = match wire.custom_id {
         None => return Err("custom_id is missing".into()),
@@ -234,7 +241,7 @@ pub(crate) fn parse_line(line: &[u8], default_model: Option<&str>) -> Result<Req
     if body.stream.is_some_and(|s| s.get() == "true") {
         return Err("body.stream must not be true in a batch".into());
     }
-    let prompt_tokens = estimate::prompt_tokens(&body);
+    let prompt_tokens = if estimate { estimate::prompt_tokens(&body) } else { 0 };
     let max_output_tokens = estimate::max_output_tokens(&body);
     Ok(Request { custom_id, path, model, body: bytes, prompt_tokens, max_output_tokens })
 }
