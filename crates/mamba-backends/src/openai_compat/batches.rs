@@ -280,8 +280,10 @@ mod tests {
         assert!(segment("").is_err());
     }
 
+    /// An `https` base URL needs TLS to build a backend at all.
+    #[cfg(feature = "rustls")]
     #[test]
-    fn uris_carry_the_query() {
+    fn azure_uris_carry_the_query() {
         let b = OpenAICompatibleBackend::builder("m")
             .preset(crate::Preset::AzureLegacy)
             .base_url("https://r.openai.azure.com/openai/deployments/d")
@@ -291,6 +293,10 @@ mod tests {
             b.shared.batch_uri("/batches/b1/cancel").unwrap(),
             "https://r.openai.azure.com/openai/batches/b1/cancel?api-version=2024-10-21"
         );
+    }
+
+    #[test]
+    fn plain_uris() {
         let plain = OpenAICompatibleBackend::builder("m").base_url("http://127.0.0.1:9/v1/").build().unwrap();
         assert_eq!(plain.shared.batch_uri("/files").unwrap(), "http://127.0.0.1:9/v1/files");
     }
