@@ -147,7 +147,7 @@ async fn a_remote_run_uploads_polls_and_downloads() {
 /// no second batch.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_run_resumes_polling_the_same_batch() {
-    let server = server(10, 60).await;
+    let server = server(10, 150).await;
     let dir = temp_dir("remote-resume");
     let lines: Vec<String> = (0..30).map(|i| chat_line(&format!("r{i}"), "hi", Some("m"))).collect();
     let input = write_input(&dir, &lines);
@@ -205,7 +205,7 @@ async fn a_killed_run_resumes_polling_the_same_batch() {
 /// output is what a resumed remote run downloads, exit 1.
 #[tokio::test(flavor = "multi_thread")]
 async fn status_and_cancel() {
-    let server = server(5, 50).await;
+    let server = server(5, 150).await;
     let b = client(&server);
     let input: Vec<String> = (0..60).map(|i| chat_line(&format!("r{i}"), "x", Some("m"))).collect();
     let file = b.upload_file("batch", "in.jsonl", input.join("\n").as_bytes()).await.unwrap();
