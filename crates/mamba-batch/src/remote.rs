@@ -143,6 +143,12 @@ pub struct RemoteSummary {
     pub output_lines: u64,
     /// Lines written to the output from the server's error file.
     pub error_lines: u64,
+    /// Input and output tokens of the downloaded answers (their reported usage).
+    pub input_tokens: u64,
+    /// See `input_tokens`.
+    pub output_tokens: u64,
+    /// What those tokens cost at the model profiles' prices (0 for models without prices).
+    pub cost_usd: f64,
     /// The uploaded input.
     pub input_file_id: String,
     /// The server's output file.
@@ -361,6 +367,9 @@ impl RemoteBatch {
             failed: job.request_counts.failed,
             output_lines: 0,
             error_lines: 0,
+            input_tokens: 0,
+            output_tokens: 0,
+            cost_usd: 0.0,
             input_file_id: state.input_file_id.clone(),
             output_file_id: job.output_file_id.clone(),
             error_file_id: job.error_file_id.clone(),
@@ -377,6 +386,11 @@ impl RemoteBatch {
                     let (output_lines, error_lines) = counts?;
                     summary.output_lines = output_lines;
                     summary.error_lines = error_lines;
+                    // The answers' usage, read back from what was written (nothing is changed).
+                    let done = crate::resume::scan(&self.options.output, true, true)?;
+                    summary.input_tokens = done.input_tokens;
+                    summary.output_tokens = done.output_tokens;
+                    summary.cost_usd = done.spent_usd;
                     state.downloaded = true;
                     write_state(&self.state_path, &state)?;
                 }
@@ -544,6 +558,9 @@ mod tests {
             failed: 0,
             output_lines: 2,
             error_lines: 0,
+            input_tokens: 0,
+            output_tokens: 0,
+            cost_usd: 0.0,
             input_file_id: "f".into(),
             output_file_id: None,
             error_file_id: None,

@@ -29,6 +29,9 @@ pub(crate) struct Done {
     pub(crate) removed_garbage: u64,
     /// USD the kept lines cost, by their reported usage and the profiles' prices.
     pub(crate) spent_usd: f64,
+    /// Input and output tokens the kept lines' answers reported.
+    pub(crate) input_tokens: u64,
+    pub(crate) output_tokens: u64,
 }
 
 impl Done {
@@ -65,15 +68,27 @@ struct BodyProbe {
 struct PriceCache(std::collections::HashMap<String, Prices>);
 
 impl PriceCache {
-    fn cost(&mut self, record: &Record<'_>) -> f64 {
-        let Some(Status { body: Some(BodyProbe { model: Some(model), usage: Some(usage) }), .. }) = &record.response
-        else {
-            return 0.0;
+    /// The tokens a record's answer reported and what they cost (0 for a model without
+    /// prices).
+    fn charge(&mut self, record: &Record<'_>) -> Charge {
+        let Some(Status { body: Some(BodyProbe { model, usage: Some(usage) }), .. }) = &record.response else {
+            return Charge::default();
         };
-        let Some((input, output)) = usage_of_value(usage) else { return 0.0 };
-        let prices = *self.0.entry(model.clone()).or_insert_with(|| Prices::of(model));
-        prices.cost(input, output)
+        let Some((input, output)) = usage_of_value(usage) else { return Charge::default() };
+        let cost = model.as_ref().map_or(0.0, |model| {
+            let prices = *self.0.entry(model.clone()).or_insert_with(|| Prices::of(model));
+            prices.cost(input, output)
+        });
+        Charge { input, output, cost }
     }
+}
+
+/// A record's reported usage and its cost.
+#[derive(Debug, Default, Clone, Copy)]
+struct Charge {
+    input: u64,
+    output: u64,
+    cost: f64,
 }
 
 /// Reads (and, unless `dry_run`, repairs and compacts) the output at `path`.
@@ -101,8 +116,10 @@ pub(crate) fn scan(path: &Path, retry_failed: bool, dry_run: bool) -> io::Result
         }
         whole_len += n as u64;
         match keep(&buf, retry_failed, &mut prices) {
-            Some((Some(hash), cost)) => {
-                done.spent_usd += cost;
+            Some((Some(hash), charge)) => {
+                done.spent_usd += charge.cost;
+                done.input_tokens += charge.input;
+                done.output_tokens += charge.output;
                 done.hashes.push(hash);
                 done.kept += 1;
             }
@@ -131,13 +148,13 @@ pub(crate) fn scan(path: &Path, retry_failed: bool, dry_run: bool) -> io::Result
     Ok(done)
 }
 
-/// `Some((Some(hash), cost))`: a line to keep; `Some((None, _))`: a failed line to retry;
+/// `Some((Some(hash), charge))`: a line to keep; `Some((None, _))`: a failed line to retry;
 /// `None`: not a record.
-fn keep(line: &[u8], retry_failed: bool, prices: &mut PriceCache) -> Option<(Option<u64>, f64)> {
+fn keep(line: &[u8], retry_failed: bool, prices: &mut PriceCache) -> Option<(Option<u64>, Charge)> {
     let record: Record<'_> = serde_json::from_slice(line).ok()?;
     let ok = record.response.as_ref().is_some_and(|r| r.status_code == 200);
-    let cost = prices.cost(&record);
-    Some(((ok || !retry_failed).then(|| fnv1a64(record.custom_id.as_bytes())), cost))
+    let charge = prices.charge(&record);
+    Some(((ok || !retry_failed).then(|| fnv1a64(record.custom_id.as_bytes())), charge))
 }
 
 /// Writes the lines to keep to `path.tmp` and renames it over `path`.

@@ -205,9 +205,19 @@ fn summary_line(s: &RemoteSummary, output: &str) -> String {
             s.batch_id, s.status, s.succeeded, s.total, s.failed, s.batch_id
         );
     }
+    let cost = if s.cost_usd > 0.0 { format!(", ${:.4}", s.cost_usd) } else { String::new() };
     let mut text = format!(
-        "mamba-llm: batch {} {}: {} requests, {} succeeded, {} failed; {} output + {} error lines in {output}; {:.1} s.",
-        s.batch_id, s.status, s.total, s.succeeded, s.failed, s.output_lines, s.error_lines, s.elapsed_s
+        "mamba-llm: batch {} {}: {} requests, {} succeeded, {} failed; {} output + {} error lines in {output}; {} input + {} output tokens{cost}; {:.1} s.",
+        s.batch_id,
+        s.status,
+        s.total,
+        s.succeeded,
+        s.failed,
+        s.output_lines,
+        s.error_lines,
+        s.input_tokens,
+        s.output_tokens,
+        s.elapsed_s
     );
     for e in s.errors.iter().take(5) {
         text.push_str(&format!("\nmamba-llm: batch error: {e}"));

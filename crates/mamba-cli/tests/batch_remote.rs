@@ -95,6 +95,20 @@ async fn a_remote_run_uploads_polls_and_downloads() {
     assert_eq!(s["status"], "completed");
     assert_eq!((s["total"].as_u64(), s["succeeded"].as_u64(), s["failed"].as_u64()), (Some(14), Some(13), Some(1)));
     assert_eq!((s["output_lines"].as_u64(), s["error_lines"].as_u64()), (Some(13), Some(1)));
+    // Tokens: the usage the mock's answers report, summed over the 13 answered lines.
+    let usage: Vec<Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|r| r["response"]["status_code"] == 200)
+        .map(|r| r["response"]["body"]["usage"].clone())
+        .collect();
+    assert_eq!(usage.len(), 13);
+    let sum = |k: &str| usage.iter().map(|u| u[k].as_u64().unwrap()).sum::<u64>();
+    assert!(sum("prompt_tokens") > 0);
+    assert_eq!(s["input_tokens"].as_u64(), Some(sum("prompt_tokens")));
+    assert_eq!(s["output_tokens"].as_u64(), Some(sum("completion_tokens")));
+    assert!(s["cost_usd"].is_number());
     assert_eq!(s["uploaded"], true);
     let id = s["batch_id"].as_str().unwrap();
     assert_eq!(server.batch_ids(), [id]);
