@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::Uri;
@@ -22,8 +22,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
 
 use super::multipart::{self, FilePart};
-use super::{within, OpenAICompatibleBackend, Shared, JSON, MAX_ERROR_BODY};
-use crate::classify;
+use super::{within, OpenAICompatibleBackend, Shared, JSON};
 use crate::error::Error;
 use crate::http::{HttpResponse, Response};
 use crate::types::batch::{BatchJob, BatchList, FileObject};
@@ -75,26 +74,11 @@ impl Shared {
     async fn api_call(&self, method: &'static str, uri: &Uri, body: Option<(&Bytes, &str)>) -> Result<Vec<u8>, Error> {
         let deadline = self.deadline(false);
         let attempt = || async {
-            let response = self.send_checked(method, uri, body).await?;
+            let response = self.send_checked(method, uri, body, self.timeouts.complete_headers).await?;
             let Response { mut body, .. } = response;
             body.read_to_end(self.timeouts.idle, self.max_response_bytes).await
         };
         within(deadline, self.retrying(deadline, attempt)).await.map_err(|e| self.finish_error(e))
-    }
-
-    /// Sends a request; a non-2xx answer becomes its classified error, body read.
-    async fn send_checked(
-        &self,
-        method: &'static str,
-        uri: &Uri,
-        body: Option<(&Bytes, &str)>,
-    ) -> Result<Response, Error> {
-        let mut response = self.send(method, uri, body, self.timeouts.complete_headers).await?;
-        if (200..300).contains(&response.status) {
-            return Ok(response);
-        }
-        let bytes = response.body.read_to_end(self.timeouts.idle, MAX_ERROR_BODY).await.unwrap_or_default();
-        Err(classify::from_response(response.status, &response.headers, &bytes, SystemTime::now()))
     }
 }
 
@@ -148,7 +132,11 @@ impl OpenAICompatibleBackend {
     pub async fn file_download(&self, file_id: &str) -> Result<FileDownload, Error> {
         let s = &*self.shared;
         let uri = s.batch_uri(&format!("/files/{}/content", segment(file_id)?))?;
-        let response = s.retrying(None, || s.send_checked("GET", &uri, None)).await.map_err(|e| s.finish_error(e))?;
+        let head_timeout = s.timeouts.complete_headers;
+        let response = s
+            .retrying(None, || s.send_checked("GET", &uri, None, head_timeout))
+            .await
+            .map_err(|e| s.finish_error(e))?;
         Ok(FileDownload { response: HttpResponse::from_response(response), idle: s.timeouts.idle })
     }
 

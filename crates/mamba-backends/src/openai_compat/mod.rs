@@ -302,7 +302,18 @@ impl Shared {
 
     /// POSTs a JSON body; a non-2xx answer becomes its classified error, body read.
     async fn post(&self, uri: &Uri, body: &Bytes, head_timeout: Duration) -> Result<Response, Error> {
-        let mut response = self.send("POST", uri, Some((body, JSON)), head_timeout).await?;
+        self.send_checked("POST", uri, Some((body, JSON)), head_timeout).await
+    }
+
+    /// Sends a request; a non-2xx answer becomes its classified error, body read.
+    async fn send_checked(
+        &self,
+        method: &'static str,
+        uri: &Uri,
+        body: Option<(&Bytes, &str)>,
+        head_timeout: Duration,
+    ) -> Result<Response, Error> {
+        let mut response = self.send(method, uri, body, head_timeout).await?;
         if (200..300).contains(&response.status) {
             return Ok(response);
         }
