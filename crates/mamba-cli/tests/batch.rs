@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::Duration;
 
 use mamba_mock::{Match, MockServer, Reply, Rule, Script};
@@ -15,43 +15,8 @@ use tokio::io::AsyncWriteExt;
 
 mod common;
 
-use common::{closed_port, cmd, llamacpp_peer, ran_live};
-
-fn tmp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mamba-cli-batch-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn chat_line(id: &str, text: &str, model: Option<&str>) -> String {
-    let mut body = json!({"messages": [{"role": "user", "content": text}], "max_tokens": 16});
-    if let Some(m) = model {
-        body["model"] = json!(m);
-    }
-    json!({"custom_id": id, "method": "POST", "url": "/v1/chat/completions", "body": body}).to_string()
-}
-
-fn write_input(dir: &Path, lines: &[String]) -> PathBuf {
-    let path = dir.join("in.jsonl");
-    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
-    path
-}
-
-async fn batch(args: &[&str]) -> Output {
-    let mut c = cmd();
-    c.arg("batch").args(args);
-    tokio::time::timeout(Duration::from_secs(120), c.output()).await.expect("mamba-llm batch did not finish").unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn summary(o: &Output) -> Value {
-    serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}\n{}", String::from_utf8_lossy(&o.stdout), stderr(o)))
-}
+use common::batch::{batch, chat_line, json_out as summary, write_input};
+use common::{closed_port, cmd, llamacpp_peer, ran_live, stderr, temp_dir as tmp_dir};
 
 fn records(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()

@@ -4,8 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use mamba_backends::{OpenAICompatibleBackend, RetryPolicy};
@@ -15,39 +14,16 @@ use tokio::io::AsyncWriteExt;
 
 mod common;
 
-use common::{cmd, temp_dir};
-
-fn chat_line(id: &str, text: &str, model: Option<&str>) -> String {
-    let mut body = json!({"messages": [{"role": "user", "content": text}], "max_tokens": 16});
-    if let Some(m) = model {
-        body["model"] = json!(m);
-    }
-    json!({"custom_id": id, "method": "POST", "url": "/v1/chat/completions", "body": body}).to_string()
-}
-
-fn write_input(dir: &Path, lines: &[String]) -> PathBuf {
-    let path = dir.join("in.jsonl");
-    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
-    path
-}
-
-async fn batch(args: &[&str]) -> Output {
-    let mut c = cmd();
-    c.arg("batch").args(args);
-    tokio::time::timeout(Duration::from_secs(120), c.output()).await.expect("mamba-llm batch did not finish").unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn json_out(o: &Output) -> Value {
-    serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}\n{}", String::from_utf8_lossy(&o.stdout), stderr(o)))
-}
+use common::batch::{batch, chat_line, json_out, write_input};
+use common::{cmd, stderr, temp_dir};
 
 fn client(server: &MockServer) -> OpenAICompatibleBackend {
     OpenAICompatibleBackend::builder("m").base_url(server.base_url()).retry_policy(RetryPolicy::none()).build().unwrap()
+}
+
+/// How many times the server was asked for a batch's state.
+fn polls(server: &MockServer) -> usize {
+    server.requests().iter().filter(|r| r.method == "GET" && r.path.starts_with("/v1/batches/")).count()
 }
 
 async fn server(step_ms: u64, line_ms: u64) -> MockServer {
@@ -185,8 +161,7 @@ async fn a_killed_run_resumes_polling_the_same_batch() {
     let state = dir.join("out.jsonl.remote.json");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let polled =
-            server.requests().iter().filter(|r| r.method == "GET" && r.path.starts_with("/v1/batches/")).count();
+        let polled = polls(&server);
         let has_id = std::fs::read(&state)
             .ok()
             .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
@@ -418,7 +393,7 @@ async fn ctrl_c_then_a_cancelled_batch() {
     let child = c.spawn().unwrap();
     let pid = child.id().unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while server.requests().iter().filter(|r| r.method == "GET" && r.path.starts_with("/v1/batches/")).count() < 2 {
+    while polls(&server) < 2 {
         assert!(tokio::time::Instant::now() < deadline, "never polled");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

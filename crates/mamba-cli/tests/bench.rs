@@ -12,7 +12,7 @@ use serde_json::Value;
 
 mod common;
 
-use common::{cmd, llamacpp_peer, ran_live};
+use common::{cmd, llamacpp_peer, ran_live, stderr};
 
 /// One benchmark at a time: the timing checks (within 1 ms or 5 %) measure the machine too,
 /// and two runs at once on two cores would each slow the other.
@@ -27,10 +27,6 @@ async fn bench(server_url: &str, args: &[&str]) -> Output {
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn tmp_dir(name: &str) -> PathBuf {

@@ -16,7 +16,7 @@ use tokio::process::Command;
 
 mod common;
 
-use common::{closed_port, cmd, temp_dir};
+use common::{closed_port, cmd, stderr, temp_dir};
 
 const MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 
@@ -67,10 +67,6 @@ async fn run_with_input(c: &mut Command, input: &[u8], limit: Duration) -> Outpu
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 async fn chat_with(server: &MockServer, args: &[&str]) -> Output {

@@ -21,7 +21,7 @@ const KEY: &str = "sk-daily-SECRET-4f9a2c";
 
 mod common;
 
-use common::closed_port;
+use common::{closed_port, stderr};
 
 /// A sandbox: its own home, config file and data folder.
 struct Home {
@@ -135,10 +135,6 @@ async fn run(c: &mut Command) -> Output {
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn body(server: &MockServer, i: usize) -> Value {

@@ -4,12 +4,19 @@
 #![allow(dead_code, unreachable_pub)] // each test binary uses a part
 
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::process::{Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::process::Command;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_mamba-llm");
+
+pub mod batch;
+
+/// A finished command's standard error, as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
 
 /// A port nothing listens on.
 pub fn closed_port() -> u16 {
