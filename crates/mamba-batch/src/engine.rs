@@ -125,6 +125,10 @@ pub struct Plan {
     pub retrying_failed: u64,
     /// Whether a torn last line of the output was (or, in a dry run, would be) cut off.
     pub repaired_torn_line: bool,
+    /// The paths the shard's lines name, each with the first line naming it (a remote batch
+    /// needs exactly one).
+    #[serde(skip)]
+    pub(crate) paths: Vec<(&'static str, u64)>,
 }
 
 /// A checked batch, ready to run.
@@ -319,6 +323,7 @@ pub(crate) fn check(source: &Source, options: &BatchOptions, done: &Done) -> Res
         models: Vec::new(),
         retrying_failed: done.removed_failed,
         repaired_torn_line: done.repaired_torn,
+        paths: Vec::new(),
     };
     while let Some(number) = lines.next_line(&mut buf)? {
         if is_blank(&buf) {
@@ -340,6 +345,9 @@ pub(crate) fn check(source: &Source, options: &BatchOptions, done: &Done) -> Res
             continue;
         }
         plan.in_shard += 1;
+        if !plan.paths.iter().any(|(p, _)| *p == request.path) {
+            plan.paths.push((request.path, number));
+        }
         if done.contains(&request.custom_id) {
             plan.already_done += 1;
             continue;
@@ -651,7 +659,7 @@ fn push_body(out: &mut Vec<u8>, body: &[u8]) {
 }
 
 /// JSON known to be valid, its line ends (whitespace there) made spaces.
-fn push_json_bytes(out: &mut Vec<u8>, json: &[u8]) {
+pub(crate) fn push_json_bytes(out: &mut Vec<u8>, json: &[u8]) {
     out.extend(json.iter().map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b }));
 }
 

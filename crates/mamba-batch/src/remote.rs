@@ -13,8 +13,8 @@ use mamba_backends::{BatchJob, OpenAICompatibleBackend};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use crate::engine::{check, BatchError, Plan};
-use crate::input::{is_blank, parse_line, Source};
+use crate::engine::{check, push_json_bytes, BatchError, Plan};
+use crate::input::{is_blank, parse_line_with, Source};
 use crate::progress::Progress;
 use crate::resume::Done;
 use crate::BatchOptions;
@@ -203,7 +203,7 @@ impl RemoteBatch {
         let source = Source::open(&options.input)?;
         // A remote batch does not resume the output line by line: the server's files replace it.
         let plan = check(&source, &options, &Done::default())?;
-        let endpoint = endpoint_of(&source, &options)?;
+        let endpoint = endpoint_of(&plan)?;
         if let Some(state) = state.as_ref().filter(|s| s.requests != plan.in_shard) {
             return Err(BatchError::Refused(format!(
                 "{} is for a batch of {} requests, but the input has {} (in this shard); remove it to start a new batch, or give the input it was made from",
@@ -265,7 +265,7 @@ impl RemoteBatch {
             if is_blank(&buf) {
                 continue;
             }
-            let Ok(request) = parse_line(&buf, self.options.default_model.as_deref()) else { continue };
+            let Ok(request) = parse_line_with(&buf, self.options.default_model.as_deref(), false) else { continue };
             if self.options.shard.is_some_and(|s| !s.takes(&request.custom_id)) {
                 continue;
             }
@@ -274,8 +274,7 @@ impl RemoteBatch {
             out.extend_from_slice(b",\"method\":\"POST\",\"url\":");
             serde_json::to_writer(&mut out, url).map_err(io::Error::other)?;
             out.extend_from_slice(b",\"body\":");
-            // The body is one line: JSON allows line ends only as whitespace.
-            out.extend(request.body.iter().map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b }));
+            push_json_bytes(&mut out, &request.body);
             out.extend_from_slice(b"}\n");
         }
         Ok(out)
@@ -435,31 +434,15 @@ fn upload_name(output: &Path) -> String {
     format!("{stem}.input.jsonl")
 }
 
-/// The url every line of the shard names; an error when they differ.
-fn endpoint_of(source: &Source, options: &BatchOptions) -> Result<String, BatchError> {
-    let mut lines = source.lines()?;
-    let mut buf = Vec::new();
-    let mut first: Option<(String, u64)> = None;
-    while let Some(number) = lines.next_line(&mut buf)? {
-        if is_blank(&buf) {
-            continue;
-        }
-        let Ok(request) = parse_line(&buf, options.default_model.as_deref()) else { continue };
-        if options.shard.is_some_and(|s| !s.takes(&request.custom_id)) {
-            continue;
-        }
-        let url = format!("/v1{}", request.path);
-        match &first {
-            None => first = Some((url, number)),
-            Some((f, line)) if *f != url => {
-                return Err(BatchError::Refused(format!(
-                    "a remote batch has one endpoint, but line {line} names {f} and line {number} names {url}; split the input by url"
-                )));
-            }
-            Some(_) => {}
-        }
+/// The url every line of the shard names (from the check's plan); an error when they differ.
+fn endpoint_of(plan: &Plan) -> Result<String, BatchError> {
+    match plan.paths[..] {
+        [] => Ok(String::new()),
+        [(path, _)] => Ok(format!("/v1{path}")),
+        [(first, line), (other, number), ..] => Err(BatchError::Refused(format!(
+            "a remote batch has one endpoint, but line {line} names /v1{first} and line {number} names /v1{other}; split the input by url"
+        ))),
     }
-    Ok(first.map(|(url, _)| url).unwrap_or_default())
 }
 
 /// The temporary file a download goes to: `OUT.remote.part`.
