@@ -240,6 +240,13 @@ async fn write_simple(
     out.write(&bytes).await
 }
 
+/// The 401 body when the mock has a key and the request does not bring it.
+fn key_refusal(state: &State, request: &Request) -> Option<Vec<u8>> {
+    let auth = state.api_key.as_ref()?;
+    let given = request.header("authorization").and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
+    (given != auth).then(|| error_body(401, "Incorrect API key provided."))
+}
+
 async fn handle(socket: &mut TcpStream, state: &Arc<State>, request: Request) -> Result<(), Stop> {
     let parsed_body: Option<Value> = serde_json::from_slice(&request.body).ok();
     let path = request.path.split('?').next().unwrap_or("").to_owned();
@@ -257,12 +264,8 @@ async fn handle(socket: &mut TcpStream, state: &Arc<State>, request: Request) ->
         || path == "/v1/batches"
         || path.starts_with("/v1/batches/")
     {
-        if let Some(auth) = &state.api_key {
-            let given = request.header("authorization").and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
-            if given != auth {
-                let body = error_body(401, "Incorrect API key provided.");
-                return write_simple(&mut out, 401, "application/json", &[], &body, close).await;
-            }
+        if let Some(body) = key_refusal(state, &request) {
+            return write_simple(&mut out, 401, "application/json", &[], &body, close).await;
         }
         let query = request.path.split_once('?').map_or("", |(_, q)| q);
         let (status, body, content_type) = batch_route(state, &request, &path, query, parsed_body.as_ref());
@@ -300,12 +303,8 @@ async fn handle(socket: &mut TcpStream, state: &Arc<State>, request: Request) ->
                     return write_simple(&mut out, 400, "application/json", &[], &body, close).await;
                 }
             };
-            if let Some(auth) = &state.api_key {
-                let given = request.header("authorization").and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
-                if given != auth {
-                    let body = error_body(401, "Incorrect API key provided.");
-                    return write_simple(&mut out, 401, "application/json", &[], &body, close).await;
-                }
+            if let Some(body) = key_refusal(state, &request) {
+                return write_simple(&mut out, 401, "application/json", &[], &body, close).await;
             }
             let (reply, id) = state.choose(&chat);
             chat_reply(&mut out, &reply, &chat, id, close).await
@@ -322,12 +321,8 @@ async fn handle(socket: &mut TcpStream, state: &Arc<State>, request: Request) ->
                     return write_simple(&mut out, 400, "application/json", &[], &body, close).await;
                 }
             };
-            if let Some(auth) = &state.api_key {
-                let given = request.header("authorization").and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
-                if given != auth {
-                    let body = error_body(401, "Incorrect API key provided.");
-                    return write_simple(&mut out, 401, "application/json", &[], &body, close).await;
-                }
+            if let Some(body) = key_refusal(state, &request) {
+                return write_simple(&mut out, 401, "application/json", &[], &body, close).await;
             }
             let (reply, _) = state.choose(&parsed.as_chat());
             if let Some(result) = fault(&mut out, &reply, close).await {
