@@ -103,9 +103,9 @@ fn no_retries(
     builder.retry_policy(RetryPolicy::none())
 }
 
-/// One backend, or a pool of the `--base-url` replicas. Retries are the run's own.
-async fn backend(args: &BatchArgs) -> Result<Arc<dyn ModelBackend>, CliError> {
-    let conn = |url: Option<&String>| ConnArgs {
+/// The connection flags of a batch command, for one server (`url`, else the preset's).
+pub(crate) fn conn_args(args: &BatchArgs, url: Option<&String>) -> ConnArgs {
+    ConnArgs {
         model: Some(args.model.clone().unwrap_or_else(|| "batch".into())),
         preset: args.preset.clone(),
         base_url: url.cloned(),
@@ -113,7 +113,12 @@ async fn backend(args: &BatchArgs) -> Result<Arc<dyn ModelBackend>, CliError> {
         timeout: args.timeout,
         json: args.json,
         ..ConnArgs::default()
-    };
+    }
+}
+
+/// One backend, or a pool of the `--base-url` replicas. Retries are the run's own.
+async fn backend(args: &BatchArgs) -> Result<Arc<dyn ModelBackend>, CliError> {
+    let conn = |url: Option<&String>| conn_args(args, url);
     if args.base_url.len() <= 1 {
         let c = connect_tuned(&conn(args.base_url.first()), no_retries).await?;
         return Ok(Arc::new(c.backend));

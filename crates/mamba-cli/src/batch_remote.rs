@@ -14,8 +14,7 @@ use mamba_backends::{BatchJob, OpenAICompatibleBackend, Preset};
 use mamba_batch::{BatchError, Progress, RemoteBatch, RemoteOptions, RemoteSummary};
 use serde_json::{json, Value};
 
-use crate::args::ConnArgs;
-use crate::batch::{files, invalid, options, print_plan, BatchArgs};
+use crate::batch::{conn_args, files, invalid, options, print_plan, BatchArgs};
 use crate::connect::connect_tuned;
 use crate::output::{line, note, CliError};
 
@@ -59,16 +58,7 @@ async fn connect(args: &BatchArgs) -> Result<OpenAICompatibleBackend, CliError> 
             "--remote and batch status|cancel take one --base-url (one server runs the batch)".into(),
         ));
     }
-    let conn = ConnArgs {
-        model: Some(args.model.clone().unwrap_or_else(|| "batch".into())),
-        preset: args.preset.clone(),
-        base_url: args.base_url.first().cloned(),
-        api_key_env: args.api_key_env.clone(),
-        timeout: args.timeout,
-        json: args.json,
-        ..ConnArgs::default()
-    };
-    let backend = connect_tuned(&conn, |b| b).await?.backend;
+    let backend = connect_tuned(&conn_args(args, args.base_url.first()), |b| b).await?.backend;
     check_preset(backend.preset())?;
     Ok(backend)
 }
