@@ -16,12 +16,11 @@ use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mamba-llm");
 const KEY: &str = "sk-daily-SECRET-4f9a2c";
 
 mod common;
 
-use common::{closed_port, stderr};
+use common::stderr;
 
 /// A sandbox: its own home, config file and data folder.
 struct Home {
@@ -63,41 +62,13 @@ impl Home {
         path
     }
 
-    /// The binary with a clean environment pointed at this sandbox.
+    /// The binary with common's clean environment, pointed at this sandbox (its home, config,
+    /// data and cache) and with no editor of the user's.
     fn cmd(&self) -> Command {
-        let mut c = Command::new(BIN);
-        for var in [
-            "MAMBA_BASE_URL",
-            "OPENAI_BASE_URL",
-            "MAMBA_API_KEY",
-            "OPENAI_API_KEY",
-            "MAMBA_MODEL",
-            "MAMBA_ENDPOINT",
-            "NO_COLOR",
-            "HTTP_PROXY",
-            "http_proxy",
-            "HTTPS_PROXY",
-            "https_proxy",
-            "ALL_PROXY",
-            "all_proxy",
-            "NO_PROXY",
-            "no_proxy",
-            "MAMBA_MODEL_FILE",
-            "XDG_CONFIG_HOME",
-            "XDG_DATA_HOME",
-            "VISUAL",
-            "EDITOR",
-        ] {
-            c.env_remove(var);
-        }
-        let ports: Vec<String> = (0..4).map(|_| closed_port().to_string()).collect();
-        c.env("MAMBA_LOCAL_PORTS", ports.join(","));
+        let mut c = common::cmd();
+        c.env_remove("VISUAL").env_remove("EDITOR");
         c.env("HOME", &self.dir).env("MAMBA_CONFIG", self.config()).env("MAMBA_DATA_DIR", self.data());
         c.env("MAMBA_CACHE_DIR", self.dir.join("cache"));
-        c.env("MAMBA_HF_ENDPOINT", format!("http://127.0.0.1:{}", closed_port()));
-        c.env("MAMBA_PIP", "/nonexistent/mamba-test-pip");
-        c.stdin(Stdio::null());
-        c.kill_on_drop(true);
         c
     }
 
