@@ -196,35 +196,13 @@ fn endings_and_failures() {
 /// No input from the network may panic: mutated recorded streams end in chunks or an error.
 #[test]
 fn mutated_input_never_panics() {
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut rand = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
     const NOISE: &[u8] = b"\n\r{}[]\":,\\ \0\xff\xc3data:nulltype[DONE]";
     let bodies =
         [recorded("text_stream.http"), recorded("tools_required_stream.http"), OPENAI_TOOL_STREAM.as_bytes().to_vec()];
-    for body in bodies {
-        for _ in 0..200 {
-            let mut bytes = body.clone();
-            for _ in 0..(1 + rand() % 8) {
-                if bytes.is_empty() {
-                    break;
-                }
-                let at = (rand() as usize) % bytes.len();
-                match rand() % 3 {
-                    0 => bytes[at] = NOISE[(rand() as usize) % NOISE.len()],
-                    1 => bytes.insert(at, NOISE[(rand() as usize) % NOISE.len()]),
-                    _ => bytes.truncate(at),
-                }
-            }
-            let cut = if bytes.is_empty() { 0 } else { (rand() as usize) % bytes.len() };
-            let _ = run(&[&bytes[..cut], &bytes[cut..]]);
-            let _ = super::response::parse_response(bytes::Bytes::from(bytes.clone()), true);
-        }
-    }
+    replay_tests::each_mutation(bodies, 200, NOISE, 0x9e37_79b9_7f4a_7c15, |bytes, cut| {
+        let _ = run(&[&bytes[..cut], &bytes[cut..]]);
+        let _ = super::response::parse_response(bytes::Bytes::from(bytes.to_vec()), true);
+    });
 }
 
 #[test]
