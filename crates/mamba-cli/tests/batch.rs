@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -15,12 +14,8 @@ use tokio::io::AsyncWriteExt;
 
 mod common;
 
-use common::batch::{batch, chat_line, json_out as summary, write_input};
+use common::batch::{batch, chat_line, json_out as summary, records, write_input};
 use common::{closed_port, cmd, llamacpp_peer, ran_live, stderr, temp_dir as tmp_dir};
-
-fn records(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-}
 
 fn ids(records: &[Value]) -> Vec<String> {
     records.iter().map(|r| r["custom_id"].as_str().unwrap().to_owned()).collect()

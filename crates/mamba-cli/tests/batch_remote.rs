@@ -14,7 +14,7 @@ use tokio::io::AsyncWriteExt;
 
 mod common;
 
-use common::batch::{batch, chat_line, json_out, write_input};
+use common::batch::{batch, chat_line, json_out, records, write_input};
 use common::{cmd, stderr, temp_dir};
 
 fn client(server: &MockServer) -> OpenAICompatibleBackend {
@@ -72,10 +72,8 @@ async fn a_remote_run_uploads_polls_and_downloads() {
     assert_eq!((s["total"].as_u64(), s["succeeded"].as_u64(), s["failed"].as_u64()), (Some(14), Some(13), Some(1)));
     assert_eq!((s["output_lines"].as_u64(), s["error_lines"].as_u64()), (Some(13), Some(1)));
     // Tokens: the usage the mock's answers report, summed over the 13 answered lines.
-    let usage: Vec<Value> = std::fs::read_to_string(&out)
-        .unwrap()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+    let usage: Vec<Value> = records(&out)
+        .into_iter()
         .filter(|r| r["response"]["status_code"] == 200)
         .map(|r| r["response"]["body"]["usage"].clone())
         .collect();
