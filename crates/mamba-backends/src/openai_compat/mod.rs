@@ -15,6 +15,7 @@ pub(crate) mod request;
 pub(crate) mod response;
 pub(crate) mod responses;
 mod sse_stream;
+mod template;
 pub(crate) mod wire;
 
 use std::fmt;

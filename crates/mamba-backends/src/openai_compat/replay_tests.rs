@@ -125,6 +125,39 @@ fn exactly_one_final_chunk_on_success() {
     }
 }
 
+/// The shortcuts (the prefix read once, the template of plain pieces) change nothing: every
+/// recorded stream, and mutated copies of them, give the same chunks and outcome as reading
+/// every event in full. A stream like OpenAI's (one prefix, one-word pieces) takes them.
+#[test]
+fn shortcuts_give_what_the_full_parse_gives() {
+    let full = |pieces: &[&[u8]]| decode(EventDecoder::without_shortcuts(true), pieces);
+    let mut bodies: Vec<Vec<u8>> = recorded_streams().into_iter().map(|(_, body)| body).collect();
+    bodies.push(openai_like_stream(&["Rust's", " ownership", r#" \"model\""#, "", r" \u00e9t\u00e9", " <think>"]));
+    for body in &bodies {
+        assert!(run(&[body]) == full(&[body]), "{}", String::from_utf8_lossy(body));
+    }
+    const NOISE: &[u8] = b"\n\r{}[]\":,\\ \0\xff\xc3datanull[DONE]u";
+    each_mutation(bodies, 300, NOISE, 0x9e37_79b9_7f4a_7c15, |bytes, cut| {
+        let pieces: [&[u8]; 2] = [&bytes[..cut], &bytes[cut..]];
+        let (a, b) = (run(&pieces), full(&pieces));
+        assert!(a == b, "{}\nshortcuts: {a:?}\nfull: {b:?}", String::from_utf8_lossy(bytes));
+    });
+}
+
+/// A stream shaped like OpenAI's: the same members around every piece of text.
+fn openai_like_stream(pieces: &[&str]) -> Vec<u8> {
+    let head = r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1764072000,"model":"gpt-4o-mini","system_fingerprint":"fp_1","choices":[{"index":0,"delta":"#;
+    let tail = r#","logprobs":null,"finish_reason":null}],"usage":null}"#;
+    let mut out = format!("data: {head}{{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null}}{tail}\n\n");
+    for piece in pieces {
+        out.push_str(&format!("data: {head}{{\"content\":\"{piece}\"}}{tail}\n\n"));
+    }
+    out.push_str(&format!("data: {head}{{}},\"logprobs\":null,\"finish_reason\":\"stop\"}}],\"usage\":null}}\n\n"));
+    out.push_str(r#"data: {"id":"chatcmpl-1","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":5}}"#);
+    out.push_str("\n\ndata: [DONE]\n\n");
+    out.into_bytes()
+}
+
 /// Hands `check` `rounds` mutated copies of each body (1 to 8 bytes replaced by or inserted
 /// from `noise`, or the body cut short there) and a split point in each, from a fixed
 /// xorshift sequence starting at `seed`.

@@ -3,6 +3,7 @@
 use bytes::Bytes;
 
 use super::responses::stream::ResponsesParser;
+use super::template::ContentTemplate;
 use super::wire::{WireFunction, WireMessage, WireResponse};
 use crate::classify;
 use crate::error::Error;
@@ -155,6 +156,7 @@ pub(crate) struct ChunkParser {
     id_sent: bool,
     events: u64,
     prefix: PrefixCache,
+    template: ContentTemplate,
 }
 
 /// Most servers start every event of a stream with the same members before `"choices"`
@@ -236,7 +238,17 @@ impl ChunkParser {
             id_sent: false,
             events: 0,
             prefix: PrefixCache::default(),
+            template: ContentTemplate::default(),
         }
+    }
+
+    /// A parser that reads every event in full (to compare the shortcuts with, in tests).
+    #[cfg(test)]
+    pub(crate) fn without_shortcuts(think_tags: bool) -> ChunkParser {
+        let mut parser = ChunkParser::new(think_tags);
+        parser.prefix.misses = MAX_PREFIX_MISSES;
+        parser.template = ContentTemplate::disabled();
+        parser
     }
 
     /// True once the server said why it stopped: a clean close after this is a normal end.
@@ -259,20 +271,57 @@ impl ChunkParser {
         if trimmed.is_empty() {
             return Ok(Parsed::Nothing);
         }
+        if let Some(text) = self.template.matches(trimmed) {
+            return Ok(Parsed::Chunk(self.templated(&text)));
+        }
         let mut prefix = std::mem::take(&mut self.prefix);
-        let parsed = if prefix.cut(trimmed) {
-            let wire = serde_json::from_slice(&prefix.scratch).map_err(|e| decode_error("a stream event", trimmed, e));
-            wire.and_then(|wire| self.apply(wire, Some(&prefix)))
-        } else {
-            let wire = serde_json::from_slice(trimmed).map_err(|e| decode_error("a stream event", trimmed, e));
-            let parsed = wire.and_then(|wire| self.apply(wire, None));
-            if parsed.is_ok() {
-                prefix.learn(trimmed);
+        let cut = prefix.cut(trimmed);
+        let wire = if cut { serde_json::from_slice(&prefix.scratch).ok() } else { None };
+        let parsed = match wire {
+            Some(wire) => self.apply(wire, Some(&prefix)),
+            // An event that does not parse is read again in full: its error then says where
+            // the event (not its cut) went wrong.
+            None => {
+                let wire = serde_json::from_slice(trimmed).map_err(|e| decode_error("a stream event", trimmed, e));
+                let parsed = wire.and_then(|wire| self.apply(wire, None));
+                if parsed.is_ok() && !cut {
+                    prefix.learn(trimmed);
+                }
+                parsed
             }
-            parsed
         };
         self.prefix = prefix;
+        if let Ok(Parsed::Chunk(chunk)) = &parsed {
+            let plain = chunk.tool_calls.is_empty()
+                && chunk.finish_reason.is_none()
+                && (!chunk.content.is_empty() || !chunk.reasoning.is_empty());
+            if plain {
+                self.template.learn(trimmed);
+            }
+        }
         parsed
+    }
+
+    /// The chunk of an event of the learnt template's shape whose piece of text is `text`:
+    /// what [`apply`](Self::apply) makes of it.
+    fn templated(&mut self, text: &str) -> StreamChunk {
+        let mut chunk = StreamChunk::default();
+        if !text.is_empty() {
+            self.think.feed(text, &mut chunk.content, &mut chunk.reasoning);
+        }
+        if !self.model_sent {
+            if let Some(model) = &self.template.model {
+                chunk.model = Some(model.clone());
+                self.model_sent = true;
+            }
+        }
+        if !self.id_sent {
+            if let Some(id) = &self.template.id {
+                chunk.id = Some(id.clone());
+                self.id_sent = true;
+            }
+        }
+        chunk
     }
 
     /// Turns one parsed event into what the caller gets; `prefix`: the checked members before
@@ -436,6 +485,15 @@ impl EventDecoder {
         }
     }
 
+    /// A decoder that reads every event in full (to compare the shortcuts with, in tests).
+    #[cfg(test)]
+    pub(crate) fn without_shortcuts(think_tags: bool) -> EventDecoder {
+        EventDecoder {
+            parser: Parser::Chat(ChunkParser::without_shortcuts(think_tags)),
+            ..EventDecoder::new(think_tags)
+        }
+    }
+
     /// A decoder of Responses API events.
     pub(crate) fn responses(think_tags: bool) -> EventDecoder {
         EventDecoder { parser: Parser::Responses(ResponsesParser::new(think_tags)), ..EventDecoder::new(think_tags) }
@@ -584,6 +642,7 @@ mod tests {
         let (out, p) = chunks(&refs);
         assert_eq!(p.prefix.bytes, prefix.as_bytes(), "the prefix was learnt");
         assert_eq!(p.prefix.misses, 0, "and used");
+        assert!(p.template.is_learnt(), "the pieces of text were read by the template");
         let text: String = out.iter().map(|c| c.content.as_str()).collect();
         assert_eq!(text, "Hello");
         assert_eq!(out[0].model.as_deref(), Some("m"));
