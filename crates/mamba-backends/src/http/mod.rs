@@ -96,7 +96,7 @@ impl Default for HttpClientBuilder {
             connect_timeout: Some(Duration::from_secs(60)),
             pool_idle_timeout: Some(Duration::from_secs(90)),
             pool_max_idle_per_host: usize::MAX,
-            read_buf_size: 4 * 1024,
+            read_buf_size: 16 * 1024,
             reap_interval: Duration::from_secs(5),
             #[cfg(feature = "rustls")]
             tls: tls::TlsSettings::default(),
@@ -127,7 +127,8 @@ impl HttpClientBuilder {
     }
 
     /// The size of a connection's buffer for response heads (and bodies shorter than it).
-    /// Default 4 KiB; it grows when a head needs more.
+    /// Default 16 KiB, so that a short answer (a head and a few KiB of stream events sent at
+    /// once) is taken in one read; it grows when a head needs more.
     pub fn read_buffer_size(mut self, bytes: usize) -> Self {
         self.read_buf_size = bytes.max(512);
         self

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use super::responses::stream::ResponsesParser;
-use super::template::ContentTemplate;
+use super::template::{ContentTemplate, KnownPrefix};
 use super::wire::{WireFunction, WireMessage, WireResponse};
 use crate::classify;
 use crate::error::Error;
@@ -184,15 +184,30 @@ impl PrefixCache {
     /// Puts `{` + the event's members from `"choices"` on in `scratch` when its prefix is the
     /// checked one.
     fn cut(&mut self, event: &[u8]) -> bool {
-        let n = self.bytes.len();
-        if n == 0 || event.len() <= n || !event.starts_with(&self.bytes) || !event[n..].starts_with(CHOICES_KEY) {
+        if !self.covers(event) {
             return false;
         }
+        let n = self.bytes.len();
         self.misses = 0;
         self.scratch.clear();
         self.scratch.push(b'{');
         self.scratch.extend_from_slice(&event[n + 1..]);
         true
+    }
+
+    /// True when `event` starts with the checked prefix, then `"choices"`.
+    fn covers(&self, event: &[u8]) -> bool {
+        let n = self.bytes.len();
+        n > 0 && event.len() > n && event.starts_with(&self.bytes) && event[n..].starts_with(CHOICES_KEY)
+    }
+
+    /// What the template learns from the prefix of `event`, when it has the checked one.
+    fn known(&self, event: &[u8]) -> Option<KnownPrefix<'_>> {
+        self.covers(event).then(|| KnownPrefix {
+            len: self.bytes.len(),
+            model: self.model.as_deref(),
+            id: self.id.as_deref(),
+        })
     }
 
     /// Learns the prefix of a fully parsed event, unless this stream gave up: after a few
@@ -296,7 +311,7 @@ impl ChunkParser {
                 && chunk.finish_reason.is_none()
                 && (!chunk.content.is_empty() || !chunk.reasoning.is_empty());
             if plain {
-                self.template.learn(trimmed);
+                self.template.learn(trimmed, self.prefix.known(trimmed));
             }
         }
         parsed

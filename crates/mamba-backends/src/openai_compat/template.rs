@@ -30,6 +30,16 @@ const LEARN_BUDGET: u8 = 3;
 /// text completions).
 const KEYS: [&[u8]; 2] = [b"\"content\":", b"\"text\":"];
 
+/// The checked prefix of the event being learnt (see `PrefixCache` in `response.rs`): its
+/// length (up to `,"choices":`) and its `model` and `id`. The proof then parses only what
+/// follows it, as the stream parser itself does.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KnownPrefix<'a> {
+    pub(crate) len: usize,
+    pub(crate) model: Option<&'a str>,
+    pub(crate) id: Option<&'a str>,
+}
+
 #[derive(Debug)]
 pub(crate) struct ContentTemplate {
     /// The event's bytes up to and including the opening quote of the piece; empty when no
@@ -50,6 +60,12 @@ impl Default for ContentTemplate {
 }
 
 impl ContentTemplate {
+    /// [`learn`](Self::learn) without a known prefix.
+    #[cfg(test)]
+    fn learn_whole(&mut self, event: &[u8]) -> bool {
+        self.learn(event, None)
+    }
+
     /// A template that never learns (to compare with the full parse in tests).
     #[cfg(test)]
     pub(crate) fn disabled() -> ContentTemplate {
@@ -77,15 +93,18 @@ impl ContentTemplate {
 
     /// Tries to learn the shape of `event`, a whole event that parsed into a plain piece of
     /// text. Returns whether it did.
-    pub(crate) fn learn(&mut self, event: &[u8]) -> bool {
+    pub(crate) fn learn(&mut self, event: &[u8], prefix: Option<KnownPrefix<'_>>) -> bool {
         if self.budget == 0 {
             return false;
         }
         self.budget -= 1;
+        // With a known prefix, the candidate is looked for after it and the proof parses `{`
+        // and what follows the prefix.
+        let skip = prefix.map_or(0, |p| p.len);
         let mut probe = Vec::with_capacity(event.len() + MARKER_JSON.len());
         for key in KEYS {
-            for at in memchr::memmem::find_iter(event, key) {
-                let mut open = at + key.len();
+            for at in memchr::memmem::find_iter(&event[skip..], key) {
+                let mut open = skip + at + key.len();
                 while event.get(open).is_some_and(u8::is_ascii_whitespace) {
                     open += 1;
                 }
@@ -94,15 +113,21 @@ impl ContentTemplate {
                 }
                 let Some((end, _)) = string_end(event, open + 1) else { continue };
                 probe.clear();
-                probe.extend_from_slice(&event[..=open]);
+                if skip > 0 {
+                    probe.push(b'{');
+                    probe.extend_from_slice(&event[skip + 1..=open]);
+                } else {
+                    probe.extend_from_slice(&event[..=open]);
+                }
                 probe.extend_from_slice(MARKER_JSON);
                 probe.extend_from_slice(&event[end..]);
                 let Ok(wire) = serde_json::from_slice::<WireResponse<'_>>(&probe) else { continue };
                 if plain_text(&wire) != Some(MARKER) {
                     continue;
                 }
-                self.model = wire.model.non_empty().map(str::to_owned);
-                self.id = wire.id.non_empty().map(str::to_owned);
+                let (model, id) = prefix.map_or((None, None), |p| (p.model, p.id));
+                self.model = wire.model.non_empty().or(model).map(str::to_owned);
+                self.id = wire.id.non_empty().or(id).map(str::to_owned);
                 self.before.clear();
                 self.before.extend_from_slice(&event[..=open]);
                 self.after.clear();
@@ -177,7 +202,7 @@ mod tests {
 
     fn learnt() -> ContentTemplate {
         let mut t = ContentTemplate::default();
-        assert!(t.learn(&event(r#""Hello""#)));
+        assert!(t.learn_whole(&event(r#""Hello""#)));
         t
     }
 
@@ -233,19 +258,35 @@ mod tests {
             (r#"{"choices":[{"index":1,"delta":{"content":"a"}},{"index":0,"delta":{}}]}"#, "another choice"),
         ] {
             let mut t = ContentTemplate { budget: 1, ..ContentTemplate::default() };
-            assert!(!t.learn(json.as_bytes()), "{why}");
+            assert!(!t.learn_whole(json.as_bytes()), "{why}");
             assert!(!t.is_learnt(), "{why}");
         }
         // Spaces after the colon, and legacy text completions, are learnt.
         let mut t = ContentTemplate::default();
-        assert!(t.learn(br#"{"choices": [{"index": 0, "delta": {"content": "a"}, "finish_reason": null}]}"#));
+        assert!(t.learn_whole(br#"{"choices": [{"index": 0, "delta": {"content": "a"}, "finish_reason": null}]}"#));
         assert_eq!(
             t.matches(br#"{"choices": [{"index": 0, "delta": {"content": "bc"}, "finish_reason": null}]}"#).as_deref(),
             Some("bc")
         );
         let mut t = ContentTemplate::default();
-        assert!(t.learn(br#"{"choices":[{"text":"a","index":0,"finish_reason":null}],"model":"m"}"#));
+        assert!(t.learn_whole(br#"{"choices":[{"text":"a","index":0,"finish_reason":null}],"model":"m"}"#));
         assert_eq!(t.model.as_deref(), Some("m"));
+    }
+
+    /// With the stream's checked prefix known, the proof parses what follows it, and the
+    /// model and id come from the prefix.
+    #[test]
+    fn a_known_prefix_is_not_parsed_again() {
+        let e = event(r#""Hello""#);
+        let len = PREFIX.find(r#","choices":"#).unwrap();
+        let mut t = ContentTemplate::default();
+        assert!(t.learn(&e, Some(KnownPrefix { len, model: Some("pm"), id: None })));
+        assert_eq!((t.model.as_deref(), t.id.as_deref()), (Some("pm"), None));
+        assert_eq!(t.matches(&event(r#""x""#)).as_deref(), Some("x"));
+        // A candidate inside the prefix is not one.
+        let mut t = ContentTemplate::default();
+        let e = br#"{"note":{"content":"a"},"choices":[{"delta":{"role":"assistant"}}]}"#;
+        assert!(!t.learn(e, Some(KnownPrefix { len: 23, model: None, id: None })));
     }
 
     #[test]
@@ -253,8 +294,8 @@ mod tests {
         let mut t = ContentTemplate::default();
         let refused = br#"{"choices":[{"delta":{"content":"a"},"finish_reason":"stop"}]}"#;
         for _ in 0..LEARN_BUDGET {
-            assert!(!t.learn(refused));
+            assert!(!t.learn_whole(refused));
         }
-        assert!(!t.learn(&event(r#""ok""#)), "no budget left");
+        assert!(!t.learn_whole(&event(r#""ok""#)), "no budget left");
     }
 }
