@@ -203,7 +203,7 @@ impl PrefixCache {
 
     /// What the template learns from the prefix of `event`, when it has the checked one.
     fn known(&self, event: &[u8]) -> Option<KnownPrefix<'_>> {
-        self.covers(event).then(|| KnownPrefix {
+        self.covers(event).then_some(KnownPrefix {
             len: self.bytes.len(),
             model: self.model.as_deref(),
             id: self.id.as_deref(),

@@ -73,6 +73,7 @@ impl ContentTemplate {
     }
 
     /// True when a template is learnt.
+    #[cfg(test)]
     pub(crate) fn is_learnt(&self) -> bool {
         !self.before.is_empty()
     }
