@@ -14,6 +14,7 @@ mod replay_tests;
 pub(crate) mod request;
 pub(crate) mod response;
 pub(crate) mod responses;
+mod scan;
 mod sse_stream;
 mod template;
 pub(crate) mod wire;

@@ -144,6 +144,44 @@ fn shortcuts_give_what_the_full_parse_gives() {
     });
 }
 
+/// The direct reader of chat JSON (`scan.rs`) reads what serde reads, as serde reads it:
+/// every event of the recorded streams, and mutated copies of them, is either left to serde
+/// or read into the same wire structure serde makes of it (and serde accepts it).
+#[test]
+fn the_direct_reader_agrees_with_serde() {
+    let mut events: Vec<Vec<u8>> = Vec::new();
+    let mut bodies: Vec<Vec<u8>> = recorded_streams().into_iter().map(|(_, body)| body).collect();
+    bodies.push(openai_like_stream(&["a", r#"b\"c"#, ""]));
+    for body in &bodies {
+        for line in body.split(|b| *b == b'\n') {
+            if let Some(data) = line.strip_prefix(b"data:") {
+                let data = data.trim_ascii();
+                if data.starts_with(b"{") {
+                    events.push(data.to_vec());
+                }
+            }
+        }
+    }
+    let check = |bytes: &[u8]| -> bool {
+        let Ok(text) = std::str::from_utf8(bytes) else { return false };
+        let Some(direct) = super::scan::response(text) else { return false };
+        match serde_json::from_str::<super::wire::WireResponse<'_>>(text) {
+            Ok(serde) => assert_eq!(format!("{direct:?}"), format!("{serde:?}"), "{text}"),
+            Err(e) => panic!("the direct reader accepts what serde refuses ({e}): {text}"),
+        }
+        true
+    };
+    let read = events.iter().filter(|e| check(e)).count();
+    assert!(read * 3 > events.len() * 2, "only {read} of {} recorded events read directly", events.len());
+    const NOISE: &[u8] = b"\n\r{}[]\":,\\ \0\xff\xc3-.0123456789eE+truefalsenull\t";
+    let mut n = 0;
+    each_mutation(events, 300, NOISE, 0x5851_f42d_4c95_7f2d, |bytes, _| {
+        n += usize::from(check(bytes));
+    });
+    // Mutations that still read directly (a changed piece of text, a skipped member's value).
+    assert!(n > 2000, "only {n} mutated events read directly");
+}
+
 /// A stream shaped like OpenAI's: the same members around every piece of text.
 fn openai_like_stream(pieces: &[&str]) -> Vec<u8> {
     let head = r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1764072000,"model":"gpt-4o-mini","system_fingerprint":"fp_1","choices":[{"index":0,"delta":"#;

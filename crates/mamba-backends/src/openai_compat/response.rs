@@ -3,6 +3,7 @@
 use bytes::Bytes;
 
 use super::responses::stream::ResponsesParser;
+use super::scan::wire_response;
 use super::template::{ContentTemplate, KnownPrefix};
 use super::wire::{WireFunction, WireMessage, WireResponse};
 use crate::classify;
@@ -15,7 +16,7 @@ use crate::types::{infer_finish_reason, normalise_tool_call, FinishReason, Model
 /// Parses a whole (non-streaming) answer. `think_tags` splits a leading `<think>` block off the
 /// content into the reasoning.
 pub(crate) fn parse_response(body: Bytes, think_tags: bool) -> Result<ModelResponse, Error> {
-    let wire: WireResponse<'_> = serde_json::from_slice(&body).map_err(|e| decode_error("the response", &body, e))?;
+    let wire = wire_response(&body).map_err(|e| decode_error("the response", &body, e))?;
     if let Some(error) = wire.error.as_ref().filter(|e| !e.is_null()) {
         let value = serde_json::json!({ "error": error });
         return Err(classify::from_stream_frame(&value).with_body(String::from_utf8_lossy(&body)));
@@ -218,7 +219,9 @@ impl PrefixCache {
             return;
         }
         self.misses += 1;
-        let Some(at) = memchr::memmem::find(event, CHOICES_KEY) else { return };
+        static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+            std::sync::LazyLock::new(|| memchr::memmem::Finder::new(CHOICES_KEY));
+        let Some(at) = FINDER.find(event) else { return };
         let prefix = &event[..at];
         if prefix.first() != Some(&b'{') {
             return;
@@ -228,7 +231,7 @@ impl PrefixCache {
         self.scratch.clear();
         self.scratch.extend_from_slice(prefix);
         self.scratch.push(b'}');
-        let Ok(members) = serde_json::from_slice::<WireResponse<'_>>(&self.scratch) else { return };
+        let Ok(members) = wire_response(&self.scratch) else { return };
         if members.usage.0.is_some()
             || members.error.as_ref().is_some_and(|e| !e.is_null())
             || !members.choices.0.is_empty()
@@ -291,13 +294,13 @@ impl ChunkParser {
         }
         let mut prefix = std::mem::take(&mut self.prefix);
         let cut = prefix.cut(trimmed);
-        let wire = if cut { serde_json::from_slice(&prefix.scratch).ok() } else { None };
+        let wire = if cut { wire_response(&prefix.scratch).ok() } else { None };
         let parsed = match wire {
             Some(wire) => self.apply(wire, Some(&prefix)),
             // An event that does not parse is read again in full: its error then says where
             // the event (not its cut) went wrong.
             None => {
-                let wire = serde_json::from_slice(trimmed).map_err(|e| decode_error("a stream event", trimmed, e));
+                let wire = wire_response(trimmed).map_err(|e| decode_error("a stream event", trimmed, e));
                 let parsed = wire.and_then(|wire| self.apply(wire, None));
                 if parsed.is_ok() && !cut {
                     prefix.learn(trimmed);

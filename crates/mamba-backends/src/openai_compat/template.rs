@@ -15,7 +15,11 @@
 //! character — goes to the full parse, which gives the answer and the errors it always gave.
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
 
+use memchr::memmem::Finder;
+
+use super::scan::wire_response;
 use super::wire::WireResponse;
 
 /// The marker put in place of the candidate string while learning (as JSON text, and decoded).
@@ -103,9 +107,10 @@ impl ContentTemplate {
         // and what follows the prefix.
         let skip = prefix.map_or(0, |p| p.len);
         let mut probe = Vec::with_capacity(event.len() + MARKER_JSON.len());
-        for key in KEYS {
-            for at in memchr::memmem::find_iter(&event[skip..], key) {
-                let mut open = skip + at + key.len();
+        static FINDERS: LazyLock<[Finder<'static>; 2]> = LazyLock::new(|| KEYS.map(Finder::new));
+        for finder in FINDERS.iter() {
+            for at in finder.find_iter(&event[skip..]) {
+                let mut open = skip + at + finder.needle().len();
                 while event.get(open).is_some_and(u8::is_ascii_whitespace) {
                     open += 1;
                 }
@@ -122,7 +127,7 @@ impl ContentTemplate {
                 }
                 probe.extend_from_slice(MARKER_JSON);
                 probe.extend_from_slice(&event[end..]);
-                let Ok(wire) = serde_json::from_slice::<WireResponse<'_>>(&probe) else { continue };
+                let Ok(wire) = wire_response(&probe) else { continue };
                 if plain_text(&wire) != Some(MARKER) {
                     continue;
                 }

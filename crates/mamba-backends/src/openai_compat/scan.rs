@@ -1,0 +1,485 @@
+//! A direct reader for the common shapes of chat-completion JSON.
+//!
+//! serde's derived readers cost several thousand instructions per stream event (a field
+//! match per key, a visitor per value, moves of the large lenient structs). This reader walks
+//! the bytes once and fills the same [`WireResponse`] for the shapes servers actually send: a
+//! top-level object of `id`, `model`, `choices`, `usage` and members it skips; choices with
+//! `index`, `delta`/`message`, `finish_reason`, `text`; messages with string content,
+//! reasoning and refusal. It gives up (`None`) on everything else — a tool call, content
+//! parts, an error, an escaped key, a duplicate key, an unusual number, an escape in a
+//! skipped string, deep nesting — and the caller then runs serde, so the answer for any
+//! input is serde's. The input must be valid UTF-8 (a `&str`): strings are borrowed as they
+//! are, and those with escapes are decoded by serde_json.
+//!
+//! Tests compare the two readers on every recorded stream and on mutated copies of them.
+
+use std::borrow::Cow;
+
+use super::wire::{
+    LenientContent, LenientCount, LenientList, LenientObject, LenientStr, WireChoice, WireDetails, WireMessage,
+    WireResponse, WireUsage,
+};
+
+/// Deeper skipped values are left to serde.
+const MAX_DEPTH: usize = 16;
+
+/// Reads a chat-completion object (a whole answer or a stream event), here when it can, else
+/// with serde: the same result and the same errors either way.
+pub(crate) fn wire_response(bytes: &[u8]) -> serde_json::Result<WireResponse<'_>> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => match response(text) {
+            Some(wire) => Ok(wire),
+            None => serde_json::from_str(text),
+        },
+        // serde_json says where the bad byte is.
+        Err(_) => serde_json::from_slice(bytes),
+    }
+}
+
+/// Reads `text` as a chat-completion object; `None` when serde must.
+pub(crate) fn response(text: &str) -> Option<WireResponse<'_>> {
+    let mut s = Scanner { b: text.as_bytes(), text, pos: 0 };
+    let wire = s.response()?;
+    s.ws();
+    (s.pos == s.b.len()).then_some(wire)
+}
+
+struct Scanner<'a> {
+    b: &'a [u8],
+    text: &'a str,
+    pos: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.pos) {
+            self.pos += 1;
+        }
+    }
+
+    fn peek(&mut self) -> Option<u8> {
+        self.ws();
+        self.b.get(self.pos).copied()
+    }
+
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        (self.peek()? == byte).then(|| self.pos += 1)
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        self.ws();
+        self.b[self.pos..].starts_with(word).then(|| self.pos += word.len())
+    }
+
+    /// `null` (consumed) → true; anything else is left in place → false.
+    fn null(&mut self) -> bool {
+        self.literal(b"null").is_some()
+    }
+
+    /// The members of an object, each handed to `member` with its key; `member` reads the
+    /// value. Keys with escapes are left to serde.
+    fn object(&mut self, mut member: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
+        self.eat(b'{')?;
+        if self.eat(b'}').is_some() {
+            return Some(());
+        }
+        loop {
+            let (key, escaped) = self.string_token()?;
+            if escaped {
+                return None;
+            }
+            self.eat(b':')?;
+            member(self, key)?;
+            match self.peek()? {
+                b',' => self.pos += 1,
+                b'}' => {
+                    self.pos += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// The elements of an array, each read by `element`.
+    fn array(&mut self, mut element: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.eat(b'[')?;
+        if self.eat(b']').is_some() {
+            return Some(());
+        }
+        loop {
+            element(self)?;
+            match self.peek()? {
+                b',' => self.pos += 1,
+                b']' => {
+                    self.pos += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// A string's text between its quotes, and whether it has escapes. Control characters
+    /// (invalid in JSON strings) are left to serde.
+    fn string_token(&mut self) -> Option<(&'a str, bool)> {
+        self.eat(b'"')?;
+        let start = self.pos;
+        let mut escaped = false;
+        loop {
+            let at = self.pos + memchr::memchr2(b'"', b'\\', &self.b[self.pos..])?;
+            if self.b[at] == b'"' {
+                let text = &self.b[start..at];
+                if text.iter().any(|b| *b < 0x20) {
+                    return None;
+                }
+                self.pos = at + 1;
+                // Quotes are ASCII, so these are character boundaries.
+                return Some((&self.text[start..at], escaped));
+            }
+            escaped = true;
+            self.pos = at + 2;
+            if self.pos > self.b.len() {
+                return None;
+            }
+        }
+    }
+
+    /// A string value, decoded.
+    fn string(&mut self) -> Option<Cow<'a, str>> {
+        let open = self.pos_of_next();
+        let (text, escaped) = self.string_token()?;
+        if !escaped {
+            return Some(Cow::Borrowed(text));
+        }
+        serde_json::from_str::<String>(&self.text[open..self.pos]).ok().map(Cow::Owned)
+    }
+
+    fn pos_of_next(&mut self) -> usize {
+        self.ws();
+        self.pos
+    }
+
+    /// A string or null.
+    fn lenient_str(&mut self) -> Option<LenientStr<'a>> {
+        if self.null() {
+            return Some(LenientStr(None));
+        }
+        Some(LenientStr(Some(self.string()?)))
+    }
+
+    /// A non-negative integer that fits in 18 digits, or null.
+    fn count(&mut self) -> Option<LenientCount> {
+        if self.null() {
+            return Some(LenientCount(None));
+        }
+        let start = self.pos_of_next();
+        let digits = self.b[start..].iter().take_while(|b| b.is_ascii_digit()).count();
+        if digits == 0 || digits > 18 || (digits > 1 && self.b[start] == b'0') {
+            return None;
+        }
+        if matches!(self.b.get(start + digits), Some(b'.' | b'e' | b'E')) {
+            return None;
+        }
+        self.pos = start + digits;
+        self.text[start..self.pos].parse().ok().map(|n| LenientCount(Some(n)))
+    }
+
+    /// Skips any value serde would skip, within the limits above.
+    fn skip(&mut self, depth: usize) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        match self.peek()? {
+            b'n' => self.literal(b"null"),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'"' => match self.string_token()? {
+                (_, false) => Some(()),
+                (_, true) => None,
+            },
+            b'{' => self.object(|s, _| s.skip(depth + 1)),
+            b'[' => self.array(|s| s.skip(depth + 1)),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    /// A number in JSON's grammar, without an exponent.
+    fn number(&mut self) -> Option<()> {
+        let mut i = self.pos;
+        if self.b.get(i) == Some(&b'-') {
+            i += 1;
+        }
+        let int = self.b[i..].iter().take_while(|b| b.is_ascii_digit()).count();
+        if int == 0 || int > 18 || (int > 1 && self.b[i] == b'0') {
+            return None;
+        }
+        i += int;
+        if self.b.get(i) == Some(&b'.') {
+            let frac = self.b[i + 1..].iter().take_while(|b| b.is_ascii_digit()).count();
+            if frac == 0 || frac > 18 {
+                return None;
+            }
+            i += 1 + frac;
+        }
+        if matches!(self.b.get(i), Some(b'e' | b'E')) {
+            return None;
+        }
+        self.pos = i;
+        Some(())
+    }
+
+    fn response(&mut self) -> Option<WireResponse<'a>> {
+        let mut wire = WireResponse::default();
+        let mut seen = Seen::default();
+        self.object(|s, key| match key {
+            "id" => {
+                seen.once(0)?;
+                wire.id = s.lenient_str()?;
+                Some(())
+            }
+            "model" => {
+                seen.once(1)?;
+                wire.model = s.lenient_str()?;
+                Some(())
+            }
+            "choices" => {
+                seen.once(2)?;
+                if !s.null() {
+                    let mut choices = Vec::with_capacity(1);
+                    s.array(|s| {
+                        choices.push(s.choice()?);
+                        Some(())
+                    })?;
+                    wire.choices = LenientList(choices);
+                }
+                Some(())
+            }
+            "usage" => {
+                seen.once(3)?;
+                if !s.null() {
+                    wire.usage = LenientObject(Some(s.usage()?));
+                }
+                Some(())
+            }
+            // An error frame is serde's to read.
+            "error" => {
+                seen.once(4)?;
+                s.null().then_some(())
+            }
+            _ => s.skip(1),
+        })?;
+        Some(wire)
+    }
+
+    fn choice(&mut self) -> Option<WireChoice<'a>> {
+        let mut choice = WireChoice::default();
+        let mut seen = Seen::default();
+        self.object(|s, key| match key {
+            "index" => {
+                seen.once(0)?;
+                choice.index = s.count()?;
+                Some(())
+            }
+            "delta" => {
+                seen.once(1)?;
+                choice.delta = s.message()?;
+                Some(())
+            }
+            "message" => {
+                seen.once(2)?;
+                choice.message = s.message()?;
+                Some(())
+            }
+            "finish_reason" => {
+                seen.once(3)?;
+                choice.finish_reason = s.lenient_str()?;
+                Some(())
+            }
+            "text" => {
+                seen.once(4)?;
+                choice.text = s.lenient_str()?;
+                Some(())
+            }
+            _ => s.skip(2),
+        })?;
+        Some(choice)
+    }
+
+    fn message(&mut self) -> Option<LenientObject<WireMessage<'a>>> {
+        if self.null() {
+            return Some(LenientObject(None));
+        }
+        let mut m = WireMessage::default();
+        let mut seen = Seen::default();
+        self.object(|s, key| match key {
+            "content" => {
+                seen.once(0)?;
+                if !s.null() {
+                    m.content = LenientContent { text: Some(s.string()?), thinking: None };
+                }
+                Some(())
+            }
+            "reasoning_content" => {
+                seen.once(1)?;
+                m.reasoning_content = s.lenient_str()?;
+                Some(())
+            }
+            "reasoning" => {
+                seen.once(2)?;
+                m.reasoning = s.lenient_str()?;
+                Some(())
+            }
+            "refusal" => {
+                seen.once(3)?;
+                m.refusal = s.lenient_str()?;
+                Some(())
+            }
+            // Tool calls are serde's to read; none at all is the common case.
+            "tool_calls" => {
+                seen.once(4)?;
+                if !s.null() {
+                    s.array(|_| None)?;
+                }
+                Some(())
+            }
+            "function_call" => {
+                seen.once(5)?;
+                s.null().then_some(())
+            }
+            _ => s.skip(3),
+        })?;
+        Some(LenientObject(Some(m)))
+    }
+
+    fn usage(&mut self) -> Option<WireUsage> {
+        let mut u = WireUsage::default();
+        let mut seen = Seen::default();
+        self.object(|s, key| {
+            let (bit, slot) = match key {
+                "prompt_tokens" => (0, &mut u.prompt_tokens),
+                "completion_tokens" => (1, &mut u.completion_tokens),
+                "total_tokens" => (2, &mut u.total_tokens),
+                "input_tokens" => (3, &mut u.input_tokens),
+                "output_tokens" => (4, &mut u.output_tokens),
+                "prompt_cache_hit_tokens" => (5, &mut u.prompt_cache_hit_tokens),
+                "prompt_tokens_details" => {
+                    seen.once(6)?;
+                    u.prompt_tokens_details = s.details()?;
+                    return Some(());
+                }
+                "completion_tokens_details" => {
+                    seen.once(7)?;
+                    u.completion_tokens_details = s.details()?;
+                    return Some(());
+                }
+                _ => return s.skip(2),
+            };
+            seen.once(bit)?;
+            *slot = s.count()?;
+            Some(())
+        })?;
+        Some(u)
+    }
+
+    fn details(&mut self) -> Option<LenientObject<WireDetails>> {
+        if self.null() {
+            return Some(LenientObject(None));
+        }
+        let mut d = WireDetails::default();
+        let mut seen = Seen::default();
+        self.object(|s, key| match key {
+            "cached_tokens" => {
+                seen.once(0)?;
+                d.cached_tokens = s.count()?;
+                Some(())
+            }
+            "reasoning_tokens" => {
+                seen.once(1)?;
+                d.reasoning_tokens = s.count()?;
+                Some(())
+            }
+            _ => s.skip(3),
+        })?;
+        Some(LenientObject(Some(d)))
+    }
+}
+
+/// The known keys of one object already read: serde refuses a duplicate.
+#[derive(Default)]
+struct Seen(u16);
+
+impl Seen {
+    fn once(&mut self, bit: u8) -> Option<()> {
+        let mask = 1 << bit;
+        if self.0 & mask != 0 {
+            return None;
+        }
+        self.0 |= mask;
+        Some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn same_as_serde(json: &str) -> bool {
+        let fast = response(json);
+        let slow = serde_json::from_str::<WireResponse<'_>>(json);
+        match (&fast, &slow) {
+            (Some(f), Ok(s)) => {
+                assert_eq!(format!("{f:?}"), format!("{s:?}"), "{json}");
+                true
+            }
+            (Some(f), Err(e)) => panic!("accepted what serde refuses ({e}): {json}\n{f:?}"),
+            (None, _) => false,
+        }
+    }
+
+    #[test]
+    fn common_events_are_read_as_serde_reads_them() {
+        for json in [
+            r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","system_fingerprint":"fp","choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}],"usage":null}"#,
+            r#"{"id":"c1","choices":[{"index":0,"delta":{"content":"a \"b\" \u00e9\n"},"finish_reason":null}]}"#,
+            r#"{"id":"c1","choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}],"usage":null}"#,
+            r#"{"id":"c1","choices":[],"usage":{"prompt_tokens":16,"completion_tokens":16,"total_tokens":32,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":3}}}"#,
+            r#" { "choices" : [ { "index" : 0 , "delta" : { "reasoning_content" : "hm" , "content" : null } } ] , "timings" : { "a" : -1.5 , "b" : [ true , false , null , "x" ] } } "#,
+            r#"{"choices":[{"text":"legacy","index":0,"finish_reason":null}],"model":"m"}"#,
+            r#"{"choices":[{"index":0,"message":{"role":"assistant","content":"whole","tool_calls":[]},"finish_reason":"stop"}],"usage":{"input_tokens":1,"output_tokens":2}}"#,
+            r#"{"choices":null,"id":null,"model":null,"error":null}"#,
+            r#"{}"#,
+        ] {
+            assert!(same_as_serde(json), "not read: {json}");
+        }
+    }
+
+    #[test]
+    fn unusual_shapes_are_left_to_serde() {
+        for json in [
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"name":"f"}}]}}]}"#,
+            r#"{"choices":[{"delta":{"content":[{"type":"text","text":"a"}]}}]}"#,
+            r#"{"choices":[{"delta":{"function_call":{"name":"f"}}}]}"#,
+            r#"{"error":{"message":"boom"}}"#,
+            r#"{"id":"a","id":"b"}"#,
+            r#"{"\u0069d":"a"}"#,
+            r#"{"choices":[{"index":"0"}]}"#,
+            r#"{"choices":[{"index":1.0}]}"#,
+            r#"{"choices":[{"index":-1}]}"#,
+            r#"{"model":7}"#,
+            r#"{"created":1e3}"#,
+            r#"{"created":01}"#,
+            r#"{"x":"a\nb"}"#,
+            r#"{"x":"\"escaped in a skipped string\""}"#,
+            r#"{"x":[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]}"#,
+            "{\"x\":\"raw \u{1} control\"}",
+            r#"{"id":"a"} trailing"#,
+            r#"{"id":"a",}"#,
+            r#"[1]"#,
+            r#"{"id":"a""#,
+        ] {
+            assert!(!same_as_serde(json), "read: {json}");
+        }
+    }
+}
