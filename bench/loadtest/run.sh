@@ -14,7 +14,9 @@
 # CLIENT_CPU (1). Truth: the TTFT both clients measure at TRUTH_RATE (100 requests/s), where
 # nothing queues; the lower of the two is taken. A rate is sustained when no request failed,
 # the completed requests per second reach 95 % of the rate, and the median TTFT is within
-# 1 ms of the truth. Each point sends rate × SECONDS_PER_POINT requests (at least 500).
+# 1 ms of the truth. Each point sends rate × SECONDS_PER_POINT requests (at least 500), after
+# WARMUPS untimed requests sent at once (vLLM's --num-warmups; both clients), so that a point
+# measures the client at that rate rather than how fast it opens its first connections.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -24,8 +26,9 @@ SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 SECONDS_PER_POINT=${SECONDS_PER_POINT:-3}
 TRUTH_RATE=${TRUTH_RATE:-100}
-RATES=${RATES:-"250 500 1000 2000 3000 5000 7500 10000 15000 20000 25000 30000 40000 50000"}
+RATES=${RATES:-"250 500 1000 2000 3000 5000 7500 10000 12500 15000 17500 20000 22500 25000 30000 40000 50000"}
 CLIENTS=${CLIENTS:-"mamba python"}
+WARMUPS=${WARMUPS:-100}
 # NICE=-15 runs server and clients ahead of other work on a shared machine (root only).
 nice=(nice -n "${NICE:-0}")
 mock_target=${MOCK_TARGET_DIR:-${TMPDIR:-/tmp}/mamba-bench-target}
@@ -50,16 +53,29 @@ base_url="http://$(cat "$addr_file")/v1"
 
 server_ticks() { awk '{print $14 + $15}' "/proc/$server_pid/stat"; }
 
+# Sockets the last point left in TIME_WAIT (an overloaded point opens thousands) make every
+# new connection slower: each point starts when fewer than 2,000 are left (at most 70 s).
+settle() {
+    command -v ss > /dev/null || return 0
+    for _ in $(seq 70); do
+        local tw
+        tw=$(ss -tan state time-wait 2> /dev/null | tail -n +2 | wc -l)
+        [[ $tw -lt 2000 ]] && return 0
+        sleep 1
+    done
+}
+
 # One point: prints a JSON line with the client's numbers and the server's CPU share.
 point() {
     local client=$1 rate=$2 n
     n=$(python3 -c "print(max(500, int($rate * $SECONDS_PER_POINT)))")
     local t0 s0 line
+    settle
     s0=$(server_ticks); t0=$(date +%s.%N)
     if [[ $client == mamba ]]; then
         "${nice[@]}" taskset -c "$CLIENT_CPU" "$mamba" bench --base-url "$base_url" -m gpt-4o-mini --api-key-env BENCH_KEY \
             --num-prompts "$n" --request-rate "$rate" --input-len 16 --output-len 16 --seed 1 \
-            --save-result "$out/mamba-$rate.json" > /dev/null 2>> "$out/mamba.stderr"
+            --num-warmups "$WARMUPS" --save-result "$out/mamba-$rate.json" > /dev/null 2>> "$out/mamba.stderr"
         line=$(python3 - "$out/mamba-$rate.json" <<'EOF'
 import json, sys
 d = json.load(open(sys.argv[1]))
@@ -74,7 +90,8 @@ EOF
 )
     else
         line=$("${nice[@]}" taskset -c "$CLIENT_CPU" "$python" "$here/vllm_style_client.py" --base-url "$base_url" \
-            --num-prompts "$n" --request-rate "$rate" --input-len 16 --output-len 16 --seed 1 2>> "$out/python.stderr")
+            --num-prompts "$n" --request-rate "$rate" --input-len 16 --output-len 16 --seed 1 \
+            --num-warmups "$WARMUPS" 2>> "$out/python.stderr")
     fi
     local s1 t1
     s1=$(server_ticks); t1=$(date +%s.%N)

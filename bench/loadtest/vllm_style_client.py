@@ -122,6 +122,11 @@ async def main(args):
         test = await request(session, url, args.model, prompts[0], args.output_len)
         if not test.success:
             raise SystemExit(f"test request failed: {test.error}")
+        # As vLLM's --num-warmups: untimed requests all at once; their connections stay open.
+        if args.num_warmups > 0:
+            await asyncio.gather(
+                *(request(session, url, args.model, prompts[i % len(prompts)], args.output_len) for i in range(args.num_warmups))
+            )
         gc.collect()
         gc.freeze()
         cpu0 = cpu_seconds()
@@ -177,4 +182,5 @@ if __name__ == "__main__":
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--input-len", type=int, default=16)
     p.add_argument("--output-len", type=int, default=16)
+    p.add_argument("--num-warmups", type=int, default=0)
     asyncio.run(main(p.parse_args()))

@@ -32,6 +32,10 @@ pub(crate) struct BenchArgs {
     /// At most this many requests in flight; later arrivals wait.
     #[arg(long, value_name = "C")]
     pub(crate) max_concurrency: Option<usize>,
+    /// Untimed requests sent all at once before the run (at most --max-concurrency in
+    /// flight): the connections they open are reused, so the run starts warm.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub(crate) num_warmups: usize,
     /// random, sharegpt:FILE, batch:FILE (OpenAI batch JSONL) or prompts:FILE (one per line).
     #[arg(long, value_name = "SPEC", default_value = "random")]
     pub(crate) dataset: String,
@@ -197,6 +201,13 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
         None => mamba_backends::RequestOptions::new(),
     };
     collect(backend.stream(&first.messages, &options).await?).await?;
+    if args.num_warmups > 0 {
+        note(&format!("mamba-llm: warming up with {} requests…", args.num_warmups));
+        let failed = mamba_loadtest::warm_up(backend, &samples, args.num_warmups, spec.max_concurrency).await;
+        if failed > 0 {
+            note(&format!("mamba-llm: {failed} of {} warm-up requests failed", args.num_warmups));
+        }
+    }
 
     let distribution = if spec.arrivals.burstiness == 1.0 { "Poisson process" } else { "gamma distribution" };
     let results: Vec<(String, BenchResult)> = match &sweep_spec {

@@ -140,6 +140,20 @@ async fn a_sweep_prints_json_with_one_result_per_point() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `--num-warmups N`: N untimed requests after the test request, none of them in the result.
+#[tokio::test(flavor = "multi_thread")]
+async fn warm_up_requests_are_sent_and_not_counted() {
+    let server = MockServer::start_with(Script::new().always(Reply::text("a b"))).await.unwrap();
+    let o =
+        bench(&server.base_url(), &["--num-prompts", "4", "--num-warmups", "3", "--input-len", "4", "--json"]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("warming up with 3 requests"), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!((v["completed"].as_u64(), v["num_prompts"].as_u64()), (Some(4), Some(4)));
+    let chats = server.requests().into_iter().filter(|r| r.method == "POST").count();
+    assert_eq!(chats, 1 + 3 + 4, "the test request, three warm-ups and four");
+}
+
 /// `--api completions`: every request is a streamed `/v1/completions` with the prompt as
 /// `prompt`, timed like chat; the result says `endpoint_type: openai`, as vLLM's does.
 #[tokio::test(flavor = "multi_thread")]

@@ -54,7 +54,7 @@ use mamba_backends::ModelBackend;
 pub use dataset::{DatasetSpec, Lengths, Sample};
 pub use metrics::{Goodput, Metrics, RequestRecord, Stats};
 pub use report::{BenchResult, RunInfo};
-pub use runner::{RunConfig, RunOutput};
+pub use runner::{warm_up, RunConfig, RunOutput};
 pub use schedule::{Arrivals, Rate};
 pub use text::TextCompletions;
 

@@ -227,3 +227,34 @@ async fn plots_are_valid_svg_and_png_of_their_size() {
     assert!(mamba_loadtest::plot::plot_run(&points[0].1, &dir.join("x.gif")).is_err());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Warm-up requests go out all at once (or `max_concurrency` at a time), are read to their
+/// end, and leave their connections open: a run after them opens no new one while it needs
+/// no more than that many at once. Failures are counted, not raised.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warm_up_opens_the_connections_a_run_reuses() {
+    let script = Script::new()
+        .on(Match::contains("500"), Reply::status(500))
+        .always(Reply::text("a b").first_chunk_delay(Duration::from_millis(50)));
+    let server = MockServer::start_with(script).await.unwrap();
+    let backend = backend(&server);
+    let failed = mamba_loadtest::warm_up(&backend, &samples(&["ok", "ok", "ok", "ok"]), 8, None).await;
+    assert_eq!(failed, 0);
+    assert_eq!(server.requests().len(), 8);
+    assert_eq!(server.connections(), 8, "all at once: one connection each");
+    // Eight at a time again: the pool has them.
+    let spec = BenchSpec::new("mock-model", server.base_url());
+    let result = bench(&backend, &samples(&["a"; 8]), &spec, None).await;
+    assert_eq!(result.metrics.completed, 8);
+    assert_eq!(server.connections(), 8, "the run reused the warm connections");
+    // A cap bounds the connections; failures are counted.
+    let server =
+        MockServer::start_with(Script::new().on(Match::contains("500"), Reply::status(500)).always(Reply::text("a")))
+            .await
+            .unwrap();
+    let backend = self::backend(&server);
+    let failed = mamba_loadtest::warm_up(&backend, &samples(&["ok", "500"]), 6, Some(2)).await;
+    assert_eq!(failed, 3);
+    assert_eq!(server.requests().len(), 6);
+    assert!(server.connections() <= 2, "{} connections", server.connections());
+}

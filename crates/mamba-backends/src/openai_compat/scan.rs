@@ -126,23 +126,25 @@ impl<'a> Scanner<'a> {
         self.eat(b'"')?;
         let start = self.pos;
         let mut escaped = false;
-        loop {
-            let at = self.pos + memchr::memchr2(b'"', b'\\', &self.b[self.pos..])?;
-            if self.b[at] == b'"' {
-                let text = &self.b[start..at];
-                if text.iter().any(|b| *b < 0x20) {
-                    return None;
+        // A byte loop: keys and most values are a few bytes long, shorter than a vectorised
+        // search needs to pay off.
+        let mut i = start;
+        while let Some(&c) = self.b.get(i) {
+            match c {
+                b'"' => {
+                    self.pos = i + 1;
+                    // Quotes are ASCII, so these are character boundaries.
+                    return Some((&self.text[start..i], escaped));
                 }
-                self.pos = at + 1;
-                // Quotes are ASCII, so these are character boundaries.
-                return Some((&self.text[start..at], escaped));
-            }
-            escaped = true;
-            self.pos = at + 2;
-            if self.pos > self.b.len() {
-                return None;
+                b'\\' => {
+                    escaped = true;
+                    i += 2;
+                }
+                0..=0x1f => return None,
+                _ => i += 1,
             }
         }
+        None
     }
 
     /// A string value, decoded.

@@ -171,16 +171,21 @@ fn plain_text<'w>(wire: &'w WireResponse<'_>) -> Option<&'w str> {
 /// The index of the closing quote of the JSON string whose text starts at `from`, and whether
 /// the text has escapes. `None` when the string does not end.
 fn string_end(bytes: &[u8], from: usize) -> Option<(usize, bool)> {
+    // A byte loop: pieces of text are a few bytes long, shorter than a vectorised search
+    // needs to pay off.
     let mut i = from;
     let mut escaped = false;
-    loop {
-        let at = i + memchr::memchr2(b'"', b'\\', bytes.get(i..)?)?;
-        if bytes[at] == b'"' {
-            return Some((at, escaped));
+    while let Some(&c) = bytes.get(i) {
+        match c {
+            b'"' => return Some((i, escaped)),
+            b'\\' => {
+                escaped = true;
+                i += 2;
+            }
+            _ => i += 1,
         }
-        escaped = true;
-        i = at + 2;
     }
+    None
 }
 
 /// The text of a JSON string token (quotes included); `None` when it is not valid JSON.
