@@ -16,7 +16,11 @@
 # the completed requests per second reach 95 % of the rate, and the median TTFT is within
 # 1 ms of the truth. Each point sends rate × SECONDS_PER_POINT requests (at least 500), after
 # WARMUPS untimed requests sent at once (vLLM's --num-warmups; both clients), so that a point
-# measures the client at that rate rather than how fast it opens its first connections.
+# measures the client at that rate rather than how fast it opens its first connections, and
+# with at most MAX_CONCURRENCY requests in flight (vLLM's --max-concurrency, both clients;
+# default 1,000, the warm connections): in steady state a few are in flight and the cap never
+# binds; when the machine stalls for a moment, arrivals wait for a slot instead of each opening
+# a new connection, which at these rates costs more than the stall itself and never recovers.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -29,6 +33,7 @@ TRUTH_RATE=${TRUTH_RATE:-100}
 RATES=${RATES:-"250 500 1000 2000 3000 5000 7500 10000 12500 15000 17500 20000 22500 25000 30000 40000 50000"}
 CLIENTS=${CLIENTS:-"mamba python"}
 WARMUPS=${WARMUPS:-1000}
+MAX_CONCURRENCY=${MAX_CONCURRENCY:-1000}
 # NICE=-15 runs server and clients ahead of other work on a shared machine (root only).
 nice=(nice -n "${NICE:-0}")
 mock_target=${MOCK_TARGET_DIR:-${TMPDIR:-/tmp}/mamba-bench-target}
@@ -75,7 +80,7 @@ point() {
     if [[ $client == mamba ]]; then
         "${nice[@]}" taskset -c "$CLIENT_CPU" "$mamba" bench --base-url "$base_url" -m gpt-4o-mini --api-key-env BENCH_KEY \
             --num-prompts "$n" --request-rate "$rate" --input-len 16 --output-len 16 --seed 1 \
-            --num-warmups "$WARMUPS" --save-result "$out/mamba-$rate.json" > /dev/null 2>> "$out/mamba.stderr"
+            --num-warmups "$WARMUPS" --max-concurrency "$MAX_CONCURRENCY" --save-result "$out/mamba-$rate.json" > /dev/null 2>> "$out/mamba.stderr"
         line=$(python3 - "$out/mamba-$rate.json" <<'EOF'
 import json, sys
 d = json.load(open(sys.argv[1]))
@@ -91,7 +96,7 @@ EOF
     else
         line=$("${nice[@]}" taskset -c "$CLIENT_CPU" "$python" "$here/vllm_style_client.py" --base-url "$base_url" \
             --num-prompts "$n" --request-rate "$rate" --input-len 16 --output-len 16 --seed 1 \
-            --num-warmups "$WARMUPS" 2>> "$out/python.stderr")
+            --num-warmups "$WARMUPS" --max-concurrency "$MAX_CONCURRENCY" 2>> "$out/python.stderr")
     fi
     local s1 t1
     s1=$(server_ticks); t1=$(date +%s.%N)

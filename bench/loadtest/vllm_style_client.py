@@ -122,11 +122,19 @@ async def main(args):
         test = await request(session, url, args.model, prompts[0], args.output_len)
         if not test.success:
             raise SystemExit(f"test request failed: {test.error}")
+        # As vLLM's --max-concurrency: a semaphore around each request; the clock starts
+        # inside, after the wait for a slot.
+        semaphore = asyncio.Semaphore(args.max_concurrency) if args.max_concurrency else None
+
+        async def limited(prompt):
+            if semaphore is None:
+                return await request(session, url, args.model, prompt, args.output_len)
+            async with semaphore:
+                return await request(session, url, args.model, prompt, args.output_len)
+
         # As vLLM's --num-warmups: untimed requests all at once; their connections stay open.
         if args.num_warmups > 0:
-            await asyncio.gather(
-                *(request(session, url, args.model, prompts[i % len(prompts)], args.output_len) for i in range(args.num_warmups))
-            )
+            await asyncio.gather(*(limited(prompts[i % len(prompts)]) for i in range(args.num_warmups)))
         gc.collect()
         gc.freeze()
         cpu0 = cpu_seconds()
@@ -139,7 +147,7 @@ async def main(args):
                 if wait > 0:
                     await asyncio.sleep(wait)
             lags.append(time.perf_counter() - start - offset)
-            tasks.append(asyncio.create_task(request(session, url, args.model, prompt, args.output_len)))
+            tasks.append(asyncio.create_task(limited(prompt)))
         outputs = await asyncio.gather(*tasks)
         duration = time.perf_counter() - start
         cpu = cpu_seconds() - cpu0
@@ -183,4 +191,5 @@ if __name__ == "__main__":
     p.add_argument("--input-len", type=int, default=16)
     p.add_argument("--output-len", type=int, default=16)
     p.add_argument("--num-warmups", type=int, default=0)
+    p.add_argument("--max-concurrency", type=int, default=0)
     asyncio.run(main(p.parse_args()))

@@ -69,7 +69,14 @@ pub(crate) struct Conn {
     pub(crate) wbuf: Vec<u8>,
     /// The whole of the last request went out.
     pub(crate) sent: bool,
+    /// A read filled `rbuf`: the next exchange starts with a larger one (see `exchange`).
+    filled: bool,
 }
+
+/// How far `rbuf` grows on its own: a connection whose reads fill its buffer (answers of a
+/// few KiB, sent at once) doubles it up to this, so that each answer and its head come in
+/// one read; one that gets small reads (slow streams) keeps the small buffer.
+const READ_AHEAD_MAX: usize = 16 * 1024;
 
 /// How the body of a response is delimited (RFC 9112, section 6.3).
 #[derive(Debug)]
@@ -104,7 +111,7 @@ pub(crate) enum Failure {
 
 impl Conn {
     pub(crate) fn new(io: Io, read_capacity: usize) -> Conn {
-        Conn { io, rbuf: Vec::with_capacity(read_capacity), wbuf: Vec::new(), sent: false }
+        Conn { io, rbuf: Vec::with_capacity(read_capacity), wbuf: Vec::new(), sent: false, filled: false }
     }
 
     /// Whether an idle connection is still usable: the server has not closed it and has sent
@@ -127,6 +134,9 @@ impl Conn {
     /// copied into `wbuf`.
     pub(crate) async fn exchange(&mut self, is_head_request: bool, tail: &[u8]) -> Result<Head, Failure> {
         self.rbuf.clear();
+        if std::mem::take(&mut self.filled) && self.rbuf.capacity() < READ_AHEAD_MAX {
+            self.rbuf.reserve((self.rbuf.capacity() * 2).min(READ_AHEAD_MAX));
+        }
         self.sent = false;
         let mut written = 0;
         let sending = std::future::poll_fn(|cx| self.poll_send(cx, &mut written, tail)).await;
@@ -253,6 +263,9 @@ impl Conn {
                         "the server closed the connection before responding"
                     };
                     return Err((Error::new(ErrorKind::Connect, message), got_any));
+                }
+                if self.rbuf.len() == self.rbuf.capacity() {
+                    self.filled = true;
                 }
             };
             match head.status {

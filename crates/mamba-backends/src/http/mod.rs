@@ -96,7 +96,7 @@ impl Default for HttpClientBuilder {
             connect_timeout: Some(Duration::from_secs(60)),
             pool_idle_timeout: Some(Duration::from_secs(90)),
             pool_max_idle_per_host: usize::MAX,
-            read_buf_size: 16 * 1024,
+            read_buf_size: 4 * 1024,
             reap_interval: Duration::from_secs(5),
             #[cfg(feature = "rustls")]
             tls: tls::TlsSettings::default(),
@@ -127,8 +127,9 @@ impl HttpClientBuilder {
     }
 
     /// The size of a connection's buffer for response heads (and bodies shorter than it).
-    /// Default 16 KiB, so that a short answer (a head and a few KiB of stream events sent at
-    /// once) is taken in one read; it grows when a head needs more.
+    /// Default 4 KiB. A read that fills it doubles it for the connection's next answer (up to
+    /// 16 KiB), so answers of a few KiB sent at once come in one read each while slow streams
+    /// keep the small buffer; it also grows when a head needs more.
     pub fn read_buffer_size(mut self, bytes: usize) -> Self {
         self.read_buf_size = bytes.max(512);
         self
@@ -751,6 +752,50 @@ mod tests {
         let mut buf = Vec::new();
         while r.read_chunk(&mut buf, Duration::from_secs(5)).await.unwrap() > 0 {}
         assert_eq!(buf, b"ok");
+    }
+
+    /// A server that answers every request on a connection with a keep-alive 200 whose body
+    /// is `len` bytes, head and body in one write.
+    async fn sized_server(len: usize) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let mut answer = format!("HTTP/1.1 200 OK\r\ncontent-length: {len}\r\n\r\n").into_bytes();
+                    answer.resize(answer.len() + len, b'x');
+                    while socket.read(&mut buf).await.unwrap_or(0) > 0 {
+                        let _ = socket.write_all(&answer).await;
+                    }
+                });
+            }
+        });
+        url
+    }
+
+    fn idle_read_capacity(client: &HttpClient) -> usize {
+        client.inner.idle().values().flatten().map(|idle| idle.conn.rbuf.capacity()).max().unwrap()
+    }
+
+    /// A connection whose reads fill its buffer (answers of a few KiB sent at once) doubles it
+    /// for the next answer, up to 16 KiB; one with small answers keeps the default 4 KiB.
+    #[tokio::test]
+    async fn the_read_buffer_grows_for_answers_that_fill_it() {
+        for (len, expect) in [(6000, 8 * 1024), (30_000, 16 * 1024), (100, 4 * 1024)] {
+            let client = HttpClient::new();
+            let url = sized_server(len).await;
+            for _ in 0..4 {
+                let mut r = client.get(&url, &[], Duration::from_secs(5)).await.unwrap();
+                let mut buf = Vec::new();
+                while r.read_chunk(&mut buf, Duration::from_secs(5)).await.unwrap() > 0 {}
+                assert_eq!(buf.len(), len);
+            }
+            assert_eq!(client.inner.idle_count(), 1);
+            let capacity = idle_read_capacity(&client);
+            assert!((expect..expect + 1024).contains(&capacity), "{len}-byte answers: {capacity}-byte buffer");
+        }
     }
 
     /// Idle connections the server closed are dropped by the reaper, not kept in CLOSE_WAIT
