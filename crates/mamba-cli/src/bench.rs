@@ -196,11 +196,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
     // than a thousand failed requests. It also opens the first connection.
     note(&format!("mamba-llm: bench {} at {}: test request…", spec.model, spec.base_url));
     let first = &samples[0];
-    let options = match first.output_len {
-        Some(n) => mamba_backends::RequestOptions::new().max_tokens(n),
-        None => mamba_backends::RequestOptions::new(),
-    };
-    collect(backend.stream(&first.messages, &options).await?).await?;
+    collect(backend.stream(&first.messages, &first.options()).await?).await?;
     if args.num_warmups > 0 {
         note(&format!("mamba-llm: warming up with {} requests…", args.num_warmups));
         let failed = mamba_loadtest::warm_up(backend, &samples, args.num_warmups, spec.max_concurrency).await;

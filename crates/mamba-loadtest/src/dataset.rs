@@ -11,7 +11,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use mamba_backends::Message;
+use mamba_backends::{Message, RequestOptions};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -26,6 +26,16 @@ pub struct Sample {
     pub prompt_len: u64,
     /// The answer's length asked for (`max_tokens`), when set.
     pub output_len: Option<u32>,
+}
+
+impl Sample {
+    /// The request's options: `max_tokens` when the sample sets an answer length.
+    pub fn options(&self) -> RequestOptions {
+        match self.output_len {
+            Some(len) => RequestOptions::new().max_tokens(len),
+            None => RequestOptions::new(),
+        }
+    }
 }
 
 /// Where the prompts come from.

@@ -70,13 +70,7 @@ pub async fn run(
         return RunOutput::default();
     }
     let offsets = config.arrivals.offsets(n);
-    let options: Vec<RequestOptions> = samples
-        .iter()
-        .map(|s| match s.output_len {
-            Some(len) => RequestOptions::new().max_tokens(len),
-            None => RequestOptions::new(),
-        })
-        .collect();
+    let options: Vec<RequestOptions> = samples.iter().map(Sample::options).collect();
     let cap = config.max_concurrency.filter(|c| *c > 0).unwrap_or(usize::MAX);
 
     let cpu_start = cpu_now();
@@ -135,11 +129,7 @@ pub async fn warm_up(
     let cap = max_concurrency.filter(|c| *c > 0).unwrap_or(usize::MAX);
     let one = |i: usize| async move {
         let sample = &samples[i % samples.len()];
-        let options = match sample.output_len {
-            Some(len) => RequestOptions::new().max_tokens(len),
-            None => RequestOptions::new(),
-        };
-        match backend.stream(&sample.messages, &options).await {
+        match backend.stream(&sample.messages, &sample.options()).await {
             Ok(stream) => mamba_backends::collect(stream).await.is_err(),
             Err(_) => true,
         }
