@@ -725,54 +725,48 @@ mod tests {
         check::<HttpClient>();
     }
 
-    /// A server that answers every request on a connection with a keep-alive 200 and, after
-    /// `close_after` answers, closes the connection (without saying so).
-    async fn keep_alive_server(close_after: usize) -> String {
+    /// A server that answers every request on a connection with a keep-alive 200 whose body
+    /// is `len` bytes of `x` (head and body in one write) and, after `close_after` answers,
+    /// closes the connection (without saying so).
+    async fn server(len: usize, close_after: usize) -> String {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/", listener.local_addr().unwrap());
+        let mut answer = format!("HTTP/1.1 200 OK\r\ncontent-length: {len}\r\n\r\n").into_bytes();
+        answer.resize(answer.len() + len, b'x');
+        let answer = std::sync::Arc::new(answer);
         tokio::spawn(async move {
             while let Ok((mut socket, _)) = listener.accept().await {
+                let answer = answer.clone();
                 tokio::spawn(async move {
                     let mut buf = [0u8; 4096];
                     for _ in 0..close_after {
                         if socket.read(&mut buf).await.unwrap_or(0) == 0 {
                             return;
                         }
-                        let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
-                    }
-                });
-            }
-        });
-        url
-    }
-
-    async fn get_all(client: &HttpClient, url: &str) {
-        let mut r = client.get(url, &[], Duration::from_secs(5)).await.unwrap();
-        let mut buf = Vec::new();
-        while r.read_chunk(&mut buf, Duration::from_secs(5)).await.unwrap() > 0 {}
-        assert_eq!(buf, b"ok");
-    }
-
-    /// A server that answers every request on a connection with a keep-alive 200 whose body
-    /// is `len` bytes, head and body in one write.
-    async fn sized_server(len: usize) -> String {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/", listener.local_addr().unwrap());
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    let mut buf = [0u8; 4096];
-                    let mut answer = format!("HTTP/1.1 200 OK\r\ncontent-length: {len}\r\n\r\n").into_bytes();
-                    answer.resize(answer.len() + len, b'x');
-                    while socket.read(&mut buf).await.unwrap_or(0) > 0 {
                         let _ = socket.write_all(&answer).await;
                     }
                 });
             }
         });
         url
+    }
+
+    /// [`server`] with two-byte answers.
+    async fn keep_alive_server(close_after: usize) -> String {
+        server(2, close_after).await
+    }
+
+    /// GETs `url` and reads the whole body.
+    async fn get_body(client: &HttpClient, url: &str) -> Vec<u8> {
+        let mut r = client.get(url, &[], Duration::from_secs(5)).await.unwrap();
+        let mut buf = Vec::new();
+        while r.read_chunk(&mut buf, Duration::from_secs(5)).await.unwrap() > 0 {}
+        buf
+    }
+
+    async fn get_all(client: &HttpClient, url: &str) {
+        assert_eq!(get_body(client, url).await, b"xx");
     }
 
     fn idle_read_capacity(client: &HttpClient) -> usize {
@@ -785,12 +779,9 @@ mod tests {
     async fn the_read_buffer_grows_for_answers_that_fill_it() {
         for (len, expect) in [(6000, 8 * 1024), (30_000, 16 * 1024), (100, 4 * 1024)] {
             let client = HttpClient::new();
-            let url = sized_server(len).await;
+            let url = server(len, usize::MAX).await;
             for _ in 0..4 {
-                let mut r = client.get(&url, &[], Duration::from_secs(5)).await.unwrap();
-                let mut buf = Vec::new();
-                while r.read_chunk(&mut buf, Duration::from_secs(5)).await.unwrap() > 0 {}
-                assert_eq!(buf.len(), len);
+                assert_eq!(get_body(&client, &url).await.len(), len);
             }
             assert_eq!(client.inner.idle_count(), 1);
             let capacity = idle_read_capacity(&client);
