@@ -44,6 +44,28 @@ pub(crate) fn response(text: &str) -> Option<WireResponse<'_>> {
     (s.pos == s.b.len()).then_some(wire)
 }
 
+/// The index of the closing quote of the JSON string whose text starts at `from`, and whether
+/// the text has escapes (which it skips, unjudged). `None` when the string does not end, or
+/// holds a control character (invalid in JSON strings).
+pub(crate) fn string_end(bytes: &[u8], from: usize) -> Option<(usize, bool)> {
+    // A byte loop: keys and most values are a few bytes long, shorter than a vectorised search
+    // needs to pay off.
+    let mut i = from;
+    let mut escaped = false;
+    while let Some(&c) = bytes.get(i) {
+        match c {
+            b'"' => return Some((i, escaped)),
+            b'\\' => {
+                escaped = true;
+                i += 2;
+            }
+            0..=0x1f => return None,
+            _ => i += 1,
+        }
+    }
+    None
+}
+
 struct Scanner<'a> {
     b: &'a [u8],
     text: &'a str,
@@ -125,26 +147,10 @@ impl<'a> Scanner<'a> {
     fn string_token(&mut self) -> Option<(&'a str, bool)> {
         self.eat(b'"')?;
         let start = self.pos;
-        let mut escaped = false;
-        // A byte loop: keys and most values are a few bytes long, shorter than a vectorised
-        // search needs to pay off.
-        let mut i = start;
-        while let Some(&c) = self.b.get(i) {
-            match c {
-                b'"' => {
-                    self.pos = i + 1;
-                    // Quotes are ASCII, so these are character boundaries.
-                    return Some((&self.text[start..i], escaped));
-                }
-                b'\\' => {
-                    escaped = true;
-                    i += 2;
-                }
-                0..=0x1f => return None,
-                _ => i += 1,
-            }
-        }
-        None
+        let (end, escaped) = string_end(self.b, start)?;
+        self.pos = end + 1;
+        // Quotes are ASCII, so these are character boundaries.
+        Some((&self.text[start..end], escaped))
     }
 
     /// A string value, decoded.
@@ -236,16 +242,8 @@ impl<'a> Scanner<'a> {
         let mut wire = WireResponse::default();
         let mut seen = Seen::default();
         self.object(|s, key| match key {
-            "id" => {
-                seen.once(0)?;
-                wire.id = s.lenient_str()?;
-                Some(())
-            }
-            "model" => {
-                seen.once(1)?;
-                wire.model = s.lenient_str()?;
-                Some(())
-            }
+            "id" => seen.put(0, &mut wire.id, s.lenient_str()),
+            "model" => seen.put(1, &mut wire.model, s.lenient_str()),
             "choices" => {
                 seen.once(2)?;
                 if !s.null() {
@@ -279,31 +277,11 @@ impl<'a> Scanner<'a> {
         let mut choice = WireChoice::default();
         let mut seen = Seen::default();
         self.object(|s, key| match key {
-            "index" => {
-                seen.once(0)?;
-                choice.index = s.count()?;
-                Some(())
-            }
-            "delta" => {
-                seen.once(1)?;
-                choice.delta = s.message()?;
-                Some(())
-            }
-            "message" => {
-                seen.once(2)?;
-                choice.message = s.message()?;
-                Some(())
-            }
-            "finish_reason" => {
-                seen.once(3)?;
-                choice.finish_reason = s.lenient_str()?;
-                Some(())
-            }
-            "text" => {
-                seen.once(4)?;
-                choice.text = s.lenient_str()?;
-                Some(())
-            }
+            "index" => seen.put(0, &mut choice.index, s.count()),
+            "delta" => seen.put(1, &mut choice.delta, s.message()),
+            "message" => seen.put(2, &mut choice.message, s.message()),
+            "finish_reason" => seen.put(3, &mut choice.finish_reason, s.lenient_str()),
+            "text" => seen.put(4, &mut choice.text, s.lenient_str()),
             _ => s.skip(2),
         })?;
         Some(choice)
@@ -323,21 +301,9 @@ impl<'a> Scanner<'a> {
                 }
                 Some(())
             }
-            "reasoning_content" => {
-                seen.once(1)?;
-                m.reasoning_content = s.lenient_str()?;
-                Some(())
-            }
-            "reasoning" => {
-                seen.once(2)?;
-                m.reasoning = s.lenient_str()?;
-                Some(())
-            }
-            "refusal" => {
-                seen.once(3)?;
-                m.refusal = s.lenient_str()?;
-                Some(())
-            }
+            "reasoning_content" => seen.put(1, &mut m.reasoning_content, s.lenient_str()),
+            "reasoning" => seen.put(2, &mut m.reasoning, s.lenient_str()),
+            "refusal" => seen.put(3, &mut m.refusal, s.lenient_str()),
             // Tool calls are serde's to read; none at all is the common case.
             "tool_calls" => {
                 seen.once(4)?;
@@ -358,29 +324,16 @@ impl<'a> Scanner<'a> {
     fn usage(&mut self) -> Option<WireUsage> {
         let mut u = WireUsage::default();
         let mut seen = Seen::default();
-        self.object(|s, key| {
-            let (bit, slot) = match key {
-                "prompt_tokens" => (0, &mut u.prompt_tokens),
-                "completion_tokens" => (1, &mut u.completion_tokens),
-                "total_tokens" => (2, &mut u.total_tokens),
-                "input_tokens" => (3, &mut u.input_tokens),
-                "output_tokens" => (4, &mut u.output_tokens),
-                "prompt_cache_hit_tokens" => (5, &mut u.prompt_cache_hit_tokens),
-                "prompt_tokens_details" => {
-                    seen.once(6)?;
-                    u.prompt_tokens_details = s.details()?;
-                    return Some(());
-                }
-                "completion_tokens_details" => {
-                    seen.once(7)?;
-                    u.completion_tokens_details = s.details()?;
-                    return Some(());
-                }
-                _ => return s.skip(2),
-            };
-            seen.once(bit)?;
-            *slot = s.count()?;
-            Some(())
+        self.object(|s, key| match key {
+            "prompt_tokens" => seen.put(0, &mut u.prompt_tokens, s.count()),
+            "completion_tokens" => seen.put(1, &mut u.completion_tokens, s.count()),
+            "total_tokens" => seen.put(2, &mut u.total_tokens, s.count()),
+            "input_tokens" => seen.put(3, &mut u.input_tokens, s.count()),
+            "output_tokens" => seen.put(4, &mut u.output_tokens, s.count()),
+            "prompt_cache_hit_tokens" => seen.put(5, &mut u.prompt_cache_hit_tokens, s.count()),
+            "prompt_tokens_details" => seen.put(6, &mut u.prompt_tokens_details, s.details()),
+            "completion_tokens_details" => seen.put(7, &mut u.completion_tokens_details, s.details()),
+            _ => s.skip(2),
         })?;
         Some(u)
     }
@@ -392,16 +345,8 @@ impl<'a> Scanner<'a> {
         let mut d = WireDetails::default();
         let mut seen = Seen::default();
         self.object(|s, key| match key {
-            "cached_tokens" => {
-                seen.once(0)?;
-                d.cached_tokens = s.count()?;
-                Some(())
-            }
-            "reasoning_tokens" => {
-                seen.once(1)?;
-                d.reasoning_tokens = s.count()?;
-                Some(())
-            }
+            "cached_tokens" => seen.put(0, &mut d.cached_tokens, s.count()),
+            "reasoning_tokens" => seen.put(1, &mut d.reasoning_tokens, s.count()),
             _ => s.skip(3),
         })?;
         Some(LenientObject(Some(d)))
@@ -421,23 +366,29 @@ impl Seen {
         self.0 |= mask;
         Some(())
     }
+
+    /// Stores the value read for key `bit` in `slot`; `None` when the key came before or the
+    /// value could not be read.
+    fn put<T>(&mut self, bit: u8, slot: &mut T, value: Option<T>) -> Option<()> {
+        self.once(bit)?;
+        *slot = value?;
+        Some(())
+    }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn same_as_serde(json: &str) -> bool {
-        let fast = response(json);
-        let slow = serde_json::from_str::<WireResponse<'_>>(json);
-        match (&fast, &slow) {
-            (Some(f), Ok(s)) => {
-                assert_eq!(format!("{f:?}"), format!("{s:?}"), "{json}");
-                true
-            }
-            (Some(f), Err(e)) => panic!("accepted what serde refuses ({e}): {json}\n{f:?}"),
-            (None, _) => false,
+    /// Whether the direct reader reads `json`; when it does, it must read what serde reads
+    /// (and serde must accept it), else this panics. Shared with `replay_tests.rs`.
+    pub(crate) fn same_as_serde(json: &str) -> bool {
+        let Some(direct) = response(json) else { return false };
+        match serde_json::from_str::<WireResponse<'_>>(json) {
+            Ok(serde) => assert_eq!(format!("{direct:?}"), format!("{serde:?}"), "{json}"),
+            Err(e) => panic!("the direct reader accepts what serde refuses ({e}): {json}\n{direct:?}"),
         }
+        true
     }
 
     #[test]

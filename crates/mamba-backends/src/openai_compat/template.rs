@@ -19,7 +19,7 @@ use std::sync::LazyLock;
 
 use memchr::memmem::Finder;
 
-use super::scan::wire_response;
+use super::scan::{string_end, wire_response};
 use super::wire::WireResponse;
 
 /// The marker put in place of the candidate string while learning (as JSON text, and decoded).
@@ -168,36 +168,13 @@ fn plain_text<'w>(wire: &'w WireResponse<'_>) -> Option<&'w str> {
     }
 }
 
-/// The index of the closing quote of the JSON string whose text starts at `from`, and whether
-/// the text has escapes. `None` when the string does not end.
-fn string_end(bytes: &[u8], from: usize) -> Option<(usize, bool)> {
-    // A byte loop: pieces of text are a few bytes long, shorter than a vectorised search
-    // needs to pay off.
-    let mut i = from;
-    let mut escaped = false;
-    while let Some(&c) = bytes.get(i) {
-        match c {
-            b'"' => return Some((i, escaped)),
-            b'\\' => {
-                escaped = true;
-                i += 2;
-            }
-            _ => i += 1,
-        }
-    }
-    None
-}
-
-/// The text of a JSON string token (quotes included); `None` when it is not valid JSON.
+/// The text of a JSON string token (quotes included) that [`string_end`] delimited; `None`
+/// when it is not valid JSON.
 fn decode(token: &[u8], escaped: bool) -> Option<Cow<'_, str>> {
     if escaped {
         return serde_json::from_slice::<String>(token).ok().map(Cow::Owned);
     }
-    let text = &token[1..token.len() - 1];
-    if text.iter().any(|b| *b < 0x20) {
-        return None;
-    }
-    std::str::from_utf8(text).ok().map(Cow::Borrowed)
+    std::str::from_utf8(&token[1..token.len() - 1]).ok().map(Cow::Borrowed)
 }
 
 #[cfg(test)]
