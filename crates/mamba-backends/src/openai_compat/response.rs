@@ -327,18 +327,8 @@ impl ChunkParser {
         if !text.is_empty() {
             self.think.feed(text, &mut chunk.content, &mut chunk.reasoning);
         }
-        if !self.model_sent {
-            if let Some(model) = &self.template.model {
-                chunk.model = Some(model.clone());
-                self.model_sent = true;
-            }
-        }
-        if !self.id_sent {
-            if let Some(id) = &self.template.id {
-                chunk.id = Some(id.clone());
-                self.id_sent = true;
-            }
-        }
+        chunk.model = first_time(&mut self.model_sent, self.template.model.as_deref());
+        chunk.id = first_time(&mut self.id_sent, self.template.id.as_deref());
         chunk
     }
 
@@ -366,18 +356,10 @@ impl ChunkParser {
             chunk.finish_reason = Some(finish.clone());
             self.finish_reason = Some(finish);
         }
-        if !self.model_sent {
-            if let Some(model) = wire.model.non_empty().or_else(|| prefix.and_then(|p| p.model.as_deref())) {
-                chunk.model = Some(model.to_owned());
-                self.model_sent = true;
-            }
-        }
-        if !self.id_sent {
-            if let Some(id) = wire.id.non_empty().or_else(|| prefix.and_then(|p| p.id.as_deref())) {
-                chunk.id = Some(id.to_owned());
-                self.id_sent = true;
-            }
-        }
+        let model = wire.model.non_empty().or_else(|| prefix.and_then(|p| p.model.as_deref()));
+        chunk.model = first_time(&mut self.model_sent, model);
+        let id = wire.id.non_empty().or_else(|| prefix.and_then(|p| p.id.as_deref()));
+        chunk.id = first_time(&mut self.id_sent, id);
         Ok(Parsed::Chunk(chunk))
     }
 
@@ -426,6 +408,17 @@ impl ChunkParser {
         self.think.finish(&mut chunk.content, &mut chunk.reasoning);
         chunk
     }
+}
+
+/// `value` the first time there is one (`sent` then records it): a stream names its model and
+/// id on one chunk only.
+fn first_time(sent: &mut bool, value: Option<&str>) -> Option<String> {
+    if *sent {
+        return None;
+    }
+    let value = value?;
+    *sent = true;
+    Some(value.to_owned())
 }
 
 /// The event parser of one API.
