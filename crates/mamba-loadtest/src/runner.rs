@@ -69,13 +69,12 @@ pub async fn run(
     if n == 0 {
         return RunOutput::default();
     }
-    let offsets = config.arrivals.offsets(n);
     let options: Vec<RequestOptions> = samples.iter().map(Sample::options).collect();
-    let cap = config.max_concurrency.filter(|c| *c > 0).unwrap_or(usize::MAX);
+    let cap = cap(config.max_concurrency);
 
     let cpu_start = cpu_now();
     let origin = Instant::now();
-    let mut arrivals = Dispatcher::new(offsets.clone(), origin);
+    let mut arrivals = Dispatcher::new(config.arrivals.offsets(n), origin);
 
     let mut records: Vec<Option<RequestRecord>> = vec![None; n];
     let mut waiting: VecDeque<(usize, Instant)> = VecDeque::new();
@@ -86,7 +85,7 @@ pub async fn run(
         while in_flight.len() < cap {
             let Some((i, arrived)) = waiting.pop_front() else { break };
             let queue_time = arrived.elapsed().as_secs_f64();
-            let scheduled = origin + offsets[i];
+            let scheduled = arrivals.due(i);
             in_flight.push(timed_request(backend, &samples[i], &options[i], i, origin, scheduled, queue_time));
         }
         tokio::select! {
@@ -126,7 +125,7 @@ pub async fn warm_up(
     if samples.is_empty() {
         return 0;
     }
-    let cap = max_concurrency.filter(|c| *c > 0).unwrap_or(usize::MAX);
+    let cap = cap(max_concurrency);
     let one = |i: usize| async move {
         let sample = &samples[i % samples.len()];
         match backend.stream(&sample.messages, &sample.options()).await {
@@ -148,6 +147,11 @@ pub async fn warm_up(
     }
 }
 
+/// How many requests may be in flight: the cap, or no limit for none (or 0).
+fn cap(max_concurrency: Option<usize>) -> usize {
+    max_concurrency.filter(|c| *c > 0).unwrap_or(usize::MAX)
+}
+
 /// Releases request `i` at `origin + offsets[i]`.
 struct Dispatcher {
     offsets: Vec<Duration>,
@@ -165,10 +169,15 @@ impl Dispatcher {
 
     /// Moves every arrival due at `now` to `waiting`, stamped `now`.
     fn release(&mut self, now: Instant, waiting: &mut VecDeque<(usize, Instant)>) {
-        while self.next < self.offsets.len() && self.origin + self.offsets[self.next] <= now {
+        while self.next < self.offsets.len() && self.due(self.next) <= now {
             waiting.push_back((self.next, now));
             self.next += 1;
         }
+    }
+
+    /// When request `i` is due.
+    fn due(&self, i: usize) -> Instant {
+        self.origin + self.offsets[i]
     }
 
     /// Whether arrivals are left to release.
