@@ -38,8 +38,10 @@ if [ "${MAMBA_SKIP_PEERS:-0}" != 1 ]; then
   export MAMBA_LIVE_REPORT
 fi
 
-cargo test --workspace --all-targets
-cargo test --workspace --doc
+# Every test binary runs, whatever fails first; the run fails at the end if any did.
+failed=0
+cargo test --workspace --all-targets --no-fail-fast || failed=1
+cargo test --workspace --doc --no-fail-fast || failed=1
 
 if [ -n "${MAMBA_LIVE_REPORT:-}" ]; then
   ran=$(find "$MAMBA_LIVE_REPORT" -type f | wc -l)
@@ -51,4 +53,8 @@ if [ -n "${MAMBA_LIVE_REPORT:-}" ]; then
   rm -rf "$MAMBA_LIVE_REPORT"
 else
   echo "live conformance: skipped (MAMBA_SKIP_PEERS=1)"
+fi
+if [ "$failed" != 0 ]; then
+  echo "test-all: some tests failed (cargo's summaries above name them)" >&2
+  exit 1
 fi

@@ -77,7 +77,7 @@ impl LocalBackend {
         let loaded = crate::loader::load(&path, &options)?;
         let trained = loaded.info.context_length.unwrap_or(DEFAULT_CONTEXT);
         let context = options.context.unwrap_or(DEFAULT_CONTEXT.min(trained)).min(trained).max(1);
-        let model = loaded.info.name.clone();
+        let model = model_id(&loaded.info.name);
         let profile = ModelProfile::new(model.clone(), "local").context_window(context).supports_tools(false);
         let tokenizer = Arc::new(loaded.tokenizer);
         let engine = Engine::start(loaded.model, tokenizer.clone(), threads)?;
@@ -167,6 +167,34 @@ impl LocalBackend {
         String::from_utf8_lossy(&bytes).into_owned()
     }
 
+    /// Teacher forcing: the model's next-token logits after `prompt` and after each token of
+    /// `continuation`, computed exactly as a generation computes them (the prompt read in the
+    /// same batches, then one token at a time). `continuation.len() + 1` rows of vocabulary
+    /// size: row `i` scores the token that follows `continuation[..i]`.
+    ///
+    /// Compares this engine with another implementation token by token whatever the two
+    /// decided on earlier near-ties, and scores or measures the perplexity of a given text.
+    ///
+    /// # Errors
+    /// `InvalidRequest` for an empty prompt, `ContextOverflow` when both do not fit the
+    /// context window, `Server` when the model fails.
+    pub async fn teacher_forced_logits(&self, prompt: &[u32], continuation: &[u32]) -> Result<Vec<Vec<f32>>, Error> {
+        let total = prompt.len() + continuation.len();
+        if total > self.inner.context {
+            return Err(Error::new(
+                ErrorKind::ContextOverflow,
+                format!(
+                    "{} prompt and {} continuation tokens exceed the built-in model's context window of {} tokens",
+                    prompt.len(),
+                    continuation.len(),
+                    self.inner.context
+                ),
+            )
+            .with_model(&self.inner.model));
+        }
+        self.inner.engine.score(prompt.to_vec(), continuation.to_vec()).await
+    }
+
     /// Checks the request and turns it into work for the engine, before any model work.
     fn prepare(&self, messages: &[Message], options: &RequestOptions) -> Result<Generation, Error> {
         if !options.tools.is_empty() || options.tool_choice.is_some() {
@@ -183,6 +211,7 @@ impl LocalBackend {
             )
             .with_model(&self.inner.model));
         }
+        check_sampling(options).map_err(|e| e.with_model(&self.inner.model))?;
         let prompt = self.prompt_tokens(messages)?;
         let context = self.inner.context;
         let room = context.saturating_sub(prompt.len());
@@ -191,10 +220,14 @@ impl LocalBackend {
             None => room,
         };
         if prompt.len() + max_tokens.max(1) > context {
+            let asked = match options.max_tokens {
+                Some(n) => format!("plus max_tokens ({n})"),
+                None => "leaves no room for an answer".to_owned(),
+            };
             return Err(Error::new(
                 ErrorKind::ContextOverflow,
                 format!(
-                    "the prompt ({} tokens) plus max_tokens ({max_tokens}) exceeds the built-in model's context window of {context} tokens",
+                    "the prompt ({} tokens) {asked} in the built-in model's context window of {context} tokens",
                     prompt.len()
                 ),
             )
@@ -224,6 +257,57 @@ impl LocalBackend {
                 presence_penalty: options.presence_penalty.unwrap_or(0.0) as f32,
             },
         })
+    }
+}
+
+/// Refuses sampling settings outside the ranges OpenAI's API accepts, and more than one choice
+/// (the engine answers with one): such a request is a mistake, not something to answer anyway.
+fn check_sampling(options: &RequestOptions) -> Result<(), Error> {
+    let invalid = |message: String| Err(Error::new(ErrorKind::InvalidRequest, message));
+    if let Some(t) = options.temperature {
+        if !(0.0..=2.0).contains(&t) {
+            return invalid(format!("temperature must be between 0 and 2, got {t}"));
+        }
+    }
+    if let Some(p) = options.top_p {
+        if !(0.0..=1.0).contains(&p) {
+            return invalid(format!("top_p must be between 0 and 1, got {p}"));
+        }
+    }
+    for (name, value) in
+        [("frequency_penalty", options.frequency_penalty), ("presence_penalty", options.presence_penalty)]
+    {
+        if let Some(v) = value {
+            if !(-2.0..=2.0).contains(&v) {
+                return invalid(format!("{name} must be between -2 and 2, got {v}"));
+            }
+        }
+    }
+    match options.extra.get("n") {
+        None | Some(serde_json::Value::Null) => {}
+        Some(n) if n.as_u64() == Some(1) => {}
+        Some(n) => return invalid(format!("the built-in model answers with one choice: n must be 1, got {n}")),
+    }
+    Ok(())
+}
+
+/// A model id clients can send back: `general.name` ("SmolLM2 135M Instruct") lowercased, with
+/// runs of anything but letters, digits, `.`, `_`, `:` and `-` made one `-`
+/// ("smollm2-135m-instruct", the id llama.cpp's server is usually given for it).
+pub(crate) fn model_id(name: &str) -> String {
+    let mut id = String::with_capacity(name.len());
+    for c in name.trim().chars() {
+        if c.is_alphanumeric() || matches!(c, '.' | '_' | ':' | '-') {
+            id.extend(c.to_lowercase());
+        } else if !id.is_empty() && !id.ends_with('-') {
+            id.push('-');
+        }
+    }
+    let id = id.trim_end_matches('-');
+    if id.is_empty() {
+        "local".to_owned()
+    } else {
+        id.to_owned()
     }
 }
 
@@ -304,5 +388,46 @@ impl ModelBackend for LocalBackend {
 
     async fn list_models(&self) -> Result<Vec<ModelInfo>, Error> {
         Ok(vec![ModelInfo::new(self.inner.model.clone())])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_ids_have_no_spaces() {
+        assert_eq!(model_id("SmolLM2 135M Instruct"), "smollm2-135m-instruct");
+        assert_eq!(model_id("  Qwen2.5 7B  Instruct (Q4_K_M) "), "qwen2.5-7b-instruct-q4_k_m");
+        assert_eq!(model_id("llama3:8b"), "llama3:8b");
+        assert_eq!(model_id(" / "), "local");
+    }
+
+    #[test]
+    fn sampling_out_of_range_is_refused() {
+        let bad = [
+            RequestOptions::new().temperature(-5.0),
+            RequestOptions::new().temperature(f64::NAN),
+            RequestOptions::new().temperature(2.5),
+            RequestOptions::new().top_p(7.0),
+            RequestOptions::new().top_p(-0.1),
+            RequestOptions::new().frequency_penalty(3.0),
+            RequestOptions::new().extra("n", serde_json::json!(1000)),
+            RequestOptions::new().extra("n", serde_json::json!(0)),
+            RequestOptions::new().extra("n", serde_json::json!("2")),
+        ];
+        for options in bad {
+            let e = check_sampling(&options).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidRequest, "{e}");
+        }
+        let good = [
+            RequestOptions::new().temperature(0.0).top_p(1.0),
+            RequestOptions::new().temperature(2.0).top_p(0.0),
+            RequestOptions::new().extra("n", serde_json::json!(1)),
+            RequestOptions::new(),
+        ];
+        for options in good {
+            check_sampling(&options).unwrap();
+        }
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use mamba_backends::{Error, ErrorKind, FinishReason};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::sync::oneshot;
 
 use crate::arch::Architecture;
 use crate::sampler::{Sampler, SamplerConfig};
@@ -40,9 +41,12 @@ pub(crate) enum Event {
     Failed(Error),
 }
 
-struct Job {
-    generation: Generation,
-    events: UnboundedSender<Event>,
+/// The work the model thread does, one job at a time.
+enum Job {
+    /// Answer a request, token by token.
+    Generate { generation: Generation, events: UnboundedSender<Event> },
+    /// Teacher forcing: the logits after a prompt and after each token of a given continuation.
+    Score { prompt: Vec<u32>, continuation: Vec<u32>, reply: oneshot::Sender<Result<Vec<Vec<f32>>, Error>> },
 }
 
 /// Handle to the worker; cheap to share. The worker ends when the last handle is dropped.
@@ -54,7 +58,16 @@ pub(crate) struct Engine {
 
 impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Job").field("prompt_tokens", &self.generation.prompt.len()).finish_non_exhaustive()
+        match self {
+            Job::Generate { generation, .. } => {
+                f.debug_struct("Generate").field("prompt_tokens", &generation.prompt.len()).finish_non_exhaustive()
+            }
+            Job::Score { prompt, continuation, .. } => f
+                .debug_struct("Score")
+                .field("prompt_tokens", &prompt.len())
+                .field("continuation_tokens", &continuation.len())
+                .finish_non_exhaustive(),
+        }
     }
 }
 
@@ -80,7 +93,14 @@ impl Engine {
             .spawn(move || {
                 let mut model = model;
                 while let Some(job) = queue.blocking_recv() {
-                    pool.install(|| run(model.as_mut(), &tokenizer, &counter, job));
+                    pool.install(|| match job {
+                        Job::Generate { generation, events } => {
+                            run(model.as_mut(), &tokenizer, &counter, generation, events);
+                        }
+                        Job::Score { prompt, continuation, reply } => {
+                            let _ = reply.send(score(model.as_mut(), &prompt, &continuation));
+                        }
+                    });
                 }
             })
             .map_err(|e| Error::new(ErrorKind::Config, format!("cannot start the model thread: {e}")).with_source(e))?;
@@ -90,10 +110,16 @@ impl Engine {
     /// Queues a request; its events arrive on the returned receiver.
     pub(crate) fn submit(&self, generation: Generation) -> Result<UnboundedReceiver<Event>, Error> {
         let (events, receiver) = unbounded_channel();
-        self.jobs
-            .send(Job { generation, events })
-            .map_err(|_| Error::new(ErrorKind::Unavailable, "the built-in model's thread has stopped"))?;
+        self.jobs.send(Job::Generate { generation, events }).map_err(|_| stopped())?;
         Ok(receiver)
+    }
+
+    /// The logits after `prompt` and after each token of `continuation`, computed as a
+    /// generation computes them: `continuation.len() + 1` rows.
+    pub(crate) async fn score(&self, prompt: Vec<u32>, continuation: Vec<u32>) -> Result<Vec<Vec<f32>>, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs.send(Job::Score { prompt, continuation, reply }).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 
     /// Tokens sampled since the start, over all requests.
@@ -107,31 +133,73 @@ impl Engine {
     }
 }
 
-fn failed(e: candle_core::Error) -> Event {
-    Event::Failed(Error::new(ErrorKind::Server, format!("the built-in model failed: {e}")).with_source(e))
+fn stopped() -> Error {
+    Error::new(ErrorKind::Unavailable, "the built-in model's thread has stopped")
 }
 
-/// Answers one request.
-fn run(model: &mut dyn Architecture, tokenizer: &Tokenizer, sampled: &AtomicU64, job: Job) {
-    let Job { generation, events } = job;
-    let send = |event: Event| events.send(event).is_ok();
+fn model_error(e: candle_core::Error) -> Error {
+    Error::new(ErrorKind::Server, format!("the built-in model failed: {e}")).with_source(e)
+}
+
+fn failed(e: candle_core::Error) -> Event {
+    Event::Failed(model_error(e))
+}
+
+/// Reads the prompt into a fresh cache in batches of [`PROMPT_BATCH`], the way every request
+/// starts; the logits after its last token. `Ok(None)` when `go_on` says to stop early.
+fn read_prompt(
+    model: &mut dyn Architecture,
+    prompt: &[u32],
+    go_on: impl Fn() -> bool,
+) -> Result<Option<Vec<f32>>, candle_core::Error> {
     model.reset();
-    let prompt = &generation.prompt;
     let mut logits = Vec::new();
     let mut pos = 0;
     for batch in prompt.chunks(PROMPT_BATCH) {
-        if events.is_closed() {
-            return;
+        if !go_on() {
+            return Ok(None);
         }
-        match model.forward(batch, pos) {
-            Ok(l) => logits = l,
-            Err(e) => {
-                send(failed(e));
-                return;
-            }
-        }
+        logits = model.forward(batch, pos)?;
         pos += batch.len();
     }
+    Ok(Some(logits))
+}
+
+/// Teacher forcing: the prompt read as a request reads it, then the continuation's tokens fed
+/// one at a time as generation feeds its own; the logits before each continuation token and
+/// after the last.
+fn score(model: &mut dyn Architecture, prompt: &[u32], continuation: &[u32]) -> Result<Vec<Vec<f32>>, Error> {
+    if prompt.is_empty() {
+        return Err(Error::new(ErrorKind::InvalidRequest, "scoring needs at least one prompt token"));
+    }
+    let first = read_prompt(model, prompt, || true).map_err(model_error)?.unwrap_or_default();
+    let mut rows = Vec::with_capacity(continuation.len() + 1);
+    rows.push(first);
+    for (i, &id) in continuation.iter().enumerate() {
+        rows.push(model.forward(&[id], prompt.len() + i).map_err(model_error)?);
+    }
+    Ok(rows)
+}
+
+/// Answers one request.
+fn run(
+    model: &mut dyn Architecture,
+    tokenizer: &Tokenizer,
+    sampled: &AtomicU64,
+    generation: Generation,
+    events: UnboundedSender<Event>,
+) {
+    let send = |event: Event| events.send(event).is_ok();
+    let prompt = &generation.prompt;
+    let mut logits = match read_prompt(model, prompt, || !events.is_closed()) {
+        Ok(Some(logits)) => logits,
+        Ok(None) => return,
+        Err(e) => {
+            send(failed(e));
+            return;
+        }
+    };
+    let mut pos = prompt.len();
     let mut sampler = Sampler::new(generation.sampler.clone());
     let mut decoder = Utf8Decoder::default();
     let mut stops = StopMatcher::new(&generation.stop);

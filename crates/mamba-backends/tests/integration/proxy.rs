@@ -18,7 +18,7 @@ use crate::tls::{ask, Ca, TlsServer};
 
 const OK_BODY: &str = r#"{"choices":[{"message":{"content":"via proxy"},"finish_reason":"stop"}]}"#;
 
-/// A running proxy.py, stopped on drop.
+/// A running proxy.py, stopped on drop with every process it started.
 pub(crate) struct ProxyPy {
     child: Child,
     pub(crate) port: u16,
@@ -26,6 +26,11 @@ pub(crate) struct ProxyPy {
 
 impl Drop for ProxyPy {
     fn drop(&mut self) {
+        // proxy.py forks its acceptors, which outlive a killed parent: it runs in a process
+        // group of its own, and the whole group goes.
+        #[cfg(unix)]
+        let _ =
+            Command::new("kill").args(["-KILL", "--", &format!("-{}", self.child.id())]).stderr(Stdio::null()).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -62,6 +67,8 @@ impl ProxyPy {
         if let Some(auth) = basic_auth {
             cmd.args(["--basic-auth", auth]);
         }
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         // Wrapped at once, so that every way out of here stops it.
         let mut proxy = ProxyPy { child: cmd.spawn().expect("start proxy.py"), port: 0 };
         for _ in 0..150 {
@@ -80,6 +87,46 @@ impl ProxyPy {
     pub(crate) fn url(&self, auth: &str) -> String {
         format!("http://{auth}127.0.0.1:{}", self.port)
     }
+}
+
+/// The processes whose parent is `pid` (Linux's /proc; empty elsewhere).
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            // /proc/PID/stat: "pid (comm) state ppid ..."; comm may hold spaces, so read after ')'.
+            std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|s| s.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse::<u32>().ok())
+                == Some(pid)
+        })
+        .collect()
+}
+
+/// True while `pid` runs (a zombie waiting for its reaper has ended).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(')')?.1.split_whitespace().next().map(|state| state != "Z"))
+        .unwrap_or(false)
+}
+
+/// Stopping the proxy stops the processes it forked too (they outlived a test run before).
+#[tokio::test]
+async fn a_stopped_proxy_leaves_no_process_behind() {
+    let Some(proxy) = ProxyPy::start(None).await else { return };
+    let children = children_of(proxy.child.id());
+    assert!(!children.is_empty() || !std::path::Path::new("/proc").exists(), "proxy.py forks its acceptor");
+    drop(proxy);
+    // The group is killed at once; give the kernel a moment to reap.
+    for _ in 0..50 {
+        if children.iter().all(|c| !alive(*c)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("proxy.py's processes {children:?} outlived it");
 }
 
 fn rand_suffix() -> u64 {

@@ -166,7 +166,9 @@ async fn names_health_and_models() {
     assert_eq!(models[0].id, backend.model());
     let info = mamba_local::gguf_metadata(backend.model_path()).unwrap();
     assert_eq!(info.architecture, "llama");
-    assert_eq!(info.name, backend.model());
+    // The id is the file's name made one word clients can send back.
+    assert_eq!(info.name.to_lowercase().replace(' ', "-"), backend.model());
+    assert!(!backend.model().contains(char::is_whitespace), "{:?}", backend.model());
 }
 
 #[test]
