@@ -5,6 +5,7 @@ use std::fmt;
 use std::fs::File;
 use std::future::Future;
 use std::io::{self, Write};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,6 +17,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::estimate::{answer_of, Prices};
+use crate::guard::{invalid_lines_path, refuse_input_as_output, OutputLock};
 use crate::input::{is_blank, parse_line, parse_line_with, Request, Source};
 use crate::pacing::Pacer;
 use crate::progress::{to_nano, Progress, Stop, Summary};
@@ -48,9 +50,21 @@ pub enum BatchError {
     },
     /// The input or the output could not be read or written.
     Io(io::Error),
-    /// A remote batch cannot be run as asked (lines naming different urls, an output that is
-    /// not from a remote batch, an empty input): nothing was uploaded.
+    /// The batch cannot be run as asked: nothing was sent or uploaded, the output untouched.
+    /// An input with no request (empty, or blank lines only), an output that is the input (or
+    /// an input that is one of the files written next to the output); for a remote batch
+    /// also lines naming different urls, or an output that is not from a remote batch.
     Refused(String),
+    /// Another run holds the output's lock ([`lock_path`](crate::lock_path)): nothing was
+    /// sent, the output untouched.
+    Locked {
+        /// The output.
+        output: PathBuf,
+        /// Its lock file.
+        lock: PathBuf,
+        /// The process holding it, as it wrote itself in the lock file.
+        pid: Option<u32>,
+    },
     /// The server's Files or Batch API failed.
     Remote(Error),
     /// Interrupted while uploading: no batch was created.
@@ -69,6 +83,15 @@ impl fmt::Display for BatchError {
             }
             BatchError::Io(e) => write!(f, "{e}"),
             BatchError::Refused(reason) => f.write_str(reason),
+            BatchError::Locked { output, lock, pid } => {
+                let by = pid.map_or(String::new(), |p| format!(" (pid {p})"));
+                write!(
+                    f,
+                    "another batch run{by} is writing {}: it holds the lock {}; wait for it to end (or stop it), or choose another -o",
+                    output.display(),
+                    lock.display()
+                )
+            }
             BatchError::Remote(e) => write!(f, "{e}"),
             BatchError::Interrupted => f.write_str("interrupted while uploading; no batch was created"),
         }
@@ -125,32 +148,52 @@ pub struct Plan {
     pub retrying_failed: u64,
     /// Whether a torn last line of the output was (or, in a dry run, would be) cut off.
     pub repaired_torn_line: bool,
+    /// Lines of the output that repeated a custom_id of an earlier line: removed (or, in a dry
+    /// run, would be), the first line of each id kept.
+    pub duplicates_removed: u64,
+    /// The first few (at most 5) of those custom_ids.
+    pub duplicate_ids: Vec<String>,
+    /// Lines of the output that are not output records (not JSON, or no custom_id and no
+    /// response): moved (or, in a dry run, would be moved) to `invalid_lines_file`.
+    pub invalid_output_lines: u64,
+    /// The numbers of the first few (at most 10) of those lines, from 1.
+    pub invalid_output_line_numbers: Vec<u64>,
+    /// Where they go ([`invalid_lines_path`](crate::invalid_lines_path)), when there are some.
+    pub invalid_lines_file: Option<PathBuf>,
     /// The paths the shard's lines name, each with the first line naming it (a remote batch
     /// needs exactly one).
     #[serde(skip)]
     pub(crate) paths: Vec<(&'static str, u64)>,
 }
 
-/// A checked batch, ready to run.
+/// A checked batch, ready to run. Unless it is a dry run, it holds the output's lock until
+/// it is dropped or its run ends.
 #[derive(Debug)]
 pub struct Batch {
     options: BatchOptions,
     source: Source,
     done: Done,
     plan: Plan,
+    _lock: Option<OutputLock>,
 }
 
 impl Batch {
-    /// Opens the input (copying stdin), reads what the output already holds, checks every
-    /// line and estimates the run. Unless it is a dry run, the output is then repaired (torn
-    /// last line cut off, failed lines removed to be retried). Invalid lines:
-    /// [`BatchError::Invalid`], the output untouched.
+    /// Refuses an output that is the input ([`BatchError::Refused`]) and, unless it is a
+    /// dry run, takes the output's lock ([`BatchError::Locked`] when another run holds it).
+    /// Then opens the input (copying stdin), reads what the output already holds, checks every
+    /// line and estimates the run: invalid lines are [`BatchError::Invalid`], an input without
+    /// a request [`BatchError::Refused`], the output untouched either way. Unless it is a dry
+    /// run, the output is then repaired: a torn last line cut off, failed lines removed to be
+    /// retried, lines repeating an earlier line's custom_id removed, lines that are not output
+    /// records moved to [`invalid_lines_path`](crate::invalid_lines_path).
     pub fn open(options: BatchOptions) -> Result<Batch, BatchError> {
+        refuse_input_as_output(&options.input, &options.output)?;
+        let lock = if options.dry_run { None } else { Some(OutputLock::acquire(&options.output)?) };
         let source = Source::open(&options.input)?;
         let done = resume::scan(&options.output, options.retry_failed, true)?;
         let plan = check(&source, &options, &done)?;
         let done = if options.dry_run { done } else { resume::scan(&options.output, options.retry_failed, false)? };
-        Ok(Batch { options, source, done, plan })
+        Ok(Batch { options, source, done, plan, _lock: lock })
     }
 
     /// What the run will do.
@@ -174,7 +217,8 @@ impl Batch {
         shutdown: impl Future<Output = ()>,
     ) -> Result<Summary, BatchError> {
         let started = Instant::now();
-        let Batch { options, source, done, plan } = self;
+        // The lock is held until the run returns.
+        let Batch { options, source, done, plan, _lock } = self;
         Progress::add(&progress.to_send, plan.to_send);
         Progress::add(&progress.skipped, plan.already_done);
         let mut summary = Summary {
@@ -323,6 +367,11 @@ pub(crate) fn check(source: &Source, options: &BatchOptions, done: &Done) -> Res
         models: Vec::new(),
         retrying_failed: done.removed_failed,
         repaired_torn_line: done.repaired_torn,
+        duplicates_removed: done.duplicates,
+        duplicate_ids: done.duplicate_ids.clone(),
+        invalid_output_lines: done.invalid_lines,
+        invalid_output_line_numbers: done.invalid_line_numbers.clone(),
+        invalid_lines_file: (done.invalid_lines > 0).then(|| invalid_lines_path(&options.output)),
         paths: Vec::new(),
     };
     while let Some(number) = lines.next_line(&mut buf)? {
@@ -365,6 +414,12 @@ pub(crate) fn check(source: &Source, options: &BatchOptions, done: &Done) -> Res
         m.max_output_tokens += request.max_output_tokens;
     }
     invalid += duplicates(source, options, &mut ids, &mut errors)?;
+    if plan.lines == 0 {
+        return Err(BatchError::Refused(format!(
+            "the input {} holds no request (it is empty, or blank lines only): nothing to do",
+            source.name()
+        )));
+    }
     if invalid > 0 {
         errors.sort_by_key(|e| e.line);
         errors.truncate(MAX_REPORTED);
@@ -666,7 +721,60 @@ pub(crate) fn push_json_bytes(out: &mut Vec<u8>, json: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Input, RemoteBatch};
     use serde_json::Value;
+
+    const LINE: &str = r#"{"custom_id":"a","method":"POST","url":"/v1/embeddings","body":{"model":"m","input":"x"}}"#;
+
+    fn options(input: &std::path::Path, output: &std::path::Path) -> BatchOptions {
+        BatchOptions::new(Input::Path(input.to_path_buf()), output)
+    }
+
+    /// `batch IN -o IN` would turn the requests into answers: refused, the file untouched.
+    #[test]
+    fn the_input_as_output_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.jsonl");
+        std::fs::write(&input, format!("{LINE}\n")).unwrap();
+        for dry_run in [false, true] {
+            let e = Batch::open(options(&input, &input).dry_run(dry_run)).unwrap_err();
+            assert!(matches!(&e, BatchError::Refused(m) if m.contains("the same file")), "{e}");
+        }
+        assert_eq!(std::fs::read_to_string(&input).unwrap(), format!("{LINE}\n"));
+        assert!(!dir.path().join("in.jsonl.lock").exists(), "refused before anything is written");
+    }
+
+    /// A second run on an output another run holds is refused at once; a dry run is not.
+    #[test]
+    fn one_run_per_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.jsonl");
+        std::fs::write(&input, format!("{LINE}\n")).unwrap();
+        let output = dir.path().join("out.jsonl");
+        let first = Batch::open(options(&input, &output)).unwrap();
+        let e = Batch::open(options(&input, &output)).unwrap_err();
+        assert!(matches!(&e, BatchError::Locked { lock, .. } if *lock == dir.path().join("out.jsonl.lock")), "{e}");
+        let e = RemoteBatch::open(options(&input, &output), crate::RemoteOptions::new()).unwrap_err();
+        assert!(matches!(e, BatchError::Locked { .. }), "the remote path takes the same lock: {e}");
+        Batch::open(options(&input, &output).dry_run(true)).unwrap();
+        drop(first);
+        Batch::open(options(&input, &output)).unwrap();
+    }
+
+    /// An input with no request says so rather than "0 lines, 0 succeeded".
+    #[test]
+    fn an_empty_input_is_nothing_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.jsonl");
+        let output = dir.path().join("out.jsonl");
+        for text in ["", "\n  \n\n"] {
+            std::fs::write(&input, text).unwrap();
+            for dry_run in [false, true] {
+                let e = Batch::open(options(&input, &output).dry_run(dry_run)).unwrap_err();
+                assert!(matches!(&e, BatchError::Refused(m) if m.contains("nothing to do")), "{e}");
+            }
+        }
+    }
 
     #[test]
     fn records_in_openai_shape() {

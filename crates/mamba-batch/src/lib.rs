@@ -23,8 +23,20 @@
 //! # Resume
 //! Lines of the output answered with status 200 are skipped; failed lines are removed and
 //! sent again (kept with [`BatchOptions::retry_failed`]`(false)`); a torn last line from a
-//! crash is cut off. Running until the summary shows no failure is the way to finish a large
-//! job. The set of done custom_ids is held as 64-bit hashes (8 bytes a line).
+//! crash is cut off. Lines repeating an earlier line's custom_id are removed (the first is
+//! kept) and lines that are not output records are moved to `OUT.invalid`
+//! ([`invalid_lines_path`]); the [`Plan`] counts both and names a few. Running until the
+//! summary shows no failure is the way to finish a large job. The set of done custom_ids is
+//! held as 64-bit hashes (8 bytes a line).
+//!
+//! # One run per output
+//! The output must not be the input (compared through links: same device and inode on unix,
+//! else the same canonical path), nor one of the files written next to it; that is
+//! [`BatchError::Refused`]. A run (local or remote, dry runs excepted) holds an advisory lock
+//! on `OUT.lock` ([`lock_path`]) from [`Batch::open`] to the end of its run; a second run on
+//! the same output fails at once with [`BatchError::Locked`]. The lock dies with the process;
+//! the (empty) lock file stays. An input with no request at all is [`BatchError::Refused`]
+//! ("nothing to do"); an input whose requests are all done runs and sends nothing.
 //!
 //! # Remote
 //! [`RemoteBatch`] hands the file to the server's own Batch API instead of sending the
@@ -78,6 +90,7 @@
 
 mod engine;
 mod estimate;
+mod guard;
 mod input;
 mod pacing;
 mod progress;
@@ -90,6 +103,7 @@ use std::path::PathBuf;
 use mamba_backends::RetryPolicy;
 
 pub use engine::{Batch, BatchError, LineError, ModelPlan, Plan};
+pub use guard::{invalid_lines_path, lock_path};
 pub use input::{supported_urls, Input};
 pub use progress::{Progress, Snapshot, Stop, Summary};
 pub use remote::{state_path, RemoteBatch, RemoteOptions, RemoteState, RemoteSummary};

@@ -48,7 +48,8 @@ impl Bucket {
         if self.level >= need || self.rate <= 0.0 {
             Duration::ZERO
         } else {
-            Duration::from_secs_f64((need - self.level) / self.rate)
+            // A server's tiny announced limit can ask for longer than a `Duration` holds.
+            Duration::try_from_secs_f64((need - self.level) / self.rate).unwrap_or(Duration::MAX)
         }
     }
 }
@@ -179,11 +180,13 @@ impl Pacer {
     }
 }
 
-/// A reset time as servers write it: `1s`, `6m0s`, `20ms`, `1h2m3.5s`, or bare seconds.
+/// A reset time as servers write it: `1s`, `6m0s`, `20ms`, `1h2m3.5s`, or bare seconds. One
+/// longer than a `Duration` holds is `Duration::MAX` (the caller caps it).
 pub(crate) fn parse_reset(text: &str) -> Option<Duration> {
     let text = text.trim();
+    let duration = |secs: f64| (secs >= 0.0).then(|| Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX));
     if let Ok(secs) = text.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        return duration(secs);
     }
     let mut total = 0.0;
     let mut rest = text;
@@ -202,7 +205,7 @@ pub(crate) fn parse_reset(text: &str) -> Option<Duration> {
         total += value * factor;
         rest = &rest[unit_len..];
     }
-    Some(Duration::from_secs_f64(total))
+    duration(total)
 }
 
 #[cfg(test)]
@@ -217,6 +220,27 @@ mod tests {
         assert_eq!(parse_reset("2.5"), Some(Duration::from_millis(2500)));
         assert_eq!(parse_reset("1h2m3s"), Some(Duration::from_secs(3723)));
         assert_eq!(parse_reset("soon"), None);
+        // A hostile server's numbers are no panic.
+        assert_eq!(parse_reset("1e300"), Some(Duration::MAX));
+        assert_eq!(parse_reset("99999999999999999999h"), Some(Duration::MAX));
+        assert_eq!(parse_reset("inf"), Some(Duration::MAX));
+        assert_eq!(parse_reset("-1"), None);
+        assert_eq!(parse_reset("NaN"), None);
+    }
+
+    /// A server announcing a limit of 1e-300 requests a minute asks for a wait no `Duration`
+    /// holds: the run waits (for ever), it does not panic.
+    #[tokio::test(start_paused = true)]
+    async fn a_tiny_announced_limit_is_no_panic() {
+        let pacer = Pacer::new(None, None);
+        let mut h = HeaderMap::new();
+        h.insert("x-ratelimit-limit-requests", "1e-300".parse().unwrap());
+        h.insert("x-ratelimit-remaining-requests", "0".parse().unwrap());
+        h.insert("x-ratelimit-reset-requests", "1e300".parse().unwrap());
+        pacer.observe(&h);
+        pacer.acquire(0).await;
+        let second = tokio::time::timeout(Duration::from_secs(3600), pacer.acquire(0)).await;
+        assert!(second.is_err(), "the second request waits");
     }
 
     /// 120 requests at --rpm 60 take about two minutes of the (paused) clock.

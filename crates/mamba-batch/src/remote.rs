@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::engine::{check, push_json_bytes, BatchError, Plan};
+use crate::guard::{refuse_input_as_output, OutputLock};
 use crate::input::{is_blank, parse_line_with, Source};
 use crate::progress::Progress;
 use crate::resume::Done;
@@ -180,9 +181,11 @@ impl RemoteSummary {
     }
 }
 
-/// A checked input, ready to hand to the server's Batch API.
+/// A checked input, ready to hand to the server's Batch API. Unless it is a dry run, it holds
+/// the output's lock (the same as a local run's) until it is dropped or its run ends.
 #[derive(Debug)]
 pub struct RemoteBatch {
+    _lock: Option<OutputLock>,
     options: BatchOptions,
     remote: RemoteOptions,
     source: Source,
@@ -193,11 +196,15 @@ pub struct RemoteBatch {
 }
 
 impl RemoteBatch {
-    /// Opens the input and checks every line as a local run does (invalid lines:
-    /// [`BatchError::Invalid`], nothing uploaded). Every line must name the same url (one
-    /// batch has one endpoint): otherwise [`BatchError::Refused`]. A state file of an earlier
-    /// run next to the output ([`state_path`]) is read: that batch is followed again.
+    /// Refuses an output that is the input and takes the output's lock as a local run does
+    /// ([`BatchError::Refused`], [`BatchError::Locked`]), then opens the input and checks
+    /// every line (invalid lines: [`BatchError::Invalid`], nothing uploaded). Every line must
+    /// name the same url (one batch has one endpoint): otherwise [`BatchError::Refused`]. A
+    /// state file of an earlier run next to the output ([`state_path`]) is read: that batch is
+    /// followed again.
     pub fn open(options: BatchOptions, remote: RemoteOptions) -> Result<RemoteBatch, BatchError> {
+        refuse_input_as_output(&options.input, &options.output)?;
+        let lock = if options.dry_run { None } else { Some(OutputLock::acquire(&options.output)?) };
         let state_path = state_path(&options.output);
         let state = read_state(&state_path)?;
         let source = Source::open(&options.input)?;
@@ -223,7 +230,7 @@ impl RemoteBatch {
                 }
             }
         }
-        Ok(RemoteBatch { options, remote, source, plan, endpoint, state_path, state })
+        Ok(RemoteBatch { _lock: lock, options, remote, source, plan, endpoint, state_path, state })
     }
 
     /// The purpose the input is uploaded with (the server's: see

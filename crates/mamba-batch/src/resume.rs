@@ -1,19 +1,32 @@
 //! Resuming: what an existing output file already holds.
 //!
 //! The output is read line by line (never whole). A last line without its line end is what a
-//! crash in the middle of a write leaves: it is cut off. Lines answered with status 200 are
-//! done; a failed line is done too with `--no-retry-failed`, else it is removed (the output is
-//! rewritten without it, through a temporary file renamed over the output) and its request
-//! sent again. The set of done custom_ids is kept as sorted 64-bit FNV-1a hashes, 8 bytes a line.
+//! crash in the middle of a write leaves: it is cut off (unless it is a whole record, which
+//! gets its line end). Lines answered with status 200 are done; a failed line is done too
+//! with `--no-retry-failed`, else it is removed and its request sent again. A line repeating
+//! the custom_id of an earlier done line (two runs that wrote the same output at once, before
+//! outputs were locked) is removed: the first is kept. A line that is not an output record
+//! (not JSON, or without a custom_id, or without both `response` and `error`: a request line,
+//! say) is moved to `OUT.invalid`, appended, never lost. Removing lines rewrites the output
+//! through a temporary file renamed over it. The set of done custom_ids is kept as sorted
+//! 64-bit FNV-1a hashes, 8 bytes a line; the ids themselves are read again only for hashes
+//! that repeat, so a hash collision is never taken for a duplicate.
 
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 use crate::estimate::{usage_of_value, Prices};
+use crate::guard::invalid_lines_path;
 use crate::shard::fnv1a64;
+
+/// How many duplicated custom_ids, and how many numbers of invalid lines, are named.
+const NAMED_IDS: usize = 5;
+const NAMED_LINES: usize = 10;
 
 /// What the existing output holds.
 #[derive(Debug, Default)]
@@ -25,8 +38,14 @@ pub(crate) struct Done {
     pub(crate) removed_failed: u64,
     /// A torn last line was cut off.
     pub(crate) repaired_torn: bool,
-    /// Lines that were not output records (removed).
-    pub(crate) removed_garbage: u64,
+    /// Lines repeating the custom_id of an earlier kept line (removed).
+    pub(crate) duplicates: u64,
+    /// The first few of those ids.
+    pub(crate) duplicate_ids: Vec<String>,
+    /// Lines that were not output records (moved to `OUT.invalid`).
+    pub(crate) invalid_lines: u64,
+    /// The numbers of the first few, from 1.
+    pub(crate) invalid_line_numbers: Vec<u64>,
     /// USD the kept lines cost, by their reported usage and the profiles' prices.
     pub(crate) spent_usd: f64,
     /// Input and output tokens the kept lines' answers reported.
@@ -43,9 +62,17 @@ impl Done {
 #[derive(Deserialize)]
 struct Record<'a> {
     #[serde(borrow)]
-    custom_id: std::borrow::Cow<'a, str>,
-    #[serde(default)]
-    response: Option<Status>,
+    custom_id: Cow<'a, str>,
+    /// `Some(None)`: `"response": null`; `None`: no `response` key.
+    #[serde(default, deserialize_with = "present")]
+    response: Option<Option<Status>>,
+    #[serde(default, deserialize_with = "present")]
+    error: Option<Option<serde::de::IgnoredAny>>,
+}
+
+/// A member that is there (even `null`) is `Some`; a missing one is `None` (the default).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Deserialize)]
@@ -70,8 +97,8 @@ struct PriceCache(std::collections::HashMap<String, Prices>);
 impl PriceCache {
     /// The tokens a record's answer reported and what they cost (0 for a model without
     /// prices).
-    fn charge(&mut self, record: &Record<'_>) -> Charge {
-        let Some(Status { body: Some(BodyProbe { model, usage: Some(usage) }), .. }) = &record.response else {
+    fn charge(&mut self, response: Option<&Status>) -> Charge {
+        let Some(Status { body: Some(BodyProbe { model, usage: Some(usage) }), .. }) = response else {
             return Charge::default();
         };
         let Some((input, output)) = usage_of_value(usage) else { return Charge::default() };
@@ -91,89 +118,188 @@ struct Charge {
     cost: f64,
 }
 
+/// What becomes of one line of the output.
+enum Verdict<'a> {
+    /// A record to keep as done.
+    Keep { hash: u64, id: Cow<'a, str>, charge: Charge },
+    /// A failed record to remove and send again.
+    Retry,
+    /// Whitespace.
+    Blank,
+    /// Not an output record.
+    Invalid,
+}
+
+fn verdict<'a>(line: &'a [u8], retry_failed: bool, prices: &mut PriceCache) -> Verdict<'a> {
+    let record = match serde_json::from_slice::<Record<'_>>(line) {
+        Ok(r) if r.response.is_some() || r.error.is_some() => r,
+        _ if line.trim_ascii().is_empty() => return Verdict::Blank,
+        _ => return Verdict::Invalid,
+    };
+    let response = record.response.flatten();
+    let ok = response.as_ref().is_some_and(|r| r.status_code == 200);
+    if !ok && retry_failed {
+        return Verdict::Retry;
+    }
+    let charge = prices.charge(response.as_ref());
+    Verdict::Keep { hash: fnv1a64(record.custom_id.as_bytes()), id: record.custom_id, charge }
+}
+
+/// Calls `f` with each line of the file and whether it has its line end (only the last one
+/// may not).
+fn each_line(path: &Path, mut f: impl FnMut(&[u8], bool) -> io::Result<()>) -> io::Result<()> {
+    let mut reader = BufReader::with_capacity(64 * 1024, File::open(path)?);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf)? == 0 {
+            return Ok(());
+        }
+        let terminated = buf.last() == Some(&b'\n');
+        f(&buf, terminated)?;
+        if !terminated {
+            return Ok(());
+        }
+    }
+}
+
+/// Finds the lines that repeat an earlier kept line's custom_id, among those whose hash is in
+/// `suspects` (sorted). The same lines in every pass: the first of each id is kept.
+struct Repeats<'a> {
+    suspects: &'a [u64],
+    seen: HashSet<String>,
+}
+
+impl Repeats<'_> {
+    fn check(&mut self, hash: u64, id: &str) -> bool {
+        self.suspects.binary_search(&hash).is_ok() && !self.seen.insert(id.to_owned())
+    }
+}
+
 /// Reads (and, unless `dry_run`, repairs and compacts) the output at `path`.
 pub(crate) fn scan(path: &Path, retry_failed: bool, dry_run: bool) -> io::Result<Done> {
     let mut done = Done::default();
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(done),
-        Err(e) => return Err(io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display()))),
-    };
-    let mut reader = BufReader::with_capacity(64 * 1024, file);
-    let mut buf = Vec::new();
+    if let Err(e) = File::open(path) {
+        if e.kind() == io::ErrorKind::NotFound {
+            return Ok(done);
+        }
+        return Err(io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display())));
+    }
     let mut whole_len = 0u64;
+    let mut number = 0u64;
     let mut drop_some = false;
+    let mut needs_line_end = false;
     let mut prices = PriceCache::default();
-    loop {
-        buf.clear();
-        let n = reader.read_until(b'\n', &mut buf)?;
-        if n == 0 {
-            break;
-        }
-        if buf.last() != Some(&b'\n') {
-            done.repaired_torn = true;
-            break;
-        }
-        whole_len += n as u64;
-        match keep(&buf, retry_failed, &mut prices) {
-            Some((Some(hash), charge)) => {
+    each_line(path, |line, terminated| {
+        number += 1;
+        match verdict(line, retry_failed, &mut prices) {
+            Verdict::Keep { hash, charge, .. } => {
                 done.spent_usd += charge.cost;
                 done.input_tokens += charge.input;
                 done.output_tokens += charge.output;
                 done.hashes.push(hash);
                 done.kept += 1;
+                needs_line_end = !terminated;
             }
-            Some((None, _)) => {
+            Verdict::Retry => {
                 done.removed_failed += 1;
                 drop_some = true;
             }
-            None if buf.trim_ascii().is_empty() => {}
-            None => {
-                done.removed_garbage += 1;
+            Verdict::Blank => {}
+            Verdict::Invalid if !terminated => done.repaired_torn = true,
+            Verdict::Invalid => {
+                done.invalid_lines += 1;
+                if done.invalid_line_numbers.len() < NAMED_LINES {
+                    done.invalid_line_numbers.push(number);
+                }
                 drop_some = true;
             }
         }
-    }
+        if terminated {
+            whole_len += line.len() as u64;
+        }
+        Ok(())
+    })?;
     done.hashes.sort_unstable();
+    let mut suspects: Vec<u64> = done.hashes.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
+    suspects.dedup();
+    if !suspects.is_empty() {
+        count_repeats(path, retry_failed, &suspects, &mut done)?;
+        done.hashes.dedup();
+        drop_some = true;
+    }
     if dry_run {
         return Ok(done);
     }
     if drop_some {
-        rewrite(path, retry_failed)?;
+        rewrite(path, retry_failed, &suspects)?;
     } else if done.repaired_torn {
         let file = OpenOptions::new().write(true).open(path)?;
         file.set_len(whole_len)?;
+        file.sync_all()?;
+    } else if needs_line_end {
+        let mut file = open_append(path)?;
+        file.write_all(b"\n")?;
         file.sync_all()?;
     }
     Ok(done)
 }
 
-/// `Some((Some(hash), charge))`: a line to keep; `Some((None, _))`: a failed line to retry;
-/// `None`: not a record.
-fn keep(line: &[u8], retry_failed: bool, prices: &mut PriceCache) -> Option<(Option<u64>, Charge)> {
-    let record: Record<'_> = serde_json::from_slice(line).ok()?;
-    let ok = record.response.as_ref().is_some_and(|r| r.status_code == 200);
-    let charge = prices.charge(&record);
-    Some(((ok || !retry_failed).then(|| fnv1a64(record.custom_id.as_bytes())), charge))
+/// Counts the repeated lines into `done` (and takes what they cost out of it).
+fn count_repeats(path: &Path, retry_failed: bool, suspects: &[u64], done: &mut Done) -> io::Result<()> {
+    let mut repeats = Repeats { suspects, seen: HashSet::new() };
+    let mut prices = PriceCache::default();
+    each_line(path, |line, _| {
+        if let Verdict::Keep { hash, id, charge } = verdict(line, retry_failed, &mut prices) {
+            if repeats.check(hash, &id) {
+                done.duplicates += 1;
+                done.kept -= 1;
+                done.spent_usd -= charge.cost;
+                done.input_tokens = done.input_tokens.saturating_sub(charge.input);
+                done.output_tokens = done.output_tokens.saturating_sub(charge.output);
+                if done.duplicate_ids.len() < NAMED_IDS && !done.duplicate_ids.iter().any(|d| *d == id) {
+                    done.duplicate_ids.push(id.into_owned());
+                }
+            }
+        }
+        Ok(())
+    })
 }
 
-/// Writes the lines to keep to `path.tmp` and renames it over `path`.
-fn rewrite(path: &Path, retry_failed: bool) -> io::Result<()> {
+/// Writes the lines to keep to `path.tmp` (a whole last line without its line end gets one;
+/// a torn one is left out), appends the lines that are not records to `path.invalid`, and
+/// renames the first over `path`.
+fn rewrite(path: &Path, retry_failed: bool, suspects: &[u64]) -> io::Result<()> {
     let mut tmp_name = path.as_os_str().to_owned();
     tmp_name.push(".tmp");
     let tmp = Path::new(&tmp_name);
-    let mut reader = BufReader::with_capacity(64 * 1024, File::open(path)?);
     let mut out = BufWriter::with_capacity(64 * 1024, File::create(tmp)?);
-    let mut buf = Vec::new();
+    let aside_path = invalid_lines_path(path);
+    let mut aside: Option<BufWriter<File>> = None;
+    let mut repeats = Repeats { suspects, seen: HashSet::new() };
     let mut prices = PriceCache::default();
-    loop {
-        buf.clear();
-        if reader.read_until(b'\n', &mut buf)? == 0 || buf.last() != Some(&b'\n') {
-            break;
+    each_line(path, |line, terminated| {
+        match verdict(line, retry_failed, &mut prices) {
+            Verdict::Keep { hash, id, .. } if !repeats.check(hash, &id) => {
+                out.write_all(line)?;
+                if !terminated {
+                    out.write_all(b"\n")?;
+                }
+            }
+            Verdict::Invalid if terminated => {
+                let aside = match &mut aside {
+                    Some(a) => a,
+                    None => aside.insert(BufWriter::new(open_append(&aside_path)?)),
+                };
+                aside.write_all(line)?;
+            }
+            _ => {}
         }
-        if matches!(keep(&buf, retry_failed, &mut prices), Some((Some(_), _))) {
-            out.write_all(&buf)?;
-        }
+        Ok(())
+    })?;
+    // The lines set aside are on disk before the output loses them.
+    if let Some(aside) = aside {
+        aside.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     }
     let mut file = out.into_inner().map_err(|e| e.into_error())?;
     file.flush()?;
@@ -234,6 +360,64 @@ mod tests {
         let done = scan(&path, true, false).unwrap();
         assert_eq!((done.kept, done.removed_failed), (1, 2));
         assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{OK}\n"));
+    }
+
+    /// Two runs that wrote the same output at once: every id twice. A resume reports the
+    /// repeats, keeps the first line of each, and the output holds each id once.
+    #[test]
+    fn repeated_ids_are_reported_and_kept_once() {
+        let ok = |id: &str, n: u32| {
+            format!(
+                r#"{{"id":"batch_req_{n}","custom_id":"{id}","response":{{"status_code":200,"request_id":"","body":{{"n":{n}}}}},"error":null}}"#
+            )
+        };
+        let text = [ok("a", 1), ok("b", 2), ok("a", 3), ok("c", 4), ok("b", 5), ok("a", 6)].join("\n") + "\n";
+        let (_d, path) = file_with(&text);
+        let dry = scan(&path, true, true).unwrap();
+        assert_eq!((dry.kept, dry.duplicates), (3, 3));
+        assert_eq!(dry.duplicate_ids, vec!["a".to_owned(), "b".to_owned()]);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text, "a dry run changes nothing");
+        let done = scan(&path, true, false).unwrap();
+        assert_eq!((done.kept, done.duplicates), (3, 3));
+        assert!(done.contains("a") && done.contains("b") && done.contains("c"));
+        let left = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(left, [ok("a", 1), ok("b", 2), ok("c", 4)].join("\n") + "\n", "the first of each id");
+        let again = scan(&path, true, false).unwrap();
+        assert_eq!((again.kept, again.duplicates), (3, 0));
+    }
+
+    /// Lines that are not records (text, a JSON value without a custom_id, a request line
+    /// without `response` and `error`) are reported with their numbers and moved aside, never
+    /// lost; the records stay.
+    #[test]
+    fn lines_that_are_not_records_are_moved_aside() {
+        let request = r#"{"custom_id":"r","method":"POST","url":"/v1/chat/completions","body":{}}"#;
+        let text = format!("{OK}\nnot json at all\n\n[1,2]\n{request}\n{FAILED}\n");
+        let (dir, path) = file_with(&text);
+        let dry = scan(&path, false, true).unwrap();
+        assert_eq!((dry.kept, dry.invalid_lines), (2, 3));
+        assert_eq!(dry.invalid_line_numbers, vec![2, 4, 5]);
+        assert!(!dir.path().join("out.jsonl.invalid").exists(), "a dry run moves nothing");
+        let done = scan(&path, false, false).unwrap();
+        assert_eq!((done.kept, done.invalid_lines), (2, 3));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{OK}\n{FAILED}\n"));
+        let aside = dir.path().join("out.jsonl.invalid");
+        assert_eq!(std::fs::read_to_string(&aside).unwrap(), format!("not json at all\n[1,2]\n{request}\n"));
+        // A later resume that finds more appends: what was set aside before stays.
+        std::fs::write(&path, format!("{OK}\nmore junk\n")).unwrap();
+        scan(&path, false, false).unwrap();
+        assert!(std::fs::read_to_string(&aside).unwrap().ends_with(&format!("{request}\nmore junk\n")));
+    }
+
+    /// A whole record without its line end (an edited file, a copy) is kept, not cut off as
+    /// a torn line.
+    #[test]
+    fn a_whole_last_record_without_line_end_is_kept() {
+        let (_d, path) = file_with(&format!("{OK}\n{NO_ANSWER}"));
+        let done = scan(&path, false, false).unwrap();
+        assert!(!done.repaired_torn);
+        assert_eq!(done.kept, 2);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{OK}\n{NO_ANSWER}\n"));
     }
 
     #[test]

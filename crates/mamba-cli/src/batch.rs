@@ -13,7 +13,7 @@ use mamba_backends::{BackendPool, ModelBackend, RetryPolicy};
 use mamba_batch::{Batch, BatchError, BatchOptions, Input, Plan, Progress, Shard, Stop, Summary};
 
 use crate::args::ConnArgs;
-use crate::connect::connect_tuned;
+use crate::connect::{connect_tuned, seconds_arg};
 use crate::output::{line, note, CliError};
 
 #[derive(Debug, Args)]
@@ -27,7 +27,9 @@ pub(crate) struct BatchArgs {
     #[arg(required = true)]
     pub(crate) input: Option<String>,
     /// The output JSONL (OpenAI's Batch output format). An existing one is resumed: lines
-    /// answered with 200 are skipped, failed ones sent again.
+    /// answered with 200 are skipped, failed ones sent again, repeated custom_ids kept once,
+    /// lines that are not records moved to FILE.invalid. One run at a time writes it (a lock
+    /// on FILE.lock); it must not be the input.
     #[arg(short, long, value_name = "FILE", required = true)]
     pub(crate) output: Option<PathBuf>,
     /// Hand the file to the server's own Batch API (upload, create, poll, download into -o)
@@ -144,6 +146,9 @@ pub(crate) fn options(args: &BatchArgs) -> Result<BatchOptions, CliError> {
     if args.max_cost.is_some_and(|c| !(c.is_finite() && c >= 0.0)) {
         return Err(CliError::Usage("--max-cost must be a number of USD, 0 or more".into()));
     }
+    if let Some(t) = args.timeout {
+        seconds_arg("--timeout", t)?;
+    }
     let (input, output) = files(args)?;
     Ok(BatchOptions::new(Input::parse(input), output)
         .default_model(args.model.clone())
@@ -168,9 +173,10 @@ pub(crate) async fn run(mut args: BatchArgs) -> Result<(), CliError> {
     let batch = match Batch::open(options(&args)?) {
         Ok(batch) => batch,
         Err(BatchError::Invalid { errors, count }) => return Err(invalid(&args, &errors, count, "sent")),
-        Err(BatchError::Io(e)) => return Err(CliError::Failed("io", e.to_string())),
+        Err(e @ (BatchError::Refused(_) | BatchError::Locked { .. })) => return Err(CliError::Usage(e.to_string())),
         Err(e) => return Err(CliError::Failed("io", e.to_string())),
     };
+    report_repairs(batch.plan(), files(&args)?.1, args.dry_run);
     if args.dry_run {
         return print_plan(batch.plan(), args.json);
     }
@@ -206,6 +212,43 @@ pub(crate) async fn run(mut args: BatchArgs) -> Result<(), CliError> {
     match summary.exit_code() {
         0 => Ok(()),
         code => Err(CliError::Exit(code)),
+    }
+}
+
+/// Says on stderr what resuming changed in (or, in a dry run, would change in) an existing
+/// output: repeated custom_ids removed, lines that are not records moved aside, a torn last
+/// line cut off. Said even with --quiet: it is about the user's data.
+fn report_repairs(plan: &Plan, output: &std::path::Path, dry_run: bool) {
+    let out = output.display();
+    let (were, moved, cut) = if dry_run { ("would be", "would move", "would cut") } else { ("were", "moved", "cut") };
+    if plan.duplicates_removed > 0 {
+        let ids: Vec<String> = plan.duplicate_ids.iter().map(|id| format!("{id:?}")).collect();
+        // The plan names at most 5 ids.
+        let more = if plan.duplicate_ids.len() >= 5 { ", …" } else { "" };
+        note(&format!(
+            "mamba-llm: note: {out}: {} line{} repeated the custom_id of an earlier line (ids {}{more}); the first line of each id is kept, the repeats {were} removed",
+            plan.duplicates_removed,
+            if plan.duplicates_removed == 1 { "" } else { "s" },
+            ids.join(", ")
+        ));
+    }
+    if let Some(file) = plan.invalid_lines_file.as_ref().filter(|_| plan.invalid_output_lines > 0) {
+        let numbers: Vec<String> = plan.invalid_output_line_numbers.iter().map(u64::to_string).collect();
+        let more =
+            if plan.invalid_output_line_numbers.len() as u64 == plan.invalid_output_lines { "" } else { ", …" };
+        note(&format!(
+            "mamba-llm: note: {out}: {} line{} not a batch output record (line{} {}{more}); {moved} them to {}",
+            plan.invalid_output_lines,
+            if plan.invalid_output_lines == 1 { " is" } else { "s are" },
+            if numbers.len() == 1 { "" } else { "s" },
+            numbers.join(", "),
+            file.display()
+        ));
+    }
+    if plan.repaired_torn_line {
+        note(&format!(
+            "mamba-llm: note: {out}: {cut} off a torn last line (left by an interrupted write); its request is sent again"
+        ));
     }
 }
 

@@ -15,7 +15,7 @@ use mamba_batch::{BatchError, Progress, RemoteBatch, RemoteOptions, RemoteSummar
 use serde_json::{json, Value};
 
 use crate::batch::{conn_args, files, invalid, options, print_plan, BatchArgs};
-use crate::connect::connect_tuned;
+use crate::connect::{connect_tuned, seconds_arg};
 use crate::output::{line, note, CliError};
 
 /// `batch status ID`, `batch cancel ID`.
@@ -77,8 +77,8 @@ fn refuse_local_flags(args: &BatchArgs) -> Result<(), CliError> {
             "{flag} does not apply to --remote: the server runs and paces the batch (leave out --remote to send the requests from here)"
         )));
     }
-    if let Some(p) = args.poll_interval.filter(|p| !(p.is_finite() && *p > 0.0)) {
-        return Err(CliError::Usage(format!("--poll-interval must be a number of seconds above 0, not {p}")));
+    if let Some(p) = args.poll_interval {
+        seconds_arg("--poll-interval", p)?;
     }
     Ok(())
 }
@@ -100,6 +100,7 @@ fn failed(e: BatchError) -> CliError {
             CliError::Exit(130)
         }
         BatchError::Refused(reason) => CliError::Usage(reason),
+        e @ BatchError::Locked { .. } => CliError::Usage(e.to_string()),
         BatchError::Remote(e) => CliError::Backend(e),
         other => CliError::Failed("io", other.to_string()),
     }
@@ -116,7 +117,7 @@ pub(crate) async fn run(args: &BatchArgs) -> Result<(), CliError> {
     }
     let mut remote = RemoteOptions::new().metadata(metadata(args)?);
     if let Some(p) = args.poll_interval {
-        let first = Duration::from_secs_f64(p);
+        let first = seconds_arg("--poll-interval", p)?;
         remote = remote.poll_interval(first, Duration::from_secs(30).max(first));
     }
     let batch = match RemoteBatch::open(options(args)?, remote) {

@@ -22,7 +22,8 @@ pub(crate) struct BenchArgs {
     /// Requests to send (per sweep point).
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub(crate) num_prompts: usize,
-    /// Average requests per second (Poisson arrivals), or `inf` for all at once.
+    /// Average requests per second (Poisson arrivals), or `inf` for all at once; the run's
+    /// schedule (--num-prompts / rate seconds) may last at most 365 days.
     #[arg(long, value_name = "R|inf", default_value = "inf")]
     pub(crate) request_rate: String,
     /// Gamma shape of the gaps between arrivals: 1 is Poisson, below 1 burstier, above 1 more
@@ -123,6 +124,13 @@ fn plan(args: &BenchArgs) -> Result<Plan, CliError> {
     spec.percentiles = percentiles;
     spec.goodput = goodput;
     spec.dataset = dataset.name().to_owned();
+    // The schedule must fit (`--request-rate 1e-20` asked for 1e23 s), for every sweep point.
+    spec.validate(args.num_prompts).map_err(|e| usage(format!("--request-rate {}: {e}", args.request_rate)))?;
+    if let Some(s) = &sweep {
+        for (label, point) in s.points(&spec) {
+            point.validate(args.num_prompts).map_err(|e| usage(format!("--sweep {label}: {e}")))?;
+        }
+    }
     let lengths = Lengths {
         input_len: args.input_len,
         output_len: args.output_len,

@@ -47,10 +47,20 @@ fn parse_preset(name: &str) -> Result<Preset, CliError> {
 }
 
 fn seconds(flag: &str, value: Option<f64>) -> Result<Option<Duration>, CliError> {
-    match value {
-        None => Ok(None),
-        Some(secs) if secs.is_finite() && secs > 0.0 => Ok(Some(Duration::from_secs_f64(secs))),
-        Some(secs) => Err(CliError::Usage(format!("{flag} must be a positive number of seconds, not {secs}"))),
+    value.map(|secs| seconds_arg(flag, secs)).transpose()
+}
+
+/// The longest time a flag in seconds may give (about 31 years): longer is "never", and a
+/// deadline that far past now cannot be computed (`Duration::from_secs_f64(1e20)` panics).
+const MAX_SECONDS: f64 = 1e9;
+
+/// A flag's number of seconds as a duration: above 0, at most 1e9; else a usage error.
+pub(crate) fn seconds_arg(flag: &str, secs: f64) -> Result<Duration, CliError> {
+    match Duration::try_from_secs_f64(secs) {
+        Ok(d) if secs > 0.0 && secs <= MAX_SECONDS => Ok(d),
+        _ => Err(CliError::Usage(format!(
+            "{flag} must be a number of seconds above 0 and at most {MAX_SECONDS:e}, not {secs}"
+        ))),
     }
 }
 

@@ -164,11 +164,7 @@ fn env(name: &str) -> Option<String> {
 }
 
 fn seconds(flag: &str, secs: f64) -> Result<Duration, CliError> {
-    if secs.is_finite() && secs > 0.0 {
-        Ok(Duration::from_secs_f64(secs))
-    } else {
-        Err(CliError::Usage(format!("{flag} must be a positive number of seconds, not {secs}")))
-    }
+    crate::connect::seconds_arg(flag, secs)
 }
 
 async fn build_upstream(

@@ -597,3 +597,6 @@ async fn live_llamacpp_batch() {
     }
     ran_live("live_llamacpp_batch");
 }
+
+#[path = "hostile/batch.rs"]
+mod hostile;

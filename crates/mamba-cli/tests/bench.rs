@@ -313,3 +313,6 @@ async fn live_llamacpp_short_run() {
     assert!(v["median_ttfc_ms"].as_f64().unwrap() >= ttft);
     ran_live("live_llamacpp_bench");
 }
+
+#[path = "hostile/bench.rs"]
+mod hostile;

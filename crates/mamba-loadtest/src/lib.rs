@@ -55,7 +55,7 @@ pub use dataset::{DatasetSpec, Lengths, Sample};
 pub use metrics::{Goodput, Metrics, RequestRecord, Stats};
 pub use report::{BenchResult, RunInfo};
 pub use runner::{warm_up, RunConfig, RunOutput};
-pub use schedule::{Arrivals, Rate};
+pub use schedule::{Arrivals, Rate, MAX_SCHEDULE};
 pub use text::TextCompletions;
 
 /// One benchmark run's settings.
@@ -100,6 +100,16 @@ impl BenchSpec {
     pub fn rate(mut self, rate: Rate) -> BenchSpec {
         self.arrivals.rate = rate;
         self
+    }
+
+    /// Checks that a run of `n` requests can follow this spec's arrivals
+    /// ([`Arrivals::validate`]) and that its percentiles are from 0 to 100.
+    pub fn validate(&self, n: usize) -> Result<(), String> {
+        self.arrivals.validate(n)?;
+        if let Some(p) = self.percentiles.iter().find(|p| !(0.0..=100.0).contains(*p)) {
+            return Err(format!("a percentile is a number from 0 to 100, not {p}"));
+        }
+        Ok(())
     }
 
     /// Sets the concurrency cap.
@@ -238,5 +248,20 @@ mod tests {
         assert!("rate:".parse::<Sweep>().is_err());
         assert!("concurrency:0".parse::<Sweep>().is_err());
         assert!("speed:1".parse::<Sweep>().is_err());
+    }
+
+    /// Every point of a sweep is checked: one rate too small for the run is refused.
+    #[test]
+    fn specs_validate_their_schedule() {
+        let base = BenchSpec::new("m", "u");
+        assert!(base.validate(1000).is_ok());
+        let s: Sweep = "rate:1,1e-20,inf".parse().unwrap();
+        let bad: Vec<String> =
+            s.points(&base).into_iter().filter(|(_, spec)| spec.validate(1000).is_err()).map(|(l, _)| l).collect();
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        assert!(bad[0].starts_with("rate 0.0000"), "{bad:?}");
+        let mut spec = base.clone();
+        spec.percentiles = vec![99.0, 101.0];
+        assert!(spec.validate(1).unwrap_err().contains("101"));
     }
 }

@@ -60,6 +60,10 @@ impl FromStr for Rate {
     }
 }
 
+/// The longest schedule a run may have (365 days): its last arrival is at most this long
+/// after the start.
+pub const MAX_SCHEDULE: Duration = Duration::from_secs(365 * 86_400);
+
 /// The arrival process: rate, burstiness and seed.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Arrivals {
@@ -77,11 +81,38 @@ impl Arrivals {
         Arrivals { rate, burstiness: 1.0, seed: 0 }
     }
 
+    /// Checks that a schedule of `n` requests can be run: a rate that is a positive number
+    /// (or infinite), a burstiness above 0 (infinite is a fixed gap), and a schedule that ends
+    /// within [`MAX_SCHEDULE`] (`n / rate` seconds). The error says which and what to change.
+    pub fn validate(&self, n: usize) -> Result<(), String> {
+        if let Rate::PerSecond(rate) = self.rate {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err(format!("a request rate is a positive number or `inf`, not {rate}"));
+            }
+            let secs = n as f64 / rate;
+            if secs.is_nan() || secs > MAX_SCHEDULE.as_secs_f64() {
+                return Err(format!(
+                    "{n} requests at {rate} a second take {secs:.3e} s, past the longest schedule ({} days): give a higher rate or fewer requests",
+                    MAX_SCHEDULE.as_secs() / 86_400
+                ));
+            }
+        }
+        if self.burstiness.is_nan() || self.burstiness <= 0.0 {
+            return Err(format!("a burstiness is a number above 0, not {}", self.burstiness));
+        }
+        Ok(())
+    }
+
     /// The send time of each of `n` requests, from the start of the run, in order.
     ///
-    /// Panics never; a burstiness that is not a positive number is taken as 1.
+    /// Panics never: a burstiness that is not a positive number is taken as 1, and a time past
+    /// [`MAX_SCHEDULE`] (a rate too small for `n`, see [`Arrivals::validate`]) is taken as
+    /// `MAX_SCHEDULE`.
     pub fn offsets(&self, n: usize) -> Vec<Duration> {
-        self.offsets_secs(n).into_iter().map(Duration::from_secs_f64).collect()
+        self.offsets_secs(n)
+            .into_iter()
+            .map(|secs| Duration::try_from_secs_f64(secs).map_or(MAX_SCHEDULE, |d| d.min(MAX_SCHEDULE)))
+            .collect()
     }
 
     /// [`Arrivals::offsets`] in seconds.
@@ -136,6 +167,31 @@ mod tests {
         assert!("-1".parse::<Rate>().is_err());
         assert!("x".parse::<Rate>().is_err());
         assert_eq!(Rate::Infinite.to_string(), "inf");
+    }
+
+    /// `bench --request-rate 1e-20` panicked turning 1e23 s into a `Duration`: the schedule is
+    /// refused by `validate`, and `offsets` never panics whatever it is given.
+    #[test]
+    fn rates_too_small_for_their_schedule_are_refused_not_a_panic() {
+        for rate in [1e-20, 1e-300, 5e-324, 1e-5] {
+            let a = Arrivals::poisson(Rate::PerSecond(rate));
+            let e = a.validate(1000).unwrap_err();
+            assert!(e.contains("higher rate or fewer requests"), "{rate}: {e}");
+            let offsets = a.offsets(1000);
+            assert!(offsets.iter().all(|d| *d <= MAX_SCHEDULE), "{rate}");
+            assert!(Arrivals { burstiness: f64::INFINITY, ..a }.offsets(3).iter().all(|d| *d <= MAX_SCHEDULE));
+        }
+        for rate in [0.0, -1.0, f64::NAN, f64::NEG_INFINITY] {
+            assert!(Arrivals::poisson(Rate::PerSecond(rate)).validate(10).is_err(), "{rate}");
+            assert!(Arrivals::poisson(Rate::PerSecond(rate)).offsets(3).iter().all(Duration::is_zero));
+        }
+        for burstiness in [0.0, -2.0, f64::NAN] {
+            assert!(Arrivals { rate: Rate::PerSecond(1.0), burstiness, seed: 0 }.validate(10).is_err());
+        }
+        // What fits is fine: a year of one request a day, all at once, a fixed gap.
+        assert!(Arrivals::poisson(Rate::PerSecond(1.0 / 86_400.0)).validate(365).is_ok());
+        assert!(Arrivals::poisson(Rate::Infinite).validate(1_000_000).is_ok());
+        assert!(Arrivals { rate: Rate::PerSecond(1e308), burstiness: f64::INFINITY, seed: 0 }.validate(10).is_ok());
     }
 
     #[test]
