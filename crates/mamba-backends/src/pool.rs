@@ -50,6 +50,11 @@ impl Endpoint {
     fn breaker(&self) -> MutexGuard<'_, Breaker> {
         self.breaker.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// The breaker is open and its cool-down not over.
+    fn is_open(&self) -> bool {
+        matches!(*self.breaker(), Breaker::Open { until } if Instant::now() < until)
+    }
 }
 
 struct Fallback {
@@ -255,6 +260,13 @@ impl BackendPool {
             .collect()
     }
 
+    /// Each endpoint's own [`ModelBackend::health_check`] (probed at once), in the order they
+    /// were added; with [`breaker_states`](BackendPool::breaker_states) it tells which
+    /// endpoints can serve.
+    pub async fn endpoint_health_checks(&self) -> Vec<bool> {
+        futures_util::future::join_all(self.inner.endpoints.iter().map(|e| e.backend.health_check())).await
+    }
+
     /// Requests in flight on each endpoint.
     pub fn outstanding(&self) -> Vec<usize> {
         self.inner.endpoints.iter().map(|e| e.outstanding.load(Ordering::SeqCst)).collect()
@@ -433,20 +445,28 @@ impl ModelBackend for BackendPool {
         }
     }
 
+    /// Whether some endpoint can take requests: its circuit breaker is not open and its
+    /// server answers.
     async fn health_check(&self) -> bool {
         for endpoint in &self.inner.endpoints {
-            if endpoint.backend.health_check().await {
+            if !endpoint.is_open() && endpoint.backend.health_check().await {
                 return true;
             }
         }
         false
     }
 
-    /// The report of the first healthy endpoint, else of the last one.
+    /// The report of the first healthy endpoint whose breaker is not open, else of the last
+    /// one (not ready when its breaker is open: real requests to it failed).
     async fn health(&self) -> HealthReport {
         let mut last = HealthReport::default();
         for endpoint in &self.inner.endpoints {
             last = endpoint.backend.health().await;
+            if endpoint.is_open() {
+                last.ready = Some(false);
+                last.error = Some("its requests keep failing: the pool's circuit breaker for it is open".to_owned());
+                continue;
+            }
             if last.is_healthy() {
                 break;
             }
@@ -530,5 +550,50 @@ impl Embedder for BackendPool {
             }
             Err(error) => self.on_fallbacks(error, call).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Answers the health probe, fails every request (as a server whose `/models` works
+    /// while its generation is broken).
+    struct Broken(ModelProfile);
+
+    #[async_trait]
+    impl ModelBackend for Broken {
+        fn name(&self) -> &str {
+            "broken"
+        }
+        fn model(&self) -> &str {
+            "m"
+        }
+        fn profile(&self) -> &ModelProfile {
+            &self.0
+        }
+        async fn complete(&self, _: &[Message], _: &RequestOptions) -> Result<ModelResponse, Error> {
+            Err(Error::new(ErrorKind::Server, "500 from the upstream"))
+        }
+        async fn health_check(&self) -> bool {
+            true
+        }
+    }
+
+    #[tokio::test]
+    async fn a_pool_whose_endpoints_all_fail_is_not_healthy() {
+        let broken = || Arc::new(Broken(ModelProfile::unknown())) as Arc<dyn ModelBackend>;
+        let pool = BackendPool::builder().endpoint(broken()).endpoint(broken()).failure_threshold(2).build().unwrap();
+        assert!(pool.health_check().await);
+        for _ in 0..2 {
+            assert!(pool.complete(&[], &RequestOptions::new()).await.is_err());
+        }
+        assert_eq!(pool.breaker_states(), [BreakerState::Open, BreakerState::Open]);
+        // Their servers still answer the probe, but no request gets through.
+        assert_eq!(pool.endpoint_health_checks().await, [true, true]);
+        assert!(!pool.health_check().await);
+        let report = pool.health().await;
+        assert!(!report.is_healthy());
+        assert!(report.error.as_deref().is_some_and(|e| e.contains("circuit breaker")), "{report:?}");
     }
 }

@@ -58,9 +58,25 @@ pub(crate) struct ServeArgs {
     /// insist on one.
     #[arg(long, value_name = "NAME")]
     alias: Vec<String>,
-    /// Require this environment variable's value as the bearer key on /v1/*.
+    /// Require this environment variable's value as the bearer key on /v1/* (and on /metrics
+    /// and the chat page, unless --public-metrics / --public-page).
     #[arg(long, value_name = "VAR")]
     api_key_env: Option<String>,
+    /// With --api-key-env: serve /metrics without the key.
+    #[arg(long)]
+    public_metrics: bool,
+    /// With --api-key-env: serve the chat page (/) without the key (the page still asks for
+    /// the key for its requests).
+    #[arg(long)]
+    public_page: bool,
+    /// Let web pages from this origin call the API (repeatable; e.g. http://localhost:3000,
+    /// or * for any): their CORS preflights are answered. Other origins get no CORS grant.
+    #[arg(long, value_name = "ORIGIN")]
+    cors_origin: Vec<String>,
+    /// On a loopback --host, a Host name to accept besides localhost and loopback addresses
+    /// (repeatable); others get 403, so DNS rebinding cannot reach the server.
+    #[arg(long, value_name = "NAME")]
+    allowed_host: Vec<String>,
     /// Largest request body in bytes (413 beyond).
     #[arg(long, value_name = "BYTES", default_value_t = 8 * 1024 * 1024)]
     max_body_bytes: usize,
@@ -70,9 +86,17 @@ pub(crate) struct ServeArgs {
     /// Requests waiting for a slot (429 with Retry-After beyond).
     #[arg(long, value_name = "N", default_value_t = 256)]
     max_queue: usize,
-    /// Seconds a request may wait for its answer, or a stream for its first token (504 after).
+    /// Seconds a request may wait for its answer, or a stream for its first token, counted
+    /// from its head, so reading its body is included (504 after; 408 while the body arrives).
     #[arg(long, value_name = "SECS", default_value_t = 600.0)]
     request_timeout: f64,
+    /// Seconds a client gets to send a request's head and then its body (408 and the
+    /// connection closed after; idle keep-alive connections are closed after it too).
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    body_timeout: f64,
+    /// Client connections open at once; past it, new connections wait until one closes.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    max_connections: usize,
     /// Seconds in-flight requests get to finish after SIGINT or SIGTERM.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     grace: f64,
@@ -167,11 +191,13 @@ fn seconds(flag: &str, secs: f64) -> Result<Duration, CliError> {
     crate::connect::seconds_arg(flag, secs)
 }
 
-async fn build_upstream(
+/// The backend for one upstream spec serving `model`.
+fn build_upstream(
     spec: &Spec,
     args: &ServeArgs,
     flag: &str,
     text: &str,
+    model: &str,
 ) -> Result<OpenAICompatibleBackend, CliError> {
     let preset = spec.preset.unwrap_or_default();
     let url = spec.url.clone().unwrap_or_else(|| preset.base_url().to_owned());
@@ -183,37 +209,47 @@ async fn build_upstream(
             None => env("MAMBA_API_KEY").or_else(|| env("OPENAI_API_KEY")),
         };
     let timeout = seconds("--upstream-timeout", args.upstream_timeout)?;
-    let build = |model: &str| {
-        let mut builder = OpenAICompatibleBackend::builder(model)
-            .preset(preset)
-            .base_url(&url)
-            .timeout(timeout)
-            .retry_policy(RetryPolicy::default().max_retries(args.retries));
-        if let Some(key) = &key {
-            builder = builder.api_key(key);
-        }
-        builder.build().map_err(CliError::Backend)
-    };
-    let model = match spec.model.clone().or_else(|| args.model.clone()) {
-        Some(model) => model,
-        None if spec.url.is_none() && !preset.spec().default_model.is_empty() => preset.spec().default_model.to_owned(),
-        None => {
-            // Ask the server which models it has.
-            let probe = build("")?;
-            match tokio::time::timeout(Duration::from_secs(5), probe.list_models()).await {
-                Ok(Ok(models)) if !models.is_empty() => models[0].id.clone(),
-                _ => {
-                    return Err(CliError::Usage(format!(
-                        "{flag} {text:?}: name the model (add ,model=NAME or pass -m NAME); {url} did not list one"
-                    )))
-                }
-            }
-        }
-    };
-    build(&model)
+    let mut builder = OpenAICompatibleBackend::builder(model)
+        .preset(preset)
+        .base_url(&url)
+        .timeout(timeout)
+        .retry_policy(RetryPolicy::default().max_retries(args.retries));
+    if let Some(key) = &key {
+        builder = builder.api_key(key);
+    }
+    builder.build().map_err(CliError::Backend)
 }
 
-async fn backend(args: &ServeArgs) -> Result<(Arc<dyn ModelBackend>, String), CliError> {
+fn spec_url(spec: &Spec) -> String {
+    spec.url.clone().unwrap_or_else(|| spec.preset.unwrap_or_default().base_url().to_owned())
+}
+
+/// The model a spec names (`model=`, `-m`, or its preset's default), if any.
+fn named_model(spec: &Spec, args: &ServeArgs) -> Option<String> {
+    let preset = spec.preset.unwrap_or_default();
+    spec.model.clone().or_else(|| args.model.clone()).or_else(|| {
+        let default = preset.spec().default_model;
+        (spec.url.is_none() && !default.is_empty()).then(|| default.to_owned())
+    })
+}
+
+/// Asks the server which models it has: its first, or None when it did not answer.
+async fn probe_model(spec: &Spec, args: &ServeArgs, flag: &str, text: &str) -> Result<Option<String>, CliError> {
+    let probe = build_upstream(spec, args, flag, text, "")?;
+    Ok(match tokio::time::timeout(Duration::from_secs(5), probe.list_models()).await {
+        Ok(Ok(models)) => models.into_iter().next().map(|m| m.id),
+        _ => None,
+    })
+}
+
+/// What `serve` serves: one backend, or a pool of upstreams (whose endpoints `/health`
+/// reports).
+enum Served {
+    One(Arc<dyn ModelBackend>),
+    Pool(BackendPool),
+}
+
+async fn backend(args: &ServeArgs) -> Result<(Served, String), CliError> {
     if args.upstream.is_empty() {
         let chat = crate::args::ChatArgs {
             conn: crate::args::ConnArgs { model: args.model.clone(), ..crate::args::ConnArgs::default() },
@@ -222,23 +258,52 @@ async fn backend(args: &ServeArgs) -> Result<(Arc<dyn ModelBackend>, String), Cl
             ..crate::args::ChatArgs::default()
         };
         let (backend, label) = crate::local::open(&chat, crate::local::Why::Asked).await?;
-        return Ok((Arc::from(backend), label));
+        return Ok((Served::One(Arc::from(backend)), label));
     }
+    let specs = args
+        .upstream
+        .iter()
+        .map(|text| parse_spec(text, "--upstream").map(|spec| (spec, text.as_str())))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(CliError::Usage)?;
+    // Upstreams that name no model are asked which they serve, all at once; one that does
+    // not answer (a replica down at start) serves the model of those that do, and takes
+    // requests once it answers.
+    let probes = futures_util::future::join_all(specs.iter().map(|(spec, text)| async move {
+        match named_model(spec, args) {
+            Some(model) => Ok(Some(model)),
+            None => probe_model(spec, args, "--upstream", text).await,
+        }
+    }))
+    .await
+    .into_iter()
+    .collect::<Result<Vec<_>, CliError>>()?;
+    let shared = probes.iter().find_map(Clone::clone).or_else(|| args.model_name.clone());
     let mut endpoints: Vec<Arc<dyn ModelBackend>> = Vec::new();
     let mut label = Vec::new();
-    for text in &args.upstream {
-        let spec = parse_spec(text, "--upstream").map_err(CliError::Usage)?;
-        let upstream = build_upstream(&spec, args, "--upstream", text).await?;
-        label.push(format!(
-            "{} at {}",
-            upstream.model(),
-            spec.url.as_deref().unwrap_or(spec.preset.unwrap_or_default().base_url())
-        ));
+    for ((spec, text), model) in specs.iter().zip(probes) {
+        let url = spec_url(spec);
+        let model = match model {
+            Some(model) => model,
+            None => {
+                let Some(model) = shared.clone() else {
+                    return Err(CliError::Usage(format!(
+                        "--upstream {text:?}: name the model (add ,model=NAME or pass -m NAME); {url} did not list one"
+                    )));
+                };
+                note(&format!(
+                    "mamba-llm: {url} did not answer at start; serving it as {model}, it takes requests once it answers"
+                ));
+                model
+            }
+        };
+        let upstream = build_upstream(spec, args, "--upstream", text, &model)?;
+        label.push(format!("{} at {url}", upstream.model()));
         endpoints.push(Arc::new(upstream));
     }
     if endpoints.len() == 1 && args.fallback.is_empty() {
         let only = endpoints.remove(0);
-        return Ok((only, label.join(", ")));
+        return Ok((Served::One(only), label.join(", ")));
     }
     let mut pool = BackendPool::builder();
     for endpoint in endpoints {
@@ -246,11 +311,20 @@ async fn backend(args: &ServeArgs) -> Result<(Arc<dyn ModelBackend>, String), Cl
     }
     for text in &args.fallback {
         let spec = parse_spec(text, "--fallback").map_err(CliError::Usage)?;
-        let fallback = build_upstream(&spec, args, "--fallback", text).await?;
+        let model = match named_model(&spec, args) {
+            Some(model) => model,
+            None => probe_model(&spec, args, "--fallback", text).await?.ok_or_else(|| {
+                CliError::Usage(format!(
+                    "--fallback {text:?}: name the model (add ,model=NAME or pass -m NAME); {} did not list one",
+                    spec_url(&spec)
+                ))
+            })?,
+        };
+        let fallback = build_upstream(&spec, args, "--fallback", text, &model)?;
         label.push(format!("fallback {}", fallback.model()));
         pool = pool.fallback(Arc::new(fallback), &spec.on);
     }
-    Ok((Arc::new(pool.build()?), label.join(", ")))
+    Ok((Served::Pool(pool.build()?), label.join(", ")))
 }
 
 /// `mamba-llm serve`.
@@ -260,6 +334,8 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
         .max_concurrent(args.max_concurrent)
         .max_queue(args.max_queue)
         .request_timeout(seconds("--request-timeout", args.request_timeout)?)
+        .body_timeout(seconds("--body-timeout", args.body_timeout)?)
+        .max_connections(args.max_connections)
         .grace_period(seconds("--grace", args.grace)?);
     let key = match &args.api_key_env {
         Some(var) => Some(env(var).ok_or_else(|| {
@@ -271,8 +347,23 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
         .parse()
         .or_else(|_| format!("[{}]:{}", args.host, args.port).parse())
         .map_err(|_| CliError::Usage(format!("--host {:?}: not an IP address", args.host)))?;
-    let (backend, label) = backend(&args).await?;
-    let mut config = ServeConfig::new(backend).limits(limits);
+    if args.max_connections == 0 {
+        return Err(CliError::Usage("--max-connections must be at least 1".to_owned()));
+    }
+    let (served, label) = backend(&args).await?;
+    let mut config = match served {
+        Served::One(backend) => ServeConfig::new(backend),
+        Served::Pool(pool) => ServeConfig::from_pool(pool),
+    }
+    .limits(limits)
+    .public_metrics(args.public_metrics)
+    .public_page(args.public_page);
+    for origin in &args.cors_origin {
+        config = config.cors_origin(origin);
+    }
+    for host in &args.allowed_host {
+        config = config.allowed_host(host);
+    }
     if let Some(name) = &args.model_name {
         config = config.model_name(name);
     }

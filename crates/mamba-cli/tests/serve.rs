@@ -12,6 +12,9 @@ use mamba_mock::{MockServer, Reply, Script};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+#[path = "serve/hostile.rs"]
+mod hostile;
+
 const BIN: &str = env!("CARGO_BIN_EXE_mamba-llm");
 
 fn cmd() -> Command {

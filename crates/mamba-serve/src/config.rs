@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mamba_backends::ModelBackend;
+use mamba_backends::{BackendPool, ModelBackend};
 
 /// The limits of one server. Every one has a default; set them with the builder methods.
 ///
@@ -21,6 +21,8 @@ pub struct Limits {
     pub(crate) max_concurrent: usize,
     pub(crate) max_queue: usize,
     pub(crate) request_timeout: Duration,
+    pub(crate) body_timeout: Duration,
+    pub(crate) max_connections: usize,
     pub(crate) grace: Duration,
 }
 
@@ -31,6 +33,8 @@ impl Default for Limits {
             max_concurrent: 64,
             max_queue: 256,
             request_timeout: Duration::from_secs(600),
+            body_timeout: Duration::from_secs(30),
+            max_connections: 4096,
             grace: Duration::from_secs(30),
         }
     }
@@ -38,7 +42,8 @@ impl Default for Limits {
 
 impl Limits {
     /// The defaults: 8 MiB bodies, 64 requests at once, 256 queued, 600 s to the first token
-    /// (the whole answer when not streamed), 30 s of grace at shutdown.
+    /// (the whole answer when not streamed), 30 s to read a request's head and body, 4096
+    /// connections open at once, 30 s of grace at shutdown.
     pub fn new() -> Limits {
         Limits::default()
     }
@@ -64,11 +69,29 @@ impl Limits {
         self
     }
 
-    /// How long a request may wait for its answer (for a stream: its first token, queueing
-    /// included); then 504.
+    /// How long a request may wait for its answer (for a stream: its first token), counted
+    /// from its head: reading the body and queueing are included; then 504 (408 while the
+    /// body is still arriving).
     #[must_use]
     pub fn request_timeout(mut self, timeout: Duration) -> Limits {
         self.request_timeout = timeout;
+        self
+    }
+
+    /// How long a client may take to send a request's head, and then its body (a body that
+    /// stalls or trickles gets 408 and the connection is closed). Idle keep-alive
+    /// connections are closed after it too.
+    #[must_use]
+    pub fn body_timeout(mut self, timeout: Duration) -> Limits {
+        self.body_timeout = timeout;
+        self
+    }
+
+    /// Connections open at once (at least 1); past it, new connections wait in the
+    /// listener's backlog until one closes.
+    #[must_use]
+    pub fn max_connections(mut self, n: usize) -> Limits {
+        self.max_connections = n.max(1);
         self
     }
 
@@ -110,6 +133,11 @@ pub struct ServeConfig {
     pub(crate) models: Vec<String>,
     pub(crate) api_key: Option<String>,
     pub(crate) limits: Limits,
+    pub(crate) pool: Option<BackendPool>,
+    pub(crate) cors_origins: Vec<String>,
+    pub(crate) allowed_hosts: Vec<String>,
+    pub(crate) public_metrics: bool,
+    pub(crate) public_page: bool,
 }
 
 impl fmt::Debug for ServeConfig {
@@ -119,7 +147,11 @@ impl fmt::Debug for ServeConfig {
             .field("models", &self.models)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("limits", &self.limits)
-            .finish()
+            .field("cors_origins", &self.cors_origins)
+            .field("allowed_hosts", &self.allowed_hosts)
+            .field("public_metrics", &self.public_metrics)
+            .field("public_page", &self.public_page)
+            .finish_non_exhaustive()
     }
 }
 
@@ -127,7 +159,25 @@ impl ServeConfig {
     /// Serves `backend` under its model name.
     pub fn new(backend: Arc<dyn ModelBackend>) -> ServeConfig {
         let model = backend.model().to_owned();
-        ServeConfig { backend, models: vec![model], api_key: None, limits: Limits::default() }
+        ServeConfig {
+            backend,
+            models: vec![model],
+            api_key: None,
+            limits: Limits::default(),
+            pool: None,
+            cors_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+            public_metrics: false,
+            public_page: false,
+        }
+    }
+
+    /// Serves a pool of replicas; `/health` then reports each endpoint (its probe and its
+    /// circuit breaker): `degraded` while some fail, 503 `unavailable` when none is healthy.
+    pub fn from_pool(pool: BackendPool) -> ServeConfig {
+        let mut config = ServeConfig::new(Arc::new(pool.clone()));
+        config.pool = Some(pool);
+        config
     }
 
     /// Serves the backend under this name instead of its model name.
@@ -147,10 +197,43 @@ impl ServeConfig {
         self
     }
 
-    /// Requires `Authorization: Bearer <key>` on `/v1/*` (compared in constant time).
+    /// Requires `Authorization: Bearer <key>` on `/v1/*` (compared in constant time), and on
+    /// `/metrics` and the chat page unless they are made [public](ServeConfig::public_metrics).
     #[must_use]
     pub fn api_key(mut self, key: impl Into<String>) -> ServeConfig {
         self.api_key = Some(key.into());
+        self
+    }
+
+    /// Lets a web page from `origin` (e.g. `http://localhost:3000`, or `*` for any) call the
+    /// API: its CORS preflights are answered and its responses carry
+    /// `Access-Control-Allow-Origin`. Other origins get neither.
+    #[must_use]
+    pub fn cors_origin(mut self, origin: impl Into<String>) -> ServeConfig {
+        self.cors_origins.push(origin.into().trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// On a loopback address, a `Host` name accepted besides `localhost` and loopback
+    /// addresses (others get 403, so DNS rebinding cannot reach the server).
+    #[must_use]
+    pub fn allowed_host(mut self, name: impl Into<String>) -> ServeConfig {
+        self.allowed_hosts.push(name.into().to_ascii_lowercase());
+        self
+    }
+
+    /// With an API key: `/metrics` answers without it (default: the key is needed).
+    #[must_use]
+    pub fn public_metrics(mut self, yes: bool) -> ServeConfig {
+        self.public_metrics = yes;
+        self
+    }
+
+    /// With an API key: the chat page (`/`) loads without it (default: the key is needed;
+    /// the page asks for the key for its own requests either way).
+    #[must_use]
+    pub fn public_page(mut self, yes: bool) -> ServeConfig {
+        self.public_page = yes;
         self
     }
 

@@ -15,6 +15,10 @@ pub(crate) struct ApiError {
     pub(crate) param: Option<Box<str>>,
     pub(crate) code: Option<Box<str>>,
     pub(crate) retry_after: Option<Duration>,
+    /// The `Allow` header of a 405.
+    pub(crate) allow: Option<&'static str>,
+    /// Close the connection after the answer (the request was not read to its end).
+    pub(crate) close: bool,
     /// The metrics label: the library's error kind, or what this server refused.
     pub(crate) label: &'static str,
 }
@@ -28,6 +32,8 @@ impl ApiError {
             param: None,
             code: None,
             retry_after: None,
+            allow: None,
+            close: false,
             label: kind,
         }
     }
@@ -98,9 +104,69 @@ impl ApiError {
         ApiError::new(404, "invalid_request_error", format!("Unknown path {path}.")).with_label("unknown_path")
     }
 
-    pub(crate) fn method_not_allowed(method: &str, path: &str) -> ApiError {
-        ApiError::new(405, "invalid_request_error", format!("{method} is not allowed on {path}."))
-            .with_label("method_not_allowed")
+    pub(crate) fn method_not_allowed(method: &str, path: &str, allow: &'static str) -> ApiError {
+        let mut e =
+            ApiError::new(405, "invalid_request_error", format!("{method} is not allowed on {path}; use {allow}."))
+                .with_label("method_not_allowed");
+        e.allow = Some(allow);
+        e
+    }
+
+    pub(crate) fn body_timeout(after: Duration) -> ApiError {
+        let mut e = ApiError::new(
+            408,
+            "invalid_request_error",
+            format!(
+                "The request body did not arrive within {:.1} s; send the whole body at once (or raise --body-timeout).",
+                after.as_secs_f64()
+            ),
+        )
+        .with_code("request_timeout")
+        .with_label("body_timeout");
+        e.close = true;
+        e
+    }
+
+    pub(crate) fn unsupported_media_type() -> ApiError {
+        ApiError::new(
+            415,
+            "invalid_request_error",
+            "Send the request body as JSON with the header 'Content-Type: application/json'.",
+        )
+        .with_code("unsupported_media_type")
+        .with_label("unsupported_media_type")
+    }
+
+    pub(crate) fn host_not_allowed(host: &str) -> ApiError {
+        ApiError::new(
+            403,
+            "permission_error",
+            format!(
+                "The Host {host:?} is not allowed on this loopback server; use localhost or 127.0.0.1, or start it with --allowed-host NAME."
+            ),
+        )
+        .with_code("host_not_allowed")
+        .with_label("host_not_allowed")
+    }
+
+    pub(crate) fn origin_not_allowed() -> ApiError {
+        ApiError::new(
+            403,
+            "permission_error",
+            "This origin may not call this server from a web page; start it with --cors-origin ORIGIN to allow it.",
+        )
+        .with_code("origin_not_allowed")
+        .with_label("origin_not_allowed")
+    }
+
+    pub(crate) fn shutting_down() -> ApiError {
+        ApiError::new(
+            503,
+            "service_unavailable",
+            "The server shut down (its grace period ended) before the answer was complete; retry on another server.",
+        )
+        .with_code("server_shutdown")
+        .with_label("shutdown")
     }
 
     pub(crate) fn timeout(after: Duration) -> ApiError {
@@ -172,6 +238,8 @@ impl From<&Error> for ApiError {
             param: None,
             code,
             retry_after: e.retry_after().or(if status == 429 { Some(Duration::from_secs(1)) } else { None }),
+            allow: None,
+            close: false,
             label: kind.as_str(),
         }
     }

@@ -50,6 +50,7 @@ pub(crate) struct Metrics {
     pub(crate) running: Gauge<i64, AtomicI64>,
     pub(crate) waiting: Gauge<i64, AtomicI64>,
     pub(crate) open_streams: Gauge<i64, AtomicI64>,
+    pub(crate) connections: Gauge<i64, AtomicI64>,
 }
 
 impl Metrics {
@@ -83,6 +84,8 @@ impl Metrics {
         registry.register("num_requests_waiting", "Requests queued for a slot", waiting.clone());
         let open_streams = Gauge::<i64, AtomicI64>::default();
         registry.register("open_streams", "Streamed answers being relayed", open_streams.clone());
+        let connections = Gauge::<i64, AtomicI64>::default();
+        registry.register("open_connections", "Client connections open", connections.clone());
         Metrics {
             registry,
             requests,
@@ -95,6 +98,7 @@ impl Metrics {
             running,
             waiting,
             open_streams,
+            connections,
         }
     }
 

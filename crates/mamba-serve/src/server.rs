@@ -7,21 +7,27 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
+use http::header::{
+    HeaderValue, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
+    ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_HEADERS, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONNECTION,
+    CONTENT_TYPE, HOST, ORIGIN, RETRY_AFTER, VARY,
+};
 use http::{Method, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use mamba_backends::{ChunkStream, Error, Message, ModelBackend, ModelResponse, RequestOptions, Usage};
+use mamba_backends::{BreakerState, ChunkStream, Error, Message, ModelBackend, ModelResponse, RequestOptions, Usage};
 use serde_json::Value;
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use crate::config::ServeConfig;
 use crate::error::ApiError;
@@ -44,6 +50,8 @@ pub(crate) struct State {
     /// `Bearer <key>`, when a key is required.
     bearer: Option<Vec<u8>>,
     created: u64,
+    /// Set when the grace period after a shutdown is over: answers still running end now.
+    cut: watch::Sender<bool>,
 }
 
 impl State {
@@ -55,6 +63,7 @@ impl State {
             metrics: Metrics::new(),
             bearer,
             created: now_secs(),
+            cut: watch::Sender::new(false),
             config,
         }
     }
@@ -65,6 +74,21 @@ impl State {
 
     fn backend(&self) -> &Arc<dyn ModelBackend> {
         &self.config.backend
+    }
+
+    /// Completes when the grace period after a shutdown is over.
+    fn cut(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.cut.subscribe();
+        async move {
+            if rx.wait_for(|cut| *cut).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// When `started`'s request must have its answer (or its stream's first token).
+    fn deadline(&self, started: Instant) -> Instant {
+        started + self.config.limits.request_timeout
     }
 }
 
@@ -136,6 +160,12 @@ fn json_response(status: u16, body: &Value) -> Response<ResBody> {
 
 fn error_response(e: &ApiError) -> Response<ResBody> {
     let mut res = json_response(e.status, &e.body());
+    if let Some(allow) = e.allow {
+        res.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
+    }
+    if e.close {
+        res.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+    }
     if let Some(after) = e.retry_after {
         let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
         if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
@@ -181,13 +211,48 @@ impl State {
     }
 }
 
-/// Routes one request. Never fails: every error is an answer.
-pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<ResBody> {
-    let started = Instant::now();
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let mut outcome = Outcome::default();
-    let endpoint = match path.as_str() {
+/// One request's access-log line and counts: written when it is answered, or, when the
+/// client leaves before its answer (the handler is dropped), as cancelled with status 499.
+struct Record {
+    state: Arc<State>,
+    method: Method,
+    path: String,
+    endpoint: &'static str,
+    started: Instant,
+    outcome: Outcome,
+    written: bool,
+}
+
+/// The status logged for a request whose client went away first (nginx's "client closed").
+const CLIENT_CLOSED: u16 = 499;
+
+impl Record {
+    fn write(&mut self, status: u16, cancelled: bool) {
+        self.written = true;
+        let elapsed = self.started.elapsed();
+        if counted(self.endpoint) {
+            let state = &self.state;
+            let model = if self.outcome.model.is_empty() { state.default_model() } else { &self.outcome.model };
+            state.count(model, self.endpoint, status);
+            if cancelled {
+                state.metrics.cancelled.get_or_create(&Metrics::model(model)).inc();
+            }
+            state.metrics.latency.get_or_create(&Metrics::model(model)).observe(elapsed.as_secs_f64());
+        }
+        access_log(&self.method, &self.path, status, &self.outcome, elapsed, cancelled);
+    }
+}
+
+impl Drop for Record {
+    fn drop(&mut self) {
+        if !self.written {
+            self.write(CLIENT_CLOSED, true);
+        }
+    }
+}
+
+fn endpoint_of(path: &str) -> &'static str {
+    match path {
         "/v1/chat/completions" | "/chat/completions" => "chat",
         "/v1/responses" | "/responses" => "responses",
         "/v1/embeddings" | "/embeddings" => "embeddings",
@@ -196,29 +261,60 @@ pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Respons
         "/metrics" => "metrics",
         "/" | "/index.html" => "page",
         _ => "other",
+    }
+}
+
+/// The methods an endpoint answers (the `Allow` header).
+fn allowed_methods(endpoint: &str) -> Option<&'static str> {
+    match endpoint {
+        "chat" | "responses" | "embeddings" => Some("POST, OPTIONS"),
+        "models" | "health" | "metrics" | "page" => Some("GET, HEAD, OPTIONS"),
+        _ => None,
+    }
+}
+
+/// Routes one request. Never fails: every error is an answer. `check_host`: the server
+/// listens on a loopback address, so only loopback (or allowed) `Host`s are served.
+pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>, check_host: bool) -> Response<ResBody> {
+    let started = Instant::now();
+    let path = req.uri().path().to_owned();
+    let endpoint = endpoint_of(&path);
+    let origin = req.headers().get(ORIGIN).cloned();
+    let mut record = Record {
+        state: state.clone(),
+        method: req.method().clone(),
+        path,
+        endpoint,
+        started,
+        outcome: Outcome::default(),
+        written: false,
     };
-    let result = route(&state, req, endpoint, &method, &path, &mut outcome, started).await;
-    let res = match result {
+    let method = record.method.clone();
+    let path = record.path.clone();
+    let result = route(&state, req, endpoint, &method, &path, &mut record.outcome, started, check_host).await;
+    let mut res = match result {
         Ok(res) => res,
         Err(e) => {
+            let outcome = &mut record.outcome;
             outcome.error = Some(e.label);
             if !outcome.model.is_empty() || counted(endpoint) {
-                let model =
-                    if outcome.model.is_empty() { state.default_model().to_owned() } else { outcome.model.clone() };
-                state.count_error(&model, e.label);
+                let model = if outcome.model.is_empty() { state.default_model() } else { &outcome.model };
+                state.count_error(model, e.label);
             }
             error_response(&e)
         }
     };
+    if let Some(origin) = origin.filter(|o| state.cors_allows(o)) {
+        let headers = res.headers_mut();
+        headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        headers.append(VARY, HeaderValue::from_static("Origin"));
+    }
     let status = res.status().as_u16();
-    // A relayed stream logs and counts itself when it ends.
-    if !(outcome.stream && status == 200) {
-        if counted(endpoint) {
-            let model = if outcome.model.is_empty() { state.default_model() } else { &outcome.model };
-            state.count(model, endpoint, status);
-            state.metrics.latency.get_or_create(&Metrics::model(model)).observe(started.elapsed().as_secs_f64());
-        }
-        access_log(&method, &path, status, &outcome, started.elapsed(), false);
+    if record.outcome.stream && status == 200 {
+        // A relayed stream logs and counts itself when it ends.
+        record.written = true;
+    } else {
+        record.write(status, false);
     }
     res
 }
@@ -246,15 +342,113 @@ fn access_log(method: &Method, path: &str, status: u16, o: &Outcome, elapsed: Du
     );
 }
 
-async fn read_body(state: &State, req: Request<Incoming>) -> Result<Bytes, ApiError> {
-    let limit = state.config.limits.max_body_bytes;
-    match Limited::new(req.into_body(), limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(ApiError::too_large(limit)),
-        Err(e) => Err(ApiError::invalid_request(format!("could not read the request body: {e}"))),
+/// `application/json`, with or without parameters (`; charset=utf-8`).
+fn is_json(req: &Request<Incoming>) -> bool {
+    req.headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Reads a JSON body within the body timeout (and what is left of the request timeout).
+async fn read_body(state: &State, req: Request<Incoming>, started: Instant) -> Result<Bytes, ApiError> {
+    if !is_json(&req) {
+        return Err(ApiError::unsupported_media_type());
+    }
+    let limits = &state.config.limits;
+    let limit = limits.max_body_bytes;
+    let within = limits.body_timeout.min(limits.request_timeout);
+    match tokio::time::timeout_at(started + within, Limited::new(req.into_body(), limit).collect()).await {
+        Err(_) => Err(ApiError::body_timeout(within)),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(ApiError::too_large(limit)),
+        Ok(Err(e)) => Err(ApiError::invalid_request(format!("could not read the request body: {e}"))),
     }
 }
 
+/// The host name of a `Host` value, lower case, without port, brackets or a final dot.
+fn host_name(host: &str) -> String {
+    let host = host.trim().to_ascii_lowercase();
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or_default()
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host.as_str(),
+        }
+    };
+    name.trim_end_matches('.').to_owned()
+}
+
+fn is_loopback_name(name: &str) -> bool {
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+impl State {
+    /// On a loopback bind, the request's host must be a loopback name or address, or one
+    /// the user allowed: a page whose DNS name was rebound to 127.0.0.1 sends its own name.
+    fn check_host(&self, req: &Request<Incoming>) -> Result<(), ApiError> {
+        let given = match req.uri().authority() {
+            Some(authority) => Some(authority.as_str().to_owned()),
+            None => match req.headers().get(HOST) {
+                Some(v) => Some(v.to_str().map(str::to_owned).map_err(|_| ApiError::host_not_allowed("(not ASCII)"))?),
+                None => None,
+            },
+        };
+        // No Host at all (HTTP/1.0 tools): not a browser.
+        let Some(given) = given else { return Ok(()) };
+        let name = host_name(&given);
+        let allowed = &self.config.allowed_hosts;
+        if is_loopback_name(&name) || allowed.iter().any(|a| *a == name || a.eq_ignore_ascii_case(given.trim())) {
+            Ok(())
+        } else {
+            Err(ApiError::host_not_allowed(&given))
+        }
+    }
+
+    fn cors_allows(&self, origin: &HeaderValue) -> bool {
+        let Ok(origin) = origin.to_str() else { return false };
+        let origin = origin.trim_end_matches('/');
+        self.config.cors_origins.iter().any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
+    }
+
+    /// `/metrics` and the page need the key too, unless the user made them public.
+    fn authorised_for(&self, req: &Request<Incoming>, public: bool) -> Result<(), ApiError> {
+        if public || self.authorised(req) {
+            Ok(())
+        } else {
+            Err(ApiError::unauthorized())
+        }
+    }
+}
+
+/// `OPTIONS`: a CORS preflight from an allowed origin gets its grant; one from any other
+/// origin gets 403 without it; a plain `OPTIONS` gets `Allow`.
+fn options(state: &State, req: &Request<Incoming>, allow: &'static str) -> Result<Response<ResBody>, ApiError> {
+    let mut res = Response::new(full(Bytes::new()));
+    *res.status_mut() = StatusCode::NO_CONTENT;
+    res.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
+    let Some(origin) = req.headers().get(ORIGIN) else { return Ok(res) };
+    if !state.cors_allows(origin) {
+        return Err(ApiError::origin_not_allowed());
+    }
+    let headers = res.headers_mut();
+    headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+    headers.append(VARY, HeaderValue::from_static("Origin"));
+    headers.insert(ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(allow));
+    let asked = req.headers().get(ACCESS_CONTROL_REQUEST_HEADERS).cloned();
+    headers.insert(
+        ACCESS_CONTROL_ALLOW_HEADERS,
+        asked.unwrap_or_else(|| HeaderValue::from_static("authorization, content-type")),
+    );
+    headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    Ok(res)
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn route(
     state: &Arc<State>,
     req: Request<Incoming>,
@@ -263,18 +457,29 @@ async fn route(
     path: &str,
     outcome: &mut Outcome,
     started: Instant,
+    check_host: bool,
 ) -> Result<Response<ResBody>, ApiError> {
-    let expect =
-        |m: Method| if *method == m { Ok(()) } else { Err(ApiError::method_not_allowed(method.as_str(), path)) };
+    if check_host {
+        state.check_host(&req)?;
+    }
+    let Some(allow) = allowed_methods(endpoint) else { return Err(ApiError::not_found(path)) };
+    if *method == Method::OPTIONS {
+        return options(state, &req, allow);
+    }
+    let wrong = || ApiError::method_not_allowed(method.as_str(), path, allow);
+    let expect_get = || if *method == Method::GET || *method == Method::HEAD { Ok(()) } else { Err(wrong()) };
+    let expect_post = || if *method == Method::POST { Ok(()) } else { Err(wrong()) };
     match endpoint {
         "page" => {
-            expect(Method::GET)?;
+            expect_get()?;
+            state.authorised_for(&req, state.config.public_page)?;
             let mut res = Response::new(full(PAGE));
             res.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
             Ok(res)
         }
         "metrics" => {
-            expect(Method::GET)?;
+            expect_get()?;
+            state.authorised_for(&req, state.config.public_metrics)?;
             let mut res = Response::new(full(state.metrics.render()));
             res.headers_mut().insert(
                 CONTENT_TYPE,
@@ -283,38 +488,76 @@ async fn route(
             Ok(res)
         }
         "health" => {
-            expect(Method::GET)?;
-            let ready =
-                tokio::time::timeout(Duration::from_secs(5), state.backend().health_check()).await.unwrap_or(false);
-            let body =
-                serde_json::json!({"status": if ready { "ok" } else { "unavailable" }, "model": state.default_model()});
-            Ok(json_response(if ready { 200 } else { 503 }, &body))
+            expect_get()?;
+            Ok(health(state).await)
         }
-        "models" | "chat" | "responses" | "embeddings" => {
-            if !state.authorised(&req) {
-                return Err(ApiError::unauthorized());
-            }
+        _ => {
+            state.authorised_for(&req, false)?;
             match endpoint {
                 "models" => {
-                    expect(Method::GET)?;
+                    expect_get()?;
                     Ok(json_response(200, &models(&state.config.models, state.created)))
                 }
                 "chat" => {
-                    expect(Method::POST)?;
+                    expect_post()?;
                     chat(state, req, outcome, started).await
                 }
                 "responses" => {
-                    expect(Method::POST)?;
+                    expect_post()?;
                     responses(state, req, outcome, started).await
                 }
                 _ => {
-                    expect(Method::POST)?;
-                    embed(state, req, outcome).await
+                    expect_post()?;
+                    embed(state, req, outcome, started).await
                 }
             }
         }
-        _ => Err(ApiError::not_found(path)),
     }
+}
+
+fn breaker_name(state: BreakerState) -> (&'static str, u32) {
+    match state {
+        BreakerState::Closed(failures) => ("closed", failures),
+        BreakerState::Open => ("open", 0),
+        BreakerState::HalfOpen => ("half_open", 0),
+    }
+}
+
+/// `/health`: 200 `ok` when the backend answers; for a pool, each endpoint (its probe and
+/// its circuit breaker), `degraded` while some fail, and 503 `unavailable` when none is
+/// healthy.
+async fn health(state: &State) -> Response<ResBody> {
+    let probe_within = Duration::from_secs(5);
+    let model = state.default_model();
+    let Some(pool) = &state.config.pool else {
+        let ready = tokio::time::timeout(probe_within, state.backend().health_check()).await.unwrap_or(false);
+        let body = serde_json::json!({"status": if ready { "ok" } else { "unavailable" }, "model": model});
+        return json_response(if ready { 200 } else { 503 }, &body);
+    };
+    let breakers = pool.breaker_states();
+    let probes = tokio::time::timeout(probe_within, pool.endpoint_health_checks())
+        .await
+        .unwrap_or_else(|_| vec![false; breakers.len()]);
+    let mut healthy = 0;
+    let mut all_well = true;
+    let upstreams: Vec<Value> = breakers
+        .iter()
+        .zip(&probes)
+        .map(|(&breaker, &answers)| {
+            let ok = answers && breaker != BreakerState::Open;
+            healthy += usize::from(ok);
+            let (name, failures) = breaker_name(breaker);
+            all_well &= ok && failures == 0;
+            serde_json::json!({"healthy": ok, "answers": answers, "breaker": name, "recent_failures": failures})
+        })
+        .collect();
+    let status = match (healthy, all_well) {
+        (0, _) => "unavailable",
+        (_, true) => "ok",
+        _ => "degraded",
+    };
+    let body = serde_json::json!({"status": status, "model": model, "upstreams": upstreams});
+    json_response(if healthy == 0 { 503 } else { 200 }, &body)
 }
 
 async fn chat(
@@ -323,13 +566,13 @@ async fn chat(
     outcome: &mut Outcome,
     started: Instant,
 ) -> Result<Response<ResBody>, ApiError> {
-    let body = read_body(state, req).await?;
+    let body = read_body(state, req, started).await?;
     let request = parse_chat(&body)?;
     drop(body);
     outcome.stream = request.stream;
     outcome.model = state.check_model(request.model.as_deref())?;
     if !request.stream {
-        let answer = complete_whole(state, &request.messages, &request.options, outcome).await?;
+        let answer = complete_whole(state, &request.messages, &request.options, outcome, started).await?;
         let id = answer.id.clone().filter(|i| !i.is_empty()).unwrap_or_else(completion_id);
         return Ok(json_response(200, &completion(&answer, &id, &outcome.model, now_secs())));
     }
@@ -347,15 +590,13 @@ async fn relay(
     started: Instant,
     writer: StreamWriter,
 ) -> Result<Response<ResBody>, ApiError> {
-    let timeout = state.config.limits.request_timeout;
     let backend = state.backend().clone();
-    let (slot, stream) = tokio::time::timeout(timeout, async {
+    let (slot, stream) = answer_within(state, started, async {
         let slot = admit(state).await?;
         let stream = backend.stream(messages, options).await.map_err(|e| upstream_error(&e))?;
         Ok::<_, ApiError>((slot, stream))
     })
-    .await
-    .map_err(|_| ApiError::timeout(timeout))??;
+    .await?;
     let ttft = started.elapsed();
     outcome.ttft = Some(ttft);
     state.metrics.ttft.get_or_create(&Metrics::model(&outcome.model)).observe(ttft.as_secs_f64());
@@ -366,6 +607,7 @@ async fn relay(
         state: state.clone(),
         _slot: slot,
         started,
+        cut: Box::pin(state.cut()),
         outcome: std::mem::take(outcome),
         done: false,
         finished: false,
@@ -389,7 +631,7 @@ async fn responses(
     outcome: &mut Outcome,
     started: Instant,
 ) -> Result<Response<ResBody>, ApiError> {
-    let body = read_body(state, req).await?;
+    let body = read_body(state, req, started).await?;
     let request = parse_responses(&body)?;
     drop(body);
     outcome.stream = request.stream;
@@ -398,9 +640,23 @@ async fn responses(
         let writer = StreamWriter::Responses(Box::new(ResponsesWriter::new(outcome.model.clone(), request.echo)));
         return relay(state, &request.messages, &request.options, outcome, started, writer).await;
     }
-    let answer = complete_whole(state, &request.messages, &request.options, outcome).await?;
+    let answer = complete_whole(state, &request.messages, &request.options, outcome, started).await?;
     let id = answer.id.clone().filter(|i| i.starts_with("resp_")).unwrap_or_else(|| new_id("resp"));
     Ok(json_response(200, &response_object(&answer, &id, &outcome.model, now_secs(), &request.echo)))
+}
+
+/// `answer` within the request timeout (counted from the request's head), unless the grace
+/// period after a shutdown ends first.
+async fn answer_within<T>(
+    state: &State,
+    started: Instant,
+    answer: impl Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    let timeout = state.config.limits.request_timeout;
+    tokio::select! {
+        answer = tokio::time::timeout_at(state.deadline(started), answer) => answer.map_err(|_| ApiError::timeout(timeout))?,
+        () = state.cut() => Err(ApiError::shutting_down()),
+    }
 }
 
 /// A whole answer from the backend (chat and Responses alike): a slot in the queue, the
@@ -410,15 +666,14 @@ async fn complete_whole(
     messages: &[Message],
     options: &RequestOptions,
     outcome: &mut Outcome,
+    started: Instant,
 ) -> Result<ModelResponse, ApiError> {
-    let timeout = state.config.limits.request_timeout;
     let backend = state.backend().clone();
-    let answer = tokio::time::timeout(timeout, async {
+    let answer = answer_within(state, started, async {
         let _slot = admit(state).await?;
         backend.complete(messages, options).await.map_err(|e| upstream_error(&e))
     })
-    .await
-    .map_err(|_| ApiError::timeout(timeout))??;
+    .await?;
     state.count_usage(&outcome.model, answer.usage.as_ref());
     outcome.usage = answer.usage;
     Ok(answer)
@@ -433,8 +688,9 @@ async fn embed(
     state: &Arc<State>,
     req: Request<Incoming>,
     outcome: &mut Outcome,
+    started: Instant,
 ) -> Result<Response<ResBody>, ApiError> {
-    let body = read_body(state, req).await?;
+    let body = read_body(state, req, started).await?;
     let request = parse_embeddings(&body)?;
     outcome.model = state.check_model(request.model.as_deref())?;
     let backend = state.backend().clone();
@@ -443,13 +699,11 @@ async fn embed(
             .with_code("unsupported")
             .with_label("unsupported"));
     };
-    let timeout = state.config.limits.request_timeout;
-    let result = tokio::time::timeout(timeout, async {
+    let result = answer_within(state, started, async {
         let _slot = admit(state).await?;
         embedder.embed(&request.inputs, &request.options).await.map_err(|e| upstream_error(&e))
     })
-    .await
-    .map_err(|_| ApiError::timeout(timeout))??;
+    .await?;
     if let Some(u) = &result.usage {
         state.metrics.prompt_tokens.get_or_create(&Metrics::model(&outcome.model)).inc_by(u.input_tokens);
     }
@@ -466,6 +720,8 @@ struct SseRelay {
     state: Arc<State>,
     _slot: Slot,
     started: Instant,
+    /// The end of the grace period after a shutdown: the stream ends with an error event.
+    cut: Pin<Box<dyn Future<Output = ()> + Send>>,
     outcome: Outcome,
     /// The backend's stream ended (final chunk or error).
     done: bool,
@@ -562,6 +818,15 @@ impl Body for SseRelay {
                 let bytes = Bytes::from(std::mem::take(&mut this.pending));
                 return Poll::Ready(Some(Ok(Frame::data(bytes))));
             }
+            if this.cut.as_mut().poll(cx).is_ready() {
+                this.done = true;
+                let api = ApiError::shutting_down();
+                this.outcome.error = Some(api.label);
+                for event in this.writer.error(&api) {
+                    this.writer.push_event(&mut this.pending, &event);
+                }
+                continue;
+            }
             match this.stream.as_mut().poll_next(cx) {
                 Poll::Pending => {
                     if this.pending.is_empty() {
@@ -633,6 +898,26 @@ impl Drop for SseRelay {
     }
 }
 
+/// One open connection: its place under the connection limit, and the gauge.
+struct OpenConnection {
+    gauge: prometheus_client::metrics::gauge::Gauge<i64, std::sync::atomic::AtomicI64>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl OpenConnection {
+    fn new(state: &State, permit: OwnedSemaphorePermit) -> OpenConnection {
+        let gauge = state.metrics.connections.clone();
+        gauge.inc();
+        OpenConnection { gauge, _permit: permit }
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}
+
 /// A server for `config`, ready to [`serve`](Server::serve) on a listener.
 ///
 /// ```no_run
@@ -657,14 +942,40 @@ impl Server {
         Server { state: Arc::new(State::new(config)) }
     }
 
+    /// The metrics in the Prometheus text format, as `GET /metrics` serves them (a clone of
+    /// the server reads them while it serves and after it stopped).
+    pub fn metrics(&self) -> String {
+        self.state.metrics.render()
+    }
+
     /// Accepts connections on `listener` until `shutdown` completes; then stops accepting and
     /// lets requests in flight finish for the grace period ([`Limits::grace_period`](crate::Limits::grace_period)).
+    /// Answers still running then end (a stream with an error event) and their connections
+    /// close.
+    ///
+    /// At most [`Limits::max_connections`](crate::Limits::max_connections) connections are
+    /// open at once; each has [`Limits::body_timeout`](crate::Limits::body_timeout) to send
+    /// a request's head and body. On a loopback address only loopback `Host`s (and those
+    /// allowed with [`ServeConfig::allowed_host`](crate::ServeConfig::allowed_host)) are served.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+        let limits = self.state.config.limits;
+        let check_host = listener.local_addr().map(|a| a.ip().is_loopback()).unwrap_or(true);
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let mut builder = hyper::server::conn::http1::Builder::new();
-        builder.timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
+        builder.timer(TokioTimer::new()).header_read_timeout(limits.body_timeout.min(limits.request_timeout));
+        let connections = Arc::new(Semaphore::new(limits.max_connections));
+        let mut tasks = JoinSet::new();
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
+            while tasks.try_join_next().is_some() {}
+            // Past the bound, wait for a connection to close (new ones wait in the backlog).
+            let permit = tokio::select! {
+                permit = connections.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+                () = &mut shutdown => break,
+            };
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
                 () = &mut shutdown => break,
@@ -682,23 +993,35 @@ impl Server {
             let state = self.state.clone();
             let service = hyper::service::service_fn(move |req| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(handle(state, req).await) }
+                async move { Ok::<_, Infallible>(handle(state, req, check_host).await) }
             });
             let conn = builder.serve_connection(TokioIo::new(stream), service);
             let conn = graceful.watch(conn);
-            tokio::spawn(async move {
+            let open = OpenConnection::new(&self.state, permit);
+            tasks.spawn(async move {
+                let _open = open;
                 if let Err(e) = conn.await {
                     tracing::debug!(target: "mamba_serve", error = %e, "connection ended with an error");
                 }
             });
         }
         drop(listener);
-        let grace = self.state.config.limits.grace;
+        let grace = limits.grace;
         tracing::info!(target: "mamba_serve", grace_s = grace.as_secs_f64(), "shutting down: finishing requests in flight");
+        let mut closed = std::pin::pin!(graceful.shutdown());
         tokio::select! {
-            () = graceful.shutdown() => tracing::info!(target: "mamba_serve", "all connections closed"),
-            () = tokio::time::sleep(grace) => tracing::warn!(target: "mamba_serve", "grace period over; closing the remaining connections"),
+            () = &mut closed => tracing::info!(target: "mamba_serve", "all connections closed"),
+            () = tokio::time::sleep(grace) => {
+                tracing::warn!(target: "mamba_serve", "grace period over; ending the answers still running");
+                self.state.cut.send_replace(true);
+                // Their error events go out; then whatever is left is closed.
+                if tokio::time::timeout(Duration::from_secs(1), &mut closed).await.is_err() {
+                    tracing::warn!(target: "mamba_serve", connections = tasks.len(), "closing the remaining connections");
+                }
+            }
         }
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
         Ok(())
     }
 }

@@ -27,6 +27,8 @@ pub fn upstream(mock: &MockServer, model: &str) -> Arc<dyn ModelBackend> {
 /// A running gateway.
 pub struct Gateway {
     pub addr: std::net::SocketAddr,
+    /// A clone of the running server (its metrics).
+    pub server: Server,
     stop: Option<oneshot::Sender<()>>,
     pub done: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -36,10 +38,11 @@ impl Gateway {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();
-        let done = tokio::spawn(Server::new(config).serve(listener, async move {
+        let server = Server::new(config);
+        let done = tokio::spawn(server.clone().serve(listener, async move {
             let _ = stopped.await;
         }));
-        Gateway { addr, stop: Some(stop), done }
+        Gateway { addr, server, stop: Some(stop), done }
     }
 
     pub fn url(&self) -> String {
@@ -99,8 +102,10 @@ impl Answer {
 }
 
 fn request_bytes(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
-    let mut out =
-        format!("{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\ncontent-length: {}\r\n", body.len());
+    let mut out = format!(
+        "{method} {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         out.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -142,7 +147,17 @@ pub async fn open(addr: std::net::SocketAddr, path: &str, body: &Value) -> TcpSt
     stream
 }
 
-fn parse(raw: &[u8]) -> Answer {
+/// Sends raw bytes (a request written by hand) and reads the whole answer.
+pub async fn send_raw(addr: std::net::SocketAddr, bytes: &[u8]) -> Answer {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(bytes).await.expect("write");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.expect("read");
+    parse(&raw)
+}
+
+/// Parses a raw answer (head and body).
+pub fn parse(raw: &[u8]) -> Answer {
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
