@@ -255,6 +255,9 @@ pub(crate) fn from_response(status: u16, headers: &HeaderMap, body: &[u8], now: 
         Ok(code) => code.canonical_reason().unwrap_or("no message").to_owned(),
         Err(_) => "no message".to_owned(),
     });
+    // A server may reflect what it was sent (an `Authorization: Basic …` header, a key in
+    // the URL): the message and body are kept without anything that looks like a secret.
+    let message = crate::redact::redact_text(&message).into_owned();
     let mut error =
         Error::new(kind, message).with_status(status).with_retry_after(retry_after).with_code(info.code_or_type());
     // 409 and 408 are retryable by policy even though their kinds are shared with others.
@@ -262,7 +265,7 @@ pub(crate) fn from_response(status: u16, headers: &HeaderMap, body: &[u8], now: 
         error = error.with_retryable(true);
     }
     if !body.is_empty() {
-        error = error.with_body(truncate(&String::from_utf8_lossy(body), MAX_BODY));
+        error = error.with_body(crate::redact::redact_text(truncate(&String::from_utf8_lossy(body), MAX_BODY)));
     }
     let request_id = ["x-request-id", "request-id"].iter().find_map(|name| headers.get(*name)?.to_str().ok());
     if let Some(id) = request_id.filter(|id| !id.is_empty()) {
@@ -276,7 +279,10 @@ pub(crate) fn from_stream_frame(value: &Value) -> Error {
     let info = parse_error_value(value);
     let kind = classify(None, &info);
     let message = info.best_message().unwrap_or_else(|| "the server reported an error in the stream".to_owned());
-    let mut error = Error::new(kind, message).with_code(info.code_or_type()).with_body(value.to_string());
+    let message = crate::redact::redact_text(&message).into_owned();
+    let body = value.to_string();
+    let mut error =
+        Error::new(kind, message).with_code(info.code_or_type()).with_body(crate::redact::redact_text(&body));
     if let Some(status) = info.status {
         error = error.with_status(status);
     }
@@ -366,6 +372,23 @@ mod tests {
 
     fn message(status: u16, body: &str) -> String {
         from_response(status, &HeaderMap::new(), body.as_bytes(), SystemTime::now()).message().to_owned()
+    }
+
+    /// An upstream that reflects the request's `Authorization: Basic …` (or a key) in its
+    /// error body does not get it into the error's message or body.
+    #[test]
+    fn reflected_credentials_are_redacted() {
+        let body = r#"{"error":{"message":"denied for Authorization: Basic Ym9iOnMzY3JldA==","headers":{"authorization":"Bearer sk-live-Abc123XYZ"}}}"#;
+        let e = from_response(401, &HeaderMap::new(), body.as_bytes(), SystemTime::now());
+        assert_eq!(e.kind(), ErrorKind::Authentication);
+        for shown in [e.to_string(), format!("{e:?}"), e.response_body().unwrap().to_owned()] {
+            assert!(!shown.contains("Ym9iOnMzY3JldA=="), "{shown}");
+            assert!(!shown.contains("sk-live-Abc123XYZ"), "{shown}");
+        }
+        assert!(e.message().contains("Basic [REDACTED]"), "{}", e.message());
+        let frame: Value = serde_json::from_str(r#"{"error":{"message":"echo: Bearer sk-live-Abc123XYZ"}}"#).unwrap();
+        let e = from_stream_frame(&frame);
+        assert!(!e.to_string().contains("sk-live-Abc123XYZ") && !e.response_body().unwrap().contains("Abc123"), "{e}");
     }
 
     #[test]

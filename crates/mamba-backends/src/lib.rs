@@ -91,6 +91,7 @@ mod pool;
 mod preset;
 mod profile;
 mod raw;
+pub mod redact;
 mod retry;
 mod sse;
 mod stream;

@@ -149,6 +149,10 @@ pub(crate) struct ChatArgs {
     /// the built-in model answers].
     #[arg(long, value_name = "PATH", conflicts_with_all = ["base_url", "preset"])]
     pub(crate) model_file: Option<PathBuf>,
+    /// Largest prompt read from stdin, and longest line of a conversation on stdin, in bytes
+    /// (default 20 MiB). Input over it is an error, not read whole first.
+    #[arg(long, value_name = "N", default_value_t = crate::input::DEFAULT_MAX_INPUT_BYTES)]
+    pub(crate) max_input_bytes: u64,
     #[command(flatten)]
     pub(crate) daily: crate::daily::DailyArgs,
 }
@@ -159,9 +163,13 @@ pub(crate) struct EmbedArgs {
     pub(crate) texts: Vec<String>,
     #[command(flatten)]
     pub(crate) conn: ConnArgs,
-    /// Read the inputs from this file, one per line (blank lines are skipped).
+    /// Read the inputs from this file, one per line (blank lines are skipped). The file is
+    /// read and sent in batches as the results are written, so it can be of any size.
     #[arg(long, value_name = "FILE")]
     pub(crate) file: Option<PathBuf>,
+    /// Longest input line of --file or stdin, in bytes (default 20 MiB).
+    #[arg(long, value_name = "N", default_value_t = crate::input::DEFAULT_MAX_INPUT_BYTES)]
+    pub(crate) max_input_bytes: u64,
     /// Ask for vectors of N dimensions (models and servers that support it).
     #[arg(long, value_name = "N")]
     pub(crate) dimensions: Option<u32>,
@@ -208,6 +216,12 @@ pub(crate) struct MockArgs {
     /// Require this API key.
     #[arg(long, value_name = "KEY")]
     pub(crate) api_key: Option<String>,
+    /// How many of the newest requests the mock keeps in memory (older ones are forgotten).
+    #[arg(long, value_name = "N", default_value_t = mamba_mock::DEFAULT_KEPT_REQUESTS)]
+    pub(crate) keep_requests: usize,
+    /// Keep every request received (memory grows with every request body).
+    #[arg(long, conflicts_with = "keep_requests")]
+    pub(crate) keep_all_requests: bool,
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! `mamba-llm chat`.
 
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 
 use futures_util::StreamExt;
 use std::time::Instant;
@@ -10,7 +10,6 @@ use mamba_backends::{
     ToolDefinition,
 };
 use serde_json::Value;
-use tokio::io::AsyncBufReadExt;
 
 use crate::args::ChatArgs;
 use crate::connect::{find_server, Found, Source};
@@ -91,10 +90,8 @@ pub(crate) async fn run(mut args: ChatArgs) -> Result<(), CliError> {
         Some(prompt) => Some(prompt.clone()),
         None if stdin_is_tty || args.interactive || !prepared.needs_input() => None,
         None => {
-            let mut text = String::new();
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .map_err(|e| CliError::Usage(format!("cannot read stdin: {e}")))?;
+            // Within --max-input-bytes: a huge stdin fails once the limit is read.
+            let text = crate::input::read_capped(std::io::stdin().lock(), args.max_input_bytes, "stdin")?;
             let text = text.trim().to_owned();
             if text.is_empty() {
                 return Err(CliError::Usage("no prompt: give one as an argument or on stdin".into()));
@@ -202,11 +199,11 @@ async fn choose(args: &ChatArgs) -> Result<Chosen, CliError> {
             if let Source::Local(name) = &conn.source {
                 note(&format!(
                     "mamba-llm: using {name} at {} (model {})",
-                    conn.backend.base_url(),
+                    daily::safe_url(conn.backend.base_url()),
                     conn.backend.model()
                 ));
             }
-            let label = format!("{} at {}", conn.backend.model(), conn.backend.base_url());
+            let label = format!("{} at {}", conn.backend.model(), daily::safe_url(conn.backend.base_url()));
             let endpoint = conn.endpoint.clone().unwrap_or_else(|| daily::safe_url(conn.backend.base_url()));
             Ok(Chosen { backend: Box::new(conn.backend), label, endpoint })
         }
@@ -276,7 +273,7 @@ fn record_turn(history: &mut Vec<Message>, response: &ModelResponse) {
 async fn repl(label: &str, mut history: Vec<Message>, turn: &mut Turn<'_>) -> Result<(), CliError> {
     note(&format!("mamba-llm: chatting with {label}. /reset starts over, /exit or Ctrl-D quits."));
     let system: Vec<Message> = history.iter().filter(|m| m.role == Role::System).cloned().collect();
-    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
     loop {
         {
             use std::io::Write;
@@ -284,9 +281,17 @@ async fn repl(label: &str, mut history: Vec<Message>, turn: &mut Turn<'_>) -> Re
             let _ = write!(err, "> ");
             let _ = err.flush();
         }
-        let Ok(Some(input)) = lines.next_line().await else {
-            note("");
-            return Ok(());
+        let input = match crate::input::next_line_capped(&mut stdin, turn.args.max_input_bytes).await {
+            Some(Ok(input)) => input,
+            // A line over the limit (or not text) was skipped; the conversation goes on.
+            Some(Err(e)) => {
+                crate::output::report(&e, turn.args.conn.json);
+                continue;
+            }
+            None => {
+                note("");
+                return Ok(());
+            }
         };
         let input = input.trim();
         match input {

@@ -185,7 +185,10 @@ pub(crate) async fn mock(args: MockArgs) -> Result<(), CliError> {
         Some(path) => Script::from_file(path).map_err(|e| CliError::Usage(e.to_string()))?,
         None => Script::new(),
     };
-    let mut builder = MockServer::builder().port(args.port).script(script);
+    let mut builder = MockServer::builder().port(args.port).script(script).keep_requests(args.keep_requests);
+    if args.keep_all_requests {
+        builder = builder.keep_all_requests();
+    }
     if let Some(key) = &args.api_key {
         builder = builder.api_key(key);
     }
@@ -196,6 +199,6 @@ pub(crate) async fn mock(args: MockArgs) -> Result<(), CliError> {
     line(&format!("mamba-mock listening on {}", server.base_url()))?;
     note("mamba-llm: press Ctrl-C to stop");
     let _ = tokio::signal::ctrl_c().await;
-    note(&format!("mamba-llm: mock stopped after {} requests", server.requests().len()));
+    note(&format!("mamba-llm: mock stopped after {} requests", server.request_count()));
     Ok(())
 }

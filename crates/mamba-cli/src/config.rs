@@ -191,14 +191,20 @@ impl Config {
         self.log.unwrap_or(true)
     }
 
-    /// The config with header values that look secret replaced, for `config show`.
+    /// The config with secrets replaced, for `config show`: header values whose name says
+    /// they are credentials or whose value looks like one whatever the name (`Bearer …`,
+    /// `sk-…`, a long random token), and the credentials in base URLs (`user:password@`,
+    /// `?api_key=…`).
     pub(crate) fn redacted(&self) -> Config {
         let mut config = self.clone();
         for endpoint in config.endpoints.values_mut() {
             for (name, value) in endpoint.headers.iter_mut() {
-                if is_secret_header(name) {
+                if is_secret_header(name) || mamba_backends::redact::looks_like_secret(value) {
                     *value = "<redacted>".to_owned();
                 }
+            }
+            if let Some(url) = &mut endpoint.base_url {
+                *url = mamba_backends::redact::redact_url(url);
             }
         }
         config
@@ -208,7 +214,9 @@ impl Config {
 /// Header names whose values are credentials.
 pub(crate) fn is_secret_header(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
-    ["authorization", "key", "token", "secret", "cookie", "password"].iter().any(|w| name.contains(w))
+    ["authorization", "key", "token", "secret", "cookie", "password", "auth", "credential", "signature"]
+        .iter()
+        .any(|w| name.contains(w))
 }
 
 /// The config file, read and parsed once (none: the built-in defaults).
@@ -311,6 +319,25 @@ endpoint = "work"
         let shown = toml::to_string(&config.redacted()).expect("serialises");
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(shown.contains("X-Team"));
+    }
+
+    /// `config show` hides a value that looks like a credential whatever its header's name,
+    /// and the credentials of base URLs; other values stay.
+    #[test]
+    fn secrets_are_hidden_by_value_too() {
+        let text = r#"
+[endpoints.w]
+base_url = "https://bob:pw-url-1@gw.example/v1?api_key=sk-query-1&api-version=2024"
+headers = { "X-Custom" = "Bearer sk-custom-1", "X-Other" = "sk-proj-Abc123Def456", "X-Sig" = "Basic Ym9iOnB3", "X-Team" = "team-a", "User-Agent" = "mine/1.0" }
+"#;
+        let config = parse(Path::new("c.toml"), text).expect("parses");
+        let shown = toml::to_string(&config.redacted()).expect("serialises");
+        for secret in ["sk-custom-1", "sk-proj-Abc123Def456", "Ym9iOnB3", "pw-url-1", "sk-query-1"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        for kept in ["team-a", "mine/1.0", "gw.example/v1", "api-version=2024"] {
+            assert!(shown.contains(kept), "{kept} not in {shown}");
+        }
     }
 
     #[test]

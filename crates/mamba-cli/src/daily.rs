@@ -216,19 +216,9 @@ impl Recorder {
     }
 }
 
-/// A URL without its `user:password@` part, for the log.
+/// A URL without its credentials (`user:password@`, `?api_key=…` and the like), for the log.
 pub(crate) fn safe_url(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = match rest.find('/') {
-                Some(at) => rest.split_at(at),
-                None => (rest, ""),
-            };
-            let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
-            format!("{scheme}://{host}{path}")
-        }
-        None => url.to_owned(),
-    }
+    mamba_backends::redact::redact_url(url)
 }
 
 #[cfg(test)]
@@ -237,7 +227,11 @@ mod tests {
 
     #[test]
     fn urls_lose_their_credentials() {
-        assert_eq!(safe_url("https://u:p@host:1/v1?x=1"), "https://host:1/v1?x=1");
+        assert_eq!(safe_url("https://u:p@host:1/v1?x=1"), "https://[REDACTED]@host:1/v1?x=1");
+        assert_eq!(
+            safe_url("https://host/v1?api_key=k&token=t&x=1"),
+            "https://host/v1?api_key=[REDACTED]&token=[REDACTED]&x=1"
+        );
         assert_eq!(safe_url("http://127.0.0.1:8080/v1"), "http://127.0.0.1:8080/v1");
         assert_eq!(safe_url("http://host"), "http://host");
     }

@@ -1,42 +1,72 @@
 //! `embed`: vectors for texts given as arguments, in a file or on stdin (one per line).
 
-use std::io::{self, BufWriter, IsTerminal, Read, Write};
+use std::io::{self, BufRead, BufWriter, IsTerminal, Write};
 
-use mamba_backends::{Embedder, EmbeddingInput, EmbeddingOptions, Embeddings, ModelBackend, Preset};
+use mamba_backends::{Embedder, EmbeddingInput, EmbeddingOptions, Embeddings, ModelBackend, Preset, Usage};
 use serde::Serialize;
 
 use crate::args::EmbedArgs;
 use crate::connect::{connect, Source};
+use crate::input::CappedLines;
 use crate::output::{note, CliError};
 
-/// The inputs: the arguments, else the lines of `--file` or stdin (blank lines skipped).
-fn inputs(args: &EmbedArgs) -> Result<Vec<String>, CliError> {
-    if !args.texts.is_empty() {
-        if args.file.is_some() {
-            return Err(CliError::Usage("give texts as arguments or with --file, not both".into()));
+/// Inputs sent per call to the backend (which may split them further): the file is read,
+/// sent and written this many lines (or [`BATCH_BYTES`]) at a time, so memory stays flat
+/// whatever the input's size.
+const BATCH_INPUTS: usize = 1024;
+/// Text read per batch, at most (one longer line is a batch of its own).
+const BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+/// Where the inputs come from: the arguments, else the lines of `--file` or stdin (blank
+/// lines skipped), read a batch at a time.
+enum Inputs {
+    Args(Option<Vec<String>>),
+    Lines(CappedLines<Box<dyn BufRead + Send>>),
+}
+
+impl Inputs {
+    fn open(args: &EmbedArgs) -> Result<Inputs, CliError> {
+        if !args.texts.is_empty() {
+            if args.file.is_some() {
+                return Err(CliError::Usage("give texts as arguments or with --file, not both".into()));
+            }
+            return Ok(Inputs::Args(Some(args.texts.clone())));
         }
-        return Ok(args.texts.clone());
+        let (reader, what): (Box<dyn BufRead + Send>, String) = match &args.file {
+            Some(path) => {
+                let file = std::fs::File::open(path)
+                    .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
+                (Box::new(io::BufReader::with_capacity(1 << 16, file)), path.display().to_string())
+            }
+            None if io::stdin().is_terminal() => {
+                return Err(CliError::Usage(
+                    "nothing to embed: give texts as arguments, --file FILE, or lines on stdin".into(),
+                ))
+            }
+            None => (Box::new(io::BufReader::with_capacity(1 << 16, io::stdin())), "stdin".to_owned()),
+        };
+        Ok(Inputs::Lines(CappedLines::new(reader, args.max_input_bytes, what)))
     }
-    let text = match &args.file {
-        Some(path) => std::fs::read_to_string(path)
-            .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?,
-        None if io::stdin().is_terminal() => {
-            return Err(CliError::Usage(
-                "nothing to embed: give texts as arguments, --file FILE, or lines on stdin".into(),
-            ))
+
+    /// The next batch of inputs; empty at the end.
+    fn next_batch(&mut self) -> Result<Vec<String>, CliError> {
+        match self {
+            Inputs::Args(texts) => Ok(texts.take().unwrap_or_default()),
+            Inputs::Lines(lines) => {
+                let mut batch = Vec::new();
+                let mut bytes = 0;
+                while batch.len() < BATCH_INPUTS && bytes < BATCH_BYTES {
+                    let Some(line) = lines.next_line()? else { break };
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    bytes += line.len();
+                    batch.push(line);
+                }
+                Ok(batch)
+            }
         }
-        None => {
-            let mut text = String::new();
-            io::stdin().read_to_string(&mut text).map_err(|e| CliError::Usage(format!("cannot read stdin: {e}")))?;
-            text
-        }
-    };
-    let lines: Vec<String> =
-        text.lines().map(|l| l.trim_end_matches('\r')).filter(|l| !l.trim().is_empty()).map(str::to_owned).collect();
-    if lines.is_empty() {
-        return Err(CliError::Usage("nothing to embed: the input has no non-blank line".into()));
     }
-    Ok(lines)
 }
 
 #[derive(Serialize)]
@@ -51,40 +81,92 @@ struct UsageOut {
     total_tokens: u64,
 }
 
+/// The fields of the `--json` document after its data.
 #[derive(Serialize)]
-struct Whole<'a> {
+struct Tail<'a> {
     model: Option<&'a str>,
     usage: Option<UsageOut>,
-    data: Vec<Item<'a>>,
 }
 
-fn write(out: &Embeddings, whole: bool) -> Result<(), CliError> {
-    let mut w = BufWriter::with_capacity(1 << 16, io::stdout().lock());
-    let items = out.vectors.iter().enumerate().map(|(index, v)| Item { index, embedding: v });
-    let json_error = |e: serde_json::Error| match e.io_error_kind() {
+/// Writes the vectors as they come, batch by batch: JSON lines, or (`--json`) one document
+/// `{"data": [...], "model": ..., "usage": ...}` whose end is written after the last batch.
+struct Writer<W: Write> {
+    w: W,
+    whole: bool,
+    written: usize,
+    model: Option<String>,
+    usage: Option<Usage>,
+}
+
+fn json_error(e: serde_json::Error) -> CliError {
+    match e.io_error_kind() {
         Some(kind) => CliError::from(io::Error::from(kind)),
         None => CliError::Output(format!("could not write the output: {e}")),
-    };
-    if whole {
-        let doc = Whole {
-            model: out.model.as_deref(),
-            usage: out.usage.map(|u| UsageOut { input_tokens: u.input_tokens, total_tokens: u.total_tokens }),
-            data: items.collect(),
-        };
-        serde_json::to_writer(&mut w, &doc).map_err(json_error)?;
-        writeln!(w)?;
-    } else {
-        for item in items {
-            serde_json::to_writer(&mut w, &item).map_err(json_error)?;
-            writeln!(w)?;
-        }
     }
-    w.flush()?;
-    Ok(())
+}
+
+impl<W: Write> Writer<W> {
+    fn new(w: W, whole: bool) -> Self {
+        Writer { w, whole, written: 0, model: None, usage: None }
+    }
+
+    fn batch(&mut self, out: &Embeddings) -> Result<(), CliError> {
+        if self.model.is_none() {
+            self.model.clone_from(&out.model);
+        }
+        self.usage = add_usage(self.usage, out.usage);
+        for embedding in &out.vectors {
+            let item = Item { index: self.written, embedding };
+            if self.whole {
+                self.w.write_all(if self.written == 0 { b"{\"data\":[" } else { b"," })?;
+                serde_json::to_writer(&mut self.w, &item).map_err(json_error)?;
+            } else {
+                serde_json::to_writer(&mut self.w, &item).map_err(json_error)?;
+                writeln!(self.w)?;
+            }
+            self.written += 1;
+        }
+        self.w.flush()?;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<(), CliError> {
+        if self.whole {
+            if self.written == 0 {
+                self.w.write_all(b"{\"data\":[")?;
+            }
+            let tail = Tail {
+                model: self.model.as_deref(),
+                usage: self.usage.map(|u| UsageOut { input_tokens: u.input_tokens, total_tokens: u.total_tokens }),
+            };
+            let tail = serde_json::to_string(&tail).map_err(json_error)?;
+            // `],` and the tail object's fields without its opening brace.
+            write!(self.w, "],{}", tail.strip_prefix('{').unwrap_or(&tail))?;
+            writeln!(self.w)?;
+        }
+        self.w.flush()?;
+        Ok(())
+    }
+}
+
+fn add_usage(a: Option<Usage>, b: Option<Usage>) -> Option<Usage> {
+    match (a, b) {
+        (Some(mut a), Some(b)) => {
+            a.input_tokens += b.input_tokens;
+            a.output_tokens += b.output_tokens;
+            a.total_tokens += b.total_tokens;
+            Some(a)
+        }
+        (a, b) => a.or(b),
+    }
 }
 
 pub(crate) async fn run(args: EmbedArgs) -> Result<(), CliError> {
-    let texts = inputs(&args)?;
+    let mut inputs = Inputs::open(&args)?;
+    let first = inputs.next_batch()?;
+    if first.is_empty() {
+        return Err(CliError::Usage("nothing to embed: the input has no non-blank line".into()));
+    }
     let mut conn_args = args.conn.clone();
     if conn_args.model.is_none() && !std::env::var("MAMBA_MODEL").is_ok_and(|m| !m.trim().is_empty()) {
         // A named preset brings its embedding model (OpenAI's text-embedding-3-small,
@@ -96,7 +178,11 @@ pub(crate) async fn run(args: EmbedArgs) -> Result<(), CliError> {
     }
     let conn = connect(&conn_args).await?;
     if let Source::Local(name) = &conn.source {
-        note(&format!("mamba-llm: using {name} at {} (model {})", conn.backend.base_url(), conn.backend.model()));
+        note(&format!(
+            "mamba-llm: using {name} at {} (model {})",
+            crate::daily::safe_url(conn.backend.base_url()),
+            conn.backend.model()
+        ));
     }
     let mut options = EmbeddingOptions::new();
     if let Some(n) = args.dimensions {
@@ -105,6 +191,12 @@ pub(crate) async fn run(args: EmbedArgs) -> Result<(), CliError> {
         }
         options = options.dimensions(n);
     }
-    let out = conn.backend.embed(&EmbeddingInput::texts(texts), &options).await?;
-    write(&out, args.conn.json)
+    let mut writer = Writer::new(BufWriter::with_capacity(1 << 16, io::stdout()), args.conn.json);
+    let mut batch = first;
+    while !batch.is_empty() {
+        let out = conn.backend.embed(&EmbeddingInput::texts(batch), &options).await?;
+        writer.batch(&out)?;
+        batch = inputs.next_batch()?;
+    }
+    writer.finish()
 }

@@ -47,7 +47,13 @@ const MIGRATIONS: &[&str] = &[
         INSERT INTO exchanges_fts (exchanges_fts, rowid, prompt, system, answer, reasoning)
         VALUES ('delete', old.id, old.prompt, coalesce(old.system, ''), coalesce(old.answer, ''), coalesce(old.reasoning, ''));
     END;",
+    // 3: the credentials earlier versions stored in `endpoint` and `error` are redacted (in
+    // Rust, by `scrub`, when a log moves to this version).
+    "SELECT 1;",
 ];
+
+/// The schema version from which stored endpoints and errors hold no credentials.
+const SCRUBBED_VERSION: usize = 3;
 
 /// The schema version this build writes.
 pub(crate) const SCHEMA_VERSION: usize = MIGRATIONS.len();
@@ -55,6 +61,80 @@ pub(crate) const SCHEMA_VERSION: usize = MIGRATIONS.len();
 /// The log database's file: `logs.db` in the data folder.
 pub(crate) fn db_path() -> Result<PathBuf, CliError> {
     Ok(crate::config::data_dir()?.join("logs.db"))
+}
+
+/// Creates the log's folder (0700) and file (0600) if missing, and takes group and other
+/// permissions away from existing ones, before SQLite opens the file (its journal and WAL
+/// files get the database file's permissions). An existing folder is tightened only when it
+/// belongs to the user and is not a shared one (sticky, like /tmp).
+fn make_private(path: &Path) -> Result<(), String> {
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else { return Ok(()) };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| format!("cannot create its folder: {e}"))?;
+        let tighten = |p: &Path, mode: u32| -> Result<(), String> {
+            let meta = std::fs::metadata(p).map_err(|e| e.to_string())?;
+            if meta.permissions().mode() & 0o077 != 0 {
+                let private = (meta.permissions().mode() & 0o700) | mode;
+                std::fs::set_permissions(p, std::fs::Permissions::from_mode(private))
+                    .map_err(|e| format!("cannot make {} private: {e}", p.display()))?;
+            }
+            Ok(())
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| format!("cannot create it: {e}"))?;
+        tighten(path, 0o600)?;
+        {
+            use std::os::unix::fs::MetadataExt;
+            let (dir_meta, file_meta) =
+                (std::fs::metadata(dir).map_err(|e| e.to_string())?, file.metadata().map_err(|e| e.to_string())?);
+            if dir_meta.uid() == file_meta.uid() && dir_meta.mode() & 0o1000 == 0 {
+                tighten(dir, 0o700)?;
+            }
+        }
+        for suffix in ["-journal", "-wal", "-shm"] {
+            let mut side = path.as_os_str().to_owned();
+            side.push(suffix);
+            let side = PathBuf::from(side);
+            if side.exists() {
+                tighten(&side, 0o600)?;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create its folder: {e}"))?;
+    Ok(())
+}
+
+/// Redacts the credentials that earlier versions stored in `endpoint` (a key in the base
+/// URL's query) and `error`, with `secure_delete` on so that the old text is overwritten in
+/// the file rather than left in free pages.
+fn scrub(conn: &Connection) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "secure_delete", true)?;
+    let rows: Vec<(i64, Option<String>, Option<String>)> = conn
+        .prepare("SELECT id, endpoint, error FROM exchanges WHERE endpoint IS NOT NULL OR error IS NOT NULL")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    for (id, endpoint, error) in rows {
+        let new_endpoint = endpoint.as_deref().map(mamba_backends::redact::redact_url);
+        let new_error = error.as_deref().map(|e| mamba_backends::redact::redact_text(e).into_owned());
+        if new_endpoint != endpoint || new_error != error {
+            conn.execute(
+                "UPDATE exchanges SET endpoint = ?1, error = ?2 WHERE id = ?3",
+                params![new_endpoint, new_error, id],
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// An open log.
@@ -100,13 +180,11 @@ fn db_error(path: &Path, e: &rusqlite::Error) -> CliError {
 }
 
 impl Log {
-    /// Opens (creating and migrating as needed) the log at `path`.
+    /// Opens (creating and migrating as needed) the log at `path`. The log and its folder are
+    /// private to the user (0600 and 0700 on Unix; existing ones are tightened): it holds
+    /// every prompt and answer.
     pub(crate) fn open(path: &Path) -> Result<Log, CliError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                CliError::Failed("log", format!("conversation log {}: cannot create its folder: {e}", path.display()))
-            })?;
-        }
+        make_private(path).map_err(|e| CliError::Failed("log", format!("conversation log {}: {e}", path.display())))?;
         let err = |e: rusqlite::Error| db_error(path, &e);
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(Duration::from_millis(1500)).map_err(err)?;
@@ -143,14 +221,20 @@ impl Log {
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
             let tx = self.conn.transaction().map_err(|e| db_error(&self.path, &e))?;
             tx.execute_batch(sql).map_err(|e| db_error(&self.path, &e))?;
+            if i + 1 == SCRUBBED_VERSION {
+                scrub(&tx).map_err(|e| db_error(&self.path, &e))?;
+            }
             tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(|e| db_error(&self.path, &e))?;
             tx.commit().map_err(|e| db_error(&self.path, &e))?;
         }
         Ok(())
     }
 
-    /// Stores an exchange; returns its id.
+    /// Stores an exchange; returns its id. Credentials in the endpoint URL (`user:password@`,
+    /// `?api_key=…`) and anything that looks like a secret in the error are redacted first.
     pub(crate) fn insert(&self, x: &Exchange) -> Result<i64, CliError> {
+        let endpoint = x.endpoint.as_deref().map(mamba_backends::redact::redact_url);
+        let error = x.error.as_deref().map(|e| mamba_backends::redact::redact_text(e).into_owned());
         let tool_calls = x.tool_calls.as_ref().map(|v| v.to_string());
         let attachments = if x.attachments.is_empty() { None } else { serde_json::to_string(&x.attachments).ok() };
         self.conn
@@ -161,7 +245,7 @@ impl Log {
                 params![
                     x.conversation_id,
                     x.model,
-                    x.endpoint,
+                    endpoint,
                     x.system,
                     x.prompt,
                     x.answer,
@@ -171,7 +255,7 @@ impl Log {
                     x.output_tokens.map(|n| n as i64),
                     x.latency_ms.map(|n| n as i64),
                     x.cost_usd,
-                    x.error,
+                    error,
                     attachments,
                     x.streamed,
                 ],
@@ -316,6 +400,74 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("mamba-logdb-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         dir.join("logs.db")
+    }
+
+    /// The log and its folder are private, existing ones are tightened, and the endpoint
+    /// column never holds a key of the URL.
+    #[test]
+    fn private_files_and_no_secret_in_the_endpoint() {
+        let path = temp("private");
+        let log = Log::open(&path).expect("opens");
+        log.insert(&Exchange {
+            conversation_id: "c".into(),
+            prompt: "p".into(),
+            endpoint: Some("http://bob:pw-1@h:1/v1?api_key=sk-q-1&key=k-2&token=t-3&sig=s-4&x=1".into()),
+            error: Some("upstream said: Authorization: Basic Ym9iOnMzY3JldA==".into()),
+            ..Exchange::default()
+        })
+        .expect("inserts");
+        let row = &log.list(0, None, None).expect("lists")[0];
+        let endpoint = row.endpoint.as_deref().expect("endpoint");
+        for secret in ["pw-1", "sk-q-1", "k-2", "t-3", "s-4"] {
+            assert!(!endpoint.contains(secret), "{endpoint}");
+        }
+        assert!(endpoint.contains("h:1/v1") && endpoint.contains("x=1"), "{endpoint}");
+        assert!(!row.error.as_deref().expect("error").contains("Ym9iOnMzY3JldA=="));
+        drop(log);
+        let raw = std::fs::read(&path).expect("reads");
+        assert!(!raw.windows(6).any(|w| w == b"sk-q-1"), "the key is in the file");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).expect("exists").permissions().mode() & 0o777;
+            let dir = path.parent().expect("folder");
+            assert_eq!(mode(&path), 0o600);
+            assert_eq!(mode(dir), 0o700);
+            // An existing world-readable log is tightened.
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+            drop(Log::open(&path).expect("opens"));
+            assert_eq!(mode(&path), 0o600);
+            assert_eq!(mode(dir), 0o700);
+        }
+    }
+
+    /// A log written by an earlier version, with a key in an endpoint, is scrubbed when it
+    /// is opened, and the old text does not stay in the file.
+    #[test]
+    fn old_logs_are_scrubbed() {
+        let path = temp("scrub");
+        std::fs::create_dir_all(path.parent().expect("folder")).expect("mkdir");
+        {
+            let conn = Connection::open(&path).expect("opens");
+            for (i, sql) in MIGRATIONS[..2].iter().enumerate() {
+                conn.execute_batch(sql).expect("migrates");
+                conn.pragma_update(None, "user_version", (i + 1) as i64).expect("version");
+            }
+            conn.execute(
+                "INSERT INTO exchanges (conversation_id, time, endpoint, prompt) VALUES ('c', 't', ?1, 'p')",
+                ["http://h/v1?api_key=sk-old-LEAK-4242"],
+            )
+            .expect("inserts");
+        }
+        let log = Log::open(&path).expect("opens");
+        assert_eq!(
+            log.list(0, None, None).expect("lists")[0].endpoint.as_deref(),
+            Some("http://h/v1?api_key=[REDACTED]")
+        );
+        drop(log);
+        let raw = std::fs::read(&path).expect("reads");
+        assert!(!raw.windows(13).any(|w| w == b"sk-old-LEAK-4"), "the old key is still in the file");
     }
 
     #[test]

@@ -15,6 +15,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
 mod common;
+#[path = "hostile/cli.rs"]
+mod hostile;
 
 use common::{closed_port, cmd, stderr, temp_dir};
 

@@ -440,7 +440,7 @@ async fn migrates_a_log_of_the_first_schema() {
     assert!(rows[0]["cost_usd"].is_null() && rows[0]["error"].is_null());
     let db = rusqlite::Connection::open(home.db()).unwrap();
     let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     drop(db);
     // The old conversation continues, and new rows are searchable too.
     let server = MockServer::start().await.unwrap();

@@ -10,6 +10,9 @@ use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
+#[path = "hostile/embed.rs"]
+mod hostile;
+
 const BIN: &str = env!("CARGO_BIN_EXE_mamba-llm");
 
 fn cmd(server: &MockServer) -> Command {

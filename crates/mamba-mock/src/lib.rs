@@ -16,7 +16,10 @@
 //!   line through the same rendering and script as live requests (a rule can make lines
 //!   fail), with progress visible to polling ([`BatchTiming`]), output and error files, and
 //!   cancel.
-//! * Every request is recorded for assertions ([`MockServer::requests`]).
+//! * Requests are recorded for assertions ([`MockServer::requests`]): the last 1,000 by
+//!   default, so that a long run does not keep every body it ever saw
+//!   ([`MockServerBuilder::keep_requests`], [`MockServerBuilder::keep_all_requests`]);
+//!   [`MockServer::request_count`] counts them all.
 //!
 //! ```
 //! use mamba_mock::{Match, MockServer, Reply, Script};
@@ -53,6 +56,7 @@ mod render;
 mod script;
 mod server;
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -113,11 +117,18 @@ impl ReceivedRequest {
     }
 }
 
+/// How many requests a server keeps by default ([`MockServerBuilder::keep_requests`]).
+pub const DEFAULT_KEPT_REQUESTS: usize = 1000;
+
 #[derive(Debug, Default)]
 struct Inner {
     script: Script,
     uses: Vec<usize>,
-    requests: Vec<ReceivedRequest>,
+    /// The newest requests, oldest first: at most `keep` of them (`None`: all).
+    requests: VecDeque<ReceivedRequest>,
+    keep: Option<usize>,
+    /// Every request received, kept or not.
+    received: usize,
     chat_calls: usize,
 }
 
@@ -136,8 +147,19 @@ impl State {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Records a request; past the limit the oldest one is forgotten.
     pub(crate) fn record(&self, request: ReceivedRequest) {
-        self.lock().requests.push(request);
+        let mut inner = self.lock();
+        inner.received += 1;
+        if let Some(keep) = inner.keep {
+            if keep == 0 {
+                return;
+            }
+            while inner.requests.len() >= keep {
+                inner.requests.pop_front();
+            }
+        }
+        inner.requests.push_back(request);
     }
 
     pub(crate) fn models(&self) -> Vec<String> {
@@ -179,13 +201,26 @@ impl State {
 }
 
 /// Settings for a [`MockServer`].
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 #[must_use]
 pub struct MockServerBuilder {
     port: u16,
     script: Script,
     api_key: Option<String>,
     batch_timing: BatchTiming,
+    keep: Option<usize>,
+}
+
+impl Default for MockServerBuilder {
+    fn default() -> Self {
+        MockServerBuilder {
+            port: 0,
+            script: Script::default(),
+            api_key: None,
+            batch_timing: BatchTiming::default(),
+            keep: Some(DEFAULT_KEPT_REQUESTS),
+        }
+    }
 }
 
 impl MockServerBuilder {
@@ -214,12 +249,28 @@ impl MockServerBuilder {
         self
     }
 
+    /// How many of the newest requests are kept for [`MockServer::requests`] (default
+    /// [`DEFAULT_KEPT_REQUESTS`]); older ones are forgotten, so that memory stays bounded
+    /// however long the server runs. `0` keeps none ([`MockServer::request_count`] still
+    /// counts them).
+    pub fn keep_requests(mut self, n: usize) -> Self {
+        self.keep = Some(n);
+        self
+    }
+
+    /// Keeps every request received (memory grows with every body: for short tests that
+    /// inspect more than [`DEFAULT_KEPT_REQUESTS`] requests).
+    pub fn keep_all_requests(mut self) -> Self {
+        self.keep = None;
+        self
+    }
+
     /// Binds and starts serving on the current Tokio runtime.
     pub async fn start(self) -> std::io::Result<MockServer> {
         let listener = TcpListener::bind(("127.0.0.1", self.port)).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
-            inner: Mutex::new(Inner { script: self.script, ..Inner::default() }),
+            inner: Mutex::new(Inner { script: self.script, keep: self.keep, ..Inner::default() }),
             connections: AtomicUsize::new(0),
             disconnects: AtomicUsize::new(0),
             api_key: self.api_key,
@@ -302,22 +353,29 @@ impl MockServer {
         self.state.lock().script.rules.push(rule);
     }
 
-    /// Every request received, in order.
+    /// The requests received, in order: the newest [`MockServerBuilder::keep_requests`] of
+    /// them (by default [`DEFAULT_KEPT_REQUESTS`]).
     pub fn requests(&self) -> Vec<ReceivedRequest> {
-        self.state.lock().requests.clone()
+        self.state.lock().requests.iter().cloned().collect()
     }
 
-    /// The chat-completion requests received, in order.
+    /// How many requests were received, including those no longer kept.
+    pub fn request_count(&self) -> usize {
+        self.state.lock().received
+    }
+
+    /// The chat-completion requests received, in order (of the kept ones).
     pub fn chat_requests(&self) -> Vec<ReceivedRequest> {
         self.state.lock().requests.iter().filter(|r| r.is_chat()).cloned().collect()
     }
 
-    /// The Responses API requests received, in order.
+    /// The Responses API requests received, in order (of the kept ones).
     pub fn responses_requests(&self) -> Vec<ReceivedRequest> {
         self.state.lock().requests.iter().filter(|r| r.is_responses()).cloned().collect()
     }
 
-    /// Forgets the recorded requests.
+    /// Forgets the recorded requests (the count of [`request_count`](Self::request_count)
+    /// stays).
     pub fn clear_requests(&self) {
         self.state.lock().requests.clear();
     }

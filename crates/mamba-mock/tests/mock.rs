@@ -9,6 +9,9 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+#[path = "hostile/mock.rs"]
+mod hostile;
+
 /// What came back.
 #[derive(Debug)]
 struct Answer {

@@ -52,18 +52,6 @@ pub(crate) fn split_userinfo(url: &str) -> Result<(String, Option<UserInfo>), Er
     Ok((format!("{scheme}://{host}{tail}"), Some(info)))
 }
 
-/// `url` with its credentials, if any, shown as `[REDACTED]`, for Debug output.
-pub(crate) fn redact_url(url: &str) -> String {
-    match split_userinfo(url) {
-        Ok((bare, Some(_))) => match bare.split_once("://") {
-            Some((scheme, rest)) => format!("{scheme}://[REDACTED]@{rest}"),
-            None => bare,
-        },
-        Ok((bare, None)) => bare,
-        Err(_) => "[REDACTED]".to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,7 +68,5 @@ mod tests {
         assert_eq!(split_userinfo("http://h/v1/a@b").unwrap(), ("http://h/v1/a@b".to_owned(), None));
         assert_eq!(split_userinfo("socks5h://u@h").unwrap().1.unwrap().password, "");
         assert!(split_userinfo("http://u:p@/v1").is_err());
-        assert_eq!(redact_url("http://u:pw@h:1/v1"), "http://[REDACTED]@h:1/v1");
-        assert_eq!(redact_url("http://h:1/v1"), "http://h:1/v1");
     }
 }

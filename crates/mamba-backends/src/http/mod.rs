@@ -31,6 +31,7 @@ mod connect;
 pub(crate) mod proxy;
 #[cfg(feature = "rustls")]
 mod tls;
+pub(crate) mod url;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -42,7 +43,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-pub(crate) use auth::{redact_url, split_userinfo};
+pub(crate) use auth::split_userinfo;
 pub(crate) use body::{Body, NativeBody};
 use conn::{write_request, Conn, Failure, Io};
 pub use proxy::Proxy;
@@ -231,9 +232,36 @@ impl Key {
         };
         let host = uri.host().ok_or_else(|| Error::config(format!("no host in {uri}")))?;
         let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
-        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let port = match uri.port() {
+            Some(port) => port.as_u16(),
+            // `Uri` reads a port it cannot hold (`:99999`) as none: never the default port.
+            None if has_port(uri) => {
+                return Err(Error::config(format!(
+                    "invalid URL {:?}: the port must be between 1 and 65535",
+                    crate::redact::redact_url(&uri.to_string())
+                )))
+            }
+            None => {
+                if https {
+                    443
+                } else {
+                    80
+                }
+            }
+        };
+        if port == 0 {
+            return Err(Error::config("invalid URL: port 0"));
+        }
         Ok(Key { https, host, port, proxy: None })
     }
+}
+
+/// Whether the authority of `uri` writes a port (a `:` after the host, outside IPv6 brackets).
+fn has_port(uri: &Uri) -> bool {
+    let authority = uri.authority().map_or("", |a| a.as_str());
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let after_brackets = host_port.rsplit_once(']').map_or(host_port, |(_, rest)| rest);
+    after_brackets.contains(':')
 }
 
 struct Idle {
@@ -542,6 +570,7 @@ impl HttpClient {
         let absolute: String;
         let mut headers = std::borrow::Cow::Borrowed(request.headers);
         if let Some(proxies) = &self.inner.proxies {
+            proxies.check_target(key.https, &key.host)?;
             key.proxy = proxies.for_target(key.https, &key.host).cloned();
             if let Some(p) = key.proxy.as_deref().filter(|p| p.kind == proxy::Kind::Http && !key.https) {
                 // Through an HTTP proxy, an http request names its whole target.
@@ -656,7 +685,10 @@ impl HttpClient {
         headers: &[(&str, &str)],
         head_timeout: Duration,
     ) -> Result<HttpResponse, Error> {
-        let uri: Uri = url.parse().map_err(|e| Error::config(format!("invalid URL {url:?}")).with_source(e))?;
+        url::check(url, "URL", &["http", "https"])?;
+        let uri: Uri = url
+            .parse()
+            .map_err(|e| Error::config(format!("invalid URL {:?}", crate::redact::redact_url(url))).with_source(e))?;
         let headers = headers
             .iter()
             .map(|(name, value)| {
@@ -845,5 +877,18 @@ mod tests {
         let k = Key::of(&"https://[::1]/v1".parse().unwrap()).unwrap();
         assert_eq!(k, Key { https: true, host: "::1".into(), port: 443, proxy: None });
         assert!(Key::of(&"ftp://x/".parse().unwrap()).is_err());
+        // `Uri` takes `:99999` as no port; the key must not go to port 80.
+        let e = Key::of(&"http://127.0.0.1:99999/v1".parse().unwrap()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(e.to_string().contains("between 1 and 65535"), "{e}");
+        assert!(Key::of(&"http://[::1]/v1".parse().unwrap()).is_ok());
+    }
+
+    #[tokio::test]
+    async fn get_refuses_bad_ports_without_connecting() {
+        let e = HttpClient::new().get("http://127.0.0.1:99999/x", &[], Duration::from_secs(1)).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        let e = HttpClient::new().get("http://u:sk-sec-123@h:99999/x", &[], Duration::from_secs(1)).await.unwrap_err();
+        assert!(!e.to_string().contains("sk-sec-123"), "{e}");
     }
 }

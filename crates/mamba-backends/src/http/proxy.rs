@@ -61,7 +61,8 @@ impl ProxyServer {
         let url = url.trim();
         let with_scheme = if url.contains("://") { url.to_owned() } else { format!("http://{url}") };
         let (bare, auth) = split_userinfo(&with_scheme)?;
-        let shown = super::redact_url(&with_scheme);
+        super::url::check(&with_scheme, "proxy URL", &["http", "https", "socks5", "socks5h"])?;
+        let shown = crate::redact::redact_url(&with_scheme);
         let uri: http::Uri = bare.parse().map_err(|_| Error::config(format!("invalid proxy URL {shown:?}")))?;
         let (kind, default_port) = match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
             Some("http") => (Kind::Http, 80),
@@ -157,6 +158,10 @@ pub(crate) struct Proxies {
     pub(crate) http: Option<Arc<ProxyServer>>,
     pub(crate) https: Option<Arc<ProxyServer>>,
     pub(crate) no_proxy: NoProxy,
+    /// Why the environment's proxy for http (`[0]`) or https (`[1]`) targets is unusable:
+    /// requests that would go through it fail with this config error rather than going
+    /// elsewhere than the user said.
+    pub(crate) invalid: [Option<Arc<str>>; 2],
 }
 
 impl Proxies {
@@ -165,33 +170,48 @@ impl Proxies {
     /// for both when those are unset, `no_proxy` / `NO_PROXY` for exceptions; lower case
     /// first. Upper-case `HTTP_PROXY` is ignored when `REQUEST_METHOD` is set (a CGI process,
     /// where a request header `Proxy:` becomes that variable: "httpoxy"). An empty variable
-    /// counts as unset; an invalid proxy URL is ignored with a warning.
+    /// counts as unset; an invalid proxy URL (a port out of range, garbage) makes the
+    /// requests that would use it fail with a config error that names the variable.
     pub(crate) fn from_env(var: impl Fn(&str) -> Option<String>) -> Proxies {
         let get = |names: &[&str]| names.iter().find_map(|n| var(n).filter(|v| !v.trim().is_empty()));
         let cgi = var("REQUEST_METHOD").is_some();
         let all = get(&["all_proxy", "ALL_PROXY"]);
         let http = if cgi { get(&["http_proxy"]) } else { get(&["http_proxy", "HTTP_PROXY"]) };
         let https = get(&["https_proxy", "HTTPS_PROXY"]);
-        let parse = |name: &str, value: Option<String>| {
-            let value = value?;
+        let parse = |name: &str, value: Option<String>| -> (Option<Arc<ProxyServer>>, Option<Arc<str>>) {
+            let Some(value) = value else { return (None, None) };
             match ProxyServer::parse(&value) {
-                Ok(p) => Some(Arc::new(p)),
+                Ok(p) => (Some(Arc::new(p)), None),
                 Err(e) => {
-                    tracing::warn!(variable = name, error = %e, "ignoring an invalid proxy setting");
-                    None
+                    tracing::warn!(variable = name, error = %e, "invalid proxy setting");
+                    (
+                        None,
+                        Some(Arc::from(format!("{name} (or its lower-case or ALL_PROXY form): {e}; fix or unset it"))),
+                    )
                 }
             }
         };
+        let (http, http_invalid) = parse("HTTP_PROXY", http.or_else(|| all.clone()));
+        let (https, https_invalid) = parse("HTTPS_PROXY", https.or(all));
         Proxies {
-            http: parse("HTTP_PROXY", http.or_else(|| all.clone())),
-            https: parse("HTTPS_PROXY", https.or(all)),
+            http,
+            https,
             no_proxy: NoProxy::parse(&get(&["no_proxy", "NO_PROXY"]).unwrap_or_default()),
+            invalid: [http_invalid, https_invalid],
+        }
+    }
+
+    /// The config error of an invalid proxy setting that a request to `host` would use.
+    pub(crate) fn check_target(&self, https: bool, host: &str) -> Result<(), Error> {
+        match &self.invalid[usize::from(https)] {
+            Some(why) if !self.no_proxy.matches(host) => Err(Error::config(why.to_string())),
+            _ => Ok(()),
         }
     }
 
     /// Whether any proxy is set (else the lookup is skipped).
     pub(crate) fn is_empty(&self) -> bool {
-        self.http.is_none() && self.https.is_none()
+        self.http.is_none() && self.https.is_none() && self.invalid.iter().all(Option::is_none)
     }
 
     /// The proxy for a target, if any.
@@ -225,20 +245,31 @@ impl Proxy {
     /// password in the URL become proxy Basic auth, or SOCKS5 username/password).
     pub fn all(url: &str) -> Result<Proxy, Error> {
         let p = Arc::new(ProxyServer::parse(url)?);
-        Ok(Proxy { proxies: Proxies { http: Some(p.clone()), https: Some(p), no_proxy: NoProxy::default() } })
+        Ok(Proxy {
+            proxies: Proxies {
+                http: Some(p.clone()),
+                https: Some(p),
+                no_proxy: NoProxy::default(),
+                invalid: [None, None],
+            },
+        })
     }
 
     /// Requests to `http://` URLs through `url`; https ones directly.
     pub fn http(url: &str) -> Result<Proxy, Error> {
         let p = Arc::new(ProxyServer::parse(url)?);
-        Ok(Proxy { proxies: Proxies { http: Some(p), https: None, no_proxy: NoProxy::default() } })
+        Ok(Proxy {
+            proxies: Proxies { http: Some(p), https: None, no_proxy: NoProxy::default(), invalid: [None, None] },
+        })
     }
 
     /// Requests to `https://` URLs through `url` (a `CONNECT` tunnel or SOCKS5); http ones
     /// directly.
     pub fn https(url: &str) -> Result<Proxy, Error> {
         let p = Arc::new(ProxyServer::parse(url)?);
-        Ok(Proxy { proxies: Proxies { http: None, https: Some(p), no_proxy: NoProxy::default() } })
+        Ok(Proxy {
+            proxies: Proxies { http: None, https: Some(p), no_proxy: NoProxy::default(), invalid: [None, None] },
+        })
     }
 
     /// Hosts reached directly, in `NO_PROXY` syntax: comma-separated domains (matching
@@ -340,9 +371,19 @@ mod tests {
         assert!(p.http.is_none());
         let p = env(&[("http_proxy", "good:1"), ("REQUEST_METHOD", "GET")]);
         assert_eq!(p.http.as_ref().unwrap().host, "good");
-        // Empty and invalid values count as unset.
-        assert!(env(&[("HTTP_PROXY", ""), ("HTTPS_PROXY", "ftp://x")]).is_empty());
+        // Empty values count as unset.
+        assert!(env(&[("HTTP_PROXY", "")]).is_empty());
         assert!(env(&[]).is_empty());
+        // Invalid ones make the requests that would use them fail (not go around the proxy).
+        let p = env(&[("HTTPS_PROXY", "ftp://x")]);
+        assert!(!p.is_empty() && p.https.is_none());
+        assert!(p.check_target(false, "h").is_ok());
+        assert!(p.check_target(true, "h").unwrap_err().to_string().contains("HTTPS_PROXY"));
+        let p = env(&[("http_proxy", "http://u:sk-px-secret-1@p:99999"), ("no_proxy", "localhost")]);
+        let e = p.check_target(false, "h").unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Config);
+        assert!(e.to_string().contains("65535") && !e.to_string().contains("sk-px-secret-1"), "{e}");
+        assert!(p.check_target(false, "localhost").is_ok());
     }
 
     #[test]
@@ -378,6 +419,13 @@ mod tests {
         assert!(ProxyServer::parse("ftp://p:1").is_err());
         let e = ProxyServer::parse("http://u:secret@").unwrap_err();
         assert!(!e.to_string().contains("secret"));
+        // Every bad shape is a config error, the credentials never shown.
+        for bad in ["http://p:99999", "http://u:secret@p:65536", "socks5://p:0", "p:80x", "http://p q:1", "http://:1"] {
+            let e = ProxyServer::parse(bad).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::Config, "{bad}");
+            assert!(!e.to_string().contains("secret"), "{e}");
+            assert!(Proxy::all(bad).is_err(), "{bad}");
+        }
         let p = ProxyServer::parse("socks5://[::1]").unwrap();
         assert_eq!((p.host.as_str(), p.port), ("::1", 1080));
         assert_eq!(format!("{p:?}"), "socks5://[::1]:1080");

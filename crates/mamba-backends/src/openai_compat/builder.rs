@@ -62,7 +62,7 @@ impl fmt::Debug for OpenAICompatibleBackendBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OpenAICompatibleBackendBuilder")
             .field("model", &self.model)
-            .field("base_url", &self.base_url.as_deref().map(crate::http::redact_url))
+            .field("base_url", &self.base_url.as_deref().map(crate::redact::redact_url))
             .field("api_key", &self.api_key.as_ref().map(|_| "[REDACTED]"))
             .field("preset", &self.preset)
             .field("timeouts", &self.timeouts)
@@ -297,6 +297,10 @@ impl OpenAICompatibleBackendBuilder {
     pub fn build(self) -> Result<OpenAICompatibleBackend, Error> {
         let spec = self.preset.spec();
         let given_url = self.base_url.as_deref().unwrap_or(spec.base_url).trim();
+        // Exactly a URL, or a config error: `http::Uri` reads an out-of-range port as none,
+        // which sent the key to port 80.
+        crate::http::url::check(given_url, "base URL", &["http", "https"])?;
+        let shown = crate::redact::redact_url(given_url);
         // `user:password@` in the URL is sent as Basic auth and never shown.
         let (bare_url, userinfo) = crate::http::split_userinfo(given_url)?;
         let raw_url = bare_url.as_str();
@@ -317,7 +321,7 @@ impl OpenAICompatibleBackendBuilder {
                 None => format!("{path}{endpoint}"),
             };
             let uri: Uri =
-                text.parse().map_err(|e| Error::config(format!("invalid base URL {raw_url:?}")).with_source(e))?;
+                text.parse().map_err(|e| Error::config(format!("invalid base URL {shown:?}")).with_source(e))?;
             match uri.scheme_str() {
                 Some("http") => {}
                 Some("https") if HttpClient::supports_https() => {}
@@ -326,12 +330,12 @@ impl OpenAICompatibleBackendBuilder {
                 }
                 _ => {
                     return Err(Error::config(format!(
-                        "invalid base URL {raw_url:?}: it must start with http:// or https://"
+                        "invalid base URL {shown:?}: it must start with http:// or https://"
                     )))
                 }
             }
             if uri.host().is_none_or(str::is_empty) {
-                return Err(Error::config(format!("invalid base URL {raw_url:?}: no host")));
+                return Err(Error::config(format!("invalid base URL {shown:?}: no host")));
             }
             Ok(uri)
         };
@@ -494,6 +498,28 @@ mod tests {
             let e = OpenAICompatibleBackend::builder("m").base_url(bad).build().unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Config, "{bad}");
         }
+    }
+
+    /// An out-of-range port is a config error at build (it was read as port 80, and the key
+    /// went there), and so is anything after the port; the key of the URL is never shown.
+    #[test]
+    fn ports_out_of_range_are_config_errors() {
+        for bad in [
+            "http://127.0.0.1:99999/v1",
+            "http://127.0.0.1:65536/v1",
+            "http://127.0.0.1:0/v1",
+            "http://127.0.0.1:80x/v1",
+            "http://bob:sk-url-secret-99@127.0.0.1:99999/v1",
+            "http://127.0.0.1:99999/v1?api_key=sk-url-secret-99",
+        ] {
+            let e = OpenAICompatibleBackend::builder("m").base_url(bad).api_key("sk-key-secret").build().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Config, "{bad}");
+            let m = e.to_string();
+            assert!(m.contains("port"), "{m}");
+            assert!(!m.contains("secret"), "{m}");
+        }
+        let b = OpenAICompatibleBackend::builder("m").base_url("http://127.0.0.1:65535/v1").build().unwrap();
+        assert_eq!(b.shared.chat_uri.port_u16(), Some(65535));
     }
 
     #[test]
