@@ -147,8 +147,13 @@ fn tune(builder: mamba_backends::OpenAICompatibleBackendBuilder) -> mamba_backen
     builder.include_usage(true).retry_policy(RetryPolicy::none())
 }
 
-/// The URL as recorded in results: a `user:password@` in it is left out.
+/// The URL as recorded in results: a `user:password@` in it is left out, and credentials in
+/// its query (`?api_key=`) are redacted.
 fn without_userinfo(url: &str) -> String {
+    mamba_backends::redact::redact_url(&strip_userinfo(url))
+}
+
+fn strip_userinfo(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
     let (authority, path) = match rest.find('/') {
         Some(i) => rest.split_at(i),
@@ -302,5 +307,6 @@ mod tests {
         assert_eq!(without_userinfo("http://host:8000/v1"), "http://host:8000/v1");
         assert_eq!(without_userinfo("https://key@host"), "https://host");
         assert_eq!(without_userinfo("http://host/v1/a@b"), "http://host/v1/a@b");
+        assert!(!without_userinfo("http://host/v1?api_key=sk-abcdef0123456789").contains("sk-abc"));
     }
 }

@@ -28,6 +28,22 @@ fn cmd() -> Command {
     c
 }
 
+/// Runs a client program within `limit`, in a process group of its own that is killed when it
+/// ends or times out, so nothing it started (node's Chromium) outlives the test.
+async fn output_in_group(mut c: Command, limit: Duration) -> Option<std::process::Output> {
+    #[cfg(unix)]
+    c.process_group(0);
+    c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    let child = c.spawn().unwrap();
+    let pid = child.id();
+    let out = tokio::time::timeout(limit, child.wait_with_output()).await;
+    if let (true, Some(pid)) = (cfg!(unix), pid) {
+        let _ =
+            std::process::Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).stderr(Stdio::null()).status();
+    }
+    out.ok().map(|o| o.unwrap())
+}
+
 /// A running `serve` and the URL it printed.
 struct Serving {
     child: Child,
@@ -310,7 +326,7 @@ async fn the_official_openai_sdk_and_the_openapi_spec() {
     if let Some(t) = &tools {
         c.arg(&t.url);
     }
-    let out = tokio::time::timeout(Duration::from_secs(240), c.output()).await.expect("the SDK test hung").unwrap();
+    let out = output_in_group(c, Duration::from_secs(240)).await.expect("the SDK test hung");
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "openai_sdk.py failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("all checks passed"), "{stdout}");
@@ -376,18 +392,12 @@ async fn the_chat_page_in_headless_chromium() {
     let mock = MockServer::start_with(script).await.unwrap();
     let s = serve(&["--upstream", &format!("{},model=mock-model", mock.base_url())], &[]).await;
     let base = s.url.trim_end_matches("/v1").to_owned();
-    let out = tokio::time::timeout(
-        Duration::from_secs(120),
-        Command::new("node")
-            .arg(clients_dir().join("chat_page.cjs"))
-            .arg(&base)
-            .env("PLAYWRIGHT_CORE", &playwright)
-            .env("CHROMIUM", &chromium)
-            .output(),
-    )
-    .await
-    .expect("the page test hung")
-    .unwrap();
+    let mut node = Command::new("node");
+    node.arg(clients_dir().join("chat_page.cjs"))
+        .arg(&base)
+        .env("PLAYWRIGHT_CORE", &playwright)
+        .env("CHROMIUM", &chromium);
+    let out = output_in_group(node, Duration::from_secs(120)).await.expect("the page test hung");
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "chat_page.cjs failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("all page checks passed"), "{stdout}");
