@@ -6,6 +6,13 @@
 //! the process dies, so a crash never leaves a stale lock. The file itself stays (an empty
 //! file, or the pid of the last run that held it): removing it while another run may be
 //! opening it would let two runs hold locks on two different files.
+//!
+//! The lock file is named after the output as the file system resolves it, not as it was
+//! written: an output that is a symbolic link (followed to its target, even one that does
+//! not exist yet), a path through a symbolically linked folder, `./out.jsonl` or
+//! `dir/../out.jsonl` all lock `OUT.lock` next to the real file. Hard links cannot be
+//! followed that way: two runs writing one file through two hard-linked names take two
+//! different locks (and a run rewrites the output through a rename, which separates them).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
@@ -23,9 +30,36 @@ pub(crate) fn beside(output: &Path, suffix: &str) -> PathBuf {
     output.with_file_name(name)
 }
 
-/// The lock file of an output: `OUT.lock`.
+/// The lock file of an output: `OUT.lock`, next to the file `output` resolves to (through
+/// symbolic links to the output or its folders; see the module's notes on hard links).
 pub fn lock_path(output: &Path) -> PathBuf {
-    beside(output, ".lock")
+    beside(&resolved(output), ".lock")
+}
+
+/// `output` as the file system resolves it: symbolic links to it followed (even to a target
+/// that does not exist yet), then its folder made canonical. A folder that does not exist
+/// (or cannot be read) leaves the path as it is: the run fails on it anyway.
+fn resolved(output: &Path) -> PathBuf {
+    let mut path = output.to_path_buf();
+    // As many links as the kernel follows (40 on Linux) before it gives up on a loop.
+    for _ in 0..40 {
+        let is_link = fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+        let Some(target) = is_link.then(|| fs::read_link(&path).ok()).flatten() else { break };
+        // A relative target is relative to the link's folder; an absolute one replaces it.
+        path = match path.parent() {
+            Some(folder) => folder.join(target),
+            None => target,
+        };
+    }
+    let Some(name) = path.file_name() else { return path };
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    match fs::canonicalize(folder) {
+        Ok(folder) => folder.join(name),
+        Err(_) => path,
+    }
 }
 
 /// The file the lines of an existing output that are not output records are moved to on
@@ -168,11 +202,52 @@ mod tests {
         let first = OutputLock::acquire(&output).unwrap();
         let second = OutputLock::acquire(&output).unwrap_err();
         let BatchError::Locked { lock, pid, .. } = &second else { panic!("{second}") };
-        assert_eq!(lock, &dir.path().join("out.jsonl.lock"));
+        assert_eq!(lock, &fs::canonicalize(dir.path()).unwrap().join("out.jsonl.lock"));
         assert_eq!(*pid, Some(std::process::id()));
         let message = second.to_string();
         assert!(message.contains("out.jsonl.lock") && message.contains("another"), "{message}");
         drop(first);
         let _again = OutputLock::acquire(&output).unwrap();
+    }
+
+    /// However the output is written (through a symbolic link to it, existing or dangling,
+    /// through a linked folder, with `.` and `..`), one lock: the second run is refused.
+    #[cfg(unix)]
+    #[test]
+    fn every_spelling_of_the_output_takes_the_same_lock() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        fs::create_dir(&real).unwrap();
+        let output = real.join("out.jsonl");
+        fs::write(&output, "").unwrap();
+        symlink(&output, dir.path().join("link.jsonl")).unwrap();
+        symlink("real/out.jsonl", dir.path().join("relative-link.jsonl")).unwrap();
+        symlink(&real, dir.path().join("folder-link")).unwrap();
+        let spellings = [
+            dir.path().join("link.jsonl"),
+            dir.path().join("relative-link.jsonl"),
+            dir.path().join("folder-link").join("out.jsonl"),
+            real.join(".").join("out.jsonl"),
+            dir.path().join("folder-link").join("..").join("real").join("out.jsonl"),
+        ];
+        let first = OutputLock::acquire(&output).unwrap();
+        let expected = fs::canonicalize(&real).unwrap().join("out.jsonl.lock");
+        for spelling in &spellings {
+            assert_eq!(lock_path(spelling), expected, "{}", spelling.display());
+            let second = OutputLock::acquire(spelling);
+            assert!(matches!(second, Err(BatchError::Locked { .. })), "{}: {second:?}", spelling.display());
+        }
+        drop(first);
+        // A link to an output that does not exist yet locks where the output will be.
+        let later = real.join("later.jsonl");
+        symlink(&later, dir.path().join("dangling.jsonl")).unwrap();
+        let first = OutputLock::acquire(&dir.path().join("dangling.jsonl")).unwrap();
+        assert!(matches!(OutputLock::acquire(&later), Err(BatchError::Locked { .. })));
+        drop(first);
+        // A loop of links is no hang and no panic.
+        symlink(dir.path().join("loop-b"), dir.path().join("loop-a")).unwrap();
+        symlink(dir.path().join("loop-a"), dir.path().join("loop-b")).unwrap();
+        let _ = lock_path(&dir.path().join("loop-a"));
     }
 }
