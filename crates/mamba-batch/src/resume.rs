@@ -3,9 +3,9 @@
 //! The output is read line by line (never whole). A last line without its line end is what a
 //! crash in the middle of a write leaves: it is cut off (unless it is a whole record, which
 //! gets its line end). Lines answered with status 200 are done; a failed line is done too
-//! with `--no-retry-failed`, else it is removed and its request sent again. A line repeating
-//! the custom_id of an earlier done line (two runs that wrote the same output at once, before
-//! outputs were locked) is removed: the first is kept. A line that is not an output record
+//! with `--no-retry-failed`, else it is removed and its request sent again. Lines repeating
+//! a custom_id (two runs that wrote the same output at once, before outputs were locked) are
+//! removed but one: the first answered with status 200, else the first. A line that is not an output record
 //! (not JSON, or without a custom_id, or without both `response` and `error`: a request line,
 //! say) is moved to `OUT.invalid`, appended, never lost. Removing lines rewrites the output
 //! through a temporary file renamed over it. The set of done custom_ids is kept as sorted
@@ -13,7 +13,7 @@
 //! that repeat, so a hash collision is never taken for a duplicate.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
@@ -120,8 +120,8 @@ struct Charge {
 
 /// What becomes of one line of the output.
 enum Verdict<'a> {
-    /// A record to keep as done.
-    Keep { hash: u64, id: Cow<'a, str>, charge: Charge },
+    /// A record to keep as done (`ok`: answered with status 200).
+    Keep { hash: u64, id: Cow<'a, str>, ok: bool, charge: Charge },
     /// A failed record to remove and send again.
     Retry,
     /// Whitespace.
@@ -142,7 +142,7 @@ fn verdict<'a>(line: &'a [u8], retry_failed: bool, prices: &mut PriceCache) -> V
         return Verdict::Retry;
     }
     let charge = prices.charge(response.as_ref());
-    Verdict::Keep { hash: fnv1a64(record.custom_id.as_bytes()), id: record.custom_id, charge }
+    Verdict::Keep { hash: fnv1a64(record.custom_id.as_bytes()), id: record.custom_id, ok, charge }
 }
 
 /// Calls `f` with each line of the file and whether it has its line end (only the last one
@@ -163,16 +163,40 @@ fn each_line(path: &Path, mut f: impl FnMut(&[u8], bool) -> io::Result<()>) -> i
     }
 }
 
-/// Finds the lines that repeat an earlier kept line's custom_id, among those whose hash is in
-/// `suspects` (sorted). The same lines in every pass: the first of each id is kept.
+/// Finds the lines that repeat a kept line's custom_id, among those whose hash is in
+/// `suspects` (sorted): of the lines of each such id, the first answered with status 200 is
+/// kept (an earlier failure never replaces a success), else the first; the others repeat.
 struct Repeats<'a> {
     suspects: &'a [u64],
-    seen: HashSet<String>,
+    /// Each suspect id and the number (from 1) of its line to keep.
+    kept: HashMap<String, u64>,
 }
 
-impl Repeats<'_> {
-    fn check(&mut self, hash: u64, id: &str) -> bool {
-        self.suspects.binary_search(&hash).is_ok() && !self.seen.insert(id.to_owned())
+impl<'a> Repeats<'a> {
+    /// Reads the output once to choose, for each suspect id, the line to keep.
+    fn choose(path: &Path, retry_failed: bool, suspects: &'a [u64]) -> io::Result<Repeats<'a>> {
+        // Per id: the first line, and whether it was answered with 200.
+        let mut first: HashMap<String, (u64, bool)> = HashMap::new();
+        let mut prices = PriceCache::default();
+        let mut number = 0u64;
+        each_line(path, |line, _| {
+            number += 1;
+            if let Verdict::Keep { hash, id, ok, .. } = verdict(line, retry_failed, &mut prices) {
+                if suspects.binary_search(&hash).is_ok() {
+                    let entry = first.entry(id.into_owned()).or_insert((number, ok));
+                    if ok && !entry.1 {
+                        *entry = (number, true);
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        Ok(Repeats { suspects, kept: first.into_iter().map(|(id, (n, _))| (id, n)).collect() })
+    }
+
+    /// Whether line `number` with this id repeats the line kept for it.
+    fn check(&self, hash: u64, id: &str, number: u64) -> bool {
+        self.suspects.binary_search(&hash).is_ok() && self.kept.get(id).is_some_and(|&n| n != number)
     }
 }
 
@@ -247,11 +271,13 @@ pub(crate) fn scan(path: &Path, retry_failed: bool, dry_run: bool) -> io::Result
 
 /// Counts the repeated lines into `done` (and takes what they cost out of it).
 fn count_repeats(path: &Path, retry_failed: bool, suspects: &[u64], done: &mut Done) -> io::Result<()> {
-    let mut repeats = Repeats { suspects, seen: HashSet::new() };
+    let repeats = Repeats::choose(path, retry_failed, suspects)?;
     let mut prices = PriceCache::default();
+    let mut number = 0u64;
     each_line(path, |line, _| {
-        if let Verdict::Keep { hash, id, charge } = verdict(line, retry_failed, &mut prices) {
-            if repeats.check(hash, &id) {
+        number += 1;
+        if let Verdict::Keep { hash, id, charge, .. } = verdict(line, retry_failed, &mut prices) {
+            if repeats.check(hash, &id, number) {
                 done.duplicates += 1;
                 done.kept -= 1;
                 done.spent_usd -= charge.cost;
@@ -276,11 +302,13 @@ fn rewrite(path: &Path, retry_failed: bool, suspects: &[u64]) -> io::Result<()> 
     let mut out = BufWriter::with_capacity(64 * 1024, File::create(tmp)?);
     let aside_path = invalid_lines_path(path);
     let mut aside: Option<BufWriter<File>> = None;
-    let mut repeats = Repeats { suspects, seen: HashSet::new() };
+    let repeats = Repeats::choose(path, retry_failed, suspects)?;
     let mut prices = PriceCache::default();
+    let mut number = 0u64;
     each_line(path, |line, terminated| {
+        number += 1;
         match verdict(line, retry_failed, &mut prices) {
-            Verdict::Keep { hash, id, .. } if !repeats.check(hash, &id) => {
+            Verdict::Keep { hash, id, .. } if !repeats.check(hash, &id, number) => {
                 out.write_all(line)?;
                 if !terminated {
                     out.write_all(b"\n")?;
@@ -384,6 +412,32 @@ mod tests {
         assert_eq!(left, [ok("a", 1), ok("b", 2), ok("c", 4)].join("\n") + "\n", "the first of each id");
         let again = scan(&path, true, false).unwrap();
         assert_eq!((again.kept, again.duplicates), (3, 0));
+    }
+
+    /// With --no-retry-failed, failed lines are kept: when an id repeats, its success is the
+    /// line kept, wherever it is, never an earlier failure; without a success, the first line.
+    #[test]
+    fn a_success_wins_over_an_earlier_failure() {
+        let line = |id: &str, n: u32, status: u16| {
+            format!(
+                r#"{{"id":"batch_req_{n}","custom_id":"{id}","response":{{"status_code":{status},"request_id":"","body":{{"n":{n}}}}},"error":null}}"#
+            )
+        };
+        let text = [line("a", 1, 500), line("b", 2, 500), line("a", 3, 200), line("b", 4, 429), line("a", 5, 200)]
+            .join("\n")
+            + "\n";
+        let (_d, path) = file_with(&text);
+        let dry = scan(&path, false, true).unwrap();
+        assert_eq!((dry.kept, dry.duplicates), (2, 3));
+        let done = scan(&path, false, false).unwrap();
+        assert_eq!((done.kept, done.duplicates), (2, 3));
+        let left = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(left, [line("b", 2, 500), line("a", 3, 200)].join("\n") + "\n", "a's success, b's first failure");
+        // Retrying failures: the failures go, the success stays.
+        let (_d, path) = file_with(&text);
+        let done = scan(&path, true, false).unwrap();
+        assert_eq!((done.kept, done.duplicates, done.removed_failed), (1, 1, 3));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), line("a", 3, 200) + "\n");
     }
 
     /// Lines that are not records (text, a JSON value without a custom_id, a request line
