@@ -234,6 +234,7 @@ impl Batch {
             elapsed_s: 0.0,
             requests_per_s: 0.0,
             rate_limit_pauses: 0,
+            capped_waits: 0,
             stopped: None,
         };
         if options.dry_run {
@@ -342,6 +343,7 @@ impl Batch {
         summary.cost_usd = snap.cost_usd;
         summary.total_cost_usd = done.spent_usd + snap.cost_usd;
         summary.rate_limit_pauses = shared.pacer.pauses();
+        summary.capped_waits = shared.pacer.capped_waits();
         summary.stopped = stopped;
         Ok(summary.elapsed(started.elapsed()))
     }

@@ -12,12 +12,20 @@
 //! `x-ratelimit-limit-tokens` gets buckets at those rates; `x-ratelimit-remaining-*: 0` pauses
 //! the run until the matching `x-ratelimit-reset-*`, and a 429 pauses it for its `Retry-After`
 //! (1 s when it gives none).
+//!
+//! No wait is longer than [`MAX_WAIT`] (300 s): a request that has waited that long for its
+//! bucket goes anyway (a hostile or broken server announcing a limit of `1e-300` a minute, or
+//! reporting absurd usage, would otherwise stall the run for ever), and every pause is cut to
+//! it. The run counts the waits it cut ([`Summary::capped_waits`](crate::Summary::capped_waits)) so the CLI can warn.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
 use http::HeaderMap;
 use tokio::time::Instant;
+
+/// The longest a request waits for the pacer, and the longest a pause lasts.
+pub(crate) const MAX_WAIT: Duration = Duration::from_secs(300);
 
 #[derive(Debug)]
 struct Bucket {
@@ -63,6 +71,8 @@ struct State {
     tpm_given: bool,
     paused_until: Option<Instant>,
     pauses: u64,
+    /// Waits cut to [`MAX_WAIT`].
+    capped: u64,
 }
 
 /// The run's pacer, shared by every request.
@@ -82,6 +92,7 @@ impl Pacer {
                 tpm_given: tpm.is_some(),
                 paused_until: None,
                 pauses: 0,
+                capped: 0,
             }),
         }
     }
@@ -90,8 +101,10 @@ impl Pacer {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Waits until a request of `tokens` estimated tokens may go, and takes them.
+    /// Waits until a request of `tokens` estimated tokens may go, and takes them; at most
+    /// [`MAX_WAIT`]: then it goes anyway, the buckets' debt is forgiven and the cut is counted.
     pub(crate) async fn acquire(&self, tokens: u64) {
+        let started = Instant::now();
         loop {
             let wait = {
                 let mut s = self.state();
@@ -100,19 +113,36 @@ impl Pacer {
                 let r = s.rpm.as_mut().map_or(Duration::ZERO, |b| b.wait_for(1.0, now));
                 let t = s.tpm.as_mut().map_or(Duration::ZERO, |b| b.wait_for(tokens as f64, now));
                 let wait = pause.max(r).max(t);
-                if wait.is_zero() {
+                let left = MAX_WAIT.saturating_sub(now.saturating_duration_since(started));
+                let cut = !wait.is_zero() && left.is_zero();
+                if wait.is_zero() || cut {
+                    if cut {
+                        s.capped += 1;
+                        s.paused_until = None;
+                    }
                     if let Some(b) = s.rpm.as_mut() {
+                        if cut {
+                            b.level = b.level.max(0.0);
+                        }
                         b.level -= 1.0;
                     }
                     if let Some(b) = s.tpm.as_mut() {
+                        if cut {
+                            b.level = b.level.max(0.0);
+                        }
                         b.level -= tokens as f64;
                     }
                     return;
                 }
-                wait
+                wait.min(left)
             };
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// How many waits were cut to [`MAX_WAIT`].
+    pub(crate) fn capped_waits(&self) -> u64 {
+        self.state().capped
     }
 
     /// Waits out a pause of the whole run (before a retry).
@@ -133,10 +163,14 @@ impl Pacer {
         }
     }
 
-    /// Pauses the whole run for `d` from now (a later pause wins).
+    /// Pauses the whole run for `d` from now, at most [`MAX_WAIT`] (a later pause wins).
     pub(crate) fn pause(&self, d: Duration) {
         let mut s = self.state();
-        let until = Instant::now() + d;
+        if d > MAX_WAIT {
+            s.capped += 1;
+        }
+        let now = Instant::now();
+        let until = now.checked_add(d.min(MAX_WAIT)).unwrap_or(now);
         if s.paused_until.is_none_or(|u| u < until) {
             s.paused_until = Some(until);
             s.pauses += 1;
@@ -174,7 +208,7 @@ impl Pacer {
             if number(&format!("x-ratelimit-remaining-{kind}")).is_some_and(|r| r <= 0.0) {
                 let reset =
                     get(&format!("x-ratelimit-reset-{kind}")).and_then(parse_reset).unwrap_or(Duration::from_secs(1));
-                self.pause(reset.min(Duration::from_secs(300)));
+                self.pause(reset);
             }
         }
     }
@@ -229,18 +263,46 @@ mod tests {
     }
 
     /// A server announcing a limit of 1e-300 requests a minute asks for a wait no `Duration`
-    /// holds: the run waits (for ever), it does not panic.
+    /// holds: no panic, and no request waits longer than 300 s; the cut waits are counted.
     #[tokio::test(start_paused = true)]
-    async fn a_tiny_announced_limit_is_no_panic() {
+    async fn a_tiny_announced_limit_waits_at_most_the_cap() {
         let pacer = Pacer::new(None, None);
         let mut h = HeaderMap::new();
         h.insert("x-ratelimit-limit-requests", "1e-300".parse().unwrap());
         h.insert("x-ratelimit-remaining-requests", "0".parse().unwrap());
         h.insert("x-ratelimit-reset-requests", "1e300".parse().unwrap());
         pacer.observe(&h);
+        assert_eq!(pacer.capped_waits(), 1, "the reset of 1e300 s is cut");
+        let start = Instant::now();
         pacer.acquire(0).await;
-        let second = tokio::time::timeout(Duration::from_secs(3600), pacer.acquire(0)).await;
-        assert!(second.is_err(), "the second request waits");
+        assert_eq!(start.elapsed(), MAX_WAIT, "the pause, cut to 300 s");
+        for _ in 0..3 {
+            let start = Instant::now();
+            let next = tokio::time::timeout(Duration::from_secs(301), pacer.acquire(0)).await;
+            assert!(next.is_ok(), "a request waits at most 300 s");
+            assert_eq!(start.elapsed(), MAX_WAIT);
+        }
+        assert_eq!(pacer.capped_waits(), 4);
+        // A 429 with an absurd Retry-After pauses 300 s, not for ever.
+        pacer.pause(Duration::MAX);
+        let start = Instant::now();
+        pacer.wait_pause().await;
+        assert_eq!(start.elapsed(), MAX_WAIT);
+    }
+
+    /// Absurd reported usage (a debt of 1e18 tokens) delays the next request 300 s at most.
+    #[tokio::test(start_paused = true)]
+    async fn absurd_usage_waits_at_most_the_cap() {
+        let pacer = Pacer::new(None, Some(6000));
+        pacer.acquire(10).await;
+        pacer.correct(10, 1_000_000_000_000_000_000);
+        let start = Instant::now();
+        pacer.acquire(10).await;
+        assert_eq!(start.elapsed(), MAX_WAIT);
+        assert_eq!(pacer.capped_waits(), 1);
+        let start = Instant::now();
+        pacer.acquire(10).await;
+        assert!(start.elapsed() < Duration::from_secs(1), "the debt was forgiven");
     }
 
     /// 120 requests at --rpm 60 take about two minutes of the (paused) clock.

@@ -139,6 +139,9 @@ pub struct Summary {
     pub requests_per_s: f64,
     /// Times the run was paused by the server's rate-limit signals.
     pub rate_limit_pauses: u64,
+    /// Waits for the server's rate limits cut to 300 s: the server announced a limit, a reset
+    /// or a `Retry-After` that asked for longer (worth a warning: it may be broken or hostile).
+    pub capped_waits: u64,
     /// Why it stopped early, if it did.
     pub stopped: Option<Stop>,
 }

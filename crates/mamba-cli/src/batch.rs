@@ -204,6 +204,13 @@ pub(crate) async fn run(mut args: BatchArgs) -> Result<(), CliError> {
     finished.store(true, Ordering::Relaxed);
     let _ = drawer.await;
     let summary = result.map_err(|e| CliError::Failed("io", e.to_string()))?;
+    if summary.capped_waits > 0 {
+        // Said even with --quiet: the server's rate-limit signals are not to be trusted.
+        note(&format!(
+            "mamba-llm: batch: warning: the server's rate limits asked for waits longer than 300 s ({} times); each was cut to 300 s. Check its x-ratelimit-* and Retry-After headers, or pace the run yourself with --rpm/--tpm.",
+            summary.capped_waits
+        ));
+    }
     if args.json {
         line(&serde_json::to_string(&summary).unwrap_or_default())?;
     } else if !args.quiet {
