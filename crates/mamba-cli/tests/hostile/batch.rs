@@ -5,7 +5,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use mamba_mock::{MockServer, Reply, Script};
+use mamba_mock::{Match, MockServer, Reply, Script};
 use serde_json::Value;
 
 use crate::common::batch::{batch, chat_line, records, write_input};
@@ -61,29 +61,42 @@ async fn the_input_as_output_is_refused() {
 
 /// Two runs on one output wrote every id twice (and a third run kept them): the second run,
 /// local or remote, is refused at once naming the lock, and the output ends with each id once.
+/// The first run holds the lock for as long as the checks take, however slow the machine: the
+/// mock never answers one of its requests until the test stops it with Ctrl-C.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_run_on_the_same_output_is_refused() {
-    let server =
-        MockServer::start_with(Script::new().always(Reply { delay_ms: Some(150), ..Reply::text("ok") })).await.unwrap();
+    let hang = Reply { delay_ms: Some(600_000), ..Reply::text("late") };
+    let server = MockServer::start_with(Script::new().on(Match::contains("hang here"), hang).always(Reply::text("ok")))
+        .await
+        .unwrap();
     let dir = temp_dir("hostile-lock");
-    // 20 requests one at a time, 150 ms each: the first run holds the output for 3 s.
-    let n = 20;
-    let lines: Vec<String> = (0..n).map(|i| chat_line(&format!("r{i}"), "hi", Some("m"))).collect();
+    // 20 requests one at a time; the 6th hangs: the first run holds the output until stopped.
+    let (n, hung) = (20, 5);
+    let lines: Vec<String> =
+        (0..n).map(|i| chat_line(&format!("r{i}"), if i == hung { "hang here" } else { "hi" }, Some("m"))).collect();
     let input = write_input(&dir, &lines);
     let out = dir.join("out.jsonl");
     let url = server.base_url();
     let (input_s, out_s) = (input.to_str().unwrap(), out.to_str().unwrap());
+    let args = [input_s, "-o", out_s, "--base-url", &url, "--concurrency", "1", "--quiet"];
     let mut c = cmd();
-    c.arg("batch").args([input_s, "-o", out_s, "--base-url", &url, "--concurrency", "1", "--quiet"]);
+    c.arg("batch").args(args);
     c.stderr(Stdio::piped());
     let first = c.spawn().unwrap();
+    let pid = first.id().unwrap().to_string();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while std::fs::read_to_string(&out).map(|t| t.lines().count()).unwrap_or(0) < 1 {
-        assert!(tokio::time::Instant::now() < deadline, "the first run wrote nothing");
+    while server.chat_requests().len() <= hung {
+        assert!(tokio::time::Instant::now() < deadline, "the first run did not reach the hanging request");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    for extra in [&[][..], &["--remote"]] {
-        let mut args = vec![input_s, "-o", out_s, "--base-url", &url];
+    // The same output through a symbolic link takes the same lock.
+    let link = dir.join("link.jsonl");
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&out, &link).unwrap();
+    #[cfg(not(unix))]
+    let link = out.clone();
+    for (output, extra) in [(out_s, &[][..]), (out_s, &["--remote"]), (link.to_str().unwrap(), &[])] {
+        let mut args = vec![input_s, "-o", output, "--base-url", &url];
         args.extend_from_slice(extra);
         let o = batch(&args).await;
         assert_usage_error(&o, "another batch run");
@@ -92,16 +105,27 @@ async fn a_second_run_on_the_same_output_is_refused() {
     // A dry run only reads: it may look while the run goes on.
     let o = batch(&[input_s, "-o", out_s, "--dry-run"]).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let first = tokio::time::timeout(Duration::from_secs(60), first.wait_with_output()).await.unwrap().unwrap();
-    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    // Ctrl-C (waits for the hung request), Ctrl-C again (aborts): sent until the run ends,
+    // since a second one that comes before the first is handled may be lost.
+    let wait = tokio::spawn(first.wait_with_output());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !wait.is_finished() {
+        assert!(tokio::time::Instant::now() < deadline, "the first run ignores Ctrl-C");
+        std::process::Command::new("kill").args(["-INT", &pid]).stderr(Stdio::null()).status().unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let first = wait.await.unwrap().unwrap();
+    assert_eq!(first.status.code(), Some(130), "{}", stderr(&first));
+    assert_eq!(records(&out).len(), hung, "the answers before the hung request");
+    // Once it ended, the lock is free again: a run resumes and sends only what is missing.
+    server.set_script(Script::new().always(Reply::text("ok")));
+    let o = batch(&[input_s, "-o", out_s, "--base-url", &url, "--json"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let mut ids: Vec<String> = records(&out).iter().map(|r| r["custom_id"].as_str().unwrap().to_owned()).collect();
     ids.sort();
     ids.dedup();
     assert_eq!((records(&out).len(), ids.len()), (n, n), "each id once");
-    assert_eq!(server.chat_requests().len(), n, "each request sent once");
-    // Once it ended, the lock is free again: a run resumes and has nothing left to send.
-    let o = batch(&[input_s, "-o", out_s, "--base-url", &url, "--json"]).await;
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(server.chat_requests().len(), n + 1, "each request sent once, the hung one again");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
