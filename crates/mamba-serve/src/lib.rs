@@ -54,5 +54,5 @@ mod responses_request;
 mod responses_response;
 mod server;
 
-pub use config::{Limits, ServeConfig};
+pub use config::{Limits, ServeConfig, MAX_LIMIT};
 pub use server::{shutdown_signal, Server};

@@ -88,8 +88,15 @@ impl State {
 
     /// When `started`'s request must have its answer (or its stream's first token).
     fn deadline(&self, started: Instant) -> Instant {
-        started + self.config.limits.request_timeout
+        far(started, self.config.limits.request_timeout)
     }
+}
+
+/// `at + after`, or a far future when that does not fit in an `Instant`.
+fn far(at: Instant, after: Duration) -> Instant {
+    at.checked_add(after)
+        .or_else(|| at.checked_add(crate::config::MAX_WAIT))
+        .unwrap_or(at)
 }
 
 impl std::fmt::Debug for State {
@@ -118,7 +125,7 @@ impl Drop for Slot {
 async fn admit(state: &Arc<State>) -> Result<Slot, ApiError> {
     let limits = &state.config.limits;
     let admitted = state.admitted.fetch_add(1, Ordering::SeqCst);
-    if admitted >= limits.max_concurrent + limits.max_queue {
+    if admitted >= limits.max_concurrent.saturating_add(limits.max_queue) {
         state.admitted.fetch_sub(1, Ordering::SeqCst);
         return Err(ApiError::queue_full(Duration::from_secs(1)));
     }
@@ -359,7 +366,7 @@ async fn read_body(state: &State, req: Request<Incoming>, started: Instant) -> R
     let limits = &state.config.limits;
     let limit = limits.max_body_bytes;
     let within = limits.body_timeout.min(limits.request_timeout);
-    match tokio::time::timeout_at(started + within, Limited::new(req.into_body(), limit).collect()).await {
+    match tokio::time::timeout_at(far(started, within), Limited::new(req.into_body(), limit).collect()).await {
         Err(_) => Err(ApiError::body_timeout(within)),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(ApiError::too_large(limit)),
