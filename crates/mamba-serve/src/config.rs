@@ -222,7 +222,8 @@ impl ServeConfig {
     }
 
     /// On a loopback address, a `Host` name accepted besides `localhost` and loopback
-    /// addresses (others get 403, so DNS rebinding cannot reach the server).
+    /// addresses (others get 403, so DNS rebinding cannot reach the server). `*` accepts
+    /// any `Host`: it turns that DNS-rebinding check off.
     #[must_use]
     pub fn allowed_host(mut self, name: impl Into<String>) -> ServeConfig {
         self.allowed_hosts.push(name.into().to_ascii_lowercase());

@@ -67,6 +67,17 @@ impl ApiError {
         .with_label("unauthorized")
     }
 
+    /// The chat page without the key: a browser cannot send one when it opens a page.
+    pub(crate) fn unauthorized_page() -> ApiError {
+        ApiError::new(
+            401,
+            "invalid_request_error",
+            "The chat page needs the API key, which a browser cannot send when it opens a page; start the server with --public-page to serve the page without it (its requests still need the key).",
+        )
+        .with_code("invalid_api_key")
+        .with_label("unauthorized")
+    }
+
     pub(crate) fn model_not_found(model: &str, served: &str) -> ApiError {
         ApiError::new(
             404,

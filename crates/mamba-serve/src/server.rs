@@ -409,7 +409,7 @@ impl State {
         let Some(given) = given else { return Ok(()) };
         let name = host_name(&given);
         let allowed = &self.config.allowed_hosts;
-        if is_loopback_name(&name) || allowed.iter().any(|a| *a == name || a.eq_ignore_ascii_case(given.trim())) {
+        if is_loopback_name(&name) || allowed.iter().any(|a| a == "*" || *a == name || a.eq_ignore_ascii_case(given.trim())) {
             Ok(())
         } else {
             Err(ApiError::host_not_allowed(&given))
@@ -426,6 +426,9 @@ impl State {
     fn authorised_for(&self, req: &Request<Incoming>, public: bool) -> Result<(), ApiError> {
         if public || self.authorised(req) {
             Ok(())
+        } else if req.uri().path() == "/" {
+            // A browser cannot send the key when it opens the page.
+            Err(ApiError::unauthorized_page())
         } else {
             Err(ApiError::unauthorized())
         }

@@ -260,6 +260,16 @@ async fn a_loopback_server_refuses_foreign_host_names() {
 }
 
 #[tokio::test]
+async fn allowed_host_star_accepts_any_host() {
+    let mock = MockServer::start().await.unwrap();
+    let gw = Gateway::start(ServeConfig::new(upstream(&mock, "mock-model")).allowed_host("*")).await;
+    for host in ["evil.example", "my.box:8080", "10.0.0.5"] {
+        let answer = send_raw(gw.addr, &get_with_host(host)).await;
+        assert_eq!(answer.status, 200, "{host}: {}", answer.text());
+    }
+}
+
+#[tokio::test]
 async fn head_answers_and_405_names_the_methods() {
     let (_mock, gw) = gateway_with(Script::new(), Limits::new()).await;
     for path in ["/health", "/v1/models", "/"] {
@@ -288,6 +298,9 @@ async fn with_a_key_metrics_and_the_page_are_closed_unless_made_public() {
         assert_eq!(send(gw.addr, "GET", path, &key, b"").await.status, 200, "{path}");
     }
     assert_eq!(send(gw.addr, "GET", "/health", &[], b"").await.status, 200);
+    // A browser opening the page cannot send the key: the 401 says how to serve it anyway.
+    let page = send(gw.addr, "GET", "/", &[], b"").await;
+    assert!(page.json()["error"]["message"].as_str().unwrap().contains("--public-page"), "{}", page.text());
 
     let config =
         ServeConfig::new(upstream(&mock, "mock-model")).api_key("sk-test").public_metrics(true).public_page(true);
