@@ -94,9 +94,7 @@ impl State {
 
 /// `at + after`, or a far future when that does not fit in an `Instant`.
 fn far(at: Instant, after: Duration) -> Instant {
-    at.checked_add(after)
-        .or_else(|| at.checked_add(crate::config::MAX_WAIT))
-        .unwrap_or(at)
+    at.checked_add(after).or_else(|| at.checked_add(crate::config::MAX_WAIT)).unwrap_or(at)
 }
 
 impl std::fmt::Debug for State {
@@ -409,7 +407,9 @@ impl State {
         let Some(given) = given else { return Ok(()) };
         let name = host_name(&given);
         let allowed = &self.config.allowed_hosts;
-        if is_loopback_name(&name) || allowed.iter().any(|a| a == "*" || *a == name || a.eq_ignore_ascii_case(given.trim())) {
+        if is_loopback_name(&name)
+            || allowed.iter().any(|a| a == "*" || *a == name || a.eq_ignore_ascii_case(given.trim()))
+        {
             Ok(())
         } else {
             Err(ApiError::host_not_allowed(&given))
