@@ -91,8 +91,9 @@ pub(crate) struct ServeArgs {
     /// from its head, so reading its body is included (504 after; 408 while the body arrives).
     #[arg(long, value_name = "SECS", default_value_t = 600.0)]
     request_timeout: f64,
-    /// Seconds a client gets to send a request's head and then its body (408 and the
-    /// connection closed after; idle keep-alive connections are closed after it too).
+    /// Seconds a client gets to send a request's head, and that its body may stall with no
+    /// bytes (408 and the connection closed after; a slow body that keeps arriving is bounded
+    /// by --request-timeout; idle keep-alive connections are closed after it too).
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     body_timeout: f64,
     /// Client connections open at once; past it, new connections wait until one closes.

@@ -49,7 +49,8 @@ impl Default for Limits {
 
 impl Limits {
     /// The defaults: 8 MiB bodies, 64 requests at once, 256 queued, 600 s to the first token
-    /// (the whole answer when not streamed), 30 s to read a request's head and body, 4096
+    /// (the whole answer when not streamed), 30 s to read a request's head or for its body to
+    /// stall, 4096
     /// connections open at once, 30 s of grace at shutdown.
     pub fn new() -> Limits {
         Limits::default()
@@ -85,8 +86,9 @@ impl Limits {
         self
     }
 
-    /// How long a client may take to send a request's head, and then its body (a body that
-    /// stalls or trickles gets 408 and the connection is closed). Idle keep-alive
+    /// How long a client may take to send a request's head, and how long its body may stall
+    /// (no bytes at all): then 408 and the connection is closed. A body that keeps arriving,
+    /// however slowly, is bounded by [`Limits::request_timeout`] instead. Idle keep-alive
     /// connections are closed after it too.
     #[must_use]
     pub fn body_timeout(mut self, timeout: Duration) -> Limits {

@@ -123,17 +123,23 @@ impl ApiError {
         e
     }
 
-    pub(crate) fn body_timeout(after: Duration) -> ApiError {
-        let mut e = ApiError::new(
-            408,
-            "invalid_request_error",
+    /// A body that stalled (`stalled`: no bytes for `after`) or did not arrive within the
+    /// request timeout `after`.
+    pub(crate) fn body_timeout(after: Duration, stalled: bool) -> ApiError {
+        let message = if stalled {
             format!(
-                "The request body did not arrive within {:.1} s; send the whole body at once (or raise --body-timeout).",
+                "The request body stalled: no bytes for {:.1} s; send the body without pauses (or raise --body-timeout).",
                 after.as_secs_f64()
-            ),
-        )
-        .with_code("request_timeout")
-        .with_label("body_timeout");
+            )
+        } else {
+            format!(
+                "The request body did not arrive within {:.1} s; send it faster (or raise --request-timeout).",
+                after.as_secs_f64()
+            )
+        };
+        let mut e = ApiError::new(408, "invalid_request_error", message)
+            .with_code("request_timeout")
+            .with_label("body_timeout");
         e.close = true;
         e
     }

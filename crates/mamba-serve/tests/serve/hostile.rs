@@ -54,7 +54,8 @@ async fn read_all(stream: &mut TcpStream, within: Duration) -> Vec<u8> {
 
 #[tokio::test]
 async fn a_stalled_and_a_trickling_body_get_408_and_the_connection_closes() {
-    let limits = Limits::new().body_timeout(Duration::from_millis(400));
+    // The trickle never stalls 400 ms: the overall --request-timeout ends it.
+    let limits = Limits::new().body_timeout(Duration::from_millis(400)).request_timeout(Duration::from_millis(800));
     let (mock, gw) = gateway_with(Script::new(), limits).await;
 
     let started = Instant::now();
@@ -95,6 +96,51 @@ async fn a_stalled_and_a_trickling_body_get_408_and_the_connection_closes() {
     assert!(mock.chat_requests().is_empty());
     let metrics = gw.server.metrics();
     assert!(metrics.contains("kind=\"body_timeout\"} 2"), "{metrics}");
+}
+
+#[tokio::test]
+async fn a_slow_body_that_keeps_arriving_is_not_cut_by_the_body_timeout() {
+    // 1 byte every 50 ms for ~1 s with a 400 ms body timeout: idle never 400 ms, so it arrives.
+    let limits = Limits::new().body_timeout(Duration::from_millis(400));
+    let (mock, gw) = gateway_with(Script::new(), limits).await;
+    let body = chat_body(false).to_string();
+    let padded = format!("{body}{}", " ".repeat(20));
+    let mut stream = stalled_post(gw.addr, padded.len(), b"").await;
+    for chunk in padded.as_bytes().chunks(padded.len() / 20 + 1) {
+        stream.write_all(chunk).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let answer = parse(&read_until_answered(&mut stream).await);
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(mock.chat_requests().len(), 1);
+}
+
+/// Reads until a whole (content-length) answer arrived, within 10 s.
+async fn read_until_answered(stream: &mut TcpStream) -> Vec<u8> {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let n = stream.read(&mut buf).await.unwrap();
+            raw.extend_from_slice(&buf[..n]);
+            if n == 0 {
+                return;
+            }
+            let text = String::from_utf8_lossy(&raw).to_ascii_lowercase();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let len = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|n| n.trim().parse::<usize>().ok());
+                if len.is_some_and(|len| body.len() >= len) {
+                    return;
+                }
+            }
+        }
+    })
+    .await
+    .expect("no answer");
+    raw
 }
 
 #[tokio::test]
