@@ -46,7 +46,8 @@ async fn wait_for_upstream(mock: &MockServer, n: usize) {
 
 #[tokio::test]
 async fn upstream_credentials_are_not_printed() {
-    let port = free_port();
+    // Port 9 (discard): nothing listens there, and no other test's server can take it.
+    let port = 9;
     let dead = format!("http://user:pa55word@127.0.0.1:{port}/v1?api_key=sk-in-the-url");
     let s = serve(&["--upstream", &dead, "--model-name", "m"], &[]).await;
     let (ok, log) = s.stop().await;
