@@ -203,7 +203,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
     // allow as many open files as the system lets this user have (the soft limit is often 1,024
     // while the hard limit is far higher), so that overload shows as latency, not as
     // "too many open files".
-    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let _ = crate::fdlimit::raise();
 
     // As vLLM does: one request first, so a wrong URL, model or key is one clear error rather
     // than a thousand failed requests. It also opens the first connection.

@@ -15,6 +15,7 @@ mod connect;
 mod daily;
 mod editor;
 mod embed;
+mod fdlimit;
 mod input;
 mod keys;
 #[cfg_attr(not(feature = "local"), path = "local_off.rs")]

@@ -74,7 +74,8 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "ORIGIN")]
     cors_origin: Vec<String>,
     /// On a loopback --host, a Host name to accept besides localhost and loopback addresses
-    /// (repeatable); others get 403, so DNS rebinding cannot reach the server.
+    /// (repeatable); others get 403, so DNS rebinding cannot reach the server. '*' accepts
+    /// any Host: it turns the DNS-rebinding check off.
     #[arg(long, value_name = "NAME")]
     allowed_host: Vec<String>,
     /// Largest request body in bytes (413 beyond).
@@ -90,8 +91,9 @@ pub(crate) struct ServeArgs {
     /// from its head, so reading its body is included (504 after; 408 while the body arrives).
     #[arg(long, value_name = "SECS", default_value_t = 600.0)]
     request_timeout: f64,
-    /// Seconds a client gets to send a request's head and then its body (408 and the
-    /// connection closed after; idle keep-alive connections are closed after it too).
+    /// Seconds a client gets to send a request's head, and that its body may stall with no
+    /// bytes (408 and the connection closed after; a slow body that keeps arriving is bounded
+    /// by --request-timeout; idle keep-alive connections are closed after it too).
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     body_timeout: f64,
     /// Client connections open at once; past it, new connections wait until one closes.
@@ -220,8 +222,10 @@ fn build_upstream(
     builder.build().map_err(CliError::Backend)
 }
 
+/// The upstream's URL as printed: credentials in it (user:password, a key in the query) redacted.
 fn spec_url(spec: &Spec) -> String {
-    spec.url.clone().unwrap_or_else(|| spec.preset.unwrap_or_default().base_url().to_owned())
+    let url = spec.url.clone().unwrap_or_else(|| spec.preset.unwrap_or_default().base_url().to_owned());
+    mamba_backends::redact::redact_url(&url)
 }
 
 /// The model a spec names (`model=`, `-m`, or its preset's default), if any.
@@ -329,7 +333,16 @@ async fn backend(args: &ServeArgs) -> Result<(Served, String), CliError> {
 
 /// `mamba-llm serve`.
 pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
-    let limits = Limits::new()
+    if args.max_connections == 0 {
+        return Err(CliError::Usage("--max-connections must be at least 1".to_owned()));
+    }
+    if args.max_connections > mamba_serve::MAX_LIMIT || args.max_concurrent > mamba_serve::MAX_LIMIT {
+        return Err(CliError::Usage(format!(
+            "--max-connections and --max-concurrent can be at most {}; pass a smaller number",
+            mamba_serve::MAX_LIMIT
+        )));
+    }
+    let mut limits = Limits::new()
         .max_body_bytes(args.max_body_bytes)
         .max_concurrent(args.max_concurrent)
         .max_queue(args.max_queue)
@@ -347,8 +360,17 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
         .parse()
         .or_else(|_| format!("[{}]:{}", args.host, args.port).parse())
         .map_err(|_| CliError::Usage(format!("--host {:?}: not an IP address", args.host)))?;
-    if args.max_connections == 0 {
-        return Err(CliError::Usage("--max-connections must be at least 1".to_owned()));
+    // Each client connection can need a second descriptor towards the upstream: raise the
+    // open-files limit as far as allowed, and hold no more connections than it fits.
+    if let Some(files) = crate::fdlimit::raise() {
+        let fits = crate::fdlimit::connections_within(files);
+        if args.max_connections > fits {
+            note(&format!(
+                "mamba-llm: --max-connections {} lowered to {fits}: this process may open {files} files (raise it with ulimit -n)",
+                args.max_connections
+            ));
+            limits = limits.max_connections(fits);
+        }
     }
     let (served, label) = backend(&args).await?;
     let mut config = match served {

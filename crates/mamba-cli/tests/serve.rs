@@ -59,8 +59,10 @@ async fn serve(args: &[&str], env: &[(&str, &str)]) -> Serving {
     }
     let mut child = c.spawn().unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut head = Vec::new();
     let url = tokio::time::timeout(Duration::from_secs(60), async {
         while let Some(line) = lines.next_line().await.unwrap() {
+            head.push(line.clone());
             if let Some(rest) = line.split("on http://").nth(1) {
                 return format!("http://{}", rest.split_whitespace().next().unwrap());
             }
@@ -70,8 +72,9 @@ async fn serve(args: &[&str], env: &[(&str, &str)]) -> Serving {
     })
     .await
     .expect("serve did not start");
+    // The log keeps what serve said at start too.
     let log = tokio::spawn(async move {
-        let mut all = Vec::new();
+        let mut all = head;
         while let Ok(Some(line)) = lines.next_line().await {
             all.push(line);
         }

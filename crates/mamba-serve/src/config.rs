@@ -6,6 +6,13 @@ use std::time::Duration;
 
 use mamba_backends::{BackendPool, ModelBackend};
 
+/// The longest time any limit takes (about 100 years): `Instant + Duration::MAX` panics,
+/// and no request waits this long anyway.
+pub(crate) const MAX_WAIT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// The most requests or connections a limit counts (tokio's semaphore holds no more).
+pub const MAX_LIMIT: usize = tokio::sync::Semaphore::MAX_PERMITS;
+
 /// The limits of one server. Every one has a default; set them with the builder methods.
 ///
 /// ```
@@ -42,7 +49,8 @@ impl Default for Limits {
 
 impl Limits {
     /// The defaults: 8 MiB bodies, 64 requests at once, 256 queued, 600 s to the first token
-    /// (the whole answer when not streamed), 30 s to read a request's head and body, 4096
+    /// (the whole answer when not streamed), 30 s to read a request's head or for its body to
+    /// stall, 4096
     /// connections open at once, 30 s of grace at shutdown.
     pub fn new() -> Limits {
         Limits::default()
@@ -55,50 +63,51 @@ impl Limits {
         self
     }
 
-    /// Requests sent to the backend at once (at least 1).
+    /// Requests sent to the backend at once (at least 1, at most [`MAX_LIMIT`]).
     #[must_use]
     pub fn max_concurrent(mut self, n: usize) -> Limits {
-        self.max_concurrent = n.max(1);
+        self.max_concurrent = n.clamp(1, MAX_LIMIT);
         self
     }
 
     /// Requests waiting for a slot; beyond them a request gets 429 with `Retry-After`.
     #[must_use]
     pub fn max_queue(mut self, n: usize) -> Limits {
-        self.max_queue = n;
+        self.max_queue = n.min(MAX_LIMIT);
         self
     }
 
     /// How long a request may wait for its answer (for a stream: its first token), counted
     /// from its head: reading the body and queueing are included; then 504 (408 while the
-    /// body is still arriving).
+    /// body is still arriving). Longer than about 100 years counts as 100 years.
     #[must_use]
     pub fn request_timeout(mut self, timeout: Duration) -> Limits {
-        self.request_timeout = timeout;
+        self.request_timeout = timeout.min(MAX_WAIT);
         self
     }
 
-    /// How long a client may take to send a request's head, and then its body (a body that
-    /// stalls or trickles gets 408 and the connection is closed). Idle keep-alive
+    /// How long a client may take to send a request's head, and how long its body may stall
+    /// (no bytes at all): then 408 and the connection is closed. A body that keeps arriving,
+    /// however slowly, is bounded by [`Limits::request_timeout`] instead. Idle keep-alive
     /// connections are closed after it too.
     #[must_use]
     pub fn body_timeout(mut self, timeout: Duration) -> Limits {
-        self.body_timeout = timeout;
+        self.body_timeout = timeout.min(MAX_WAIT);
         self
     }
 
-    /// Connections open at once (at least 1); past it, new connections wait in the
+    /// Connections open at once (at least 1, at most [`MAX_LIMIT`]); past it, new connections wait in the
     /// listener's backlog until one closes.
     #[must_use]
     pub fn max_connections(mut self, n: usize) -> Limits {
-        self.max_connections = n.max(1);
+        self.max_connections = n.clamp(1, MAX_LIMIT);
         self
     }
 
     /// After SIGINT or SIGTERM, how long requests in flight may take to finish.
     #[must_use]
     pub fn grace_period(mut self, grace: Duration) -> Limits {
-        self.grace = grace;
+        self.grace = grace.min(MAX_WAIT);
         self
     }
 
@@ -215,7 +224,8 @@ impl ServeConfig {
     }
 
     /// On a loopback address, a `Host` name accepted besides `localhost` and loopback
-    /// addresses (others get 403, so DNS rebinding cannot reach the server).
+    /// addresses (others get 403, so DNS rebinding cannot reach the server). `*` accepts
+    /// any `Host`: it turns that DNS-rebinding check off.
     #[must_use]
     pub fn allowed_host(mut self, name: impl Into<String>) -> ServeConfig {
         self.allowed_hosts.push(name.into().to_ascii_lowercase());

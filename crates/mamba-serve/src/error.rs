@@ -67,6 +67,17 @@ impl ApiError {
         .with_label("unauthorized")
     }
 
+    /// The chat page without the key: a browser cannot send one when it opens a page.
+    pub(crate) fn unauthorized_page() -> ApiError {
+        ApiError::new(
+            401,
+            "invalid_request_error",
+            "The chat page needs the API key, which a browser cannot send when it opens a page; start the server with --public-page to serve the page without it (its requests still need the key).",
+        )
+        .with_code("invalid_api_key")
+        .with_label("unauthorized")
+    }
+
     pub(crate) fn model_not_found(model: &str, served: &str) -> ApiError {
         ApiError::new(
             404,
@@ -112,17 +123,23 @@ impl ApiError {
         e
     }
 
-    pub(crate) fn body_timeout(after: Duration) -> ApiError {
-        let mut e = ApiError::new(
-            408,
-            "invalid_request_error",
+    /// A body that stalled (`stalled`: no bytes for `after`) or did not arrive within the
+    /// request timeout `after`.
+    pub(crate) fn body_timeout(after: Duration, stalled: bool) -> ApiError {
+        let message = if stalled {
             format!(
-                "The request body did not arrive within {:.1} s; send the whole body at once (or raise --body-timeout).",
+                "The request body stalled: no bytes for {:.1} s; send the body without pauses (or raise --body-timeout).",
                 after.as_secs_f64()
-            ),
-        )
-        .with_code("request_timeout")
-        .with_label("body_timeout");
+            )
+        } else {
+            format!(
+                "The request body did not arrive within {:.1} s; send it faster (or raise --request-timeout).",
+                after.as_secs_f64()
+            )
+        };
+        let mut e = ApiError::new(408, "invalid_request_error", message)
+            .with_code("request_timeout")
+            .with_label("body_timeout");
         e.close = true;
         e
     }

@@ -18,8 +18,8 @@
 //! Requests are read leniently (content parts, tool messages, `developer` messages; unknown
 //! fields reach the upstream as they came). Errors have OpenAI's shape and the status clients
 //! expect: 400 invalid request or context overflow (`context_length_exceeded`), 401 without
-//! the key, 404 unknown model, 408 body not sent within the body timeout, 413 body too large,
-//! 415 body not sent as `application/json`, 429 with `Retry-After` when the queue is
+//! the key, 404 unknown model, 408 body stalled past the body timeout (or not in by the
+//! request timeout), 413 body too large, 415 body not sent as `application/json`, 429 with `Retry-After` when the queue is
 //! full, 503 when no upstream can answer, 504 on timeout; an upstream's own HTTP error keeps
 //! its status and message. A client that disconnects drops its upstream request. Every
 //! request writes one access-log line through `tracing` (target `mamba_serve::access`), one
@@ -54,5 +54,5 @@ mod responses_request;
 mod responses_response;
 mod server;
 
-pub use config::{Limits, ServeConfig};
+pub use config::{Limits, ServeConfig, MAX_LIMIT};
 pub use server::{shutdown_signal, Server};

@@ -88,8 +88,13 @@ impl State {
 
     /// When `started`'s request must have its answer (or its stream's first token).
     fn deadline(&self, started: Instant) -> Instant {
-        started + self.config.limits.request_timeout
+        far(started, self.config.limits.request_timeout)
     }
+}
+
+/// `at + after`, or a far future when that does not fit in an `Instant`.
+fn far(at: Instant, after: Duration) -> Instant {
+    at.checked_add(after).or_else(|| at.checked_add(crate::config::MAX_WAIT)).unwrap_or(at)
 }
 
 impl std::fmt::Debug for State {
@@ -118,7 +123,7 @@ impl Drop for Slot {
 async fn admit(state: &Arc<State>) -> Result<Slot, ApiError> {
     let limits = &state.config.limits;
     let admitted = state.admitted.fetch_add(1, Ordering::SeqCst);
-    if admitted >= limits.max_concurrent + limits.max_queue {
+    if admitted >= limits.max_concurrent.saturating_add(limits.max_queue) {
         state.admitted.fetch_sub(1, Ordering::SeqCst);
         return Err(ApiError::queue_full(Duration::from_secs(1)));
     }
@@ -351,19 +356,39 @@ fn is_json(req: &Request<Incoming>) -> bool {
         .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
 }
 
-/// Reads a JSON body within the body timeout (and what is left of the request timeout).
+/// Reads a JSON body: 408 when no body bytes arrive for the body timeout (a stall), or when
+/// the whole body has not arrived within the request timeout (a trickle).
 async fn read_body(state: &State, req: Request<Incoming>, started: Instant) -> Result<Bytes, ApiError> {
     if !is_json(&req) {
         return Err(ApiError::unsupported_media_type());
     }
     let limits = &state.config.limits;
     let limit = limits.max_body_bytes;
-    let within = limits.body_timeout.min(limits.request_timeout);
-    match tokio::time::timeout_at(started + within, Limited::new(req.into_body(), limit).collect()).await {
-        Err(_) => Err(ApiError::body_timeout(within)),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(ApiError::too_large(limit)),
-        Ok(Err(e)) => Err(ApiError::invalid_request(format!("could not read the request body: {e}"))),
+    let idle = limits.body_timeout;
+    let mut body = Limited::new(req.into_body(), limit);
+    let collect = async move {
+        let mut bytes = Vec::new();
+        loop {
+            match tokio::time::timeout(idle, body.frame()).await {
+                Err(_) => return Err(ApiError::body_timeout(idle, true)),
+                Ok(None) => return Ok(Bytes::from(bytes)),
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        bytes.extend_from_slice(&data);
+                    }
+                }
+                Ok(Some(Err(e))) if e.downcast_ref::<LengthLimitError>().is_some() => {
+                    return Err(ApiError::too_large(limit))
+                }
+                Ok(Some(Err(e))) => {
+                    return Err(ApiError::invalid_request(format!("could not read the request body: {e}")))
+                }
+            }
+        }
+    };
+    match tokio::time::timeout_at(far(started, limits.request_timeout), collect).await {
+        Err(_) => Err(ApiError::body_timeout(limits.request_timeout, false)),
+        Ok(read) => read,
     }
 }
 
@@ -402,7 +427,9 @@ impl State {
         let Some(given) = given else { return Ok(()) };
         let name = host_name(&given);
         let allowed = &self.config.allowed_hosts;
-        if is_loopback_name(&name) || allowed.iter().any(|a| *a == name || a.eq_ignore_ascii_case(given.trim())) {
+        if is_loopback_name(&name)
+            || allowed.iter().any(|a| a == "*" || *a == name || a.eq_ignore_ascii_case(given.trim()))
+        {
             Ok(())
         } else {
             Err(ApiError::host_not_allowed(&given))
@@ -419,6 +446,9 @@ impl State {
     fn authorised_for(&self, req: &Request<Incoming>, public: bool) -> Result<(), ApiError> {
         if public || self.authorised(req) {
             Ok(())
+        } else if req.uri().path() == "/" {
+            // A browser cannot send the key when it opens the page.
+            Err(ApiError::unauthorized_page())
         } else {
             Err(ApiError::unauthorized())
         }
@@ -955,7 +985,7 @@ impl Server {
     ///
     /// At most [`Limits::max_connections`](crate::Limits::max_connections) connections are
     /// open at once; each has [`Limits::body_timeout`](crate::Limits::body_timeout) to send
-    /// a request's head and body. On a loopback address only loopback `Host`s (and those
+    /// a request's head, and its body may stall no longer than that. On a loopback address only loopback `Host`s (and those
     /// allowed with [`ServeConfig::allowed_host`](crate::ServeConfig::allowed_host)) are served.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let limits = self.state.config.limits;

@@ -33,6 +33,82 @@ async fn curl_status(args: &[&str]) -> (u16, String) {
     (status, text)
 }
 
+/// Waits (up to 20 s) until the upstream got `n` chat requests.
+async fn wait_for_upstream(mock: &MockServer, n: usize) {
+    for _ in 0..2000 {
+        if mock.chat_requests().len() >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the upstream got {} chat requests, not {n}", mock.chat_requests().len());
+}
+
+#[tokio::test]
+async fn upstream_credentials_are_not_printed() {
+    // Port 9 (discard): nothing listens there, and no other test's server can take it.
+    let port = 9;
+    let dead = format!("http://user:pa55word@127.0.0.1:{port}/v1?api_key=sk-in-the-url");
+    let s = serve(&["--upstream", &dead, "--model-name", "m"], &[]).await;
+    let (ok, log) = s.stop().await;
+    assert!(ok, "{log:#?}");
+    assert!(log.iter().any(|l| l.contains("did not answer at start")), "{log:#?}");
+    assert!(log.iter().any(|l| l.contains(&format!("127.0.0.1:{port}"))), "{log:#?}");
+    for secret in ["pa55word", "sk-in-the-url"] {
+        assert!(!log.iter().any(|l| l.contains(secret)), "{secret} printed: {log:#?}");
+    }
+}
+
+/// `serve` under a shell's `ulimit` (the soft and hard open-files limits given).
+async fn serve_with_ulimit(soft: u32, hard: u32, extra: &str) -> tokio::process::Child {
+    let script = format!("ulimit -Sn {soft} && ulimit -Hn {hard} && exec \"$0\" serve --port 0 {extra}");
+    let mut c = tokio::process::Command::new("bash");
+    c.args(["-c", &script, super::BIN]);
+    c.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null());
+    c.stderr(std::process::Stdio::piped()).kill_on_drop(true);
+    c.spawn().unwrap()
+}
+
+async fn lines_until_listening(child: &mut tokio::process::Child) -> Vec<String> {
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let done = line.contains("on http://");
+            seen.push(line);
+            if done {
+                return;
+            }
+        }
+        panic!("serve exited: {seen:#?}");
+    })
+    .await
+    .expect("serve did not start");
+    seen
+}
+
+#[tokio::test]
+async fn serve_raises_the_open_files_limit_and_fits_its_connections_in_it() {
+    let mock = MockServer::start().await.unwrap();
+    let upstream = format!("--upstream {},model=mock-model", mock.base_url());
+    // A soft limit under a higher hard one: raised to the hard one, no note.
+    let mut child = serve_with_ulimit(256, 1024, &format!("{upstream} --max-connections 100")).await;
+    let seen = lines_until_listening(&mut child).await;
+    let pid = child.id().unwrap();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let files = limits.lines().find(|l| l.starts_with("Max open files")).unwrap().to_owned();
+    assert_eq!(files.split_whitespace().nth(3), Some("1024"), "{files}");
+    assert!(!seen.iter().any(|l| l.contains("lowered")), "{seen:#?}");
+    child.kill().await.unwrap();
+
+    // A hard limit of 256: the 4,096 connections by default do not fit; it says so.
+    let mut child = serve_with_ulimit(256, 256, &upstream).await;
+    let seen = lines_until_listening(&mut child).await;
+    assert!(seen.iter().any(|l| l.contains("--max-connections 4096 lowered to 96")), "{seen:#?}");
+    child.kill().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_replica_down_at_start_is_served_and_picked_up_when_it_returns() {
     let port = free_port();
@@ -161,19 +237,15 @@ async fn a_hung_up_request_and_a_stream_cut_at_shutdown_are_logged() {
     let mut conn = TcpStream::connect(addr_of(&s.url)).await.unwrap();
     let request = format!("POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{hang}", hang.len());
     conn.write_all(request.as_bytes()).await.unwrap();
-    for _ in 0..200 {
-        if !mock.chat_requests().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for_upstream(&mock, 1).await;
     drop(conn);
 
     // A stream still running when the grace period ends.
     let body = r#"{"stream":true,"messages":[{"role":"user","content":"long"}]}"#;
     let stream =
         tokio::spawn(async move { curl(&["-N", &chat, "-H", "content-type: application/json", "-d", body]).await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_for_upstream(&mock, 2).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let (ok, log) = s.stop().await;
     assert!(ok, "{log:#?}");
     let sse = stream.await.unwrap();
@@ -192,7 +264,12 @@ async fn a_hung_up_request_and_a_stream_cut_at_shutdown_are_logged() {
 
 #[tokio::test]
 async fn bad_limits_are_usage_errors() {
-    for args in [vec!["--body-timeout", "0"], vec!["--max-connections", "0"]] {
+    for args in [
+        vec!["--body-timeout", "0"],
+        vec!["--max-connections", "0"],
+        vec!["--max-connections", "4611686018427387904"],
+        vec!["--max-concurrent", "18446744073709551615"],
+    ] {
         let out = tokio::time::timeout(
             Duration::from_secs(30),
             cmd().args(["serve", "--upstream", "http://127.0.0.1:9/v1,model=m"]).args(&args).output(),
