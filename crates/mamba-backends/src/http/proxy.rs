@@ -429,12 +429,12 @@ mod tests {
         use crate::bench_api::ProxyLookup;
         // An unsupported scheme: direct, no error (as `send` does).
         let l = ProxyLookup::from_vars(&[("all_proxy", "socks://127.0.0.1:1080/")]);
-        assert_eq!(l.lookup(true, "api.example").unwrap(), false);
+        assert!(!l.lookup(true, "api.example").unwrap());
         // A supported scheme that does not parse: the config error `send` returns.
         let l = ProxyLookup::from_vars(&[("all_proxy", "http://p:99999"), ("no_proxy", "localhost")]);
         assert_eq!(l.lookup(false, "api.example").unwrap_err().kind(), crate::ErrorKind::Config);
         assert!(!l.goes_through_proxy(false, "api.example"));
-        assert_eq!(l.lookup(false, "localhost").unwrap(), false);
+        assert!(!l.lookup(false, "localhost").unwrap());
         let l = ProxyLookup::from_vars(&[("all_proxy", "socks5h://p:1"), ("no_proxy", "localhost")]);
         assert!(l.lookup(true, "api.example").unwrap() && l.goes_through_proxy(true, "api.example"));
         assert!(!l.goes_through_proxy(true, "localhost"));
