@@ -122,9 +122,19 @@ impl ProxyLookup {
         ProxyLookup { proxies: Some(proxies).filter(|p| !p.is_empty()) }
     }
 
-    /// Whether a request to `host` goes through a proxy (the proxy handle is cloned into the
-    /// pool key, as in `send`).
+    /// The decision `send` makes for a request to `host`: `Ok(true)` through a proxy (the
+    /// proxy handle is cloned into the pool key, as in `send`), `Ok(false)` direct, or the
+    /// config error of an invalid proxy setting the request would use (a proxy of a scheme
+    /// the library does not speak was ignored with a warning when the settings were read).
+    pub fn lookup(&self, https: bool, host: &str) -> Result<bool, crate::Error> {
+        let Some(proxies) = &self.proxies else { return Ok(false) };
+        proxies.check_target(https, host)?;
+        Ok(proxies.for_target(https, host).cloned().is_some())
+    }
+
+    /// Whether a request to `host` goes through a proxy: [`lookup`](Self::lookup), with an
+    /// invalid setting (the request would fail) counted as not.
     pub fn goes_through_proxy(&self, https: bool, host: &str) -> bool {
-        self.proxies.as_ref().and_then(|p| p.for_target(https, host).cloned()).is_some()
+        matches!(self.lookup(https, host), Ok(true))
     }
 }

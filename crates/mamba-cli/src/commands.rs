@@ -12,6 +12,8 @@ pub(crate) async fn health(conn: ConnArgs) -> Result<(), CliError> {
     let connection = connect(&conn).await?;
     let backend = &connection.backend;
     let report = backend.health().await;
+    // The URL as shown: a key in its query (`?api_key=`) or a user:password never reaches the terminal.
+    let shown_url = mamba_backends::redact::redact_url(backend.base_url());
     if conn.json {
         line(&serde_json::to_string(&report).unwrap_or_default())?;
     } else {
@@ -20,7 +22,7 @@ pub(crate) async fn health(conn: ConnArgs) -> Result<(), CliError> {
             Some(false) => no.to_owned(),
             None => "unknown".to_owned(),
         };
-        line(&format!("{:<10} {}", if report.is_healthy() { "healthy" } else { "unhealthy" }, backend.base_url()))?;
+        line(&format!("{:<10} {}", if report.is_healthy() { "healthy" } else { "unhealthy" }, shown_url))?;
         if let Some(kind) = report.server_kind {
             line(&format!("{:<10} {} (preset {})", "server", kind.spec().display_name, kind.name()))?;
         }
@@ -58,7 +60,7 @@ pub(crate) async fn health(conn: ConnArgs) -> Result<(), CliError> {
             "unavailable",
             format!(
                 "{} is not healthy{}",
-                backend.base_url(),
+                shown_url,
                 report.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
             ),
         ))

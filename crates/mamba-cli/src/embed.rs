@@ -81,11 +81,13 @@ struct UsageOut {
     total_tokens: u64,
 }
 
-/// The fields of the `--json` document after its data.
+/// The fields of the `--json` document after its data; `error` when it failed part way.
 #[derive(Serialize)]
 struct Tail<'a> {
     model: Option<&'a str>,
     usage: Option<UsageOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<serde_json::Value>,
 }
 
 /// Writes the vectors as they come, batch by batch: JSON lines, or (`--json`) one document
@@ -130,7 +132,35 @@ impl<W: Write> Writer<W> {
         Ok(())
     }
 
-    fn finish(mut self) -> Result<(), CliError> {
+    fn finish(self) -> Result<(), CliError> {
+        self.close(None)
+    }
+
+    /// After a failure: a `--json` document already begun is closed validly, with the data
+    /// written so far and an `"error"` member (`{kind, status, message, ...}` as `--json`
+    /// reports failures), and the exit code of `err` is returned, already reported. Otherwise
+    /// `err`, for the caller to report.
+    fn fail(self, err: CliError) -> CliError {
+        if !self.whole || self.written == 0 || matches!(err, CliError::BrokenPipe) {
+            return err;
+        }
+        let body = serde_json::from_str::<serde_json::Value>(&crate::output::error_json(&err))
+            .ok()
+            .and_then(|mut v| v.get_mut("error").map(serde_json::Value::take));
+        let written = self.written;
+        match self.close(Some(body.unwrap_or(serde_json::Value::Null))) {
+            Ok(()) => {
+                crate::output::report(&err, false);
+                note(&format!(
+                    "mamba-llm: the --json document holds the {written} embedding(s) made before the error, and the error"
+                ));
+                CliError::Exit(err.exit_code())
+            }
+            Err(e) => e,
+        }
+    }
+
+    fn close(mut self, error: Option<serde_json::Value>) -> Result<(), CliError> {
         if self.whole {
             if self.written == 0 {
                 self.w.write_all(b"{\"data\":[")?;
@@ -138,6 +168,7 @@ impl<W: Write> Writer<W> {
             let tail = Tail {
                 model: self.model.as_deref(),
                 usage: self.usage.map(|u| UsageOut { input_tokens: u.input_tokens, total_tokens: u.total_tokens }),
+                error,
             };
             let tail = serde_json::to_string(&tail).map_err(json_error)?;
             // `],` and the tail object's fields without its opening brace.
@@ -194,9 +225,14 @@ pub(crate) async fn run(args: EmbedArgs) -> Result<(), CliError> {
     let mut writer = Writer::new(BufWriter::with_capacity(1 << 16, io::stdout()), args.conn.json);
     let mut batch = first;
     while !batch.is_empty() {
-        let out = conn.backend.embed(&EmbeddingInput::texts(batch), &options).await?;
-        writer.batch(&out)?;
-        batch = inputs.next_batch()?;
+        let step = match conn.backend.embed(&EmbeddingInput::texts(batch), &options).await {
+            Ok(out) => writer.batch(&out).and_then(|()| inputs.next_batch()),
+            Err(e) => Err(CliError::from(e)),
+        };
+        batch = match step {
+            Ok(next) => next,
+            Err(e) => return Err(writer.fail(e)),
+        };
     }
     writer.finish()
 }

@@ -152,6 +152,15 @@ fn parse_ip(entry: &str) -> Option<IpAddr> {
     entry.strip_prefix('[').and_then(|e| e.strip_suffix(']')).and_then(|e| e.parse().ok())
 }
 
+/// Whether a proxy URL from the environment is of a scheme the library speaks (no scheme
+/// counts as `http://`, as curl reads it).
+fn supported_scheme(url: &str) -> bool {
+    match url.trim().split_once("://") {
+        None => true,
+        Some((scheme, _)) => ["http", "socks5", "socks5h"].iter().any(|s| s.eq_ignore_ascii_case(scheme)),
+    }
+}
+
 /// Which proxy each kind of target goes through.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Proxies {
@@ -170,8 +179,12 @@ impl Proxies {
     /// for both when those are unset, `no_proxy` / `NO_PROXY` for exceptions; lower case
     /// first. Upper-case `HTTP_PROXY` is ignored when `REQUEST_METHOD` is set (a CGI process,
     /// where a request header `Proxy:` becomes that variable: "httpoxy"). An empty variable
-    /// counts as unset; an invalid proxy URL (a port out of range, garbage) makes the
-    /// requests that would use it fail with a config error that names the variable.
+    /// counts as unset. A proxy of a scheme this library does not speak (`socks://`, which
+    /// desktop environments put in `all_proxy`, `socks4://`, `https://`, ...) is ignored with
+    /// a warning, as curl-less tools do; a proxy URL of a supported scheme (`http://`,
+    /// `socks5://`, `socks5h://`, or none) that does not parse exactly (a port out of range,
+    /// garbage) makes the requests that would use it fail with a config error that names the
+    /// variable, since going direct would bypass the proxy the user meant.
     pub(crate) fn from_env(var: impl Fn(&str) -> Option<String>) -> Proxies {
         let get = |names: &[&str]| names.iter().find_map(|n| var(n).filter(|v| !v.trim().is_empty()));
         let cgi = var("REQUEST_METHOD").is_some();
@@ -180,6 +193,15 @@ impl Proxies {
         let https = get(&["https_proxy", "HTTPS_PROXY"]);
         let parse = |name: &str, value: Option<String>| -> (Option<Arc<ProxyServer>>, Option<Arc<str>>) {
             let Some(value) = value else { return (None, None) };
+            if !supported_scheme(&value) {
+                let shown = crate::redact::redact_url(value.trim());
+                tracing::warn!(
+                    variable = name,
+                    proxy = %shown,
+                    "ignoring a proxy of an unsupported scheme (http://, socks5:// and socks5h:// are); requests go direct"
+                );
+                return (None, None);
+            }
             match ProxyServer::parse(&value) {
                 Ok(p) => (Some(Arc::new(p)), None),
                 Err(e) => {
@@ -374,16 +396,48 @@ mod tests {
         // Empty values count as unset.
         assert!(env(&[("HTTP_PROXY", "")]).is_empty());
         assert!(env(&[]).is_empty());
-        // Invalid ones make the requests that would use them fail (not go around the proxy).
-        let p = env(&[("HTTPS_PROXY", "ftp://x")]);
+        // Schemes the library does not speak are ignored with a warning: a desktop's
+        // `all_proxy=socks://...` must not break every request.
+        for unsupported in ["socks://127.0.0.1:1080/", "SOCKS4://p:1", "https://p:3128", "ftp://x", "socks://p:99999"] {
+            let p = env(&[("all_proxy", unsupported)]);
+            assert!(p.is_empty(), "{unsupported}: {p:?}");
+            assert!(p.check_target(false, "h").is_ok() && p.check_target(true, "h").is_ok());
+        }
+        // ... and do not hide a valid proxy of the other kind.
+        let p = env(&[("all_proxy", "socks://p:1"), ("HTTPS_PROXY", "http://sec:8443")]);
+        assert!(p.http.is_none() && p.https.is_some() && p.check_target(false, "h").is_ok());
+        // A supported scheme that does not parse makes the requests that would use it fail
+        // (not go around the proxy).
+        let p = env(&[("HTTPS_PROXY", "http://x:1x")]);
         assert!(!p.is_empty() && p.https.is_none());
         assert!(p.check_target(false, "h").is_ok());
         assert!(p.check_target(true, "h").unwrap_err().to_string().contains("HTTPS_PROXY"));
+        for bad in ["socks5://p:99999", "SOCKS5H://p:0", "p:80x", "Http://p q:1"] {
+            let p = env(&[("all_proxy", bad)]);
+            assert!(p.check_target(true, "h").is_err() && p.check_target(false, "h").is_err(), "{bad}");
+        }
         let p = env(&[("http_proxy", "http://u:sk-px-secret-1@p:99999"), ("no_proxy", "localhost")]);
         let e = p.check_target(false, "h").unwrap_err();
         assert_eq!(e.kind(), crate::ErrorKind::Config);
         assert!(e.to_string().contains("65535") && !e.to_string().contains("sk-px-secret-1"), "{e}");
         assert!(p.check_target(false, "localhost").is_ok());
+    }
+
+    #[cfg(feature = "__bench")]
+    #[test]
+    fn bench_lookup_agrees_with_send() {
+        use crate::bench_api::ProxyLookup;
+        // An unsupported scheme: direct, no error (as `send` does).
+        let l = ProxyLookup::from_vars(&[("all_proxy", "socks://127.0.0.1:1080/")]);
+        assert!(!l.lookup(true, "api.example").unwrap());
+        // A supported scheme that does not parse: the config error `send` returns.
+        let l = ProxyLookup::from_vars(&[("all_proxy", "http://p:99999"), ("no_proxy", "localhost")]);
+        assert_eq!(l.lookup(false, "api.example").unwrap_err().kind(), crate::ErrorKind::Config);
+        assert!(!l.goes_through_proxy(false, "api.example"));
+        assert!(!l.lookup(false, "localhost").unwrap());
+        let l = ProxyLookup::from_vars(&[("all_proxy", "socks5h://p:1"), ("no_proxy", "localhost")]);
+        assert!(l.lookup(true, "api.example").unwrap() && l.goes_through_proxy(true, "api.example"));
+        assert!(!l.goes_through_proxy(true, "localhost"));
     }
 
     #[test]

@@ -135,7 +135,7 @@ impl fmt::Debug for OpenAICompatibleBackend {
         let s = &self.shared;
         f.debug_struct("OpenAICompatibleBackend")
             .field("model", &s.model)
-            .field("base_url", &s.base_url)
+            .field("base_url", &crate::redact::redact_url(&s.base_url))
             .field("preset", &s.preset)
             .field("api_key", &s.api_key.as_ref().map(|_| "[REDACTED]"))
             .field("profile", &s.profile.name)
@@ -683,6 +683,17 @@ mod tests {
         assert_eq!(ollama_native[0].id, "llama3.2:latest");
         assert!(parse_models(b"{}").unwrap().is_empty());
         assert!(parse_models(b"nope").is_err());
+    }
+
+    #[test]
+    fn debug_hides_credentials_in_the_base_url() {
+        let b = OpenAICompatibleBackend::builder("m")
+            .base_url("http://bob:pw-SECRET1@127.0.0.1:9/v1?api_key=sk-SECRET2&api-version=2024")
+            .build()
+            .unwrap();
+        let shown = format!("{b:?}");
+        assert!(!shown.contains("SECRET1") && !shown.contains("SECRET2"), "{shown}");
+        assert!(shown.contains("127.0.0.1:9/v1") && shown.contains("api-version=2024"), "{shown}");
     }
 
     #[test]

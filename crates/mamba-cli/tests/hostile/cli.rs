@@ -121,3 +121,23 @@ headers = { "X-Custom" = "Bearer sk-SECRET-custom-2", "X-Plain" = "visible" }
     assert!(!shown.contains("SECRET"), "{shown}");
     assert!(shown.contains("visible") && shown.contains("X-Custom"), "{shown}");
 }
+
+/// `health` names the server it checked without the key of a `?api_key=` query or the
+/// password of a `user:password@` URL, healthy or not (it printed the URL raw).
+#[tokio::test(flavor = "multi_thread")]
+async fn health_never_prints_a_key_in_the_url() {
+    let server = MockServer::start().await.unwrap();
+    let healthy = format!("{}?api_key=sk-HEALTH-SECRET-1&api-version=2024", server.base_url());
+    let o = run(cmd().args(["health", "--retries", "0", "--base-url", &healthy])).await;
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert!(o.status.success(), "{out}{err}");
+    assert!(out.contains("healthy") && out.contains("api-version=2024"), "{out}");
+    assert!(!out.contains("SECRET") && !err.contains("SECRET"), "{out}{err}");
+    // Unreachable: the failure line names the URL too.
+    let dead = "http://bob:pw-HEALTH-SECRET-2@127.0.0.1:1/v1?key=sk-HEALTH-SECRET-3";
+    let o = run(cmd().args(["health", "--retries", "0", "--timeout", "5", "--base-url", dead])).await;
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert!(!o.status.success(), "{out}{err}");
+    assert!(err.contains("127.0.0.1:1") && out.contains("unhealthy"), "{out}{err}");
+    assert!(!out.contains("SECRET") && !err.contains("SECRET"), "{out}{err}");
+}

@@ -4,18 +4,39 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use mamba_mock::{vector_for, MockServer};
+use std::path::{Path, PathBuf};
+
+use mamba_mock::{vector_for, Match, MockServer, Reply, Script};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
 use super::{cmd, floats, lines, run};
 
-fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
+/// A file of inputs in a folder of its own, removed with the folder when dropped (pass or
+/// fail).
+struct TempFile {
+    dir: PathBuf,
+    file: PathBuf,
+}
+
+impl TempFile {
+    fn path(&self) -> &Path {
+        &self.file
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn temp_file(name: &str, text: &str) -> TempFile {
     let dir = std::env::temp_dir().join(format!("mamba-embed-hostile-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("inputs.txt");
     std::fs::write(&file, text).unwrap();
-    file
+    TempFile { dir, file }
 }
 
 /// A line longer than --max-input-bytes is a usage error naming the flag; nothing is sent.
@@ -23,14 +44,14 @@ fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
 async fn a_line_over_the_limit_is_refused() {
     let server = MockServer::start().await.unwrap();
     let file = temp_file("long", &format!("short\n{}\n", "x".repeat(300)));
-    let o = run(cmd(&server).args(["--max-input-bytes", "100", "--file"]).arg(&file)).await;
+    let o = run(cmd(&server).args(["--max-input-bytes", "100", "--file"]).arg(file.path())).await;
     assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("line 2 of") && err.contains("--max-input-bytes"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert_eq!(server.request_count(), 0, "nothing is sent before the first batch is read");
     // The same file with a larger limit goes through.
-    let o = run(cmd(&server).args(["--max-input-bytes", "1000", "--file"]).arg(&file)).await;
+    let o = run(cmd(&server).args(["--max-input-bytes", "1000", "--file"]).arg(file.path())).await;
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(lines(&o).len(), 2);
 }
@@ -65,7 +86,7 @@ async fn a_file_is_embedded_in_batches() {
     let text: String = (0..n).map(|i| format!("line {i}\n")).collect();
     let file = temp_file("batches", &text);
     let server = MockServer::builder().keep_all_requests().start().await.unwrap();
-    let o = run(cmd(&server).args(["-m", "e1", "--dimensions", "3", "--file"]).arg(&file)).await;
+    let o = run(cmd(&server).args(["-m", "e1", "--dimensions", "3", "--file"]).arg(file.path())).await;
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = lines(&o);
     assert_eq!(out.len(), n);
@@ -78,7 +99,7 @@ async fn a_file_is_embedded_in_batches() {
     assert_eq!(sizes.iter().sum::<usize>(), n);
     assert!(sizes.len() >= 3 && sizes.iter().all(|s| *s <= 1024), "{sizes:?}");
 
-    let o = run(cmd(&server).args(["-m", "e1", "--dimensions", "3", "--json", "--file"]).arg(&file)).await;
+    let o = run(cmd(&server).args(["-m", "e1", "--dimensions", "3", "--json", "--file"]).arg(file.path())).await;
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(doc["data"].as_array().unwrap().len(), n);
@@ -117,4 +138,35 @@ async fn results_are_written_before_the_input_ends() {
     }
     assert_eq!(early + rest, 1101);
     assert!(child.wait().await.unwrap().success());
+}
+
+/// An upstream failure after the first batch leaves a valid `--json` document: the vectors
+/// written so far, and an `"error"` member; the exit code is non-zero (it stopped inside
+/// `{"data":[...`).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_after_the_first_batch_closes_the_json_document() {
+    let text: String = (0..1500).map(|i| format!("line {i}\n")).collect();
+    let file = temp_file("fails", &text);
+    let server = MockServer::start_with(
+        Script::new().on(Match::call(2), Reply::status(500).body(serde_json::json!({"error": "upstream broke"}))),
+    )
+    .await
+    .unwrap();
+    let o = run(cmd(&server).args(["-m", "e1", "--dimensions", "3", "--json", "--file"]).arg(file.path())).await;
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    let doc: Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not one JSON document ({e}): {}", String::from_utf8_lossy(&o.stdout)));
+    let data = doc["data"].as_array().unwrap();
+    assert_eq!(data.len(), 1024, "the first batch");
+    assert_eq!(data[1023]["index"], 1023);
+    assert_eq!(doc["error"]["status"], 500, "{doc}");
+    assert!(doc["error"]["message"].as_str().unwrap().contains("upstream broke"), "{doc}");
+    assert!(err.contains("500") && err.contains("1024 embedding"), "{err}");
+    assert_eq!(server.request_count(), 2);
+    // Without --json, the lines written stay valid JSON lines and the error goes to stderr.
+    let server = MockServer::start_with(Script::new().on(Match::call(2), Reply::status(500))).await.unwrap();
+    let o = run(cmd(&server).args(["-m", "e1", "--dimensions", "3", "--file"]).arg(file.path())).await;
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(lines(&o).len(), 1024);
 }
