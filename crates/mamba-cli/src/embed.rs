@@ -2,7 +2,7 @@
 
 use std::io::{self, BufRead, BufWriter, IsTerminal, Write};
 
-use mamba_backends::{Embedder, EmbeddingInput, EmbeddingOptions, Embeddings, ModelBackend, Preset, Usage};
+use mamba_backends::{Embedder, EmbeddingInput, EmbeddingOptions, Embeddings, ModelBackend, Preset};
 use serde::Serialize;
 
 use crate::args::EmbedArgs;
@@ -75,6 +75,7 @@ struct Item<'a> {
     embedding: &'a [f32],
 }
 
+/// The token counts reported, summed over the batches (none when no batch reported any).
 #[derive(Serialize)]
 struct UsageOut {
     input_tokens: u64,
@@ -97,7 +98,7 @@ struct Writer<W: Write> {
     whole: bool,
     written: usize,
     model: Option<String>,
-    usage: Option<Usage>,
+    usage: Option<UsageOut>,
 }
 
 fn json_error(e: serde_json::Error) -> CliError {
@@ -116,7 +117,11 @@ impl<W: Write> Writer<W> {
         if self.model.is_none() {
             self.model.clone_from(&out.model);
         }
-        self.usage = add_usage(self.usage, out.usage);
+        if let Some(u) = out.usage {
+            let sum = self.usage.get_or_insert(UsageOut { input_tokens: 0, total_tokens: 0 });
+            sum.input_tokens += u.input_tokens;
+            sum.total_tokens += u.total_tokens;
+        }
         for embedding in &out.vectors {
             let item = Item { index: self.written, embedding };
             if self.whole {
@@ -165,11 +170,7 @@ impl<W: Write> Writer<W> {
             if self.written == 0 {
                 self.w.write_all(b"{\"data\":[")?;
             }
-            let tail = Tail {
-                model: self.model.as_deref(),
-                usage: self.usage.map(|u| UsageOut { input_tokens: u.input_tokens, total_tokens: u.total_tokens }),
-                error,
-            };
+            let tail = Tail { model: self.model.as_deref(), usage: self.usage, error };
             let tail = serde_json::to_string(&tail).map_err(json_error)?;
             // `],` and the tail object's fields without its opening brace.
             write!(self.w, "],{}", tail.strip_prefix('{').unwrap_or(&tail))?;
@@ -177,18 +178,6 @@ impl<W: Write> Writer<W> {
         }
         self.w.flush()?;
         Ok(())
-    }
-}
-
-fn add_usage(a: Option<Usage>, b: Option<Usage>) -> Option<Usage> {
-    match (a, b) {
-        (Some(mut a), Some(b)) => {
-            a.input_tokens += b.input_tokens;
-            a.output_tokens += b.output_tokens;
-            a.total_tokens += b.total_tokens;
-            Some(a)
-        }
-        (a, b) => a.or(b),
     }
 }
 
