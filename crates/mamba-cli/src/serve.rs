@@ -237,13 +237,25 @@ fn named_model(spec: &Spec, args: &ServeArgs) -> Option<String> {
     })
 }
 
-/// Asks the server which models it has: its first, or None when it did not answer.
-async fn probe_model(spec: &Spec, args: &ServeArgs, flag: &str, text: &str) -> Result<Option<String>, CliError> {
+/// The model a spec serves: the one it names, else the first the server lists when asked;
+/// None when it names none and the server did not answer.
+async fn model_of(spec: &Spec, args: &ServeArgs, flag: &str, text: &str) -> Result<Option<String>, CliError> {
+    if let Some(model) = named_model(spec, args) {
+        return Ok(Some(model));
+    }
     let probe = build_upstream(spec, args, flag, text, "")?;
     Ok(match tokio::time::timeout(Duration::from_secs(5), probe.list_models()).await {
         Ok(Ok(models)) => models.into_iter().next().map(|m| m.id),
         _ => None,
     })
+}
+
+/// The error for a spec whose model is named nowhere and whose server listed none.
+fn unnamed_model(flag: &str, text: &str, spec: &Spec) -> CliError {
+    CliError::Usage(format!(
+        "{flag} {text:?}: name the model (add ,model=NAME or pass -m NAME); {} did not list one",
+        spec_url(spec)
+    ))
 }
 
 /// What `serve` serves: one backend, or a pool of upstreams (whose endpoints `/health`
@@ -273,15 +285,11 @@ async fn backend(args: &ServeArgs) -> Result<(Served, String), CliError> {
     // Upstreams that name no model are asked which they serve, all at once; one that does
     // not answer (a replica down at start) serves the model of those that do, and takes
     // requests once it answers.
-    let probes = futures_util::future::join_all(specs.iter().map(|(spec, text)| async move {
-        match named_model(spec, args) {
-            Some(model) => Ok(Some(model)),
-            None => probe_model(spec, args, "--upstream", text).await,
-        }
-    }))
-    .await
-    .into_iter()
-    .collect::<Result<Vec<_>, CliError>>()?;
+    let probes =
+        futures_util::future::join_all(specs.iter().map(|(spec, text)| model_of(spec, args, "--upstream", text)))
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, CliError>>()?;
     let shared = probes.iter().find_map(Clone::clone).or_else(|| args.model_name.clone());
     let mut endpoints: Vec<Arc<dyn ModelBackend>> = Vec::new();
     let mut label = Vec::new();
@@ -290,11 +298,7 @@ async fn backend(args: &ServeArgs) -> Result<(Served, String), CliError> {
         let model = match model {
             Some(model) => model,
             None => {
-                let Some(model) = shared.clone() else {
-                    return Err(CliError::Usage(format!(
-                        "--upstream {text:?}: name the model (add ,model=NAME or pass -m NAME); {url} did not list one"
-                    )));
-                };
+                let Some(model) = shared.clone() else { return Err(unnamed_model("--upstream", text, spec)) };
                 note(&format!(
                     "mamba-llm: {url} did not answer at start; serving it as {model}, it takes requests once it answers"
                 ));
@@ -315,15 +319,8 @@ async fn backend(args: &ServeArgs) -> Result<(Served, String), CliError> {
     }
     for text in &args.fallback {
         let spec = parse_spec(text, "--fallback").map_err(CliError::Usage)?;
-        let model = match named_model(&spec, args) {
-            Some(model) => model,
-            None => probe_model(&spec, args, "--fallback", text).await?.ok_or_else(|| {
-                CliError::Usage(format!(
-                    "--fallback {text:?}: name the model (add ,model=NAME or pass -m NAME); {} did not list one",
-                    spec_url(&spec)
-                ))
-            })?,
-        };
+        let model =
+            model_of(&spec, args, "--fallback", text).await?.ok_or_else(|| unnamed_model("--fallback", text, &spec))?;
         let fallback = build_upstream(&spec, args, "--fallback", text, &model)?;
         label.push(format!("fallback {}", fallback.model()));
         pool = pool.fallback(Arc::new(fallback), &spec.on);
