@@ -72,6 +72,15 @@ impl State {
         &self.config.models[0]
     }
 
+    /// The model a request is counted under: the one it named, else the served one.
+    fn model_of<'a>(&'a self, outcome: &'a Outcome) -> &'a str {
+        if outcome.model.is_empty() {
+            self.default_model()
+        } else {
+            &outcome.model
+        }
+    }
+
     fn backend(&self) -> &Arc<dyn ModelBackend> {
         &self.config.backend
     }
@@ -237,7 +246,7 @@ impl Record {
         let elapsed = self.started.elapsed();
         if counted(self.endpoint) {
             let state = &self.state;
-            let model = if self.outcome.model.is_empty() { state.default_model() } else { &self.outcome.model };
+            let model = state.model_of(&self.outcome);
             state.count(model, self.endpoint, status);
             if cancelled {
                 state.metrics.cancelled.get_or_create(&Metrics::model(model)).inc();
@@ -303,16 +312,13 @@ pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>, check_host
             let outcome = &mut record.outcome;
             outcome.error = Some(e.label);
             if !outcome.model.is_empty() || counted(endpoint) {
-                let model = if outcome.model.is_empty() { state.default_model() } else { &outcome.model };
-                state.count_error(model, e.label);
+                state.count_error(state.model_of(outcome), e.label);
             }
             error_response(&e)
         }
     };
     if let Some(origin) = origin.filter(|o| state.cors_allows(o)) {
-        let headers = res.headers_mut();
-        headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        headers.append(VARY, HeaderValue::from_static("Origin"));
+        grant_origin(res.headers_mut(), origin);
     }
     let status = res.status().as_u16();
     if record.outcome.stream && status == 200 {
@@ -455,6 +461,12 @@ impl State {
     }
 }
 
+/// The CORS grant for an allowed `origin` (and `Vary: Origin`, as the answer depends on it).
+fn grant_origin(headers: &mut http::HeaderMap, origin: HeaderValue) {
+    headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    headers.append(VARY, HeaderValue::from_static("Origin"));
+}
+
 /// `OPTIONS`: a CORS preflight from an allowed origin gets its grant; one from any other
 /// origin gets 403 without it; a plain `OPTIONS` gets `Allow`.
 fn options(state: &State, req: &Request<Incoming>, allow: &'static str) -> Result<Response<ResBody>, ApiError> {
@@ -466,8 +478,7 @@ fn options(state: &State, req: &Request<Incoming>, allow: &'static str) -> Resul
         return Err(ApiError::origin_not_allowed());
     }
     let headers = res.headers_mut();
-    headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
-    headers.append(VARY, HeaderValue::from_static("Origin"));
+    grant_origin(headers, origin.clone());
     headers.insert(ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(allow));
     let asked = req.headers().get(ACCESS_CONTROL_REQUEST_HEADERS).cloned();
     headers.insert(
