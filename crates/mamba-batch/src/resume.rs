@@ -173,6 +173,11 @@ struct Repeats<'a> {
 }
 
 impl<'a> Repeats<'a> {
+    /// No repeated id: every line is its id's only one.
+    fn none() -> Repeats<'a> {
+        Repeats { suspects: &[], kept: HashMap::new() }
+    }
+
     /// Reads the output once to choose, for each suspect id, the line to keep.
     fn choose(path: &Path, retry_failed: bool, suspects: &'a [u64]) -> io::Result<Repeats<'a>> {
         // Per id: the first line, and whether it was answered with 200.
@@ -247,8 +252,10 @@ pub(crate) fn scan(path: &Path, retry_failed: bool, dry_run: bool) -> io::Result
     done.hashes.sort_unstable();
     let mut suspects: Vec<u64> = done.hashes.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
     suspects.dedup();
+    // Which line of each repeated id stays, chosen once for the count and the rewrite.
+    let repeats = if suspects.is_empty() { Repeats::none() } else { Repeats::choose(path, retry_failed, &suspects)? };
     if !suspects.is_empty() {
-        count_repeats(path, retry_failed, &suspects, &mut done)?;
+        count_repeats(path, retry_failed, &repeats, &mut done)?;
         done.hashes.dedup();
         drop_some = true;
     }
@@ -256,7 +263,7 @@ pub(crate) fn scan(path: &Path, retry_failed: bool, dry_run: bool) -> io::Result
         return Ok(done);
     }
     if drop_some {
-        rewrite(path, retry_failed, &suspects)?;
+        rewrite(path, retry_failed, &repeats)?;
     } else if done.repaired_torn {
         let file = OpenOptions::new().write(true).open(path)?;
         file.set_len(whole_len)?;
@@ -270,8 +277,7 @@ pub(crate) fn scan(path: &Path, retry_failed: bool, dry_run: bool) -> io::Result
 }
 
 /// Counts the repeated lines into `done` (and takes what they cost out of it).
-fn count_repeats(path: &Path, retry_failed: bool, suspects: &[u64], done: &mut Done) -> io::Result<()> {
-    let repeats = Repeats::choose(path, retry_failed, suspects)?;
+fn count_repeats(path: &Path, retry_failed: bool, repeats: &Repeats<'_>, done: &mut Done) -> io::Result<()> {
     let mut prices = PriceCache::default();
     let mut number = 0u64;
     each_line(path, |line, _| {
@@ -295,14 +301,13 @@ fn count_repeats(path: &Path, retry_failed: bool, suspects: &[u64], done: &mut D
 /// Writes the lines to keep to `path.tmp` (a whole last line without its line end gets one;
 /// a torn one is left out), appends the lines that are not records to `path.invalid`, and
 /// renames the first over `path`.
-fn rewrite(path: &Path, retry_failed: bool, suspects: &[u64]) -> io::Result<()> {
+fn rewrite(path: &Path, retry_failed: bool, repeats: &Repeats<'_>) -> io::Result<()> {
     let mut tmp_name = path.as_os_str().to_owned();
     tmp_name.push(".tmp");
     let tmp = Path::new(&tmp_name);
     let mut out = BufWriter::with_capacity(64 * 1024, File::create(tmp)?);
     let aside_path = invalid_lines_path(path);
     let mut aside: Option<BufWriter<File>> = None;
-    let repeats = Repeats::choose(path, retry_failed, suspects)?;
     let mut prices = PriceCache::default();
     let mut number = 0u64;
     each_line(path, |line, terminated| {
