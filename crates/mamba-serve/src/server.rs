@@ -212,6 +212,15 @@ impl State {
             .inc();
     }
 
+    /// The counts of a request answered (or cut, `cancelled`) after `elapsed`.
+    fn count_finished(&self, model: &str, endpoint: &str, status: u16, cancelled: bool, elapsed: Duration) {
+        self.count(model, endpoint, status);
+        if cancelled {
+            self.metrics.cancelled.get_or_create(&Metrics::model(model)).inc();
+        }
+        self.metrics.latency.get_or_create(&Metrics::model(model)).observe(elapsed.as_secs_f64());
+    }
+
     fn count_error(&self, model: &str, kind: &str) {
         self.metrics.errors.get_or_create(&ErrorLabels { model: model.to_owned(), kind: kind.to_owned() }).inc();
     }
@@ -245,13 +254,7 @@ impl Record {
         self.written = true;
         let elapsed = self.started.elapsed();
         if counted(self.endpoint) {
-            let state = &self.state;
-            let model = state.model_of(&self.outcome);
-            state.count(model, self.endpoint, status);
-            if cancelled {
-                state.metrics.cancelled.get_or_create(&Metrics::model(model)).inc();
-            }
-            state.metrics.latency.get_or_create(&Metrics::model(model)).observe(elapsed.as_secs_f64());
+            self.state.count_finished(self.state.model_of(&self.outcome), self.endpoint, status, cancelled, elapsed);
         }
         access_log(&self.method, &self.path, status, &self.outcome, elapsed, cancelled);
     }
@@ -926,15 +929,12 @@ impl Drop for SseRelay {
         let model = self.outcome.model.clone();
         let cancelled = !self.finished;
         state.metrics.open_streams.dec();
-        state.count(&model, self.writer.endpoint(), 200);
+        let elapsed = self.started.elapsed();
+        state.count_finished(&model, self.writer.endpoint(), 200, cancelled, elapsed);
         state.count_usage(&model, self.outcome.usage.as_ref());
-        if cancelled {
-            state.metrics.cancelled.get_or_create(&Metrics::model(&model)).inc();
-        } else if let Some(kind) = self.outcome.error {
+        if let Some(kind) = self.outcome.error.filter(|_| !cancelled) {
             state.count_error(&model, kind);
         }
-        let elapsed = self.started.elapsed();
-        state.metrics.latency.get_or_create(&Metrics::model(&model)).observe(elapsed.as_secs_f64());
         access_log(&Method::POST, self.writer.path(), 200, &self.outcome, elapsed, cancelled);
     }
 }
