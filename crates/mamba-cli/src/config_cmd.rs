@@ -1,4 +1,4 @@
-//! `mamba-llm config path|show|edit`.
+//! `mamba-llm config path|show|edit`, over [`mamba_home::config`].
 
 use clap::{Args, Subcommand};
 
@@ -53,7 +53,8 @@ pub(crate) fn run(args: ConfigArgs) -> Result<(), CliError> {
             crate::editor::edit(&path)?;
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| CliError::Failed("config", format!("{}: {e}", path.display())))?;
-            parse(&path, &text).map(|_| ())
+            parse(&path, &text)?;
+            Ok(())
         }
     }
 }

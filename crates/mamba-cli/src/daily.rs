@@ -4,10 +4,10 @@ use std::time::Instant;
 
 use clap::Args;
 use mamba_backends::{Message, ModelBackend, ModelResponse};
+use mamba_home::log::{new_conversation_id, Exchange, Log};
 
 use crate::args::ChatArgs;
 use crate::attach::{self, Attachment};
-use crate::logdb::{self, Exchange, Log};
 use crate::output::CliError;
 use crate::template::Template;
 
@@ -125,7 +125,7 @@ pub(crate) fn continued(args: &ChatArgs) -> Result<Option<(String, Vec<Message>)
         return Ok(None);
     };
     let log = Log::open_default()?;
-    let history = log.history(&cid)?;
+    let history = log.history(&cid, crate::chat::NO_TOOLS)?;
     Ok(Some((cid, history)))
 }
 
@@ -145,7 +145,7 @@ impl Recorder {
     pub(crate) fn new(prepared: &Prepared, cid: Option<String>, endpoint: String, streamed: bool) -> Recorder {
         Recorder {
             on: prepared.log_on,
-            cid: cid.unwrap_or_else(logdb::new_conversation_id),
+            cid: cid.unwrap_or_else(new_conversation_id),
             endpoint,
             streamed,
             log: None,
@@ -170,7 +170,7 @@ impl Recorder {
         let model = backend.model();
         let mut x = match result {
             Ok(response) => {
-                let mut x = logdb::exchange_of(response);
+                let mut x = Exchange::from_response(response);
                 x.cost_usd = response.usage.as_ref().and_then(|u| backend.profile().cost(u));
                 x.model = response.model.clone().filter(|m| !m.is_empty()).or_else(|| Some(model.to_owned()));
                 x
@@ -197,13 +197,7 @@ impl Recorder {
             }),
         };
         if let Err(e) = written {
-            let message = match &e {
-                CliError::Failed(_, m) | CliError::Usage(m) | CliError::Output(m) => m.clone(),
-                CliError::Backend(e) => e.to_string(),
-                CliError::BrokenPipe => "stdout was closed".to_owned(),
-                CliError::Exit(code) => format!("exit code {code}"),
-            };
-            self.failure = Some(CliError::Failed("log", format!("{message} (the answer was printed but not saved)")));
+            self.failure = Some(CliError::Failed("log", format!("{e} (the answer was printed but not saved)")));
         }
     }
 

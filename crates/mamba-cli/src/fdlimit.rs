@@ -1,10 +1,20 @@
 //! The limit of open files, for commands that hold many connections (`bench`, `serve`).
+//!
+//! Unix limits the descriptors of a process (`ulimit -n`); Windows has no such limit on
+//! sockets, so there is nothing to raise and no connection cap is derived from it.
 
 /// Raises this process's soft limit of open files as far as the system lets this user (the
 /// soft limit is often 1,024 while the hard limit is far higher). Returns the soft limit now
 /// in force, or None where it cannot be changed or read.
+#[cfg(unix)]
 pub(crate) fn raise() -> Option<u64> {
     rlimit::increase_nofile_limit(u64::MAX).ok()
+}
+
+/// No limit of open files to raise on this platform: None.
+#[cfg(not(unix))]
+pub(crate) fn raise() -> Option<u64> {
+    None
 }
 
 /// Descriptors kept for everything but client connections (upstream pools, the log, …).

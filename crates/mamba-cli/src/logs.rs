@@ -1,9 +1,9 @@
-//! `mamba-llm logs`: list and search the conversation log.
+//! `mamba-llm logs`: list and search the conversation log ([`mamba_home::log`]).
 
 use clap::Args;
 
-use crate::logdb::{Exchange, Log};
 use crate::output::{line, CliError};
+use mamba_home::log::{Exchange, Log};
 
 /// `mamba-llm logs`.
 #[derive(Debug, Args)]
@@ -28,7 +28,7 @@ pub(crate) struct LogsArgs {
 /// `mamba-llm logs …`.
 pub(crate) fn run(args: LogsArgs) -> Result<(), CliError> {
     if args.path {
-        return line(&crate::logdb::db_path()?.display().to_string());
+        return line(&mamba_home::paths::log_path()?.display().to_string());
     }
     let log = Log::open_default()?;
     let exchanges = log.list(args.count, args.query.as_deref(), args.cid.as_deref())?;

@@ -20,7 +20,6 @@ mod input;
 mod keys;
 #[cfg_attr(not(feature = "local"), path = "local_off.rs")]
 mod local;
-mod logdb;
 mod logs;
 mod output;
 mod resolve;

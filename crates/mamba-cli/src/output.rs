@@ -40,6 +40,21 @@ impl From<Error> for CliError {
     }
 }
 
+/// The config file, the keys file and the log: a problem the user fixes in the file or the
+/// flags is a usage error (exit 2); one with the files themselves fails under the kind
+/// `--json` has always reported for them (exit 1).
+impl From<mamba_home::Error> for CliError {
+    fn from(e: mamba_home::Error) -> Self {
+        let kind = match e.kind() {
+            mamba_home::ErrorKind::NoHome => "config",
+            mamba_home::ErrorKind::Keys => "keys",
+            mamba_home::ErrorKind::Log => "log",
+            _ => return CliError::Usage(e.to_string()),
+        };
+        CliError::Failed(kind, e.to_string())
+    }
+}
+
 impl From<io::Error> for CliError {
     fn from(e: io::Error) -> Self {
         if e.kind() == io::ErrorKind::BrokenPipe {

@@ -1,5 +1,12 @@
 //! The conversation log: every exchange in SQLite (`logs.db` in the data folder), searched with
-//! FTS5. The schema is versioned with `PRAGMA user_version` and migrated forward on open.
+//! FTS5. The schema is versioned with `PRAGMA user_version` and migrated forward on open; a
+//! log from a newer version is refused, never rewritten.
+//!
+//! Nothing secret is stored: credentials in the endpoint URL (`user:password@`, `?api_key=…`)
+//! and anything that looks like a secret in an error are redacted before a row is written,
+//! and logs written before that rule (schema version 2) are scrubbed on their migration to
+//! version 3 with `secure_delete` on, so the old text does not stay in free pages. The log
+//! and its folder are private to the user ([`crate::private`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -8,7 +15,7 @@ use mamba_backends::{Message, ModelResponse, ToolCall};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
-use crate::output::CliError;
+use crate::error::{Error, ErrorKind};
 
 /// Each migration takes the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -56,64 +63,7 @@ const MIGRATIONS: &[&str] = &[
 const SCRUBBED_VERSION: usize = 3;
 
 /// The schema version this build writes.
-pub(crate) const SCHEMA_VERSION: usize = MIGRATIONS.len();
-
-/// The log database's file: `logs.db` in the data folder.
-pub(crate) fn db_path() -> Result<PathBuf, CliError> {
-    Ok(crate::config::data_dir()?.join("logs.db"))
-}
-
-/// Creates the log's folder (0700) and file (0600) if missing, and takes group and other
-/// permissions away from existing ones, before SQLite opens the file (its journal and WAL
-/// files get the database file's permissions). An existing folder is tightened only when it
-/// belongs to the user and is not a shared one (sticky, like /tmp).
-fn make_private(path: &Path) -> Result<(), String> {
-    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else { return Ok(()) };
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| format!("cannot create its folder: {e}"))?;
-        let tighten = |p: &Path, mode: u32| -> Result<(), String> {
-            let meta = std::fs::metadata(p).map_err(|e| e.to_string())?;
-            if meta.permissions().mode() & 0o077 != 0 {
-                let private = (meta.permissions().mode() & 0o700) | mode;
-                std::fs::set_permissions(p, std::fs::Permissions::from_mode(private))
-                    .map_err(|e| format!("cannot make {} private: {e}", p.display()))?;
-            }
-            Ok(())
-        };
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| format!("cannot create it: {e}"))?;
-        tighten(path, 0o600)?;
-        {
-            use std::os::unix::fs::MetadataExt;
-            let (dir_meta, file_meta) =
-                (std::fs::metadata(dir).map_err(|e| e.to_string())?, file.metadata().map_err(|e| e.to_string())?);
-            if dir_meta.uid() == file_meta.uid() && dir_meta.mode() & 0o1000 == 0 {
-                tighten(dir, 0o700)?;
-            }
-        }
-        for suffix in ["-journal", "-wal", "-shm"] {
-            let mut side = path.as_os_str().to_owned();
-            side.push(suffix);
-            let side = PathBuf::from(side);
-            if side.exists() {
-                tighten(&side, 0o600)?;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create its folder: {e}"))?;
-    Ok(())
-}
+pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 
 /// Redacts the credentials that earlier versions stored in `endpoint` (a key in the base
 /// URL's query) and `error`, with `secure_delete` on so that the old text is overwritten in
@@ -139,34 +89,52 @@ fn scrub(conn: &Connection) -> rusqlite::Result<()> {
 
 /// An open log.
 #[derive(Debug)]
-pub(crate) struct Log {
+pub struct Log {
     conn: Connection,
     path: PathBuf,
 }
 
-/// One exchange, as stored.
+/// One exchange, as stored: a prompt and its answer or failure. As JSON (`mamba-llm logs
+/// --json`) it has these fields in this order.
 #[derive(Debug, Clone, Default, Serialize)]
-pub(crate) struct Exchange {
-    pub(crate) id: i64,
-    pub(crate) conversation_id: String,
-    pub(crate) time: String,
-    pub(crate) model: Option<String>,
-    pub(crate) endpoint: Option<String>,
-    pub(crate) system: Option<String>,
-    pub(crate) prompt: String,
-    pub(crate) answer: Option<String>,
-    pub(crate) reasoning: Option<String>,
-    pub(crate) tool_calls: Option<serde_json::Value>,
-    pub(crate) input_tokens: Option<u64>,
-    pub(crate) output_tokens: Option<u64>,
-    pub(crate) cost_usd: Option<f64>,
-    pub(crate) latency_ms: Option<u64>,
-    pub(crate) streamed: Option<bool>,
-    pub(crate) attachments: Vec<String>,
-    pub(crate) error: Option<String>,
+pub struct Exchange {
+    /// The row id, increasing (0 before it is stored).
+    pub id: i64,
+    /// The conversation it belongs to ([`new_conversation_id`]).
+    pub conversation_id: String,
+    /// When it was stored, UTC, `YYYY-MM-DDTHH:MM:SS.sssZ` (set by [`Log::insert`]).
+    pub time: String,
+    /// The model that answered (or was asked).
+    pub model: Option<String>,
+    /// The server's URL, credentials redacted.
+    pub endpoint: Option<String>,
+    /// The system message sent with it.
+    pub system: Option<String>,
+    /// The user's text.
+    pub prompt: String,
+    /// The answer's text.
+    pub answer: Option<String>,
+    /// The answer's reasoning, when the server sent any.
+    pub reasoning: Option<String>,
+    /// The answer's tool calls, as the JSON array of [`ToolCall`]s.
+    pub tool_calls: Option<serde_json::Value>,
+    /// Prompt tokens.
+    pub input_tokens: Option<u64>,
+    /// Answer tokens.
+    pub output_tokens: Option<u64>,
+    /// The cost in US dollars, when the model's prices are known.
+    pub cost_usd: Option<f64>,
+    /// Time to the whole answer in milliseconds.
+    pub latency_ms: Option<u64>,
+    /// Whether the answer was streamed.
+    pub streamed: Option<bool>,
+    /// The names of the attached files and URLs.
+    pub attachments: Vec<String>,
+    /// The failure instead of an answer (redacted before it is stored).
+    pub error: Option<String>,
 }
 
-fn db_error(path: &Path, e: &rusqlite::Error) -> CliError {
+fn db_error(path: &Path, e: rusqlite::Error) -> Error {
     let what = match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
             "the database is locked by another process; try again, or pass --no-log".to_owned()
@@ -176,16 +144,19 @@ fn db_error(path: &Path, e: &rusqlite::Error) -> CliError {
         }
         _ => e.to_string(),
     };
-    CliError::Failed("log", format!("conversation log {}: {what}", path.display()))
+    Error::with_source(ErrorKind::Log, format!("conversation log {}: {what}", path.display()), e)
 }
 
 impl Log {
     /// Opens (creating and migrating as needed) the log at `path`. The log and its folder are
     /// private to the user (0600 and 0700 on Unix; existing ones are tightened): it holds
     /// every prompt and answer.
-    pub(crate) fn open(path: &Path) -> Result<Log, CliError> {
-        make_private(path).map_err(|e| CliError::Failed("log", format!("conversation log {}: {e}", path.display())))?;
-        let err = |e: rusqlite::Error| db_error(path, &e);
+    pub fn open(path: &Path) -> Result<Log, Error> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            crate::private::make_private(path, dir)
+                .map_err(|e| Error::new(ErrorKind::Log, format!("conversation log {}: {e}", path.display())))?;
+        }
+        let err = |e: rusqlite::Error| db_error(path, e);
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(Duration::from_millis(1500)).map_err(err)?;
         let mut log = Log { conn, path: path.to_owned() };
@@ -193,25 +164,30 @@ impl Log {
         Ok(log)
     }
 
-    /// Opens the log in the data folder.
-    pub(crate) fn open_default() -> Result<Log, CliError> {
-        Log::open(&db_path()?)
+    /// Opens the log in the data folder ([`log_path`](crate::paths::log_path)).
+    pub fn open_default() -> Result<Log, Error> {
+        Log::open(&crate::paths::log_path()?)
     }
 
-    fn err(&self, e: &rusqlite::Error) -> CliError {
+    /// Where the log is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, e: rusqlite::Error) -> Error {
         db_error(&self.path, e)
     }
 
-    fn migrate(&mut self) -> Result<(), CliError> {
+    fn migrate(&mut self) -> Result<(), Error> {
         let version: usize = self
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
-            .map_err(|e| self.err(&e))?
+            .map_err(|e| self.err(e))?
             .try_into()
             .unwrap_or(0);
         if version > SCHEMA_VERSION {
-            return Err(CliError::Failed(
-                "log",
+            return Err(Error::new(
+                ErrorKind::Log,
                 format!(
                     "conversation log {}: schema version {version} is newer than this mamba-llm knows ({SCHEMA_VERSION}); update mamba-llm",
                     self.path.display()
@@ -219,20 +195,20 @@ impl Log {
             ));
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
-            let tx = self.conn.transaction().map_err(|e| db_error(&self.path, &e))?;
-            tx.execute_batch(sql).map_err(|e| db_error(&self.path, &e))?;
+            let tx = self.conn.transaction().map_err(|e| db_error(&self.path, e))?;
+            tx.execute_batch(sql).map_err(|e| db_error(&self.path, e))?;
             if i + 1 == SCRUBBED_VERSION {
-                scrub(&tx).map_err(|e| db_error(&self.path, &e))?;
+                scrub(&tx).map_err(|e| db_error(&self.path, e))?;
             }
-            tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(|e| db_error(&self.path, &e))?;
-            tx.commit().map_err(|e| db_error(&self.path, &e))?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(|e| db_error(&self.path, e))?;
+            tx.commit().map_err(|e| db_error(&self.path, e))?;
         }
         Ok(())
     }
 
     /// Stores an exchange; returns its id. Credentials in the endpoint URL (`user:password@`,
     /// `?api_key=…`) and anything that looks like a secret in the error are redacted first.
-    pub(crate) fn insert(&self, x: &Exchange) -> Result<i64, CliError> {
+    pub fn insert(&self, x: &Exchange) -> Result<i64, Error> {
         let endpoint = x.endpoint.as_deref().map(mamba_backends::redact::redact_url);
         let error = x.error.as_deref().map(|e| mamba_backends::redact::redact_text(e).into_owned());
         let tool_calls = x.tool_calls.as_ref().map(|v| v.to_string());
@@ -260,21 +236,21 @@ impl Log {
                     x.streamed,
                 ],
             )
-            .map_err(|e| self.err(&e))?;
+            .map_err(|e| self.err(e))?;
         Ok(self.conn.last_insert_rowid())
     }
 
     /// The conversation of the newest exchange.
-    pub(crate) fn last_conversation(&self) -> Result<Option<String>, CliError> {
+    pub fn last_conversation(&self) -> Result<Option<String>, Error> {
         self.conn
             .query_row("SELECT conversation_id FROM exchanges ORDER BY id DESC LIMIT 1", [], |r| r.get(0))
             .optional()
-            .map_err(|e| self.err(&e))
+            .map_err(|e| self.err(e))
     }
 
     /// The newest `limit` exchanges (0: all), matching `query` (FTS5 syntax; plain words
     /// match words) and `cid` when given, oldest first.
-    pub(crate) fn list(&self, limit: usize, query: Option<&str>, cid: Option<&str>) -> Result<Vec<Exchange>, CliError> {
+    pub fn list(&self, limit: usize, query: Option<&str>, cid: Option<&str>) -> Result<Vec<Exchange>, Error> {
         let mut sql = String::from(
             "SELECT e.id, e.conversation_id, e.time, e.model, e.endpoint, e.system, e.prompt, e.answer, e.reasoning,
                     e.tool_calls, e.input_tokens, e.output_tokens, e.cost_usd, e.latency_ms, e.streamed, e.attachments, e.error
@@ -299,7 +275,7 @@ impl Log {
         if limit > 0 {
             sql.push_str(&format!(" LIMIT {limit}"));
         }
-        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(&e))?;
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map(rusqlite::params_from_iter(args.iter()), |r| {
                 let tool_calls: Option<String> = r.get(9)?;
@@ -324,18 +300,23 @@ impl Log {
                     error: r.get(16)?,
                 })
             })
-            .map_err(|e| self.err(&e))?;
-        let mut out = rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(&e))?;
+            .map_err(|e| self.err(e))?;
+        let mut out = rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))?;
         out.reverse();
         Ok(out)
     }
 
     /// The messages of conversation `cid` to send again: its system message, then each
-    /// answered exchange's prompt and answer (failed ones are left out).
-    pub(crate) fn history(&self, cid: &str) -> Result<Vec<Message>, CliError> {
+    /// answered exchange's prompt and answer (failed ones are left out). The log holds no
+    /// tool results: each tool call of an answer is followed by a tool message of
+    /// `tool_result`. No such conversation: [`ErrorKind::NoConversation`].
+    pub fn history(&self, cid: &str, tool_result: &str) -> Result<Vec<Message>, Error> {
         let exchanges = self.list(0, None, Some(cid))?;
         if exchanges.is_empty() {
-            return Err(CliError::Usage(format!("no conversation {cid:?} in the log (see mamba-llm logs)")));
+            return Err(Error::new(
+                ErrorKind::NoConversation,
+                format!("no conversation {cid:?} in the log (see mamba-llm logs)"),
+            ));
         }
         let mut messages = Vec::new();
         if let Some(system) = exchanges.iter().find_map(|x| x.system.clone()) {
@@ -347,7 +328,7 @@ impl Log {
                 x.tool_calls.clone().and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
             messages.push(Message::assistant_with_tool_calls(x.answer.clone().unwrap_or_default(), calls.clone()));
             for call in &calls {
-                messages.push(Message::tool(&call.id, crate::chat::NO_TOOLS));
+                messages.push(Message::tool(&call.id, tool_result));
             }
         }
         Ok(messages)
@@ -366,7 +347,7 @@ fn fts_query(text: &str) -> String {
 }
 
 /// A new conversation id: time and process, in base 36.
-pub(crate) fn new_conversation_id() -> String {
+pub fn new_conversation_id() -> String {
     let nanos =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
     let mut n = nanos ^ (u128::from(std::process::id()) << 64);
@@ -380,15 +361,22 @@ pub(crate) fn new_conversation_id() -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// The exchange a response makes.
-pub(crate) fn exchange_of(response: &ModelResponse) -> Exchange {
-    Exchange {
-        answer: Some(response.content.clone()),
-        reasoning: response.reasoning.clone().filter(|r| !r.is_empty()),
-        tool_calls: if response.tool_calls.is_empty() { None } else { serde_json::to_value(&response.tool_calls).ok() },
-        input_tokens: response.usage.as_ref().map(|u| u.input_tokens),
-        output_tokens: response.usage.as_ref().map(|u| u.output_tokens),
-        ..Exchange::default()
+impl Exchange {
+    /// The answer part of an exchange from a response: the answer, the reasoning (when
+    /// any), the tool calls and the token counts; the caller fills in the rest.
+    pub fn from_response(response: &ModelResponse) -> Exchange {
+        Exchange {
+            answer: Some(response.content.clone()),
+            reasoning: response.reasoning.clone().filter(|r| !r.is_empty()),
+            tool_calls: if response.tool_calls.is_empty() {
+                None
+            } else {
+                serde_json::to_value(&response.tool_calls).ok()
+            },
+            input_tokens: response.usage.as_ref().map(|u| u.input_tokens),
+            output_tokens: response.usage.as_ref().map(|u| u.output_tokens),
+            ..Exchange::default()
+        }
     }
 }
 
@@ -499,11 +487,11 @@ mod tests {
         assert_eq!(log.list(0, Some("rome"), None).expect("searches").len(), 1);
         assert_eq!(log.list(0, Some("(there)"), None).expect("punctuation is no syntax").len(), 1);
         assert_eq!(log.list(0, None, Some("a")).expect("lists").len(), 3);
-        let history = log.history("a").expect("history");
+        let history = log.history("a", "no tools").expect("history");
         let roles: Vec<&str> = history.iter().map(|m| m.role.as_str()).collect();
         assert_eq!(roles, ["system", "user", "assistant", "user", "assistant"]);
         assert_eq!(history[4].text(), "Rome.");
-        assert!(log.history("zzz").is_err());
+        assert!(log.history("zzz", "no tools").expect_err("none").kind() == ErrorKind::NoConversation);
         let _ = std::fs::remove_dir_all(path.parent().expect("a folder"));
     }
 
@@ -512,8 +500,11 @@ mod tests {
         let path = temp("corrupt");
         std::fs::create_dir_all(path.parent().expect("a folder")).expect("mkdir");
         std::fs::write(&path, vec![b'x'; 4096]).expect("writes");
-        let Err(CliError::Failed("log", m)) = Log::open(&path) else { panic!("a corrupt file opened") };
+        let e = Log::open(&path).expect_err("a corrupt file opened");
+        assert_eq!(e.kind(), ErrorKind::Log);
+        let m = e.to_string();
         assert!(m.contains("damaged") && m.contains("--no-log"), "{m}");
+        assert!(std::error::Error::source(&e).is_some(), "the SQLite error is its source");
         let _ = std::fs::remove_dir_all(path.parent().expect("a folder"));
     }
 
