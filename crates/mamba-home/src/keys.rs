@@ -2,9 +2,9 @@
 //! endpoint of the config file names with `key = "NAME"`.
 //!
 //! The file is readable by its owner only: on Unix it is written with mode 0600 and refused
-//! on every read when group or others have any permission on it (see [`crate::private`] for
-//! other platforms). It is replaced atomically (written beside, synced, renamed). Keys are
-//! held in [`SecretString`]s; no error or `Debug` output holds one.
+//! on every read when group or others have any permission on it (other platforms: see the
+//! crate's [platform notes](crate#platforms)). It is replaced atomically (written beside,
+//! synced, renamed). Keys are held in [`SecretString`]s; no error or `Debug` output holds one.
 
 use std::collections::BTreeMap;
 use std::io::Write;

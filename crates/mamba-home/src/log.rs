@@ -6,7 +6,8 @@
 //! and anything that looks like a secret in an error are redacted before a row is written,
 //! and logs written before that rule (schema version 2) are scrubbed on their migration to
 //! version 3 with `secure_delete` on, so the old text does not stay in free pages. The log
-//! and its folder are private to the user ([`crate::private`]).
+//! and its folder are private to the user (see the crate's
+//! [platform notes](crate#platforms)).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
