@@ -57,6 +57,10 @@ impl fmt::Display for ErrorKind {
 /// A failure of this crate. `Display` is the whole message, one line, and already includes
 /// the text of its [`source`](std::error::Error::source) where there is one: print either the
 /// message alone, or walk the chain for the underlying error's type, not both.
+///
+/// The messages are the ones `mamba-llm` prints, word for word, so where they say what to do
+/// next they may name its commands and flags (`mamba-llm keys set NAME`, `--no-log`); a
+/// binding that wants its own words chooses them by [`kind`](Error::kind).
 #[derive(Debug, Clone)]
 pub struct Error {
     kind: ErrorKind,

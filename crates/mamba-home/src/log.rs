@@ -385,17 +385,18 @@ impl Exchange {
 mod tests {
     use super::*;
 
-    fn temp(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("mamba-logdb-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir.join("logs.db")
+    /// A log path in a new temporary folder, removed when the guard is dropped.
+    fn temp() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("a temp folder");
+        let path = dir.path().join("data").join("logs.db");
+        (dir, path)
     }
 
     /// The log and its folder are private, existing ones are tightened, and the endpoint
     /// column never holds a key of the URL.
     #[test]
     fn private_files_and_no_secret_in_the_endpoint() {
-        let path = temp("private");
+        let (_dir, path) = temp();
         let log = Log::open(&path).expect("opens");
         log.insert(&Exchange {
             conversation_id: "c".into(),
@@ -435,7 +436,7 @@ mod tests {
     /// is opened, and the old text does not stay in the file.
     #[test]
     fn old_logs_are_scrubbed() {
-        let path = temp("scrub");
+        let (_dir, path) = temp();
         std::fs::create_dir_all(path.parent().expect("folder")).expect("mkdir");
         {
             let conn = Connection::open(&path).expect("opens");
@@ -467,7 +468,7 @@ mod tests {
 
     #[test]
     fn insert_list_search_and_history() {
-        let path = temp("basic");
+        let (_dir, path) = temp();
         let log = Log::open(&path).expect("opens");
         let x = |cid: &str, prompt: &str, answer: &str| Exchange {
             conversation_id: cid.into(),
@@ -493,12 +494,11 @@ mod tests {
         assert_eq!(roles, ["system", "user", "assistant", "user", "assistant"]);
         assert_eq!(history[4].text(), "Rome.");
         assert!(log.history("zzz", "no tools").expect_err("none").kind() == ErrorKind::NoConversation);
-        let _ = std::fs::remove_dir_all(path.parent().expect("a folder"));
     }
 
     #[test]
     fn corrupt_file_is_a_clear_error() {
-        let path = temp("corrupt");
+        let (_dir, path) = temp();
         std::fs::create_dir_all(path.parent().expect("a folder")).expect("mkdir");
         std::fs::write(&path, vec![b'x'; 4096]).expect("writes");
         let e = Log::open(&path).expect_err("a corrupt file opened");
@@ -506,7 +506,6 @@ mod tests {
         let m = e.to_string();
         assert!(m.contains("damaged") && m.contains("--no-log"), "{m}");
         assert!(std::error::Error::source(&e).is_some(), "the SQLite error is its source");
-        let _ = std::fs::remove_dir_all(path.parent().expect("a folder"));
     }
 
     #[test]

@@ -14,14 +14,10 @@ fn env_path(name: &str) -> Option<PathBuf> {
     std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from)
 }
 
-#[cfg(unix)]
+/// `HOME`; elsewhere than Unix, `USERPROFILE` when `HOME` is not set. (`cfg!`, not `#[cfg]`:
+/// both branches are compiled, and checked, on every platform.)
 fn home() -> Option<PathBuf> {
-    env_path("HOME")
-}
-
-#[cfg(not(unix))]
-fn home() -> Option<PathBuf> {
-    env_path("HOME").or_else(|| env_path("USERPROFILE"))
+    env_path("HOME").or_else(|| if cfg!(unix) { None } else { env_path("USERPROFILE") })
 }
 
 /// `$XDG_CONFIG_HOME/mamba`, else `~/.config/mamba`: the config file and templates live here.

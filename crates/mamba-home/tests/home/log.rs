@@ -156,6 +156,22 @@ fn a_damaged_file_says_what_to_do() {
     assert!(e.to_string().contains("damaged") && e.to_string().contains("move it away"), "{e}");
 }
 
+/// Another process holding the database: a write waits a moment, then fails with a message
+/// that says to try again; the log works again once it is free.
+#[test]
+fn a_locked_log_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("a temp folder");
+    let path = dir.path().join("logs.db");
+    let log = Log::open(&path).expect("opens");
+    let other = Connection::open(&path).expect("opens");
+    other.execute_batch("BEGIN EXCLUSIVE").expect("locks");
+    let e = log.insert(&exchange("c", "p")).expect_err("locked");
+    assert_eq!(e.kind(), ErrorKind::Log);
+    assert!(e.to_string().contains("locked by another process; try again, or pass --no-log"), "{e}");
+    other.execute_batch("COMMIT").expect("unlocks");
+    log.insert(&exchange("c", "p")).expect("inserts once free");
+}
+
 #[cfg(unix)]
 #[test]
 fn unix_the_log_and_its_folder_are_private() {
