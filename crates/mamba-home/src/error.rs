@@ -121,4 +121,12 @@ mod tests {
         let copy = e.clone();
         assert_eq!(copy.message(), e.message());
     }
+
+    /// Errors cross threads (a binding's worker, an async task) and outlive their cause.
+    #[test]
+    fn errors_are_send_sync_and_static() {
+        fn check<T: Send + Sync + 'static>() {}
+        check::<Error>();
+        check::<ErrorKind>();
+    }
 }
