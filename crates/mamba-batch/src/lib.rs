@@ -15,8 +15,10 @@
 //! * **Resume**: run again with the same output; see [`resume`](crate#resume).
 //! * **Rate limits**, **cost cap**, **shards**: [`BatchOptions`].
 //!
-//! Requests go through [`ModelBackend::post_json`], which sends the body as given with the
-//! backend's key, headers and timeouts and returns the server's own bytes. The run retries
+//! Requests go through the backend's raw requests
+//! ([`PostJson::post_json`](mamba_backends::raw::PostJson::post_json), reached with
+//! [`ModelBackend::as_post_json`]), which send the body as given with the backend's key,
+//! headers and timeouts and return the server's own bytes. The run retries
 //! with its own [`RetryPolicy`] (the backends should have none) so that every 429 is seen
 //! here and pauses the whole run.
 //!

@@ -37,7 +37,7 @@ pub fn backend(url: &str) -> OpenAICompatibleBackend {
     builder(url).build().expect("backend")
 }
 
-pub fn builder(url: &str) -> mamba_backends::OpenAICompatibleBackendBuilder {
+pub fn builder(url: &str) -> mamba_backends::backend::OpenAICompatibleBackendBuilder {
     OpenAICompatibleBackend::builder("test-model")
         .base_url(url)
         .preset(Preset::Generic)
