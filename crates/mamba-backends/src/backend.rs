@@ -78,7 +78,7 @@ pub trait ModelBackend: Send + Sync {
         Err(Error::new(ErrorKind::Unsupported, format!("the {} backend cannot list models", self.name())))
     }
 
-    /// The backend's embeddings, when it has them (the [`OpenAICompatibleBackend`](crate::OpenAICompatibleBackend)
+    /// The backend's embeddings, when it has them (the [`OpenAICompatibleBackend`]
     /// and [`BackendPool`](crate::BackendPool) do). The default is `None`. A pool sends
     /// embedding calls to its endpoints through this, with the same failover and breakers as
     /// chat.
@@ -87,7 +87,7 @@ pub trait ModelBackend: Send + Sync {
     }
 
     /// The backend's raw JSON requests ([`PostJson`]), when it has them (the
-    /// [`OpenAICompatibleBackend`](crate::OpenAICompatibleBackend) and
+    /// [`OpenAICompatibleBackend`] and
     /// [`BackendPool`](crate::BackendPool) do). The default is `None`. A pool sends raw
     /// requests to its endpoints through this, with the same failover and breakers as chat.
     fn as_post_json(&self) -> Option<&dyn PostJson> {
