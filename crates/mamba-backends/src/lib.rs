@@ -146,4 +146,4 @@ pub struct ReadmeDoctests;
 
 // Dev-dependencies used by the integration tests only.
 #[cfg(test)]
-use {mamba_mock as _, rcgen as _, tokio as _, tracing_subscriber as _};
+use {mamba_mock as _, rcgen as _, syn as _, tokio as _, tracing_subscriber as _};

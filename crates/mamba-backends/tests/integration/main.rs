@@ -21,6 +21,7 @@ mod responses;
 mod seam;
 mod streaming;
 mod support;
+mod surface;
 mod text_completions;
 mod tls;
 mod tracing_spans;
