@@ -121,7 +121,8 @@ impl TransportResponse {
 /// stream before its end should close the connection.
 ///
 /// ```
-/// use mamba_backends::{BodyStream, Error, Transport, TransportRequest, TransportResponse};
+/// use mamba_backends::transport::{BodyStream, Transport, TransportRequest, TransportResponse};
+/// use mamba_backends::Error;
 ///
 /// /// Answers every request with the same JSON, without a network: a test double.
 /// #[derive(Debug)]
