@@ -612,4 +612,15 @@ mod tests {
         assert!(!report.is_healthy());
         assert!(report.error.as_deref().is_some_and(|e| e.contains("circuit breaker")), "{report:?}");
     }
+
+    /// Raw requests are not part of `ModelBackend`: a pool reaches its endpoints' through
+    /// `as_post_json`, and an endpoint without them fails as the old trait default did.
+    #[tokio::test]
+    async fn raw_requests_to_endpoints_without_them_are_unsupported() {
+        let pool = BackendPool::builder().endpoint(Arc::new(Broken(ModelProfile::unknown()))).build().unwrap();
+        assert!((&pool as &dyn ModelBackend).as_post_json().is_some());
+        let e = pool.post_json("/chat/completions", bytes::Bytes::from_static(b"{}")).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unsupported);
+        assert!(e.to_string().contains("the broken backend cannot send JSON bodies"), "{e}");
+    }
 }
