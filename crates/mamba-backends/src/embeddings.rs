@@ -1,5 +1,7 @@
 //! Embeddings: the [`Embedder`] trait, its inputs, options and result, and how a call is
-//! split into requests a server accepts. Pure; the HTTP side is in `openai_compat`.
+//! split into requests a server accepts. Pure; the HTTP side is the backends'
+//! ([`OpenAICompatibleBackend`](crate::OpenAICompatibleBackend) and
+//! [`BackendPool`](crate::BackendPool) implement [`Embedder`]).
 
 use std::ops::Range;
 

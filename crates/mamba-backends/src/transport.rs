@@ -1,7 +1,7 @@
 //! The transport seam: "send this request, give me the response head and a body stream".
 //!
 //! [`HttpClient`](crate::http::HttpClient) is the default implementation. Another one
-//! ([`ReqwestTransport`] with the `reqwest` feature, for HTTP/2 or reqwest's middleware; a test
+//! (`ReqwestTransport` with the `reqwest` feature, for HTTP/2 or reqwest's middleware; a test
 //! double) is given to the backend with
 //! [`OpenAICompatibleBackendBuilder::transport`](crate::backend::OpenAICompatibleBackendBuilder::transport).
 //! Everything above the transport stays the backend's: request bodies, error classification,
