@@ -11,7 +11,10 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Instant;
 
-use mamba_backends::{Embedder, EmbeddingInput, EmbeddingOptions, EncodingFormat, OpenAICompatibleBackend};
+use mamba_backends::{
+    embeddings::{Embedder, EmbeddingInput, EmbeddingOptions, EncodingFormat},
+    OpenAICompatibleBackend,
+};
 
 const INPUTS: usize = 16;
 const DIMS: usize = 1536;

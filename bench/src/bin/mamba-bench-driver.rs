@@ -15,7 +15,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use futures_util::StreamExt;
-use mamba_backends::{Message, ModelBackend, OpenAICompatibleBackend, RequestOptions, WireApi};
+use mamba_backends::{preset::WireApi, Message, ModelBackend, OpenAICompatibleBackend, RequestOptions};
 
 const MODEL: &str = "gpt-4o-mini";
 const SYSTEM_PROMPT: &str = "You are a helpful assistant that answers concisely.";

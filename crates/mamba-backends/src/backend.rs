@@ -1,5 +1,8 @@
-//! The [`ModelBackend`] trait: what every backend (one server, a pool, a fallback chain)
-//! offers, usable as `Arc<dyn ModelBackend>`.
+//! Backends: the [`ModelBackend`] trait, what every backend (one server, a pool, a fallback
+//! chain) offers, usable as `Arc<dyn ModelBackend>`, and the [`ChunkStream`] it streams; the
+//! [`OpenAICompatibleBackend`], its [`OpenAICompatibleBackendBuilder`] and the three
+//! factories of the seed's API. All but the builder and [`ChunkStream`] are also at the crate
+//! root.
 
 use std::pin::Pin;
 
@@ -10,9 +13,14 @@ use crate::error::{Error, ErrorKind};
 use crate::health::{HealthReport, ModelInfo};
 use crate::options::RequestOptions;
 use crate::profile::ModelProfile;
-use crate::raw::RawResponse;
+use crate::raw::PostJson;
 use crate::stream::{stream_of, StreamChunk};
 use crate::types::{Message, ModelResponse};
+
+pub use crate::openai_compat::{
+    create_lmstudio_backend, create_ollama_backend, create_vllm_backend, OpenAICompatibleBackend,
+    OpenAICompatibleBackendBuilder,
+};
 
 /// A stream of answer chunks. It ends with one chunk whose `is_final` is set, or with an error.
 /// Dropping it closes the connection, so the server stops generating.
@@ -70,25 +78,20 @@ pub trait ModelBackend: Send + Sync {
         Err(Error::new(ErrorKind::Unsupported, format!("the {} backend cannot list models", self.name())))
     }
 
-    /// The backend's embeddings, when it has them (the [`OpenAICompatibleBackend`](crate::OpenAICompatibleBackend)
+    /// The backend's embeddings, when it has them (the [`OpenAICompatibleBackend`]
     /// and [`BackendPool`](crate::BackendPool) do). The default is `None`. A pool sends
     /// embedding calls to its endpoints through this, with the same failover and breakers as
     /// chat.
-    fn as_embedder(&self) -> Option<&dyn crate::embed::Embedder> {
+    fn as_embedder(&self) -> Option<&dyn crate::embeddings::Embedder> {
         None
     }
 
-    /// POSTs `body`, a JSON document sent exactly as given, to `path` under the backend's base
-    /// URL (`"/chat/completions"`, `"/embeddings"`), with the backend's headers and key,
-    /// timeouts, retries (and, for a pool, endpoint choice and failover). The answer is the
-    /// server's own: status, headers and body bytes unchanged. A non-2xx answer is the
-    /// classified [`Error`], its [`status`](Error::status) and
-    /// [`response_body`](Error::response_body) set. For callers that must keep the server's
-    /// JSON, such as a batch runner writing it to its output. The default fails with
-    /// [`ErrorKind::Unsupported`].
-    async fn post_json(&self, path: &str, body: bytes::Bytes) -> Result<RawResponse, Error> {
-        let _ = (path, body);
-        Err(Error::new(ErrorKind::Unsupported, format!("the {} backend cannot send JSON bodies", self.name())))
+    /// The backend's raw JSON requests ([`PostJson`]), when it has them (the
+    /// [`OpenAICompatibleBackend`] and
+    /// [`BackendPool`](crate::BackendPool) do). The default is `None`. A pool sends raw
+    /// requests to its endpoints through this, with the same failover and breakers as chat.
+    fn as_post_json(&self) -> Option<&dyn PostJson> {
+        None
     }
 
     /// Releases resources. Connections also close when the backend is dropped.

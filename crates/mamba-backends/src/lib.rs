@@ -49,11 +49,35 @@
 //! }
 //! ```
 //!
+//! ## The crate's map
+//!
+//! The root holds what an agent author uses every day: the backend and its factories, the
+//! model trait, messages, options, answers, streams, tools, presets, retries, the pool,
+//! errors, and the seed's profile registry. Everything else is in a module named for its
+//! topic; a module holds its whole topic, so the few root names of a topic are there too.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`backend`] | [`ModelBackend`], the [`ChunkStream`](backend::ChunkStream) it streams, [`OpenAICompatibleBackend`], its [`OpenAICompatibleBackendBuilder`](backend::OpenAICompatibleBackendBuilder), the factories |
+//! | [`message`] | [`Message`] and its parts: [`Role`](message::Role), [`Content`](message::Content), [`ContentPart`](message::ContentPart), [`ImageDetail`](message::ImageDetail), [`ReasoningItem`](message::ReasoningItem) |
+//! | [`options`] | [`RequestOptions`], [`ResponseFormat`], [`ReasoningEffort`](options::ReasoningEffort), [`ReasoningSummary`](options::ReasoningSummary) |
+//! | [`stream`] | [`StreamChunk`], [`StreamAccumulator`], [`collect`], [`ToolCallDelta`](stream::ToolCallDelta) |
+//! | [`preset`] | [`Preset`] and the settings a custom one is made of: [`PresetSpec`](preset::PresetSpec), [`WireApi`](preset::WireApi), [`AuthStyle`](preset::AuthStyle), … |
+//! | [`pool`] | [`BackendPool`], [`BackendPoolBuilder`](pool::BackendPoolBuilder), [`BreakerState`](pool::BreakerState) |
+//! | [`embeddings`] | the [`Embedder`](embeddings::Embedder) trait, its inputs, options and [`Embeddings`](embeddings::Embeddings) |
+//! | [`health`] | [`HealthReport`](health::HealthReport), [`ModelInfo`](health::ModelInfo) |
+//! | [`batches`] | the Files and Batch APIs: the [`Batches`](batches::Batches) handle of [`OpenAICompatibleBackend::batches`], its objects |
+//! | [`raw`] | [`PostJson`](raw::PostJson): a JSON body sent as given, the server's [`RawResponse`](raw::RawResponse) back |
+//! | [`http`] | the built-in HTTP/1.1 client: [`HttpClient`](http::HttpClient), [`Proxy`](http::Proxy), TLS settings |
+//! | [`transport`] | the [`Transport`](transport::Transport) seam under the backend (and `ReqwestTransport`) |
+//! | [`redact`] | secrets taken out of URLs and text before they are shown |
+//!
 //! ## Conventions
 //!
-//! * Builders and option sets ([`OpenAICompatibleBackendBuilder`], [`RequestOptions`],
-//!   [`RetryPolicy`], [`ModelProfile`], [`PresetSpec`], [`BackendPoolBuilder`]) take setters named
-//!   after what they set (`.temperature(0.2)`, `.reasoning(true)`).
+//! * Builders and option sets ([`OpenAICompatibleBackendBuilder`](backend::OpenAICompatibleBackendBuilder),
+//!   [`RequestOptions`], [`RetryPolicy`], [`ModelProfile`], [`PresetSpec`](preset::PresetSpec),
+//!   [`BackendPoolBuilder`](pool::BackendPoolBuilder)) take setters named after what they set
+//!   (`.temperature(0.2)`, `.reasoning(true)`).
 //! * Finished values ([`Message`], [`ModelResponse`], [`StreamChunk`], [`ToolDefinition`],
 //!   [`Error`]) are built by a constructor and changed with `with_*` methods that return the
 //!   changed value (`ModelResponse::new("Paris.").with_usage(Usage::new(12, 3))`); structs that
@@ -68,67 +92,52 @@
 //! | feature | default | what it gives |
 //! |---|---|---|
 //! | `rustls` | yes | `https://` URLs through rustls (ring; the OS roots, which honour `SSL_CERT_FILE`, and the webpki roots). Without it only `http://`. |
-//! | `reqwest` | no | `ReqwestTransport`: the [`Transport`] seam over reqwest, for HTTP/2 or reqwest middleware. |
+//! | `reqwest` | no | `transport::ReqwestTransport`: the [`Transport`](transport::Transport) seam over reqwest, for HTTP/2 or reqwest middleware. |
 //!
 //! The crate needs a Tokio runtime with I/O and time enabled.
 
 #![deny(missing_docs)]
 #![warn(unused_crate_dependencies)]
 
-mod backend;
+pub mod backend;
+pub mod batches;
 #[cfg(feature = "__bench")]
 #[doc(hidden)]
 pub mod bench_api;
 mod classify;
 mod detect;
-mod embed;
+pub mod embeddings;
 mod error;
-mod health;
-mod http;
+pub mod health;
+pub mod http;
+pub mod message;
 mod openai_compat;
-mod options;
-mod pool;
-mod preset;
+pub mod options;
+pub mod pool;
+pub mod preset;
 mod profile;
-mod raw;
+pub mod raw;
 pub mod redact;
 mod retry;
 mod sse;
-mod stream;
+pub mod stream;
 mod think;
-mod transport;
+pub mod transport;
 #[cfg(feature = "reqwest")]
 mod transport_reqwest;
 mod types;
 
-pub use backend::{ChunkStream, ModelBackend};
-pub use embed::{Embedder, EmbeddingInput, EmbeddingOptions, Embeddings, EncodingFormat};
+pub use backend::{
+    create_lmstudio_backend, create_ollama_backend, create_vllm_backend, ModelBackend, OpenAICompatibleBackend,
+};
 pub use error::{Error, ErrorKind};
-pub use health::{HealthReport, ModelInfo};
-#[cfg(feature = "rustls")]
-pub use http::{AcceptAnyCertificate, Certificate, Identity};
-pub use http::{HttpClient, HttpClientBuilder, HttpResponse, Proxy};
-pub use openai_compat::{
-    create_lmstudio_backend, create_ollama_backend, create_vllm_backend, FileDownload, OpenAICompatibleBackend,
-    OpenAICompatibleBackendBuilder,
-};
-pub use options::{ReasoningEffort, ReasoningSummary, RequestOptions, ResponseFormat};
-pub use pool::{BackendPool, BackendPoolBuilder, BreakerState};
-pub use preset::{
-    AuthStyle, EmbeddingSpec, FieldSupport, MaxTokensField, Preset, PresetSpec, Probe, StructuredOutput, WireApi,
-};
+pub use options::{RequestOptions, ResponseFormat};
+pub use pool::BackendPool;
+pub use preset::Preset;
 pub use profile::{get_profile, get_profiles_by_provider, list_profiles, register_profile, ModelProfile};
-pub use raw::RawResponse;
 pub use retry::RetryPolicy;
-pub use stream::{collect, StreamAccumulator, StreamChunk, ToolCallDelta};
-pub use transport::{BodyStream, Transport, TransportRequest, TransportResponse};
-#[cfg(feature = "reqwest")]
-pub use transport_reqwest::ReqwestTransport;
-pub use types::{BatchJob, BatchJobError, BatchList, BatchStatus, FileObject, RequestCounts};
-pub use types::{
-    Content, ContentPart, FinishReason, ImageDetail, Message, ModelResponse, ReasoningItem, Role, ToolCall, ToolChoice,
-    ToolDefinition, Usage,
-};
+pub use stream::{collect, StreamAccumulator, StreamChunk};
+pub use types::{FinishReason, Message, ModelResponse, ToolCall, ToolChoice, ToolDefinition, Usage};
 
 /// The README's examples compile.
 #[cfg(doctest)]
@@ -137,4 +146,4 @@ pub struct ReadmeDoctests;
 
 // Dev-dependencies used by the integration tests only.
 #[cfg(test)]
-use {mamba_mock as _, rcgen as _, tokio as _, tracing_subscriber as _};
+use {mamba_mock as _, rcgen as _, syn as _, tokio as _, tracing_subscriber as _};

@@ -13,12 +13,12 @@ use futures_core::Stream;
 use tokio::time::Instant;
 
 use crate::backend::{ChunkStream, ModelBackend};
-use crate::embed::{Embedder, EmbeddingInput, EmbeddingOptions, Embeddings};
+use crate::embeddings::{Embedder, EmbeddingInput, EmbeddingOptions, Embeddings};
 use crate::error::{Error, ErrorKind};
 use crate::health::{HealthReport, ModelInfo};
 use crate::options::RequestOptions;
 use crate::profile::ModelProfile;
-use crate::raw::RawResponse;
+use crate::raw::{PostJson, RawResponse};
 use crate::stream::StreamChunk;
 use crate::types::{Message, ModelResponse};
 
@@ -507,12 +507,32 @@ impl ModelBackend for BackendPool {
         }
     }
 
-    /// Sent as chat requests are: least loaded endpoint first, failover on retryable errors,
-    /// breakers fed by the outcome, then the fallbacks.
+    fn as_embedder(&self) -> Option<&dyn Embedder> {
+        Some(self)
+    }
+
+    fn as_post_json(&self) -> Option<&dyn PostJson> {
+        Some(self)
+    }
+}
+
+/// Sent as chat requests are: least loaded endpoint first, failover on retryable errors,
+/// breakers fed by the outcome, then the fallbacks. An endpoint without raw requests
+/// ([`ModelBackend::as_post_json`] is `None`) fails with `Unsupported`.
+#[async_trait]
+impl PostJson for BackendPool {
     async fn post_json(&self, path: &str, body: bytes::Bytes) -> Result<RawResponse, Error> {
         let call = |backend: Arc<dyn ModelBackend>| {
             let body = body.clone();
-            async move { backend.post_json(path, body).await }
+            async move {
+                match backend.as_post_json() {
+                    Some(raw) => raw.post_json(path, body).await,
+                    None => Err(Error::new(
+                        ErrorKind::Unsupported,
+                        format!("the {} backend cannot send JSON bodies", backend.name()),
+                    )),
+                }
+            }
         };
         match self.on_endpoints(call).await {
             Ok((response, mut lease)) => {
@@ -521,10 +541,6 @@ impl ModelBackend for BackendPool {
             }
             Err(error) => self.on_fallbacks(error, call).await,
         }
-    }
-
-    fn as_embedder(&self) -> Option<&dyn Embedder> {
-        Some(self)
     }
 }
 
@@ -595,5 +611,16 @@ mod tests {
         let report = pool.health().await;
         assert!(!report.is_healthy());
         assert!(report.error.as_deref().is_some_and(|e| e.contains("circuit breaker")), "{report:?}");
+    }
+
+    /// Raw requests are not part of `ModelBackend`: a pool reaches its endpoints' through
+    /// `as_post_json`, and an endpoint without them fails as the old trait default did.
+    #[tokio::test]
+    async fn raw_requests_to_endpoints_without_them_are_unsupported() {
+        let pool = BackendPool::builder().endpoint(Arc::new(Broken(ModelProfile::unknown()))).build().unwrap();
+        assert!((&pool as &dyn ModelBackend).as_post_json().is_some());
+        let e = pool.post_json("/chat/completions", bytes::Bytes::from_static(b"{}")).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unsupported);
+        assert!(e.to_string().contains("the broken backend cannot send JSON bodies"), "{e}");
     }
 }

@@ -686,7 +686,8 @@ impl Preset {
     /// shipped preset's spec and change what differs:
     ///
     /// ```
-    /// use mamba_backends::{FieldSupport, Preset};
+    /// use mamba_backends::preset::FieldSupport;
+    /// use mamba_backends::Preset;
     ///
     /// let spec = Preset::Vllm
     ///     .spec()

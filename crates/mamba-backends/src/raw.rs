@@ -1,11 +1,45 @@
-//! [`RawResponse`]: a server's answer to a JSON body sent as given
-//! ([`ModelBackend::post_json`](crate::ModelBackend::post_json)), for callers that must keep
-//! the server's own JSON (batch runners, proxies) rather than the typed [`ModelResponse`](crate::ModelResponse).
+//! Raw JSON requests: [`PostJson`] sends a JSON body exactly as given and [`RawResponse`] is
+//! the server's answer unchanged, for callers that must keep the server's own JSON (batch
+//! runners, proxies) rather than the typed [`ModelResponse`](crate::ModelResponse).
+//!
+//! This is not part of [`ModelBackend`](crate::ModelBackend), which speaks in messages and
+//! typed answers: a backend that can send raw bodies says so with
+//! [`ModelBackend::as_post_json`](crate::ModelBackend::as_post_json), as one with embeddings
+//! does with `as_embedder`. The [`OpenAICompatibleBackend`](crate::OpenAICompatibleBackend)
+//! and the [`BackendPool`](crate::BackendPool) implement it.
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use http::HeaderMap;
 
-/// A 2xx answer to [`ModelBackend::post_json`](crate::ModelBackend::post_json): status, headers
+use crate::error::Error;
+
+/// Sends a JSON body as given and returns the server's own answer.
+///
+/// ```no_run
+/// use bytes::Bytes;
+/// use mamba_backends::raw::PostJson;
+/// use mamba_backends::OpenAICompatibleBackend;
+///
+/// # async fn run() -> Result<(), mamba_backends::Error> {
+/// let backend = OpenAICompatibleBackend::builder("gpt-4o-mini").base_url("http://localhost:8000/v1").build()?;
+/// let body = Bytes::from_static(br#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hi"}]}"#);
+/// let raw = backend.post_json("/chat/completions", body).await?;
+/// println!("{} {}", raw.status, String::from_utf8_lossy(&raw.body));
+/// # Ok(()) }
+/// ```
+#[async_trait]
+pub trait PostJson: Send + Sync {
+    /// POSTs `body`, a JSON document sent exactly as given, to `path` under the backend's base
+    /// URL (`"/chat/completions"`, `"/embeddings"`), with the backend's headers and key,
+    /// timeouts, retries (and, for a pool, endpoint choice and failover). The answer is the
+    /// server's own: status, headers and body bytes unchanged. A non-2xx answer is the
+    /// classified [`Error`], its [`status`](Error::status) and
+    /// [`response_body`](Error::response_body) set.
+    async fn post_json(&self, path: &str, body: Bytes) -> Result<RawResponse, Error>;
+}
+
+/// A 2xx answer to [`PostJson::post_json`]: status, headers
 /// (`x-request-id`, `x-ratelimit-*`) and the body bytes exactly as the server sent them.
 #[derive(Debug, Clone)]
 #[non_exhaustive]

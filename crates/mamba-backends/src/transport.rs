@@ -1,8 +1,9 @@
 //! The transport seam: "send this request, give me the response head and a body stream".
 //!
-//! [`HttpClient`](crate::HttpClient) is the default implementation. Another one (reqwest for
-//! HTTP/2 or its middleware, a test double) is given to the backend with
-//! [`OpenAICompatibleBackendBuilder::transport`](crate::OpenAICompatibleBackendBuilder::transport).
+//! [`HttpClient`](crate::http::HttpClient) is the default implementation. Another one
+//! (`ReqwestTransport` with the `reqwest` feature, for HTTP/2 or reqwest's middleware; a test
+//! double) is given to the backend with
+//! [`OpenAICompatibleBackendBuilder::transport`](crate::backend::OpenAICompatibleBackendBuilder::transport).
 //! Everything above the transport stays the backend's: request bodies, error classification,
 //! retries, the idle timeout between body pieces, the total deadline, stream decoding.
 
@@ -16,6 +17,8 @@ use futures_core::Stream;
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 
 use crate::error::Error;
+#[cfg(feature = "reqwest")]
+pub use crate::transport_reqwest::ReqwestTransport;
 
 /// The body of a response from a [`Transport`]: byte pieces in order, then the end.
 pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, Error>> + Send>>;
@@ -118,7 +121,8 @@ impl TransportResponse {
 /// stream before its end should close the connection.
 ///
 /// ```
-/// use mamba_backends::{BodyStream, Error, Transport, TransportRequest, TransportResponse};
+/// use mamba_backends::transport::{BodyStream, Transport, TransportRequest, TransportResponse};
+/// use mamba_backends::Error;
 ///
 /// /// Answers every request with the same JSON, without a network: a test double.
 /// #[derive(Debug)]
@@ -147,7 +151,7 @@ impl<T: Transport + ?Sized> Transport for std::sync::Arc<T> {
 }
 
 #[async_trait]
-impl Transport for crate::HttpClient {
+impl Transport for crate::http::HttpClient {
     async fn send(&self, request: TransportRequest<'_>) -> Result<TransportResponse, Error> {
         let inner = crate::http::Request {
             method: request.method,
@@ -157,7 +161,7 @@ impl Transport for crate::HttpClient {
             head_timeout: request.head_timeout,
             connect_timeout: request.connect_timeout,
         };
-        let response = crate::HttpClient::send(self, &inner).await?;
+        let response = crate::http::HttpClient::send(self, &inner).await?;
         let mut body = response.body;
         let stream = futures_util::stream::poll_fn(move |cx| {
             let mut buf = Vec::new();

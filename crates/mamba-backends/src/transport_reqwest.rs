@@ -14,7 +14,8 @@ use crate::transport::{Transport, TransportRequest, TransportResponse};
 ///
 /// ```
 /// # #[cfg(feature = "reqwest")] {
-/// use mamba_backends::{OpenAICompatibleBackend, ReqwestTransport};
+/// use mamba_backends::transport::ReqwestTransport;
+/// use mamba_backends::OpenAICompatibleBackend;
 ///
 /// let backend = OpenAICompatibleBackend::builder("gpt-4o")
 ///     .transport(ReqwestTransport::default())

@@ -1,6 +1,6 @@
 //! Runs OpenAI Batch JSONL files against any OpenAI-compatible server, through a
-//! [`ModelBackend`] (one server, or a [`BackendPool`](mamba_backends::BackendPool) of
-//! replicas).
+//! [`ModelBackend`](mamba_backends::ModelBackend) (one server, or a
+//! [`BackendPool`](mamba_backends::BackendPool) of replicas).
 //!
 //! * **Input**: one request a line, `{"custom_id", "method": "POST", "url":
 //!   "/v1/chat/completions" | "/v1/embeddings", "body": {…}}`, from a file or stdin, plain or
@@ -15,10 +15,12 @@
 //! * **Resume**: run again with the same output; see [`resume`](crate#resume).
 //! * **Rate limits**, **cost cap**, **shards**: [`BatchOptions`].
 //!
-//! Requests go through [`ModelBackend::post_json`], which sends the body as given with the
-//! backend's key, headers and timeouts and returns the server's own bytes. The run retries
-//! with its own [`RetryPolicy`] (the backends should have none) so that every 429 is seen
-//! here and pauses the whole run.
+//! Requests go through the backend's raw requests
+//! ([`PostJson::post_json`](mamba_backends::raw::PostJson::post_json), reached with
+//! [`ModelBackend::as_post_json`](mamba_backends::ModelBackend::as_post_json)), which send
+//! the body as given with the backend's key, headers and timeouts and return the server's own
+//! bytes. The run retries with its own [`RetryPolicy`] (the backends should have none) so
+//! that every 429 is seen here and pauses the whole run.
 //!
 //! # Resume
 //! Lines of the output answered with status 200 are skipped; failed lines are removed and

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mamba_backends::{BatchJob, OpenAICompatibleBackend};
+use mamba_backends::{batches::BatchJob, OpenAICompatibleBackend};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
@@ -234,7 +234,7 @@ impl RemoteBatch {
     }
 
     /// The purpose the input is uploaded with (the server's: see
-    /// [`PresetSpec::batch_file_purpose`](mamba_backends::PresetSpec::batch_file_purpose)).
+    /// [`PresetSpec::batch_file_purpose`](mamba_backends::preset::PresetSpec::batch_file_purpose)).
     pub fn file_purpose(mut self, purpose: &str) -> Self {
         purpose.clone_into(&mut self.remote.file_purpose);
         self
@@ -313,7 +313,7 @@ impl RemoteBatch {
                 let name = upload_name(&self.options.output);
                 // The buffer is moved into the upload: the file is held once.
                 let file = tokio::select! {
-                    file = backend.upload_file(&self.remote.file_purpose, &name, bytes) => file.map_err(remote_error)?,
+                    file = backend.batches().upload_file(&self.remote.file_purpose, &name, bytes) => file.map_err(remote_error)?,
                     () = &mut shutdown => return Err(BatchError::Interrupted),
                 };
                 uploaded = true;
@@ -332,12 +332,13 @@ impl RemoteBatch {
         let mut job = match &state.batch_id {
             Some(id) => {
                 progress.set_status("resuming");
-                backend.retrieve_batch(id).await.map_err(remote_error)?
+                backend.batches().retrieve_batch(id).await.map_err(remote_error)?
             }
             None => {
                 progress.set_status("creating");
                 let metadata = (!self.remote.metadata.is_empty()).then_some(&self.remote.metadata);
                 let job = backend
+                    .batches()
                     .create_batch(&state.input_file_id, &state.endpoint, &self.remote.completion_window, metadata)
                     .await
                     .map_err(remote_error)?;
@@ -358,7 +359,7 @@ impl RemoteBatch {
                 () = &mut shutdown => { interrupted = true; break; }
             }
             let next = tokio::select! {
-                next = backend.retrieve_batch(&job.id) => next.map_err(remote_error)?,
+                next = backend.batches().retrieve_batch(&job.id) => next.map_err(remote_error)?,
                 () = &mut shutdown => { interrupted = true; break; }
             };
             let changed = next.status != job.status || next.request_counts != job.request_counts;
@@ -484,7 +485,7 @@ async fn download(
 /// Copies one server file into `out` as it arrives; a last line without its line end gets
 /// one. Returns its non-blank lines.
 async fn copy_file(backend: &OpenAICompatibleBackend, id: &str, out: &mut File) -> Result<u64, BatchError> {
-    let mut download = backend.file_download(id).await.map_err(BatchError::Remote)?;
+    let mut download = backend.batches().file_download(id).await.map_err(BatchError::Remote)?;
     let mut buf = Vec::with_capacity(64 * 1024);
     let mut lines = 0u64;
     let mut last = b'\n';

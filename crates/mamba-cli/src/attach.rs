@@ -3,7 +3,10 @@
 
 use std::path::Path;
 
-use mamba_backends::{Content, ContentPart, ModelProfile};
+use mamba_backends::{
+    message::{Content, ContentPart},
+    ModelProfile,
+};
 
 use crate::output::CliError;
 

@@ -100,8 +100,8 @@ pub(crate) struct BatchArgs {
 }
 
 fn no_retries(
-    builder: mamba_backends::OpenAICompatibleBackendBuilder,
-) -> mamba_backends::OpenAICompatibleBackendBuilder {
+    builder: mamba_backends::backend::OpenAICompatibleBackendBuilder,
+) -> mamba_backends::backend::OpenAICompatibleBackendBuilder {
     builder.retry_policy(RetryPolicy::none())
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use mamba_backends::{BatchJob, OpenAICompatibleBackend, Preset};
+use mamba_backends::{batches::BatchJob, OpenAICompatibleBackend, Preset};
 use mamba_batch::{BatchError, Progress, RemoteBatch, RemoteOptions, RemoteSummary};
 use serde_json::{json, Value};
 
@@ -266,8 +266,8 @@ async fn draw(progress: Arc<Progress>, quiet: bool, finished: Arc<AtomicBool>) {
 pub(crate) async fn command(command: BatchCommand, args: &BatchArgs) -> Result<(), CliError> {
     let backend = connect(args).await?;
     let job = match &command {
-        BatchCommand::Status(a) => backend.retrieve_batch(&a.id).await,
-        BatchCommand::Cancel(a) => backend.cancel_batch(&a.id).await,
+        BatchCommand::Status(a) => backend.batches().retrieve_batch(&a.id).await,
+        BatchCommand::Cancel(a) => backend.batches().cancel_batch(&a.id).await,
     }
     .map_err(CliError::Backend)?;
     if args.json {

@@ -143,7 +143,9 @@ fn plan(args: &BenchArgs) -> Result<Plan, CliError> {
 /// Benchmarks ask for usage in streams (the token counts come from the server) and do not
 /// retry (a retried request would hide the failure and distort its latency); `--retries`
 /// still turns retries on.
-fn tune(builder: mamba_backends::OpenAICompatibleBackendBuilder) -> mamba_backends::OpenAICompatibleBackendBuilder {
+fn tune(
+    builder: mamba_backends::backend::OpenAICompatibleBackendBuilder,
+) -> mamba_backends::backend::OpenAICompatibleBackendBuilder {
     builder.include_usage(true).retry_policy(RetryPolicy::none())
 }
 
@@ -191,7 +193,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
             text
         }
         None => {
-            if connection.backend.wire_api() == mamba_backends::WireApi::Responses {
+            if connection.backend.wire_api() == mamba_backends::preset::WireApi::Responses {
                 spec.endpoint_type = "openai-responses".into();
             }
             &connection.backend

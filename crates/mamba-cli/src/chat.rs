@@ -6,7 +6,7 @@ use futures_util::StreamExt;
 use std::time::Instant;
 
 use mamba_backends::{
-    Message, ModelBackend, ModelResponse, RequestOptions, ResponseFormat, Role, StreamAccumulator, ToolChoice,
+    message::Role, Message, ModelBackend, ModelResponse, RequestOptions, ResponseFormat, StreamAccumulator, ToolChoice,
     ToolDefinition,
 };
 use serde_json::Value;

@@ -1,6 +1,8 @@
 //! `health`, `models`, `profiles`, `presets` and `mock`.
 
-use mamba_backends::{get_profile, get_profiles_by_provider, list_profiles, ModelBackend, ModelProfile, Preset, Probe};
+use mamba_backends::{
+    get_profile, get_profiles_by_provider, list_profiles, preset::Probe, ModelBackend, ModelProfile, Preset,
+};
 use mamba_mock::{MockServer, Script};
 use serde_json::json;
 

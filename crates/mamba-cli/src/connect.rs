@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use mamba_backends::{ModelBackend, OpenAICompatibleBackend, OpenAICompatibleBackendBuilder, Preset, RetryPolicy};
+use mamba_backends::{
+    backend::OpenAICompatibleBackendBuilder, ModelBackend, OpenAICompatibleBackend, Preset, RetryPolicy,
+};
 
 use secrecy::ExposeSecret;
 
@@ -187,7 +189,7 @@ pub(crate) async fn find_server(
                     .into(),
             ));
         }
-        if let Some(api) = conn.api.as_deref().and_then(mamba_backends::WireApi::parse) {
+        if let Some(api) = conn.api.as_deref().and_then(mamba_backends::preset::WireApi::parse) {
             builder = builder.wire_api(api);
         }
         builder.build().map_err(CliError::Backend)

@@ -183,7 +183,8 @@ impl Recorder {
         };
         x.conversation_id = self.cid.clone();
         x.endpoint = Some(self.endpoint.clone());
-        x.system = history.iter().find(|m| m.role == mamba_backends::Role::System).map(|m| m.text().into_owned());
+        x.system =
+            history.iter().find(|m| m.role == mamba_backends::message::Role::System).map(|m| m.text().into_owned());
         x.prompt = user_text.to_owned();
         x.attachments = attachments.iter().map(|a| a.name().to_owned()).collect();
         x.latency_ms = Some(started.elapsed().as_millis() as u64);

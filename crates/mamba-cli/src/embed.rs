@@ -2,7 +2,10 @@
 
 use std::io::{self, BufRead, BufWriter, IsTerminal, Write};
 
-use mamba_backends::{Embedder, EmbeddingInput, EmbeddingOptions, Embeddings, ModelBackend, Preset};
+use mamba_backends::{
+    embeddings::{Embedder, EmbeddingInput, EmbeddingOptions, Embeddings},
+    ModelBackend, Preset,
+};
 use serde::Serialize;
 
 use crate::args::EmbedArgs;

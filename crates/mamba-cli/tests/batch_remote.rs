@@ -89,10 +89,10 @@ async fn a_remote_run_uploads_polls_and_downloads() {
     assert_eq!(server.uploads(), 1);
 
     let b = client(&server);
-    let job = b.retrieve_batch(id).await.unwrap();
+    let job = b.batches().retrieve_batch(id).await.unwrap();
     assert_eq!(job.metadata.as_ref().unwrap()["job"], "test");
     // The uploaded file: -m filled in where no model was named, never replacing one.
-    let uploaded = b.file_content(job.input_file_id.as_deref().unwrap()).await.unwrap();
+    let uploaded = b.batches().file_content(job.input_file_id.as_deref().unwrap()).await.unwrap();
     let uploaded: Vec<Value> =
         String::from_utf8(uploaded.to_vec()).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(uploaded.len(), 14);
@@ -100,8 +100,8 @@ async fn a_remote_run_uploads_polls_and_downloads() {
     assert_eq!(uploaded[12]["body"]["model"], "other-model");
     assert_eq!(uploaded[0]["url"], "/v1/chat/completions");
     // The output: the server's files, verbatim, output then errors.
-    let mut want = b.file_content(job.output_file_id.as_deref().unwrap()).await.unwrap().to_vec();
-    want.extend_from_slice(&b.file_content(job.error_file_id.as_deref().unwrap()).await.unwrap());
+    let mut want = b.batches().file_content(job.output_file_id.as_deref().unwrap()).await.unwrap().to_vec();
+    want.extend_from_slice(&b.batches().file_content(job.error_file_id.as_deref().unwrap()).await.unwrap());
     let got = std::fs::read(&out).unwrap();
     assert_eq!(String::from_utf8(got).unwrap(), String::from_utf8(want).unwrap());
     let records: Vec<Value> =
@@ -175,7 +175,7 @@ async fn a_killed_run_resumes_polling_the_same_batch() {
     assert!(!out.exists(), "killed before the download");
     let ids = server.batch_ids();
     assert_eq!(ids.len(), 1);
-    let job = client(&server).retrieve_batch(&ids[0]).await.unwrap();
+    let job = client(&server).batches().retrieve_batch(&ids[0]).await.unwrap();
     assert!(!job.status.is_terminal(), "killed mid-batch: {}", job.status);
     let o = batch(&args).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -195,8 +195,8 @@ async fn status_and_cancel() {
     let server = server(5, 150).await;
     let b = client(&server);
     let input: Vec<String> = (0..60).map(|i| chat_line(&format!("r{i}"), "x", Some("m"))).collect();
-    let file = b.upload_file("batch", "in.jsonl", input.join("\n").as_bytes()).await.unwrap();
-    let job = b.create_batch(&file.id, "/v1/chat/completions", "24h", None).await.unwrap();
+    let file = b.batches().upload_file("batch", "in.jsonl", input.join("\n").as_bytes()).await.unwrap();
+    let job = b.batches().create_batch(&file.id, "/v1/chat/completions", "24h", None).await.unwrap();
     let url = server.base_url();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let o = batch(&["status", &job.id, "--base-url", &url, "--json"]).await;
@@ -408,7 +408,7 @@ async fn ctrl_c_then_a_cancelled_batch() {
         "{e}"
     );
     assert!(!out.exists());
-    let job = client(&server).cancel_batch(&id).await.unwrap();
+    let job = client(&server).batches().cancel_batch(&id).await.unwrap();
     assert_eq!(job.status.as_str(), "cancelling");
     let o = batch(&[&args[..], &["--json"]].concat()).await;
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
@@ -427,8 +427,8 @@ async fn status_shows_a_failed_batch_and_its_errors() {
     let server = server(5, 5).await;
     let b = client(&server);
     let input = [chat_line("a", "x", Some("m")), "not json".into()].join("\n");
-    let file = b.upload_file("batch", "in.jsonl", input.into_bytes()).await.unwrap();
-    let job = b.create_batch(&file.id, "/v1/chat/completions", "24h", None).await.unwrap();
+    let file = b.batches().upload_file("batch", "in.jsonl", input.into_bytes()).await.unwrap();
+    let job = b.batches().create_batch(&file.id, "/v1/chat/completions", "24h", None).await.unwrap();
     let url = server.base_url();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let text = loop {

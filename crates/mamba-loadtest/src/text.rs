@@ -3,7 +3,8 @@
 
 use async_trait::async_trait;
 use mamba_backends::{
-    ChunkStream, Error, Message, ModelBackend, ModelProfile, ModelResponse, OpenAICompatibleBackend, RequestOptions,
+    backend::ChunkStream, Error, Message, ModelBackend, ModelProfile, ModelResponse, OpenAICompatibleBackend,
+    RequestOptions,
 };
 
 /// A backend that sends the text of a conversation's messages as one `prompt` to

@@ -11,8 +11,12 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use futures_core::Stream;
 use mamba_backends::{
-    collect, ChunkStream, Error, ErrorKind, HealthReport, Message, ModelBackend, ModelInfo, ModelProfile,
-    ModelResponse, RequestOptions, ResponseFormat, Role, StreamChunk, Usage,
+    backend::ChunkStream,
+    collect,
+    health::{HealthReport, ModelInfo},
+    message::Role,
+    Error, ErrorKind, Message, ModelBackend, ModelProfile, ModelResponse, RequestOptions, ResponseFormat, StreamChunk,
+    Usage,
 };
 use tokio::sync::mpsc::UnboundedReceiver;
 

@@ -2,8 +2,8 @@
 //! library reads server answers. Pure: bytes in, the library's types out.
 
 use mamba_backends::{
-    EmbeddingInput, EmbeddingOptions, EncodingFormat, Message, RequestOptions, ResponseFormat, ToolChoice,
-    ToolDefinition,
+    embeddings::{EmbeddingInput, EmbeddingOptions, EncodingFormat},
+    Message, RequestOptions, ResponseFormat, ToolChoice, ToolDefinition,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -254,7 +254,7 @@ fn token_ids(items: &[Value]) -> Option<Vec<u32>> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use mamba_backends::{ContentPart, Role};
+    use mamba_backends::message::{ContentPart, Role};
 
     #[test]
     fn reads_a_full_request_and_keeps_unknown_fields() {
@@ -272,7 +272,7 @@ mod tests {
         assert_eq!(r.messages.len(), 4);
         assert_eq!(r.messages[0].role, Role::System);
         assert!(
-            matches!(&r.messages[1].content, mamba_backends::Content::Parts(p) if matches!(p[1], ContentPart::Image { .. }))
+            matches!(&r.messages[1].content, mamba_backends::message::Content::Parts(p) if matches!(p[1], ContentPart::Image { .. }))
         );
         assert_eq!(r.messages[2].tool_calls[0].name, "f");
         assert_eq!(r.messages[3].tool_call_id.as_deref(), Some("c1"));

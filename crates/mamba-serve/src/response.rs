@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use mamba_backends::{Embeddings, FinishReason, ModelResponse, StreamChunk, Usage};
+use mamba_backends::{embeddings::Embeddings, FinishReason, ModelResponse, StreamChunk, Usage};
 use serde_json::{json, Map, Value};
 
 /// Seconds since the epoch.
@@ -219,7 +219,7 @@ pub(crate) fn embeddings(result: &Embeddings, model: &str, base64: bool) -> Valu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mamba_backends::{ToolCall, ToolCallDelta};
+    use mamba_backends::{stream::ToolCallDelta, ToolCall};
 
     #[test]
     fn a_whole_answer() {

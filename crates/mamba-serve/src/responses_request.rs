@@ -4,8 +4,9 @@
 //! as a leading system message, flat function tools, `text.format`. Pure.
 
 use mamba_backends::{
-    Content, ContentPart, ImageDetail, Message, ReasoningEffort, ReasoningItem, ReasoningSummary, RequestOptions,
-    ResponseFormat, Role, ToolCall, ToolDefinition,
+    message::{Content, ContentPart, ImageDetail, ReasoningItem, Role},
+    options::{ReasoningEffort, ReasoningSummary},
+    Message, RequestOptions, ResponseFormat, ToolCall, ToolDefinition,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use mamba_backends::{FinishReason, ModelResponse, ReasoningItem, StreamChunk, Usage};
+use mamba_backends::{message::ReasoningItem, FinishReason, ModelResponse, StreamChunk, Usage};
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
@@ -393,7 +393,7 @@ impl ResponsesWriter {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use mamba_backends::{ToolCall, ToolCallDelta};
+    use mamba_backends::{stream::ToolCallDelta, ToolCall};
 
     #[test]
     fn a_whole_response() {

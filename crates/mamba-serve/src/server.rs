@@ -21,7 +21,9 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use mamba_backends::{BreakerState, ChunkStream, Error, Message, ModelBackend, ModelResponse, RequestOptions, Usage};
+use mamba_backends::{
+    backend::ChunkStream, pool::BreakerState, Error, Message, ModelBackend, ModelResponse, RequestOptions, Usage,
+};
 use serde_json::Value;
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;

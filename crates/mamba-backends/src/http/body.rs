@@ -163,7 +163,7 @@ impl NativeBody {
 }
 
 /// A response body: from the built-in client (read straight into the caller's buffer), or
-/// the byte stream of an injected [`Transport`](crate::Transport).
+/// the byte stream of an injected [`Transport`](crate::transport::Transport).
 pub(crate) enum Body {
     Native(NativeBody),
     Stream { stream: crate::transport::BodyStream, failed: bool },

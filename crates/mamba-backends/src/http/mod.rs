@@ -55,7 +55,7 @@ use crate::error::{Error, ErrorKind};
 /// A pooled HTTP/1.1 client (HTTPS through rustls with the `rustls` feature).
 ///
 /// Cloning is cheap and clones share the connection pool, so several backends can share one
-/// client with [`OpenAICompatibleBackendBuilder::http_client`](crate::OpenAICompatibleBackendBuilder::http_client).
+/// client with [`OpenAICompatibleBackendBuilder::http_client`](crate::backend::OpenAICompatibleBackendBuilder::http_client).
 /// It needs a Tokio runtime with I/O and time enabled.
 #[derive(Clone)]
 pub struct HttpClient {

@@ -250,7 +250,7 @@ impl Proxies {
 /// [`HttpClientBuilder::proxy`](super::HttpClientBuilder::proxy).
 ///
 /// ```
-/// use mamba_backends::{HttpClient, Proxy};
+/// use mamba_backends::http::{HttpClient, Proxy};
 ///
 /// let client = HttpClient::builder()
 ///     .proxy(Proxy::all("http://user:password@proxy.corp:3128")?.no_proxy("localhost,.internal,10.0.0.0/8"))

@@ -30,7 +30,7 @@ use crate::types::batch::{BatchJob, BatchList, FileObject};
 /// Everything but the unreserved characters of RFC 3986 is escaped in an id put in a path.
 const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
-/// The body of a file being downloaded ([`OpenAICompatibleBackend::file_download`]), read
+/// The body of a file being downloaded ([`Batches::file_download`]), read
 /// piece by piece. Dropping it before the end closes the connection.
 pub struct FileDownload {
     response: HttpResponse,
@@ -89,18 +89,46 @@ fn segment(id: &str) -> Result<String, Error> {
     Ok(utf8_percent_encode(id, PATH_SEGMENT).to_string())
 }
 
+/// The Files and Batch APIs of one backend, borrowed from it with
+/// [`OpenAICompatibleBackend::batches`]. Cheap to make and to copy; every call goes through the
+/// backend's key, headers, transport, retries and timeouts.
+///
+/// ```no_run
+/// use mamba_backends::OpenAICompatibleBackend;
+///
+/// # async fn run() -> Result<(), mamba_backends::Error> {
+/// let backend = OpenAICompatibleBackend::builder("gpt-4o-mini").api_key("sk-...").build()?;
+/// let batches = backend.batches();
+/// let file = batches.upload_file("batch", "requests.jsonl", b"{}\n".to_vec()).await?;
+/// let job = batches.create_batch(&file.id, "/v1/chat/completions", "24h", None).await?;
+/// println!("{} {:?}", job.id, job.status);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Batches<'a> {
+    backend: &'a OpenAICompatibleBackend,
+}
+
 impl OpenAICompatibleBackend {
+    /// The server's Files and Batch APIs (`/files`, `/batches`): upload a JSONL file of
+    /// requests, run it as a batch on the server, follow it, download its output.
+    pub fn batches(&self) -> Batches<'_> {
+        Batches { backend: self }
+    }
+}
+
+impl Batches<'_> {
     /// Uploads a file (`POST /files`, multipart: `purpose` and `file`). For the Batch API the
     /// purpose is `batch` and the content JSONL. The request body is built around the
     /// content's own buffer: pass a `Vec<u8>` to upload a large file without a copy (a slice
     /// is copied once).
     pub async fn upload_file(
-        &self,
+        self,
         purpose: &str,
         filename: &str,
         content: impl Into<Vec<u8>>,
     ) -> Result<FileObject, Error> {
-        let s = &*self.shared;
+        let s = &*self.backend.shared;
         let uri = s.batch_uri("/files")?;
         let file = FilePart { name: "file", filename, content_type: "application/jsonl" };
         let (content_type, body) = multipart::form(&[("purpose", purpose)], &file, content.into());
@@ -110,18 +138,18 @@ impl OpenAICompatibleBackend {
     }
 
     /// A file's metadata (`GET /files/{id}`).
-    pub async fn retrieve_file(&self, file_id: &str) -> Result<FileObject, Error> {
-        let s = &*self.shared;
+    pub async fn retrieve_file(self, file_id: &str) -> Result<FileObject, Error> {
+        let s = &*self.backend.shared;
         let uri = s.batch_uri(&format!("/files/{}", segment(file_id)?))?;
         let bytes = s.api_call("GET", &uri, None).await?;
         FileObject::from_json(&bytes).map_err(|e| s.finish_error(e))
     }
 
     /// A file's content in one piece (`GET /files/{id}/content`), up to the backend's
-    /// [`max_response_bytes`](crate::OpenAICompatibleBackendBuilder::max_response_bytes). For
+    /// [`max_response_bytes`](crate::backend::OpenAICompatibleBackendBuilder::max_response_bytes). For
     /// large files read it piece by piece with [`file_download`](Self::file_download).
-    pub async fn file_content(&self, file_id: &str) -> Result<Bytes, Error> {
-        let s = &*self.shared;
+    pub async fn file_content(self, file_id: &str) -> Result<Bytes, Error> {
+        let s = &*self.backend.shared;
         let uri = s.batch_uri(&format!("/files/{}/content", segment(file_id)?))?;
         s.api_call("GET", &uri, None).await.map(Bytes::from)
     }
@@ -129,8 +157,8 @@ impl OpenAICompatibleBackend {
     /// Starts downloading a file's content (`GET /files/{id}/content`): retried until its
     /// head arrives with a 2xx status, then read with [`FileDownload::chunk`], each piece
     /// within the idle timeout, with no total deadline.
-    pub async fn file_download(&self, file_id: &str) -> Result<FileDownload, Error> {
-        let s = &*self.shared;
+    pub async fn file_download(self, file_id: &str) -> Result<FileDownload, Error> {
+        let s = &*self.backend.shared;
         let uri = s.batch_uri(&format!("/files/{}/content", segment(file_id)?))?;
         let head_timeout = s.timeouts.complete_headers;
         let response = s
@@ -141,8 +169,8 @@ impl OpenAICompatibleBackend {
     }
 
     /// Deletes a file (`DELETE /files/{id}`); the server's answer as JSON.
-    pub async fn delete_file(&self, file_id: &str) -> Result<Value, Error> {
-        let s = &*self.shared;
+    pub async fn delete_file(self, file_id: &str) -> Result<Value, Error> {
+        let s = &*self.backend.shared;
         let uri = s.batch_uri(&format!("/files/{}", segment(file_id)?))?;
         let bytes = s.api_call("DELETE", &uri, None).await?;
         serde_json::from_slice(&bytes)
@@ -153,13 +181,13 @@ impl OpenAICompatibleBackend {
     /// `endpoint` (`/v1/chat/completions`, `/v1/embeddings`, …) within `completion_window`
     /// (`24h`, the only value OpenAI takes).
     pub async fn create_batch(
-        &self,
+        self,
         input_file_id: &str,
         endpoint: &str,
         completion_window: &str,
         metadata: Option<&BTreeMap<String, String>>,
     ) -> Result<BatchJob, Error> {
-        let s = &*self.shared;
+        let s = &*self.backend.shared;
         let uri = s.batch_uri("/batches")?;
         let body = Bytes::from(create_body(input_file_id, endpoint, completion_window, metadata).to_string());
         let bytes = s.api_call("POST", &uri, Some((&body, JSON))).await?;
@@ -167,8 +195,8 @@ impl OpenAICompatibleBackend {
     }
 
     /// A batch now (`GET /batches/{id}`).
-    pub async fn retrieve_batch(&self, batch_id: &str) -> Result<BatchJob, Error> {
-        let s = &*self.shared;
+    pub async fn retrieve_batch(self, batch_id: &str) -> Result<BatchJob, Error> {
+        let s = &*self.backend.shared;
         let uri = s.batch_uri(&format!("/batches/{}", segment(batch_id)?))?;
         let bytes = s.api_call("GET", &uri, None).await?;
         BatchJob::from_json(&bytes).map_err(|e| s.finish_error(e))
@@ -176,8 +204,8 @@ impl OpenAICompatibleBackend {
 
     /// Cancels a batch (`POST /batches/{id}/cancel`); it goes `cancelling`, then `cancelled`
     /// with the output of the requests that ran.
-    pub async fn cancel_batch(&self, batch_id: &str) -> Result<BatchJob, Error> {
-        let s = &*self.shared;
+    pub async fn cancel_batch(self, batch_id: &str) -> Result<BatchJob, Error> {
+        let s = &*self.backend.shared;
         let uri = s.batch_uri(&format!("/batches/{}/cancel", segment(batch_id)?))?;
         let body = Bytes::new();
         let bytes = s.api_call("POST", &uri, Some((&body, JSON))).await?;
@@ -185,8 +213,8 @@ impl OpenAICompatibleBackend {
     }
 
     /// A page of batches, newest first (`GET /batches?after=&limit=`).
-    pub async fn list_batches(&self, after: Option<&str>, limit: Option<u32>) -> Result<BatchList, Error> {
-        let s = &*self.shared;
+    pub async fn list_batches(self, after: Option<&str>, limit: Option<u32>) -> Result<BatchList, Error> {
+        let s = &*self.backend.shared;
         let mut path = String::from("/batches");
         let mut params = Vec::new();
         if let Some(after) = after {

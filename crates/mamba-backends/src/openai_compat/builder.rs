@@ -137,7 +137,7 @@ impl OpenAICompatibleBackendBuilder {
     /// Time allowed to connect (resolve, race the addresses, finish TLS). Default 60 s. Set
     /// here (or with [`timeout`](Self::timeout)), it also applies to a client given with
     /// [`http_client`](Self::http_client) and is handed to a [`transport`](Self::transport)
-    /// with each request ([`TransportRequest::connect_timeout`](crate::TransportRequest::connect_timeout));
+    /// with each request ([`TransportRequest::connect_timeout`](crate::transport::TransportRequest::connect_timeout));
     /// unset, such a client keeps its own.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.timeouts.connect = timeout;
@@ -216,7 +216,7 @@ impl OpenAICompatibleBackendBuilder {
     /// Another transport instead of the built-in client: reqwest (HTTP/2, its middleware; the
     /// `reqwest` feature provides `ReqwestTransport`) or a test
     /// double. Every timeout still applies: connect and response-head timeouts travel with
-    /// each request ([`TransportRequest`](crate::TransportRequest)), idle and total ones are
+    /// each request ([`TransportRequest`](crate::transport::TransportRequest)), idle and total ones are
     /// enforced here. Cannot be combined with [`http_client`](Self::http_client).
     pub fn transport(mut self, transport: impl crate::transport::Transport) -> Self {
         self.transport = Some(Arc::new(transport));
@@ -277,9 +277,9 @@ impl OpenAICompatibleBackendBuilder {
     }
 
     /// Which API requests go to: chat completions, the Responses API, or
-    /// [`WireApi::Auto`](crate::WireApi::Auto) (the Responses API where the server has it,
+    /// [`WireApi::Auto`](crate::preset::WireApi::Auto) (the Responses API where the server has it,
     /// else chat, learned on the first request and remembered). Default: the preset's
-    /// ([`PresetSpec::wire_api`](crate::PresetSpec::wire_api): `Auto` for OpenAI and Azure,
+    /// ([`PresetSpec::wire_api`](crate::preset::PresetSpec::wire_api): `Auto` for OpenAI and Azure,
     /// chat for the rest). Callers get the same answers and chunks either way.
     pub fn wire_api(mut self, api: crate::preset::WireApi) -> Self {
         self.wire_api = Some(api);

@@ -16,7 +16,9 @@ use tracing::Instrument;
 
 use super::wire::{LenientCount, LenientList, LenientObject, LenientStr, WireUsage};
 use super::{within, OpenAICompatibleBackend, Shared};
-use crate::embed::{add_usage, plan_batches, Embedder, EmbeddingInput, EmbeddingOptions, Embeddings, EncodingFormat};
+use crate::embeddings::{
+    add_usage, plan_batches, Embedder, EmbeddingInput, EmbeddingOptions, Embeddings, EncodingFormat,
+};
 use crate::error::{Error, ErrorKind};
 use crate::preset::EmbeddingSpec;
 use crate::types::Usage;

@@ -34,7 +34,6 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use tracing::Instrument;
 
-pub use batches::FileDownload;
 pub use builder::OpenAICompatibleBackendBuilder;
 
 use self::api_choice::{Api, ApiChoice};
@@ -50,7 +49,7 @@ use crate::http::{Body, HttpClient, Request, Response};
 use crate::options::RequestOptions;
 use crate::preset::Preset;
 use crate::profile::ModelProfile;
-use crate::raw::RawResponse;
+use crate::raw::{PostJson, RawResponse};
 use crate::retry::RetryPolicy;
 use crate::transport::{Transport, TransportRequest};
 use crate::types::{Message, ModelResponse};
@@ -166,10 +165,10 @@ impl OpenAICompatibleBackend {
         self.shared.preset
     }
 
-    /// The API requests go to now: [`WireApi::ChatCompletions`](crate::WireApi), `Responses`,
+    /// The API requests go to now: [`WireApi::ChatCompletions`](crate::preset::WireApi), `Responses`,
     /// or `Auto` while an `Auto` backend has not yet learned whether the server has the
     /// Responses API.
-    pub fn wire_api(&self) -> crate::WireApi {
+    pub fn wire_api(&self) -> crate::preset::WireApi {
         self.shared.api.current()
     }
 
@@ -616,10 +615,17 @@ impl ModelBackend for OpenAICompatibleBackend {
         OpenAICompatibleBackend::list_models(self).await
     }
 
-    fn as_embedder(&self) -> Option<&dyn crate::embed::Embedder> {
+    fn as_embedder(&self) -> Option<&dyn crate::embeddings::Embedder> {
         Some(self)
     }
 
+    fn as_post_json(&self) -> Option<&dyn PostJson> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl PostJson for OpenAICompatibleBackend {
     async fn post_json(&self, path: &str, body: Bytes) -> Result<RawResponse, Error> {
         let s = &*self.shared;
         let result = async {

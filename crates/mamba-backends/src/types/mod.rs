@@ -7,7 +7,6 @@ mod reasoning;
 mod response;
 mod tool;
 
-pub use batch::{BatchJob, BatchJobError, BatchList, BatchStatus, FileObject, RequestCounts};
 pub use message::{Content, ContentPart, ImageDetail, Message, Role};
 pub use reasoning::ReasoningItem;
 pub(crate) use response::infer_finish_reason;

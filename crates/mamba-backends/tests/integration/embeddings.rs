@@ -5,8 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mamba_backends::{
-    BackendPool, BreakerState, Embedder, EmbeddingInput, EmbeddingOptions, EmbeddingSpec, EncodingFormat, ErrorKind,
-    ModelBackend, OpenAICompatibleBackend, Preset, RetryPolicy,
+    embeddings::{Embedder, EmbeddingInput, EmbeddingOptions, EncodingFormat},
+    pool::BreakerState,
+    preset::EmbeddingSpec,
+    BackendPool, ErrorKind, ModelBackend, OpenAICompatibleBackend, Preset, RetryPolicy,
 };
 use mamba_mock::{vector_for, Match, MockServer, Reply, Rule, Script};
 use serde_json::json;

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use mamba_backends::{
-    BackendPool, BreakerState, ErrorKind, Message, ModelBackend, OpenAICompatibleBackend, RequestOptions, RetryPolicy,
+    pool::BreakerState, BackendPool, ErrorKind, Message, ModelBackend, OpenAICompatibleBackend, RequestOptions,
+    RetryPolicy,
 };
 use mamba_mock::{Match, MockServer, Reply, Rule, Script};
 use tokio::time::Instant;

@@ -11,9 +11,13 @@
 use std::time::Duration;
 
 use mamba_backends::{
-    collect, ContentPart, Embedder, EmbeddingInput, EmbeddingOptions, EncodingFormat, ErrorKind, FinishReason, Message,
-    ModelBackend, OpenAICompatibleBackend, Preset, ReasoningEffort, ReasoningSummary, RequestOptions, ResponseFormat,
-    RetryPolicy, ToolCall, ToolChoice, ToolDefinition, WireApi,
+    collect,
+    embeddings::{Embedder, EmbeddingInput, EmbeddingOptions, EncodingFormat},
+    message::ContentPart,
+    options::{ReasoningEffort, ReasoningSummary},
+    preset::WireApi,
+    ErrorKind, FinishReason, Message, ModelBackend, OpenAICompatibleBackend, Preset, RequestOptions, ResponseFormat,
+    RetryPolicy, ToolCall, ToolChoice, ToolDefinition,
 };
 use serde_json::json;
 
@@ -221,7 +225,7 @@ fn peer_builder(
     model: &str,
     key: Option<&str>,
     preset: Preset,
-) -> mamba_backends::OpenAICompatibleBackendBuilder {
+) -> mamba_backends::backend::OpenAICompatibleBackendBuilder {
     let b = OpenAICompatibleBackend::builder(model)
         .preset(preset)
         .base_url(url)
@@ -638,7 +642,7 @@ async fn prism_accepts_every_responses_shape() {
     let _turn = TURN.lock().await;
     let b = responses_backend(&url, "gpt-5-mini", Some("sk-prism"), Preset::OpenAI, WireApi::Responses);
     let reasoning =
-        mamba_backends::ReasoningItem::new("rs_1").with_summary("Check it.").with_encrypted_content("gAAAA");
+        mamba_backends::message::ReasoningItem::new("rs_1").with_summary("Check it.").with_encrypted_content("gAAAA");
     let history = [
         Message::system("You are terse."),
         Message::user("Weather in Paris?"),
@@ -729,25 +733,25 @@ async fn prism_accepts_the_batch_api() {
         r#"{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}}"#,
         "\n"
     );
-    let file = b.upload_file("batch", "input.jsonl", input.as_bytes()).await.unwrap();
+    let file = b.batches().upload_file("batch", "input.jsonl", input.as_bytes()).await.unwrap();
     assert!(!file.id.is_empty());
     assert!(file.bytes.is_some());
     let meta: std::collections::BTreeMap<String, String> = [("job".to_owned(), "nightly".to_owned())].into();
-    let job = b.create_batch(&file.id, "/v1/chat/completions", "24h", Some(&meta)).await.unwrap();
+    let job = b.batches().create_batch(&file.id, "/v1/chat/completions", "24h", Some(&meta)).await.unwrap();
     assert!(!job.id.is_empty());
-    assert!(!matches!(job.status, mamba_backends::BatchStatus::Other(_)), "{:?}", job.status);
+    assert!(!matches!(job.status, mamba_backends::batches::BatchStatus::Other(_)), "{:?}", job.status);
     assert!(job.created_at.is_some());
-    let again = b.retrieve_batch(&job.id).await.unwrap();
+    let again = b.batches().retrieve_batch(&job.id).await.unwrap();
     assert_eq!(again.id, job.id);
-    let cancelled = b.cancel_batch(&job.id).await.unwrap();
+    let cancelled = b.batches().cancel_batch(&job.id).await.unwrap();
     assert!(!cancelled.id.is_empty());
-    let list = b.list_batches(None, Some(5)).await.unwrap();
+    let list = b.batches().list_batches(None, Some(5)).await.unwrap();
     assert!(!list.data.is_empty());
-    assert!(!b.file_content(&file.id).await.unwrap().is_empty());
-    assert!(!b.retrieve_file(&file.id).await.unwrap().id.is_empty());
-    let wrong = b.create_batch(&file.id, "/v1/chat/completions", "12h", None).await.unwrap_err();
+    assert!(!b.batches().file_content(&file.id).await.unwrap().is_empty());
+    assert!(!b.batches().retrieve_file(&file.id).await.unwrap().id.is_empty());
+    let wrong = b.batches().create_batch(&file.id, "/v1/chat/completions", "12h", None).await.unwrap_err();
     assert_eq!(wrong.status(), Some(422), "{wrong}");
-    let purpose = b.upload_file("not-a-purpose", "input.jsonl", input.as_bytes()).await.unwrap_err();
+    let purpose = b.batches().upload_file("not-a-purpose", "input.jsonl", input.as_bytes()).await.unwrap_err();
     assert_eq!(purpose.status(), Some(422), "{purpose}");
     ran("prism_accepts_the_batch_api");
 }

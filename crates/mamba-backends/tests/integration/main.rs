@@ -21,6 +21,7 @@ mod responses;
 mod seam;
 mod streaming;
 mod support;
+mod surface;
 mod text_completions;
 mod tls;
 mod tracing_spans;
@@ -37,7 +38,7 @@ pub fn backend(url: &str) -> OpenAICompatibleBackend {
     builder(url).build().expect("backend")
 }
 
-pub fn builder(url: &str) -> mamba_backends::OpenAICompatibleBackendBuilder {
+pub fn builder(url: &str) -> mamba_backends::backend::OpenAICompatibleBackendBuilder {
     OpenAICompatibleBackend::builder("test-model")
         .base_url(url)
         .preset(Preset::Generic)

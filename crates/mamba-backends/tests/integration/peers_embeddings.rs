@@ -2,7 +2,8 @@
 //! `--embedding true`) and the LiteLLM proxy in front of it, replayed byte for byte.
 
 use mamba_backends::{
-    Embedder, EmbeddingInput, EmbeddingOptions, ErrorKind, OpenAICompatibleBackend, Preset, RetryPolicy,
+    embeddings::{Embedder, EmbeddingInput, EmbeddingOptions},
+    ErrorKind, OpenAICompatibleBackend, Preset, RetryPolicy,
 };
 use serde_json::Value;
 
@@ -31,7 +32,10 @@ fn recorded_vectors(path: &str) -> Vec<Vec<f32>> {
         .collect()
 }
 
-async fn replay(path: &str, preset: Preset) -> (RawServer, Result<mamba_backends::Embeddings, mamba_backends::Error>) {
+async fn replay(
+    path: &str,
+    preset: Preset,
+) -> (RawServer, Result<mamba_backends::embeddings::Embeddings, mamba_backends::Error>) {
     let server = RawServer::fixed(Reply::transcript(&data(path), 4)).await;
     let b = embedder(&server.url(), preset);
     let out = b.embed(&EmbeddingInput::texts(TEXTS), &EmbeddingOptions::new()).await;

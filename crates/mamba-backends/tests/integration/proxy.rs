@@ -9,7 +9,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use mamba_backends::{Certificate, ErrorKind, HttpClient, Proxy};
+use mamba_backends::{
+    http::{Certificate, HttpClient, Proxy},
+    ErrorKind,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 

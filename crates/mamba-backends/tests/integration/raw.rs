@@ -1,11 +1,12 @@
-//! `ModelBackend::post_json`: a JSON body sent as given and the server's bytes back (what a
+//! `raw::PostJson::post_json`: a JSON body sent as given and the server's bytes back (what a
 //! batch runner writes to its output), through one backend and through a pool.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use mamba_backends::{BackendPool, ErrorKind, ModelBackend, RetryPolicy};
+use mamba_backends::raw::PostJson;
+use mamba_backends::{BackendPool, ErrorKind, RetryPolicy};
 use mamba_mock::{Match, MockServer, Reply, Rule, Script};
 
 use crate::builder;

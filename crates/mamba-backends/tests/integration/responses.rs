@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use mamba_backends::{
-    collect, ErrorKind, FinishReason, Message, ModelBackend, OpenAICompatibleBackend, Preset, RequestOptions,
-    RetryPolicy, ToolDefinition, WireApi,
+    collect, preset::WireApi, ErrorKind, FinishReason, Message, ModelBackend, OpenAICompatibleBackend, Preset,
+    RequestOptions, RetryPolicy, ToolDefinition,
 };
 use mamba_mock::{Match, MockServer, Reply, Rule, Script};
 use serde_json::{json, Value};
@@ -107,7 +107,7 @@ async fn reasoning_survives_a_tool_loop() {
     let chat = backend(&server, WireApi::ChatCompletions);
     let mut history = vec![Message::user("Weather in Paris?")];
     let first = chat.complete(&history, &RequestOptions::new().tool(weather_tool())).await.unwrap();
-    let with_items = first.to_message().with_reasoning_items(vec![mamba_backends::ReasoningItem::new("rs_x")]);
+    let with_items = first.to_message().with_reasoning_items(vec![mamba_backends::message::ReasoningItem::new("rs_x")]);
     history.push(with_items);
     history.push(Message::tool(first.tool_calls[0].id.clone(), "sunny"));
     chat.complete(&history, &RequestOptions::new()).await.unwrap();

@@ -7,8 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mamba_backends::{
-    collect, ErrorKind, HttpClient, Message, ModelBackend, OpenAICompatibleBackend, RequestOptions, RetryPolicy,
-    Transport, TransportRequest, TransportResponse,
+    collect,
+    http::HttpClient,
+    transport::{Transport, TransportRequest, TransportResponse},
+    ErrorKind, Message, ModelBackend, OpenAICompatibleBackend, RequestOptions, RetryPolicy,
 };
 use mamba_mock::{Match, MockServer, Reply, Rule, Script};
 
@@ -113,7 +115,7 @@ async fn core_cases_through_the_built_in_client_as_a_transport() {
 #[cfg(feature = "reqwest")]
 #[tokio::test]
 async fn core_cases_through_reqwest() {
-    core_cases(|| Arc::new(mamba_backends::ReqwestTransport::default())).await;
+    core_cases(|| Arc::new(mamba_backends::transport::ReqwestTransport::default())).await;
 }
 
 /// Timeouts are not dropped by an injected transport: each request carries the connect

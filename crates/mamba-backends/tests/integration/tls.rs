@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mamba_backends::{
-    AcceptAnyCertificate, Certificate, ErrorKind, HttpClient, Identity, Message, ModelBackend, OpenAICompatibleBackend,
-    RequestOptions, RetryPolicy,
+    http::{AcceptAnyCertificate, Certificate, HttpClient, Identity},
+    ErrorKind, Message, ModelBackend, OpenAICompatibleBackend, RequestOptions, RetryPolicy,
 };
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};

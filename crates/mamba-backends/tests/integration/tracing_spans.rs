@@ -85,7 +85,7 @@ async fn content_only_when_opted_in() {
 /// tokens, and no key or input text.
 #[tokio::test]
 async fn embeddings_span() {
-    use mamba_backends::{Embedder, EmbeddingInput, EmbeddingOptions};
+    use mamba_backends::embeddings::{Embedder, EmbeddingInput, EmbeddingOptions};
     let capture = Capture::default();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(capture.clone())

@@ -270,7 +270,7 @@ async fn public_get_reads_head_and_body() {
         }
     })
     .await;
-    let client = mamba_backends::HttpClient::new();
+    let client = mamba_backends::http::HttpClient::new();
     let url = format!("{}/file.bin", server.url());
     let mut response = client.get(&url, &[], Duration::from_secs(5)).await.unwrap();
     assert_eq!(response.status(), 200);

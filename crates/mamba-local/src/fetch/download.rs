@@ -6,7 +6,10 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use mamba_backends::{Error, ErrorKind, HttpClient, HttpResponse};
+use mamba_backends::{
+    http::{HttpClient, HttpResponse},
+    Error, ErrorKind,
+};
 
 use super::cache::io_error;
 use super::progress::{Progress, Transfer};

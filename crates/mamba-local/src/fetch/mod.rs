@@ -28,7 +28,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use mamba_backends::{Error, ErrorKind, HttpClient};
+use mamba_backends::{http::HttpClient, Error, ErrorKind};
 
 pub use cache::{default_cache_dir, CachedModel};
 pub use progress::{NoProgress, Progress};

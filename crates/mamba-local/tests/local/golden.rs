@@ -1,7 +1,7 @@
 //! Agreement with llama.cpp: token ids and greedy answers (fixtures made by the scripts in
 //! scripts/local/ with llama-cpp-python over the same GGUF).
 
-use mamba_backends::{FinishReason, Message, ModelBackend, RequestOptions, Role};
+use mamba_backends::{message::Role, FinishReason, Message, ModelBackend, RequestOptions};
 
 use crate::support::{backend, fixture};
 

@@ -331,10 +331,11 @@ async fn embeddings_as_floats_and_base64() {
     let decoded: Vec<f32> = bytes.chunks(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
     assert_eq!(decoded, first);
     // The library reads it back.
-    let vectors = mamba_backends::Embedder::embed(
+    let vectors = mamba_backends::embeddings::Embedder::embed(
         &gw.client("mock-model"),
-        &mamba_backends::EmbeddingInput::texts(["a"]),
-        &mamba_backends::EmbeddingOptions::new().encoding_format(mamba_backends::EncodingFormat::Base64),
+        &mamba_backends::embeddings::EmbeddingInput::texts(["a"]),
+        &mamba_backends::embeddings::EmbeddingOptions::new()
+            .encoding_format(mamba_backends::embeddings::EncodingFormat::Base64),
     )
     .await
     .unwrap();

@@ -3,8 +3,8 @@
 
 use futures_util::StreamExt;
 use mamba_backends::{
-    collect, ErrorKind, Message, ModelBackend, OpenAICompatibleBackend, RequestOptions, RetryPolicy, ToolDefinition,
-    WireApi,
+    collect, preset::WireApi, ErrorKind, Message, ModelBackend, OpenAICompatibleBackend, RequestOptions, RetryPolicy,
+    ToolDefinition,
 };
 use mamba_mock::{Match, Reply, Script};
 use mamba_serve::Limits;

@@ -1,5 +1,7 @@
 //! Embeddings: the [`Embedder`] trait, its inputs, options and result, and how a call is
-//! split into requests a server accepts. Pure; the HTTP side is in `openai_compat`.
+//! split into requests a server accepts. Pure; the HTTP side is the backends'
+//! ([`OpenAICompatibleBackend`](crate::OpenAICompatibleBackend) and
+//! [`BackendPool`](crate::BackendPool) implement [`Embedder`]).
 
 use std::ops::Range;
 
@@ -24,7 +26,7 @@ impl EmbeddingInput {
     /// Inputs from texts.
     ///
     /// ```
-    /// use mamba_backends::EmbeddingInput;
+    /// use mamba_backends::embeddings::EmbeddingInput;
     ///
     /// let inputs = EmbeddingInput::texts(["first", "second"]);
     /// assert_eq!(inputs[1], EmbeddingInput::Text("second".into()));
@@ -92,7 +94,7 @@ impl EncodingFormat {
 /// Options of one embeddings call. Every field is optional.
 ///
 /// ```
-/// use mamba_backends::{EmbeddingOptions, EncodingFormat};
+/// use mamba_backends::embeddings::{EmbeddingOptions, EncodingFormat};
 ///
 /// let options = EmbeddingOptions::new().dimensions(256).encoding_format(EncodingFormat::Float);
 /// assert_eq!(options.dimensions, Some(256));
@@ -182,7 +184,8 @@ impl Embeddings {
 /// [`BackendPool`](crate::BackendPool).
 ///
 /// ```no_run
-/// use mamba_backends::{Embedder, EmbeddingInput, EmbeddingOptions, OpenAICompatibleBackend, Preset};
+/// use mamba_backends::embeddings::{Embedder, EmbeddingInput, EmbeddingOptions};
+/// use mamba_backends::{OpenAICompatibleBackend, Preset};
 ///
 /// # async fn run() -> Result<(), mamba_backends::Error> {
 /// let backend = OpenAICompatibleBackend::builder("nomic-embed-text").preset(Preset::Ollama).build()?;

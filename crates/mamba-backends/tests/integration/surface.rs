@@ -1,0 +1,213 @@
+//! The public surface, frozen. The crate root holds the names an agent author needs every day
+//! and the rest lives in topic modules; this module keeps it so:
+//!
+//! * every root name and every module's names are imported below, so removing or moving one
+//!   fails to compile;
+//! * `src/lib.rs` and the files of its public modules are read (with `syn`) and every public
+//!   name (root `pub use`, `pub fn`, `pub struct`, …, `pub mod`, and each public module's own
+//!   public items and re-exports, `cfg`-gated ones marked) is compared with the checked-in
+//!   list `tests/public-surface.txt`, so adding one fails too.
+//!
+//! A deliberate change updates the list: `MAMBA_UPDATE_SURFACE=1 cargo test -p mamba-backends
+//! --test integration surface`, then review and commit the diff of `tests/public-surface.txt`.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+// The root: a removal or a move fails to compile here.
+#[allow(unused_imports)]
+use mamba_backends::{
+    collect, create_lmstudio_backend, create_ollama_backend, create_vllm_backend, get_profile,
+    get_profiles_by_provider, list_profiles, register_profile, BackendPool, Error, ErrorKind, FinishReason, Message,
+    ModelBackend, ModelProfile, ModelResponse, OpenAICompatibleBackend, Preset, RequestOptions, ResponseFormat,
+    RetryPolicy, StreamAccumulator, StreamChunk, ToolCall, ToolChoice, ToolDefinition, Usage,
+};
+// The modules and what each holds beyond the root.
+#[cfg(feature = "rustls")]
+#[allow(unused_imports)]
+use mamba_backends::http::{AcceptAnyCertificate, Certificate, Identity};
+#[cfg(feature = "reqwest")]
+#[allow(unused_imports)]
+use mamba_backends::transport::ReqwestTransport;
+#[allow(unused_imports)]
+use mamba_backends::{
+    backend::{ChunkStream, OpenAICompatibleBackendBuilder},
+    batches::{BatchJob, BatchJobError, BatchList, BatchStatus, Batches, FileDownload, FileObject, RequestCounts},
+    embeddings::{Embedder, EmbeddingInput, EmbeddingOptions, Embeddings, EncodingFormat},
+    health::{HealthReport, ModelInfo},
+    http::{HttpClient, HttpClientBuilder, HttpResponse, Proxy},
+    message::{Content, ContentPart, ImageDetail, ReasoningItem, Role},
+    options::{ReasoningEffort, ReasoningSummary},
+    pool::{BackendPoolBuilder, BreakerState},
+    preset::{AuthStyle, EmbeddingSpec, FieldSupport, MaxTokensField, PresetSpec, Probe, StructuredOutput, WireApi},
+    raw::{PostJson, RawResponse},
+    redact::{looks_like_secret, redact_text, redact_url},
+    stream::ToolCallDelta,
+    transport::{BodyStream, Transport, TransportRequest, TransportResponse},
+};
+
+/// The checked-in list, relative to the crate.
+const SNAPSHOT: &str = "tests/public-surface.txt";
+
+const HEADER: &str = "\
+# The public names of mamba-backends: the crate root, then each public module's own names.
+# Checked by tests/integration/surface.rs. To change the public surface on purpose, run
+#   MAMBA_UPDATE_SURFACE=1 cargo test -p mamba-backends --test integration surface
+# and commit this file's diff with the change.
+";
+
+#[test]
+fn the_public_surface_is_the_checked_in_one() {
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let now = surface(&crate_dir.join("src"));
+    let text = format!("{HEADER}{}\n", now.join("\n"));
+    let path = crate_dir.join(SNAPSHOT);
+    if std::env::var_os("MAMBA_UPDATE_SURFACE").is_some() {
+        std::fs::write(&path, &text).unwrap();
+        return;
+    }
+    let before = std::fs::read_to_string(&path).unwrap_or_default();
+    if before == text {
+        return;
+    }
+    let before: BTreeSet<&str> = before.lines().filter(|l| !l.starts_with('#')).collect();
+    let after: BTreeSet<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+    let added: Vec<_> = after.difference(&before).collect();
+    let removed: Vec<_> = before.difference(&after).collect();
+    panic!(
+        "the public surface of mamba-backends changed.\n  added: {added:?}\n  removed: {removed:?}\n\
+         If this is deliberate, run `MAMBA_UPDATE_SURFACE=1 cargo test -p mamba-backends --test integration surface` \
+         and commit {SNAPSHOT} with the change (and update the imports at the top of {}); otherwise undo it.",
+        file!()
+    );
+}
+
+/// Every public name of the root and of its public modules, one a line: `Name`, `mod name`,
+/// `module::Name`, each followed by its `cfg` attributes when it has any.
+fn surface(src: &Path) -> Vec<String> {
+    let root = parse(&src.join("lib.rs"));
+    let mut lines = Vec::new();
+    let mut modules = Vec::new();
+    for item in &root.items {
+        let Some((names, attrs)) = public_names(item) else { continue };
+        let cfg = cfg_of(attrs);
+        if let syn::Item::Mod(m) = item {
+            lines.push(format!("mod {}{cfg}", m.ident));
+            if !hidden(attrs) && m.content.is_none() {
+                modules.push((m.ident.to_string(), cfg));
+            }
+            continue;
+        }
+        lines.extend(names.into_iter().map(|n| format!("{n}{cfg}")));
+    }
+    lines.sort();
+    for (module, module_cfg) in modules {
+        let file = parse(&module_file(src, &module));
+        let mut names: Vec<String> = Vec::new();
+        for item in &file.items {
+            let Some((found, attrs)) = public_names(item) else { continue };
+            let cfg = format!("{module_cfg}{}", cfg_of(attrs));
+            names.extend(found.into_iter().map(|n| format!("{module}::{n}{cfg}")));
+        }
+        names.sort();
+        lines.extend(names);
+    }
+    lines
+}
+
+fn parse(path: &Path) -> syn::File {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    syn::parse_file(&text).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
+}
+
+fn module_file(src: &Path, module: &str) -> PathBuf {
+    let flat = src.join(format!("{module}.rs"));
+    if flat.exists() {
+        flat
+    } else {
+        src.join(module).join("mod.rs")
+    }
+}
+
+/// The names an item makes public (`pub` only, not `pub(crate)`), and its attributes.
+fn public_names(item: &syn::Item) -> Option<(Vec<String>, &[syn::Attribute])> {
+    use syn::Item;
+    let (vis, attrs, name) = match item {
+        Item::Use(u) => {
+            let mut names = Vec::new();
+            use_names(&u.tree, &mut names);
+            return is_pub(&u.vis).then_some((names, &u.attrs[..]));
+        }
+        Item::Mod(i) => (&i.vis, &i.attrs, i.ident.to_string()),
+        Item::Fn(i) => (&i.vis, &i.attrs, i.sig.ident.to_string()),
+        Item::Struct(i) => (&i.vis, &i.attrs, i.ident.to_string()),
+        Item::Enum(i) => (&i.vis, &i.attrs, i.ident.to_string()),
+        Item::Trait(i) => (&i.vis, &i.attrs, i.ident.to_string()),
+        Item::Type(i) => (&i.vis, &i.attrs, i.ident.to_string()),
+        Item::Const(i) => (&i.vis, &i.attrs, i.ident.to_string()),
+        Item::Static(i) => (&i.vis, &i.attrs, i.ident.to_string()),
+        Item::Union(i) => (&i.vis, &i.attrs, i.ident.to_string()),
+        Item::TraitAlias(i) => (&i.vis, &i.attrs, i.ident.to_string()),
+        Item::Macro(i) => {
+            let exported = i.attrs.iter().any(|a| a.path().is_ident("macro_export"));
+            let name = i.ident.as_ref().map(|n| n.to_string());
+            return match (exported, name) {
+                (true, Some(name)) => Some((vec![format!("{name}!")], &i.attrs[..])),
+                _ => None,
+            };
+        }
+        _ => return None,
+    };
+    is_pub(vis).then(|| (vec![name], &attrs[..]))
+}
+
+fn is_pub(vis: &syn::Visibility) -> bool {
+    matches!(vis, syn::Visibility::Public(_))
+}
+
+/// The names a `use` tree brings in (the last segment, or its `as` name; `*` for a glob).
+fn use_names(tree: &syn::UseTree, out: &mut Vec<String>) {
+    match tree {
+        syn::UseTree::Path(p) => use_names(&p.tree, out),
+        syn::UseTree::Name(n) => out.push(n.ident.to_string()),
+        syn::UseTree::Rename(r) => out.push(r.rename.to_string()),
+        syn::UseTree::Glob(_) => out.push("*".to_owned()),
+        syn::UseTree::Group(g) => g.items.iter().for_each(|t| use_names(t, out)),
+    }
+}
+
+/// ` #[cfg(…)]` for each `cfg` attribute, in order.
+fn cfg_of(attrs: &[syn::Attribute]) -> String {
+    attrs
+        .iter()
+        .filter(|a| a.path().is_ident("cfg"))
+        .filter_map(|a| match &a.meta {
+            syn::Meta::List(list) => Some(format!("  #[cfg({})]", list.tokens)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `#[doc(hidden)]`: not part of the public API (the benchmarks' entry points).
+fn hidden(attrs: &[syn::Attribute]) -> bool {
+    attrs.iter().any(|a| {
+        a.path().is_ident("doc")
+            && matches!(&a.meta, syn::Meta::List(list) if list.tokens.to_string().trim() == "hidden")
+    })
+}
+
+#[test]
+fn the_list_sees_what_it_should() {
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let now = surface(&crate_dir.join("src"));
+    for expected in ["ModelBackend", "collect", "mod http", "http::HttpClient", "batches::Batches", "raw::PostJson"] {
+        assert!(now.iter().any(|l| l == expected), "{expected} missing from {now:#?}");
+    }
+    assert!(
+        now.iter().any(|l| l.starts_with("transport::ReqwestTransport  #[cfg(feature = \"reqwest\")]")),
+        "{now:#?}"
+    );
+    assert!(now.iter().any(|l| l.starts_with("mod bench_api  #[cfg(feature = \"__bench\")]")), "{now:#?}");
+    // Nothing crate-private leaks into the list.
+    assert!(!now.iter().any(|l| l.contains("openai_compat") || l.contains("Shared")), "{now:#?}");
+}
