@@ -3,20 +3,23 @@
 mod api_choice;
 pub(crate) mod batches;
 mod builder;
+pub(crate) mod chat_answer;
+mod chat_stream;
 mod completions;
 mod embeddings;
+pub(crate) mod event_decoder;
+mod event_shape;
 mod health;
 mod multipart;
+mod parsed_event;
 #[cfg(test)]
 mod preset_tests;
 #[cfg(test)]
 mod replay_tests;
 pub(crate) mod request;
-pub(crate) mod response;
 pub(crate) mod responses;
 mod scan;
 mod sse_stream;
-mod template;
 pub(crate) mod wire;
 
 use std::fmt;
@@ -38,8 +41,9 @@ pub use batches::FileDownload;
 pub use builder::OpenAICompatibleBackendBuilder;
 
 use self::api_choice::{Api, ApiChoice};
+use self::chat_answer::parse_response;
+use self::event_decoder::EventDecoder;
 use self::request::{to_body, write_body, ChatRequest, WireConfig};
-use self::response::{parse_response, EventDecoder};
 use self::responses::request::ResponsesRequest;
 use self::sse_stream::SseStream;
 use crate::backend::{ChunkStream, ModelBackend};
@@ -192,7 +196,7 @@ impl OpenAICompatibleBackend {
 }
 
 fn parse_models(bytes: &[u8]) -> Result<Vec<ModelInfo>, Error> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| response::decode_error("the model list", bytes, e))?;
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| wire::decode_error("the model list", bytes, e))?;
     let items = match &value {
         Value::Array(items) => items.as_slice(),
         Value::Object(map) => match (map.get("data"), map.get("models")) {

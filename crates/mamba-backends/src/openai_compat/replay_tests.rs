@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::response::{EventDecoder, Step};
+use super::event_decoder::{EventDecoder, Step};
 use crate::stream::{StreamAccumulator, StreamChunk};
 use crate::types::ModelResponse;
 
@@ -234,7 +234,7 @@ fn mutated_input_never_panics() {
     each_mutation(bodies, 150, NOISE, 0x2545_f491_4f6c_dd1d, |bytes, cut| {
         let _ = run(&[&bytes[..cut], &bytes[cut..]]);
         // The same bytes as a whole (non-streaming) body.
-        let _ = super::response::parse_response(bytes::Bytes::from(bytes.to_vec()), true);
+        let _ = super::chat_answer::parse_response(bytes::Bytes::from(bytes.to_vec()), true);
         let _ = crate::classify::parse_error_body(bytes);
     });
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures_core::Stream;
 use tokio::time::{Instant, Sleep};
 
-use super::response::{EventDecoder, Step};
+use super::event_decoder::{EventDecoder, Step};
 use super::Shared;
 use crate::error::Error;
 use crate::http::{fmt_duration, Body};
