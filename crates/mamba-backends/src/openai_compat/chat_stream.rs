@@ -59,6 +59,10 @@ pub(crate) struct ChunkParser {
     id_sent: bool,
     events: u64,
     shape: LearnedShape,
+    /// Every event read by serde alone, neither the learned shape nor the direct reader (the
+    /// reference of the differential tests).
+    #[cfg(test)]
+    serde_only: bool,
 }
 
 impl ChunkParser {
@@ -71,6 +75,8 @@ impl ChunkParser {
             model_sent: false,
             id_sent: false,
             events: 0,
+            #[cfg(test)]
+            serde_only: false,
             shape: LearnedShape::default(),
         }
     }
@@ -79,6 +85,22 @@ impl ChunkParser {
     #[cfg(test)]
     pub(crate) fn without_shortcuts(think_tags: bool) -> ChunkParser {
         ChunkParser { shape: LearnedShape::disabled(), ..ChunkParser::new(think_tags) }
+    }
+
+    /// A parser that reads every event with serde alone (the reference of the differential
+    /// tests).
+    #[cfg(test)]
+    pub(crate) fn serde_only(think_tags: bool) -> ChunkParser {
+        ChunkParser { serde_only: true, ..ChunkParser::without_shortcuts(think_tags) }
+    }
+
+    /// Reads a whole event: with the direct reader where it can, else serde.
+    fn read<'e>(&self, event: &'e [u8]) -> serde_json::Result<WireResponse<'e>> {
+        #[cfg(test)]
+        if self.serde_only {
+            return serde_json::from_slice(event);
+        }
+        wire_response(event)
     }
 
     /// True once the server said why it stopped: a clean close after this is a normal end.
@@ -112,7 +134,7 @@ impl ChunkParser {
             // An event that does not parse is read again in full: its error then says where
             // the event (not its cut) went wrong.
             None => {
-                let wire = wire_response(trimmed).map_err(|e| decode_error("a stream event", trimmed, e));
+                let wire = self.read(trimmed).map_err(|e| decode_error("a stream event", trimmed, e));
                 let parsed = wire.and_then(|wire| self.apply(wire, None));
                 if parsed.is_ok() && !cut {
                     shape.learn_members(trimmed);

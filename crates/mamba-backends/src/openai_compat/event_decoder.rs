@@ -93,6 +93,13 @@ impl EventDecoder {
         }
     }
 
+    /// A decoder that reads every event with serde alone (the reference of the differential
+    /// tests).
+    #[cfg(test)]
+    pub(crate) fn serde_only(think_tags: bool) -> EventDecoder {
+        EventDecoder { parser: Parser::Chat(ChunkParser::serde_only(think_tags)), ..EventDecoder::new(think_tags) }
+    }
+
     /// A decoder of Responses API events.
     pub(crate) fn responses(think_tags: bool) -> EventDecoder {
         EventDecoder { parser: Parser::Responses(ResponsesParser::new(think_tags)), ..EventDecoder::new(think_tags) }

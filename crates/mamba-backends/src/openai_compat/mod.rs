@@ -6,6 +6,8 @@ mod builder;
 pub(crate) mod chat_answer;
 mod chat_stream;
 mod completions;
+#[cfg(test)]
+mod differential_tests;
 mod embeddings;
 pub(crate) mod event_decoder;
 mod event_shape;
