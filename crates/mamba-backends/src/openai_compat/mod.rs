@@ -47,7 +47,7 @@ use self::chat_answer::parse_response;
 use self::event_decoder::EventDecoder;
 use self::request::{to_body, write_body, ChatRequest, WireConfig};
 use self::responses::request::ResponsesRequest;
-use self::sse_stream::SseStream;
+use self::sse_stream::{SseStream, StreamOwner};
 use crate::backend::{ChunkStream, ModelBackend};
 use crate::classify;
 use crate::error::Error;
@@ -361,6 +361,20 @@ impl Shared {
     fn deadline(&self, stream: bool) -> Option<tokio::time::Instant> {
         let total = if stream { self.timeouts.total } else { self.timeouts.complete_total };
         total.map(|t| tokio::time::Instant::now() + t)
+    }
+}
+
+impl StreamOwner for Shared {
+    fn finish_error(&self, error: Error) -> Error {
+        Shared::finish_error(self, error)
+    }
+
+    fn trace_content(&self) -> bool {
+        self.trace_content
+    }
+
+    fn record_outcome(&self, span: &tracing::Span, outcome: Result<&ModelResponse, &Error>) {
+        record_outcome(span, outcome)
     }
 }
 
