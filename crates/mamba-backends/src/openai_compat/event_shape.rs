@@ -34,8 +34,8 @@ use super::scan::{string_end, wire_response};
 use super::wire::WireResponse;
 
 /// The marker put in place of the candidate string while learning (as JSON text, and decoded).
-const MARKER_JSON: &[u8] = b"mamba\\u0000template";
-const MARKER: &str = "mamba\u{0}template";
+const MARKER_JSON: &[u8] = b"mamba\\u0000shape";
+const MARKER: &str = "mamba\u{0}shape";
 
 /// Attempts at learning the whole event's shape per stream.
 const LEARN_BUDGET: u8 = 3;

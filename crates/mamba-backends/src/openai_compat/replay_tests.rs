@@ -125,9 +125,10 @@ fn exactly_one_final_chunk_on_success() {
     }
 }
 
-/// The shortcuts (the prefix read once, the template of plain pieces) change nothing: every
-/// recorded stream, and mutated copies of them, give the same chunks and outcome as reading
-/// every event in full. A stream like OpenAI's (one prefix, one-word pieces) takes them.
+/// The learned shape (`event_shape.rs`: the members read once, the whole event around its
+/// piece) changes nothing: every recorded stream, and mutated copies of them, give the same
+/// chunks and outcome as reading every event in full. A stream like OpenAI's (one prefix,
+/// one-word pieces) takes it.
 #[test]
 fn shortcuts_give_what_the_full_parse_gives() {
     let full = |pieces: &[&[u8]]| decode(EventDecoder::without_shortcuts(true), pieces);
