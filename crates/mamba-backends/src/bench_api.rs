@@ -4,8 +4,9 @@
 use bytes::Bytes;
 
 use crate::error::Error;
+use crate::openai_compat::chat_answer::parse_response as parse;
+use crate::openai_compat::event_decoder::{EventDecoder, Step};
 use crate::openai_compat::request::{to_body, ChatRequest, WireConfig};
-use crate::openai_compat::response::{parse_response as parse, EventDecoder, Step};
 use crate::options::RequestOptions;
 use crate::sse::SseDecoder;
 use crate::stream::StreamChunk;

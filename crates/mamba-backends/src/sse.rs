@@ -34,7 +34,7 @@ enum Data {
     Joined,
 }
 
-/// The decoder. Feed bytes with [`push`](SseDecoder::push), take events with
+/// The decoder. Append bytes to [`buffer`](SseDecoder::buffer), take events with
 /// [`next_event`](SseDecoder::next_event), and at the end of input call
 /// [`finish`](SseDecoder::finish) to get the unterminated tail.
 #[derive(Debug, Default)]

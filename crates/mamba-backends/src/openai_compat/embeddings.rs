@@ -221,7 +221,7 @@ pub(crate) struct EmbeddingsPart {
 /// it is missing or out of range).
 pub(crate) fn parse_embeddings(bytes: &[u8], expected: usize) -> Result<EmbeddingsPart, Error> {
     let wire: WireEmbeddings<'_> =
-        serde_json::from_slice(bytes).map_err(|e| super::response::decode_error("the embeddings", bytes, e))?;
+        serde_json::from_slice(bytes).map_err(|e| super::wire::decode_error("the embeddings", bytes, e))?;
     let mut slots: Vec<Option<Vec<f32>>> = vec![None; expected];
     let mut floats = false;
     let count = wire.data.0.len();

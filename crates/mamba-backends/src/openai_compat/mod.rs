@@ -3,20 +3,25 @@
 mod api_choice;
 pub(crate) mod batches;
 mod builder;
+pub(crate) mod chat_answer;
+mod chat_stream;
 mod completions;
+#[cfg(test)]
+mod differential_tests;
 mod embeddings;
+pub(crate) mod event_decoder;
+mod event_shape;
 mod health;
 mod multipart;
+mod parsed_event;
 #[cfg(test)]
 mod preset_tests;
 #[cfg(test)]
 mod replay_tests;
 pub(crate) mod request;
-pub(crate) mod response;
 pub(crate) mod responses;
 mod scan;
 mod sse_stream;
-mod template;
 pub(crate) mod wire;
 
 use std::fmt;
@@ -37,10 +42,11 @@ use tracing::Instrument;
 pub use builder::OpenAICompatibleBackendBuilder;
 
 use self::api_choice::{Api, ApiChoice};
+use self::chat_answer::parse_response;
+use self::event_decoder::EventDecoder;
 use self::request::{to_body, write_body, ChatRequest, WireConfig};
-use self::response::{parse_response, EventDecoder};
 use self::responses::request::ResponsesRequest;
-use self::sse_stream::SseStream;
+use self::sse_stream::{SseStream, StreamOwner};
 use crate::backend::{ChunkStream, ModelBackend};
 use crate::classify;
 use crate::error::Error;
@@ -191,7 +197,7 @@ impl OpenAICompatibleBackend {
 }
 
 fn parse_models(bytes: &[u8]) -> Result<Vec<ModelInfo>, Error> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| response::decode_error("the model list", bytes, e))?;
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| wire::decode_error("the model list", bytes, e))?;
     let items = match &value {
         Value::Array(items) => items.as_slice(),
         Value::Object(map) => match (map.get("data"), map.get("models")) {
@@ -354,6 +360,20 @@ impl Shared {
     fn deadline(&self, stream: bool) -> Option<tokio::time::Instant> {
         let total = if stream { self.timeouts.total } else { self.timeouts.complete_total };
         total.map(|t| tokio::time::Instant::now() + t)
+    }
+}
+
+impl StreamOwner for Shared {
+    fn finish_error(&self, error: Error) -> Error {
+        Shared::finish_error(self, error)
+    }
+
+    fn trace_content(&self) -> bool {
+        self.trace_content
+    }
+
+    fn record_outcome(&self, span: &tracing::Span, outcome: Result<&ModelResponse, &Error>) {
+        record_outcome(span, outcome)
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::response::{EventDecoder, Step};
+use super::event_decoder::{EventDecoder, Step};
 use crate::stream::{StreamAccumulator, StreamChunk};
 use crate::types::ModelResponse;
 
@@ -125,9 +125,10 @@ fn exactly_one_final_chunk_on_success() {
     }
 }
 
-/// The shortcuts (the prefix read once, the template of plain pieces) change nothing: every
-/// recorded stream, and mutated copies of them, give the same chunks and outcome as reading
-/// every event in full. A stream like OpenAI's (one prefix, one-word pieces) takes them.
+/// The learned shape (`event_shape.rs`: the members read once, the whole event around its
+/// piece) changes nothing: every recorded stream, and mutated copies of them, give the same
+/// chunks and outcome as reading every event in full. A stream like OpenAI's (one prefix,
+/// one-word pieces) takes it.
 #[test]
 fn shortcuts_give_what_the_full_parse_gives() {
     let full = |pieces: &[&[u8]]| decode(EventDecoder::without_shortcuts(true), pieces);
@@ -234,7 +235,7 @@ fn mutated_input_never_panics() {
     each_mutation(bodies, 150, NOISE, 0x2545_f491_4f6c_dd1d, |bytes, cut| {
         let _ = run(&[&bytes[..cut], &bytes[cut..]]);
         // The same bytes as a whole (non-streaming) body.
-        let _ = super::response::parse_response(bytes::Bytes::from(bytes.to_vec()), true);
+        let _ = super::chat_answer::parse_response(bytes::Bytes::from(bytes.to_vec()), true);
         let _ = crate::classify::parse_error_body(bytes);
     });
 }

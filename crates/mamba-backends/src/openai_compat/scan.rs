@@ -11,7 +11,10 @@
 //! input is serde's. The input must be valid UTF-8 (a `&str`): strings are borrowed as they
 //! are, and those with escapes are decoded by serde_json.
 //!
-//! Tests compare the two readers on every recorded stream and on mutated copies of them.
+//! Every reader ends in a struct literal naming each field of its wire type (the wire types
+//! have no `Default`), so a field added to `wire.rs` does not compile until this reader says
+//! how it reads it. Tests compare the two readers with `==` on every recorded stream, on
+//! mutated copies of them, and on generated events (`differential_tests.rs`).
 
 use std::borrow::Cow;
 
@@ -238,28 +241,33 @@ impl<'a> Scanner<'a> {
         Some(())
     }
 
+    // Each reader below ends in a struct literal that names every field of the wire type, so
+    // a field added to `wire.rs` does not compile here until the reader says how it reads it
+    // (or that it leaves the key to serde).
+
     fn response(&mut self) -> Option<WireResponse<'a>> {
-        let mut wire = WireResponse::default();
+        let (mut id, mut model) = (LenientStr(None), LenientStr(None));
+        let (mut choices, mut usage) = (LenientList(Vec::new()), LenientObject(None));
         let mut seen = Seen::default();
         self.object(|s, key| match key {
-            "id" => seen.put(0, &mut wire.id, s.lenient_str()),
-            "model" => seen.put(1, &mut wire.model, s.lenient_str()),
+            "id" => seen.put(0, &mut id, s.lenient_str()),
+            "model" => seen.put(1, &mut model, s.lenient_str()),
             "choices" => {
                 seen.once(2)?;
                 if !s.null() {
-                    let mut choices = Vec::with_capacity(1);
+                    let mut list = Vec::with_capacity(1);
                     s.array(|s| {
-                        choices.push(s.choice()?);
+                        list.push(s.choice()?);
                         Some(())
                     })?;
-                    wire.choices = LenientList(choices);
+                    choices = LenientList(list);
                 }
                 Some(())
             }
             "usage" => {
                 seen.once(3)?;
                 if !s.null() {
-                    wire.usage = LenientObject(Some(s.usage()?));
+                    usage = LenientObject(Some(s.usage()?));
                 }
                 Some(())
             }
@@ -270,40 +278,43 @@ impl<'a> Scanner<'a> {
             }
             _ => s.skip(1),
         })?;
-        Some(wire)
+        Some(WireResponse { id, model, choices, usage, error: None })
     }
 
     fn choice(&mut self) -> Option<WireChoice<'a>> {
-        let mut choice = WireChoice::default();
+        let (mut index, mut finish_reason, mut text) = (LenientCount(None), LenientStr(None), LenientStr(None));
+        let (mut delta, mut message) = (LenientObject(None), LenientObject(None));
         let mut seen = Seen::default();
         self.object(|s, key| match key {
-            "index" => seen.put(0, &mut choice.index, s.count()),
-            "delta" => seen.put(1, &mut choice.delta, s.message()),
-            "message" => seen.put(2, &mut choice.message, s.message()),
-            "finish_reason" => seen.put(3, &mut choice.finish_reason, s.lenient_str()),
-            "text" => seen.put(4, &mut choice.text, s.lenient_str()),
+            "index" => seen.put(0, &mut index, s.count()),
+            "delta" => seen.put(1, &mut delta, s.message()),
+            "message" => seen.put(2, &mut message, s.message()),
+            "finish_reason" => seen.put(3, &mut finish_reason, s.lenient_str()),
+            "text" => seen.put(4, &mut text, s.lenient_str()),
             _ => s.skip(2),
         })?;
-        Some(choice)
+        Some(WireChoice { index, message, delta, finish_reason, text })
     }
 
     fn message(&mut self) -> Option<LenientObject<WireMessage<'a>>> {
         if self.null() {
             return Some(LenientObject(None));
         }
-        let mut m = WireMessage::default();
+        let mut content = LenientContent { text: None, thinking: None };
+        let (mut reasoning_content, mut reasoning, mut refusal) =
+            (LenientStr(None), LenientStr(None), LenientStr(None));
         let mut seen = Seen::default();
         self.object(|s, key| match key {
             "content" => {
                 seen.once(0)?;
                 if !s.null() {
-                    m.content = LenientContent { text: Some(s.string()?), thinking: None };
+                    content = LenientContent { text: Some(s.string()?), thinking: None };
                 }
                 Some(())
             }
-            "reasoning_content" => seen.put(1, &mut m.reasoning_content, s.lenient_str()),
-            "reasoning" => seen.put(2, &mut m.reasoning, s.lenient_str()),
-            "refusal" => seen.put(3, &mut m.refusal, s.lenient_str()),
+            "reasoning_content" => seen.put(1, &mut reasoning_content, s.lenient_str()),
+            "reasoning" => seen.put(2, &mut reasoning, s.lenient_str()),
+            "refusal" => seen.put(3, &mut refusal, s.lenient_str()),
             // Tool calls are serde's to read; none at all is the common case.
             "tool_calls" => {
                 seen.once(4)?;
@@ -318,38 +329,58 @@ impl<'a> Scanner<'a> {
             }
             _ => s.skip(3),
         })?;
-        Some(LenientObject(Some(m)))
+        Some(LenientObject(Some(WireMessage {
+            content,
+            reasoning_content,
+            reasoning,
+            // Only `null` or `[]` get here.
+            tool_calls: LenientList(Vec::new()),
+            // Only `null` gets here.
+            function_call: LenientObject(None),
+            refusal,
+        })))
     }
 
     fn usage(&mut self) -> Option<WireUsage> {
-        let mut u = WireUsage::default();
+        let [mut prompt_tokens, mut completion_tokens, mut total_tokens, mut input_tokens, mut output_tokens, mut prompt_cache_hit_tokens] =
+            [LenientCount(None); 6];
+        let (mut prompt_tokens_details, mut completion_tokens_details) = (LenientObject(None), LenientObject(None));
         let mut seen = Seen::default();
         self.object(|s, key| match key {
-            "prompt_tokens" => seen.put(0, &mut u.prompt_tokens, s.count()),
-            "completion_tokens" => seen.put(1, &mut u.completion_tokens, s.count()),
-            "total_tokens" => seen.put(2, &mut u.total_tokens, s.count()),
-            "input_tokens" => seen.put(3, &mut u.input_tokens, s.count()),
-            "output_tokens" => seen.put(4, &mut u.output_tokens, s.count()),
-            "prompt_cache_hit_tokens" => seen.put(5, &mut u.prompt_cache_hit_tokens, s.count()),
-            "prompt_tokens_details" => seen.put(6, &mut u.prompt_tokens_details, s.details()),
-            "completion_tokens_details" => seen.put(7, &mut u.completion_tokens_details, s.details()),
+            "prompt_tokens" => seen.put(0, &mut prompt_tokens, s.count()),
+            "completion_tokens" => seen.put(1, &mut completion_tokens, s.count()),
+            "total_tokens" => seen.put(2, &mut total_tokens, s.count()),
+            "input_tokens" => seen.put(3, &mut input_tokens, s.count()),
+            "output_tokens" => seen.put(4, &mut output_tokens, s.count()),
+            "prompt_cache_hit_tokens" => seen.put(5, &mut prompt_cache_hit_tokens, s.count()),
+            "prompt_tokens_details" => seen.put(6, &mut prompt_tokens_details, s.details()),
+            "completion_tokens_details" => seen.put(7, &mut completion_tokens_details, s.details()),
             _ => s.skip(2),
         })?;
-        Some(u)
+        Some(WireUsage {
+            prompt_tokens,
+            completion_tokens,
+            total_tokens,
+            input_tokens,
+            output_tokens,
+            prompt_tokens_details,
+            completion_tokens_details,
+            prompt_cache_hit_tokens,
+        })
     }
 
     fn details(&mut self) -> Option<LenientObject<WireDetails>> {
         if self.null() {
             return Some(LenientObject(None));
         }
-        let mut d = WireDetails::default();
+        let (mut cached_tokens, mut reasoning_tokens) = (LenientCount(None), LenientCount(None));
         let mut seen = Seen::default();
         self.object(|s, key| match key {
-            "cached_tokens" => seen.put(0, &mut d.cached_tokens, s.count()),
-            "reasoning_tokens" => seen.put(1, &mut d.reasoning_tokens, s.count()),
+            "cached_tokens" => seen.put(0, &mut cached_tokens, s.count()),
+            "reasoning_tokens" => seen.put(1, &mut reasoning_tokens, s.count()),
             _ => s.skip(3),
         })?;
-        Some(LenientObject(Some(d)))
+        Some(LenientObject(Some(WireDetails { cached_tokens, reasoning_tokens })))
     }
 }
 
@@ -385,7 +416,7 @@ pub(crate) mod tests {
     pub(crate) fn same_as_serde(json: &str) -> bool {
         let Some(direct) = response(json) else { return false };
         match serde_json::from_str::<WireResponse<'_>>(json) {
-            Ok(serde) => assert_eq!(format!("{direct:?}"), format!("{serde:?}"), "{json}"),
+            Ok(serde) => assert!(direct == serde, "{json}\ndirect: {direct:?}\nserde: {serde:?}"),
             Err(e) => panic!("the direct reader accepts what serde refuses ({e}): {json}\n{direct:?}"),
         }
         true

@@ -1,5 +1,7 @@
 //! The stream handed to callers: reads the body into an [`EventDecoder`] and enforces the idle
-//! timeout and the total deadline.
+//! timeout and the total deadline. What it needs from the backend that opened it is the
+//! [`StreamOwner`] trait, implemented in `mod.rs`, so that this file does not import the
+//! backend's module (which imports this one).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,11 +12,21 @@ use std::time::Duration;
 use futures_core::Stream;
 use tokio::time::{Instant, Sleep};
 
-use super::response::{EventDecoder, Step};
-use super::Shared;
+use super::event_decoder::{EventDecoder, Step};
 use crate::error::Error;
 use crate::http::{fmt_duration, Body};
 use crate::stream::StreamChunk;
+use crate::types::ModelResponse;
+
+/// What a stream needs from the backend that opened it.
+pub(crate) trait StreamOwner: Send + Sync {
+    /// Adds what every error leaving the backend carries, and removes the key.
+    fn finish_error(&self, error: Error) -> Error;
+    /// Whether the answer's text goes on the tracing span.
+    fn trace_content(&self) -> bool;
+    /// Records how the request ended on its span.
+    fn record_outcome(&self, span: &tracing::Span, outcome: Result<&ModelResponse, &Error>);
+}
 
 pub(crate) struct SseStream {
     body: Body,
@@ -31,7 +43,7 @@ pub(crate) struct SseStream {
     /// socket busy exhausts Tokio's cooperative budget, and a budget-starved `Sleep` never
     /// reports that it expired.
     timer_at: Instant,
-    shared: Arc<Shared>,
+    shared: Arc<dyn StreamOwner>,
     span: tracing::Span,
     first: Option<StreamChunk>,
     acc: Option<crate::stream::StreamAccumulator>,
@@ -49,7 +61,7 @@ impl SseStream {
         decoder: EventDecoder,
         idle: Duration,
         deadline: Option<Instant>,
-        shared: Arc<Shared>,
+        shared: Arc<impl StreamOwner + 'static>,
         span: tracing::Span,
     ) -> SseStream {
         // Usage and finish reason are recorded on the span at the end; that needs the chunks'
@@ -82,7 +94,7 @@ impl SseStream {
     fn fail(&mut self, error: Error) -> Poll<Option<Result<StreamChunk, Error>>> {
         self.finished = true;
         let error = self.shared.finish_error(error);
-        super::record_outcome(&self.span, Err(&error));
+        self.shared.record_outcome(&self.span, Err(&error));
         Poll::Ready(Some(Err(error)))
     }
 
@@ -109,8 +121,8 @@ impl SseStream {
         if let Some(mut acc) = self.acc.take() {
             acc.push(&chunk);
             let answer = acc.finish();
-            super::record_outcome(&self.span, Ok(&answer));
-            if self.shared.trace_content {
+            self.shared.record_outcome(&self.span, Ok(&answer));
+            if self.shared.trace_content() {
                 self.span.in_scope(|| tracing::debug!(gen_ai.completion = %answer.content, "completion"));
             }
         }

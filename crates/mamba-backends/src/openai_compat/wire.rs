@@ -4,6 +4,11 @@
 //! unexpected type reads as "absent" instead of failing the whole answer (SGLang sends explicit
 //! nulls everywhere, LiteLLM sends `"param": "None"`, old TGI sends arguments as an object).
 //! Strings borrow from the received buffer when they contain no escapes.
+//!
+//! The structs have no `Default` on purpose: the direct reader (`scan.rs`) and every other
+//! place that builds one by hand names every field, so a field added here does not compile
+//! until each of them says how it reads it. `PartialEq` is for the tests that compare the
+//! direct reader with serde.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -13,6 +18,7 @@ use serde::de::{self, value::MapAccessDeserializer, Deserializer, IgnoredAny, Ma
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::error::Error;
 use crate::types::Usage;
 
 /// How a lenient type reads each JSON shape. Every shape a type does not override reads as
@@ -275,7 +281,7 @@ fn collect_part(part: &Value, text: &mut String, thinking: &mut String) {
 }
 
 /// A function name and its arguments.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 pub(crate) struct WireFunction<'a> {
     #[serde(borrow, default)]
     pub(crate) name: LenientStr<'a>,
@@ -284,7 +290,7 @@ pub(crate) struct WireFunction<'a> {
 }
 
 /// A tool call, whole (`message`) or a fragment (`delta`).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 pub(crate) struct WireToolCall<'a> {
     #[serde(default)]
     pub(crate) index: LenientCount,
@@ -295,7 +301,7 @@ pub(crate) struct WireToolCall<'a> {
 }
 
 /// A `message` or a `delta`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 pub(crate) struct WireMessage<'a> {
     #[serde(borrow, default)]
     pub(crate) content: LenientContent<'a>,
@@ -312,6 +318,18 @@ pub(crate) struct WireMessage<'a> {
 }
 
 impl WireMessage<'_> {
+    /// A message with nothing in it: what a choice without one reads as.
+    pub(crate) fn empty() -> WireMessage<'static> {
+        WireMessage {
+            content: LenientContent { text: None, thinking: None },
+            reasoning_content: LenientStr(None),
+            reasoning: LenientStr(None),
+            tool_calls: LenientList(Vec::new()),
+            function_call: LenientObject(None),
+            refusal: LenientStr(None),
+        }
+    }
+
     /// The reasoning text of the message: `reasoning_content` (DeepSeek, llama.cpp, SGLang, LM
     /// Studio, LiteLLM, older vLLM) else `reasoning` (vLLM, Ollama, OpenRouter, Groq, LocalAI).
     /// Servers in transition send both with the same text; it is taken once.
@@ -321,7 +339,7 @@ impl WireMessage<'_> {
 }
 
 /// One choice.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 pub(crate) struct WireChoice<'a> {
     #[serde(default)]
     pub(crate) index: LenientCount,
@@ -336,7 +354,7 @@ pub(crate) struct WireChoice<'a> {
     pub(crate) text: LenientStr<'a>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 pub(crate) struct WireDetails {
     #[serde(default)]
     pub(crate) cached_tokens: LenientCount,
@@ -345,7 +363,7 @@ pub(crate) struct WireDetails {
 }
 
 /// Token usage in its OpenAI names, with the aliases some servers use.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 pub(crate) struct WireUsage {
     #[serde(default)]
     pub(crate) prompt_tokens: LenientCount,
@@ -391,7 +409,7 @@ impl WireUsage {
 }
 
 /// A whole response or one stream chunk: the same top-level shape.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 pub(crate) struct WireResponse<'a> {
     #[serde(borrow, default)]
     pub(crate) id: LenientStr<'a>,
@@ -411,6 +429,15 @@ impl<'a> WireResponse<'a> {
     pub(crate) fn first_choice(&self) -> Option<&WireChoice<'a>> {
         self.choices.0.iter().find(|c| c.index.0.unwrap_or(0) == 0).or_else(|| self.choices.0.first())
     }
+}
+
+/// The error for a body or event that is not JSON: what it was, serde's message and where the
+/// body starts, with the body (up to 64 KiB) kept for the caller.
+pub(crate) fn decode_error(what: &str, body: &[u8], e: serde_json::Error) -> Error {
+    let snippet: String = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+    Error::decode(format!("{what} is not valid JSON ({e}); it starts with {snippet:?}"))
+        .with_body(String::from_utf8_lossy(&body[..body.len().min(64 * 1024)]))
+        .with_source(e)
 }
 
 #[cfg(test)]

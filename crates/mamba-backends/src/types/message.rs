@@ -341,12 +341,9 @@ impl<'de> Deserialize<'de> for Message {
             .into_iter()
             .enumerate()
             .map(|(i, c)| {
-                let function = c.function.0.unwrap_or_default();
-                let mut call = ToolCall::new(
-                    c.id.0.unwrap_or_default(),
-                    function.name.0.unwrap_or_default(),
-                    function.arguments.0.unwrap_or_default(),
-                );
+                let (name, arguments) = c.function.0.map_or((None, None), |f| (f.name.0, f.arguments.0));
+                let mut call =
+                    ToolCall::new(c.id.0.unwrap_or_default(), name.unwrap_or_default(), arguments.unwrap_or_default());
                 normalise_tool_call(&mut call, i);
                 call
             })

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::classify;
 use crate::error::Error;
-use crate::openai_compat::response::decode_error;
+use crate::openai_compat::wire::decode_error;
 use crate::think::split_all;
 use crate::types::{
     infer_finish_reason, normalise_tool_call, FinishReason, ModelResponse, ReasoningItem, ToolCall, Usage,

@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use crate::error::ErrorKind;
+use crate::openai_compat::event_decoder::EventDecoder;
 use crate::openai_compat::replay_tests::{self, decode, Outcome};
-use crate::openai_compat::response::EventDecoder;
 use crate::stream::StreamChunk;
 use crate::types::{FinishReason, ModelResponse, ReasoningItem, ToolCall};
 
