@@ -2,8 +2,6 @@
 //! model (the real SmolLM2 file: `MAMBA_MODEL_FILE` or the cache, put there by
 //! `scripts/fetch-model.sh`; `MAMBA_SKIP_LOCAL_MODEL=1` skips those tests, loudly).
 
-#![allow(clippy::unwrap_used)]
-
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::sync::Arc;
@@ -14,37 +12,10 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
-mod common;
-#[path = "hostile/cli.rs"]
+#[path = "hostile/chat.rs"]
 mod hostile;
 
-use common::{closed_port, cmd, stderr, temp_dir};
-
-const MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
-
-/// The real model file: `MAMBA_MODEL_FILE`, else the cache (`MAMBA_CACHE_DIR`,
-/// `$XDG_CACHE_HOME/mamba`, `~/.cache/mamba`). Missing: a failure, unless
-/// `MAMBA_SKIP_LOCAL_MODEL=1` asks to skip (said on stderr).
-#[allow(clippy::print_stderr)]
-fn model_file() -> Option<PathBuf> {
-    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
-    let cache = var("MAMBA_CACHE_DIR")
-        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("mamba")))
-        .or_else(|| var("HOME").map(|d| d.join(".cache").join("mamba")));
-    let found =
-        var("MAMBA_MODEL_FILE").or_else(|| cache.map(|c| c.join("models").join(MODEL_FILE))).filter(|p| p.is_file());
-    if found.is_none() {
-        if std::env::var("MAMBA_SKIP_LOCAL_MODEL").is_ok_and(|v| v == "1") {
-            eprintln!("SKIPPED: the built-in model file is missing and MAMBA_SKIP_LOCAL_MODEL=1");
-            return None;
-        }
-        panic!(
-            "the built-in model file is missing: run scripts/fetch-model.sh (or set MAMBA_MODEL_FILE), \
-             or set MAMBA_SKIP_LOCAL_MODEL=1 to skip the tests that need it"
-        );
-    }
-    found
-}
+use crate::common::{closed_port, cmd, model_file, run, stderr, stdout, temp_dir, MODEL_FILE};
 
 /// A cache folder holding the real model (a link to it), as `mamba-llm pull` leaves it.
 fn cache_with(model: &Path) -> PathBuf {
@@ -54,10 +25,6 @@ fn cache_with(model: &Path) -> PathBuf {
     dir
 }
 
-async fn run(c: &mut Command) -> Output {
-    tokio::time::timeout(Duration::from_secs(60), c.output()).await.expect("mamba-llm did not finish").unwrap()
-}
-
 /// Runs `c` with `input` on its stdin (then closed), within `limit`.
 async fn run_with_input(c: &mut Command, input: &[u8], limit: Duration) -> Output {
     let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
@@ -65,10 +32,6 @@ async fn run_with_input(c: &mut Command, input: &[u8], limit: Duration) -> Outpu
     stdin.write_all(input).await.unwrap();
     drop(stdin);
     tokio::time::timeout(limit, child.wait_with_output()).await.expect("mamba-llm did not finish").unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 async fn chat_with(server: &MockServer, args: &[&str]) -> Output {
