@@ -7,7 +7,7 @@ use std::time::Duration;
 use mamba_batch::{Batch, Progress, Stop};
 use mamba_mock::{MockServer, Reply, Script};
 
-use crate::support::{backend, ids, numbered, options, records, run, sorted, write_input};
+use crate::support::{backend, ids, numbered, options, records, run, sorted, when, write_input};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn shutdown_waits_for_the_requests_in_flight() {
@@ -18,10 +18,8 @@ async fn shutdown_waits_for_the_requests_in_flight() {
     let out = dir.path().join("out.jsonl");
     let batch = Batch::open(options(&input, &out).concurrency(3)).unwrap();
     let progress = Arc::new(Progress::new());
-    let summary = batch
-        .run(backend(&server), Arc::clone(&progress), tokio::time::sleep(Duration::from_millis(100)))
-        .await
-        .unwrap();
+    let summary =
+        batch.run(backend(&server), Arc::clone(&progress), when(|| server.chat_requests().len() >= 3)).await.unwrap();
     assert_eq!(summary.stopped, Some(Stop::Interrupted));
     assert_eq!(summary.exit_code(), 130);
     assert!(summary.elapsed_s >= 0.35, "the run waited for the 400 ms answers: {}s", summary.elapsed_s);

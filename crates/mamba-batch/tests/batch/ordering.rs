@@ -7,11 +7,11 @@ use std::time::Duration;
 use mamba_batch::{Batch, Progress};
 use mamba_mock::{Match, MockServer, Reply, Script};
 
-use crate::support::{answer, backend, ids, numbered, options, records, run, sorted, write_input};
+use crate::support::{answer, backend, ids, numbered, options, records, run, sorted, when, write_input};
 
-/// The first line answers 300 ms after the others.
-async fn slow_first_line() -> MockServer {
-    let slow = Reply::text("r0").delay(Duration::from_millis(300));
+/// The first line answers `ms` after the others.
+async fn slow_first_line(ms: u64) -> MockServer {
+    let slow = Reply::text("r0").delay(Duration::from_millis(ms));
     MockServer::start_with(Script::new().on(Match::contains("r0"), slow)).await.unwrap()
 }
 
@@ -19,7 +19,7 @@ async fn slow_first_line() -> MockServer {
 /// without it, the answers that finished first are written first.
 #[tokio::test(flavor = "multi_thread")]
 async fn ordered_output_follows_the_input_however_answers_finish() {
-    let server = slow_first_line().await;
+    let server = slow_first_line(300).await;
     let dir = tempfile::tempdir().unwrap();
     let input = write_input(dir.path(), &numbered(10));
     let want: Vec<String> = (0..10).map(|i| format!("r{i}")).collect();
@@ -48,14 +48,15 @@ async fn ordered_output_follows_the_input_however_answers_finish() {
 /// finished ones wait in memory, bounded by the window.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_ordered_run_sends_only_a_window_ahead() {
-    let server = slow_first_line().await;
+    let server = slow_first_line(1500).await;
     let dir = tempfile::tempdir().unwrap();
     let input = write_input(dir.path(), &numbered(12));
     let out = dir.path().join("out.jsonl");
     let batch = Batch::open(options(&input, &out).concurrency(3).ordered(true)).unwrap();
     let progress = Arc::new(Progress::new());
     let handle = tokio::spawn(batch.run(backend(&server), Arc::clone(&progress), std::future::pending()));
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    when(|| server.chat_requests().len() >= 3).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     // r0 is still out: r1 and r2 came back, and nothing past the window of 3 was sent.
     assert_eq!(server.chat_requests().len(), 3, "a window of 3 lines while r0 is out");
     assert_eq!(std::fs::read_to_string(&out).unwrap_or_default(), "", "nothing written before r0");

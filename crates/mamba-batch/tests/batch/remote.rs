@@ -9,7 +9,7 @@ use mamba_batch::{state_path, BatchError, Progress, RemoteBatch, RemoteOptions};
 use mamba_mock::{BatchTiming, Match, MockServer, Reply, Script};
 use serde_json::{json, Value};
 
-use crate::support::{chat_line, client, ids, numbered, options, records, write_input};
+use crate::support::{chat_line, client, ids, numbered, options, records, when, write_input};
 
 async fn server(step_ms: u64, line_ms: u64) -> MockServer {
     let script = Script::new().on(Match::contains("please fail"), Reply::status(500));
@@ -96,7 +96,8 @@ async fn an_interrupted_remote_run_follows_the_same_batch() {
     let input = write_input(dir.path(), &numbered(8));
     let out = dir.path().join("out.jsonl");
     let batch = RemoteBatch::open(options(&input, &out), quick_polls()).unwrap();
-    let stop = tokio::time::sleep(Duration::from_millis(100));
+    // Stopped while polling: once the batch exists on the server.
+    let stop = when(|| !server.batch_ids().is_empty());
     let first = batch.run(&client(&server), Arc::new(Progress::new()), stop).await.unwrap();
     assert!(first.interrupted);
     assert!(first.uploaded);

@@ -9,9 +9,9 @@ use std::time::Duration;
 use mamba_batch::{invalid_lines_path, Batch, Progress, Stop};
 use mamba_mock::{Match, MockServer, Reply, Script};
 
-use crate::support::{backend, ids, numbered, options, record, records, run, sorted, write_input};
+use crate::support::{backend, ids, line_count, numbered, options, record, records, run, sorted, when, write_input};
 
-/// A run stopped after 150 ms wrote whole lines only; with a torn line appended (a crash in
+/// A run stopped part way (once 8 lines are written) wrote whole lines only; with a torn line appended (a crash in
 /// the middle of a write), the next run cuts it off, skips what was done, and sends each
 /// remaining line once: 60 requests for 60 lines in all.
 #[tokio::test(flavor = "multi_thread")]
@@ -23,7 +23,7 @@ async fn an_interrupted_run_resumes_where_it_stopped() {
     let out = dir.path().join("out.jsonl");
 
     let batch = Batch::open(options(&input, &out).concurrency(4)).unwrap();
-    let stop = tokio::time::sleep(Duration::from_millis(150));
+    let stop = when(|| line_count(&out) >= 8);
     let first = batch.run(backend(&server), Arc::new(Progress::new()), stop).await.unwrap();
     assert_eq!(first.stopped, Some(Stop::Interrupted));
     assert_eq!(first.exit_code(), 130);

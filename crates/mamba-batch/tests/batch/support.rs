@@ -52,6 +52,21 @@ pub(crate) fn quick_retries(n: u32) -> RetryPolicy {
         .max_backoff(Duration::from_millis(5))
 }
 
+/// Completes once `ready` holds (polled every 5 ms, for 20 s at most): a shutdown, or a
+/// checkpoint, tied to what happened rather than to a time that a loaded machine may miss.
+pub(crate) async fn when(mut ready: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !ready() {
+        assert!(tokio::time::Instant::now() < deadline, "waited 20 s for a condition");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Lines in a file (0 when it does not exist).
+pub(crate) fn line_count(path: &Path) -> usize {
+    std::fs::read_to_string(path).map(|t| t.lines().count()).unwrap_or(0)
+}
+
 /// Opens and runs a batch to its end (a minute at most).
 pub(crate) async fn run(server: &MockServer, options: BatchOptions) -> Result<Summary, BatchError> {
     let batch = Batch::open(options)?;
