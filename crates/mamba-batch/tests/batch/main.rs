@@ -8,6 +8,7 @@
 //! * [`shards`]: the shards of a file cover each line once;
 //! * [`retries`]: 429 pauses the whole run, 5xx is retried, what survives is recorded;
 //! * [`cancel`]: shutdown stops sending and waits for the requests in flight;
+//! * [`limits`]: the cost cap stops a run, a higher cap resumes it;
 //! * [`guard`]: the input is never the output, one run per output (the lock);
 //! * [`remote`]: the server's Files and Batch APIs, and following the same batch again.
 //!
@@ -20,6 +21,7 @@ mod support;
 
 mod cancel;
 mod guard;
+mod limits;
 mod ordering;
 mod remote;
 mod resume;
