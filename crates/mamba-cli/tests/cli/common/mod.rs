@@ -30,6 +30,17 @@ pub async fn run(c: &mut Command) -> Output {
     tokio::time::timeout(Duration::from_secs(60), c.output()).await.expect("mamba-llm did not finish").unwrap()
 }
 
+/// The model cache the CLI reads; none when it is built without its built-in model.
+#[cfg(feature = "local")]
+fn cache_dir() -> Option<PathBuf> {
+    mamba_local::fetch::default_cache_dir()
+}
+
+#[cfg(not(feature = "local"))]
+fn cache_dir() -> Option<PathBuf> {
+    None
+}
+
 /// The built-in model's file name, in the cache and as `pull` leaves it.
 pub const MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 
@@ -40,9 +51,7 @@ pub const MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 #[allow(clippy::print_stderr)]
 pub fn model_file() -> Option<PathBuf> {
     let given = std::env::var_os("MAMBA_MODEL_FILE").filter(|v| !v.is_empty()).map(PathBuf::from);
-    let found = given
-        .or_else(|| mamba_local::fetch::default_cache_dir().map(|c| c.join("models").join(MODEL_FILE)))
-        .filter(|p| p.is_file());
+    let found = given.or_else(|| cache_dir().map(|c| c.join("models").join(MODEL_FILE))).filter(|p| p.is_file());
     if found.is_none() {
         if std::env::var("MAMBA_SKIP_LOCAL_MODEL").is_ok_and(|v| v == "1") {
             eprintln!("SKIPPED: the built-in model file is missing and MAMBA_SKIP_LOCAL_MODEL=1");
