@@ -16,6 +16,8 @@
 //!   line through the same rendering and script as live requests (a rule can make lines
 //!   fail), with progress visible to polling ([`BatchTiming`]), output and error files, and
 //!   cancel.
+//! * [`DownloadServer`], beside the OpenAI mock: files at URL paths (Hugging Face's layout) with
+//!   `Range`, a redirect, a cut-off body, for the tests of model downloads.
 //! * Requests are recorded for assertions ([`MockServer::requests`]): the last 1,000 by
 //!   default, so that a long run does not keep every body it ever saw
 //!   ([`MockServerBuilder::keep_requests`], [`MockServerBuilder::keep_all_requests`]);
@@ -51,6 +53,7 @@
 #![deny(missing_docs)]
 
 mod batches;
+mod download;
 mod embeddings;
 mod render;
 mod script;
@@ -66,6 +69,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use batches::BatchTiming;
+pub use download::{DownloadRequest, DownloadServer, DownloadServerBuilder};
 pub use embeddings::vector_for;
 pub use script::{Match, MockToolCall, MockUsage, Reply, Rule, Script, ScriptError};
 

@@ -45,13 +45,13 @@
 
 #![deny(missing_docs)]
 
+mod chat_answer;
 mod config;
 mod error;
 mod metrics;
 mod request;
-mod response;
+mod responses_answer;
 mod responses_request;
-mod responses_response;
 mod server;
 
 pub use config::{Limits, ServeConfig, MAX_LIMIT};

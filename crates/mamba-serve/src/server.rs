@@ -31,13 +31,13 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::chat_answer::{completion, completion_id, embeddings, models, now_secs, ChunkWriter};
 use crate::config::ServeConfig;
 use crate::error::ApiError;
 use crate::metrics::{ErrorLabels, Metrics, RequestLabels};
 use crate::request::{parse_chat, parse_embeddings};
-use crate::response::{completion, completion_id, embeddings, models, now_secs, ChunkWriter};
+use crate::responses_answer::{new_id, response_object, ResponsesWriter};
 use crate::responses_request::parse_responses;
-use crate::responses_response::{new_id, response_object, ResponsesWriter};
 
 type ResBody = UnsyncBoxBody<Bytes, Infallible>;
 

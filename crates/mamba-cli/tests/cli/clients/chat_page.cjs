@@ -1,5 +1,5 @@
 // The chat page of `mamba-llm serve` in headless Chromium (Debian's), driven by playwright-core.
-// Run by crates/mamba-cli/tests/serve.rs:  node chat_page.cjs BASE_URL
+// Run by crates/mamba-cli/tests/cli/serve.rs:  node chat_page.cjs BASE_URL
 // env PLAYWRIGHT_CORE: the playwright-core package folder; CHROMIUM: the browser binary.
 // The server in front of the mock answers "page answer ..." word by word, streams slowly for
 // "slow", and fails with HTTP 422 for "fail".

@@ -1,8 +1,6 @@
 //! End-to-end tests of `mamba-llm batch` against the mock server, and one live run against
 //! the llama.cpp peer.
 
-#![allow(clippy::unwrap_used)]
-
 use std::collections::HashMap;
 use std::io::Write;
 use std::process::Stdio;
@@ -12,10 +10,8 @@ use mamba_mock::{Match, MockServer, Reply, Rule, Script};
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 
-mod common;
-
-use common::batch::{batch, chat_line, json_out as summary, records, write_input};
-use common::{closed_port, cmd, llamacpp_peer, ran_live, stderr, temp_dir as tmp_dir};
+use crate::common::batch::{batch, chat_line, json_out as summary, records, write_input};
+use crate::common::{closed_port, cmd, llamacpp_peer, ran_live, stderr, temp_dir as tmp_dir};
 
 fn ids(records: &[Value]) -> Vec<String> {
     records.iter().map(|r| r["custom_id"].as_str().unwrap().to_owned()).collect()

@@ -1,4 +1,4 @@
-//! What the `mamba-llm batch` test binaries (local and `--remote` runs) share: input lines, and
+//! What the `mamba-llm batch` suites (local and `--remote` runs) share: input lines, and
 //! running the command.
 
 use std::path::{Path, PathBuf};

@@ -1,8 +1,6 @@
 //! End-to-end tests of `mamba-llm batch --remote` and `batch status|cancel` against the Batch
 //! API of `mamba-mock`.
 
-#![allow(clippy::unwrap_used)]
-
 use std::io::Write;
 use std::process::Stdio;
 use std::time::Duration;
@@ -12,10 +10,8 @@ use mamba_mock::{BatchTiming, Match, MockServer, Reply, Script};
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 
-mod common;
-
-use common::batch::{batch, chat_line, json_out, records, write_input};
-use common::{cmd, stderr, temp_dir};
+use crate::common::batch::{batch, chat_line, json_out, records, write_input};
+use crate::common::{cmd, stderr, temp_dir};
 
 fn client(server: &MockServer) -> OpenAICompatibleBackend {
     OpenAICompatibleBackend::builder("m").base_url(server.base_url()).retry_policy(RetryPolicy::none()).build().unwrap()

@@ -1,8 +1,6 @@
 //! `mamba-llm serve` end to end: the binary in front of mock upstreams (and the built-in
 //! model), asked through this library and curl, stopped with SIGTERM.
 
-#![allow(clippy::unwrap_used)]
-
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -12,19 +10,15 @@ use mamba_mock::{MockServer, Reply, Script};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-#[path = "serve/hostile.rs"]
+#[path = "hostile/serve.rs"]
 mod hostile;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mamba-llm");
+use crate::common::{model_file, BIN};
 
+/// The binary sealed off from the machine (`common::cmd`), its log on a pipe.
 fn cmd() -> Command {
-    let mut c = Command::new(BIN);
-    for var in
-        ["MAMBA_API_KEY", "OPENAI_API_KEY", "MAMBA_MODEL", "MAMBA_MODEL_FILE", "HTTP_PROXY", "http_proxy", "ALL_PROXY"]
-    {
-        c.env_remove(var);
-    }
-    c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).kill_on_drop(true);
+    let mut c = crate::common::cmd();
+    c.stdout(Stdio::null()).stderr(Stdio::piped());
     c
 }
 
@@ -215,24 +209,6 @@ async fn bad_flags_are_usage_errors() {
 
 /// The real model file, or None when `MAMBA_SKIP_LOCAL_MODEL=1` (else a failure).
 #[allow(clippy::print_stderr)]
-fn model_file() -> Option<PathBuf> {
-    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
-    let cache = var("MAMBA_CACHE_DIR")
-        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("mamba")))
-        .or_else(|| var("HOME").map(|d| d.join(".cache").join("mamba")));
-    let found = var("MAMBA_MODEL_FILE")
-        .or_else(|| cache.map(|c| c.join("models").join("SmolLM2-135M-Instruct.Q4_1.gguf")))
-        .filter(|p| p.is_file());
-    if found.is_none() {
-        if std::env::var("MAMBA_SKIP_LOCAL_MODEL").is_ok_and(|v| v == "1") {
-            eprintln!("SKIPPED: the built-in model file is missing and MAMBA_SKIP_LOCAL_MODEL=1");
-            return None;
-        }
-        panic!("the built-in model file is missing: run scripts/fetch-model.sh, or set MAMBA_SKIP_LOCAL_MODEL=1");
-    }
-    found
-}
-
 #[tokio::test]
 async fn serves_the_built_in_model() {
     let Some(file) = model_file() else { return };
@@ -290,7 +266,7 @@ fn spec_yaml() -> PathBuf {
 }
 
 fn clients_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/cli/clients")
 }
 
 #[tokio::test]

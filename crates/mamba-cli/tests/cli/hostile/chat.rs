@@ -7,8 +7,8 @@ use std::time::Duration;
 use mamba_mock::MockServer;
 use tokio::io::AsyncWriteExt;
 
-use super::common::{cmd, stderr, temp_dir};
 use super::{run, stdout};
+use crate::common::{cmd, stderr, temp_dir};
 
 /// A port out of range (or any URL that does not parse exactly) is a config error (exit 2)
 /// before any connection: before the fix `:99999` became port 80 and the key went there.

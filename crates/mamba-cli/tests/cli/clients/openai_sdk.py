@@ -1,7 +1,7 @@
 """The official OpenAI Python SDK against `mamba-llm serve`, every answer checked against the
 OpenAI OpenAPI spec with openapi-core.
 
-Run by crates/mamba-cli/tests/serve.rs with the serve venv's python:
+Run by crates/mamba-cli/tests/cli/serve.rs with the serve venv's python:
   openai_sdk.py SPEC_YAML MOCK_GATEWAY_URL KEY [TOOLS_GATEWAY_URL]
 MOCK_GATEWAY_URL serves `mock-model` (key KEY, one slot, no queue; "slow" answers take 1.5 s).
 TOOLS_GATEWAY_URL, when given, serves a tools-capable llama.cpp. Prints one line per check.

@@ -8,8 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use mamba_backends::{message::ReasoningItem, FinishReason, ModelResponse, StreamChunk, Usage};
 use serde_json::{json, Value};
 
+use crate::chat_answer::now_secs;
 use crate::error::ApiError;
-use crate::response::now_secs;
 use crate::responses_request::Echo;
 
 /// A fresh id with this prefix (`resp`, `msg`, `fc`, `rs`, `call`), unique within the process.

@@ -1,6 +1,7 @@
-//! Writing answers in OpenAI's wire shapes: `chat.completion`, `chat.completion.chunk` events,
-//! the models list and embeddings. Pure: the library's types in, JSON out. Strict: only the
-//! values the OpenAI spec allows.
+//! Writing the Chat Completions API's answers in OpenAI's wire shapes: `chat.completion`,
+//! `chat.completion.chunk` events, and the plain answers beside them (the models list,
+//! embeddings). The Responses API's answers are in `responses_answer.rs`. Pure: the library's
+//! types in, JSON out. Strict: only the values the OpenAI spec allows.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -3,8 +3,6 @@
 //! migration, a locked or damaged database), templates, attachments, completions and the man
 //! page. Every run gets its own HOME, MAMBA_CONFIG and MAMBA_DATA_DIR.
 
-#![allow(clippy::unwrap_used)]
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Output, Stdio};
@@ -18,9 +16,7 @@ use tokio::process::Command;
 
 const KEY: &str = "sk-daily-SECRET-4f9a2c";
 
-mod common;
-
-use common::stderr;
+use crate::common::{run, stderr, stdout};
 
 /// A sandbox: its own home, config file and data folder.
 struct Home {
@@ -65,7 +61,7 @@ impl Home {
     /// The binary with common's clean environment, pointed at this sandbox (its home, config,
     /// data and cache) and with no editor of the user's.
     fn cmd(&self) -> Command {
-        let mut c = common::cmd();
+        let mut c = crate::common::cmd();
         c.env_remove("VISUAL").env_remove("EDITOR");
         c.env("HOME", &self.dir).env("MAMBA_CONFIG", self.config()).env("MAMBA_DATA_DIR", self.data());
         c.env("MAMBA_CACHE_DIR", self.dir.join("cache"));
@@ -98,14 +94,6 @@ impl Drop for Home {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-async fn run(c: &mut Command) -> Output {
-    tokio::time::timeout(Duration::from_secs(60), c.output()).await.expect("mamba-llm did not finish").unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 fn body(server: &MockServer, i: usize) -> Value {

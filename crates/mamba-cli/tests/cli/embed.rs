@@ -1,7 +1,5 @@
 //! End-to-end tests of `mamba-llm embed` against the mock server.
 
-#![allow(clippy::unwrap_used)]
-
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
@@ -13,23 +11,13 @@ use tokio::process::Command;
 #[path = "hostile/embed.rs"]
 mod hostile;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mamba-llm");
+use crate::common::run;
 
+/// `mamba-llm embed` against `server`, sealed off from the machine (`common::cmd`), no retries.
 fn cmd(server: &MockServer) -> Command {
-    let mut c = Command::new(BIN);
-    for var in ["MAMBA_BASE_URL", "OPENAI_BASE_URL", "MAMBA_API_KEY", "OPENAI_API_KEY", "MAMBA_MODEL", "NO_COLOR"] {
-        c.env_remove(var);
-    }
+    let mut c = crate::common::cmd();
     c.arg("embed").arg("--base-url").arg(server.base_url()).arg("--retries").arg("0");
-    // No config file: the real one must not change what the tests see.
-    c.env("MAMBA_CONFIG", "/nonexistent/mamba-test-config.toml").env_remove("MAMBA_ENDPOINT");
-    c.stdin(Stdio::null());
-    c.kill_on_drop(true);
     c
-}
-
-async fn run(c: &mut Command) -> Output {
-    tokio::time::timeout(Duration::from_secs(60), c.output()).await.expect("mamba-llm did not finish").unwrap()
 }
 
 fn lines(o: &Output) -> Vec<Value> {

@@ -1,11 +1,13 @@
-//! What the CLI's end-to-end test binaries share: the binary, and how it is run sealed off
-//! from the machine (no inherited keys, URLs, proxies, config or home).
+//! What the CLI's end-to-end suites share: the binary, how it is run sealed off from the
+//! machine (no inherited keys, URLs, proxies, config or home), its output, temporary folders,
+//! and the built-in model's file.
 
-#![allow(dead_code, unreachable_pub)] // each test binary uses a part
+#![allow(unreachable_pub)]
 
 use std::path::PathBuf;
 use std::process::{Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use tokio::process::Command;
 
@@ -16,6 +18,51 @@ pub mod batch;
 /// A finished command's standard error, as text.
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A finished command's standard output, as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Runs `c` to its end (one minute at most).
+pub async fn run(c: &mut Command) -> Output {
+    tokio::time::timeout(Duration::from_secs(60), c.output()).await.expect("mamba-llm did not finish").unwrap()
+}
+
+/// The model cache the CLI reads; none when it is built without its built-in model.
+#[cfg(feature = "local")]
+fn cache_dir() -> Option<PathBuf> {
+    mamba_local::fetch::default_cache_dir()
+}
+
+#[cfg(not(feature = "local"))]
+fn cache_dir() -> Option<PathBuf> {
+    None
+}
+
+/// The built-in model's file name, in the cache and as `pull` leaves it.
+pub const MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+/// The real model file: `MAMBA_MODEL_FILE`, else the cache the library reads
+/// (`mamba_local::fetch::default_cache_dir`: `MAMBA_CACHE_DIR`, `$XDG_CACHE_HOME/mamba`,
+/// `~/.cache/mamba`), where `scripts/fetch-model.sh` puts it. Missing: a failure, unless
+/// `MAMBA_SKIP_LOCAL_MODEL=1` asks to skip (said on stderr).
+#[allow(clippy::print_stderr)]
+pub fn model_file() -> Option<PathBuf> {
+    let given = std::env::var_os("MAMBA_MODEL_FILE").filter(|v| !v.is_empty()).map(PathBuf::from);
+    let found = given.or_else(|| cache_dir().map(|c| c.join("models").join(MODEL_FILE))).filter(|p| p.is_file());
+    if found.is_none() {
+        if std::env::var("MAMBA_SKIP_LOCAL_MODEL").is_ok_and(|v| v == "1") {
+            eprintln!("SKIPPED: the built-in model file is missing and MAMBA_SKIP_LOCAL_MODEL=1");
+            return None;
+        }
+        panic!(
+            "the built-in model file is missing: run scripts/fetch-model.sh (or set MAMBA_MODEL_FILE), \
+             or set MAMBA_SKIP_LOCAL_MODEL=1 to skip the tests that need it"
+        );
+    }
+    found
 }
 
 /// A port nothing listens on.
