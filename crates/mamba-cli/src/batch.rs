@@ -8,13 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressStyle};
 use mamba_backends::{BackendPool, ModelBackend, RetryPolicy};
 use mamba_batch::{Batch, BatchError, BatchOptions, Input, Plan, Progress, Shard, Stop, Summary};
 
-use crate::args::ConnArgs;
-use crate::connect::{connect_tuned, seconds_arg};
-use crate::output::{line, note, CliError};
+use crate::connect::connect_tuned;
+use crate::error::CliError;
+use crate::print::{line, note};
+use crate::settings::{seconds, Server};
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
@@ -105,22 +106,22 @@ fn no_retries(
     builder.retry_policy(RetryPolicy::none())
 }
 
-/// The connection flags of a batch command, for one server (`url`, else the preset's).
-pub(crate) fn conn_args(args: &BatchArgs, url: Option<&String>) -> ConnArgs {
-    ConnArgs {
+/// The server settings of a batch command, for one server (`url`, else the preset's); no
+/// `[defaults.NAME]` section applies.
+pub(crate) fn server(args: &BatchArgs, url: Option<&String>) -> Server {
+    Server {
         model: Some(args.model.clone().unwrap_or_else(|| "batch".into())),
         preset: args.preset.clone(),
         base_url: url.cloned(),
         api_key_env: args.api_key_env.clone(),
         timeout: args.timeout,
-        json: args.json,
-        ..ConnArgs::default()
+        ..Server::default()
     }
 }
 
 /// One backend, or a pool of the `--base-url` replicas. Retries are the run's own.
 async fn backend(args: &BatchArgs) -> Result<Arc<dyn ModelBackend>, CliError> {
-    let conn = |url: Option<&String>| conn_args(args, url);
+    let conn = |url: Option<&String>| server(args, url);
     if args.base_url.len() <= 1 {
         let c = connect_tuned(&conn(args.base_url.first()), no_retries).await?;
         return Ok(Arc::new(c.backend));
@@ -147,7 +148,7 @@ pub(crate) fn options(args: &BatchArgs) -> Result<BatchOptions, CliError> {
         return Err(CliError::Usage("--max-cost must be a number of USD, 0 or more".into()));
     }
     if let Some(t) = args.timeout {
-        seconds_arg("--timeout", t)?;
+        seconds("--timeout", t)?;
     }
     let (input, output) = files(args)?;
     Ok(BatchOptions::new(Input::parse(input), output)
@@ -174,7 +175,7 @@ pub(crate) async fn run(mut args: BatchArgs) -> Result<(), CliError> {
         Ok(batch) => batch,
         Err(BatchError::Invalid { errors, count }) => return Err(invalid(&args, &errors, count, "sent")),
         Err(e @ (BatchError::Refused(_) | BatchError::Locked { .. })) => return Err(CliError::Usage(e.to_string())),
-        Err(e) => return Err(CliError::Failed("io", e.to_string())),
+        Err(e) => return Err(CliError::Io(e.to_string())),
     };
     report_repairs(batch.plan(), files(&args)?.1, args.dry_run);
     if args.dry_run {
@@ -189,7 +190,25 @@ pub(crate) async fn run(mut args: BatchArgs) -> Result<(), CliError> {
     let progress = Arc::new(Progress::new());
     let total = batch.plan().to_send;
     let finished = Arc::new(AtomicBool::new(false));
-    let drawer = tokio::spawn(draw(Arc::clone(&progress), total, args.quiet, Arc::clone(&finished)));
+    // A bar on a terminal; otherwise a line every 10 s.
+    let drawer = tokio::spawn(draw(
+        Arc::clone(&progress),
+        args.quiet,
+        Arc::clone(&finished),
+        "[{bar:30}] {pos}/{len} {msg} ETA {eta}",
+        Duration::from_secs(10),
+        move |progress, elapsed| {
+            let s = progress.snapshot();
+            let secs = elapsed.as_secs_f64().max(1e-3);
+            let message = format!(
+                "{:.1} req/s, {:.0} tok/s, {} failed",
+                s.done() as f64 / secs,
+                (s.input_tokens + s.output_tokens) as f64 / secs,
+                s.failed
+            );
+            Reading { done: s.done(), total, message, changed: false }
+        },
+    ));
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
         note(
@@ -203,7 +222,7 @@ pub(crate) async fn run(mut args: BatchArgs) -> Result<(), CliError> {
     let result = batch.run(backend, progress, shutdown).await;
     finished.store(true, Ordering::Relaxed);
     let _ = drawer.await;
-    let summary = result.map_err(|e| CliError::Failed("io", e.to_string()))?;
+    let summary = result.map_err(|e| CliError::Io(e.to_string()))?;
     if summary.capped_waits > 0 {
         // Said even with --quiet: the server's rate-limit signals are not to be trusted.
         note(&format!(
@@ -329,45 +348,65 @@ pub(crate) fn print_plan(plan: &Plan, json: bool) -> Result<(), CliError> {
     Ok(())
 }
 
-/// A bar on a terminal; otherwise a line every 10 s (nothing with --quiet).
-async fn draw(progress: Arc<Progress>, total: u64, quiet: bool, finished: Arc<AtomicBool>) {
+/// What a progress display shows at one tick.
+pub(crate) struct Reading {
+    /// Requests done.
+    pub(crate) done: u64,
+    /// Requests in all.
+    pub(crate) total: u64,
+    /// After the counts: rates, failures, the server's status.
+    pub(crate) message: String,
+    /// Something worth a line without a terminal changed (the remote batch's status).
+    pub(crate) changed: bool,
+}
+
+/// Shows a batch's progress until `finished`, reading it every 200 ms with `read` (given the
+/// time since the start): a bar drawn with `template` on a terminal; otherwise a line
+/// `mamba-llm: batch: DONE/TOTAL done, MESSAGE` when the reading says something changed and
+/// every `every`. Nothing with `quiet`.
+pub(crate) async fn draw(
+    progress: Arc<Progress>,
+    quiet: bool,
+    finished: Arc<AtomicBool>,
+    template: &str,
+    every: Duration,
+    mut read: impl FnMut(&Progress, Duration) -> Reading,
+) {
     if quiet {
         return;
     }
-    let terminal = std::io::stderr().is_terminal();
-    let bar = if terminal {
-        let bar = ProgressBar::new(total);
-        let style = ProgressStyle::with_template("[{bar:30}] {pos}/{len} {msg} ETA {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
-        bar.set_style(style);
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template(template)
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
         bar
-    } else {
-        ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden())
-    };
+    });
     let start = tokio::time::Instant::now();
     let mut last_line = start;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     loop {
         tick.tick().await;
         if finished.load(Ordering::Relaxed) {
-            bar.finish_and_clear();
+            if let Some(bar) = &bar {
+                bar.finish_and_clear();
+            }
             return;
         }
-        let s = progress.snapshot();
-        let secs = start.elapsed().as_secs_f64().max(1e-3);
-        let message = format!(
-            "{:.1} req/s, {:.0} tok/s, {} failed",
-            s.done() as f64 / secs,
-            (s.input_tokens + s.output_tokens) as f64 / secs,
-            s.failed
-        );
-        if terminal {
-            bar.set_position(s.done());
-            bar.set_message(message);
-        } else if last_line.elapsed() >= Duration::from_secs(10) {
-            last_line = tokio::time::Instant::now();
-            note(&format!("mamba-llm: batch: {}/{} done, {message}", s.done(), total));
+        let r = read(&progress, start.elapsed());
+        match &bar {
+            Some(bar) => {
+                bar.set_length(r.total);
+                bar.set_position(r.done);
+                bar.set_message(r.message);
+            }
+            None if r.changed || last_line.elapsed() >= every => {
+                last_line = tokio::time::Instant::now();
+                note(&format!("mamba-llm: batch: {}/{} done, {}", r.done, r.total, r.message));
+            }
+            None => {}
         }
     }
 }

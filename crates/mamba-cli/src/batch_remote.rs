@@ -3,20 +3,20 @@
 //! connects, draws progress and prints.
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 use mamba_backends::{BatchJob, OpenAICompatibleBackend, Preset};
 use mamba_batch::{BatchError, Progress, RemoteBatch, RemoteOptions, RemoteSummary};
 use serde_json::{json, Value};
 
-use crate::batch::{conn_args, files, invalid, options, print_plan, BatchArgs};
-use crate::connect::{connect_tuned, seconds_arg};
-use crate::output::{line, note, CliError};
+use crate::batch::{draw, files, invalid, options, print_plan, server, BatchArgs, Reading};
+use crate::connect::connect_tuned;
+use crate::error::CliError;
+use crate::print::{line, note};
+use crate::settings::seconds;
 
 /// `batch status ID`, `batch cancel ID`.
 #[derive(Debug, Subcommand)]
@@ -58,7 +58,7 @@ async fn connect(args: &BatchArgs) -> Result<OpenAICompatibleBackend, CliError> 
             "--remote and batch status|cancel take one --base-url (one server runs the batch)".into(),
         ));
     }
-    let backend = connect_tuned(&conn_args(args, args.base_url.first()), |b| b).await?.backend;
+    let backend = connect_tuned(&server(args, args.base_url.first()), |b| b).await?.backend;
     check_preset(backend.preset())?;
     Ok(backend)
 }
@@ -78,7 +78,7 @@ fn refuse_local_flags(args: &BatchArgs) -> Result<(), CliError> {
         )));
     }
     if let Some(p) = args.poll_interval {
-        seconds_arg("--poll-interval", p)?;
+        seconds("--poll-interval", p)?;
     }
     Ok(())
 }
@@ -102,7 +102,7 @@ fn failed(e: BatchError) -> CliError {
         BatchError::Refused(reason) => CliError::Usage(reason),
         e @ BatchError::Locked { .. } => CliError::Usage(e.to_string()),
         BatchError::Remote(e) => CliError::Backend(e),
-        other => CliError::Failed("io", other.to_string()),
+        other => CliError::Io(other.to_string()),
     }
 }
 
@@ -117,7 +117,7 @@ pub(crate) async fn run(args: &BatchArgs) -> Result<(), CliError> {
     }
     let mut remote = RemoteOptions::new().metadata(metadata(args)?);
     if let Some(p) = args.poll_interval {
-        let first = seconds_arg("--poll-interval", p)?;
+        let first = seconds("--poll-interval", p)?;
         remote = remote.poll_interval(first, Duration::from_secs(30).max(first));
     }
     let batch = match RemoteBatch::open(options(args)?, remote) {
@@ -168,7 +168,24 @@ pub(crate) async fn run(args: &BatchArgs) -> Result<(), CliError> {
     }
     let progress = Arc::new(Progress::new());
     let finished = Arc::new(AtomicBool::new(false));
-    let drawer = tokio::spawn(draw(Arc::clone(&progress), args.quiet || args.json, Arc::clone(&finished)));
+    // A bar on a terminal (done/total, failures, the server's status); otherwise a line when
+    // the status changes, and every 30 s (nothing with --quiet or --json).
+    let mut last_status = String::new();
+    let drawer = tokio::spawn(draw(
+        Arc::clone(&progress),
+        args.quiet || args.json,
+        Arc::clone(&finished),
+        "[{bar:30}] {pos}/{len} {msg} {elapsed}",
+        Duration::from_secs(30),
+        move |progress, _| {
+            let s = progress.snapshot();
+            let status = progress.status();
+            let changed = status != last_status;
+            let message = format!("{status}, {} failed", s.failed);
+            last_status = status;
+            Reading { done: s.succeeded + s.failed, total: s.to_send, message, changed }
+        },
+    ));
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -214,52 +231,6 @@ fn summary_line(s: &RemoteSummary, output: &str) -> String {
         text.push_str(&format!("\nmamba-llm: batch error: {e}"));
     }
     text
-}
-
-/// A bar on a terminal (done/total, failures, the server's status); otherwise a line when
-/// the status changes, and every 30 s (nothing with --quiet or --json).
-async fn draw(progress: Arc<Progress>, quiet: bool, finished: Arc<AtomicBool>) {
-    if quiet {
-        return;
-    }
-    let terminal = std::io::stderr().is_terminal();
-    let bar = terminal.then(|| {
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template("[{bar:30}] {pos}/{len} {msg} {elapsed}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        bar
-    });
-    let mut last_status = String::new();
-    let mut last_line = tokio::time::Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
-    loop {
-        tick.tick().await;
-        if finished.load(Ordering::Relaxed) {
-            if let Some(bar) = &bar {
-                bar.finish_and_clear();
-            }
-            return;
-        }
-        let s = progress.snapshot();
-        let status = progress.status();
-        let message = format!("{status}, {} failed", s.failed);
-        match &bar {
-            Some(bar) => {
-                bar.set_length(s.to_send);
-                bar.set_position(s.succeeded + s.failed);
-                bar.set_message(message);
-            }
-            None if status != last_status || last_line.elapsed() >= Duration::from_secs(30) => {
-                last_line = tokio::time::Instant::now();
-                note(&format!("mamba-llm: batch: {}/{} done, {message}", s.succeeded + s.failed, s.to_send));
-            }
-            None => {}
-        }
-        last_status = status;
-    }
 }
 
 /// `batch status ID`, `batch cancel ID`.

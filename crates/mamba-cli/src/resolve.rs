@@ -3,9 +3,9 @@
 
 use secrecy::SecretString;
 
-use crate::args::ConnArgs;
 use crate::config::{CommandDefaults, Config, Endpoint};
-use crate::output::CliError;
+use crate::error::CliError;
+use crate::settings::{Section, Server};
 
 /// Where environment variables come from: the process, or a map in tests.
 pub(crate) trait Env {
@@ -18,7 +18,7 @@ pub(crate) struct ProcessEnv;
 
 impl Env for ProcessEnv {
     fn var(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+        crate::settings::env(name)
     }
 }
 
@@ -33,7 +33,7 @@ pub(crate) struct SavedKeys;
 
 impl KeyStore for SavedKeys {
     fn key(&self, name: &str) -> Result<SecretString, CliError> {
-        crate::keys::get(name)
+        crate::keys::get(name).map_err(CliError::from)
     }
 }
 
@@ -79,14 +79,14 @@ fn endpoint_key(
     Ok(None)
 }
 
-/// Resolves `conn` against `config`, `env` and `keys`.
+/// Resolves the server flags `conn` against `config`, `env` and `keys`.
 pub(crate) fn resolve(
-    conn: &ConnArgs,
+    conn: &Server,
     config: &Config,
     env: &dyn Env,
     keys: &dyn KeyStore,
 ) -> Result<Resolved, CliError> {
-    let defaults: CommandDefaults = config.command(conn.command);
+    let defaults: CommandDefaults = config.command(conn.section.map(Section::name));
     let env_url = env.var("MAMBA_BASE_URL").or_else(|| env.var("OPENAI_BASE_URL"));
     let flag_names_server = conn.base_url.is_some() || conn.preset.is_some();
 
@@ -245,7 +245,7 @@ endpoint = "home"
         crate::config::parse(Path::new("c.toml"), CONFIG).expect("parses")
     }
 
-    fn run(conn: ConnArgs, env: &[(&'static str, &'static str)]) -> Resolved {
+    fn run(conn: Server, env: &[(&'static str, &'static str)]) -> Resolved {
         resolve(&conn, &config(), &MapEnv(env.iter().copied().collect()), &Keys).expect("resolves")
     }
 
@@ -255,7 +255,7 @@ endpoint = "home"
 
     #[test]
     fn config_alone_gives_the_default_endpoint() {
-        let r = run(ConnArgs::default(), &[]);
+        let r = run(Server::default(), &[]);
         assert_eq!(r.endpoint.as_deref(), Some("work"));
         assert_eq!(r.base_url.as_deref(), Some("http://work/v1"));
         assert_eq!(r.model.as_deref(), Some("w-model"));
@@ -266,15 +266,15 @@ endpoint = "home"
 
     #[test]
     fn environment_beats_config() {
-        let r = run(ConnArgs::default(), &[("MAMBA_MODEL", "env-model"), ("MAMBA_API_KEY", "sk-env")]);
+        let r = run(Server::default(), &[("MAMBA_MODEL", "env-model"), ("MAMBA_API_KEY", "sk-env")]);
         assert_eq!(r.base_url.as_deref(), Some("http://work/v1"));
         assert_eq!(r.model.as_deref(), Some("env-model"));
         assert_eq!(key(&r), Some("sk-env"));
         // A server named by the environment: the default endpoint (and its key) is not used.
-        let r = run(ConnArgs::default(), &[("MAMBA_BASE_URL", "http://env/v1")]);
+        let r = run(Server::default(), &[("MAMBA_BASE_URL", "http://env/v1")]);
         assert_eq!(r.base_url.as_deref(), Some("http://env/v1"));
         assert!(r.endpoint.is_none() && r.key.is_none() && r.headers.is_empty());
-        let r = run(ConnArgs::default(), &[("MAMBA_ENDPOINT", "home")]);
+        let r = run(Server::default(), &[("MAMBA_ENDPOINT", "home")]);
         assert_eq!(
             (r.preset.as_deref(), r.model.as_deref(), key(&r)),
             (Some("ollama"), Some("llama3.2:3b"), Some("sk-home"))
@@ -283,16 +283,16 @@ endpoint = "home"
 
     #[test]
     fn flags_beat_environment_and_config() {
-        let conn = ConnArgs { model: Some("flag-model".into()), timeout: Some(1.5), ..ConnArgs::default() };
+        let conn = Server { model: Some("flag-model".into()), timeout: Some(1.5), ..Server::default() };
         let r = run(conn, &[("MAMBA_MODEL", "env-model")]);
         assert_eq!(r.model.as_deref(), Some("flag-model"));
         assert_eq!(r.timeout, Some(1.5));
-        let conn = ConnArgs { base_url: Some("http://flag/v1".into()), ..ConnArgs::default() };
+        let conn = Server { base_url: Some("http://flag/v1".into()), ..Server::default() };
         let r = run(conn, &[("MAMBA_BASE_URL", "http://env/v1")]);
         assert_eq!(r.base_url.as_deref(), Some("http://flag/v1"));
         assert!(r.key.is_none(), "the default endpoint's key went to a server named by a flag");
         // -e is a flag: above the environment, below the explicit flags.
-        let conn = ConnArgs { endpoint: Some("home".into()), ..ConnArgs::default() };
+        let conn = Server { endpoint: Some("home".into()), ..Server::default() };
         let r = run(
             conn,
             &[("MAMBA_BASE_URL", "http://env/v1"), ("MAMBA_MODEL", "env-model"), ("MAMBA_API_KEY", "sk-env")],
@@ -301,12 +301,12 @@ endpoint = "home"
         assert_eq!(r.model.as_deref(), Some("llama3.2:3b"));
         assert_eq!(key(&r), Some("sk-home"));
         assert_eq!(r.retries, Some(1));
-        let conn = ConnArgs {
+        let conn = Server {
             endpoint: Some("work".into()),
             model: Some("m".into()),
             base_url: Some("http://x/v1".into()),
             api_key_env: Some("K".into()),
-            ..ConnArgs::default()
+            ..Server::default()
         };
         let r = run(conn, &[("K", "sk-flag")]);
         assert_eq!(
@@ -317,27 +317,27 @@ endpoint = "home"
 
     #[test]
     fn command_defaults_and_builtins() {
-        let chat = ConnArgs { command: Some("chat"), base_url: Some("http://flag/v1".into()), ..ConnArgs::default() };
+        let chat =
+            Server { section: Some(Section::Chat), base_url: Some("http://flag/v1".into()), ..Server::default() };
         let r = run(chat, &[]);
         assert_eq!(r.model.as_deref(), Some("chat-default"));
         assert_eq!((r.timeout, r.retries), (Some(3.0), Some(4)));
-        let embed = ConnArgs { command: Some("embed"), ..ConnArgs::default() };
+        let embed = Server { section: Some(Section::Embed), ..Server::default() };
         assert_eq!(run(embed, &[]).endpoint.as_deref(), Some("home"));
-        let empty =
-            resolve(&ConnArgs::default(), &Config::default(), &MapEnv(HashMap::new()), &Keys).expect("resolves");
+        let empty = resolve(&Server::default(), &Config::default(), &MapEnv(HashMap::new()), &Keys).expect("resolves");
         assert!(empty.base_url.is_none() && empty.preset.is_none() && empty.model.is_none() && empty.key.is_none());
         assert!(empty.timeout.is_none() && empty.retries.is_none());
     }
 
     #[test]
     fn errors() {
-        let conn = ConnArgs { endpoint: Some("nope".into()), ..ConnArgs::default() };
+        let conn = Server { endpoint: Some("nope".into()), ..Server::default() };
         let e = resolve(&conn, &config(), &MapEnv(HashMap::new()), &Keys).expect_err("unknown endpoint");
         assert!(matches!(&e, CliError::Usage(m) if m.contains("known endpoints: home, plain, work")), "{e:?}");
-        let conn = ConnArgs { endpoint: Some("plain".into()), ..ConnArgs::default() };
+        let conn = Server { endpoint: Some("plain".into()), ..Server::default() };
         let e = resolve(&conn, &config(), &MapEnv(HashMap::new()), &Keys).expect_err("unset key variable");
         assert!(matches!(&e, CliError::Usage(m) if m.contains("PLAIN_KEY is not set")), "{e:?}");
-        let r = run(ConnArgs { endpoint: Some("plain".into()), ..ConnArgs::default() }, &[("PLAIN_KEY", "sk-plain")]);
+        let r = run(Server { endpoint: Some("plain".into()), ..Server::default() }, &[("PLAIN_KEY", "sk-plain")]);
         assert_eq!(key(&r), Some("sk-plain"));
     }
 }
