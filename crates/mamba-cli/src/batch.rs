@@ -100,6 +100,76 @@ pub(crate) struct BatchArgs {
     pub(crate) quiet: bool,
 }
 
+/// What `batch` does with the server's Batch API instead of running a file.
+#[derive(Debug)]
+pub(crate) enum Action {
+    /// `batch status ID`.
+    Status(String),
+    /// `batch cancel ID`.
+    Cancel(String),
+}
+
+/// `batch`'s settings, from its flags (the same names; see [`BatchArgs`] for each).
+#[derive(Debug)]
+pub(crate) struct BatchSettings {
+    pub(crate) action: Option<Action>,
+    pub(crate) input: Option<String>,
+    pub(crate) output: Option<PathBuf>,
+    pub(crate) remote: bool,
+    pub(crate) poll_interval: Option<f64>,
+    pub(crate) metadata: Vec<String>,
+    pub(crate) model: Option<String>,
+    pub(crate) preset: Option<String>,
+    pub(crate) base_url: Vec<String>,
+    pub(crate) api_key_env: Option<String>,
+    pub(crate) timeout: Option<f64>,
+    pub(crate) concurrency: Option<usize>,
+    pub(crate) rpm: Option<u32>,
+    pub(crate) tpm: Option<u64>,
+    pub(crate) max_cost: Option<f64>,
+    pub(crate) dry_run: bool,
+    pub(crate) ordered: bool,
+    pub(crate) shard: Option<String>,
+    pub(crate) retries: u32,
+    pub(crate) no_retry_failed: bool,
+    pub(crate) json: bool,
+    pub(crate) quiet: bool,
+}
+
+impl BatchSettings {
+    /// `batch`'s flags as settings.
+    pub(crate) fn from_flags(args: BatchArgs) -> BatchSettings {
+        use crate::batch_remote::BatchCommand;
+        BatchSettings {
+            action: args.command.map(|c| match c {
+                BatchCommand::Status(a) => Action::Status(a.id),
+                BatchCommand::Cancel(a) => Action::Cancel(a.id),
+            }),
+            input: args.input,
+            output: args.output,
+            remote: args.remote,
+            poll_interval: args.poll_interval,
+            metadata: args.metadata,
+            model: args.model,
+            preset: args.preset,
+            base_url: args.base_url,
+            api_key_env: args.api_key_env,
+            timeout: args.timeout,
+            concurrency: args.concurrency,
+            rpm: args.rpm,
+            tpm: args.tpm,
+            max_cost: args.max_cost,
+            dry_run: args.dry_run,
+            ordered: args.ordered,
+            shard: args.shard,
+            retries: args.retries,
+            no_retry_failed: args.no_retry_failed,
+            json: args.json,
+            quiet: args.quiet,
+        }
+    }
+}
+
 fn no_retries(
     builder: mamba_backends::OpenAICompatibleBackendBuilder,
 ) -> mamba_backends::OpenAICompatibleBackendBuilder {
@@ -108,7 +178,7 @@ fn no_retries(
 
 /// The server settings of a batch command, for one server (`url`, else the preset's); no
 /// `[defaults.NAME]` section applies.
-pub(crate) fn server(args: &BatchArgs, url: Option<&String>) -> Server {
+pub(crate) fn server(args: &BatchSettings, url: Option<&String>) -> Server {
     Server {
         model: Some(args.model.clone().unwrap_or_else(|| "batch".into())),
         preset: args.preset.clone(),
@@ -120,7 +190,7 @@ pub(crate) fn server(args: &BatchArgs, url: Option<&String>) -> Server {
 }
 
 /// One backend, or a pool of the `--base-url` replicas. Retries are the run's own.
-async fn backend(args: &BatchArgs) -> Result<Arc<dyn ModelBackend>, CliError> {
+async fn backend(args: &BatchSettings) -> Result<Arc<dyn ModelBackend>, CliError> {
     let conn = |url: Option<&String>| server(args, url);
     if args.base_url.len() <= 1 {
         let c = connect_tuned(&conn(args.base_url.first()), no_retries).await?;
@@ -135,14 +205,14 @@ async fn backend(args: &BatchArgs) -> Result<Arc<dyn ModelBackend>, CliError> {
 }
 
 /// The input and output (clap requires both unless a subcommand is given).
-pub(crate) fn files(args: &BatchArgs) -> Result<(&str, &PathBuf), CliError> {
+pub(crate) fn files(args: &BatchSettings) -> Result<(&str, &PathBuf), CliError> {
     match (&args.input, &args.output) {
         (Some(input), Some(output)) => Ok((input, output)),
         _ => Err(CliError::Usage("batch needs INPUT and -o OUTPUT".into())),
     }
 }
 
-pub(crate) fn options(args: &BatchArgs) -> Result<BatchOptions, CliError> {
+pub(crate) fn options(args: &BatchSettings) -> Result<BatchOptions, CliError> {
     let shard = args.shard.as_deref().map(str::parse::<Shard>).transpose().map_err(CliError::Usage)?;
     if args.max_cost.is_some_and(|c| !(c.is_finite() && c >= 0.0)) {
         return Err(CliError::Usage("--max-cost must be a number of USD, 0 or more".into()));
@@ -164,9 +234,10 @@ pub(crate) fn options(args: &BatchArgs) -> Result<BatchOptions, CliError> {
         .dry_run(args.dry_run))
 }
 
-pub(crate) async fn run(mut args: BatchArgs) -> Result<(), CliError> {
-    if let Some(command) = args.command.take() {
-        return crate::batch_remote::command(command, &args).await;
+/// `mamba-llm batch`.
+pub(crate) async fn run(args: BatchSettings) -> Result<(), CliError> {
+    if let Some(action) = &args.action {
+        return crate::batch_remote::command(action, &args).await;
     }
     if args.remote {
         return crate::batch_remote::run(&args).await;
@@ -279,7 +350,7 @@ fn report_repairs(plan: &Plan, output: &std::path::Path, dry_run: bool) {
 }
 
 /// Reports invalid input lines (`what` was not done: sent, uploaded); exit 2.
-pub(crate) fn invalid(args: &BatchArgs, errors: &[mamba_batch::LineError], count: u64, what: &str) -> CliError {
+pub(crate) fn invalid(args: &BatchSettings, errors: &[mamba_batch::LineError], count: u64, what: &str) -> CliError {
     let message = format!(
         "{count} invalid line{} in {}; nothing was {what}",
         if count == 1 { "" } else { "s" },

@@ -12,7 +12,7 @@ use mamba_backends::{BatchJob, OpenAICompatibleBackend, Preset};
 use mamba_batch::{BatchError, Progress, RemoteBatch, RemoteOptions, RemoteSummary};
 use serde_json::{json, Value};
 
-use crate::batch::{draw, files, invalid, options, print_plan, server, BatchArgs, Reading};
+use crate::batch::{draw, files, invalid, options, print_plan, server, Action, BatchSettings, Reading};
 use crate::connect::connect_tuned;
 use crate::error::CliError;
 use crate::print::{line, note};
@@ -52,7 +52,7 @@ fn check_preset(preset: Preset) -> Result<(), CliError> {
 }
 
 /// Connects to the one server a remote batch goes to; its preset must have a Batch API.
-async fn connect(args: &BatchArgs) -> Result<OpenAICompatibleBackend, CliError> {
+async fn connect(args: &BatchSettings) -> Result<OpenAICompatibleBackend, CliError> {
     if args.base_url.len() > 1 {
         return Err(CliError::Usage(
             "--remote and batch status|cancel take one --base-url (one server runs the batch)".into(),
@@ -64,7 +64,7 @@ async fn connect(args: &BatchArgs) -> Result<OpenAICompatibleBackend, CliError> 
 }
 
 /// The flags a remote batch cannot honour: the server paces and runs it.
-fn refuse_local_flags(args: &BatchArgs) -> Result<(), CliError> {
+fn refuse_local_flags(args: &BatchSettings) -> Result<(), CliError> {
     let given = [
         ("--rpm", args.rpm.is_some()),
         ("--tpm", args.tpm.is_some()),
@@ -83,7 +83,7 @@ fn refuse_local_flags(args: &BatchArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn metadata(args: &BatchArgs) -> Result<BTreeMap<String, String>, CliError> {
+fn metadata(args: &BatchSettings) -> Result<BTreeMap<String, String>, CliError> {
     args.metadata
         .iter()
         .map(|kv| match kv.split_once('=') {
@@ -107,7 +107,7 @@ fn failed(e: BatchError) -> CliError {
 }
 
 /// `batch INPUT -o OUT --remote`.
-pub(crate) async fn run(args: &BatchArgs) -> Result<(), CliError> {
+pub(crate) async fn run(args: &BatchSettings) -> Result<(), CliError> {
     refuse_local_flags(args)?;
     // A named preset is checked before anything is read.
     if let Some(name) = &args.preset {
@@ -234,11 +234,11 @@ fn summary_line(s: &RemoteSummary, output: &str) -> String {
 }
 
 /// `batch status ID`, `batch cancel ID`.
-pub(crate) async fn command(command: BatchCommand, args: &BatchArgs) -> Result<(), CliError> {
+pub(crate) async fn command(action: &Action, args: &BatchSettings) -> Result<(), CliError> {
     let backend = connect(args).await?;
-    let job = match &command {
-        BatchCommand::Status(a) => backend.retrieve_batch(&a.id).await,
-        BatchCommand::Cancel(a) => backend.cancel_batch(&a.id).await,
+    let job = match action {
+        Action::Status(id) => backend.retrieve_batch(id).await,
+        Action::Cancel(id) => backend.cancel_batch(id).await,
     }
     .map_err(CliError::Backend)?;
     if args.json {

@@ -71,6 +71,33 @@ pub(crate) struct BenchArgs {
     pub(crate) plot: Option<PathBuf>,
 }
 
+/// `bench`'s settings, from its flags.
+pub(crate) struct Bench {
+    plan: Plan,
+    server: Server,
+    json: bool,
+    num_prompts: usize,
+    num_warmups: usize,
+    save_result: Option<PathBuf>,
+    plot: Option<PathBuf>,
+}
+
+impl Bench {
+    /// Checks `bench`'s flags and makes its settings.
+    pub(crate) fn from_flags(args: BenchArgs) -> Result<Bench, CliError> {
+        let plan = plan(&args)?;
+        Ok(Bench {
+            plan,
+            json: args.conn.json,
+            server: Server::from_flags(args.conn, Section::Bench),
+            num_prompts: args.num_prompts,
+            num_warmups: args.num_warmups,
+            save_result: args.save_result,
+            plot: args.plot,
+        })
+    }
+}
+
 struct Plan {
     spec: BenchSpec,
     sweep: Option<Sweep>,
@@ -163,10 +190,9 @@ fn progress_bar(total: usize, label: &str) -> ProgressBar {
 }
 
 /// `mamba-llm bench`.
-pub(crate) async fn run(mut args: BenchArgs) -> Result<(), CliError> {
-    let Plan { mut spec, sweep: sweep_spec, dataset, lengths } = plan(&args)?;
-    let json = args.conn.json;
-    let server = Server::from_flags(std::mem::take(&mut args.conn), Section::Bench);
+pub(crate) async fn run(args: Bench) -> Result<(), CliError> {
+    let Plan { mut spec, sweep: sweep_spec, dataset, lengths } = args.plan;
+    let (json, server) = (args.json, args.server);
     let connection = connect_tuned(&server, tune).await?;
     spec.model = connection.backend.model().to_owned();
     // The URL as recorded in results: the backend's base URL carries no `user:password@`

@@ -94,8 +94,10 @@ fn job(command: Command) -> Job {
             let keep = (!args.keep_all_requests).then_some(args.keep_requests);
             commands::mock::run(args.port, args.script.as_deref(), args.api_key.as_deref(), keep).await
         }),
-        Command::Bench(args) => Job::new(args.conn.json, bench::run(args)),
-        Command::Batch(args) => Job::new(args.json, batch::run(args)),
+        Command::Bench(args) => {
+            Job::new(args.conn.json, async move { bench::run(bench::Bench::from_flags(args)?).await })
+        }
+        Command::Batch(args) => Job::new(args.json, batch::run(batch::BatchSettings::from_flags(args))),
         Command::Pull(args) => {
             Job::new(false, async move { local::pull(args.model.as_deref(), args.source.as_deref()).await })
         }
@@ -105,7 +107,10 @@ fn job(command: Command) -> Job {
         Command::Templates(args) => Job::sync(false, move || prompt_template::run(args)),
         Command::Completions(args) => Job::sync(false, move || shell::completions(args.shell)),
         Command::Man => Job::sync(false, shell::man),
-        Command::Serve(args) => Job { multi_thread: true, ..Job::new(false, serve::run(args)) },
+        Command::Serve(args) => Job {
+            multi_thread: true,
+            ..Job::new(false, async move { serve::run(serve::Serve::from_flags(args)?).await })
+        },
     }
 }
 

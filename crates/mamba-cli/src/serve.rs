@@ -326,35 +326,86 @@ async fn backend(
     Ok((Served::Pool(pool.build()?), label.join(", ")))
 }
 
+/// `serve`'s settings, from its flags.
+pub(crate) struct Serve {
+    addr: SocketAddr,
+    limits: Limits,
+    max_connections: usize,
+    /// The bearer key clients must send.
+    key: Option<String>,
+    upstream: Vec<String>,
+    fallback: Vec<String>,
+    upstreams: Upstreams,
+    /// The built-in model, served without upstreams.
+    local: LocalModel,
+    model_name: Option<String>,
+    alias: Vec<String>,
+    cors_origin: Vec<String>,
+    allowed_host: Vec<String>,
+    public_metrics: bool,
+    public_page: bool,
+    quiet: bool,
+}
+
+impl Serve {
+    /// Checks `serve`'s flags and makes its settings.
+    pub(crate) fn from_flags(args: ServeArgs) -> Result<Serve, CliError> {
+        if args.max_connections == 0 {
+            return Err(CliError::Usage("--max-connections must be at least 1".to_owned()));
+        }
+        if args.max_connections > mamba_serve::MAX_LIMIT || args.max_concurrent > mamba_serve::MAX_LIMIT {
+            return Err(CliError::Usage(format!(
+                "--max-connections and --max-concurrent can be at most {}; pass a smaller number",
+                mamba_serve::MAX_LIMIT
+            )));
+        }
+        let limits = Limits::new()
+            .max_body_bytes(args.max_body_bytes)
+            .max_concurrent(args.max_concurrent)
+            .max_queue(args.max_queue)
+            .request_timeout(seconds("--request-timeout", args.request_timeout)?)
+            .body_timeout(seconds("--body-timeout", args.body_timeout)?)
+            .max_connections(args.max_connections)
+            .grace_period(seconds("--grace", args.grace)?);
+        let key = match &args.api_key_env {
+            Some(var) => Some(env(var).ok_or_else(|| {
+                CliError::Usage(format!("--api-key-env {var}: the environment variable {var} is not set"))
+            })?),
+            None => None,
+        };
+        let addr: SocketAddr = format!("{}:{}", args.host, args.port)
+            .parse()
+            .or_else(|_| format!("[{}]:{}", args.host, args.port).parse())
+            .map_err(|_| CliError::Usage(format!("--host {:?}: not an IP address", args.host)))?;
+        // `--model-file` and `MAMBA_MODEL_FILE` are read only when the built-in model is served.
+        let local = if args.upstream.is_empty() {
+            LocalModel::new(args.model.clone(), args.model_file)
+        } else {
+            LocalModel::default()
+        };
+        Ok(Serve {
+            addr,
+            limits,
+            max_connections: args.max_connections,
+            key,
+            upstream: args.upstream,
+            fallback: args.fallback,
+            upstreams: Upstreams { model: args.model, timeout: args.upstream_timeout, retries: args.retries },
+            local,
+            model_name: args.model_name,
+            alias: args.alias,
+            cors_origin: args.cors_origin,
+            allowed_host: args.allowed_host,
+            public_metrics: args.public_metrics,
+            public_page: args.public_page,
+            quiet: args.quiet,
+        })
+    }
+}
+
 /// `mamba-llm serve`.
-pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
-    if args.max_connections == 0 {
-        return Err(CliError::Usage("--max-connections must be at least 1".to_owned()));
-    }
-    if args.max_connections > mamba_serve::MAX_LIMIT || args.max_concurrent > mamba_serve::MAX_LIMIT {
-        return Err(CliError::Usage(format!(
-            "--max-connections and --max-concurrent can be at most {}; pass a smaller number",
-            mamba_serve::MAX_LIMIT
-        )));
-    }
-    let mut limits = Limits::new()
-        .max_body_bytes(args.max_body_bytes)
-        .max_concurrent(args.max_concurrent)
-        .max_queue(args.max_queue)
-        .request_timeout(seconds("--request-timeout", args.request_timeout)?)
-        .body_timeout(seconds("--body-timeout", args.body_timeout)?)
-        .max_connections(args.max_connections)
-        .grace_period(seconds("--grace", args.grace)?);
-    let key = match &args.api_key_env {
-        Some(var) => Some(env(var).ok_or_else(|| {
-            CliError::Usage(format!("--api-key-env {var}: the environment variable {var} is not set"))
-        })?),
-        None => None,
-    };
-    let addr: SocketAddr = format!("{}:{}", args.host, args.port)
-        .parse()
-        .or_else(|_| format!("[{}]:{}", args.host, args.port).parse())
-        .map_err(|_| CliError::Usage(format!("--host {:?}: not an IP address", args.host)))?;
+pub(crate) async fn run(args: Serve) -> Result<(), CliError> {
+    let (addr, key, mut limits) = (args.addr, args.key, args.limits);
     // Each client connection can need a second descriptor towards the upstream: raise the
     // open-files limit as far as allowed, and hold no more connections than it fits.
     if let Some(files) = crate::fdlimit::raise() {
@@ -367,15 +418,8 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
             limits = limits.max_connections(fits);
         }
     }
-    let upstreams = Upstreams { model: args.model.clone(), timeout: args.upstream_timeout, retries: args.retries };
-    // `--model-file` and `MAMBA_MODEL_FILE` are read only when the built-in model is served.
-    let local = if args.upstream.is_empty() {
-        LocalModel::new(args.model.clone(), args.model_file.clone())
-    } else {
-        LocalModel::default()
-    };
     let (served, label) =
-        backend(&args.upstream, &args.fallback, args.model_name.as_deref(), &upstreams, &local).await?;
+        backend(&args.upstream, &args.fallback, args.model_name.as_deref(), &args.upstreams, &args.local).await?;
     let mut config = match served {
         Served::One(backend) => ServeConfig::new(backend),
         Served::Pool(pool) => ServeConfig::from_pool(pool),
