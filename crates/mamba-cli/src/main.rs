@@ -149,3 +149,35 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job_of(line: &[&str]) -> Job {
+        job(Cli::try_parse_from(line).expect("parses").command)
+    }
+
+    /// Which commands report failures as JSON with `--json`, and which runs on every core:
+    /// what `main` needs before the command runs (making a job runs nothing).
+    #[test]
+    fn one_match_gives_each_command_its_output_and_runtime() {
+        for line in [
+            &["mamba-llm", "chat", "--json", "hi"][..],
+            &["mamba-llm", "health", "--json"],
+            &["mamba-llm", "models", "--json"],
+            &["mamba-llm", "embed", "--json", "x"],
+            &["mamba-llm", "profiles", "--json"],
+            &["mamba-llm", "bench", "--json"],
+            &["mamba-llm", "batch", "in.jsonl", "-o", "out.jsonl", "--json"],
+            &["mamba-llm", "logs", "--json"],
+        ] {
+            let job = job_of(line);
+            assert!(job.json && !job.multi_thread, "{line:?}");
+        }
+        assert!(!job_of(&["mamba-llm", "chat", "hi"]).json);
+        assert!(!job_of(&["mamba-llm", "presets"]).json);
+        let serve = job_of(&["mamba-llm", "serve"]);
+        assert!(serve.multi_thread && !serve.json);
+    }
+}

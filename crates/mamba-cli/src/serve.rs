@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use clap::Args;
+use futures_util::FutureExt;
 use mamba_backends::{BackendPool, ErrorKind, ModelBackend, OpenAICompatibleBackend, Preset, RetryPolicy};
 use mamba_serve::{Limits, ServeConfig, Server};
 
@@ -453,14 +454,18 @@ pub(crate) async fn run(args: Serve) -> Result<(), CliError> {
             .with_target(false)
             .try_init();
     }
+    // The signal handlers are in place before the line that says where the server listens
+    // (one poll installs them), so a SIGTERM sent as soon as that line is read stops the server
+    // gracefully instead of killing the process.
+    let mut shutdown = Box::pin(mamba_serve::shutdown_signal());
+    let stopped_already = shutdown.as_mut().now_or_never().is_some();
     note(&format!(
         "mamba-llm: serving {} ({label}) on http://{bound}/v1 (chat page http://{bound}/); Ctrl-C stops",
         config.model_ids().join(", ")
     ));
-    Server::new(config)
-        .serve(listener, mamba_serve::shutdown_signal())
-        .await
-        .map_err(|e| CliError::Io(e.to_string()))?;
+    if !stopped_already {
+        Server::new(config).serve(listener, shutdown).await.map_err(|e| CliError::Io(e.to_string()))?;
+    }
     note("mamba-llm: stopped");
     Ok(())
 }
