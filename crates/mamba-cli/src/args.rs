@@ -52,7 +52,7 @@ pub(crate) enum Command {
     /// List and search the conversation log.
     Logs(crate::logs::LogsArgs),
     /// Saved prompt templates (`chat -t NAME`).
-    Templates(crate::template::TemplatesArgs),
+    Templates(crate::prompt_template::TemplatesArgs),
     /// Print a shell completion script: `source <(mamba-llm completions bash)`.
     Completions(crate::shell::CompletionsArgs),
     /// Print the man page (roff): `mamba-llm man > mamba-llm.1`.
@@ -99,9 +99,6 @@ pub(crate) struct ConnArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub(crate) json: bool,
-    /// The command, for its `[defaults.NAME]` in the config file (set by `config::tag`).
-    #[arg(skip)]
-    pub(crate) command: Option<&'static str>,
 }
 
 #[derive(Debug, Args, Default)]
@@ -154,7 +151,30 @@ pub(crate) struct ChatArgs {
     #[arg(long, value_name = "N", default_value_t = crate::input::DEFAULT_MAX_INPUT_BYTES)]
     pub(crate) max_input_bytes: u64,
     #[command(flatten)]
-    pub(crate) daily: crate::daily::DailyArgs,
+    pub(crate) conversation: ConversationArgs,
+}
+
+/// `chat`'s flags for templates, attachments and the conversation log.
+#[derive(Debug, Args, Default)]
+pub(crate) struct ConversationArgs {
+    /// Apply a template: a saved name (`mamba-llm templates list`) or a TOML file.
+    #[arg(short = 't', long, value_name = "NAME|FILE")]
+    pub(crate) template: Option<String>,
+    /// A template parameter: `$KEY` in the template becomes VALUE (repeatable).
+    #[arg(short = 'p', long = "param", num_args = 2, value_names = ["KEY", "VALUE"])]
+    pub(crate) params: Vec<String>,
+    /// Continue the last conversation of the log (its history is sent).
+    #[arg(short = 'c', long = "continue", conflicts_with = "cid")]
+    pub(crate) continue_last: bool,
+    /// Continue the conversation with this id (see `mamba-llm logs`).
+    #[arg(long, value_name = "ID")]
+    pub(crate) cid: Option<String>,
+    /// Do not write to the conversation log.
+    #[arg(long)]
+    pub(crate) no_log: bool,
+    /// Attach an image (png, jpeg, gif, webp: a file or a URL) or a text file (repeatable).
+    #[arg(short = 'a', long = "attach", value_name = "PATH|URL")]
+    pub(crate) attach: Vec<String>,
 }
 
 #[derive(Debug, Args)]

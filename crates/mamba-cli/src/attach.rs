@@ -8,7 +8,7 @@ use mamba_backends::{
     ModelProfile,
 };
 
-use crate::output::CliError;
+use crate::error::CliError;
 
 /// The default size limit of one attachment.
 pub(crate) const DEFAULT_LIMIT: u64 = 20 * 1024 * 1024;
@@ -78,7 +78,7 @@ pub(crate) fn read(spec: &str, limit: u64) -> Result<Attachment, CliError> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or(spec).to_owned();
     if let Some(mime) = image_mime(&bytes) {
         let ContentPart::Image { url, .. } = ContentPart::image_bytes(mime, &bytes) else {
-            return Err(CliError::Failed("attach", "could not encode the image".into()));
+            return Err(CliError::Attach("could not encode the image".into()));
         };
         return Ok(Attachment::Image { name, url });
     }

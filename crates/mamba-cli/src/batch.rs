@@ -8,13 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressStyle};
 use mamba_backends::{BackendPool, ModelBackend, RetryPolicy};
 use mamba_batch::{Batch, BatchError, BatchOptions, Input, Plan, Progress, Shard, Stop, Summary};
 
-use crate::args::ConnArgs;
-use crate::connect::{connect_tuned, seconds_arg};
-use crate::output::{line, note, CliError};
+use crate::connect::connect_tuned;
+use crate::error::CliError;
+use crate::print::{line, note};
+use crate::settings::{seconds, Server};
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
@@ -99,28 +100,98 @@ pub(crate) struct BatchArgs {
     pub(crate) quiet: bool,
 }
 
+/// What `batch` does with the server's Batch API instead of running a file.
+#[derive(Debug)]
+pub(crate) enum Action {
+    /// `batch status ID`.
+    Status(String),
+    /// `batch cancel ID`.
+    Cancel(String),
+}
+
+/// `batch`'s settings, from its flags (the same names; see [`BatchArgs`] for each).
+#[derive(Debug)]
+pub(crate) struct BatchSettings {
+    pub(crate) action: Option<Action>,
+    pub(crate) input: Option<String>,
+    pub(crate) output: Option<PathBuf>,
+    pub(crate) remote: bool,
+    pub(crate) poll_interval: Option<f64>,
+    pub(crate) metadata: Vec<String>,
+    pub(crate) model: Option<String>,
+    pub(crate) preset: Option<String>,
+    pub(crate) base_url: Vec<String>,
+    pub(crate) api_key_env: Option<String>,
+    pub(crate) timeout: Option<f64>,
+    pub(crate) concurrency: Option<usize>,
+    pub(crate) rpm: Option<u32>,
+    pub(crate) tpm: Option<u64>,
+    pub(crate) max_cost: Option<f64>,
+    pub(crate) dry_run: bool,
+    pub(crate) ordered: bool,
+    pub(crate) shard: Option<String>,
+    pub(crate) retries: u32,
+    pub(crate) no_retry_failed: bool,
+    pub(crate) json: bool,
+    pub(crate) quiet: bool,
+}
+
+impl BatchSettings {
+    /// `batch`'s flags as settings.
+    pub(crate) fn from_flags(args: BatchArgs) -> BatchSettings {
+        use crate::batch_remote::BatchCommand;
+        BatchSettings {
+            action: args.command.map(|c| match c {
+                BatchCommand::Status(a) => Action::Status(a.id),
+                BatchCommand::Cancel(a) => Action::Cancel(a.id),
+            }),
+            input: args.input,
+            output: args.output,
+            remote: args.remote,
+            poll_interval: args.poll_interval,
+            metadata: args.metadata,
+            model: args.model,
+            preset: args.preset,
+            base_url: args.base_url,
+            api_key_env: args.api_key_env,
+            timeout: args.timeout,
+            concurrency: args.concurrency,
+            rpm: args.rpm,
+            tpm: args.tpm,
+            max_cost: args.max_cost,
+            dry_run: args.dry_run,
+            ordered: args.ordered,
+            shard: args.shard,
+            retries: args.retries,
+            no_retry_failed: args.no_retry_failed,
+            json: args.json,
+            quiet: args.quiet,
+        }
+    }
+}
+
 fn no_retries(
     builder: mamba_backends::backend::OpenAICompatibleBackendBuilder,
 ) -> mamba_backends::backend::OpenAICompatibleBackendBuilder {
     builder.retry_policy(RetryPolicy::none())
 }
 
-/// The connection flags of a batch command, for one server (`url`, else the preset's).
-pub(crate) fn conn_args(args: &BatchArgs, url: Option<&String>) -> ConnArgs {
-    ConnArgs {
+/// The server settings of a batch command, for one server (`url`, else the preset's); no
+/// `[defaults.NAME]` section applies.
+pub(crate) fn server(args: &BatchSettings, url: Option<&String>) -> Server {
+    Server {
         model: Some(args.model.clone().unwrap_or_else(|| "batch".into())),
         preset: args.preset.clone(),
         base_url: url.cloned(),
         api_key_env: args.api_key_env.clone(),
         timeout: args.timeout,
-        json: args.json,
-        ..ConnArgs::default()
+        ..Server::default()
     }
 }
 
 /// One backend, or a pool of the `--base-url` replicas. Retries are the run's own.
-async fn backend(args: &BatchArgs) -> Result<Arc<dyn ModelBackend>, CliError> {
-    let conn = |url: Option<&String>| conn_args(args, url);
+async fn backend(args: &BatchSettings) -> Result<Arc<dyn ModelBackend>, CliError> {
+    let conn = |url: Option<&String>| server(args, url);
     if args.base_url.len() <= 1 {
         let c = connect_tuned(&conn(args.base_url.first()), no_retries).await?;
         return Ok(Arc::new(c.backend));
@@ -134,20 +205,20 @@ async fn backend(args: &BatchArgs) -> Result<Arc<dyn ModelBackend>, CliError> {
 }
 
 /// The input and output (clap requires both unless a subcommand is given).
-pub(crate) fn files(args: &BatchArgs) -> Result<(&str, &PathBuf), CliError> {
+pub(crate) fn files(args: &BatchSettings) -> Result<(&str, &PathBuf), CliError> {
     match (&args.input, &args.output) {
         (Some(input), Some(output)) => Ok((input, output)),
         _ => Err(CliError::Usage("batch needs INPUT and -o OUTPUT".into())),
     }
 }
 
-pub(crate) fn options(args: &BatchArgs) -> Result<BatchOptions, CliError> {
+pub(crate) fn options(args: &BatchSettings) -> Result<BatchOptions, CliError> {
     let shard = args.shard.as_deref().map(str::parse::<Shard>).transpose().map_err(CliError::Usage)?;
     if args.max_cost.is_some_and(|c| !(c.is_finite() && c >= 0.0)) {
         return Err(CliError::Usage("--max-cost must be a number of USD, 0 or more".into()));
     }
     if let Some(t) = args.timeout {
-        seconds_arg("--timeout", t)?;
+        seconds("--timeout", t)?;
     }
     let (input, output) = files(args)?;
     Ok(BatchOptions::new(Input::parse(input), output)
@@ -163,9 +234,10 @@ pub(crate) fn options(args: &BatchArgs) -> Result<BatchOptions, CliError> {
         .dry_run(args.dry_run))
 }
 
-pub(crate) async fn run(mut args: BatchArgs) -> Result<(), CliError> {
-    if let Some(command) = args.command.take() {
-        return crate::batch_remote::command(command, &args).await;
+/// `mamba-llm batch`.
+pub(crate) async fn run(args: BatchSettings) -> Result<(), CliError> {
+    if let Some(action) = &args.action {
+        return crate::batch_remote::command(action, &args).await;
     }
     if args.remote {
         return crate::batch_remote::run(&args).await;
@@ -174,7 +246,7 @@ pub(crate) async fn run(mut args: BatchArgs) -> Result<(), CliError> {
         Ok(batch) => batch,
         Err(BatchError::Invalid { errors, count }) => return Err(invalid(&args, &errors, count, "sent")),
         Err(e @ (BatchError::Refused(_) | BatchError::Locked { .. })) => return Err(CliError::Usage(e.to_string())),
-        Err(e) => return Err(CliError::Failed("io", e.to_string())),
+        Err(e) => return Err(CliError::Io(e.to_string())),
     };
     report_repairs(batch.plan(), files(&args)?.1, args.dry_run);
     if args.dry_run {
@@ -189,7 +261,25 @@ pub(crate) async fn run(mut args: BatchArgs) -> Result<(), CliError> {
     let progress = Arc::new(Progress::new());
     let total = batch.plan().to_send;
     let finished = Arc::new(AtomicBool::new(false));
-    let drawer = tokio::spawn(draw(Arc::clone(&progress), total, args.quiet, Arc::clone(&finished)));
+    // A bar on a terminal; otherwise a line every 10 s.
+    let drawer = tokio::spawn(draw(
+        Arc::clone(&progress),
+        args.quiet,
+        Arc::clone(&finished),
+        "[{bar:30}] {pos}/{len} {msg} ETA {eta}",
+        Duration::from_secs(10),
+        move |progress, elapsed| {
+            let s = progress.snapshot();
+            let secs = elapsed.as_secs_f64().max(1e-3);
+            let message = format!(
+                "{:.1} req/s, {:.0} tok/s, {} failed",
+                s.done() as f64 / secs,
+                (s.input_tokens + s.output_tokens) as f64 / secs,
+                s.failed
+            );
+            Reading { done: s.done(), total, message, changed: false }
+        },
+    ));
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
         note(
@@ -203,7 +293,7 @@ pub(crate) async fn run(mut args: BatchArgs) -> Result<(), CliError> {
     let result = batch.run(backend, progress, shutdown).await;
     finished.store(true, Ordering::Relaxed);
     let _ = drawer.await;
-    let summary = result.map_err(|e| CliError::Failed("io", e.to_string()))?;
+    let summary = result.map_err(|e| CliError::Io(e.to_string()))?;
     if summary.capped_waits > 0 {
         // Said even with --quiet: the server's rate-limit signals are not to be trusted.
         note(&format!(
@@ -260,7 +350,7 @@ fn report_repairs(plan: &Plan, output: &std::path::Path, dry_run: bool) {
 }
 
 /// Reports invalid input lines (`what` was not done: sent, uploaded); exit 2.
-pub(crate) fn invalid(args: &BatchArgs, errors: &[mamba_batch::LineError], count: u64, what: &str) -> CliError {
+pub(crate) fn invalid(args: &BatchSettings, errors: &[mamba_batch::LineError], count: u64, what: &str) -> CliError {
     let message = format!(
         "{count} invalid line{} in {}; nothing was {what}",
         if count == 1 { "" } else { "s" },
@@ -329,45 +419,65 @@ pub(crate) fn print_plan(plan: &Plan, json: bool) -> Result<(), CliError> {
     Ok(())
 }
 
-/// A bar on a terminal; otherwise a line every 10 s (nothing with --quiet).
-async fn draw(progress: Arc<Progress>, total: u64, quiet: bool, finished: Arc<AtomicBool>) {
+/// What a progress display shows at one tick.
+pub(crate) struct Reading {
+    /// Requests done.
+    pub(crate) done: u64,
+    /// Requests in all.
+    pub(crate) total: u64,
+    /// After the counts: rates, failures, the server's status.
+    pub(crate) message: String,
+    /// Something worth a line without a terminal changed (the remote batch's status).
+    pub(crate) changed: bool,
+}
+
+/// Shows a batch's progress until `finished`, reading it every 200 ms with `read` (given the
+/// time since the start): a bar drawn with `template` on a terminal; otherwise a line
+/// `mamba-llm: batch: DONE/TOTAL done, MESSAGE` when the reading says something changed and
+/// every `every`. Nothing with `quiet`.
+pub(crate) async fn draw(
+    progress: Arc<Progress>,
+    quiet: bool,
+    finished: Arc<AtomicBool>,
+    template: &str,
+    every: Duration,
+    mut read: impl FnMut(&Progress, Duration) -> Reading,
+) {
     if quiet {
         return;
     }
-    let terminal = std::io::stderr().is_terminal();
-    let bar = if terminal {
-        let bar = ProgressBar::new(total);
-        let style = ProgressStyle::with_template("[{bar:30}] {pos}/{len} {msg} ETA {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
-        bar.set_style(style);
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template(template)
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
         bar
-    } else {
-        ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden())
-    };
+    });
     let start = tokio::time::Instant::now();
     let mut last_line = start;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     loop {
         tick.tick().await;
         if finished.load(Ordering::Relaxed) {
-            bar.finish_and_clear();
+            if let Some(bar) = &bar {
+                bar.finish_and_clear();
+            }
             return;
         }
-        let s = progress.snapshot();
-        let secs = start.elapsed().as_secs_f64().max(1e-3);
-        let message = format!(
-            "{:.1} req/s, {:.0} tok/s, {} failed",
-            s.done() as f64 / secs,
-            (s.input_tokens + s.output_tokens) as f64 / secs,
-            s.failed
-        );
-        if terminal {
-            bar.set_position(s.done());
-            bar.set_message(message);
-        } else if last_line.elapsed() >= Duration::from_secs(10) {
-            last_line = tokio::time::Instant::now();
-            note(&format!("mamba-llm: batch: {}/{} done, {message}", s.done(), total));
+        let r = read(&progress, start.elapsed());
+        match &bar {
+            Some(bar) => {
+                bar.set_length(r.total);
+                bar.set_position(r.done);
+                bar.set_message(r.message);
+            }
+            None if r.changed || last_line.elapsed() >= every => {
+                last_line = tokio::time::Instant::now();
+                note(&format!("mamba-llm: batch: {}/{} done, {}", r.done, r.total, r.message));
+            }
+            None => {}
         }
     }
 }

@@ -3,20 +3,20 @@
 //! connects, draws progress and prints.
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 use mamba_backends::{batches::BatchJob, OpenAICompatibleBackend, Preset};
 use mamba_batch::{BatchError, Progress, RemoteBatch, RemoteOptions, RemoteSummary};
 use serde_json::{json, Value};
 
-use crate::batch::{conn_args, files, invalid, options, print_plan, BatchArgs};
-use crate::connect::{connect_tuned, seconds_arg};
-use crate::output::{line, note, CliError};
+use crate::batch::{draw, files, invalid, options, print_plan, server, Action, BatchSettings, Reading};
+use crate::connect::connect_tuned;
+use crate::error::CliError;
+use crate::print::{line, note};
+use crate::settings::seconds;
 
 /// `batch status ID`, `batch cancel ID`.
 #[derive(Debug, Subcommand)]
@@ -52,19 +52,19 @@ fn check_preset(preset: Preset) -> Result<(), CliError> {
 }
 
 /// Connects to the one server a remote batch goes to; its preset must have a Batch API.
-async fn connect(args: &BatchArgs) -> Result<OpenAICompatibleBackend, CliError> {
+async fn connect(args: &BatchSettings) -> Result<OpenAICompatibleBackend, CliError> {
     if args.base_url.len() > 1 {
         return Err(CliError::Usage(
             "--remote and batch status|cancel take one --base-url (one server runs the batch)".into(),
         ));
     }
-    let backend = connect_tuned(&conn_args(args, args.base_url.first()), |b| b).await?.backend;
+    let backend = connect_tuned(&server(args, args.base_url.first()), |b| b).await?.backend;
     check_preset(backend.preset())?;
     Ok(backend)
 }
 
 /// The flags a remote batch cannot honour: the server paces and runs it.
-fn refuse_local_flags(args: &BatchArgs) -> Result<(), CliError> {
+fn refuse_local_flags(args: &BatchSettings) -> Result<(), CliError> {
     let given = [
         ("--rpm", args.rpm.is_some()),
         ("--tpm", args.tpm.is_some()),
@@ -78,12 +78,12 @@ fn refuse_local_flags(args: &BatchArgs) -> Result<(), CliError> {
         )));
     }
     if let Some(p) = args.poll_interval {
-        seconds_arg("--poll-interval", p)?;
+        seconds("--poll-interval", p)?;
     }
     Ok(())
 }
 
-fn metadata(args: &BatchArgs) -> Result<BTreeMap<String, String>, CliError> {
+fn metadata(args: &BatchSettings) -> Result<BTreeMap<String, String>, CliError> {
     args.metadata
         .iter()
         .map(|kv| match kv.split_once('=') {
@@ -102,12 +102,12 @@ fn failed(e: BatchError) -> CliError {
         BatchError::Refused(reason) => CliError::Usage(reason),
         e @ BatchError::Locked { .. } => CliError::Usage(e.to_string()),
         BatchError::Remote(e) => CliError::Backend(e),
-        other => CliError::Failed("io", other.to_string()),
+        other => CliError::Io(other.to_string()),
     }
 }
 
 /// `batch INPUT -o OUT --remote`.
-pub(crate) async fn run(args: &BatchArgs) -> Result<(), CliError> {
+pub(crate) async fn run(args: &BatchSettings) -> Result<(), CliError> {
     refuse_local_flags(args)?;
     // A named preset is checked before anything is read.
     if let Some(name) = &args.preset {
@@ -117,7 +117,7 @@ pub(crate) async fn run(args: &BatchArgs) -> Result<(), CliError> {
     }
     let mut remote = RemoteOptions::new().metadata(metadata(args)?);
     if let Some(p) = args.poll_interval {
-        let first = seconds_arg("--poll-interval", p)?;
+        let first = seconds("--poll-interval", p)?;
         remote = remote.poll_interval(first, Duration::from_secs(30).max(first));
     }
     let batch = match RemoteBatch::open(options(args)?, remote) {
@@ -168,7 +168,24 @@ pub(crate) async fn run(args: &BatchArgs) -> Result<(), CliError> {
     }
     let progress = Arc::new(Progress::new());
     let finished = Arc::new(AtomicBool::new(false));
-    let drawer = tokio::spawn(draw(Arc::clone(&progress), args.quiet || args.json, Arc::clone(&finished)));
+    // A bar on a terminal (done/total, failures, the server's status); otherwise a line when
+    // the status changes, and every 30 s (nothing with --quiet or --json).
+    let mut last_status = String::new();
+    let drawer = tokio::spawn(draw(
+        Arc::clone(&progress),
+        args.quiet || args.json,
+        Arc::clone(&finished),
+        "[{bar:30}] {pos}/{len} {msg} {elapsed}",
+        Duration::from_secs(30),
+        move |progress, _| {
+            let s = progress.snapshot();
+            let status = progress.status();
+            let changed = status != last_status;
+            let message = format!("{status}, {} failed", s.failed);
+            last_status = status;
+            Reading { done: s.succeeded + s.failed, total: s.to_send, message, changed }
+        },
+    ));
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -216,58 +233,12 @@ fn summary_line(s: &RemoteSummary, output: &str) -> String {
     text
 }
 
-/// A bar on a terminal (done/total, failures, the server's status); otherwise a line when
-/// the status changes, and every 30 s (nothing with --quiet or --json).
-async fn draw(progress: Arc<Progress>, quiet: bool, finished: Arc<AtomicBool>) {
-    if quiet {
-        return;
-    }
-    let terminal = std::io::stderr().is_terminal();
-    let bar = terminal.then(|| {
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template("[{bar:30}] {pos}/{len} {msg} {elapsed}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        bar
-    });
-    let mut last_status = String::new();
-    let mut last_line = tokio::time::Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
-    loop {
-        tick.tick().await;
-        if finished.load(Ordering::Relaxed) {
-            if let Some(bar) = &bar {
-                bar.finish_and_clear();
-            }
-            return;
-        }
-        let s = progress.snapshot();
-        let status = progress.status();
-        let message = format!("{status}, {} failed", s.failed);
-        match &bar {
-            Some(bar) => {
-                bar.set_length(s.to_send);
-                bar.set_position(s.succeeded + s.failed);
-                bar.set_message(message);
-            }
-            None if status != last_status || last_line.elapsed() >= Duration::from_secs(30) => {
-                last_line = tokio::time::Instant::now();
-                note(&format!("mamba-llm: batch: {}/{} done, {message}", s.succeeded + s.failed, s.to_send));
-            }
-            None => {}
-        }
-        last_status = status;
-    }
-}
-
 /// `batch status ID`, `batch cancel ID`.
-pub(crate) async fn command(command: BatchCommand, args: &BatchArgs) -> Result<(), CliError> {
+pub(crate) async fn command(action: &Action, args: &BatchSettings) -> Result<(), CliError> {
     let backend = connect(args).await?;
-    let job = match &command {
-        BatchCommand::Status(a) => backend.batches().retrieve_batch(&a.id).await,
-        BatchCommand::Cancel(a) => backend.batches().cancel_batch(&a.id).await,
+    let job = match action {
+        Action::Status(id) => backend.batches().retrieve_batch(id).await,
+        Action::Cancel(id) => backend.batches().cancel_batch(id).await,
     }
     .map_err(CliError::Backend)?;
     if args.json {

@@ -13,7 +13,9 @@ use mamba_loadtest::{
 
 use crate::args::ConnArgs;
 use crate::connect::connect_tuned;
-use crate::output::{line, note, CliError};
+use crate::error::CliError;
+use crate::print::{line, note};
+use crate::settings::{Api, Section, Server};
 
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
@@ -67,6 +69,33 @@ pub(crate) struct BenchArgs {
     /// Draw latency CDFs (a sweep: latency against throughput) as SVG or PNG.
     #[arg(long, value_name = "FILE.svg|png")]
     pub(crate) plot: Option<PathBuf>,
+}
+
+/// `bench`'s settings, from its flags.
+pub(crate) struct Bench {
+    plan: Plan,
+    server: Server,
+    json: bool,
+    num_prompts: usize,
+    num_warmups: usize,
+    save_result: Option<PathBuf>,
+    plot: Option<PathBuf>,
+}
+
+impl Bench {
+    /// Checks `bench`'s flags and makes its settings.
+    pub(crate) fn from_flags(args: BenchArgs) -> Result<Bench, CliError> {
+        let plan = plan(&args)?;
+        Ok(Bench {
+            plan,
+            json: args.conn.json,
+            server: Server::from_flags(args.conn, Section::Bench),
+            num_prompts: args.num_prompts,
+            num_warmups: args.num_warmups,
+            save_result: args.save_result,
+            plot: args.plot,
+        })
+    }
 }
 
 struct Plan {
@@ -149,24 +178,6 @@ fn tune(
     builder.include_usage(true).retry_policy(RetryPolicy::none())
 }
 
-/// The URL as recorded in results: a `user:password@` in it is left out, and credentials in
-/// its query (`?api_key=`) are redacted.
-fn without_userinfo(url: &str) -> String {
-    mamba_backends::redact::redact_url(&strip_userinfo(url))
-}
-
-fn strip_userinfo(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    match authority.rsplit_once('@') {
-        Some((_, host)) => format!("{scheme}://{host}{path}"),
-        None => url.to_owned(),
-    }
-}
-
 fn progress_bar(total: usize, label: &str) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::hidden());
@@ -180,13 +191,17 @@ fn progress_bar(total: usize, label: &str) -> ProgressBar {
     bar
 }
 
-pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
-    let Plan { mut spec, sweep: sweep_spec, dataset, lengths } = plan(&args)?;
-    let connection = connect_tuned(&args.conn, tune).await?;
+/// `mamba-llm bench`.
+pub(crate) async fn run(args: Bench) -> Result<(), CliError> {
+    let Plan { mut spec, sweep: sweep_spec, dataset, lengths } = args.plan;
+    let (json, server) = (args.json, args.server);
+    let connection = connect_tuned(&server, tune).await?;
     spec.model = connection.backend.model().to_owned();
-    spec.base_url = without_userinfo(connection.backend.base_url());
+    // The URL as recorded in results: the backend's base URL carries no `user:password@`
+    // (the builder takes it out), and credentials in its query are redacted.
+    spec.base_url = mamba_backends::redact::redact_url(connection.backend.base_url());
     // `--api` (the shared connection flag) picks the endpoint; vLLM's names go in the result.
-    let text = (args.conn.api.as_deref() == Some("completions")).then(|| TextCompletions(connection.backend.clone()));
+    let text = (server.api == Some(Api::Completions)).then(|| TextCompletions(connection.backend.clone()));
     let backend: &dyn ModelBackend = match &text {
         Some(text) => {
             spec.endpoint_type = "openai".into();
@@ -199,8 +214,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
             &connection.backend
         }
     };
-    let samples =
-        dataset.load(args.num_prompts, &lengths).map_err(|e| CliError::Failed("io", format!("--dataset: {e}")))?;
+    let samples = dataset.load(args.num_prompts, &lengths).map_err(|e| CliError::Io(format!("--dataset: {e}")))?;
     // An open-loop run past the server's capacity holds one connection per request in flight:
     // allow as many open files as the system lets this user have (the soft limit is often 1,024
     // while the hard limit is far higher), so that overload shows as latency, not as
@@ -271,16 +285,16 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
     if let Some(path) = &args.save_result {
         let text = serde_json::to_string_pretty(&document).unwrap_or_default();
         std::fs::write(path, text + "\n")
-            .map_err(|e| CliError::Failed("io", format!("--save-result {}: cannot write: {e}", path.display())))?;
+            .map_err(|e| CliError::Io(format!("--save-result {}: cannot write: {e}", path.display())))?;
     }
     if let Some(path) = &args.plot {
         let drawn = match &sweep_spec {
             None => mamba_loadtest::plot::plot_run(&results[0].1, path),
             Some(_) => mamba_loadtest::plot::plot_sweep(&results, path),
         };
-        drawn.map_err(|e| CliError::Failed("io", format!("--plot {}: {e}", path.display())))?;
+        drawn.map_err(|e| CliError::Io(format!("--plot {}: {e}", path.display())))?;
     }
-    if args.conn.json {
+    if json {
         line(&serde_json::to_string(&document).unwrap_or_default())?;
     } else {
         for (label, result) in &results {
@@ -297,18 +311,4 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn recorded_urls_carry_no_credentials() {
-        assert_eq!(without_userinfo("http://u:secret@host:8000/v1"), "http://host:8000/v1");
-        assert_eq!(without_userinfo("http://host:8000/v1"), "http://host:8000/v1");
-        assert_eq!(without_userinfo("https://key@host"), "https://host");
-        assert_eq!(without_userinfo("http://host/v1/a@b"), "http://host/v1/a@b");
-        assert!(!without_userinfo("http://host/v1?api_key=sk-abcdef0123456789").contains("sk-abc"));
-    }
 }

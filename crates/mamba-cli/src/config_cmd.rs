@@ -3,7 +3,8 @@
 use clap::{Args, Subcommand};
 
 use crate::config::{config_path, parse, SKELETON};
-use crate::output::{line, CliError};
+use crate::error::CliError;
+use crate::print::line;
 
 /// `mamba-llm config`.
 #[derive(Debug, Args)]
@@ -31,28 +32,26 @@ pub(crate) fn run(args: ConfigArgs) -> Result<(), CliError> {
         ConfigAction::Path => line(&path.display().to_string()),
         ConfigAction::Show => {
             if !path.exists() {
-                crate::output::note(&format!(
+                crate::print::note(&format!(
                     "mamba-llm: no config file at {}; the built-in defaults apply (create one with: mamba-llm config edit)",
                     path.display()
                 ));
                 return Ok(());
             }
             let config = crate::config::load()?;
-            let text = toml::to_string(&config.redacted()).map_err(|e| CliError::Failed("config", e.to_string()))?;
+            let text = toml::to_string(&config.redacted()).map_err(|e| CliError::Config(e.to_string()))?;
             line(text.trim_end())
         }
         ConfigAction::Edit => {
             if !path.exists() {
                 if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir)
-                        .map_err(|e| CliError::Failed("config", format!("{}: {e}", dir.display())))?;
+                    std::fs::create_dir_all(dir).map_err(|e| CliError::Config(format!("{}: {e}", dir.display())))?;
                 }
-                std::fs::write(&path, SKELETON)
-                    .map_err(|e| CliError::Failed("config", format!("{}: {e}", path.display())))?;
+                std::fs::write(&path, SKELETON).map_err(|e| CliError::Config(format!("{}: {e}", path.display())))?;
             }
             crate::editor::edit(&path)?;
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| CliError::Failed("config", format!("{}: {e}", path.display())))?;
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| CliError::Config(format!("{}: {e}", path.display())))?;
             parse(&path, &text)?;
             Ok(())
         }

@@ -8,9 +8,9 @@ use mamba_backends::{
 
 use secrecy::ExposeSecret;
 
-use crate::args::ConnArgs;
-use crate::output::CliError;
+use crate::error::CliError;
 use crate::resolve::{resolve, ProcessEnv, SavedKeys};
+use crate::settings::{env, optional_seconds, Api, Section, Server};
 
 /// How the server was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,41 +29,26 @@ pub(crate) struct Connection {
     pub(crate) endpoint: Option<String>,
 }
 
+impl Connection {
+    /// Says on stderr which server was found running on this machine (nothing for a
+    /// configured one).
+    pub(crate) fn note_if_found(&self) {
+        if let Source::Local(name) = &self.source {
+            crate::print::note(&format!(
+                "mamba-llm: using {name} at {} (model {})",
+                mamba_backends::redact::redact_url(self.backend.base_url()),
+                self.backend.model()
+            ));
+        }
+    }
+}
+
 /// What the search for a server found.
 pub(crate) enum Found {
     /// A configured or running server.
     Server(Box<Connection>),
     /// Nothing configured and nothing running; says which local ports were tried.
     Nothing { searched: String },
-}
-
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
-fn parse_preset(name: &str) -> Result<Preset, CliError> {
-    Preset::from_name(name).ok_or_else(|| {
-        let names: Vec<&str> = Preset::ALL.iter().map(|p| p.name()).collect();
-        CliError::Usage(format!("unknown preset {name:?}; known presets: {}", names.join(", ")))
-    })
-}
-
-fn seconds(flag: &str, value: Option<f64>) -> Result<Option<Duration>, CliError> {
-    value.map(|secs| seconds_arg(flag, secs)).transpose()
-}
-
-/// The longest time a flag in seconds may give (about 31 years): longer is "never", and a
-/// deadline that far past now cannot be computed (`Duration::from_secs_f64(1e20)` panics).
-const MAX_SECONDS: f64 = 1e9;
-
-/// A flag's number of seconds as a duration: above 0, at most 1e9; else a usage error.
-pub(crate) fn seconds_arg(flag: &str, secs: f64) -> Result<Duration, CliError> {
-    match Duration::try_from_secs_f64(secs) {
-        Ok(d) if secs > 0.0 && secs <= MAX_SECONDS => Ok(d),
-        _ => Err(CliError::Usage(format!(
-            "{flag} must be a number of seconds above 0 and at most {MAX_SECONDS:e}, not {secs}"
-        ))),
-    }
 }
 
 /// The local servers looked for when nothing is configured, from the preset table (servers
@@ -95,43 +80,49 @@ async fn is_live(port: u16) -> bool {
     backend.health_check().await
 }
 
+/// The first model `server` lists, if it answers within 5 s (a server's list is its models
+/// in its own order; the first is the one it serves by default).
+pub(crate) async fn first_model(server: &OpenAICompatibleBackend) -> Option<String> {
+    match tokio::time::timeout(Duration::from_secs(5), server.list_models()).await {
+        Ok(Ok(models)) => models.into_iter().next().map(|m| m.id),
+        _ => None,
+    }
+}
+
 /// Builds the backend for `conn`: a configured server, else one running on this machine.
-pub(crate) async fn connect(conn: &ConnArgs) -> Result<Connection, CliError> {
+pub(crate) async fn connect(conn: &Server) -> Result<Connection, CliError> {
     connect_tuned(conn, |builder| builder).await
 }
 
 /// [`connect`], with `tune` applied to the builder before the flags (`--timeout`,
 /// `--retries`), so a command can change defaults the flags still override.
 pub(crate) async fn connect_tuned(
-    conn: &ConnArgs,
+    conn: &Server,
     tune: fn(OpenAICompatibleBackendBuilder) -> OpenAICompatibleBackendBuilder,
 ) -> Result<Connection, CliError> {
     match find_server(conn, tune).await? {
         Found::Server(connection) => Ok(*connection),
-        Found::Nothing { searched } => Err(CliError::Failed(
-            "connect",
-            format!(
-                "no server configured (--base-url, MAMBA_BASE_URL, --preset, -e, a default_endpoint in the config file) and none found on localhost ({searched})"
-            ),
-        )),
+        Found::Nothing { searched } => Err(CliError::Connect(format!(
+            "no server configured (--base-url, MAMBA_BASE_URL, --preset, -e, a default_endpoint in the config file) and none found on localhost ({searched})"
+        ))),
     }
 }
 
 /// Looks for the server: `--base-url` or the environment, `--preset`, else the known local
 /// ports.
 pub(crate) async fn find_server(
-    conn: &ConnArgs,
+    conn: &Server,
     tune: fn(OpenAICompatibleBackendBuilder) -> OpenAICompatibleBackendBuilder,
 ) -> Result<Found, CliError> {
     let config = crate::config::load()?;
     let settings = resolve(conn, config, &ProcessEnv, &SavedKeys)?;
-    let preset = settings.preset.as_deref().map(parse_preset).transpose()?;
+    let preset = settings.preset.as_deref().map(crate::settings::preset).transpose().map_err(CliError::Usage)?;
     let configured_url = settings.base_url.clone();
     let model_flag = settings.model.clone();
     let key = settings.key;
     // Checked before the search, so a bad flag is a usage error whatever answers.
-    let timeout = seconds("--timeout", settings.timeout)?;
-    let total_timeout = seconds("--total-timeout", settings.total_timeout)?;
+    let timeout = optional_seconds("--timeout", settings.timeout)?;
+    let total_timeout = optional_seconds("--total-timeout", settings.total_timeout)?;
 
     let (base_url, preset, source) = match (configured_url, preset) {
         (Some(url), preset) => (url, preset.unwrap_or_default(), Source::Configured),
@@ -183,13 +174,13 @@ pub(crate) async fn find_server(
         if let Some(retries) = settings.retries {
             builder = builder.retry_policy(RetryPolicy::default().max_retries(retries));
         }
-        if conn.api.as_deref() == Some("completions") && conn.command != Some("bench") {
+        if conn.api == Some(Api::Completions) && conn.section != Some(Section::Bench) {
             return Err(CliError::Usage(
                 "--api completions (legacy text completions) is for `mamba-llm bench`; use chat, responses or auto"
                     .into(),
             ));
         }
-        if let Some(api) = conn.api.as_deref().and_then(mamba_backends::preset::WireApi::parse) {
+        if let Some(Api::Wire(api)) = conn.api {
             builder = builder.wire_api(api);
         }
         builder.build().map_err(CliError::Backend)
@@ -200,10 +191,7 @@ pub(crate) async fn find_server(
         None => {
             // Ask the server which models it has; hosted services get a sensible default.
             let probe = build("")?;
-            match tokio::time::timeout(Duration::from_secs(5), probe.list_models()).await {
-                Ok(Ok(models)) if !models.is_empty() => models[0].id.clone(),
-                _ => preset.spec().default_model.to_owned(),
-            }
+            first_model(&probe).await.unwrap_or_else(|| preset.spec().default_model.to_owned())
         }
     };
     Ok(Found::Server(Box::new(Connection { backend: build(&model)?, source, endpoint: settings.endpoint })))

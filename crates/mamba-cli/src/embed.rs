@@ -4,14 +4,15 @@ use std::io::{self, BufRead, BufWriter, IsTerminal, Write};
 
 use mamba_backends::{
     embeddings::{Embedder, EmbeddingInput, EmbeddingOptions, Embeddings},
-    ModelBackend, Preset,
+    Preset,
 };
 use serde::Serialize;
 
-use crate::args::EmbedArgs;
-use crate::connect::{connect, Source};
+use crate::connect::connect;
+use crate::error::CliError;
 use crate::input::CappedLines;
-use crate::output::{note, CliError};
+use crate::print::{note, report};
+use crate::settings::Embed;
 
 /// Inputs sent per call to the backend (which may split them further): the file is read,
 /// sent and written this many lines (or [`BATCH_BYTES`]) at a time, so memory stays flat
@@ -28,7 +29,7 @@ enum Inputs {
 }
 
 impl Inputs {
-    fn open(args: &EmbedArgs) -> Result<Inputs, CliError> {
+    fn open(args: &Embed) -> Result<Inputs, CliError> {
         if !args.texts.is_empty() {
             if args.file.is_some() {
                 return Err(CliError::Usage("give texts as arguments or with --file, not both".into()));
@@ -152,13 +153,13 @@ impl<W: Write> Writer<W> {
         if !self.whole || self.written == 0 || matches!(err, CliError::BrokenPipe) {
             return err;
         }
-        let body = serde_json::from_str::<serde_json::Value>(&crate::output::error_json(&err))
+        let body = serde_json::from_str::<serde_json::Value>(&crate::json::error_json(&err))
             .ok()
             .and_then(|mut v| v.get_mut("error").map(serde_json::Value::take));
         let written = self.written;
         match self.close(Some(body.unwrap_or(serde_json::Value::Null))) {
             Ok(()) => {
-                crate::output::report(&err, false);
+                report(&err, false);
                 note(&format!(
                     "mamba-llm: the --json document holds the {written} embedding(s) made before the error, and the error"
                 ));
@@ -184,29 +185,24 @@ impl<W: Write> Writer<W> {
     }
 }
 
-pub(crate) async fn run(args: EmbedArgs) -> Result<(), CliError> {
+/// `mamba-llm embed`.
+pub(crate) async fn run(args: Embed) -> Result<(), CliError> {
     let mut inputs = Inputs::open(&args)?;
     let first = inputs.next_batch()?;
     if first.is_empty() {
         return Err(CliError::Usage("nothing to embed: the input has no non-blank line".into()));
     }
-    let mut conn_args = args.conn.clone();
-    if conn_args.model.is_none() && !std::env::var("MAMBA_MODEL").is_ok_and(|m| !m.trim().is_empty()) {
+    let mut server = args.server.clone();
+    if server.model.is_none() && crate::settings::env("MAMBA_MODEL").is_none() {
         // A named preset brings its embedding model (OpenAI's text-embedding-3-small,
         // Ollama's nomic-embed-text); otherwise the server's listed model is used.
-        let default = conn_args.preset.as_deref().and_then(Preset::from_name).and_then(|p| p.spec().embeddings);
+        let default = server.preset.as_deref().and_then(Preset::from_name).and_then(|p| p.spec().embeddings);
         if let Some(spec) = default.filter(|s| s.default_model != "default") {
-            conn_args.model = Some(spec.default_model.to_owned());
+            server.model = Some(spec.default_model.to_owned());
         }
     }
-    let conn = connect(&conn_args).await?;
-    if let Source::Local(name) = &conn.source {
-        note(&format!(
-            "mamba-llm: using {name} at {} (model {})",
-            crate::daily::safe_url(conn.backend.base_url()),
-            conn.backend.model()
-        ));
-    }
+    let conn = connect(&server).await?;
+    conn.note_if_found();
     let mut options = EmbeddingOptions::new();
     if let Some(n) = args.dimensions {
         if n == 0 {
@@ -214,7 +210,7 @@ pub(crate) async fn run(args: EmbedArgs) -> Result<(), CliError> {
         }
         options = options.dimensions(n);
     }
-    let mut writer = Writer::new(BufWriter::with_capacity(1 << 16, io::stdout()), args.conn.json);
+    let mut writer = Writer::new(BufWriter::with_capacity(1 << 16, io::stdout()), args.json);
     let mut batch = first;
     while !batch.is_empty() {
         let step = match conn.backend.embed(&EmbeddingInput::texts(batch), &options).await {

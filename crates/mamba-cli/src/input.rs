@@ -5,7 +5,7 @@ use std::io::{BufRead, Read};
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
 
-use crate::output::CliError;
+use crate::error::CliError;
 
 /// The default limit of a prompt on stdin and of one input line: 20 MiB, as for attachments.
 pub(crate) const DEFAULT_MAX_INPUT_BYTES: u64 = crate::attach::DEFAULT_LIMIT;

@@ -8,7 +8,8 @@ use clap::{Args, Subcommand};
 use mamba_home::keys::{check_name, KeyFile};
 use secrecy::SecretString;
 
-use crate::output::{line, CliError};
+use crate::error::CliError;
+use crate::print::line;
 
 /// `mamba-llm keys`.
 #[derive(Debug, Args)]
@@ -38,12 +39,12 @@ pub(crate) enum KeysAction {
 fn read_secret(name: &str) -> Result<SecretString, CliError> {
     let text = if std::io::stdin().is_terminal() {
         rpassword::prompt_password(format!("Key for {name}: "))
-            .map_err(|e| CliError::Failed("keys", format!("cannot read the key: {e}")))?
+            .map_err(|e| CliError::Keys(format!("cannot read the key: {e}")))?
     } else {
         let mut text = String::new();
         std::io::stdin()
             .read_to_string(&mut text)
-            .map_err(|e| CliError::Failed("keys", format!("cannot read the key from stdin: {e}")))?;
+            .map_err(|e| CliError::Keys(format!("cannot read the key from stdin: {e}")))?;
         text.lines().next().unwrap_or("").to_owned()
     };
     let key = text.trim().to_owned();
@@ -66,7 +67,7 @@ pub(crate) fn run(args: KeysArgs) -> Result<(), CliError> {
             let key = read_secret(&name)?;
             keys.insert(name.clone(), key);
             file.save(&keys)?;
-            crate::output::note(&format!("mamba-llm: saved key {name:?} in {}", path.display()));
+            crate::print::note(&format!("mamba-llm: saved key {name:?} in {}", path.display()));
             Ok(())
         }
         KeysAction::List => {
@@ -79,7 +80,7 @@ pub(crate) fn run(args: KeysArgs) -> Result<(), CliError> {
             if !file.remove(&name)? {
                 return Err(CliError::Usage(format!("no key named {name:?} is saved")));
             }
-            crate::output::note(&format!("mamba-llm: removed key {name:?}"));
+            crate::print::note(&format!("mamba-llm: removed key {name:?}"));
             Ok(())
         }
         KeysAction::Path => line(&path.display().to_string()),

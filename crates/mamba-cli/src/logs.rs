@@ -2,7 +2,8 @@
 
 use clap::Args;
 
-use crate::output::{line, CliError};
+use crate::error::CliError;
+use crate::print::line;
 use mamba_home::log::{Exchange, Log};
 
 /// `mamba-llm logs`.
@@ -33,7 +34,7 @@ pub(crate) fn run(args: LogsArgs) -> Result<(), CliError> {
     let log = Log::open_default()?;
     let exchanges = log.list(args.count, args.query.as_deref(), args.cid.as_deref())?;
     if args.json {
-        let text = serde_json::to_string_pretty(&exchanges).map_err(|e| CliError::Failed("output", e.to_string()))?;
+        let text = serde_json::to_string_pretty(&exchanges).map_err(|e| CliError::Output(e.to_string()))?;
         return line(&text);
     }
     for (i, x) in exchanges.iter().enumerate() {

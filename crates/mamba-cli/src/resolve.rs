@@ -7,9 +7,9 @@ use secrecy::SecretString;
 
 pub(crate) use mamba_home::settings::{ProcessEnv, Resolved};
 
-use crate::args::ConnArgs;
 use crate::config::Config;
-use crate::output::CliError;
+use crate::error::CliError;
+use crate::settings::{Section, Server};
 
 /// The keys file in the data folder, found again at each use.
 #[derive(Debug, Clone, Copy)]
@@ -21,15 +21,15 @@ impl KeyStore for SavedKeys {
     }
 }
 
-/// Resolves `conn` against `config`, `env` and `keys`.
+/// Resolves the server flags `conn` against `config`, `env` and `keys`.
 pub(crate) fn resolve(
-    conn: &ConnArgs,
+    conn: &Server,
     config: &Config,
     env: &dyn Env,
     keys: &dyn KeyStore,
 ) -> Result<Resolved, CliError> {
     let flags = Flags {
-        command: conn.command.map(str::to_owned),
+        command: conn.section.map(|s| Section::name(s).to_owned()),
         endpoint: conn.endpoint.clone(),
         base_url: conn.base_url.clone(),
         preset: conn.preset.clone(),
@@ -74,13 +74,13 @@ mod tests {
             "[endpoints.e]\nkey = \"k\"\nheaders = { \"X-A\" = \"1\" }\n[defaults.chat]\nsystem = \"s\"\nretries = 9\n",
         )
         .expect("parses");
-        let conn = ConnArgs { endpoint: Some("e".into()), command: Some("chat"), ..ConnArgs::default() };
+        let conn = Server { endpoint: Some("e".into()), section: Some(Section::Chat), ..Server::default() };
         let env = MapEnv(HashMap::new());
         let r = resolve(&conn, &config, &env, &Keys).expect("resolves");
         assert_eq!(r.endpoint.as_deref(), Some("e"));
         assert_eq!(r.key.as_ref().map(|k| k.expose_secret()), Some("sk-k"));
         assert_eq!(r.retries, Some(9), "the command's name did not reach [defaults.chat]");
-        let conn = ConnArgs {
+        let conn = Server {
             base_url: Some("http://u/v1".into()),
             preset: Some("vllm".into()),
             model: Some("m".into()),
@@ -88,7 +88,7 @@ mod tests {
             timeout: Some(1.0),
             total_timeout: Some(2.0),
             retries: Some(3),
-            ..ConnArgs::default()
+            ..Server::default()
         };
         let env = MapEnv([("K", "sk-env")].into_iter().collect());
         let r = resolve(&conn, &config, &env, &Keys).expect("resolves");
@@ -98,7 +98,7 @@ mod tests {
         );
         assert_eq!(r.key.as_ref().map(|k| k.expose_secret()), Some("sk-env"));
         assert_eq!((r.timeout, r.total_timeout, r.retries), (Some(1.0), Some(2.0), Some(3)));
-        let e = resolve(&ConnArgs { endpoint: Some("nope".into()), ..ConnArgs::default() }, &config, &env, &Keys)
+        let e = resolve(&Server { endpoint: Some("nope".into()), ..Server::default() }, &config, &env, &Keys)
             .expect_err("unknown endpoint");
         assert!(matches!(&e, CliError::Usage(m) if m.contains("known endpoints: e")), "{e:?}");
     }

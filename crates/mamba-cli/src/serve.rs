@@ -14,13 +14,15 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::Args;
+use futures_util::FutureExt;
 use mamba_backends::{BackendPool, ErrorKind, ModelBackend, OpenAICompatibleBackend, Preset, RetryPolicy};
 use mamba_serve::{Limits, ServeConfig, Server};
 
-use crate::output::{note, CliError};
+use crate::error::CliError;
+use crate::print::note;
+use crate::settings::{env, seconds, LocalModel};
 
 /// Serve a model over the OpenAI API: the built-in model (the default), or upstream servers
 /// as one pool with failover and circuit breakers.
@@ -133,10 +135,7 @@ const DEFAULT_FALLBACK_ON: [ErrorKind; 6] = [
 ];
 
 fn preset(name: &str, flag: &str, spec: &str) -> Result<Preset, String> {
-    Preset::from_name(name).ok_or_else(|| {
-        let names: Vec<&str> = Preset::ALL.iter().map(|p| p.name()).collect();
-        format!("{flag} {spec:?}: unknown preset {name:?}; known presets: {}", names.join(", "))
-    })
+    crate::settings::preset(name).map_err(|e| format!("{flag} {spec:?}: {e}"))
 }
 
 fn parse_spec(text: &str, flag: &str) -> Result<Spec, String> {
@@ -185,18 +184,20 @@ fn parse_spec(text: &str, flag: &str) -> Result<Spec, String> {
     Ok(spec)
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
-fn seconds(flag: &str, secs: f64) -> Result<Duration, CliError> {
-    crate::connect::seconds_arg(flag, secs)
+/// What every upstream and fallback shares, from the flags.
+struct Upstreams {
+    /// `-m`: the model of specs that name none.
+    model: Option<String>,
+    /// `--upstream-timeout`, checked when a backend is built.
+    timeout: f64,
+    /// `--retries`.
+    retries: u32,
 }
 
 /// The backend for one upstream spec serving `model`.
 fn build_upstream(
     spec: &Spec,
-    args: &ServeArgs,
+    args: &Upstreams,
     flag: &str,
     text: &str,
     model: &str,
@@ -210,7 +211,7 @@ fn build_upstream(
             })?),
             None => env("MAMBA_API_KEY").or_else(|| env("OPENAI_API_KEY")),
         };
-    let timeout = seconds("--upstream-timeout", args.upstream_timeout)?;
+    let timeout = seconds("--upstream-timeout", args.timeout)?;
     let mut builder = OpenAICompatibleBackend::builder(model)
         .preset(preset)
         .base_url(&url)
@@ -229,7 +230,7 @@ fn spec_url(spec: &Spec) -> String {
 }
 
 /// The model a spec names (`model=`, `-m`, or its preset's default), if any.
-fn named_model(spec: &Spec, args: &ServeArgs) -> Option<String> {
+fn named_model(spec: &Spec, args: &Upstreams) -> Option<String> {
     let preset = spec.preset.unwrap_or_default();
     spec.model.clone().or_else(|| args.model.clone()).or_else(|| {
         let default = preset.spec().default_model;
@@ -239,15 +240,12 @@ fn named_model(spec: &Spec, args: &ServeArgs) -> Option<String> {
 
 /// The model a spec serves: the one it names, else the first the server lists when asked;
 /// None when it names none and the server did not answer.
-async fn model_of(spec: &Spec, args: &ServeArgs, flag: &str, text: &str) -> Result<Option<String>, CliError> {
+async fn model_of(spec: &Spec, args: &Upstreams, flag: &str, text: &str) -> Result<Option<String>, CliError> {
     if let Some(model) = named_model(spec, args) {
         return Ok(Some(model));
     }
     let probe = build_upstream(spec, args, flag, text, "")?;
-    Ok(match tokio::time::timeout(Duration::from_secs(5), probe.list_models()).await {
-        Ok(Ok(models)) => models.into_iter().next().map(|m| m.id),
-        _ => None,
-    })
+    Ok(crate::connect::first_model(&probe).await)
 }
 
 /// The error for a spec whose model is named nowhere and whose server listed none.
@@ -265,19 +263,20 @@ enum Served {
     Pool(BackendPool),
 }
 
-async fn backend(args: &ServeArgs) -> Result<(Served, String), CliError> {
-    if args.upstream.is_empty() {
-        let chat = crate::args::ChatArgs {
-            conn: crate::args::ConnArgs { model: args.model.clone(), ..crate::args::ConnArgs::default() },
-            local: true,
-            model_file: args.model_file.clone(),
-            ..crate::args::ChatArgs::default()
-        };
-        let (backend, label) = crate::local::open(&chat, crate::local::Why::Asked).await?;
+/// What `serve` serves, from `--upstream` and `--fallback` (none: the built-in model), and
+/// the line that names it.
+async fn backend(
+    upstream: &[String],
+    fallbacks: &[String],
+    model_name: Option<&str>,
+    args: &Upstreams,
+    local: &LocalModel,
+) -> Result<(Served, String), CliError> {
+    if upstream.is_empty() {
+        let (backend, label) = crate::local::open(local, crate::local::Why::Asked).await?;
         return Ok((Served::One(Arc::from(backend)), label));
     }
-    let specs = args
-        .upstream
+    let specs = upstream
         .iter()
         .map(|text| parse_spec(text, "--upstream").map(|spec| (spec, text.as_str())))
         .collect::<Result<Vec<_>, _>>()
@@ -290,7 +289,7 @@ async fn backend(args: &ServeArgs) -> Result<(Served, String), CliError> {
             .await
             .into_iter()
             .collect::<Result<Vec<_>, CliError>>()?;
-    let shared = probes.iter().find_map(Clone::clone).or_else(|| args.model_name.clone());
+    let shared = probes.iter().find_map(Clone::clone).or_else(|| model_name.map(str::to_owned));
     let mut endpoints: Vec<Arc<dyn ModelBackend>> = Vec::new();
     let mut label = Vec::new();
     for ((spec, text), model) in specs.iter().zip(probes) {
@@ -309,7 +308,7 @@ async fn backend(args: &ServeArgs) -> Result<(Served, String), CliError> {
         label.push(format!("{} at {url}", upstream.model()));
         endpoints.push(Arc::new(upstream));
     }
-    if endpoints.len() == 1 && args.fallback.is_empty() {
+    if endpoints.len() == 1 && fallbacks.is_empty() {
         let only = endpoints.remove(0);
         return Ok((Served::One(only), label.join(", ")));
     }
@@ -317,7 +316,7 @@ async fn backend(args: &ServeArgs) -> Result<(Served, String), CliError> {
     for endpoint in endpoints {
         pool = pool.endpoint(endpoint);
     }
-    for text in &args.fallback {
+    for text in fallbacks {
         let spec = parse_spec(text, "--fallback").map_err(CliError::Usage)?;
         let model =
             model_of(&spec, args, "--fallback", text).await?.ok_or_else(|| unnamed_model("--fallback", text, &spec))?;
@@ -328,35 +327,86 @@ async fn backend(args: &ServeArgs) -> Result<(Served, String), CliError> {
     Ok((Served::Pool(pool.build()?), label.join(", ")))
 }
 
+/// `serve`'s settings, from its flags.
+pub(crate) struct Serve {
+    addr: SocketAddr,
+    limits: Limits,
+    max_connections: usize,
+    /// The bearer key clients must send.
+    key: Option<String>,
+    upstream: Vec<String>,
+    fallback: Vec<String>,
+    upstreams: Upstreams,
+    /// The built-in model, served without upstreams.
+    local: LocalModel,
+    model_name: Option<String>,
+    alias: Vec<String>,
+    cors_origin: Vec<String>,
+    allowed_host: Vec<String>,
+    public_metrics: bool,
+    public_page: bool,
+    quiet: bool,
+}
+
+impl Serve {
+    /// Checks `serve`'s flags and makes its settings.
+    pub(crate) fn from_flags(args: ServeArgs) -> Result<Serve, CliError> {
+        if args.max_connections == 0 {
+            return Err(CliError::Usage("--max-connections must be at least 1".to_owned()));
+        }
+        if args.max_connections > mamba_serve::MAX_LIMIT || args.max_concurrent > mamba_serve::MAX_LIMIT {
+            return Err(CliError::Usage(format!(
+                "--max-connections and --max-concurrent can be at most {}; pass a smaller number",
+                mamba_serve::MAX_LIMIT
+            )));
+        }
+        let limits = Limits::new()
+            .max_body_bytes(args.max_body_bytes)
+            .max_concurrent(args.max_concurrent)
+            .max_queue(args.max_queue)
+            .request_timeout(seconds("--request-timeout", args.request_timeout)?)
+            .body_timeout(seconds("--body-timeout", args.body_timeout)?)
+            .max_connections(args.max_connections)
+            .grace_period(seconds("--grace", args.grace)?);
+        let key = match &args.api_key_env {
+            Some(var) => Some(env(var).ok_or_else(|| {
+                CliError::Usage(format!("--api-key-env {var}: the environment variable {var} is not set"))
+            })?),
+            None => None,
+        };
+        let addr: SocketAddr = format!("{}:{}", args.host, args.port)
+            .parse()
+            .or_else(|_| format!("[{}]:{}", args.host, args.port).parse())
+            .map_err(|_| CliError::Usage(format!("--host {:?}: not an IP address", args.host)))?;
+        // `--model-file` and `MAMBA_MODEL_FILE` are read only when the built-in model is served.
+        let local = if args.upstream.is_empty() {
+            LocalModel::new(args.model.clone(), args.model_file)
+        } else {
+            LocalModel::default()
+        };
+        Ok(Serve {
+            addr,
+            limits,
+            max_connections: args.max_connections,
+            key,
+            upstream: args.upstream,
+            fallback: args.fallback,
+            upstreams: Upstreams { model: args.model, timeout: args.upstream_timeout, retries: args.retries },
+            local,
+            model_name: args.model_name,
+            alias: args.alias,
+            cors_origin: args.cors_origin,
+            allowed_host: args.allowed_host,
+            public_metrics: args.public_metrics,
+            public_page: args.public_page,
+            quiet: args.quiet,
+        })
+    }
+}
+
 /// `mamba-llm serve`.
-pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
-    if args.max_connections == 0 {
-        return Err(CliError::Usage("--max-connections must be at least 1".to_owned()));
-    }
-    if args.max_connections > mamba_serve::MAX_LIMIT || args.max_concurrent > mamba_serve::MAX_LIMIT {
-        return Err(CliError::Usage(format!(
-            "--max-connections and --max-concurrent can be at most {}; pass a smaller number",
-            mamba_serve::MAX_LIMIT
-        )));
-    }
-    let mut limits = Limits::new()
-        .max_body_bytes(args.max_body_bytes)
-        .max_concurrent(args.max_concurrent)
-        .max_queue(args.max_queue)
-        .request_timeout(seconds("--request-timeout", args.request_timeout)?)
-        .body_timeout(seconds("--body-timeout", args.body_timeout)?)
-        .max_connections(args.max_connections)
-        .grace_period(seconds("--grace", args.grace)?);
-    let key = match &args.api_key_env {
-        Some(var) => Some(env(var).ok_or_else(|| {
-            CliError::Usage(format!("--api-key-env {var}: the environment variable {var} is not set"))
-        })?),
-        None => None,
-    };
-    let addr: SocketAddr = format!("{}:{}", args.host, args.port)
-        .parse()
-        .or_else(|_| format!("[{}]:{}", args.host, args.port).parse())
-        .map_err(|_| CliError::Usage(format!("--host {:?}: not an IP address", args.host)))?;
+pub(crate) async fn run(args: Serve) -> Result<(), CliError> {
+    let (addr, key, mut limits) = (args.addr, args.key, args.limits);
     // Each client connection can need a second descriptor towards the upstream: raise the
     // open-files limit as far as allowed, and hold no more connections than it fits.
     if let Some(files) = crate::fdlimit::raise() {
@@ -369,7 +419,8 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
             limits = limits.max_connections(fits);
         }
     }
-    let (served, label) = backend(&args).await?;
+    let (served, label) =
+        backend(&args.upstream, &args.fallback, args.model_name.as_deref(), &args.upstreams, &args.local).await?;
     let mut config = match served {
         Served::One(backend) => ServeConfig::new(backend),
         Served::Pool(pool) => ServeConfig::from_pool(pool),
@@ -394,8 +445,8 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
     }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| CliError::Failed("io", format!("cannot listen on {addr}: {e}; pick another --port")))?;
-    let bound = listener.local_addr().map_err(|e| CliError::Failed("io", e.to_string()))?;
+        .map_err(|e| CliError::Io(format!("cannot listen on {addr}: {e}; pick another --port")))?;
+    let bound = listener.local_addr().map_err(|e| CliError::Io(e.to_string()))?;
     if !args.quiet {
         let _ = tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
@@ -403,14 +454,18 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
             .with_target(false)
             .try_init();
     }
+    // The signal handlers are in place before the line that says where the server listens
+    // (one poll installs them), so a SIGTERM sent as soon as that line is read stops the server
+    // gracefully instead of killing the process.
+    let mut shutdown = Box::pin(mamba_serve::shutdown_signal());
+    let stopped_already = shutdown.as_mut().now_or_never().is_some();
     note(&format!(
         "mamba-llm: serving {} ({label}) on http://{bound}/v1 (chat page http://{bound}/); Ctrl-C stops",
         config.model_ids().join(", ")
     ));
-    Server::new(config)
-        .serve(listener, mamba_serve::shutdown_signal())
-        .await
-        .map_err(|e| CliError::Failed("io", e.to_string()))?;
+    if !stopped_already {
+        Server::new(config).serve(listener, shutdown).await.map_err(|e| CliError::Io(e.to_string()))?;
+    }
     note("mamba-llm: stopped");
     Ok(())
 }

@@ -3,7 +3,7 @@
 use clap::{Args, CommandFactory, ValueEnum};
 
 use crate::args::Cli;
-use crate::output::CliError;
+use crate::error::CliError;
 
 /// The shells completions are written for.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -23,8 +23,8 @@ pub(crate) struct CompletionsArgs {
 }
 
 /// Prints the completion script for the shell.
-pub(crate) fn completions(args: CompletionsArgs) -> Result<(), CliError> {
-    let shell = match args.shell {
+pub(crate) fn completions(shell: Shell) -> Result<(), CliError> {
+    let shell = match shell {
         Shell::Bash => clap_complete::Shell::Bash,
         Shell::Zsh => clap_complete::Shell::Zsh,
         Shell::Fish => clap_complete::Shell::Fish,
@@ -41,7 +41,7 @@ pub(crate) fn man() -> Result<(), CliError> {
     let mut out = Vec::new();
     clap_mangen::Man::new(Cli::command())
         .render(&mut out)
-        .map_err(|e| CliError::Failed("output", format!("cannot render the man page: {e}")))?;
+        .map_err(|e| CliError::Output(format!("cannot render the man page: {e}")))?;
     write_all(&out)
 }
 

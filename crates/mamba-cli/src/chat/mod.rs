@@ -1,24 +1,33 @@
-//! `mamba-llm chat`.
+//! `mamba-llm chat`: one question, or a conversation, answered by a server or the built-in
+//! model, printed as it streams. [`setup`] prepares the settings and the first prompt,
+//! [`record`] writes the conversation log.
+
+pub(crate) mod record;
+pub(crate) mod setup;
 
 use std::io::IsTerminal;
 
 use futures_util::StreamExt;
 use std::time::Instant;
 
+use mamba_backends::redact::redact_url;
 use mamba_backends::{
     message::Role, Message, ModelBackend, ModelResponse, RequestOptions, ResponseFormat, StreamAccumulator, ToolChoice,
     ToolDefinition,
 };
 use serde_json::Value;
 
-use crate::args::ChatArgs;
-use crate::connect::{find_server, Found, Source};
-use crate::daily::{self, Recorder};
+use self::record::Recorder;
+use self::setup::Prepared;
+use crate::connect::{find_server, Found};
+use crate::error::CliError;
+use crate::json::response_json;
 use crate::local::{self, Why};
-use crate::output::{line, note, response_json, CliError, Printer};
+use crate::print::{line, note, report, Printer};
+use crate::settings::Chat;
 
 /// Builds the request options from the flags.
-pub(crate) fn options(args: &ChatArgs) -> Result<RequestOptions, CliError> {
+pub(crate) fn options(args: &Chat) -> Result<RequestOptions, CliError> {
     let mut options = RequestOptions::new();
     if let Some(t) = args.temperature {
         options = options.temperature(t);
@@ -83,8 +92,9 @@ pub(crate) fn options(args: &ChatArgs) -> Result<RequestOptions, CliError> {
     Ok(options)
 }
 
-pub(crate) async fn run(mut args: ChatArgs) -> Result<(), CliError> {
-    let prepared = daily::prepare(&mut args)?;
+/// `mamba-llm chat`.
+pub(crate) async fn run(args: Chat) -> Result<(), CliError> {
+    let (args, prepared) = setup::prepare(args)?;
     let stdin_is_tty = std::io::stdin().is_terminal();
     let input = match &args.prompt {
         Some(prompt) => Some(prompt.clone()),
@@ -99,9 +109,9 @@ pub(crate) async fn run(mut args: ChatArgs) -> Result<(), CliError> {
             Some(text)
         }
     };
-    let prompt = prepared.first_prompt(&mut args, input)?;
+    let (args, prompt) = prepared.first_prompt(args, input)?;
     let options = options(&args)?;
-    let continued = daily::continued(&args)?;
+    let continued = setup::continued(&args.continues)?;
     let chosen = choose(&args).await?;
     let backend = chosen.backend.as_ref();
     let (cid, mut history) = match continued {
@@ -124,7 +134,7 @@ pub(crate) async fn run(mut args: ChatArgs) -> Result<(), CliError> {
         Some(prompt) if args.interactive => {
             match turn.ask(&mut history, &prompt).await {
                 Err(CliError::BrokenPipe) => return Err(CliError::BrokenPipe),
-                Err(e) => crate::output::report(&e, args.conn.json),
+                Err(e) => report(&e, args.json),
                 Ok(()) => {}
             }
             repl(&chosen.label, history, &mut turn).await?;
@@ -139,8 +149,8 @@ pub(crate) async fn run(mut args: ChatArgs) -> Result<(), CliError> {
 struct Turn<'a> {
     backend: &'a dyn ModelBackend,
     options: &'a RequestOptions,
-    args: &'a ChatArgs,
-    prepared: &'a daily::Prepared,
+    args: &'a Chat,
+    prepared: &'a Prepared,
     recorder: Recorder,
     /// The attachments were sent.
     attached: bool,
@@ -164,7 +174,7 @@ impl Turn<'_> {
         match result {
             Ok(response) => {
                 self.attached = true;
-                if self.args.conn.json {
+                if self.args.json {
                     line(&response_json(&response))?;
                 }
                 record_turn(history, &response);
@@ -189,26 +199,20 @@ struct Chosen {
 /// The backend that answers, and how to name it: `--local` or `--model-file` → the built-in
 /// model; else a configured server; else a server running on this machine; else the built-in
 /// model.
-async fn choose(args: &ChatArgs) -> Result<Chosen, CliError> {
-    if args.local || args.model_file.is_some() {
-        let (backend, label) = local::open(args, Why::Asked).await?;
+async fn choose(args: &Chat) -> Result<Chosen, CliError> {
+    if args.force_local {
+        let (backend, label) = local::open(&args.local_model(), Why::Asked).await?;
         return Ok(Chosen { backend, label, endpoint: "built-in".to_owned() });
     }
-    match find_server(&args.conn, |builder| builder).await? {
+    match find_server(&args.server, |builder| builder).await? {
         Found::Server(conn) => {
-            if let Source::Local(name) = &conn.source {
-                note(&format!(
-                    "mamba-llm: using {name} at {} (model {})",
-                    daily::safe_url(conn.backend.base_url()),
-                    conn.backend.model()
-                ));
-            }
-            let label = format!("{} at {}", conn.backend.model(), daily::safe_url(conn.backend.base_url()));
-            let endpoint = conn.endpoint.clone().unwrap_or_else(|| daily::safe_url(conn.backend.base_url()));
+            conn.note_if_found();
+            let label = format!("{} at {}", conn.backend.model(), redact_url(conn.backend.base_url()));
+            let endpoint = conn.endpoint.clone().unwrap_or_else(|| redact_url(conn.backend.base_url()));
             Ok(Chosen { backend: Box::new(conn.backend), label, endpoint })
         }
         Found::Nothing { searched } => {
-            let (backend, label) = local::open(args, Why::NoServer(searched)).await?;
+            let (backend, label) = local::open(&args.local_model(), Why::NoServer(searched)).await?;
             Ok(Chosen { backend, label, endpoint: "built-in".to_owned() })
         }
     }
@@ -219,9 +223,9 @@ async fn answer(
     backend: &dyn ModelBackend,
     history: &[Message],
     options: &RequestOptions,
-    args: &ChatArgs,
+    args: &Chat,
 ) -> Result<ModelResponse, CliError> {
-    let json = args.conn.json;
+    let json = args.json;
     let mut printer = Printer::new(args.show_reasoning);
     if args.no_stream {
         let response = backend.complete(history, options).await?;
@@ -285,7 +289,7 @@ async fn repl(label: &str, mut history: Vec<Message>, turn: &mut Turn<'_>) -> Re
             Some(Ok(input)) => input,
             // A line over the limit (or not text) was skipped; the conversation goes on.
             Some(Err(e)) => {
-                crate::output::report(&e, turn.args.conn.json);
+                report(&e, turn.args.json);
                 continue;
             }
             None => {
@@ -307,7 +311,7 @@ async fn repl(label: &str, mut history: Vec<Message>, turn: &mut Turn<'_>) -> Re
         match turn.ask(&mut history, input).await {
             Ok(()) => {}
             Err(CliError::BrokenPipe) => return Err(CliError::BrokenPipe),
-            Err(e) => crate::output::report(&e, turn.args.conn.json),
+            Err(e) => report(&e, turn.args.json),
         }
     }
 }

@@ -1,7 +1,7 @@
-//! The built-in model: finding its file (`--model-file`, `MAMBA_MODEL_FILE`, the cache, a
-//! download), loading it, `pull` and `models --local`.
+//! The built-in model, with the `local` feature: finding its file (`--model-file`,
+//! `MAMBA_MODEL_FILE`, the cache, a download: `mamba_local::fetch::ModelStore::locate`),
+//! loading it, `pull` and `models --local`.
 
-use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -11,17 +11,10 @@ use mamba_local::fetch::{format_size, ModelSpec, ModelStore, Origin, Progress, D
 use mamba_local::{LocalBackend, LocalOptions};
 use serde_json::json;
 
-use crate::args::{ChatArgs, PullArgs};
-use crate::commands::table;
-use crate::output::{line, note, CliError};
-
-/// Why the built-in model answers.
-pub(crate) enum Why {
-    /// `--local` or `--model-file`.
-    Asked,
-    /// Nothing configured and no server found on these local ports.
-    NoServer(String),
-}
+use super::Why;
+use crate::error::CliError;
+use crate::print::{line, note, table};
+use crate::settings::LocalModel;
 
 /// A progress bar on stderr when it is a terminal; notes as `mamba-llm:` lines either way.
 pub(crate) struct TermProgress {
@@ -98,32 +91,28 @@ impl Progress for TermProgress {
     }
 }
 
-fn env_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from)
-}
-
 fn known_names() -> String {
     ModelSpec::known().iter().map(|m| m.name.clone()).collect::<Vec<_>>().join(", ")
 }
 
 /// The built-in model, loaded, and a line saying which one and where it came from.
-pub(crate) async fn open(args: &ChatArgs, why: Why) -> Result<(Box<dyn ModelBackend>, String), CliError> {
+pub(crate) async fn open(model: &LocalModel, why: Why) -> Result<(Box<dyn ModelBackend>, String), CliError> {
     let asked = matches!(why, Why::Asked);
     let fail = |message: String| {
-        match &why {
-        Why::Asked => CliError::Failed("unavailable", format!(
-            "the built-in model could not be had: {message}. Pass a GGUF file with --model-file PATH (or MAMBA_MODEL_FILE)"
-        )),
-        Why::NoServer(searched) => CliError::Failed("unavailable", format!(
-            "no server configured and none found on localhost ({searched}), and the built-in model could not be had: {message}. Configure a server with --base-url URL (or MAMBA_BASE_URL, --preset NAME), or pass a GGUF file with --model-file PATH"
-        )),
-    }
+        CliError::Unavailable(match &why {
+            Why::Asked => format!(
+                "the built-in model could not be had: {message}. Pass a GGUF file with --model-file PATH (or MAMBA_MODEL_FILE)"
+            ),
+            Why::NoServer(searched) => format!(
+                "no server configured and none found on localhost ({searched}), and the built-in model could not be had: {message}. Configure a server with --base-url URL (or MAMBA_BASE_URL, --preset NAME), or pass a GGUF file with --model-file PATH"
+            ),
+        })
     };
     // `-m` names a built-in model; any other name is a server's model, an error with --local.
-    let spec = match args.conn.model.as_deref() {
+    let spec = match model.name.as_deref() {
         Some(name) => match ModelSpec::find(name) {
             Some(spec) => spec,
-            None if asked && args.model_file.is_none() => {
+            None if asked && model.file_flag.is_none() => {
                 return Err(CliError::Usage(format!(
                     "-m {name}: not a built-in model (known: {}); use --model-file PATH for another GGUF",
                     known_names()
@@ -133,10 +122,9 @@ pub(crate) async fn open(args: &ChatArgs, why: Why) -> Result<(Box<dyn ModelBack
         },
         None => ModelSpec::default_model(),
     };
-    let (given, given_by) = match (&args.model_file, env_path("MAMBA_MODEL_FILE")) {
-        (Some(path), _) => (Some(path.clone()), "--model-file"),
-        (None, Some(path)) => (Some(path), "MAMBA_MODEL_FILE"),
-        (None, None) => (None, ""),
+    let (given, given_by) = match model.given_file() {
+        Some((path, by)) => (Some(path), by),
+        None => (None, ""),
     };
     let store = ModelStore::from_env().map_err(|e| fail(e.message().to_owned()))?;
     let progress = TermProgress::new();
@@ -168,12 +156,12 @@ pub(crate) async fn open(args: &ChatArgs, why: Why) -> Result<(Box<dyn ModelBack
     Ok((Box::new(backend), label))
 }
 
-/// `mamba-llm pull [MODEL]`.
-pub(crate) async fn pull(args: PullArgs) -> Result<(), CliError> {
-    let name = args.model.as_deref().unwrap_or(DEFAULT_MODEL);
+/// `mamba-llm pull [MODEL] [--source SOURCE]`.
+pub(crate) async fn pull(model: Option<&str>, source: Option<&str>) -> Result<(), CliError> {
+    let name = model.unwrap_or(DEFAULT_MODEL);
     let spec = ModelSpec::find(name)
         .ok_or_else(|| CliError::Usage(format!("unknown model {name:?}; known: {}", known_names())))?;
-    let spec = match &args.source {
+    let spec = match source {
         Some(kind) => spec.only_sources(kind).ok_or_else(|| {
             CliError::Usage(format!(
                 "--source {kind:?}: use one of {}",
@@ -184,13 +172,10 @@ pub(crate) async fn pull(args: PullArgs) -> Result<(), CliError> {
     };
     let store = ModelStore::from_env()?;
     let found = store.fetch(&spec, &TermProgress::new()).await.map_err(|e| {
-        CliError::Failed(
-            "unavailable",
-            format!(
-                "{}. Download the GGUF yourself and pass it with --model-file PATH (or MAMBA_MODEL_FILE)",
-                e.message()
-            ),
-        )
+        CliError::Unavailable(format!(
+            "{}. Download the GGUF yourself and pass it with --model-file PATH (or MAMBA_MODEL_FILE)",
+            e.message()
+        ))
     })?;
     match &found.origin {
         Origin::Cache => note(&format!("mamba-llm: {} is already in the cache", spec.display_name)),

@@ -1,23 +1,16 @@
 //! Built without the `local` feature: no built-in model; its commands say so.
 
-use crate::args::{ChatArgs, PullArgs};
-use crate::output::CliError;
-
-/// Why the built-in model would answer.
-pub(crate) enum Why {
-    /// `--local` or `--model-file`.
-    Asked,
-    /// Nothing configured and no server found on these local ports.
-    NoServer(String),
-}
+use super::Why;
+use crate::error::CliError;
+use crate::settings::LocalModel;
 
 const MISSING: &str = "this mamba-llm was built without the built-in model (cargo feature `local`)";
 
 pub(crate) async fn open(
-    _args: &ChatArgs,
+    _model: &LocalModel,
     why: Why,
 ) -> Result<(Box<dyn mamba_backends::ModelBackend>, String), CliError> {
-    Err(CliError::Failed("unsupported", match why {
+    Err(CliError::Unsupported(match why {
         Why::Asked => format!("{MISSING}; configure a server with --base-url URL"),
         Why::NoServer(searched) => format!(
             "no server configured (--base-url, MAMBA_BASE_URL, --preset) and none found on localhost ({searched}); {MISSING}"
@@ -25,10 +18,10 @@ pub(crate) async fn open(
     }))
 }
 
-pub(crate) async fn pull(_args: PullArgs) -> Result<(), CliError> {
-    Err(CliError::Failed("unsupported", MISSING.to_owned()))
+pub(crate) async fn pull(_model: Option<&str>, _source: Option<&str>) -> Result<(), CliError> {
+    Err(CliError::Unsupported(MISSING.to_owned()))
 }
 
 pub(crate) fn list(_json: bool) -> Result<(), CliError> {
-    Err(CliError::Failed("unsupported", MISSING.to_owned()))
+    Err(CliError::Unsupported(MISSING.to_owned()))
 }

@@ -1,4 +1,4 @@
-//! Templates: a saved system message, prompt, model and options, applied with `chat -t NAME`
+//! Prompt templates (not to be confused with a model's chat template): a saved system message, prompt, model and options, applied with `chat -t NAME`
 //! (or `-t FILE`). `templates/NAME.toml` in the config folder:
 //!
 //! ```toml
@@ -20,7 +20,8 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use serde::Deserialize;
 
-use crate::output::{line, CliError};
+use crate::error::CliError;
+use crate::print::line;
 
 /// A template file.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -217,7 +218,7 @@ pub(crate) fn run(args: TemplatesArgs) -> Result<(), CliError> {
                     .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".toml")).map(str::to_owned))
                     .collect(),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-                Err(e) => return Err(CliError::Failed("io", format!("{}: {e}", dir.display()))),
+                Err(e) => return Err(CliError::Io(format!("{}: {e}", dir.display()))),
             };
             names.sort();
             for name in names {
@@ -238,15 +239,12 @@ pub(crate) fn run(args: TemplatesArgs) -> Result<(), CliError> {
             let path = locate(&name)?;
             if !path.exists() {
                 if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir)
-                        .map_err(|e| CliError::Failed("io", format!("{}: {e}", dir.display())))?;
+                    std::fs::create_dir_all(dir).map_err(|e| CliError::Io(format!("{}: {e}", dir.display())))?;
                 }
-                std::fs::write(&path, EXAMPLE)
-                    .map_err(|e| CliError::Failed("io", format!("{}: {e}", path.display())))?;
+                std::fs::write(&path, EXAMPLE).map_err(|e| CliError::Io(format!("{}: {e}", path.display())))?;
             }
             crate::editor::edit(&path)?;
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| CliError::Failed("io", format!("{}: {e}", path.display())))?;
+            let text = std::fs::read_to_string(&path).map_err(|e| CliError::Io(format!("{}: {e}", path.display())))?;
             parse(&path, &text).map(|_| ())
         }
         TemplatesAction::Path => line(&templates_dir()?.display().to_string()),
