@@ -96,9 +96,9 @@ fn job(command: Command) -> Job {
         Command::Pull(args) => {
             Job::new(false, async move { local::pull(args.model.as_deref(), args.source.as_deref()).await })
         }
-        Command::Config(args) => Job::sync(false, move || Ok(config_cmd::run(args)?)),
-        Command::Keys(args) => Job::sync(false, move || Ok(keys::run(args)?)),
-        Command::Logs(args) => Job::sync(args.json, move || Ok(logs::run(args)?)),
+        Command::Config(args) => Job::sync(false, move || config_cmd::run(args)),
+        Command::Keys(args) => Job::sync(false, move || keys::run(args)),
+        Command::Logs(args) => Job::sync(args.json, move || logs::run(args)),
         Command::Templates(args) => Job::sync(false, move || prompt_template::run(args)),
         Command::Completions(args) => Job::sync(false, move || shell::completions(args.shell)),
         Command::Man => Job::sync(false, shell::man),
