@@ -128,11 +128,12 @@ impl ChunkParser {
         }
         let mut shape = std::mem::take(&mut self.shape);
         let cut = shape.cut(trimmed);
-        let wire = if cut { wire_response(shape.rest()).ok() } else { None };
+        let wire = if cut { shape.read_rest() } else { None };
+        let used = wire.is_some();
         let parsed = match wire {
             Some(wire) => self.apply(wire, Some(shape.known_members())),
-            // An event that does not parse is read again in full: its error then says where
-            // the event (not its cut) went wrong.
+            // An event whose cut does not parse, or repeats a learnt key, is read again in
+            // full: its error then says where the event (not its cut) went wrong.
             None => {
                 let wire = self.read(trimmed).map_err(|e| decode_error("a stream event", trimmed, e));
                 let parsed = wire.and_then(|wire| self.apply(wire, None));
@@ -142,6 +143,9 @@ impl ChunkParser {
                 parsed
             }
         };
+        if used {
+            shape.cut_was_used();
+        }
         self.shape = shape;
         if let Ok(Parsed::Chunk(chunk)) = &parsed {
             let plain = chunk.tool_calls.is_empty()
@@ -342,6 +346,39 @@ mod tests {
         assert!(p.parse(event(good, r#"{"content":"a"}"#, "null").as_bytes()).is_ok());
         let broken = format!(r#"{good},"choices":[{{"index":0,"delta":"#);
         assert!(p.parse(broken.as_bytes()).is_err());
+    }
+
+    /// A key after `"choices"` that the learnt members hold: serde refuses the event as a
+    /// duplicate, and so does the stream parser (the cut is not used); keys serde skips, or
+    /// that the members do not hold, keep the cut.
+    #[test]
+    fn a_key_repeated_after_choices_is_serde_s_error() {
+        let piece = r#""choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null}]"#;
+        let tool = r#""choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]}}]"#;
+        for (members, choices, tail, refused) in [
+            (r#""id":"a","model":"m""#, piece, r#","model":"x""#, true),
+            (r#""id":"a","model":"m""#, piece, r#","model":null"#, true),
+            (r#""id":"a","model":"m""#, piece, r#","id":"b""#, true),
+            (r#""id":"a","model":"m""#, tool, r#","model":"x""#, true),
+            (r#""id":"a","model":"m""#, tool, r#","id":"b""#, true),
+            (r#""id":"a","usage":null"#, piece, r#","usage":{"prompt_tokens":1}"#, true),
+            (r#""id":"a","error":null"#, piece, r#","error":{"message":"boom"}"#, true),
+            (r#""id":"a""#, piece, r#","id":"b""#, true),
+            (r#""id":"a","model":"m""#, piece, r#","object":"x","system_fingerprint":"f","usage":null"#, false),
+            (r#""id":"a","object":"o""#, piece, r#","model":"x""#, false),
+            (r#""id":"a","model":"m""#, tool, r#","x_new":1"#, false),
+        ] {
+            let first = format!("{{{members},{piece}}}");
+            let later = format!("{{{members},{choices}{tail}}}");
+            let (mut fast, mut plain) = (ChunkParser::new(false), ChunkParser::serde_only(false));
+            for event in [&first, &later] {
+                let (f, p) = (fast.parse(event.as_bytes()), plain.parse(event.as_bytes()));
+                assert_eq!(format!("{f:?}"), format!("{p:?}"), "{event}");
+            }
+            assert!(!fast.shape.members().is_empty(), "{first}: members learnt");
+            assert_eq!(fast.parse(later.as_bytes()).is_err(), refused, "{later}");
+            assert_eq!(fast.shape.members_used(), !refused, "{later}: the cut");
+        }
     }
 
     fn run_stream(events: &[&str]) -> Result<ModelResponse, Error> {

@@ -5,8 +5,9 @@
 //! give exactly what serde gives, errors included. These tests generate what servers send —
 //! chat-completion events and whole streams in the shapes seen in the wild — plus mutations of
 //! them (nulls, missing, extra and unknown members, members in any order, escapes, invalid
-//! strings, tool calls, content parts, odd numbers, duplicate keys, deep nesting, truncation,
-//! stray and invalid UTF-8 bytes), and feed the same bytes to the fast paths and to serde:
+//! strings, tool calls, content parts, odd numbers, duplicate keys — in a stream, also keys
+//! after `"choices"` that repeat one before it —, deep nesting, truncation, stray and invalid
+//! UTF-8 bytes), and feed the same bytes to the fast paths and to serde:
 //!
 //! - one event: `scan::wire_response` (and the direct reader alone) against
 //!   `serde_json::from_slice::<WireResponse>`, compared with `==`, and the same error text;
@@ -458,12 +459,13 @@ fn stream_events() -> BoxedStrategy<Vec<Ev>> {
         .boxed()
 }
 
-/// The members a server repeats before `"choices"` in every event: OpenAI's, a few, none, or
-/// one that changes every event (a counter).
+/// The members a server repeats before `"choices"` in every event: OpenAI's, a few, none, some
+/// with a null usage or error, or one that changes every event (a counter).
 fn members() -> BoxedStrategy<(String, bool)> {
     prop_oneof![
         4 => Just((r#""id":"chatcmpl-1","object":"chat.completion.chunk","created":1764072000,"model":"gpt-4o-mini","service_tier":"default","system_fingerprint":"fp_1","#.to_owned(), false)),
         2 => Just((r#""id":"c1","model":"m","#.to_owned(), false)),
+        1 => Just((r#""id":"c1","usage":null,"error":null,"model":"m","#.to_owned(), false)),
         1 => Just((String::new(), false)),
         1 => Just((r#""id":"c1","seq":"#.to_owned(), true)),
         1 => event().prop_map(|e| match e {
@@ -478,13 +480,37 @@ fn members() -> BoxedStrategy<(String, bool)> {
     .boxed()
 }
 
-fn render_stream(members: &str, counter: bool, events: &[(Ev, Damage)], spaced: bool) -> Vec<u8> {
+/// Members an event may have after `"choices"`, beside the stream's usual end: mostly none;
+/// else keys that may repeat one before `"choices"` (serde refuses a known one twice: `id`,
+/// `model`, `usage`, `error`, an escaped `id`) or not.
+fn tail() -> BoxedStrategy<Vec<(String, J)>> {
+    let keys = vec!["id", "model", "created", "object", "usage", "error", "system_fingerprint", "x_new", "\\u0069d"];
+    let value = prop_oneof![3 => Just(raw("null")), 2 => Just(raw("\"x\"")), 1 => scalar(), 1 => any_value()];
+    prop_oneof![
+        8 => Just(Vec::new()),
+        1 => prop::collection::vec((prop::sample::select(keys), value), 1..3)
+            .prop_map(|m| m.into_iter().map(|(k, v)| (key(k), v)).collect()),
+    ]
+    .boxed()
+}
+
+/// One generated event: what it is, its members after `"choices"` and its damage.
+type GenEvent = (Ev, Vec<(String, J)>, Damage);
+
+/// The stream's bytes; `usage_null`: whether its events end with `"usage":null` (never when
+/// the members have a usage: each event would be refused).
+fn render_stream(members: &str, counter: bool, usage_null: bool, events: &[GenEvent], spaced: bool) -> Vec<u8> {
+    let usage_null = usage_null && !members.contains(r#""usage""#);
     let mut body = Vec::new();
-    for (i, (ev, damage)) in events.iter().enumerate() {
+    for (i, (ev, tail, damage)) in events.iter().enumerate() {
         let members = if counter { format!("{members}{i},") } else { members.to_owned() };
+        let mut end = String::from(if usage_null { r#","usage":null"# } else { "" });
+        for (k, v) in tail {
+            end.push_str(&format!(",{k}:{}", v.text(false)));
+        }
         let around = |delta: String, finish: &str| {
             format!(
-                r#"{{{members}"choices":[{{"index":0,"delta":{delta},"logprobs":null,"finish_reason":{finish}}}],"usage":null}}"#
+                r#"{{{members}"choices":[{{"index":0,"delta":{delta},"logprobs":null,"finish_reason":{finish}}}]{end}}}"#
             )
         };
         let data = match ev {
@@ -514,21 +540,31 @@ fn a_stream_decodes_as_serde_decodes_it() {
         members(),
         stream_events().prop_flat_map(move |events| {
             let n = events.len();
-            (Just(events), prop::collection::vec(event_damage.clone(), n))
+            (Just(events), prop::collection::vec(tail(), n), prop::collection::vec(event_damage.clone(), n))
         }),
         any::<bool>(),
         any::<usize>(),
         prop_oneof![9 => Just(false), 1 => Just(true)],
+        prop_oneof![3 => Just(true), 1 => Just(false)],
+        // Members after "choices" in one stream of five (any repeat makes the stream an error).
+        prop_oneof![4 => Just(false), 1 => Just(true)],
     )
-        .prop_map(|((members, counter), (events, damage), spaced, cut, truncate)| {
-            let events: Vec<(Ev, Damage)> = events.into_iter().zip(damage).collect();
-            let mut body = render_stream(&members, counter, &events, spaced);
-            if truncate && !body.is_empty() {
-                body.truncate(cut % body.len());
-            }
-            let cut = if body.is_empty() { 0 } else { cut % body.len() };
-            (Text(body), cut)
-        });
+        .prop_map(
+            |((members, counter), (events, tails, damage), spaced, cut, truncate, usage_null, with_tails)| {
+                let events: Vec<GenEvent> = events
+                    .into_iter()
+                    .zip(tails)
+                    .zip(damage)
+                    .map(|((e, t), d)| (e, if with_tails { t } else { Vec::new() }, d))
+                    .collect();
+                let mut body = render_stream(&members, counter, usage_null, &events, spaced);
+                if truncate && !body.is_empty() {
+                    body.truncate(cut % body.len());
+                }
+                let cut = if body.is_empty() { 0 } else { cut % body.len() };
+                (Text(body), cut)
+            },
+        );
     let answered = Cell::new(0usize);
     let ran = Cell::new(0usize);
     TestRunner::new(config(1000))

@@ -7,8 +7,13 @@
 //! - **The members before `"choices"`** (`{"id":…,"object":…,"created":…,"model":…,` — half of
 //!   each event's bytes). Once such a run has been checked (a whole run of top-level members,
 //!   holding no usage, no error and no choices), a later event that starts with the same bytes
-//!   is parsed from `"choices"` on, with the members' `id` and `model` taken from here. A stream
-//!   whose members change every event (a counter) gives up after [`MAX_MEMBER_MISSES`].
+//!   is parsed from `"choices"` on, with the members' `id` and `model` taken from here — unless
+//!   what follows repeats a key serde reads (`id`, `model`, `usage`, `error`, even `null`, even
+//!   escaped) that the members hold: serde refuses such an event as a duplicate, so it goes to
+//!   the full parse. The direct reader names the keys it read, so the common event (nothing or
+//!   new keys after `"choices"`) costs no extra scan; a rest only serde reads is searched for
+//!   the learnt keys' names and for `\u` escapes instead. A stream whose members change every
+//!   event (a counter) gives up after [`MAX_MEMBER_MISSES`].
 //! - **The whole event around its piece of text** (`…"delta":{"content":"PIECE"},…`). Once a
 //!   plain piece has been read in full, its bytes before and after the string are learnt: a
 //!   later event made of the same bytes around another valid JSON string means exactly what the
@@ -28,9 +33,10 @@
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
-use memchr::memmem::Finder;
+use memchr::memmem::{self, Finder};
+use serde::de::{Deserialize, Deserializer, IgnoredAny};
 
-use super::scan::{string_end, wire_response};
+use super::scan::{response_with_keys, string_end, wire_response, TopKeys};
 use super::wire::WireResponse;
 
 /// The marker put in place of the candidate string while learning (as JSON text, and decoded).
@@ -64,6 +70,8 @@ pub(crate) struct LearnedShape {
     /// `{` and the members before `,"choices":`, as the last checked event had them; empty when
     /// none are learnt.
     members: Vec<u8>,
+    /// The keys serde reads that the learnt members have (a later event must not repeat them).
+    member_keys: TopKeys,
     /// The learnt members' `id` and `model`, for a stream whose first chunk came without them.
     members_id: Option<String>,
     members_model: Option<String>,
@@ -87,6 +95,7 @@ impl Default for LearnedShape {
     fn default() -> Self {
         LearnedShape {
             members: Vec::new(),
+            member_keys: TopKeys::default(),
             members_id: None,
             members_model: None,
             member_misses: 0,
@@ -162,16 +171,35 @@ impl LearnedShape {
             return false;
         }
         let n = self.members.len();
-        self.member_misses = 0;
         self.scratch.clear();
         self.scratch.push(b'{');
         self.scratch.extend_from_slice(&event[n + 1..]);
         true
     }
 
-    /// The event [`cut`](Self::cut) last cut, without its members.
-    pub(crate) fn rest(&self) -> &[u8] {
-        &self.scratch
+    /// The event [`cut`](Self::cut) last cut, read without its members; `None` when it must be
+    /// read in full: the rest does not parse, or it repeats a key of the learnt members (which
+    /// serde refuses in the whole event).
+    pub(crate) fn read_rest(&self) -> Option<WireResponse<'_>> {
+        let text = std::str::from_utf8(&self.scratch).ok()?;
+        if let Some((wire, keys)) = response_with_keys(text) {
+            return (!keys.shares(self.member_keys)).then_some(wire);
+        }
+        // A key equal to a learnt one is either its plain name or holds a `\u` escape.
+        let bytes = text.as_bytes();
+        let may_repeat = memmem::find(bytes, b"\\u").is_some()
+            || TopKeys::NAMED
+                .iter()
+                .any(|(key, name)| self.member_keys.shares(*key) && memmem::find(bytes, name).is_some());
+        if may_repeat {
+            return None;
+        }
+        serde_json::from_str(text).ok()
+    }
+
+    /// Records that the last event was read by its cut: the members are worth keeping.
+    pub(crate) fn cut_was_used(&mut self) {
+        self.member_misses = 0;
     }
 
     /// The `id` and `model` of the learnt members.
@@ -208,6 +236,8 @@ impl LearnedShape {
         if wire.usage.0.is_some() || wire.error.as_ref().is_some_and(|e| !e.is_null()) || !wire.choices.0.is_empty() {
             return;
         }
+        let Ok(keys) = serde_json::from_slice::<MemberKeys>(&self.scratch) else { return };
+        self.member_keys = keys.set();
         self.members_id = wire.id.non_empty().map(str::to_owned);
         self.members_model = wire.model.non_empty().map(str::to_owned);
         self.members.clear();
@@ -262,6 +292,47 @@ impl LearnedShape {
             }
         }
         false
+    }
+}
+
+/// Which keys serde reads an object has, `null` or not, as serde decodes keys (escapes too):
+/// the fields of `WireResponse` (a field added there belongs here and in `TopKeys`).
+#[derive(serde::Deserialize)]
+struct MemberKeys {
+    #[serde(default)]
+    id: Present,
+    #[serde(default)]
+    model: Present,
+    #[serde(default)]
+    choices: Present,
+    #[serde(default)]
+    usage: Present,
+    #[serde(default)]
+    error: Present,
+}
+
+impl MemberKeys {
+    fn set(&self) -> TopKeys {
+        [
+            (self.id.0, TopKeys::ID),
+            (self.model.0, TopKeys::MODEL),
+            (self.choices.0, TopKeys::CHOICES),
+            (self.usage.0, TopKeys::USAGE),
+            (self.error.0, TopKeys::ERROR),
+        ]
+        .into_iter()
+        .filter(|(present, _)| *present)
+        .fold(TopKeys::default(), |set, (_, key)| set.with(key))
+    }
+}
+
+/// Whether a member was there, whatever its value.
+#[derive(Default)]
+struct Present(bool);
+
+impl<'de> Deserialize<'de> for Present {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        IgnoredAny::deserialize(d).map(|_| Present(true))
     }
 }
 

@@ -41,10 +41,46 @@ pub(crate) fn wire_response(bytes: &[u8]) -> serde_json::Result<WireResponse<'_>
 
 /// Reads `text` as a chat-completion object; `None` when serde must.
 pub(crate) fn response(text: &str) -> Option<WireResponse<'_>> {
+    response_with_keys(text).map(|(wire, _)| wire)
+}
+
+/// [`response`], and the known top-level keys `text` has.
+pub(crate) fn response_with_keys(text: &str) -> Option<(WireResponse<'_>, TopKeys)> {
     let mut s = Scanner { b: text.as_bytes(), text, pos: 0 };
-    let wire = s.response()?;
+    let read = s.response()?;
     s.ws();
-    (s.pos == s.b.len()).then_some(wire)
+    (s.pos == s.b.len()).then_some(read)
+}
+
+/// A set of the top-level keys serde reads in a chat-completion object (each at most once:
+/// serde refuses a duplicate). Unknown keys are skipped, twice or not, so they are not here.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct TopKeys(u16);
+
+impl TopKeys {
+    pub(crate) const ID: TopKeys = TopKeys(1);
+    pub(crate) const MODEL: TopKeys = TopKeys(1 << 1);
+    pub(crate) const CHOICES: TopKeys = TopKeys(1 << 2);
+    pub(crate) const USAGE: TopKeys = TopKeys(1 << 3);
+    pub(crate) const ERROR: TopKeys = TopKeys(1 << 4);
+    /// Each key, and its name as an unescaped JSON string token.
+    pub(crate) const NAMED: [(TopKeys, &'static [u8]); 5] = [
+        (TopKeys::ID, b"\"id\""),
+        (TopKeys::MODEL, b"\"model\""),
+        (TopKeys::CHOICES, b"\"choices\""),
+        (TopKeys::USAGE, b"\"usage\""),
+        (TopKeys::ERROR, b"\"error\""),
+    ];
+
+    /// Both sets together.
+    pub(crate) fn with(self, other: TopKeys) -> TopKeys {
+        TopKeys(self.0 | other.0)
+    }
+
+    /// True when the sets have a key in common.
+    pub(crate) fn shares(self, other: TopKeys) -> bool {
+        self.0 & other.0 != 0
+    }
 }
 
 /// The index of the closing quote of the JSON string whose text starts at `from`, and whether
@@ -245,7 +281,8 @@ impl<'a> Scanner<'a> {
     // a field added to `wire.rs` does not compile here until the reader says how it reads it
     // (or that it leaves the key to serde).
 
-    fn response(&mut self) -> Option<WireResponse<'a>> {
+    /// The object, and its known keys (the bits of [`TopKeys`]).
+    fn response(&mut self) -> Option<(WireResponse<'a>, TopKeys)> {
         let (mut id, mut model) = (LenientStr(None), LenientStr(None));
         let (mut choices, mut usage) = (LenientList(Vec::new()), LenientObject(None));
         let mut seen = Seen::default();
@@ -278,7 +315,7 @@ impl<'a> Scanner<'a> {
             }
             _ => s.skip(1),
         })?;
-        Some(WireResponse { id, model, choices, usage, error: None })
+        Some((WireResponse { id, model, choices, usage, error: None }, TopKeys(seen.0)))
     }
 
     fn choice(&mut self) -> Option<WireChoice<'a>> {
