@@ -114,6 +114,7 @@ pub mod message;
 mod openai_compat;
 pub mod options;
 pub mod pool;
+mod post_json;
 pub mod preset;
 mod profile;
 pub mod raw;
@@ -146,4 +147,4 @@ pub struct ReadmeDoctests;
 
 // Dev-dependencies used by the integration tests only.
 #[cfg(test)]
-use {mamba_mock as _, rcgen as _, syn as _, tokio as _, tracing_subscriber as _};
+use {mamba_mock as _, proc_macro2 as _, rcgen as _, syn as _, tokio as _, tracing_subscriber as _};
