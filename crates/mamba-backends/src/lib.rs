@@ -111,6 +111,7 @@ mod error;
 pub mod health;
 pub mod http;
 pub mod message;
+mod model_backend;
 mod openai_compat;
 pub mod options;
 pub mod pool;
