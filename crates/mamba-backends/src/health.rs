@@ -5,11 +5,9 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-#[cfg(doc)]
-use crate::backend::ModelBackend;
 use crate::preset::Preset;
 
-/// What a backend found out about its server ([`ModelBackend::health`]).
+/// What a backend found out about its server ([`ModelBackend::health`](crate::ModelBackend::health)).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct HealthReport {

@@ -111,9 +111,11 @@ mod error;
 pub mod health;
 pub mod http;
 pub mod message;
+mod model_backend;
 mod openai_compat;
 pub mod options;
 pub mod pool;
+mod post_json;
 pub mod preset;
 mod profile;
 pub mod raw;
@@ -146,4 +148,4 @@ pub struct ReadmeDoctests;
 
 // Dev-dependencies used by the integration tests only.
 #[cfg(test)]
-use {mamba_mock as _, rcgen as _, syn as _, tokio as _, tracing_subscriber as _};
+use {mamba_mock as _, proc_macro2 as _, rcgen as _, syn as _, tokio as _, tracing_subscriber as _};

@@ -524,15 +524,7 @@ impl PostJson for BackendPool {
     async fn post_json(&self, path: &str, body: bytes::Bytes) -> Result<RawResponse, Error> {
         let call = |backend: Arc<dyn ModelBackend>| {
             let body = body.clone();
-            async move {
-                match backend.as_post_json() {
-                    Some(raw) => raw.post_json(path, body).await,
-                    None => Err(Error::new(
-                        ErrorKind::Unsupported,
-                        format!("the {} backend cannot send JSON bodies", backend.name()),
-                    )),
-                }
-            }
+            async move { crate::raw::post_json(&*backend, path, body).await }
         };
         match self.on_endpoints(call).await {
             Ok((response, mut lease)) => {

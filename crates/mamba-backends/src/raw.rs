@@ -2,64 +2,38 @@
 //! the server's answer unchanged, for callers that must keep the server's own JSON (batch
 //! runners, proxies) rather than the typed [`ModelResponse`](crate::ModelResponse).
 //!
-//! This is not part of [`ModelBackend`](crate::ModelBackend), which speaks in messages and
-//! typed answers: a backend that can send raw bodies says so with
-//! [`ModelBackend::as_post_json`](crate::ModelBackend::as_post_json), as one with embeddings
-//! does with `as_embedder`. The [`OpenAICompatibleBackend`](crate::OpenAICompatibleBackend)
+//! This is not part of [`ModelBackend`], which speaks in messages and typed answers: a backend
+//! that can send raw bodies says so with [`ModelBackend::as_post_json`], as one with embeddings
+//! does with `as_embedder`, and [`post_json`] sends through any backend, failing with
+//! `Unsupported` when it has none. The [`OpenAICompatibleBackend`](crate::OpenAICompatibleBackend)
 //! and the [`BackendPool`](crate::BackendPool) implement it.
 
-use async_trait::async_trait;
 use bytes::Bytes;
-use http::HeaderMap;
 
-use crate::error::Error;
+use crate::backend::ModelBackend;
+use crate::error::{Error, ErrorKind};
+pub use crate::post_json::{PostJson, RawResponse};
 
-/// Sends a JSON body as given and returns the server's own answer.
+/// Sends `body` as given to `path` through `backend`'s raw requests
+/// ([`ModelBackend::as_post_json`]); a backend without them fails with
+/// [`ErrorKind::Unsupported`].
 ///
 /// ```no_run
 /// use bytes::Bytes;
-/// use mamba_backends::raw::PostJson;
-/// use mamba_backends::OpenAICompatibleBackend;
+/// use mamba_backends::{create_ollama_backend, raw};
 ///
 /// # async fn run() -> Result<(), mamba_backends::Error> {
-/// let backend = OpenAICompatibleBackend::builder("gpt-4o-mini").base_url("http://localhost:8000/v1").build()?;
-/// let body = Bytes::from_static(br#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hi"}]}"#);
-/// let raw = backend.post_json("/chat/completions", body).await?;
-/// println!("{} {}", raw.status, String::from_utf8_lossy(&raw.body));
+/// let backend = create_ollama_backend("llama3.2");
+/// let body = Bytes::from_static(br#"{"model":"llama3.2","messages":[{"role":"user","content":"Hi"}]}"#);
+/// let answer = raw::post_json(&backend, "/chat/completions", body).await?;
+/// println!("{}", answer.status);
 /// # Ok(()) }
 /// ```
-#[async_trait]
-pub trait PostJson: Send + Sync {
-    /// POSTs `body`, a JSON document sent exactly as given, to `path` under the backend's base
-    /// URL (`"/chat/completions"`, `"/embeddings"`), with the backend's headers and key,
-    /// timeouts, retries (and, for a pool, endpoint choice and failover). The answer is the
-    /// server's own: status, headers and body bytes unchanged. A non-2xx answer is the
-    /// classified [`Error`], its [`status`](Error::status) and
-    /// [`response_body`](Error::response_body) set.
-    async fn post_json(&self, path: &str, body: Bytes) -> Result<RawResponse, Error>;
-}
-
-/// A 2xx answer to [`PostJson::post_json`]: status, headers
-/// (`x-request-id`, `x-ratelimit-*`) and the body bytes exactly as the server sent them.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct RawResponse {
-    /// The status code (2xx).
-    pub status: u16,
-    /// The response headers.
-    pub headers: HeaderMap,
-    /// The body, unchanged.
-    pub body: Bytes,
-}
-
-impl RawResponse {
-    /// A response (for backends written outside this crate, and tests).
-    pub fn new(status: u16, headers: HeaderMap, body: impl Into<Bytes>) -> RawResponse {
-        RawResponse { status, headers, body: body.into() }
-    }
-
-    /// The value of header `name`, when it is present and text.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
+pub async fn post_json(backend: &dyn ModelBackend, path: &str, body: Bytes) -> Result<RawResponse, Error> {
+    match backend.as_post_json() {
+        Some(raw) => raw.post_json(path, body).await,
+        None => {
+            Err(Error::new(ErrorKind::Unsupported, format!("the {} backend cannot send JSON bodies", backend.name())))
+        }
     }
 }

@@ -3,7 +3,6 @@
 use futures_core::Stream;
 use futures_util::StreamExt;
 
-use crate::backend::ChunkStream;
 use crate::error::Error;
 use crate::types::{
     infer_finish_reason, normalise_tool_call, FinishReason, ModelResponse, ReasoningItem, ToolCall, Usage,
@@ -149,11 +148,6 @@ impl ToolCallDelta {
         self.name = Some(name.into());
         self
     }
-}
-
-/// A whole answer as a [`ChunkStream`] (see [`StreamChunk::from_response`]).
-pub(crate) fn stream_of(response: &ModelResponse) -> ChunkStream {
-    Box::pin(futures_util::stream::iter(StreamChunk::from_response(response).map(Ok)))
 }
 
 /// Builds a [`ModelResponse`] out of stream chunks: text and reasoning concatenated, tool calls

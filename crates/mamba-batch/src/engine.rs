@@ -616,24 +616,11 @@ async fn one(
     }
 }
 
-/// Sends the body as given through the backend's raw requests
-/// ([`PostJson`](mamba_backends::raw::PostJson)); a backend without them fails with
-/// `Unsupported`.
-async fn post_json(backend: &dyn ModelBackend, path: &str, body: Bytes) -> Result<RawResponse, Error> {
-    match backend.as_post_json() {
-        Some(raw) => raw.post_json(path, body).await,
-        None => Err(Error::new(
-            mamba_backends::ErrorKind::Unsupported,
-            format!("the {} backend cannot send JSON bodies", backend.name()),
-        )),
-    }
-}
-
 async fn send(shared: &Shared, path: &str, body: &Bytes) -> Result<RawResponse, Error> {
     let mut attempt = 0;
     loop {
         shared.pacer.wait_pause().await;
-        let error = match post_json(&*shared.backend, path, body.clone()).await {
+        let error = match mamba_backends::raw::post_json(&*shared.backend, path, body.clone()).await {
             Ok(raw) => {
                 shared.pacer.observe(&raw.headers);
                 return Ok(raw);

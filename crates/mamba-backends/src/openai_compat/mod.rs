@@ -558,7 +558,7 @@ impl OpenAICompatibleBackend {
                         Api::Responses => responses::response::parse_response(Bytes::from(bytes), s.think_tags)?,
                     };
                     record_outcome(&span, Ok(&whole));
-                    return Ok(crate::stream::stream_of(&whole));
+                    return Ok(crate::model_backend::stream_of(&whole));
                 }
                 let decoder = match api {
                     Api::Chat => EventDecoder::new(s.think_tags),

@@ -7,14 +7,16 @@
 
 use std::cell::Cell;
 
+use serde::de::Deserializer;
 use serde::ser::{self, SerializeMap, SerializeSeq, Serializer};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::wire::{LenientList, WireToolCall};
 use crate::error::{Error, ErrorKind};
 use crate::options::{RequestOptions, ResponseFormat};
 use crate::preset::{FieldSupport, StructuredOutput};
-use crate::types::{Message, Role, ToolCall};
+use crate::types::{normalise_tool_call, Content, Message, Role, ToolCall};
 
 /// How requests are written for one target (derived from the preset, the profile and the
 /// builder's settings).
@@ -499,6 +501,61 @@ impl Serialize for RequestMessage<'_> {
             }
         }
         map.end()
+    }
+}
+
+/// The stored shape of a [`Message`] (a conversation saved as JSON): the wire shape with no
+/// server's rules applied. Here, beside the wire writer it shares, so `types` imports nothing
+/// from the wire code.
+impl Serialize for Message {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // The stored shape is the wire shape with no server's rules applied.
+        RequestMessage { message: self, rules: MessageRules::default() }.serialize(serializer)
+    }
+}
+
+/// Reading is lenient: null or missing content, arguments as a JSON object, unknown parts.
+impl<'de> Deserialize<'de> for Message {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Raw<'a> {
+            role: Role,
+            #[serde(default)]
+            content: Content,
+            #[serde(default)]
+            name: Option<String>,
+            #[serde(borrow, default)]
+            tool_calls: LenientList<WireToolCall<'a>>,
+            #[serde(default)]
+            tool_call_id: Option<String>,
+            #[serde(default)]
+            reasoning_content: Option<String>,
+            #[serde(default)]
+            reasoning: Option<String>,
+        }
+        let raw = Raw::deserialize(deserializer)?;
+        let tool_calls = raw
+            .tool_calls
+            .0
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let (name, arguments) = c.function.0.map_or((None, None), |f| (f.name.0, f.arguments.0));
+                let mut call =
+                    ToolCall::new(c.id.0.unwrap_or_default(), name.unwrap_or_default(), arguments.unwrap_or_default());
+                normalise_tool_call(&mut call, i);
+                call
+            })
+            .collect();
+        Ok(Message {
+            role: raw.role,
+            content: raw.content,
+            name: raw.name,
+            tool_calls,
+            tool_call_id: raw.tool_call_id,
+            reasoning: raw.reasoning_content.or(raw.reasoning),
+            reasoning_items: Vec::new(),
+        })
     }
 }
 

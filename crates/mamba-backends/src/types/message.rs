@@ -4,16 +4,16 @@
 //! Messages serialise in the OpenAI wire shape with no server's rules applied, so a
 //! conversation can be stored as JSON and read back; reading is lenient (null or missing
 //! content, arguments as a JSON object, unknown content parts). What one server needs on the
-//! wire is written by the request builder (`openai_compat/request.rs`).
+//! wire is written by the request builder (`openai_compat/request.rs`), which also holds
+//! `Message`'s `Serialize` and `Deserialize` (they share the wire types, and keeping them there
+//! lets the types import nothing from the wire code).
 
 use serde::de::{self, Deserializer};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::tool::{normalise_tool_call, ToolCall};
-use crate::openai_compat::request::{MessageRules, RequestMessage};
-use crate::openai_compat::wire::{LenientList, WireToolCall};
+use super::tool::ToolCall;
 
 /// Who wrote a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -306,57 +306,6 @@ impl Message {
     /// The message's text (text parts joined).
     pub fn text(&self) -> std::borrow::Cow<'_, str> {
         self.content.text()
-    }
-}
-
-impl Serialize for Message {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        // The stored shape is the wire shape with no server's rules applied.
-        RequestMessage { message: self, rules: MessageRules::default() }.serialize(serializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for Message {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        struct Raw<'a> {
-            role: Role,
-            #[serde(default)]
-            content: Content,
-            #[serde(default)]
-            name: Option<String>,
-            #[serde(borrow, default)]
-            tool_calls: LenientList<WireToolCall<'a>>,
-            #[serde(default)]
-            tool_call_id: Option<String>,
-            #[serde(default)]
-            reasoning_content: Option<String>,
-            #[serde(default)]
-            reasoning: Option<String>,
-        }
-        let raw = Raw::deserialize(deserializer)?;
-        let tool_calls = raw
-            .tool_calls
-            .0
-            .into_iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let (name, arguments) = c.function.0.map_or((None, None), |f| (f.name.0, f.arguments.0));
-                let mut call =
-                    ToolCall::new(c.id.0.unwrap_or_default(), name.unwrap_or_default(), arguments.unwrap_or_default());
-                normalise_tool_call(&mut call, i);
-                call
-            })
-            .collect();
-        Ok(Message {
-            role: raw.role,
-            content: raw.content,
-            name: raw.name,
-            tool_calls,
-            tool_call_id: raw.tool_call_id,
-            reasoning: raw.reasoning_content.or(raw.reasoning),
-            reasoning_items: Vec::new(),
-        })
     }
 }
 

@@ -10,6 +10,7 @@ mod embeddings;
 mod errors;
 mod faults;
 mod hostile;
+mod imports;
 mod live;
 mod peers_embeddings;
 mod peers_replay;

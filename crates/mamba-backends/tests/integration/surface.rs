@@ -6,7 +6,13 @@
 //! * `src/lib.rs` and the files of its public modules are read (with `syn`) and every public
 //!   name (root `pub use`, `pub fn`, `pub struct`, …, `pub mod`, and each public module's own
 //!   public items and re-exports, `cfg`-gated ones marked) is compared with the checked-in
-//!   list `tests/public-surface.txt`, so adding one fails too.
+//!   list `tests/public-surface.txt`, so adding one fails too;
+//! * the methods are listed too: every file of `src/` is read and each `pub fn` of an inherent
+//!   `impl` whose type is one of the public names becomes `Type::method`, and each item of a
+//!   public trait `Trait::item` (`cfg`-gated ones marked, the impl's gate and the method's), so
+//!   a raw `post_json` put back on `ModelBackend`, or Files/Batch methods back on the backend,
+//!   fail as well. A type is matched by name, so a private type that shares a public one's name
+//!   is listed with it (the list errs on the side of showing more).
 //!
 //! A deliberate change updates the list: `MAMBA_UPDATE_SURFACE=1 cargo test -p mamba-backends
 //! --test integration surface`, then review and commit the diff of `tests/public-surface.txt`.
@@ -112,7 +118,84 @@ fn surface(src: &Path) -> Vec<String> {
         names.sort();
         lines.extend(names);
     }
+    lines.extend(methods(src, &lines));
     lines
+}
+
+/// `Type::method` for each `pub fn` of an inherent impl of a public type, and `Trait::item` for
+/// each item of a public trait, in any file of `src/` (tests left out), sorted.
+fn methods(src: &Path, names: &[String]) -> Vec<String> {
+    let public: BTreeSet<String> = names
+        .iter()
+        .filter(|l| !l.starts_with("mod "))
+        .map(|l| l.split("  #[").next().unwrap_or(l))
+        .map(|l| l.rsplit("::").next().unwrap_or(l).to_owned())
+        .collect();
+    let mut files = Vec::new();
+    rust_files(src, &mut files);
+    let mut out = Vec::new();
+    for file in files {
+        items_methods(&parse(&file).items, &public, "", &mut out);
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+fn items_methods(items: &[syn::Item], public: &BTreeSet<String>, outer_cfg: &str, out: &mut Vec<String>) {
+    for item in items {
+        match item {
+            syn::Item::Impl(i) if i.trait_.is_none() => {
+                let syn::Type::Path(ty) = &*i.self_ty else { continue };
+                let Some(name) = ty.path.segments.last().map(|s| s.ident.to_string()) else { continue };
+                if !public.contains(&name) {
+                    continue;
+                }
+                let impl_cfg = format!("{outer_cfg}{}", cfg_of(&i.attrs));
+                for member in &i.items {
+                    if let syn::ImplItem::Fn(f) = member {
+                        if is_pub(&f.vis) {
+                            out.push(format!("{name}::{}{impl_cfg}{}", f.sig.ident, cfg_of(&f.attrs)));
+                        }
+                    }
+                }
+            }
+            syn::Item::Trait(t) if is_pub(&t.vis) && public.contains(&t.ident.to_string()) => {
+                let trait_cfg = format!("{outer_cfg}{}", cfg_of(&t.attrs));
+                for member in &t.items {
+                    let (ident, attrs) = match member {
+                        syn::TraitItem::Fn(f) => (&f.sig.ident, &f.attrs),
+                        syn::TraitItem::Const(c) => (&c.ident, &c.attrs),
+                        syn::TraitItem::Type(ty) => (&ty.ident, &ty.attrs),
+                        _ => continue,
+                    };
+                    out.push(format!("{}::{ident}{trait_cfg}{}", t.ident, cfg_of(attrs)));
+                }
+            }
+            // Inline modules, but not the tests.
+            syn::Item::Mod(m) => {
+                let cfg = cfg_of(&m.attrs);
+                if cfg.contains("cfg(test)") {
+                    continue;
+                }
+                if let Some((_, inner)) = &m.content {
+                    items_methods(inner, public, &format!("{outer_cfg}{cfg}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 fn parse(path: &Path) -> syn::File {
@@ -208,6 +291,14 @@ fn the_list_sees_what_it_should() {
         "{now:#?}"
     );
     assert!(now.iter().any(|l| l.starts_with("mod bench_api  #[cfg(feature = \"__bench\")]")), "{now:#?}");
+    // Methods: inherent ones of public types (wherever their impl is) and trait items.
+    for expected in ["ModelBackend::complete", "ModelBackend::as_post_json", "PostJson::post_json", "Message::user"] {
+        assert!(now.iter().any(|l| l == expected), "{expected} missing from {now:#?}");
+    }
+    assert!(
+        !now.iter().any(|l| l == "ModelBackend::post_json" || l == "OpenAICompatibleBackend::create_batch"),
+        "{now:#?}"
+    );
     // Nothing crate-private leaks into the list.
     assert!(!now.iter().any(|l| l.contains("openai_compat") || l.contains("Shared")), "{now:#?}");
 }
