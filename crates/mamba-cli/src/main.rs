@@ -69,7 +69,7 @@ impl Job {
 fn job(command: Command) -> Job {
     match command {
         Command::Chat(args) => {
-            Job::new(args.conn.json, async move { chat::run(settings::Chat::from_flags(args)?).await })
+            Job::new(args.conn.json, async move { chat::run(settings::Chat::from_flags(args)).await })
         }
         Command::Health(conn) => {
             let json = conn.json;

@@ -14,6 +14,8 @@ use mamba_home::log::Log;
 #[derive(Debug)]
 pub(crate) struct Prepared {
     pub(crate) template: Option<Template>,
+    /// `-p KEY VALUE` pairs, in order.
+    params: Vec<(String, String)>,
     pub(crate) attachments: Vec<Attachment>,
     /// Write the exchanges to the conversation log.
     pub(crate) log_on: bool,
@@ -25,6 +27,10 @@ pub(crate) fn prepare(mut chat: Chat) -> Result<(Chat, Prepared), CliError> {
     let config = crate::config::load()?;
     let defaults = config.command(Some(crate::settings::Section::Chat.name()));
     let template = chat.template.as_deref().map(crate::prompt_template::load).transpose()?;
+    if chat.params.len() % 2 != 0 {
+        return Err(CliError::Usage("-p takes a KEY and a VALUE".into()));
+    }
+    let params = chat.params.chunks_exact(2).map(|kv| (kv[0].clone(), kv[1].clone())).collect();
     if template.is_none() && !chat.params.is_empty() {
         return Err(CliError::Usage("-p sets template parameters: use it with -t NAME".into()));
     }
@@ -46,7 +52,7 @@ pub(crate) fn prepare(mut chat: Chat) -> Result<(Chat, Prepared), CliError> {
     let limit = config.max_attachment_bytes.unwrap_or(attach::DEFAULT_LIMIT);
     let attachments = chat.attach.iter().map(|a| attach::read(a, limit)).collect::<Result<Vec<_>, _>>()?;
     let log_on = !chat.no_log && config.log_enabled();
-    Ok((chat, Prepared { template, attachments, log_on }))
+    Ok((chat, Prepared { template, params, attachments, log_on }))
 }
 
 impl Prepared {
@@ -67,7 +73,7 @@ impl Prepared {
         if input.is_none() && template.needs_input() {
             return Err(CliError::Usage("the template uses $input: give a prompt as an argument or on stdin".into()));
         }
-        let applied = template.apply(input.as_deref().unwrap_or(""), &chat.params)?;
+        let applied = template.apply(input.as_deref().unwrap_or(""), &self.params)?;
         if chat.system.is_none() {
             chat.system = applied.system;
         }
