@@ -92,7 +92,9 @@ fn job(command: Command) -> Job {
         Command::Bench(args) => {
             Job::new(args.conn.json, async move { bench::run(bench::Bench::from_flags(args)?).await })
         }
-        Command::Batch(args) => Job::new(args.json, batch::run(batch::BatchSettings::from_flags(args))),
+        Command::Batch(args) => {
+            Job::new(args.json, async move { batch::run(batch::BatchSettings::from_flags(args)?).await })
+        }
         Command::Pull(args) => {
             Job::new(false, async move { local::pull(args.model.as_deref(), args.source.as_deref()).await })
         }
