@@ -141,8 +141,8 @@ pub(crate) enum Continue {
     Id(String),
 }
 
-/// `chat`'s settings. [`crate::chat::setup::prepare`] fills them from the template and
-/// `[defaults.chat]` (flags win).
+/// `chat`'s settings from its flags. [`crate::chat::setup::Prepared::settle`] completes them,
+/// once, from the template and `[defaults.chat]` (flags win).
 #[derive(Debug)]
 pub(crate) struct Chat {
     /// The user message given as an argument.
