@@ -1,6 +1,7 @@
 //! `mamba-llm batch`: run an OpenAI Batch JSONL file against any server (the engine is the
 //! `mamba-batch` crate; this module parses, connects, draws progress and prints the summary).
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -109,15 +110,18 @@ pub(crate) enum Action {
     Cancel(String),
 }
 
-/// `batch`'s settings, from its flags (the same names; see [`BatchArgs`] for each).
+/// `batch`'s settings, from its flags (the same names; see [`BatchArgs`] for each), checked
+/// and parsed by [`BatchSettings::from_flags`].
 #[derive(Debug)]
 pub(crate) struct BatchSettings {
     pub(crate) action: Option<Action>,
     pub(crate) input: Option<String>,
     pub(crate) output: Option<PathBuf>,
     pub(crate) remote: bool,
-    pub(crate) poll_interval: Option<f64>,
-    pub(crate) metadata: Vec<String>,
+    /// `--poll-interval` (checked: above 0).
+    pub(crate) poll_interval: Option<Duration>,
+    /// `--metadata KEY=VALUE` pairs.
+    pub(crate) metadata: BTreeMap<String, String>,
     pub(crate) model: Option<String>,
     pub(crate) preset: Option<String>,
     pub(crate) base_url: Vec<String>,
@@ -129,7 +133,7 @@ pub(crate) struct BatchSettings {
     pub(crate) max_cost: Option<f64>,
     pub(crate) dry_run: bool,
     pub(crate) ordered: bool,
-    pub(crate) shard: Option<String>,
+    pub(crate) shard: Option<Shard>,
     pub(crate) retries: u32,
     pub(crate) no_retry_failed: bool,
     pub(crate) json: bool,
@@ -137,10 +141,11 @@ pub(crate) struct BatchSettings {
 }
 
 impl BatchSettings {
-    /// `batch`'s flags as settings.
-    pub(crate) fn from_flags(args: BatchArgs) -> BatchSettings {
+    /// `batch`'s flags as settings: `--shard`, `--max-cost`, `--timeout` and (with `--remote`)
+    /// the remote flags are checked here, in the order the run always checked them.
+    pub(crate) fn from_flags(args: BatchArgs) -> Result<BatchSettings, CliError> {
         use crate::batch_remote::BatchCommand;
-        BatchSettings {
+        let mut settings = BatchSettings {
             action: args.command.map(|c| match c {
                 BatchCommand::Status(a) => Action::Status(a.id),
                 BatchCommand::Cancel(a) => Action::Cancel(a.id),
@@ -148,8 +153,8 @@ impl BatchSettings {
             input: args.input,
             output: args.output,
             remote: args.remote,
-            poll_interval: args.poll_interval,
-            metadata: args.metadata,
+            poll_interval: None,
+            metadata: BTreeMap::new(),
             model: args.model,
             preset: args.preset,
             base_url: args.base_url,
@@ -161,12 +166,30 @@ impl BatchSettings {
             max_cost: args.max_cost,
             dry_run: args.dry_run,
             ordered: args.ordered,
-            shard: args.shard,
+            shard: None,
             retries: args.retries,
             no_retry_failed: args.no_retry_failed,
             json: args.json,
             quiet: args.quiet,
+        };
+        // `status` and `cancel` take none of these flags (clap refuses them).
+        if settings.action.is_some() {
+            return Ok(settings);
         }
+        if settings.remote {
+            let (poll_interval, metadata) =
+                crate::batch_remote::check_flags(&settings, args.poll_interval, &args.metadata)?;
+            settings.poll_interval = poll_interval;
+            settings.metadata = metadata;
+        }
+        settings.shard = args.shard.as_deref().map(str::parse::<Shard>).transpose().map_err(CliError::Usage)?;
+        if settings.max_cost.is_some_and(|c| !(c.is_finite() && c >= 0.0)) {
+            return Err(CliError::Usage("--max-cost must be a number of USD, 0 or more".into()));
+        }
+        if let Some(t) = settings.timeout {
+            seconds("--timeout", t)?;
+        }
+        Ok(settings)
     }
 }
 
@@ -213,13 +236,6 @@ pub(crate) fn files(args: &BatchSettings) -> Result<(&str, &PathBuf), CliError> 
 }
 
 pub(crate) fn options(args: &BatchSettings) -> Result<BatchOptions, CliError> {
-    let shard = args.shard.as_deref().map(str::parse::<Shard>).transpose().map_err(CliError::Usage)?;
-    if args.max_cost.is_some_and(|c| !(c.is_finite() && c >= 0.0)) {
-        return Err(CliError::Usage("--max-cost must be a number of USD, 0 or more".into()));
-    }
-    if let Some(t) = args.timeout {
-        seconds("--timeout", t)?;
-    }
     let (input, output) = files(args)?;
     Ok(BatchOptions::new(Input::parse(input), output)
         .default_model(args.model.clone())
@@ -228,7 +244,7 @@ pub(crate) fn options(args: &BatchSettings) -> Result<BatchOptions, CliError> {
         .tpm(args.tpm)
         .max_cost(args.max_cost)
         .ordered(args.ordered)
-        .shard(shard)
+        .shard(args.shard)
         .retry(RetryPolicy::default().max_retries(args.retries))
         .retry_failed(!args.no_retry_failed)
         .dry_run(args.dry_run))

@@ -63,8 +63,14 @@ async fn connect(args: &BatchSettings) -> Result<OpenAICompatibleBackend, CliErr
     Ok(backend)
 }
 
-/// The flags a remote batch cannot honour: the server paces and runs it.
-fn refuse_local_flags(args: &BatchSettings) -> Result<(), CliError> {
+/// The checks of `--remote`'s flags, in this order: the flags it cannot honour, the poll
+/// interval, a named preset without a Batch API, the metadata. Gives the poll interval and
+/// the metadata ([`BatchSettings::from_flags`] calls it before anything is read).
+pub(crate) fn check_flags(
+    args: &BatchSettings,
+    poll_interval: Option<f64>,
+    metadata: &[String],
+) -> Result<(Option<Duration>, BTreeMap<String, String>), CliError> {
     let given = [
         ("--rpm", args.rpm.is_some()),
         ("--tpm", args.tpm.is_some()),
@@ -77,14 +83,18 @@ fn refuse_local_flags(args: &BatchSettings) -> Result<(), CliError> {
             "{flag} does not apply to --remote: the server runs and paces the batch (leave out --remote to send the requests from here)"
         )));
     }
-    if let Some(p) = args.poll_interval {
-        seconds("--poll-interval", p)?;
+    let poll_interval = poll_interval.map(|p| seconds("--poll-interval", p)).transpose()?;
+    // A named preset is checked before anything is read.
+    if let Some(name) = &args.preset {
+        if let Some(preset) = Preset::from_name(name) {
+            check_preset(preset)?;
+        }
     }
-    Ok(())
+    Ok((poll_interval, parse_metadata(metadata)?))
 }
 
-fn metadata(args: &BatchSettings) -> Result<BTreeMap<String, String>, CliError> {
-    args.metadata
+fn parse_metadata(metadata: &[String]) -> Result<BTreeMap<String, String>, CliError> {
+    metadata
         .iter()
         .map(|kv| match kv.split_once('=') {
             Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
@@ -108,16 +118,9 @@ fn failed(e: BatchError) -> CliError {
 
 /// `batch INPUT -o OUT --remote`.
 pub(crate) async fn run(args: &BatchSettings) -> Result<(), CliError> {
-    refuse_local_flags(args)?;
-    // A named preset is checked before anything is read.
-    if let Some(name) = &args.preset {
-        if let Some(preset) = Preset::from_name(name) {
-            check_preset(preset)?;
-        }
-    }
-    let mut remote = RemoteOptions::new().metadata(metadata(args)?);
-    if let Some(p) = args.poll_interval {
-        let first = seconds("--poll-interval", p)?;
+    // The flags were checked by `BatchSettings::from_flags`.
+    let mut remote = RemoteOptions::new().metadata(args.metadata.clone());
+    if let Some(first) = args.poll_interval {
         remote = remote.poll_interval(first, Duration::from_secs(30).max(first));
     }
     let batch = match RemoteBatch::open(options(args)?, remote) {

@@ -25,12 +25,34 @@ pub(crate) enum ConfigAction {
     Edit,
 }
 
+/// What `config` does: its flags resolved ([`ConfigDo::from_flags`]), no clap type below main.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConfigDo {
+    /// Print the file's path.
+    Path,
+    /// Print the config, secrets hidden.
+    Show,
+    /// Edit the file, then check it.
+    Edit,
+}
+
+impl ConfigDo {
+    /// `config`'s flags as what to do.
+    pub(crate) fn from_flags(args: ConfigArgs) -> ConfigDo {
+        match args.action {
+            ConfigAction::Path => ConfigDo::Path,
+            ConfigAction::Show => ConfigDo::Show,
+            ConfigAction::Edit => ConfigDo::Edit,
+        }
+    }
+}
+
 /// `mamba-llm config …`.
-pub(crate) fn run(args: ConfigArgs) -> Result<(), CliError> {
+pub(crate) fn run(what: ConfigDo) -> Result<(), CliError> {
     let path = config_path()?;
-    match args.action {
-        ConfigAction::Path => line(&path.display().to_string()),
-        ConfigAction::Show => {
+    match what {
+        ConfigDo::Path => line(&path.display().to_string()),
+        ConfigDo::Show => {
             if !path.exists() {
                 crate::print::note(&format!(
                     "mamba-llm: no config file at {}; the built-in defaults apply (create one with: mamba-llm config edit)",
@@ -42,7 +64,7 @@ pub(crate) fn run(args: ConfigArgs) -> Result<(), CliError> {
             let text = toml::to_string(&config.redacted()).map_err(|e| CliError::Config(e.to_string()))?;
             line(text.trim_end())
         }
-        ConfigAction::Edit => {
+        ConfigDo::Edit => {
             if !path.exists() {
                 if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir).map_err(|e| CliError::Config(format!("{}: {e}", dir.display())))?;

@@ -55,12 +55,37 @@ fn read_secret(name: &str) -> Result<SecretString, CliError> {
     Ok(SecretString::from(key))
 }
 
+/// What `keys` does: its flags resolved ([`KeysDo::from_flags`]), no clap type below main.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum KeysDo {
+    /// Save a key under this name.
+    Set(String),
+    /// List the names.
+    List,
+    /// Delete the key of this name.
+    Remove(String),
+    /// Print the file's path.
+    Path,
+}
+
+impl KeysDo {
+    /// `keys`'s flags as what to do.
+    pub(crate) fn from_flags(args: KeysArgs) -> KeysDo {
+        match args.action {
+            KeysAction::Set { name } => KeysDo::Set(name),
+            KeysAction::List => KeysDo::List,
+            KeysAction::Remove { name } => KeysDo::Remove(name),
+            KeysAction::Path => KeysDo::Path,
+        }
+    }
+}
+
 /// `mamba-llm keys …`.
-pub(crate) fn run(args: KeysArgs) -> Result<(), CliError> {
+pub(crate) fn run(what: KeysDo) -> Result<(), CliError> {
     let file = KeyFile::open_default()?;
     let path = file.path();
-    match args.action {
-        KeysAction::Set { name } => {
+    match what {
+        KeysDo::Set(name) => {
             check_name(&name)?;
             // The file is checked before the key is asked for.
             let mut keys = file.load()?;
@@ -70,19 +95,19 @@ pub(crate) fn run(args: KeysArgs) -> Result<(), CliError> {
             crate::print::note(&format!("mamba-llm: saved key {name:?} in {}", path.display()));
             Ok(())
         }
-        KeysAction::List => {
+        KeysDo::List => {
             for name in file.names()? {
                 line(&name)?;
             }
             Ok(())
         }
-        KeysAction::Remove { name } => {
+        KeysDo::Remove(name) => {
             if !file.remove(&name)? {
                 return Err(CliError::Usage(format!("no key named {name:?} is saved")));
             }
             crate::print::note(&format!("mamba-llm: removed key {name:?}"));
             Ok(())
         }
-        KeysAction::Path => line(&path.display().to_string()),
+        KeysDo::Path => line(&path.display().to_string()),
     }
 }

@@ -26,14 +26,43 @@ pub(crate) struct LogsArgs {
     pub(crate) path: bool,
 }
 
-/// `mamba-llm logs …`.
-pub(crate) fn run(args: LogsArgs) -> Result<(), CliError> {
-    if args.path {
-        return line(&mamba_home::paths::log_path()?.display().to_string());
+/// What `logs` does: its flags resolved ([`LogsDo::from_flags`]), no clap type below main.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum LogsDo {
+    /// Print the log database's path (`--path` wins over the other flags).
+    Path,
+    /// Print exchanges.
+    List {
+        /// The newest N (0: all).
+        count: usize,
+        /// Only those with these words.
+        query: Option<String>,
+        /// Only this conversation.
+        cid: Option<String>,
+        /// A JSON array instead of text.
+        json: bool,
+    },
+}
+
+impl LogsDo {
+    /// `logs`'s flags as what to do.
+    pub(crate) fn from_flags(args: LogsArgs) -> LogsDo {
+        if args.path {
+            return LogsDo::Path;
+        }
+        LogsDo::List { count: args.count, query: args.query, cid: args.cid, json: args.json }
     }
+}
+
+/// `mamba-llm logs …`.
+pub(crate) fn run(what: LogsDo) -> Result<(), CliError> {
+    let (count, query, cid, json) = match what {
+        LogsDo::Path => return line(&mamba_home::paths::log_path()?.display().to_string()),
+        LogsDo::List { count, query, cid, json } => (count, query, cid, json),
+    };
     let log = Log::open_default()?;
-    let exchanges = log.list(args.count, args.query.as_deref(), args.cid.as_deref())?;
-    if args.json {
+    let exchanges = log.list(count, query.as_deref(), cid.as_deref())?;
+    if json {
         let text = serde_json::to_string_pretty(&exchanges).map_err(|e| CliError::Output(e.to_string()))?;
         return line(&text);
     }

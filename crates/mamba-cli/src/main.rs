@@ -69,7 +69,7 @@ impl Job {
 fn job(command: Command) -> Job {
     match command {
         Command::Chat(args) => {
-            Job::new(args.conn.json, async move { chat::run(settings::Chat::from_flags(args)?).await })
+            Job::new(args.conn.json, async move { chat::run(settings::Chat::from_flags(args)).await })
         }
         Command::Health(conn) => {
             let json = conn.json;
@@ -92,14 +92,29 @@ fn job(command: Command) -> Job {
         Command::Bench(args) => {
             Job::new(args.conn.json, async move { bench::run(bench::Bench::from_flags(args)?).await })
         }
-        Command::Batch(args) => Job::new(args.json, batch::run(batch::BatchSettings::from_flags(args))),
+        Command::Batch(args) => {
+            Job::new(args.json, async move { batch::run(batch::BatchSettings::from_flags(args)?).await })
+        }
         Command::Pull(args) => {
             Job::new(false, async move { local::pull(args.model.as_deref(), args.source.as_deref()).await })
         }
-        Command::Config(args) => Job::sync(false, move || config_cmd::run(args)),
-        Command::Keys(args) => Job::sync(false, move || keys::run(args)),
-        Command::Logs(args) => Job::sync(args.json, move || logs::run(args)),
-        Command::Templates(args) => Job::sync(false, move || prompt_template::run(args)),
+        Command::Config(args) => {
+            let what = config_cmd::ConfigDo::from_flags(args);
+            Job::sync(false, move || config_cmd::run(what))
+        }
+        Command::Keys(args) => {
+            let what = keys::KeysDo::from_flags(args);
+            Job::sync(false, move || keys::run(what))
+        }
+        Command::Logs(args) => {
+            let json = args.json;
+            let what = logs::LogsDo::from_flags(args);
+            Job::sync(json, move || logs::run(what))
+        }
+        Command::Templates(args) => {
+            let what = prompt_template::TemplatesDo::from_flags(args);
+            Job::sync(false, move || prompt_template::run(what))
+        }
         Command::Completions(args) => Job::sync(false, move || shell::completions(args.shell)),
         Command::Man => Job::sync(false, shell::man),
         Command::Serve(args) => Job {

@@ -207,10 +207,36 @@ prompt = "$input"
 # lang = "English"
 "#;
 
+/// What `templates` does: its flags resolved ([`TemplatesDo::from_flags`]), no clap type
+/// below main.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TemplatesDo {
+    /// List the saved templates.
+    List,
+    /// Print the template of this name or file.
+    Show(String),
+    /// Edit the template of this name.
+    Edit(String),
+    /// Print the templates folder.
+    Path,
+}
+
+impl TemplatesDo {
+    /// `templates`'s flags as what to do.
+    pub(crate) fn from_flags(args: TemplatesArgs) -> TemplatesDo {
+        match args.action {
+            TemplatesAction::List => TemplatesDo::List,
+            TemplatesAction::Show { name } => TemplatesDo::Show(name),
+            TemplatesAction::Edit { name } => TemplatesDo::Edit(name),
+            TemplatesAction::Path => TemplatesDo::Path,
+        }
+    }
+}
+
 /// `mamba-llm templates …`.
-pub(crate) fn run(args: TemplatesArgs) -> Result<(), CliError> {
-    match args.action {
-        TemplatesAction::List => {
+pub(crate) fn run(what: TemplatesDo) -> Result<(), CliError> {
+    match what {
+        TemplatesDo::List => {
             let dir = templates_dir()?;
             let mut names: Vec<String> = match std::fs::read_dir(&dir) {
                 Ok(entries) => entries
@@ -226,7 +252,7 @@ pub(crate) fn run(args: TemplatesArgs) -> Result<(), CliError> {
             }
             Ok(())
         }
-        TemplatesAction::Show { name } => {
+        TemplatesDo::Show(name) => {
             let path = locate(&name)?;
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| CliError::Usage(format!("template {}: {e}", path.display())))?;
@@ -235,7 +261,7 @@ pub(crate) fn run(args: TemplatesArgs) -> Result<(), CliError> {
             std::io::Write::write_all(&mut out, text.as_bytes())?;
             Ok(())
         }
-        TemplatesAction::Edit { name } => {
+        TemplatesDo::Edit(name) => {
             let path = locate(&name)?;
             if !path.exists() {
                 if let Some(dir) = path.parent() {
@@ -247,7 +273,7 @@ pub(crate) fn run(args: TemplatesArgs) -> Result<(), CliError> {
             let text = std::fs::read_to_string(&path).map_err(|e| CliError::Io(format!("{}: {e}", path.display())))?;
             parse(&path, &text).map(|_| ())
         }
-        TemplatesAction::Path => line(&templates_dir()?.display().to_string()),
+        TemplatesDo::Path => line(&templates_dir()?.display().to_string()),
     }
 }
 

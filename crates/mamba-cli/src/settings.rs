@@ -141,8 +141,8 @@ pub(crate) enum Continue {
     Id(String),
 }
 
-/// `chat`'s settings. [`crate::chat::setup::prepare`] fills them from the template and
-/// `[defaults.chat]` (flags win).
+/// `chat`'s settings from its flags. [`crate::chat::setup::Prepared::settle`] completes them,
+/// once, from the template and `[defaults.chat]` (flags win).
 #[derive(Debug)]
 pub(crate) struct Chat {
     /// The user message given as an argument.
@@ -170,8 +170,10 @@ pub(crate) struct Chat {
     pub(crate) max_input_bytes: u64,
     /// `-t`: a template's name or file.
     pub(crate) template: Option<String>,
-    /// `-p KEY VALUE`, in order.
-    pub(crate) params: Vec<(String, String)>,
+    /// `-p KEY VALUE`, as given: paired (and an odd count refused) by
+    /// [`crate::chat::setup::prepare`] after the template loads, so the errors come in the
+    /// order they always did.
+    pub(crate) params: Vec<String>,
     pub(crate) continues: Continue,
     /// `--no-log`.
     pub(crate) no_log: bool,
@@ -181,18 +183,14 @@ pub(crate) struct Chat {
 
 impl Chat {
     /// `chat`'s flags as settings.
-    pub(crate) fn from_flags(args: crate::args::ChatArgs) -> Result<Chat, CliError> {
+    pub(crate) fn from_flags(args: crate::args::ChatArgs) -> Chat {
         let c = args.conversation;
-        if c.params.len() % 2 != 0 {
-            return Err(CliError::Usage("-p takes a KEY and a VALUE".into()));
-        }
-        let params = c.params.chunks_exact(2).map(|kv| (kv[0].clone(), kv[1].clone())).collect();
         let continues = match (c.cid, c.continue_last) {
             (Some(cid), _) => Continue::Id(cid),
             (None, true) => Continue::Last,
             (None, false) => Continue::No,
         };
-        Ok(Chat {
+        Chat {
             prompt: args.prompt,
             json: args.conn.json,
             server: Server::from_flags(args.conn, Section::Chat),
@@ -210,11 +208,11 @@ impl Chat {
             model_file: args.model_file,
             max_input_bytes: args.max_input_bytes,
             template: c.template,
-            params,
+            params: c.params,
             continues,
             no_log: c.no_log,
             attach: c.attach,
-        })
+        }
     }
 
     /// The built-in model this chat would use: `-m` (a built-in model's name) and the file.

@@ -37,8 +37,9 @@ pub struct Config {
     pub defaults: BTreeMap<String, CommandDefaults>,
 }
 
-/// A named server.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+/// A named server. Its `Debug` hides secret header values and the credentials of its base URL
+/// (as [`Config::redacted`] does), so `{:?}` of a config or an endpoint never prints a key.
+#[derive(Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Endpoint {
     /// API base URL.
@@ -60,6 +61,40 @@ pub struct Endpoint {
     pub total_timeout: Option<f64>,
     /// Retries of failed requests.
     pub retries: Option<u32>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("base_url", &self.base_url.as_deref().map(mamba_backends::redact::redact_url))
+            .field("preset", &self.preset)
+            .field("key", &self.key)
+            .field("key_env", &self.key_env)
+            .field("model", &self.model)
+            .field("headers", &MaskedHeaders(self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect()))
+            .field("timeout", &self.timeout)
+            .field("total_timeout", &self.total_timeout)
+            .field("retries", &self.retries)
+            .finish()
+    }
+}
+
+/// Headers for `Debug`: a secret value (by its name or by its look) shows as `<redacted>`.
+pub(crate) struct MaskedHeaders<'a>(pub(crate) Vec<(&'a str, &'a str)>);
+
+impl std::fmt::Debug for MaskedHeaders<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.0.iter().map(|(name, value)| (name, mask_header(name, value)))).finish()
+    }
+}
+
+/// A header's value for showing: `<redacted>` when its name or its look says it is a credential.
+fn mask_header<'a>(name: &str, value: &'a str) -> &'a str {
+    if is_secret_header(name) || mamba_backends::redact::looks_like_secret(value) {
+        "<redacted>"
+    } else {
+        value
+    }
 }
 
 /// Defaults for one command; flags and the environment override them.
@@ -197,9 +232,7 @@ impl Config {
         let mut config = self.clone();
         for endpoint in config.endpoints.values_mut() {
             for (name, value) in endpoint.headers.iter_mut() {
-                if is_secret_header(name) || mamba_backends::redact::looks_like_secret(value) {
-                    *value = "<redacted>".to_owned();
-                }
+                *value = mask_header(name, value).to_owned();
             }
             if let Some(url) = &mut endpoint.base_url {
                 *url = mamba_backends::redact::redact_url(url);

@@ -20,7 +20,7 @@
 
 use secrecy::SecretString;
 
-use crate::config::{CommandDefaults, Config, Endpoint};
+use crate::config::{CommandDefaults, Config, Endpoint, MaskedHeaders};
 use crate::error::{Error, ErrorKind};
 use crate::keys::KeyFile;
 
@@ -76,8 +76,9 @@ impl KeyStore for KeyFile {
 }
 
 /// The settings of one connection. `base_url` and `preset` both `None`: nothing names a
-/// server, look for one on this machine.
-#[derive(Debug, Default)]
+/// server, look for one on this machine. Its `Debug` hides secret header values and the
+/// credentials of the base URL.
+#[derive(Default)]
 pub struct Resolved {
     /// The server's API base URL.
     pub base_url: Option<String>,
@@ -97,6 +98,22 @@ pub struct Resolved {
     pub retries: Option<u32>,
     /// The endpoint's name, when one is used.
     pub endpoint: Option<String>,
+}
+
+impl std::fmt::Debug for Resolved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolved")
+            .field("base_url", &self.base_url.as_deref().map(mamba_backends::redact::redact_url))
+            .field("preset", &self.preset)
+            .field("model", &self.model)
+            .field("key", &self.key)
+            .field("headers", &MaskedHeaders(self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect()))
+            .field("timeout", &self.timeout)
+            .field("total_timeout", &self.total_timeout)
+            .field("retries", &self.retries)
+            .field("endpoint", &self.endpoint)
+            .finish()
+    }
 }
 
 /// How the endpoint was chosen.

@@ -1,7 +1,13 @@
 //! A loopback server of files for download tests ([`DownloadServer`]): files at URL paths
-//! (Hugging Face's `/{repo}/resolve/{revision}/{file}`, say), `Range` requests answered with
-//! 206 or 416, and the faults a download must survive: a redirect, a body cut off half way,
-//! `Range` ignored, a pause before each body. Every request's path and `Range` is recorded.
+//! (Hugging Face's `/{repo}/resolve/{revision}/{file}`, say), the one `Range` form a resuming
+//! download sends, and the faults a download must survive: a redirect, a body cut off half
+//! way, `Range` ignored, a pause before each body. Every request's path and `Range` is
+//! recorded.
+//!
+//! `Range: bytes=N-` with `N` above 0 is answered with 206 and the file from byte `N` on, or
+//! with 416 when `N` is at or past its end. Every other request for a file gets 200 and the
+//! whole file: no `Range`, `bytes=0-`, and the forms it does not parse (`bytes=A-B`, suffixes
+//! `bytes=-N`, several ranges), as a server that ignores `Range` would.
 //!
 //! It is not the OpenAI mock ([`MockServer`](crate::MockServer)): model downloads
 //! (`mamba-local`'s fetcher, `mamba-llm pull`) talk plain HTTP/1.1 GETs to a file host, one

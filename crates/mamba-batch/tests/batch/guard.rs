@@ -15,11 +15,17 @@ async fn the_input_is_never_the_output() {
     let dir = tempfile::tempdir().unwrap();
     let input = write_input(dir.path(), &numbered(3));
     let original = std::fs::read(&input).unwrap();
-    let link = dir.path().join("link.jsonl");
-    std::os::unix::fs::symlink(&input, &link).unwrap();
     let hard = dir.path().join("hard.jsonl");
     std::fs::hard_link(&input, &hard).unwrap();
-    for output in [input.clone(), link, hard, dir.path().join(".").join("in.jsonl")] {
+    #[allow(unused_mut)] // a symlink is made on unix only
+    let mut outputs = vec![input.clone(), hard, dir.path().join(".").join("in.jsonl")];
+    #[cfg(unix)]
+    {
+        let link = dir.path().join("link.jsonl");
+        std::os::unix::fs::symlink(&input, &link).unwrap();
+        outputs.push(link);
+    }
+    for output in outputs {
         match Batch::open(options(&input, &output)) {
             Err(BatchError::Refused(why)) => assert!(why.contains("input"), "{why}"),
             other => panic!("{}: {other:?}", output.display()),
@@ -54,9 +60,12 @@ async fn one_run_at_a_time_writes_an_output() {
     }
     // A dry run takes no lock; the same output by another name is the same lock.
     assert!(Batch::open(options(&input, &out).dry_run(true)).is_ok());
-    let alias = dir.path().join("alias.jsonl");
-    std::os::unix::fs::symlink(&out, &alias).unwrap();
-    assert!(matches!(Batch::open(options(&input, &alias)), Err(BatchError::Locked { .. })));
+    #[cfg(unix)]
+    {
+        let alias = dir.path().join("alias.jsonl");
+        std::os::unix::fs::symlink(&out, &alias).unwrap();
+        assert!(matches!(Batch::open(options(&input, &alias)), Err(BatchError::Locked { .. })));
+    }
 
     // The lock is held while the run goes on, and released when it ends.
     let running = tokio::spawn(first.run(backend(&server), Arc::new(Progress::new()), std::future::pending()));

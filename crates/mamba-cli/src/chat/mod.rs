@@ -94,7 +94,7 @@ pub(crate) fn options(args: &Chat) -> Result<RequestOptions, CliError> {
 
 /// `mamba-llm chat`.
 pub(crate) async fn run(args: Chat) -> Result<(), CliError> {
-    let (args, prepared) = setup::prepare(args)?;
+    let prepared = setup::prepare(&args)?;
     let stdin_is_tty = std::io::stdin().is_terminal();
     let input = match &args.prompt {
         Some(prompt) => Some(prompt.clone()),
@@ -109,7 +109,8 @@ pub(crate) async fn run(args: Chat) -> Result<(), CliError> {
             Some(text)
         }
     };
-    let (args, prompt) = prepared.first_prompt(args, input)?;
+    let applied = prepared.apply(input.as_deref())?;
+    let (args, prompt) = prepared.settle(args, input, applied);
     let options = options(&args)?;
     let continued = setup::continued(&args.continues)?;
     let chosen = choose(&args).await?;

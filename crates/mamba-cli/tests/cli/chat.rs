@@ -16,11 +16,18 @@ mod hostile;
 
 use crate::common::{closed_port, cmd, model_file, run, stderr, stdout, temp_dir, MODEL_FILE};
 
-/// A cache folder holding the real model (a link to it), as `mamba-llm pull` leaves it.
+/// A cache folder holding the real model (a link to it; elsewhere than unix a hard link, or a
+/// copy across volumes), as `mamba-llm pull` leaves it.
 fn cache_with(model: &Path) -> PathBuf {
     let dir = temp_dir("full-cache");
     std::fs::create_dir_all(dir.join("models")).unwrap();
-    std::os::unix::fs::symlink(model, dir.join("models").join(MODEL_FILE)).unwrap();
+    let target = dir.join("models").join(MODEL_FILE);
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(model, &target).unwrap();
+    #[cfg(not(unix))]
+    if std::fs::hard_link(model, &target).is_err() {
+        std::fs::copy(model, &target).unwrap();
+    }
     dir
 }
 

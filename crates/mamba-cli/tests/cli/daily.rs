@@ -3,6 +3,7 @@
 //! migration, a locked or damaged database), templates, attachments, completions and the man
 //! page. Every run gets its own HOME, MAMBA_CONFIG and MAMBA_DATA_DIR.
 
+#[cfg(unix)]
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Output, Stdio};
@@ -220,6 +221,7 @@ async fn keys_are_saved_owner_only_and_never_leak() {
     assert!(o.status.success(), "{}", stderr(&o));
     outputs.push(o);
     let keys_file = home.data().join("keys.json");
+    #[cfg(unix)]
     assert_eq!(std::fs::metadata(&keys_file).unwrap().permissions().mode() & 0o777, 0o600);
     let o = home.run_with_input(&["keys", "set", "other"], b"sk-other\n").await;
     assert!(o.status.success(), "{}", stderr(&o));
@@ -255,14 +257,17 @@ async fn keys_are_saved_owner_only_and_never_leak() {
     assert_eq!(outputs[5].status.code(), Some(1), "the quoting server's 401");
     assert!(stderr(&outputs[5]).contains("Incorrect API key provided"), "{}", stderr(&outputs[5]));
     assert!(stderr(&outputs[7]).contains("no key named \"nokey\""), "{}", stderr(&outputs[7]));
-    // A keys file others can read is refused, with what to do.
-    std::fs::set_permissions(&keys_file, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let o = home.run(&["chat", "hello"]).await;
-    assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("chmod 600"), "{}", stderr(&o));
-    outputs.push(o);
-    outputs.push(home.run(&["keys", "list"]).await);
-    std::fs::set_permissions(&keys_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // A keys file others can read is refused, with what to do (unix permissions only).
+    #[cfg(unix)]
+    {
+        std::fs::set_permissions(&keys_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let o = home.run(&["chat", "hello"]).await;
+        assert_eq!(o.status.code(), Some(1));
+        assert!(stderr(&o).contains("chmod 600"), "{}", stderr(&o));
+        outputs.push(o);
+        outputs.push(home.run(&["keys", "list"]).await);
+        std::fs::set_permissions(&keys_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
 
     for o in &outputs {
         assert!(!stdout(o).contains(KEY) && !stderr(o).contains(KEY), "leaked:\n{}\n{}", stdout(o), stderr(o));
@@ -533,15 +538,18 @@ async fn templates_with_parameters() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("templates edit nope"), "{}", stderr(&o));
     assert_eq!(server.chat_requests().len(), 3);
-    // list, show, edit (with an editor that appends a line).
+    // list, show, edit (with an editor that appends a line: a shell script, so unix only).
     assert_eq!(stdout(&home.run(&["templates", "list"]).await), "translate\n");
     assert!(stdout(&home.run(&["templates", "show", "translate"]).await).contains("${tone}ly"));
-    let editor = home.file("editor.sh", b"#!/bin/sh\necho 'model = \"edited\"' >> \"$1\"\n");
-    std::fs::set_permissions(&editor, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let o = run(home.cmd().args(["templates", "edit", "fresh"]).env("EDITOR", &editor)).await;
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(stdout(&home.run(&["templates", "list"]).await), "fresh\ntranslate\n");
-    assert!(stdout(&home.run(&["templates", "show", "fresh"]).await).contains("model = \"edited\""));
+    #[cfg(unix)]
+    {
+        let editor = home.file("editor.sh", b"#!/bin/sh\necho 'model = \"edited\"' >> \"$1\"\n");
+        std::fs::set_permissions(&editor, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let o = run(home.cmd().args(["templates", "edit", "fresh"]).env("EDITOR", &editor)).await;
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(stdout(&home.run(&["templates", "list"]).await), "fresh\ntranslate\n");
+        assert!(stdout(&home.run(&["templates", "show", "fresh"]).await).contains("model = \"edited\""));
+    }
 }
 
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";

@@ -168,3 +168,29 @@ fn keys_come_from_the_key_file() {
     let e = resolve(&flags, &config(), &MapEnv(HashMap::new()), &file).expect_err("unset");
     assert_eq!(e.to_string(), "--api-key-env NOPE: the environment variable NOPE is not set");
 }
+
+/// `{:?}` of a config, an endpoint or a resolved connection holding an `Authorization`
+/// header, a secret-looking header, a URL password and a key prints none of them.
+#[test]
+fn debug_prints_no_secret() {
+    let text = r#"
+default_endpoint = "s"
+[endpoints.s]
+base_url = "https://bob:pw-debug-1@gw.example/v1?api_key=sk-query-debug"
+key = "work"
+headers = { "Authorization" = "Bearer sk-debug-auth", "X-Custom" = "sk-proj-Debug123Value456", "X-Team" = "team-a" }
+"#;
+    let config = parse(Path::new("c.toml"), text).expect("parses");
+    let resolved = resolve(&Flags::default(), &config, &MapEnv(HashMap::new()), &Keys).expect("resolves");
+    assert_eq!(key(&resolved), Some("sk-work"), "the key is there");
+    assert!(resolved.headers.iter().any(|(n, v)| n == "Authorization" && v == "Bearer sk-debug-auth"));
+    let endpoint = config.endpoint("s").expect("the endpoint");
+    for shown in [format!("{config:?}"), format!("{endpoint:?}"), format!("{resolved:?}"), format!("{resolved:#?}")] {
+        for secret in ["sk-debug-auth", "sk-proj-Debug123Value456", "pw-debug-1", "sk-query-debug", "sk-work"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        for kept in ["Authorization", "team-a", "gw.example/v1", "<redacted>"] {
+            assert!(shown.contains(kept), "{kept} not in {shown}");
+        }
+    }
+}

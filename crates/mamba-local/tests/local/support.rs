@@ -12,20 +12,22 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
+/// Where the model may be: `MAMBA_MODEL_FILE`; the peers' models folder, a real second place
+/// (`scripts/peers/install-llamacpp.sh` puts the model in `$MAMBA_PEERS_ROOT/models`, default
+/// `~/.cache/mamba-peers/models`, for llama.cpp to serve it); and the cache the library reads
+/// ([`mamba_local::fetch::default_cache_dir`], where `mamba-llm pull` puts it).
 fn candidates() -> Vec<PathBuf> {
     let mut paths = Vec::new();
     if let Some(file) = env("MAMBA_MODEL_FILE") {
         paths.push(PathBuf::from(file));
     }
-    let home = env("HOME").map(PathBuf::from);
-    if let Some(home) = &home {
-        paths.push(home.join(".cache/mamba-peers/models").join(MODEL_FILE));
-    }
-    let cache = env("MAMBA_CACHE_DIR")
+    let peers = env("MAMBA_PEERS_ROOT")
         .map(PathBuf::from)
-        .or_else(|| env("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("mamba")))
-        .or_else(|| home.map(|h| h.join(".cache/mamba")));
-    if let Some(cache) = cache {
+        .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".cache").join("mamba-peers")));
+    if let Some(peers) = peers {
+        paths.push(peers.join("models").join(MODEL_FILE));
+    }
+    if let Some(cache) = mamba_local::fetch::default_cache_dir() {
         paths.push(cache.join("models").join(MODEL_FILE));
     }
     paths
