@@ -249,9 +249,10 @@ impl Embed {
     }
 }
 
-/// An environment variable's value; blank counts as unset.
+/// An environment variable's value; blank counts as unset (the rule of
+/// [`mamba_home::settings::ProcessEnv`], which the precedence rule reads through).
 pub(crate) fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+    mamba_home::settings::Env::var(&mamba_home::settings::ProcessEnv, name)
 }
 
 /// The longest time a flag in seconds may give (about 31 years): longer is "never", and a
