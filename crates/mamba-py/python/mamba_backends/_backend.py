@@ -1,0 +1,175 @@
+"""`NativeBackedBackend`: the `ModelBackend` every backend of this package is, on the Rust core.
+
+Each method converts its arguments in Rust while it holds the GIL (so wrong input raises
+``TypeError``/``ValueError`` naming the argument before any request), then awaits a future the
+Rust runtime completes without the GIL. A stream hands over every chunk already received in
+one wake-up; cancelling the task that awaits, or dropping the stream (``break`` out of
+``async for``), drops the request and frees its connection.
+"""
+
+from __future__ import annotations
+
+from typing import Any, AsyncIterator, Dict, List, Optional, Sequence, Union
+
+from . import _native
+from ._types import ModelResponse, StreamChunk
+from .base import ModelBackend
+from .profiles import ModelProfile, _profile
+
+
+class ChunkStream(AsyncIterator[StreamChunk]):
+    """The chunks of one streamed answer: ``async for chunk in backend.stream(...)``.
+
+    The request is sent when the first chunk is awaited. ``await stream.aclose()`` (or
+    ``async with``) ends it early and frees its connection; so does dropping the last
+    reference, e.g. with ``break``.
+    """
+
+    __slots__ = ("_native", "_buffer", "_next", "_done")
+
+    def __init__(self, native: "_native.NativeStream") -> None:
+        self._native = native
+        self._buffer: List[StreamChunk] = []
+        self._next = 0
+        self._done = False
+
+    def __aiter__(self) -> "ChunkStream":
+        return self
+
+    async def __anext__(self) -> StreamChunk:
+        i = self._next
+        if i < len(self._buffer):
+            self._next = i + 1
+            return self._buffer[i]
+        if self._done:
+            raise StopAsyncIteration
+        try:
+            batch = await self._native.next_batch()
+        except BaseException:
+            self._done = True
+            self._native.close()
+            raise
+        if not batch:
+            self._done = True
+            raise StopAsyncIteration
+        self._buffer = batch
+        self._next = 1
+        return batch[0]
+
+    async def aclose(self) -> None:
+        """Ends the stream now; its connection is closed."""
+        self._done = True
+        self._buffer = []
+        self._native.close()
+
+    async def __aenter__(self) -> "ChunkStream":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()
+
+
+class NativeBackedBackend(ModelBackend):
+    """A backend of the Rust core (base of `OpenAICompatibleBackend`, `BackendPool` and the
+    built-in model)."""
+
+    _native: "_native.NativeBackend"
+    _profile_given: Optional[ModelProfile] = None
+
+    @property
+    def name(self) -> str:
+        """The backend's name: ``"openai_compatible"``, ``"pool"`` or ``"local"``."""
+        return self._native.name
+
+    @property
+    def model(self) -> str:
+        """The model requests name."""
+        return self._native.model
+
+    @property
+    def profile(self) -> ModelProfile:
+        """The model profile in use: the one given, else the registry's for the model."""
+        if self._profile_given is not None:
+            return self._profile_given
+        return _profile(self._native.profile_fields())
+
+    async def complete(
+        self,
+        messages: List[Dict[str, Any]],
+        *,
+        tools: Optional[List[Dict[str, Any]]] = None,
+        temperature: Optional[float] = None,
+        max_tokens: Optional[int] = None,
+        **kwargs: Any,
+    ) -> ModelResponse:
+        """A whole answer.
+
+        Args:
+            messages: The conversation, OpenAI-shaped dicts, sent as written (unknown keys,
+                content parts and tool messages kept).
+            tools: OpenAI tool dicts (``{"type": "function", "function": {...}}``).
+            temperature: Sampling temperature; none is sent when ``None``.
+            max_tokens: Longest answer in tokens (sent as the field the server wants).
+            **kwargs: Further body fields, merged into the request body as given.
+
+        Raises:
+            ModelBackendError: Of the subclass of the failure's kind.
+            TypeError, ValueError: For arguments of the wrong type or value, before any request.
+        """
+        return await self._native.complete(messages, tools, temperature, max_tokens, kwargs or None)
+
+    def stream(
+        self,
+        messages: List[Dict[str, Any]],
+        *,
+        tools: Optional[List[Dict[str, Any]]] = None,
+        temperature: Optional[float] = None,
+        max_tokens: Optional[int] = None,
+        **kwargs: Any,
+    ) -> ChunkStream:
+        """The answer as chunks: ``async for chunk in backend.stream(messages)``.
+
+        Arguments as for `complete`; wrong ones raise here, before any request. A stream cut
+        before its end, or an error event inside it, raises `StreamError` (the reference
+        ended silently).
+        """
+        return ChunkStream(self._native.stream(messages, tools, temperature, max_tokens, kwargs or None))
+
+    async def health_check(self) -> bool:
+        """Whether the server answers its health probe (``GET /models`` or the preset's)."""
+        return await self._native.health_check()
+
+    async def list_models(self) -> List[str]:
+        """The model ids the server lists."""
+        return await self._native.list_models()
+
+    async def embed(
+        self,
+        texts: Union[str, Sequence[str]],
+        *,
+        dimensions: Optional[int] = None,
+        model: Optional[str] = None,
+        numpy: bool = False,
+    ) -> Any:
+        """Embeddings of ``texts``, one vector per text, in order, batched by the server's
+        limits.
+
+        Args:
+            texts: A text or a list of texts.
+            dimensions: Shorter vectors, for models trained for it.
+            model: The embedding model, when it differs from the backend's.
+            numpy: Return a ``numpy.ndarray`` (float32, one row per text) instead of lists.
+        """
+        vectors = await self._native.embed(texts if isinstance(texts, str) else list(texts), dimensions, model)
+        if numpy:
+            import numpy as np
+
+            return np.asarray(vectors, dtype=np.float32)
+        return vectors
+
+    async def close(self) -> None:
+        """Releases the backend's connections."""
+        await self._native.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(model={self.model!r}, target={self._native.target!r})"

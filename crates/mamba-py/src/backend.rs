@@ -1,0 +1,298 @@
+//! [`NativeBackend`]: one `mamba_backends::ModelBackend` (a server, a pool, the built-in
+//! model) behind the Python classes of `mamba_backends`.
+//!
+//! Every method converts its arguments while it holds the GIL (so bad input raises before any
+//! request), then returns an asyncio future whose work runs on the shared runtime without the
+//! GIL. Cancelling that future (a cancelled task, a timeout, Ctrl-C) drops the Rust future,
+//! and with it the request and its connection.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mamba_backends::embeddings::{EmbeddingInput, EmbeddingOptions};
+use mamba_backends::preset::WireApi;
+use mamba_backends::{BackendPool, ErrorKind, ModelBackend, OpenAICompatibleBackend, Preset, RetryPolicy};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+use crate::convert::{self, PyResponse};
+use crate::errors::to_py_err;
+use crate::profiles::profile_from_fields;
+use crate::runtime;
+use crate::stream::NativeStream;
+
+/// A backend of the Rust core.
+#[pyclass(frozen, module = "mamba_backends._native")]
+pub(crate) struct NativeBackend {
+    pub(crate) inner: Arc<dyn ModelBackend>,
+    model: String,
+    /// Where it sends requests, credentials removed (for repr).
+    target: String,
+}
+
+impl NativeBackend {
+    pub(crate) fn wrap(inner: Arc<dyn ModelBackend>, target: String) -> NativeBackend {
+        NativeBackend { model: inner.model().to_owned(), inner, target }
+    }
+}
+
+fn seconds(value: Option<f64>, arg: &str) -> PyResult<Option<Duration>> {
+    match value {
+        None => Ok(None),
+        Some(s) if s.is_finite() && s > 0.0 => Ok(Some(Duration::from_secs_f64(s))),
+        Some(s) => Err(PyValueError::new_err(format!("{arg} must be a positive number of seconds, got {s}"))),
+    }
+}
+
+#[pymethods]
+impl NativeBackend {
+    /// A backend for an OpenAI-compatible server. `api_key` is the secret itself (the
+    /// Python class unwraps `SecretStr`); it is kept in Rust only and never shown.
+    #[staticmethod]
+    #[pyo3(signature = (model, *, base_url=None, api_key=None, timeout=None, profile=None, preset=None,
+        api=None, max_retries=None, total_timeout=None, connect_timeout=None, headers=None,
+        include_usage=None, drop_unsupported=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn openai(
+        model: String,
+        base_url: Option<String>,
+        api_key: Option<String>,
+        timeout: Option<f64>,
+        profile: Option<&Bound<'_, PyDict>>,
+        preset: Option<String>,
+        api: Option<String>,
+        max_retries: Option<u32>,
+        total_timeout: Option<f64>,
+        connect_timeout: Option<f64>,
+        headers: Option<&Bound<'_, PyDict>>,
+        include_usage: Option<bool>,
+        drop_unsupported: bool,
+    ) -> PyResult<NativeBackend> {
+        runtime::check()?;
+        let mut builder = OpenAICompatibleBackend::builder(model);
+        if let Some(name) = preset {
+            let preset = Preset::from_name(&name).ok_or_else(|| {
+                let names: Vec<&str> = Preset::ALL.iter().map(|p| p.name()).collect();
+                PyValueError::new_err(format!("unknown preset {name:?}; known presets: {}", names.join(", ")))
+            })?;
+            builder = builder.preset(preset);
+        }
+        if let Some(url) = base_url {
+            builder = builder.base_url(url);
+        }
+        if let Some(key) = api_key.filter(|k| !k.is_empty()) {
+            builder = builder.api_key(key);
+        }
+        if let Some(t) = seconds(timeout, "timeout")? {
+            builder = builder.timeout(t);
+        }
+        if let Some(t) = seconds(total_timeout, "total_timeout")? {
+            builder = builder.total_timeout(t);
+        }
+        if let Some(t) = seconds(connect_timeout, "connect_timeout")? {
+            builder = builder.connect_timeout(t);
+        }
+        if let Some(fields) = profile {
+            builder = builder.profile(profile_from_fields(fields)?);
+        }
+        if let Some(api) = api {
+            let wire = match api.as_str() {
+                "auto" => WireApi::Auto,
+                other => WireApi::parse(other).ok_or_else(|| {
+                    PyValueError::new_err(format!("api must be \"chat\", \"responses\" or \"auto\", got {other:?}"))
+                })?,
+            };
+            builder = builder.wire_api(wire);
+        }
+        if let Some(n) = max_retries {
+            builder = builder.retry_policy(RetryPolicy::default().max_retries(n));
+        }
+        if let Some(headers) = headers {
+            for (name, value) in headers.iter() {
+                let name: String = name.extract().map_err(|_| PyTypeError::new_err("headers must map str to str"))?;
+                let value: String =
+                    value.extract().map_err(|_| PyTypeError::new_err(format!("headers[{name:?}] must be a str")))?;
+                builder = builder.header(name, value);
+            }
+        }
+        if let Some(yes) = include_usage {
+            builder = builder.include_usage(yes);
+        }
+        builder = builder.drop_unsupported(drop_unsupported);
+        let backend = builder.build().map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let target = mamba_backends::redact::redact_url(backend.base_url());
+        Ok(NativeBackend::wrap(Arc::new(backend), target))
+    }
+
+    /// A pool over `backends`: requests go to the least busy healthy one; a failing one is
+    /// skipped for `cool_down` seconds after `failure_threshold` failures in a row; the
+    /// `fallbacks` answer when every endpoint failed with a retryable error.
+    #[staticmethod]
+    #[pyo3(signature = (backends, *, fallbacks=None, failure_threshold=None, cool_down=None))]
+    fn pool(
+        backends: &Bound<'_, PyList>,
+        fallbacks: Option<&Bound<'_, PyList>>,
+        failure_threshold: Option<u32>,
+        cool_down: Option<f64>,
+    ) -> PyResult<NativeBackend> {
+        runtime::check()?;
+        let mut builder = BackendPool::builder();
+        let mut targets = Vec::new();
+        for (i, item) in backends.iter().enumerate() {
+            let native = item.cast::<NativeBackend>().map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "backends[{i}] must be a backend of mamba_backends (not a Python subclass)"
+                ))
+            })?;
+            targets.push(native.get().target.clone());
+            builder = builder.endpoint(Arc::clone(&native.get().inner));
+        }
+        let retryable: Vec<ErrorKind> = ErrorKind::ALL.into_iter().filter(|k| k.is_retryable()).collect();
+        for (i, item) in fallbacks.iter().flat_map(|f| f.iter()).enumerate() {
+            let native = item
+                .cast::<NativeBackend>()
+                .map_err(|_| PyTypeError::new_err(format!("fallbacks[{i}] must be a backend of mamba_backends")))?;
+            builder = builder.fallback(Arc::clone(&native.get().inner), &retryable);
+        }
+        if let Some(n) = failure_threshold {
+            builder = builder.failure_threshold(n);
+        }
+        if let Some(t) = seconds(cool_down, "cool_down")? {
+            builder = builder.cool_down(t);
+        }
+        let pool = builder.build().map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Ok(NativeBackend::wrap(Arc::new(pool), format!("pool[{}]", targets.join(", "))))
+    }
+
+    /// The backend's name (`openai_compatible`, `pool`, `local`).
+    #[getter]
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    /// The model requests name.
+    #[getter]
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    /// Where requests go, without credentials.
+    #[getter]
+    fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// The profile in use, as the fields of `ModelProfile`.
+    fn profile_fields<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        crate::profiles::fields_dict(py, self.inner.profile())
+    }
+
+    /// Awaitable `ModelResponse`.
+    #[pyo3(signature = (messages, tools=None, temperature=None, max_tokens=None, kwargs=None))]
+    fn complete<'py>(
+        &self,
+        py: Python<'py>,
+        messages: &Bound<'py, PyAny>,
+        tools: Option<&Bound<'py, PyAny>>,
+        temperature: Option<&Bound<'py, PyAny>>,
+        max_tokens: Option<&Bound<'py, PyAny>>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        runtime::check()?;
+        let messages = convert::messages(messages)?;
+        let options = convert::options(tools, temperature, max_tokens, kwargs)?;
+        let backend = Arc::clone(&self.inner);
+        let model = self.model.clone();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            match backend.complete(&messages, &options).await {
+                Ok(response) => Ok(PyResponse { response, model }),
+                Err(e) => Err(to_py_err(&e, &model)),
+            }
+        })
+    }
+
+    /// A `NativeStream` of the answer; nothing is sent until its first batch is awaited.
+    #[pyo3(signature = (messages, tools=None, temperature=None, max_tokens=None, kwargs=None))]
+    fn stream(
+        &self,
+        messages: &Bound<'_, PyAny>,
+        tools: Option<&Bound<'_, PyAny>>,
+        temperature: Option<&Bound<'_, PyAny>>,
+        max_tokens: Option<&Bound<'_, PyAny>>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<NativeStream> {
+        runtime::check()?;
+        let messages = convert::messages(messages)?;
+        let options = convert::options(tools, temperature, max_tokens, kwargs)?;
+        Ok(NativeStream::new(Arc::clone(&self.inner), messages, options, self.model.clone()))
+    }
+
+    /// Awaitable bool: whether the server answers (its health probe).
+    fn health_check<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        runtime::check()?;
+        let backend = Arc::clone(&self.inner);
+        pyo3_async_runtimes::tokio::future_into_py(py, async move { Ok(backend.health_check().await) })
+    }
+
+    /// Awaitable list of model ids the server lists.
+    fn list_models<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        runtime::check()?;
+        let backend = Arc::clone(&self.inner);
+        let model = self.model.clone();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            match backend.list_models().await {
+                Ok(models) => Ok(models.into_iter().map(|m| m.id).collect::<Vec<String>>()),
+                Err(e) => Err(to_py_err(&e, &model)),
+            }
+        })
+    }
+
+    /// Awaitable list of vectors (lists of floats), one per text, in order.
+    #[pyo3(signature = (texts, dimensions=None, model=None))]
+    fn embed<'py>(
+        &self,
+        py: Python<'py>,
+        texts: &Bound<'py, PyAny>,
+        dimensions: Option<u32>,
+        model: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        runtime::check()?;
+        let texts: Vec<String> = if let Ok(one) = texts.extract::<String>() {
+            vec![one]
+        } else {
+            texts.extract().map_err(|_| PyTypeError::new_err("texts must be a str or a list of str"))?
+        };
+        let backend = Arc::clone(&self.inner);
+        let this_model = self.model.clone();
+        let mut options = EmbeddingOptions::new();
+        options.dimensions = dimensions;
+        if let Some(model) = model {
+            options.extra.insert("model".to_owned(), serde_json::Value::String(model));
+        }
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let Some(embedder) = backend.as_embedder() else {
+                let e = mamba_backends::Error::new(ErrorKind::Unsupported, "this backend has no embeddings");
+                return Err(to_py_err(&e, &this_model));
+            };
+            match embedder.embed(&EmbeddingInput::texts(texts), &options).await {
+                Ok(embeddings) => Ok(embeddings.vectors),
+                Err(e) => Err(to_py_err(&e, &this_model)),
+            }
+        })
+    }
+
+    /// Awaitable: releases the backend's connections.
+    fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        runtime::check()?;
+        let backend = Arc::clone(&self.inner);
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            backend.close().await;
+            Ok(())
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        format!("NativeBackend(name={:?}, model={:?}, target={:?})", self.inner.name(), self.model, self.target)
+    }
+}

@@ -1,0 +1,45 @@
+//! The one Tokio runtime every backend of the process shares, and the fork check.
+//!
+//! The runtime is pyo3-async-runtimes' global one, built on first use with
+//! `MAMBA_PY_WORKER_THREADS` worker threads (default: the CPUs this process may run on, at
+//! most 4: the client's work is parsing, which one thread does at a few hundred MB/s).
+//!
+//! A forked child inherits the runtime's memory but none of its threads, so a request made
+//! there would wait forever. Every entry point calls [`check`], which compares the process id
+//! with the one that started the runtime and raises a `RuntimeError` that says what to do.
+
+use std::sync::OnceLock;
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::PyResult;
+
+static STARTED_IN: OnceLock<u32> = OnceLock::new();
+
+/// Starts the runtime if this is the first call; fails in a process forked after it started.
+pub(crate) fn check() -> PyResult<()> {
+    let pid = std::process::id();
+    let started = *STARTED_IN.get_or_init(|| {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.enable_all().worker_threads(worker_threads()).thread_name("mamba-backends");
+        pyo3_async_runtimes::tokio::init(builder);
+        pid
+    });
+    if started != pid {
+        return Err(PyRuntimeError::new_err(
+            "mamba_backends was used before this process was forked, and its runtime's threads do not \
+             exist in the child: create backends only after fork, or use the 'spawn' or 'forkserver' \
+             start method of multiprocessing",
+        ));
+    }
+    Ok(())
+}
+
+fn worker_threads() -> usize {
+    let from_env = std::env::var("MAMBA_PY_WORKER_THREADS").ok().and_then(|v| v.trim().parse::<usize>().ok());
+    from_env.filter(|n| *n > 0).unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(4))
+}
+
+/// The runtime, for work started outside a Python future (closing a backend).
+pub(crate) fn handle() -> &'static tokio::runtime::Runtime {
+    pyo3_async_runtimes::tokio::get_runtime()
+}
