@@ -7,7 +7,7 @@
 
 use std::cell::Cell;
 
-use serde::de::Deserializer;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::ser::{self, SerializeMap, SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -500,6 +500,13 @@ impl Serialize for RequestMessage<'_> {
                 map.serialize_entry(field, reasoning)?;
             }
         }
+        // Members the crate does not model, after the known ones; never a key written (or
+        // dropped by a rule) above, so a rule cannot be bypassed and no key appears twice.
+        for (key, value) in &m.extra {
+            if !MessageKey::is_modelled(key, self.rules) {
+                map.serialize_entry(key, value)?;
+            }
+        }
         map.end()
     }
 }
@@ -514,28 +521,115 @@ impl Serialize for Message {
     }
 }
 
-/// Reading is lenient: null or missing content, arguments as a JSON object, unknown parts.
+/// Reading is lenient: null or missing content, arguments as a JSON object, unknown parts;
+/// members the crate does not model go to [`Message::extra`]. Tool-call strings borrow from
+/// the input when the deserializer lends it (`serde_json::from_slice`) and are owned
+/// otherwise (`serde_json::from_value`, `pythonize`).
 impl<'de> Deserialize<'de> for Message {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        struct Raw<'a> {
-            role: Role,
-            #[serde(default)]
-            content: Content,
-            #[serde(default)]
-            name: Option<String>,
-            #[serde(borrow, default)]
-            tool_calls: LenientList<WireToolCall<'a>>,
-            #[serde(default)]
-            tool_call_id: Option<String>,
-            #[serde(default)]
-            reasoning_content: Option<String>,
-            #[serde(default)]
-            reasoning: Option<String>,
+        deserializer.deserialize_map(MessageVisitor)
+    }
+}
+
+/// A member name of a message: one the crate models, or another one kept in `extra`.
+enum MessageKey {
+    Role,
+    Content,
+    Name,
+    ToolCalls,
+    ToolCallId,
+    ReasoningContent,
+    Reasoning,
+    Other(String),
+}
+
+impl MessageKey {
+    /// The modelled member `name` names, if any (no allocation for them).
+    fn known(name: &str) -> Option<MessageKey> {
+        Some(match name {
+            "role" => MessageKey::Role,
+            "content" => MessageKey::Content,
+            "name" => MessageKey::Name,
+            "tool_calls" => MessageKey::ToolCalls,
+            "tool_call_id" => MessageKey::ToolCallId,
+            "reasoning_content" => MessageKey::ReasoningContent,
+            "reasoning" => MessageKey::Reasoning,
+            _ => return None,
+        })
+    }
+
+    /// True when the writer writes `key` from a typed field (or a rule drops it), so a
+    /// member of that name in `extra` is never written.
+    fn is_modelled(key: &str, rules: MessageRules) -> bool {
+        MessageKey::known(key).is_some() || rules.reasoning_echo_field == Some(key)
+    }
+}
+
+impl<'de> Deserialize<'de> for MessageKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = MessageKey;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a message member name")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<MessageKey, E> {
+                Ok(MessageKey::known(v).unwrap_or_else(|| MessageKey::Other(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<MessageKey, E> {
+                Ok(MessageKey::known(&v).unwrap_or(MessageKey::Other(v)))
+            }
         }
-        let raw = Raw::deserialize(deserializer)?;
-        let tool_calls = raw
-            .tool_calls
+        deserializer.deserialize_identifier(KeyVisitor)
+    }
+}
+
+/// Reads one message's members; a modelled member given twice is an error, as with a derived
+/// `Deserialize`.
+struct MessageVisitor;
+
+impl<'de> Visitor<'de> for MessageVisitor {
+    type Value = Message;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a message object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Message, A::Error> {
+        fn once<T, E: de::Error>(slot: &mut Option<T>, value: T, field: &'static str) -> Result<(), E> {
+            if slot.is_some() {
+                return Err(E::duplicate_field(field));
+            }
+            *slot = Some(value);
+            Ok(())
+        }
+        let mut role: Option<Role> = None;
+        let mut content: Option<Content> = None;
+        let mut name: Option<Option<String>> = None;
+        let mut tool_calls: Option<LenientList<WireToolCall<'de>>> = None;
+        let mut tool_call_id: Option<Option<String>> = None;
+        let mut reasoning_content: Option<Option<String>> = None;
+        let mut reasoning: Option<Option<String>> = None;
+        let mut extra = Map::new();
+        while let Some(key) = map.next_key::<MessageKey>()? {
+            match key {
+                MessageKey::Role => once(&mut role, map.next_value()?, "role")?,
+                MessageKey::Content => once(&mut content, map.next_value()?, "content")?,
+                MessageKey::Name => once(&mut name, map.next_value()?, "name")?,
+                MessageKey::ToolCalls => once(&mut tool_calls, map.next_value()?, "tool_calls")?,
+                MessageKey::ToolCallId => once(&mut tool_call_id, map.next_value()?, "tool_call_id")?,
+                MessageKey::ReasoningContent => {
+                    once(&mut reasoning_content, map.next_value()?, "reasoning_content")?;
+                }
+                MessageKey::Reasoning => once(&mut reasoning, map.next_value()?, "reasoning")?,
+                MessageKey::Other(key) => {
+                    extra.insert(key, map.next_value()?);
+                }
+            }
+        }
+        let role = role.ok_or_else(|| de::Error::missing_field("role"))?;
+        let tool_calls = tool_calls
+            .unwrap_or_default()
             .0
             .into_iter()
             .enumerate()
@@ -548,13 +642,14 @@ impl<'de> Deserialize<'de> for Message {
             })
             .collect();
         Ok(Message {
-            role: raw.role,
-            content: raw.content,
-            name: raw.name,
+            role,
+            content: content.unwrap_or_default(),
+            name: name.flatten(),
             tool_calls,
-            tool_call_id: raw.tool_call_id,
-            reasoning: raw.reasoning_content.or(raw.reasoning),
+            tool_call_id: tool_call_id.flatten(),
+            reasoning: reasoning_content.flatten().or(reasoning.flatten()),
             reasoning_items: Vec::new(),
+            extra,
         })
     }
 }
@@ -806,6 +901,154 @@ mod tests {
         text_only.reasoning = Some("thought".into());
         let wire = RequestMessage { message: &text_only, rules };
         assert!(serde_json::to_value(&wire).unwrap().get("reasoning_content").is_none());
+    }
+
+    /// A message with members the crate does not model, tool calls, content parts and null
+    /// content, as a Python caller would write it.
+    fn rich_messages() -> Value {
+        json!([
+            {"role": "system", "content": "s", "cache_control": {"type": "ephemeral"}},
+            {"role": "user", "name": "ann", "content": [
+                {"type": "text", "text": "look", "cache_control": {"type": "ephemeral"}},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA", "detail": "low"}},
+                {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}
+            ]},
+            {"role": "assistant", "content": null, "refusal": null, "audio": {"id": "a1"},
+             "reasoning_content": "thought",
+             "tool_calls": [{"id": "call_1", "type": "function",
+                             "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "sunny", "x_vendor": [1, 2]},
+            {"role": "assistant", "content": "Sun", "prefix": true}
+        ])
+    }
+
+    fn check_rich(messages: &[Message]) {
+        assert_eq!(messages.len(), 5);
+        assert_eq!(messages[0].extra, json!({"cache_control": {"type": "ephemeral"}}).as_object().unwrap().clone());
+        assert_eq!(messages[1].name.as_deref(), Some("ann"));
+        assert!(messages[1].extra.is_empty());
+        let Content::Parts(parts) = &messages[1].content else { panic!("parts expected: {:?}", messages[1]) };
+        assert_eq!(parts.len(), 3);
+        // A text part with members of its own is kept whole.
+        assert!(matches!(&parts[0], ContentPart::Other(v) if v["cache_control"]["type"] == "ephemeral"));
+        assert!(matches!(&parts[1], ContentPart::Image { url, .. } if url == "data:image/png;base64,AAAA"));
+        assert!(matches!(&parts[2], ContentPart::Other(v) if v["type"] == "input_audio"));
+        let a = &messages[2];
+        assert_eq!(a.content, Content::Text(String::new()));
+        assert_eq!(a.reasoning.as_deref(), Some("thought"));
+        assert_eq!(a.tool_calls, vec![ToolCall::new("call_1", "get_weather", "{\"city\":\"Paris\"}")]);
+        assert_eq!(a.extra, json!({"refusal": null, "audio": {"id": "a1"}}).as_object().unwrap().clone());
+        assert_eq!(messages[3].tool_call_id.as_deref(), Some("call_1"));
+        assert_eq!(messages[3].extra["x_vendor"], json!([1, 2]));
+        assert_eq!(messages[4].extra["prefix"], json!(true));
+    }
+
+    #[test]
+    fn unknown_members_are_read_from_borrowed_and_owned_data() {
+        let value = rich_messages();
+        let text = value.to_string();
+        check_rich(&serde_json::from_str::<Vec<Message>>(&text).unwrap());
+        check_rich(&serde_json::from_slice::<Vec<Message>>(text.as_bytes()).unwrap());
+        // Owned data: a deserializer that cannot lend &str (as pythonize's).
+        check_rich(&serde_json::from_value::<Vec<Message>>(value.clone()).unwrap());
+        let one: Message = serde_json::from_value(value[2].clone()).unwrap();
+        check_rich(&[
+            serde_json::from_value(value[0].clone()).unwrap(),
+            serde_json::from_value(value[1].clone()).unwrap(),
+            one,
+            serde_json::from_value(value[3].clone()).unwrap(),
+            serde_json::from_value(value[4].clone()).unwrap(),
+        ]);
+        // Escaped strings cannot be borrowed even from a slice.
+        let escaped = r#"{"role":"assistant","content":"","tool_calls":[{"id":"c\u0031","function":{"name":"f\n","arguments":"{}"}}]}"#;
+        let m: Message = serde_json::from_str(escaped).unwrap();
+        assert_eq!((m.tool_calls[0].id.as_str(), m.tool_calls[0].name.as_str()), ("c1", "f\n"));
+    }
+
+    #[test]
+    fn message_reading_keeps_its_errors() {
+        let err = serde_json::from_str::<Message>(r#"{"content":"x"}"#).unwrap_err();
+        assert!(err.to_string().contains("missing field `role`"), "{err}");
+        let err = serde_json::from_str::<Message>(r#"{"role":"user","role":"user"}"#).unwrap_err();
+        assert!(err.to_string().contains("duplicate field `role`"), "{err}");
+        assert!(serde_json::from_str::<Message>(r#"{"role":"robot"}"#).is_err());
+        assert!(serde_json::from_str::<Message>(r#"{"role":"user","content":3}"#).is_err());
+        assert!(serde_json::from_value::<Message>(json!("user")).is_err());
+        let m: Message = serde_json::from_str(r#"{"role":"user"}"#).unwrap();
+        assert_eq!(m, Message::user(""));
+    }
+
+    #[test]
+    fn extra_members_go_out_verbatim_after_the_known_ones() {
+        let messages: Vec<Message> = serde_json::from_value(rich_messages()).unwrap();
+        let v = body(&messages, &RequestOptions::new(), false, &WireConfig::default());
+        let mut expected = rich_messages();
+        // The stored and wire shapes write "" for null content and leave reasoning out.
+        expected[2]["content"] = json!("");
+        expected[2].as_object_mut().unwrap().remove("reasoning_content");
+        expected[2]["tool_calls"][0]["function"]["arguments"] = json!("{\"city\":\"Paris\"}");
+        assert_eq!(v["messages"], expected);
+        // After the known members, in the body's text.
+        let bytes = to_body(&ChatRequest {
+            model: "m",
+            messages: &messages[2..3],
+            options: &RequestOptions::new(),
+            stream: false,
+            config: &WireConfig::default(),
+        })
+        .unwrap();
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(text.find("\"tool_calls\"").unwrap() < text.find("\"audio\"").unwrap(), "{text}");
+        // The stored shape round-trips.
+        let stored = serde_json::to_string(&messages).unwrap();
+        let back: Vec<Message> = serde_json::from_str(&stored).unwrap();
+        for (a, b) in messages.iter().zip(&back) {
+            assert_eq!(a.extra, b.extra);
+        }
+        assert_eq!(back[0].extra["cache_control"], json!({"type": "ephemeral"}));
+        assert_eq!(back[4].extra["prefix"], json!(true));
+    }
+
+    #[test]
+    fn extra_never_repeats_a_key_nor_brings_back_a_dropped_one() {
+        let mut m = Message::assistant_with_tool_calls("typed", vec![ToolCall::new("c", "f", "{}")])
+            .with_name("typed")
+            .with_extra("role", json!("system"))
+            .with_extra("content", json!("smuggled"))
+            .with_extra("name", json!("smuggled"))
+            .with_extra("tool_call_id", json!("smuggled"))
+            .with_extra("reasoning_content", json!("smuggled"))
+            .with_extra("reasoning", json!("smuggled"))
+            .with_extra("cache_control", json!({"type": "ephemeral"}));
+        m.reasoning = Some("thought".into());
+        for rules in [
+            MessageRules::default(),
+            MessageRules { names: false, ..Default::default() },
+            MessageRules { reasoning_echo_field: Some("reasoning_content"), ..Default::default() },
+            MessageRules { reasoning_echo_field: Some("thinking"), ..Default::default() },
+        ] {
+            let m = m.clone().with_extra("thinking", json!("smuggled"));
+            let text = serde_json::to_string(&RequestMessage { message: &m, rules }).unwrap();
+            let v: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(v["role"], json!("assistant"));
+            assert_eq!(v["content"], json!("typed"));
+            assert_eq!(v.get("name").is_some(), rules.names, "{text}");
+            assert_eq!(v["cache_control"], json!({"type": "ephemeral"}));
+            // The function's `name` is the other one.
+            assert_eq!(text.matches("\"name\":").count(), 1 + usize::from(rules.names), "{text}");
+            for key in ["role", "content", "reasoning_content", "reasoning", "tool_call_id"] {
+                assert!(text.matches(&format!("\"{key}\"")).count() <= 1, "{key} twice: {text}");
+            }
+            if let Some(field) = rules.reasoning_echo_field {
+                assert_eq!(v[field], json!("thought"), "{text}");
+                assert_eq!(text.matches("smuggled").count(), usize::from(field == "reasoning_content"), "{text}");
+            } else {
+                // No echo: the unmodelled `thinking` goes out, the modelled keys do not.
+                assert_eq!(v["thinking"], json!("smuggled"));
+                assert_eq!(text.matches("smuggled").count(), 1, "{text}");
+                assert!(v.get("reasoning_content").is_none() && v.get("reasoning").is_none());
+            }
+        }
     }
 
     #[test]

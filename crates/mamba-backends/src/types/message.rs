@@ -3,7 +3,9 @@
 //!
 //! Messages serialise in the OpenAI wire shape with no server's rules applied, so a
 //! conversation can be stored as JSON and read back; reading is lenient (null or missing
-//! content, arguments as a JSON object, unknown content parts). What one server needs on the
+//! content, arguments as a JSON object) and keeps what the crate does not model: a message's
+//! other members in [`Message::extra`], a part of another type or with members of its own as
+//! [`ContentPart::Other`], both sent back verbatim. What one server needs on the
 //! wire is written by the request builder (`openai_compat/request.rs`), which also holds
 //! `Message`'s `Serialize` and `Deserialize` (they share the wire types, and keeping them there
 //! lets the types import nothing from the wire code).
@@ -11,7 +13,7 @@
 use serde::de::{self, Deserializer};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::tool::ToolCall;
 
@@ -69,7 +71,8 @@ pub enum ContentPart {
         /// How closely to look; omitted on the wire when `None`.
         detail: Option<ImageDetail>,
     },
-    /// A part of a type this crate does not model (audio, files, …), kept and sent verbatim.
+    /// A part of a type this crate does not model (audio, files, …), or a text or image part
+    /// with members of its own (`cache_control`), kept whole and sent verbatim.
     Other(Value),
 }
 
@@ -87,6 +90,20 @@ impl ContentPart {
     /// An image part from raw bytes, sent as a base64 data URL with the given MIME type.
     pub fn image_bytes(mime: &str, bytes: &[u8]) -> ContentPart {
         ContentPart::Image { url: format!("data:{mime};base64,{}", base64_encode(bytes)), detail: None }
+    }
+}
+
+impl ContentPart {
+    /// The text of a text part: [`ContentPart::Text`], or a `{"type": "text", "text": …}` part
+    /// kept as [`ContentPart::Other`] because it has members of its own (`cache_control`).
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            ContentPart::Text(text) => Some(text),
+            ContentPart::Other(value) if value.get("type").and_then(Value::as_str) == Some("text") => {
+                value.get("text").and_then(Value::as_str)
+            }
+            _ => None,
+        }
     }
 }
 
@@ -116,32 +133,38 @@ impl Serialize for ContentPart {
     }
 }
 
+/// A part reads as [`ContentPart::Text`] or [`ContentPart::Image`] only when those hold all
+/// of it; a part with other members (`cache_control`, an unknown `detail`, …) is kept whole as
+/// [`ContentPart::Other`] so it is sent as the caller wrote it.
 impl<'de> Deserialize<'de> for ContentPart {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let value = Value::deserialize(deserializer)?;
-        let kind = value.get("type").and_then(Value::as_str);
-        Ok(match kind {
-            Some("text") => match value.get("text").and_then(Value::as_str) {
-                Some(text) => ContentPart::Text(text.to_owned()),
-                None => ContentPart::Other(value),
-            },
-            Some("image_url") => {
-                let image = value.get("image_url");
-                // Both {"image_url": {"url": …}} and the older {"image_url": "…"}.
-                let url = image.and_then(|i| i.get("url").and_then(Value::as_str).or_else(|| i.as_str()));
-                match url {
-                    Some(url) => ContentPart::Image {
-                        url: url.to_owned(),
-                        detail: image
-                            .and_then(|i| i.get("detail"))
-                            .and_then(|d| serde_json::from_value(d.clone()).ok()),
-                    },
-                    None => ContentPart::Other(value),
-                }
+        let Some(object) = value.as_object() else { return Ok(ContentPart::Other(value)) };
+        let kind = object.get("type").and_then(Value::as_str);
+        let part = match (kind, object.len()) {
+            (Some("text"), 2) => {
+                object.get("text").and_then(Value::as_str).map(|text| ContentPart::Text(text.to_owned()))
             }
-            _ => ContentPart::Other(value),
-        })
+            (Some("image_url"), 2) => match object.get("image_url") {
+                // The older {"image_url": "…"}.
+                Some(Value::String(url)) => Some(ContentPart::Image { url: url.clone(), detail: None }),
+                Some(Value::Object(image)) => image_part(image),
+                _ => None,
+            },
+            _ => None,
+        };
+        Ok(part.unwrap_or(ContentPart::Other(value)))
     }
+}
+
+/// `{"url", "detail"?}` as an image part, when it holds nothing else and a known detail.
+fn image_part(image: &Map<String, Value>) -> Option<ContentPart> {
+    let url = image.get("url")?.as_str()?;
+    let detail = match image.get("detail") {
+        None => None,
+        Some(detail) => Some(ImageDetail::deserialize(detail).ok()?),
+    };
+    (image.len() == 1 + usize::from(detail.is_some())).then(|| ContentPart::Image { url: url.to_owned(), detail })
 }
 
 /// A message's content: plain text, or a list of parts (text and images).
@@ -155,14 +178,16 @@ pub enum Content {
 }
 
 impl Content {
-    /// The text of the content: the string itself, or the text parts joined without separator.
+    /// The text of the content: the string itself, or the text parts joined without separator
+    /// (a `{"type": "text", "text": …}` part kept as [`ContentPart::Other`] for its other
+    /// members counts too).
     pub fn text(&self) -> std::borrow::Cow<'_, str> {
         match self {
             Content::Text(text) => std::borrow::Cow::Borrowed(text),
             Content::Parts(parts) => {
                 let mut out = String::new();
                 for part in parts {
-                    if let ContentPart::Text(text) = part {
+                    if let Some(text) = part.as_text() {
                         out.push_str(text);
                     }
                 }
@@ -247,6 +272,20 @@ pub struct Message {
     /// [`ModelResponse::to_message`](crate::ModelResponse::to_message)), sent back as input
     /// items by a backend speaking the Responses API; the chat-completions wire ignores them.
     pub reasoning_items: Vec<super::ReasoningItem>,
+    /// Members of the message this crate does not model (`cache_control`, `audio`, `refusal`,
+    /// `prefix`, a vendor's fields, …), kept when a message is read from JSON and written
+    /// verbatim (in the map's key order) after the known members on the chat-completions wire
+    /// and in the stored shape.
+    ///
+    /// The members this crate models are never taken from here: `role`, `content`, `name`,
+    /// `tool_calls`, `tool_call_id`, `reasoning_content`, `reasoning` (and the field a preset
+    /// echoes reasoning in) are written from the typed fields, or left out when those are
+    /// empty or a server's rule drops them (a server that rejects message names gets no
+    /// `name`, whatever `extra` holds), so no key is written twice and the typed value wins.
+    /// Reading JSON never puts those keys here.
+    ///
+    /// The Responses API input writer ignores `extra`: its items have another shape.
+    pub extra: Map<String, Value>,
 }
 
 impl Message {
@@ -260,6 +299,7 @@ impl Message {
             tool_call_id: None,
             reasoning: None,
             reasoning_items: Vec::new(),
+            extra: Map::new(),
         }
     }
 
@@ -303,6 +343,20 @@ impl Message {
         self
     }
 
+    /// The same message with one more member the crate does not model, sent verbatim (see
+    /// [`extra`](Message::extra); a member of that name already there is replaced).
+    ///
+    /// ```
+    /// use mamba_backends::Message;
+    /// let m = Message::user("hi").with_extra("cache_control", serde_json::json!({"type": "ephemeral"}));
+    /// assert_eq!(serde_json::to_value(&m).unwrap()["cache_control"]["type"], "ephemeral");
+    /// ```
+    #[must_use]
+    pub fn with_extra(mut self, key: impl Into<String>, value: Value) -> Message {
+        self.extra.insert(key.into(), value);
+        self
+    }
+
     /// The message's text (text parts joined).
     pub fn text(&self) -> std::borrow::Cow<'_, str> {
         self.content.text()
@@ -329,6 +383,38 @@ fn base64_encode(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parts_with_members_of_their_own_are_kept_whole() {
+        use serde_json::json;
+        let read = |v: Value| serde_json::from_value::<ContentPart>(v).unwrap();
+        assert_eq!(read(json!({"type":"text","text":"t"})), ContentPart::text("t"));
+        assert_eq!(
+            read(json!({"type":"image_url","image_url":{"url":"u","detail":"low"}})),
+            ContentPart::Image { url: "u".into(), detail: Some(ImageDetail::Low) }
+        );
+        assert_eq!(read(json!({"type":"image_url","image_url":"u"})), ContentPart::image_url("u"));
+        for kept in [
+            json!({"type":"text","text":"t","cache_control":{"type":"ephemeral"}}),
+            json!({"type":"image_url","image_url":{"url":"u","detail":"original"}}),
+            json!({"type":"image_url","image_url":{"url":"u","format":"image/png"}}),
+            json!({"type":"image_url","image_url":{"url":"u"},"cache_control":{"type":"ephemeral"}}),
+            json!({"type":"text","text":3}),
+            json!("not an object"),
+        ] {
+            let part = read(kept.clone());
+            assert_eq!(part, ContentPart::Other(kept.clone()));
+            assert_eq!(serde_json::to_value(&part).unwrap(), kept);
+        }
+        // A kept text part still counts as text.
+        let content = Content::Parts(vec![
+            read(json!({"type":"text","text":"a","cache_control":{"type":"ephemeral"}})),
+            ContentPart::text("b"),
+            ContentPart::image_url("u"),
+        ]);
+        assert_eq!(content.text(), "ab");
+        assert_eq!(ContentPart::image_url("u").as_text(), None);
+    }
 
     #[test]
     fn base64_and_image_bytes() {

@@ -162,6 +162,7 @@ impl ModelResponse {
             tool_call_id: None,
             reasoning: self.reasoning.clone(),
             reasoning_items: self.reasoning_items.clone(),
+            extra: serde_json::Map::new(),
         }
     }
 

@@ -214,6 +214,11 @@ impl Serialize for Parts<'_> {
                         &serde_json::json!({"type": "input_image", "image_url": url, "detail": detail}),
                     )?
                 }
+                // A chat text part kept whole for members of its own: the Responses API
+                // takes its text (those members are chat-wire only, like `Message::extra`).
+                ContentPart::Other(_) if part.as_text().is_some() => seq.serialize_element(
+                    &serde_json::json!({"type": "input_text", "text": part.as_text().unwrap_or_default()}),
+                )?,
                 ContentPart::Other(value) => seq.serialize_element(value)?,
             }
         }
@@ -404,6 +409,29 @@ mod tests {
         assert_eq!(v["tool_choice"], json!("required"));
         let v = body(&[], &RequestOptions::new().response_format(ResponseFormat::JsonObject), false);
         assert_eq!(v["text"], json!({"format":{"type":"json_object"}}));
+    }
+
+    /// `Message::extra` is chat-wire only; a chat text part kept whole for its own members
+    /// still reaches the Responses API as `input_text`.
+    #[test]
+    fn message_extra_is_not_sent_as_input() {
+        let user: Message =
+            serde_json::from_value(json!({"role":"user","cache_control":{"type":"ephemeral"},"content":[
+            {"type":"text","text":"look","cache_control":{"type":"ephemeral"}},
+            {"type":"input_audio","input_audio":{"data":"AAAA","format":"wav"}}]}))
+            .unwrap();
+        assert!(!user.extra.is_empty());
+        let v =
+            body(&[user, Message::assistant("a").with_extra("refusal", json!(null))], &RequestOptions::new(), false);
+        assert_eq!(
+            v["input"],
+            json!([
+                {"type":"message","role":"user","content":[
+                    {"type":"input_text","text":"look"},
+                    {"type":"input_audio","input_audio":{"data":"AAAA","format":"wav"}}]},
+                {"type":"message","role":"assistant","content":"a"}
+            ])
+        );
     }
 
     #[test]
