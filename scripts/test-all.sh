@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every test of the workspace: unit, integration, CLI end-to-end and doc tests, plus the live
-# conformance suite against real servers (llama.cpp, LiteLLM, Prism of the OpenAI spec).
+# Every test of the workspace: unit, integration, CLI end-to-end and doc tests, the Python
+# package's tests (scripts/test-python.sh), plus the live conformance suite against real servers
+# (llama.cpp, LiteLLM, Prism of the OpenAI spec).
 #
 # The peers are installed once per machine (about 4 minutes, cached in ~/.cache/mamba-peers),
 # started for the run and stopped after it. A peer that cannot be installed or started makes
@@ -42,6 +43,9 @@ fi
 failed=0
 cargo test --workspace --all-targets --no-fail-fast || failed=1
 cargo test --workspace --doc --no-fail-fast || failed=1
+# The Python package (crates/mamba-py): pytest against mamba-mock, the peers above and the
+# reference package, then mypy --strict; its venv is cached in ~/.cache/mamba-peers/py-venv.
+scripts/test-python.sh || failed=1
 
 if [ -n "${MAMBA_LIVE_REPORT:-}" ]; then
   ran=$(find "$MAMBA_LIVE_REPORT" -type f | wc -l)

@@ -10,7 +10,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 venv=$(scripts/py-venv.sh | tail -n 1)
 export PEERS_ROOT="${PEERS_ROOT:-${MAMBA_PEERS_ROOT:-$HOME/.cache/mamba-peers}}"
 export MAMBA_REF_DIR="${MAMBA_REF_DIR:-$PEERS_ROOT/mamba-ref}"
-cargo build -p mamba-cli --quiet
+# The workspace's own feature set, as `cargo test --workspace` built it: no rebuild here.
+cargo build --workspace --bins --quiet
 (cd crates/mamba-py && VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" maturin develop --quiet 2>&1 | grep -v '^$' | tail -n 3)
 export MAMBA_LLM_BIN="$PWD/target/debug/mamba-llm"
 status=0
