@@ -11,7 +11,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/peers/common.sh"
 PY_VENV="$PEERS_ROOT/py-venv"
 REF_DIR="$PEERS_ROOT/mamba-ref"
 REF_VERSION=0.1.7
-PACKAGES=(maturin==1.16.0 pytest==9.2.0 pytest-asyncio==1.5.0 mypy==2.4.1 pydantic==2.14.4 numpy uvloop httpx==0.28.1)
+PACKAGES=(maturin==1.16.0 pytest==9.2.0 pytest-asyncio==1.5.0 mypy==2.4.1 pyright==1.1.414 pydantic==2.14.4 numpy uvloop httpx==0.28.1)
 
 pick_python() {
   local c

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Python package's tests (crates/mamba-py): builds the extension into the test venv
 # (maturin develop, the dev profile, sharing target/ with cargo), builds `mamba-llm` for the
-# mock server, then runs pytest and mypy (over the package, its stubs and the examples).
+# mock server, then runs pytest, mypy --strict and pyright (over the package, its stubs and the
+# examples).
 # Live tests read the peers' URLs from the environment (scripts/test-all.sh sources
 # live.env); MAMBA_SKIP_PEERS=1 skips them.
 # Usage: scripts/test-python.sh [pytest arguments]
@@ -17,4 +18,5 @@ export MAMBA_LLM_BIN="$PWD/target/debug/mamba-llm"
 status=0
 (cd crates/mamba-py && "$venv/bin/python" -m pytest -q "$@") || status=1
 (cd crates/mamba-py && "$venv/bin/python" -m mypy --strict python/mamba_backends examples) || status=1
+(cd crates/mamba-py && "$venv/bin/pyright" --pythonpath "$venv/bin/python" python/mamba_backends examples) || status=1
 exit $status
