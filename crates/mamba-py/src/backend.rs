@@ -2,9 +2,10 @@
 //! model) behind the Python classes of `mamba_backends`.
 //!
 //! Every method converts its arguments while it holds the GIL (so bad input raises before any
-//! request), then returns an asyncio future whose work runs on the shared runtime without the
-//! GIL. Cancelling that future (a cancelled task, a timeout, Ctrl-C) drops the Rust future,
-//! and with it the request and its connection.
+//! request), then starts the work on the shared runtime, which resolves the asyncio future the
+//! Python half passed in ([`crate::bridge`]). The returned [`Task`] is aborted when the
+//! awaiting coroutine is cancelled (a cancelled task, a timeout, Ctrl-C), which drops the Rust
+//! future, and with it the request and its connection.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,8 +17,8 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
+use crate::bridge::{spawn, LoopWaker, Task};
 use crate::convert::{self, PyResponse};
-use crate::errors::to_py_err;
 use crate::profiles::profile_from_fields;
 use crate::runtime;
 use crate::stream::NativeStream;
@@ -188,27 +189,25 @@ impl NativeBackend {
         crate::profiles::fields_dict(py, self.inner.profile())
     }
 
-    /// Awaitable `ModelResponse`.
-    #[pyo3(signature = (messages, tools=None, temperature=None, max_tokens=None, kwargs=None))]
+    /// Resolves `future` with the `ModelResponse`.
+    #[pyo3(signature = (waker, future, messages, tools=None, temperature=None, max_tokens=None, kwargs=None))]
+    #[allow(clippy::too_many_arguments)]
     fn complete<'py>(
         &self,
-        py: Python<'py>,
+        waker: &LoopWaker,
+        future: Py<PyAny>,
         messages: &Bound<'py, PyAny>,
         tools: Option<&Bound<'py, PyAny>>,
         temperature: Option<&Bound<'py, PyAny>>,
         max_tokens: Option<&Bound<'py, PyAny>>,
         kwargs: Option<&Bound<'py, PyDict>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        runtime::check()?;
+    ) -> PyResult<Task> {
         let messages = convert::messages(messages)?;
         let options = convert::options(tools, temperature, max_tokens, kwargs)?;
         let backend = Arc::clone(&self.inner);
         let model = self.model.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            match backend.complete(&messages, &options).await {
-                Ok(response) => Ok(PyResponse { response, model }),
-                Err(e) => Err(to_py_err(&e, &model)),
-            }
+        spawn(waker, future, self.model.clone(), async move {
+            backend.complete(&messages, &options).await.map(|response| PyResponse { response, model })
         })
     }
 
@@ -228,65 +227,53 @@ impl NativeBackend {
         Ok(NativeStream::new(Arc::clone(&self.inner), messages, options, self.model.clone()))
     }
 
-    /// Awaitable bool: whether the server answers (its health probe).
-    fn health_check<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        runtime::check()?;
+    /// Resolves `future` with whether the server answers (its health probe).
+    fn health_check(&self, waker: &LoopWaker, future: Py<PyAny>) -> PyResult<Task> {
         let backend = Arc::clone(&self.inner);
-        pyo3_async_runtimes::tokio::future_into_py(py, async move { Ok(backend.health_check().await) })
+        spawn(waker, future, self.model.clone(), async move { Ok(backend.health_check().await) })
     }
 
-    /// Awaitable list of model ids the server lists.
-    fn list_models<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        runtime::check()?;
+    /// Resolves `future` with the model ids the server lists.
+    fn list_models(&self, waker: &LoopWaker, future: Py<PyAny>) -> PyResult<Task> {
         let backend = Arc::clone(&self.inner);
-        let model = self.model.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            match backend.list_models().await {
-                Ok(models) => Ok(models.into_iter().map(|m| m.id).collect::<Vec<String>>()),
-                Err(e) => Err(to_py_err(&e, &model)),
-            }
+        spawn(waker, future, self.model.clone(), async move {
+            backend.list_models().await.map(|models| models.into_iter().map(|m| m.id).collect::<Vec<String>>())
         })
     }
 
-    /// Awaitable list of vectors (lists of floats), one per text, in order.
-    #[pyo3(signature = (texts, dimensions=None, model=None))]
-    fn embed<'py>(
+    /// Resolves `future` with the vectors (lists of floats), one per text, in order.
+    #[pyo3(signature = (waker, future, texts, dimensions=None, model=None))]
+    fn embed(
         &self,
-        py: Python<'py>,
-        texts: &Bound<'py, PyAny>,
+        waker: &LoopWaker,
+        future: Py<PyAny>,
+        texts: &Bound<'_, PyAny>,
         dimensions: Option<u32>,
         model: Option<String>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        runtime::check()?;
+    ) -> PyResult<Task> {
         let texts: Vec<String> = if let Ok(one) = texts.extract::<String>() {
             vec![one]
         } else {
             texts.extract().map_err(|_| PyTypeError::new_err("texts must be a str or a list of str"))?
         };
         let backend = Arc::clone(&self.inner);
-        let this_model = self.model.clone();
         let mut options = EmbeddingOptions::new();
         options.dimensions = dimensions;
         if let Some(model) = model {
             options.extra.insert("model".to_owned(), serde_json::Value::String(model));
         }
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        spawn(waker, future, self.model.clone(), async move {
             let Some(embedder) = backend.as_embedder() else {
-                let e = mamba_backends::Error::new(ErrorKind::Unsupported, "this backend has no embeddings");
-                return Err(to_py_err(&e, &this_model));
+                return Err(mamba_backends::Error::new(ErrorKind::Unsupported, "this backend has no embeddings"));
             };
-            match embedder.embed(&EmbeddingInput::texts(texts), &options).await {
-                Ok(embeddings) => Ok(embeddings.vectors),
-                Err(e) => Err(to_py_err(&e, &this_model)),
-            }
+            embedder.embed(&EmbeddingInput::texts(texts), &options).await.map(|e| e.vectors)
         })
     }
 
-    /// Awaitable: releases the backend's connections.
-    fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        runtime::check()?;
+    /// Resolves `future` once the backend's connections are released.
+    fn close(&self, waker: &LoopWaker, future: Py<PyAny>) -> PyResult<Task> {
         let backend = Arc::clone(&self.inner);
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        spawn(waker, future, self.model.clone(), async move {
             backend.close().await;
             Ok(())
         })

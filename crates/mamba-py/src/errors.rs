@@ -12,9 +12,9 @@ use pyo3::types::PyDict;
 
 use crate::types::types;
 
-/// The Python exception for `error`, raised by a backend of `model`.
-pub(crate) fn to_py_err(error: &Error, model: &str) -> PyErr {
-    Python::attach(|py| build(py, error, model).unwrap_or_else(|e| e))
+/// The Python exception for `error`, raised by a backend of `model` (with the GIL held).
+pub(crate) fn build_py_err(py: Python<'_>, error: &Error, model: &str) -> PyErr {
+    build(py, error, model).unwrap_or_else(|e| e)
 }
 
 fn build(py: Python<'_>, error: &Error, model: &str) -> PyResult<PyErr> {

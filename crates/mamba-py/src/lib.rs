@@ -15,6 +15,7 @@
 use pyo3::prelude::*;
 
 mod backend;
+mod bridge;
 mod convert;
 mod errors;
 mod local;
@@ -35,6 +36,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(local::default_model_file, m)?)?;
     m.add_class::<backend::NativeBackend>()?;
     m.add_class::<stream::NativeStream>()?;
+    m.add_class::<bridge::LoopWaker>()?;
+    m.add_class::<bridge::Task>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

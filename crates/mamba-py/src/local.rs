@@ -12,8 +12,7 @@ use mamba_local::{LocalBackend, LocalOptions};
 use pyo3::prelude::*;
 
 use crate::backend::NativeBackend;
-use crate::errors::to_py_err;
-use crate::runtime;
+use crate::bridge::{spawn, LoopWaker, Task};
 
 /// Download notes on stderr, one line each (the CLI draws a bar; a library should not).
 struct Notes;
@@ -45,25 +44,21 @@ pub(crate) fn default_model_file() -> Option<String> {
     store.cached(&ModelSpec::default_model()).map(|p| p.to_string_lossy().into_owned())
 }
 
-/// Awaitable `NativeBackend` over the built-in model.
+/// Resolves `future` with a `NativeBackend` over the built-in model.
 #[pyfunction]
-#[pyo3(signature = (model_file=None, *, threads=None, context=None))]
+#[pyo3(signature = (waker, future, model_file=None, *, threads=None, context=None))]
 pub(crate) fn load_local(
-    py: Python<'_>,
+    waker: &LoopWaker,
+    future: Py<PyAny>,
     model_file: Option<PathBuf>,
     threads: Option<usize>,
     context: Option<u32>,
-) -> PyResult<Bound<'_, PyAny>> {
-    runtime::check()?;
+) -> PyResult<Task> {
     let given =
         model_file.or_else(|| std::env::var_os("MAMBA_MODEL_FILE").filter(|f| !f.is_empty()).map(PathBuf::from));
-    pyo3_async_runtimes::tokio::future_into_py(py, async move {
-        let name = "local";
-        let store = ModelStore::from_env().map_err(|e| to_py_err(&e, name))?;
-        let location = store
-            .locate(given.as_deref(), &ModelSpec::default_model(), &Notes)
-            .await
-            .map_err(|e| to_py_err(&e, name))?;
+    spawn(waker, future, "local".to_owned(), async move {
+        let store = ModelStore::from_env()?;
+        let location = store.locate(given.as_deref(), &ModelSpec::default_model(), &Notes).await?;
         let mut options = LocalOptions::new();
         if let Some(n) = threads {
             options = options.threads(n);
@@ -71,7 +66,7 @@ pub(crate) fn load_local(
         if let Some(n) = context {
             options = options.context(n);
         }
-        let backend = LocalBackend::load_async(&location.path, options).await.map_err(|e| to_py_err(&e, name))?;
+        let backend = LocalBackend::load_async(&location.path, options).await?;
         let target = location.path.to_string_lossy().into_owned();
         Ok(NativeBackend::wrap(Arc::new(backend), target))
     })

@@ -1,6 +1,6 @@
 //! The one Tokio runtime every backend of the process shares, and the fork check.
 //!
-//! The runtime is pyo3-async-runtimes' global one, built on first use with
+//! The runtime is built on first use with
 //! `MAMBA_PY_WORKER_THREADS` worker threads (default: the CPUs this process may run on, at
 //! most 4: the client's work is parsing, which one thread does at a few hundred MB/s).
 //!
@@ -14,16 +14,12 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::PyResult;
 
 static STARTED_IN: OnceLock<u32> = OnceLock::new();
+static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
 
 /// Starts the runtime if this is the first call; fails in a process forked after it started.
 pub(crate) fn check() -> PyResult<()> {
     let pid = std::process::id();
-    let started = *STARTED_IN.get_or_init(|| {
-        let mut builder = tokio::runtime::Builder::new_multi_thread();
-        builder.enable_all().worker_threads(worker_threads()).thread_name("mamba-backends");
-        pyo3_async_runtimes::tokio::init(builder);
-        pid
-    });
+    let started = *STARTED_IN.get_or_init(|| pid);
     if started != pid {
         return Err(PyRuntimeError::new_err(
             "mamba_backends was used before this process was forked, and its runtime's threads do not \
@@ -39,7 +35,12 @@ fn worker_threads() -> usize {
     from_env.filter(|n| *n > 0).unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(4))
 }
 
-/// The runtime, for work started outside a Python future (closing a backend).
-pub(crate) fn handle() -> &'static tokio::runtime::Runtime {
-    pyo3_async_runtimes::tokio::get_runtime()
+/// The runtime (call [`check`] first).
+pub(crate) fn handle() -> PyResult<&'static tokio::runtime::Runtime> {
+    let built = RUNTIME.get_or_init(|| {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.enable_all().worker_threads(worker_threads()).thread_name("mamba-backends");
+        builder.build().map_err(|e| format!("mamba_backends cannot start its runtime's threads: {e}"))
+    });
+    built.as_ref().map_err(|e| PyRuntimeError::new_err(e.clone()))
 }

@@ -17,8 +17,8 @@ use mamba_backends::{Error, Message, ModelBackend, RequestOptions};
 use pyo3::prelude::*;
 use tokio::sync::Mutex;
 
+use crate::bridge::{spawn, LoopWaker, Task};
 use crate::convert::{Assembler, Chunk, ChunkBatch};
-use crate::errors::to_py_err;
 use crate::runtime;
 
 /// The most chunks handed over in one wake-up.
@@ -109,18 +109,11 @@ async fn next_batch(state: Arc<Mutex<State>>) -> Result<Vec<Chunk>, Error> {
 
 #[pymethods]
 impl NativeStream {
-    /// Awaitable: the next chunks (a list of `StreamChunk`); an empty list when the stream has
-    /// ended. Raises the backend's error when the request or the stream fails.
-    fn next_batch<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        runtime::check()?;
+    /// Resolves `future` with the next chunks (a list of `StreamChunk`); an empty list when the
+    /// stream has ended. Fails with the backend's error when the request or the stream fails.
+    fn next_batch(&self, waker: &LoopWaker, future: Py<PyAny>) -> PyResult<Task> {
         let state = Arc::clone(&self.state);
-        let model = self.model.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            match next_batch(state).await {
-                Ok(batch) => Ok(ChunkBatch(batch)),
-                Err(e) => Err(to_py_err(&e, &model)),
-            }
-        })
+        spawn(waker, future, self.model.clone(), async move { next_batch(state).await.map(ChunkBatch) })
     }
 
     /// Ends the stream now: the response is dropped and its connection closed. Safe to call
@@ -131,8 +124,8 @@ impl NativeStream {
             Err(_) => {
                 // A batch is being awaited: end the stream as soon as it returns.
                 let state = Arc::clone(&self.state);
-                if runtime::check().is_ok() {
-                    runtime::handle().spawn(async move {
+                if let Ok(runtime) = runtime::check().and_then(|()| runtime::handle()) {
+                    runtime.spawn(async move {
                         *state.lock().await = State::Done;
                     });
                 }

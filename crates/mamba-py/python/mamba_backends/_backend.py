@@ -4,17 +4,48 @@ Each method converts its arguments in Rust while it holds the GIL (so wrong inpu
 ``TypeError``/``ValueError`` naming the argument before any request), then awaits a future the
 Rust runtime completes without the GIL. A stream hands over every chunk already received in
 one wake-up; cancelling the task that awaits, or dropping the stream (``break`` out of
-``async for``), drops the request and frees its connection.
+``async for``), drops the request and frees its connection. Results come back through one
+wake-up channel per event loop (see ``src/bridge.rs``): no Rust thread ever takes the GIL.
 """
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Dict, List, Optional, Sequence, Union
+import asyncio
+import weakref
+from typing import Any, AsyncIterator, Callable, Dict, List, Optional, Sequence, TypeVar, Union
 
 from . import _native
 from ._types import ModelResponse, StreamChunk
 from .base import ModelBackend
 from .profiles import ModelProfile, _profile
+
+
+T = TypeVar("T")
+
+_wakers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _native.LoopWaker]" = weakref.WeakKeyDictionary()
+
+
+def _waker(loop: asyncio.AbstractEventLoop) -> "_native.LoopWaker":
+    """The loop's wake-up channel from the Rust runtime, made on first use."""
+    waker = _wakers.get(loop)
+    if waker is None:
+        waker = _native.LoopWaker()
+        loop.add_reader(waker.fileno(), waker.drain)
+        _wakers[loop] = waker
+    return waker
+
+
+async def run(start: Callable[["_native.LoopWaker", "asyncio.Future[T]"], "_native.Task"]) -> T:
+    """Starts Rust work with ``start(waker, future)`` and awaits its result; cancelling the
+    awaiting task aborts the work (the request and its connection go with it)."""
+    loop = asyncio.get_running_loop()
+    future: "asyncio.Future[T]" = loop.create_future()
+    task = start(_waker(loop), future)
+    try:
+        return await future
+    except BaseException:
+        task.abort()
+        raise
 
 
 class ChunkStream(AsyncIterator[StreamChunk]):
@@ -44,7 +75,7 @@ class ChunkStream(AsyncIterator[StreamChunk]):
         if self._done:
             raise StopAsyncIteration
         try:
-            batch = await self._native.next_batch()
+            batch: List[StreamChunk] = await run(self._native.next_batch)
         except BaseException:
             self._done = True
             self._native.close()
@@ -116,7 +147,9 @@ class NativeBackedBackend(ModelBackend):
             ModelBackendError: Of the subclass of the failure's kind.
             TypeError, ValueError: For arguments of the wrong type or value, before any request.
         """
-        return await self._native.complete(messages, tools, temperature, max_tokens, kwargs or None)
+        native = self._native
+        extra = kwargs or None
+        return await run(lambda w, f: native.complete(w, f, messages, tools, temperature, max_tokens, extra))
 
     def stream(
         self,
@@ -137,11 +170,11 @@ class NativeBackedBackend(ModelBackend):
 
     async def health_check(self) -> bool:
         """Whether the server answers its health probe (``GET /models`` or the preset's)."""
-        return await self._native.health_check()
+        return await run(self._native.health_check)
 
     async def list_models(self) -> List[str]:
         """The model ids the server lists."""
-        return await self._native.list_models()
+        return await run(self._native.list_models)
 
     async def embed(
         self,
@@ -160,7 +193,9 @@ class NativeBackedBackend(ModelBackend):
             model: The embedding model, when it differs from the backend's.
             numpy: Return a ``numpy.ndarray`` (float32, one row per text) instead of lists.
         """
-        vectors = await self._native.embed(texts if isinstance(texts, str) else list(texts), dimensions, model)
+        items = texts if isinstance(texts, str) else list(texts)
+        native = self._native
+        vectors: List[List[float]] = await run(lambda w, f: native.embed(w, f, items, dimensions, model))
         if numpy:
             import numpy as np
 
@@ -169,7 +204,7 @@ class NativeBackedBackend(ModelBackend):
 
     async def close(self) -> None:
         """Releases the backend's connections."""
-        await self._native.close()
+        await run(self._native.close)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self.model!r}, target={self._native.target!r})"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import List, Optional, Sequence
 
 from . import _native
-from ._backend import NativeBackedBackend
+from ._backend import NativeBackedBackend, run
 
 
 def _natives(backends: Sequence[NativeBackedBackend], arg: str) -> "List[_native.NativeBackend]":
@@ -66,4 +66,7 @@ async def local(model_file: Optional[str] = None, *, threads: Optional[int] = No
         threads: Compute threads (default: all cores).
         context: Context window in tokens (default 2048, or the model's if smaller).
     """
-    return LocalBackend(await _native.load_local(model_file, threads=threads, context=context))
+    native: "_native.NativeBackend" = await run(
+        lambda w, f: _native.load_local(w, f, model_file, threads=threads, context=context)
+    )
+    return LocalBackend(native)
