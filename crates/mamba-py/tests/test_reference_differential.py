@@ -25,6 +25,7 @@ is right and asserts the reference's actual wrong behaviour. The record:
   8b multi-line data                       | frame dropped (logged), only the final chunk   | the text
   8c `data: {"error": ...}` frame          | skipped; the stream "succeeds"                 | ServerError with the frame's message
   8d stream ends before [DONE]             | ends silently (no final chunk)                 | StreamError
+  8e connection cut mid-body               | ModelBackendError (httpx RemoteProtocolError)  | StreamError (kind "stream")
   9 no retries; one timeout                | one 500 raises; no connect/total timeouts      | retried (2 requests, answer); both timeouts
 """
 
@@ -33,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import email.utils
 import json
+import socket
 import time
 from typing import Any, Callable, Dict, List, Tuple
 
@@ -107,6 +109,28 @@ async def test_complete_equal(reference, mock, reply):
     assert ref_fields(ours, reference.ModelResponse) == dataclasses.asdict(theirs)
     assert extra_fields(ours, reference.ModelResponse) == {"reasoning": None}
     assert ours.content == reply["text"]
+
+
+async def test_complete_echo_of_unicode_message_equal(reference, mock):
+    """The mock echoes the last user message: unicode goes out and comes back the same."""
+    server = mock()
+    messages = [{"role": "system", "content": "sé brief"}, {"role": "user", "content": "naïve café 🚀 日本語 \u00e9\n\"q\""}]
+    theirs, ours = await _both(reference, server.base_url, lambda b: b.complete(messages))
+    _ok(theirs, ours)
+    assert ours.content == messages[1]["content"]
+    assert ref_fields(ours, reference.ModelResponse) == dataclasses.asdict(theirs)
+
+
+async def test_health_check_equal(reference, mock):
+    server = mock()
+    assert await _both(reference, server.base_url, lambda b: b.health_check()) == (True, True)
+    with RecordingServer([Canned(status=401, pieces=[b'{"error": {"message": "key"}}'])]) as s:
+        assert await _both(reference, s.base_url, lambda b: b.health_check()) == (True, True)
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+    assert await _both(reference, closed, lambda b: b.health_check(),
+                       ours={"max_retries": 0}) == (False, False)
 
 
 async def test_complete_usage_absent_equal(reference, mock):
@@ -317,6 +341,12 @@ async def test_exceptions_for_status(reference, mock, status):
     assert ours.status_code == status and ours.model == "mock-model"
     assert json.loads(ours.response_body)["error"]["message"] == server_message
     assert ours.cause is None
+    if status == 429:
+        assert theirs.cause is None
+    else:
+        import httpx
+
+        assert isinstance(theirs.cause, httpx.HTTPStatusError)
     if status == 401:
         with pytest.raises(AttributeError):
             theirs.status_code  # noqa: B018
@@ -520,3 +550,30 @@ async def test_defect_9_retries(reference, mock):
     assert response.content == "second time lucky"
     with pytest.raises(TypeError):
         reference.OpenAICompatibleBackend("m", connect_timeout=5.0)
+
+
+async def test_defect_8e_connection_cut_mid_stream(reference, mock):
+    """Defect 8, the connection itself cut mid-body (not a clean end): here the reference does
+    fail, with a generic ModelBackendError wrapping httpx's RemoteProtocolError; ours raises
+    StreamError (retryable)."""
+    import httpx
+
+    server = mock({"rules": [{"reply": {"text": "a b c d e f", "cut_after_bytes": 400}}]})
+    theirs, ours = await _both(reference, server.base_url, _collect, ours={"include_usage": False})
+    assert type(theirs) is reference.errors.ModelBackendError
+    assert isinstance(theirs.cause, httpx.RemoteProtocolError) and theirs.retryable is True
+    assert isinstance(ours, mb.StreamError) and ours.retryable is True
+    assert ours.kind == "stream"
+
+
+async def test_finish_reason_then_end_without_done(reference, mock):
+    """Related to defect 8: a stream that sent its finish reason and then ended without
+    ``[DONE]`` is a whole answer. Both yield the same chunks up to the finish; ours then
+    yields its last chunk (the answer ended), the reference has no ``[DONE]`` to yield one
+    for."""
+    server = mock({"rules": [{"reply": {"text": "a b", "no_done": True}}]})
+    theirs, ours = await _both(reference, server.base_url, _collect, ours={"include_usage": False})
+    _ok(theirs, ours)
+    assert [(c.content, c.is_final) for c in theirs] == [("", False), ("a", False), (" b", False), ("", True)]
+    assert [ref_fields(c, reference.StreamChunk) for c in ours[:-1]] == [dataclasses.asdict(c) for c in theirs]
+    assert ours[-1] == mb.StreamChunk(is_final=True, finish_reason="stop")
