@@ -163,8 +163,8 @@ class NativeBackedBackend(ModelBackend):
         """The answer as chunks: ``async for chunk in backend.stream(messages)``.
 
         Arguments as for `complete`; wrong ones raise here, before any request. A stream cut
-        before its end, or an error event inside it, raises `StreamError` (the reference
-        ended silently).
+        before its end raises `StreamError`; an error event inside it raises the error of its
+        kind, with the event's message (the reference ended silently in both cases).
         """
         return ChunkStream(self._native.stream(messages, tools, temperature, max_tokens, kwargs or None))
 

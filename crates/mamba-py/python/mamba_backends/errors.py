@@ -140,7 +140,9 @@ class DecodeError(ModelBackendError):
 
 
 class StreamError(ModelBackendError):
-    """A stream broke: cut before its end, or an error event in the middle."""
+    """A stream broke: it ended or was cut before its end. (An error event in the middle of a
+    stream is raised as the error of its kind, read from the event: `ServerError`,
+    `RateLimitError`, `ContextOverflowError`, ...)"""
 
 
 class ConfigurationError(ModelBackendError, ValueError):
