@@ -13,7 +13,7 @@ export PEERS_ROOT="${PEERS_ROOT:-${MAMBA_PEERS_ROOT:-$HOME/.cache/mamba-peers}}"
 export MAMBA_REF_DIR="${MAMBA_REF_DIR:-$PEERS_ROOT/mamba-ref}"
 # `mamba-llm` (the mock server) as `cargo test --workspace` builds it, with the same features:
 # nothing to do when scripts/test-all.sh just ran it.
-cargo test --workspace --all-targets --no-run --quiet 2>/dev/null
+cargo test --workspace --all-targets --no-run --quiet
 (cd crates/mamba-py && VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" maturin develop --quiet 2>&1 | grep -v '^$' | tail -n 3)
 export MAMBA_LLM_BIN="$PWD/target/debug/mamba-llm"
 status=0
