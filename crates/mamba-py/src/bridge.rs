@@ -95,17 +95,25 @@ impl LoopWaker {
         self.queue.signaled.store(false, Ordering::Release);
         let items = std::mem::take(&mut *self.queue.done.lock().unwrap_or_else(|e| e.into_inner()));
         for (future, outcome) in items {
-            let future = future.bind(py);
-            if future.call_method0(pyo3::intern!(py, "done"))?.is_truthy()? {
-                continue;
+            // One future's failure to resolve must not leave the others pending.
+            if let Err(error) = resolve(py, future.bind(py), outcome) {
+                error.write_unraisable(py, Some(future.bind(py)));
             }
-            match outcome(py) {
-                Ok(value) => future.call_method1(pyo3::intern!(py, "set_result"), (value,))?,
-                Err(error) => future.call_method1(pyo3::intern!(py, "set_exception"), (error.into_value(py),))?,
-            };
         }
         Ok(())
     }
+}
+
+/// Sets the outcome on `future`, unless it is already done (cancelled while the work ran).
+fn resolve(py: Python<'_>, future: &Bound<'_, PyAny>, outcome: Outcome) -> PyResult<()> {
+    if future.call_method0(pyo3::intern!(py, "done"))?.is_truthy()? {
+        return Ok(());
+    }
+    match outcome(py) {
+        Ok(value) => future.call_method1(pyo3::intern!(py, "set_result"), (value,))?,
+        Err(error) => future.call_method1(pyo3::intern!(py, "set_exception"), (error.into_value(py),))?,
+    };
+    Ok(())
 }
 
 /// The Rust work behind one asyncio future.
