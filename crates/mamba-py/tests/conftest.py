@@ -20,9 +20,12 @@ import sys
 import tempfile
 import types
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional
 
 import pytest
+
+if TYPE_CHECKING:
+    from recording_server import RecordingServer
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -121,3 +124,14 @@ def reference() -> types.ModuleType:
         ref.errors = ref_errors  # type: ignore[attr-defined]
         _REFERENCE = ref
     return _REFERENCE
+
+
+@pytest.fixture
+def recording() -> Iterator["RecordingServer"]:
+    """A started `recording_server.RecordingServer` (records requests, counts connections),
+    stopped at the end of the test."""
+    from recording_server import RecordingServer
+
+    server = RecordingServer().start()
+    yield server
+    server.stop()
