@@ -78,7 +78,7 @@ class NativeBackedBackend(ModelBackend):
 
     @property
     def name(self) -> str:
-        """The backend's name: ``"openai_compatible"``, ``"pool"`` or ``"local"``."""
+        """The backend's name: ``"openai_compatible"``, ``"pool(<its endpoints' names>)"`` or ``"local"``."""
         return self._native.name
 
     @property
