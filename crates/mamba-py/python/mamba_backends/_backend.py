@@ -130,8 +130,9 @@ class NativeBackedBackend(ModelBackend):
         """The answer as chunks: ``async for chunk in backend.stream(messages)``.
 
         Arguments as for `complete`; wrong ones raise here, before any request. A stream cut
-        before its end, or an error event inside it, raises `StreamError` (the reference
-        ended silently).
+        before its end raises `StreamError` (the reference ended silently); an error event
+        inside it raises the error of its kind (e.g. `ServerError` for a ``server_error``),
+        after the chunks that came before it.
         """
         return ChunkStream(self._native.stream(messages, tools, temperature, max_tokens, kwargs or None))
 
@@ -160,7 +161,12 @@ class NativeBackedBackend(ModelBackend):
             model: The embedding model, when it differs from the backend's.
             numpy: Return a ``numpy.ndarray`` (float32, one row per text) instead of lists.
         """
-        vectors = await self._native.embed(texts if isinstance(texts, str) else list(texts), dimensions, model)
+        if not isinstance(texts, (str, list)):
+            try:
+                texts = list(texts)
+            except TypeError:
+                raise TypeError(f"texts must be a str or a list of str, got {type(texts).__name__}") from None
+        vectors = await self._native.embed(texts, dimensions, model)
         if numpy:
             import numpy as np
 
