@@ -42,7 +42,7 @@ class AgentError(Exception):
         return (_rebuild, (type(self), self.message, self.cause, self.details))
 
 
-def _rebuild(cls: type, message: str, cause: Optional[BaseException], details: Dict[str, Any]) -> AgentError:
+def _rebuild(cls: "type[AgentError]", message: str, cause: Optional[BaseException], details: Dict[str, Any]) -> AgentError:
     return cls(message, cause=cause, **details)
 
 

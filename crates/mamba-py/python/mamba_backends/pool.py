@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 from . import _native
 from ._backend import NativeBackedBackend
 
 
-def _natives(backends: Sequence[NativeBackedBackend], arg: str) -> list:
-    out = []
+def _natives(backends: Sequence[NativeBackedBackend], arg: str) -> "List[_native.NativeBackend]":
+    out: "List[_native.NativeBackend]" = []
     for i, b in enumerate(backends):
         if not isinstance(b, NativeBackedBackend):
             raise TypeError(f"{arg}[{i}] must be a backend of mamba_backends, got {type(b).__name__}")
