@@ -17,6 +17,22 @@ from .base import ModelBackend
 from .profiles import ModelProfile, _profile
 
 
+_U32_MAX = 0xFFFF_FFFF
+
+
+def _int_arg(value: Any, arg: str, minimum: int = 1) -> Optional[int]:
+    """``value`` checked as an int argument: ``None`` passes; a bool or a non-int is a
+    ``TypeError``, a value out of range a ``ValueError``, each naming ``arg`` (the Rust
+    conversion would raise ``OverflowError`` without saying which argument)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{arg} must be an int, got {type(value).__name__}")
+    if not minimum <= value <= _U32_MAX:
+        raise ValueError(f"{arg} must be an int from {minimum} to {_U32_MAX}, got {value}")
+    return value
+
+
 class ChunkStream(AsyncIterator[StreamChunk]):
     """The chunks of one streamed answer: ``async for chunk in backend.stream(...)``.
 
@@ -161,6 +177,9 @@ class NativeBackedBackend(ModelBackend):
             model: The embedding model, when it differs from the backend's.
             numpy: Return a ``numpy.ndarray`` (float32, one row per text) instead of lists.
         """
+        _int_arg(dimensions, "dimensions")
+        if model is not None and not isinstance(model, str):
+            raise TypeError(f"model must be a str, got {type(model).__name__}")
         if not isinstance(texts, (str, list)):
             try:
                 texts = list(texts)
