@@ -135,3 +135,41 @@ def recording() -> Iterator["RecordingServer"]:
     server = RecordingServer().start()
     yield server
     server.stop()
+
+
+def _children() -> "set[int]":
+    """Pids of this process's children, from /proc (zombies included: they were not reaped)."""
+    me = str(os.getpid())
+    out = set()
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[1] == me:
+            out.add(int(entry))
+    return out
+
+
+@pytest.fixture(autouse=True)
+def leaves_nothing_running() -> Iterator[None]:
+    """Fails a test that leaves a Python thread or a child process (a mock server, a
+    subprocess) running after its own fixtures are torn down."""
+    import threading
+    import time
+
+    threads_before = set(threading.enumerate())
+    children_before = _children()
+    yield
+    deadline = time.monotonic() + 5
+    while True:
+        threads = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
+        children = _children() - children_before
+        if (not threads and not children) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert not threads, f"threads left running: {threads}"
+    assert not children, f"child processes left running: {sorted(children)}"

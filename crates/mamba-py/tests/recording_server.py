@@ -42,7 +42,8 @@ class Reply:
     ``events`` set makes an SSE stream: each item is a dict (sent as ``data: <json>``) or a
     str (sent as ``data: <str>``); ``done`` appends ``data: [DONE]``; ``event_delay`` waits
     between events; ``hang_after`` stops after that many events and keeps the connection
-    open. Otherwise ``body`` (a dict/list sent as JSON, or str/bytes sent as is) with
+    open. ``raw_stream`` is an event-stream body sent exactly as given (for SSE framing
+    variants). Otherwise ``body`` (a dict/list sent as JSON, or str/bytes sent as is) with
     ``status``. ``hang`` sends nothing at all.
     """
 
@@ -54,6 +55,7 @@ class Reply:
     event_delay: float = 0.0
     hang_after: Optional[int] = None
     hang: bool = False
+    raw_stream: Optional[str] = None
 
     @staticmethod
     def json(body: Any, status: int = 200, headers: Optional[Dict[str, str]] = None) -> "Reply":
@@ -285,6 +287,12 @@ class RecordingServer:
             return False
         reason = _REASONS.get(reply.status, "Status")
         head = [f"HTTP/1.1 {reply.status} {reason}"]
+        if reply.raw_stream is not None:
+            data = reply.raw_stream.encode()
+            head += ["Content-Type: text/event-stream", f"Content-Length: {len(data)}"]
+            writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + data)
+            await writer.drain()
+            return True
         if reply.events is not None:
             head += ["Content-Type: text/event-stream", "Cache-Control: no-cache", "Transfer-Encoding: chunked"]
             head += [f"{k}: {v}" for k, v in reply.headers.items()]

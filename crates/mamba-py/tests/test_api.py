@@ -408,3 +408,38 @@ def test_profile_functions_refuse_wrong_types():
         mb.register_profile({"name": "x"})  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="provider"):
         mb.get_profiles_by_provider(None)  # type: ignore[arg-type]
+
+
+# -- the built-in model ------------------------------------------------------------------------
+
+
+def _local_model_file() -> str:
+    import os
+
+    from mamba_backends import _native
+
+    path = os.environ.get("MAMBA_MODEL_FILE") or _native.default_model_file()
+    if not path or not os.path.isfile(path):
+        pytest.skip("the built-in model is not in the cache (mamba-llm downloads it once; 94 MiB)")
+    return str(path)
+
+
+async def test_local_model():
+    path = _local_model_file()
+    b = await mb.local(path, context=512)
+    assert isinstance(b, mb.LocalBackend) and isinstance(b, mb.ModelBackend)
+    assert b.name == "local"
+    assert b.model
+    r = await b.complete([{"role": "user", "content": "Say hi"}], max_tokens=3, temperature=0)
+    assert r.content and r.finish_reason == "length"
+    assert r.usage is not None and r.usage["output_tokens"] == 3
+    chunks = [c async for c in b.stream([{"role": "user", "content": "Say hi"}], max_tokens=3, temperature=0)]
+    assert "".join(c.content for c in chunks) == r.content
+    assert chunks[-1].is_final
+    await b.close()
+
+
+async def test_local_missing_file_is_a_configuration_error(tmp_path):
+    with pytest.raises(mb.ConfigurationError) as info:
+        await mb.local(str(tmp_path / "none.gguf"))
+    assert "does not exist" in str(info.value)

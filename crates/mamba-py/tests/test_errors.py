@@ -322,6 +322,13 @@ BAD_CALLS = [
     ("texts", lambda b: b.embed(5), TypeError),
     ("texts", lambda b: b.embed([1, 2]), TypeError),
     ("dimensions", lambda b: b.embed(["a"], dimensions="8"), TypeError),
+    ("dimensions", lambda b: b.embed(["a"], dimensions=0), ValueError),
+    ("dimensions", lambda b: b.embed(["a"], dimensions=-1), ValueError),
+    ("model", lambda b: b.embed(["a"], model=5), TypeError),
+    ("model_file", lambda b: mb.local(123), TypeError),
+    ("threads", lambda b: mb.local(threads="4"), TypeError),
+    ("threads", lambda b: mb.local(threads=0), ValueError),
+    ("context", lambda b: mb.local(context=-1), ValueError),
 ]
 
 
@@ -366,7 +373,15 @@ BAD_CONSTRUCTORS = [
     ("preset", lambda url: mb.OpenAICompatibleBackend("m", base_url=url, preset="nope"), ValueError),
     ("api", lambda url: mb.OpenAICompatibleBackend("m", base_url=url, api="soap"), ValueError),
     ("headers", lambda url: mb.OpenAICompatibleBackend("m", base_url=url, headers={"X-A": 1}), TypeError),
+    ("max_retries", lambda url: mb.OpenAICompatibleBackend("m", base_url=url, max_retries=2**40), ValueError),
+    ("include_usage", lambda url: mb.OpenAICompatibleBackend("m", base_url=url, include_usage="yes"), TypeError),
+    ("headers", lambda url: mb.OpenAICompatibleBackend("m", base_url=url, headers=[("X-A", "b")]), TypeError),
+    ("header", lambda url: mb.OpenAICompatibleBackend("m", base_url=url, headers={"bad name": "x"}), ValueError),
     ("cool_down", lambda url: mb.BackendPool([mb.OpenAICompatibleBackend("m", base_url=url)], cool_down=-1), ValueError),
+    ("cool_down", lambda url: mb.BackendPool([mb.OpenAICompatibleBackend("m", base_url=url)], cool_down="30"), TypeError),
+    ("failure_threshold", lambda url: mb.BackendPool([mb.OpenAICompatibleBackend("m", base_url=url)], failure_threshold=-1), ValueError),
+    ("failure_threshold", lambda url: mb.BackendPool([mb.OpenAICompatibleBackend("m", base_url=url)], failure_threshold="3"), TypeError),
+    ("endpoint", lambda url: mb.BackendPool([]), ValueError),
     (r"fallbacks\[0\]", lambda url: mb.BackendPool([mb.OpenAICompatibleBackend("m", base_url=url)], fallbacks=["x"]), TypeError),
 ]
 
@@ -376,6 +391,19 @@ def test_bad_constructor_arguments(recording, arg, make, exc):
     with pytest.raises(exc, match=arg):
         make(recording.base_url)
     assert recording.total_connections == 0
+
+
+def test_argument_named_in_the_message_not_only_in_a_note():
+    """pyo3 names a badly typed argument only in a PEP 678 note; the checks in Python put
+    the name in the message itself for the ones that matter most."""
+    b = mb.OpenAICompatibleBackend("m", base_url="http://127.0.0.1:9/v1")
+    for make in (
+        lambda: mb.BackendPool([b], failure_threshold=-1),
+        lambda: mb.OpenAICompatibleBackend("m", base_url="http://127.0.0.1:9/v1", timeout="1"),
+    ):
+        with pytest.raises((TypeError, ValueError)) as info:
+            make()
+        assert info.value.args and any(n in str(info.value) for n in ("failure_threshold", "timeout"))
 
 
 def test_bad_base_url_is_a_value_error():

@@ -9,8 +9,9 @@ released while a request waits (a Python thread keeps counting); the same calls 
 uvloop; several event loops in threads at once, sharing one backend; a child forked after
 the runtime started gets the RuntimeError that says what to do, and one forked before can
 use the package (both in a subprocess); SIGINT stops a subprocess streaming from a hanging
-server promptly (< 3 s). Every test here checks that it leaves no Python thread and no
-child process running.
+server promptly (< 3 s); chunks that arrive together reach Python in one wake-up. The
+autouse fixture ``leaves_nothing_running`` (conftest.py) checks after every test of the suite
+that it left no Python thread and no child process running.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, List, Set
+from typing import Any, Callable, List
 
 import pytest
 from recording_server import Reply, completion, text_events
@@ -34,40 +35,6 @@ import mamba_backends as mb
 
 USER = [{"role": "user", "content": "Hello there"}]
 HERE = Path(__file__).resolve().parent
-
-
-def _children() -> Set[int]:
-    """Pids of this process's live children (zombies included, they are not reaped)."""
-    me = str(os.getpid())
-    out = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[1] == me:
-            out.add(int(entry))
-    return out
-
-
-@pytest.fixture(autouse=True)
-def leaves_nothing_running() -> Iterator[None]:
-    """Fails a test that leaves a Python thread or a child process running."""
-    threads_before = set(threading.enumerate())
-    children_before = _children()
-    yield
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        threads = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
-        children = _children() - children_before
-        if not threads and not children:
-            return
-        time.sleep(0.05)
-    assert not threads, f"threads left running: {threads}"
-    assert not children, f"child processes left running: {children}"
 
 
 def backend(url: str, **kwargs: Any) -> mb.OpenAICompatibleBackend:
@@ -189,6 +156,40 @@ async def test_a_thousand_concurrent_streams(mock):
         assert chunks[-1].is_final
     assert elapsed < 20, f"1000 streams took {elapsed:.1f} s"
     await b.close()
+
+
+class _CountingNative:
+    """Wraps a NativeStream, counting the batches (wake-ups) it hands over."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.batches = 0
+
+    def next_batch(self) -> Any:
+        self.batches += 1
+        return self.inner.next_batch()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+async def test_chunks_that_arrive_together_come_in_one_wake_up(recording):
+    """A stream whose events arrive in one write is handed over in a few batches, not one
+    wake-up per chunk."""
+    import json
+
+    events = text_events([f"w{i} " for i in range(200)])
+    raw = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+    recording.set(Reply(raw_stream=raw))
+    b = backend(recording.base_url)
+    stream = b.stream(USER)
+    counting = _CountingNative(stream._native)
+    stream._native = counting
+    chunks = [c async for c in stream]
+    assert "".join(c.content for c in chunks) == "".join(f"w{i} " for i in range(200))
+    assert len(chunks) >= 200
+    # One call more than the batches with chunks: the last one returns [] at the end.
+    assert counting.batches <= 20, f"{counting.batches} wake-ups for {len(chunks)} chunks"
 
 
 async def test_gil_released_while_a_request_waits(mock):

@@ -221,3 +221,125 @@ async def test_canned_stream_with_usage_and_tool_deltas(recording):
     assert chunks[-1].is_final
     assert chunks[-1].usage == {"input_tokens": 9, "output_tokens": 4, "total_tokens": 13}
     assert chunks[-1].assembled_tool_calls == [{"id": "c9", "type": "function", "function": {"name": "f", "arguments": '{"a":1}'}}]
+
+
+# -- SSE framing the reference got wrong (SEED.md defect 8) ---------------------------------
+
+
+async def test_sse_framing_variants(recording):
+    """``data:`` without a space, an event split over several ``data:`` lines, comments,
+    ``event:``/``id:`` fields and CRLF line ends are all read."""
+    import json as _json
+
+    first = _json.dumps(chunk({"role": "assistant", "content": "He"}))
+    second = _json.dumps(chunk({"content": "llo"}), indent=1)  # a multi-line event
+    raw = (
+        ": a comment line\n\n"
+        f"data:{first}\n\n"
+        "event: message\nid: 2\n" + "".join(f"data: {line}\n" for line in second.splitlines()) + "\n"
+        f"data: {_json.dumps(chunk({'content': ' world'}))}\r\n\r\n"
+        f"data: {_json.dumps(chunk({}, 'stop'))}\n\n"
+        "data: [DONE]\n\n"
+    )
+    recording.set(Reply(raw_stream=raw))
+    chunks = [c async for c in backend(recording).stream(USER)]
+    assert "".join(c.content for c in chunks) == "Hello world"
+    assert chunks[-1].is_final
+
+
+async def test_stream_error_body_is_read(recording):
+    """A streaming request refused with an error body keeps the server's message (the
+    reference parsed the unread body and lost it: SEED.md defect 5)."""
+    recording.set(Reply.json({"error": {"message": "an internal failure happened here", "type": "server_error"}}, status=500))
+    with pytest.raises(mb.ServerError) as info:
+        [c async for c in backend(recording).stream(USER)]
+    assert "an internal failure happened here" in str(info.value)
+    recording.set(Reply.json({"error": "model 'x' not found"}, status=404))
+    with pytest.raises(mb.ModelNotFoundError) as info2:
+        [c async for c in backend(recording).stream(USER)]
+    assert "model 'x' not found" in str(info2.value)
+
+
+# -- retries (SEED.md defect 9: the reference never retried) --------------------------------
+
+
+async def test_retries_a_rate_limit_then_answers(recording):
+    recording.push(Reply.json({"error": {"message": "slow down", "type": "rate_limit"}}, status=429, headers={"Retry-After": "0"}))
+    recording.set(Reply.json(completion("after the retry")))
+    b = mb.OpenAICompatibleBackend("rec-model", base_url=recording.base_url)  # default: 2 retries
+    assert (await b.complete(USER)).content == "after the retry"
+    assert len(recording.requests) == 2
+    assert recording.requests[0].json == recording.requests[1].json
+
+
+async def test_retries_server_errors_up_to_max_retries(recording):
+    failing = Reply.json({"error": {"message": "boom", "type": "server_error"}}, status=500, headers={"Retry-After": "0"})
+    recording.push(failing, failing)
+    recording.set(Reply.json(completion("third time")))
+    b = backend(recording, max_retries=2)
+    assert (await b.complete(USER)).content == "third time"
+    assert len(recording.requests) == 3
+    recording.push(failing, failing)
+    with pytest.raises(mb.ServerError):
+        await backend(recording, max_retries=1).complete(USER)
+    assert len(recording.requests) == 5
+
+
+async def test_no_retry_with_max_retries_zero_or_a_client_error(recording):
+    recording.set(Reply.json({"error": {"message": "boom", "type": "server_error"}}, status=500))
+    with pytest.raises(mb.ServerError):
+        await backend(recording, max_retries=0).complete(USER)
+    assert len(recording.requests) == 1
+    recording.set(Reply.json({"error": {"message": "bad field", "type": "invalid_request_error"}}, status=400))
+    with pytest.raises(mb.InvalidRequestError):
+        await mb.OpenAICompatibleBackend("rec-model", base_url=recording.base_url, max_retries=3).complete(USER)
+    assert len(recording.requests) == 2
+
+
+# -- options beyond the reference -------------------------------------------------------------
+
+
+async def test_include_usage_option(recording):
+    recording.set(Reply.sse(text_events(["x"])))
+    [c async for c in backend(recording, include_usage=True).stream(USER)]
+    assert recording.last().json.get("stream_options") == {"include_usage": True}
+    [c async for c in backend(recording, include_usage=False).stream(USER)]
+    assert "stream_options" not in recording.last().json
+
+
+async def test_responses_api(mock):
+    server = mock()
+    b = mb.OpenAICompatibleBackend("mock-model", base_url=server.base_url, api="responses", max_retries=0)
+    r = await b.complete([{"role": "user", "content": "through responses"}])
+    assert r.content == "through responses"
+    text = "".join([c.content async for c in b.stream([{"role": "user", "content": "streamed too"}])])
+    assert text == "streamed too"
+
+
+async def test_responses_api_path(recording):
+    recording.set(
+        Reply.json(
+            {
+                "id": "resp_1",
+                "object": "response",
+                "model": "rec-model",
+                "status": "completed",
+                "output": [{"type": "message", "id": "m1", "role": "assistant", "status": "completed", "content": [{"type": "output_text", "text": "via responses", "annotations": []}]}],
+                "usage": {"input_tokens": 3, "output_tokens": 2, "total_tokens": 5},
+            }
+        )
+    )
+    b = backend(recording, api="responses")
+    r = await b.complete(USER, max_tokens=9)
+    assert r.content == "via responses"
+    req = recording.last()
+    assert req.path == "/v1/responses"
+    assert req.json["model"] == "rec-model"
+    assert req.json.get("max_output_tokens") == 9
+
+
+async def test_total_timeout_ends_a_slow_stream(recording):
+    recording.set(Reply.sse(text_events([f"w{i} " for i in range(50)]), event_delay=0.1))
+    b = backend(recording, total_timeout=0.5)
+    with pytest.raises(mb.TimeoutError):
+        [c async for c in b.stream(USER)]
