@@ -68,3 +68,38 @@ def test_examples_pass_mypy_strict(tmp_path):
         timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _quick_example_block() -> str:
+    text = (EXAMPLES / "quick_example.py").read_text()
+    start = text.index("from mamba_backends import OpenAICompatibleBackend")
+    end = text.index("backend = create_lmstudio_backend()") + len("backend = create_lmstudio_backend()")
+    return text[start:end]
+
+
+def test_quick_example_is_the_reference_one():
+    """The block is the reference's Quick Example, with only the imports changed."""
+    block = _quick_example_block()
+    assert "mamba_agents" not in block
+    assert block.count("from mamba_backends import") == 2
+    reference = block.replace("from mamba_backends import", "from mamba_agents.backends import")
+    for line in (
+        "from mamba_agents.backends import OpenAICompatibleBackend",
+        '    model="my-model",',
+        '    base_url="http://localhost:8000/v1",',
+        '    api_key="optional-key",',
+        'backend = create_ollama_backend("llama3.2")',
+        'backend = create_vllm_backend("meta-llama/Llama-3.2-3B-Instruct")',
+        "backend = create_lmstudio_backend()",
+    ):
+        assert line in reference.splitlines(), line
+
+
+def test_readme_python_example_is_the_quick_example():
+    """When the README has its Python section, its example is this file's Quick Example."""
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    blocks = [b.split("\n", 1)[1] for b in readme.split("```python")[1:]]
+    blocks = [b.split("```", 1)[0] for b in blocks if "from mamba_backends import OpenAICompatibleBackend" in b]
+    if not blocks:
+        pytest.skip("README.md has no Python section with the Quick Example yet")
+    assert any(_quick_example_block().strip() in b for b in blocks), "README's Python example differs from examples/quick_example.py"

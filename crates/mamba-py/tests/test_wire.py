@@ -55,6 +55,18 @@ async def test_stream_body_asks_for_a_stream(recording):
     assert body.get("max_tokens", body.get("max_completion_tokens")) == 5
 
 
+async def test_a_stream_sends_nothing_until_iterated(recording):
+    b = backend(recording)
+    stream = b.stream(USER)
+    del stream
+    await b.close()
+    assert recording.total_connections == 0
+    stream = b.stream(USER)
+    recording.set(Reply.sse(text_events(["x"])))
+    assert [c.content async for c in stream][1] == "x"
+    assert len(recording.requests) == 1
+
+
 async def test_no_temperature_when_none_given(recording):
     """The reference sends its profile's 0.7 when the caller gives none (SEED.md defect 4)."""
     b = backend(recording)
