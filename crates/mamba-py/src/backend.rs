@@ -204,7 +204,7 @@ impl NativeBackend {
         let options = convert::options(tools, temperature, max_tokens, kwargs)?;
         let backend = Arc::clone(&self.inner);
         let model = self.model.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        runtime::future_into_py(py, async move {
             match backend.complete(&messages, &options).await {
                 Ok(response) => Ok(PyResponse { response, model }),
                 Err(e) => Err(to_py_err(&e, &model)),
@@ -232,7 +232,7 @@ impl NativeBackend {
     fn health_check<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         runtime::check()?;
         let backend = Arc::clone(&self.inner);
-        pyo3_async_runtimes::tokio::future_into_py(py, async move { Ok(backend.health_check().await) })
+        runtime::future_into_py(py, async move { Ok(backend.health_check().await) })
     }
 
     /// Awaitable list of model ids the server lists.
@@ -240,7 +240,7 @@ impl NativeBackend {
         runtime::check()?;
         let backend = Arc::clone(&self.inner);
         let model = self.model.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        runtime::future_into_py(py, async move {
             match backend.list_models().await {
                 Ok(models) => Ok(models.into_iter().map(|m| m.id).collect::<Vec<String>>()),
                 Err(e) => Err(to_py_err(&e, &model)),
@@ -270,7 +270,7 @@ impl NativeBackend {
         if let Some(model) = model {
             options.extra.insert("model".to_owned(), serde_json::Value::String(model));
         }
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        runtime::future_into_py(py, async move {
             let Some(embedder) = backend.as_embedder() else {
                 let e = mamba_backends::Error::new(ErrorKind::Unsupported, "this backend has no embeddings");
                 return Err(to_py_err(&e, &this_model));
@@ -286,7 +286,7 @@ impl NativeBackend {
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         runtime::check()?;
         let backend = Arc::clone(&self.inner);
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        runtime::future_into_py(py, async move {
             backend.close().await;
             Ok(())
         })

@@ -14,6 +14,7 @@ use crate::types::types;
 
 /// The Python exception for `error`, raised by a backend of `model`.
 pub(crate) fn to_py_err(error: &Error, model: &str) -> PyErr {
+    let _delivering = crate::runtime::Delivering::start();
     Python::attach(|py| build(py, error, model).unwrap_or_else(|e| e))
 }
 

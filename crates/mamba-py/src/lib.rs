@@ -33,6 +33,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(profiles::preset_names, m)?)?;
     m.add_function(wrap_pyfunction!(local::load_local, m)?)?;
     m.add_function(wrap_pyfunction!(local::default_model_file, m)?)?;
+    m.add_function(wrap_pyfunction!(runtime::drain, m)?)?;
     m.add_class::<backend::NativeBackend>()?;
     m.add_class::<stream::NativeStream>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

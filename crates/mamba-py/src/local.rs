@@ -57,7 +57,7 @@ pub(crate) fn load_local(
     runtime::check()?;
     let given =
         model_file.or_else(|| std::env::var_os("MAMBA_MODEL_FILE").filter(|f| !f.is_empty()).map(PathBuf::from));
-    pyo3_async_runtimes::tokio::future_into_py(py, async move {
+    runtime::future_into_py(py, async move {
         let name = "local";
         let store = ModelStore::from_env().map_err(|e| to_py_err(&e, name))?;
         let location = store

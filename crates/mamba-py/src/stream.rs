@@ -115,7 +115,7 @@ impl NativeStream {
         runtime::check()?;
         let state = Arc::clone(&self.state);
         let model = self.model.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        runtime::future_into_py(py, async move {
             match next_batch(state).await {
                 Ok(batch) => Ok(ChunkBatch(batch)),
                 Err(e) => Err(to_py_err(&e, &model)),

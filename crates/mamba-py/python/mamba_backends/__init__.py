@@ -15,6 +15,8 @@ GIL released.
 
 from __future__ import annotations
 
+import atexit
+
 from . import _native
 from ._backend import ChunkStream, NativeBackedBackend
 from ._types import ModelResponse, StreamChunk
@@ -50,6 +52,9 @@ from .pool import BackendPool, LocalBackend, local
 from .profiles import ModelProfile, get_profile, get_profiles_by_provider, list_profiles, register_profile
 
 _native.init_types(ModelResponse, StreamChunk, ERRORS_BY_KIND, ModelBackendError)
+# Before the interpreter finalizes, let the runtime threads finish handing results over
+# (one stopped by finalization while in Rust code would crash the process at exit).
+atexit.register(_native.drain, 2.0)
 
 __version__: str = _native.__version__
 
