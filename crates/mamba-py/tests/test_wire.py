@@ -355,3 +355,24 @@ async def test_total_timeout_ends_a_slow_stream(recording):
     b = backend(recording, total_timeout=0.5)
     with pytest.raises(mb.TimeoutError):
         [c async for c in b.stream(USER)]
+
+
+@pytest.mark.parametrize("status, healthy", [(200, True), (401, True), (403, True), (404, False), (500, False), (503, False)])
+async def test_health_check_statuses(recording, status, healthy):
+    """As the reference: GET /models answered 200, 401 or 403 means reachable."""
+    body = {"object": "list", "data": []} if status == 200 else {"error": {"message": "x"}}
+    recording.set(Reply.json(body, status=status))
+    assert await backend(recording).health_check() is healthy
+    assert recording.last().path == "/v1/models"
+
+
+async def test_list_models_and_embed_errors_are_typed(recording):
+    recording.set(Reply.json({"error": {"message": "bad key", "type": "invalid_request_error"}}, status=401))
+    b = backend(recording, api_key="sk-wire-KEY-0004")
+    with pytest.raises(mb.AuthenticationError):
+        await b.list_models()
+    with pytest.raises(mb.AuthenticationError):
+        await b.embed(["a"])
+    recording.set(Reply.json("not json"))
+    with pytest.raises(mb.DecodeError):
+        await b.list_models()
