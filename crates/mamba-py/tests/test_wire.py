@@ -216,6 +216,10 @@ async def test_embed_request(recording):
     assert req.json["input"] == ["a", "b"]
     assert req.json["model"] == "emb"
     assert req.json["dimensions"] == 2
+    recording.set(Reply.json({"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [0.0, 1.0]}], "model": "other-embedder"}))
+    assert await b.embed("c", model="other-embedder") == [[0.0, 1.0]]
+    assert recording.last().json["model"] == "other-embedder"
+    assert recording.last().json["input"] in (["c"], "c")
 
 
 async def test_canned_stream_with_usage_and_tool_deltas(recording):
