@@ -20,9 +20,12 @@ import sys
 import tempfile
 import types
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional
 
 import pytest
+
+if TYPE_CHECKING:
+    from recording_server import RecordingServer
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -121,3 +124,52 @@ def reference() -> types.ModuleType:
         ref.errors = ref_errors  # type: ignore[attr-defined]
         _REFERENCE = ref
     return _REFERENCE
+
+
+@pytest.fixture
+def recording() -> Iterator["RecordingServer"]:
+    """A started `recording_server.RecordingServer` (records requests, counts connections),
+    stopped at the end of the test."""
+    from recording_server import RecordingServer
+
+    server = RecordingServer().start()
+    yield server
+    server.stop()
+
+
+def _children() -> "set[int]":
+    """Pids of this process's children, from /proc (zombies included: they were not reaped)."""
+    me = str(os.getpid())
+    out = set()
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[1] == me:
+            out.add(int(entry))
+    return out
+
+
+@pytest.fixture(autouse=True)
+def leaves_nothing_running() -> Iterator[None]:
+    """Fails a test that leaves a Python thread or a child process (a mock server, a
+    subprocess) running after its own fixtures are torn down."""
+    import threading
+    import time
+
+    threads_before = set(threading.enumerate())
+    children_before = _children()
+    yield
+    deadline = time.monotonic() + 5
+    while True:
+        threads = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
+        children = _children() - children_before
+        if (not threads and not children) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert not threads, f"threads left running: {threads}"
+    assert not children, f"child processes left running: {sorted(children)}"

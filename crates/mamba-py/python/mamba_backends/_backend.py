@@ -48,6 +48,22 @@ async def run(start: Callable[["_native.LoopWaker", "asyncio.Future[T]"], "_nati
         raise
 
 
+_U32_MAX = 0xFFFF_FFFF
+
+
+def _int_arg(value: Any, arg: str, minimum: int = 1) -> Optional[int]:
+    """``value`` checked as an int argument: ``None`` passes; a bool or a non-int is a
+    ``TypeError``, a value out of range a ``ValueError``, each naming ``arg`` (the Rust
+    conversion would raise ``OverflowError`` without saying which argument)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{arg} must be an int, got {type(value).__name__}")
+    if not minimum <= value <= _U32_MAX:
+        raise ValueError(f"{arg} must be an int from {minimum} to {_U32_MAX}, got {value}")
+    return value
+
+
 class ChunkStream(AsyncIterator[StreamChunk]):
     """The chunks of one streamed answer: ``async for chunk in backend.stream(...)``.
 
@@ -109,7 +125,7 @@ class NativeBackedBackend(ModelBackend):
 
     @property
     def name(self) -> str:
-        """The backend's name: ``"openai_compatible"``, ``"pool"`` or ``"local"``."""
+        """The backend's name: ``"openai_compatible"``, ``"pool(<its endpoints' names>)"`` or ``"local"``."""
         return self._native.name
 
     @property
@@ -163,8 +179,9 @@ class NativeBackedBackend(ModelBackend):
         """The answer as chunks: ``async for chunk in backend.stream(messages)``.
 
         Arguments as for `complete`; wrong ones raise here, before any request. A stream cut
-        before its end raises `StreamError`; an error event inside it raises the error of its
-        kind, with the event's message (the reference ended silently in both cases).
+        before its end raises `StreamError` (the reference ended silently); an error event
+        inside it raises the error of its kind (e.g. `ServerError` for a ``server_error``),
+        after the chunks that came before it.
         """
         return ChunkStream(self._native.stream(messages, tools, temperature, max_tokens, kwargs or None))
 
@@ -193,7 +210,15 @@ class NativeBackedBackend(ModelBackend):
             model: The embedding model, when it differs from the backend's.
             numpy: Return a ``numpy.ndarray`` (float32, one row per text) instead of lists.
         """
-        items = texts if isinstance(texts, str) else list(texts)
+        _int_arg(dimensions, "dimensions")
+        if model is not None and not isinstance(model, str):
+            raise TypeError(f"model must be a str, got {type(model).__name__}")
+        if not isinstance(texts, (str, list)):
+            try:
+                texts = list(texts)
+            except TypeError:
+                raise TypeError(f"texts must be a str or a list of str, got {type(texts).__name__}") from None
+        items = texts
         native = self._native
         vectors: List[List[float]] = await run(lambda w, f: native.embed(w, f, items, dimensions, model))
         if numpy:

@@ -1,6 +1,7 @@
 """Type stubs of the extension module `mamba_backends._native` (the Rust half)."""
 
 import asyncio
+import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ._types import ModelResponse, StreamChunk
@@ -27,7 +28,7 @@ def preset_names() -> List[Tuple[str, str, bool]]: ...
 def load_local(
     waker: LoopWaker,
     future: "asyncio.Future[NativeBackend]",
-    model_file: Optional[str] = None,
+    model_file: Union[str, "os.PathLike[str]", None] = None,
     *,
     threads: Optional[int] = None,
     context: Optional[int] = None,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+import os
+from typing import List, Optional, Sequence, Union
 
 from . import _native
-from ._backend import NativeBackedBackend, run
+from ._backend import NativeBackedBackend, _int_arg, run
 
 
 def _natives(backends: Sequence[NativeBackedBackend], arg: str) -> "List[_native.NativeBackend]":
@@ -15,6 +16,14 @@ def _natives(backends: Sequence[NativeBackedBackend], arg: str) -> "List[_native
             raise TypeError(f"{arg}[{i}] must be a backend of mamba_backends, got {type(b).__name__}")
         out.append(b._native)
     return out
+
+
+def _seconds(value: Optional[float], arg: str) -> Optional[float]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{arg} must be a number of seconds, got {type(value).__name__}")
+    return float(value)
 
 
 class BackendPool(NativeBackedBackend):
@@ -44,8 +53,8 @@ class BackendPool(NativeBackedBackend):
         self._native = _native.NativeBackend.pool(
             _natives(backends, "backends"),
             fallbacks=_natives(fallbacks, "fallbacks") if fallbacks is not None else None,
-            failure_threshold=failure_threshold,
-            cool_down=float(cool_down) if cool_down is not None else None,
+            failure_threshold=_int_arg(failure_threshold, "failure_threshold"),
+            cool_down=_seconds(cool_down, "cool_down"),
         )
 
 
@@ -56,7 +65,9 @@ class LocalBackend(NativeBackedBackend):
         self._native = native
 
 
-async def local(model_file: Optional[str] = None, *, threads: Optional[int] = None, context: Optional[int] = None) -> LocalBackend:
+async def local(
+    model_file: Optional[Union[str, "os.PathLike[str]"]] = None, *, threads: Optional[int] = None, context: Optional[int] = None
+) -> LocalBackend:
     """The built-in model: a GGUF file run in this process, no server needed.
 
     Args:
@@ -66,6 +77,10 @@ async def local(model_file: Optional[str] = None, *, threads: Optional[int] = No
         threads: Compute threads (default: all cores).
         context: Context window in tokens (default 2048, or the model's if smaller).
     """
+    if model_file is not None and not isinstance(model_file, (str, os.PathLike)):
+        raise TypeError(f"model_file must be a str or a path, got {type(model_file).__name__}")
+    threads = _int_arg(threads, "threads")
+    context = _int_arg(context, "context")
     native: "_native.NativeBackend" = await run(
         lambda w, f: _native.load_local(w, f, model_file, threads=threads, context=context)
     )
