@@ -165,9 +165,9 @@ class _CountingNative:
         self.inner = inner
         self.batches = 0
 
-    def next_batch(self) -> Any:
+    def next_batch(self, waker: Any, future: Any) -> Any:
         self.batches += 1
-        return self.inner.next_batch()
+        return self.inner.next_batch(waker, future)
 
     def close(self) -> None:
         self.inner.close()

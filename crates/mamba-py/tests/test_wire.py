@@ -2,8 +2,8 @@
 
 Covers: the request line and the body of complete and stream (model, messages, stream,
 temperature, max_tokens, tools), ``**kwargs`` merged into the body as the reference does,
-message dicts sent as written (content parts, tool messages, assistant tool calls; unknown
-keys are xfail until Message.extra lands), no temperature when none is given (the
+message dicts sent as written (content parts, tool messages, assistant tool calls, unknown
+keys), no temperature when none is given (the
 reference's defect 4: it always sends 0.7), the ``Authorization: Bearer`` header only with a
 key, pydantic's SecretStr as the key, extra headers, and that a request the recording server
 answers with a canned SSE stream is parsed as written.
@@ -152,7 +152,6 @@ async def test_messages_sent_as_written(recording):
         _same_message(s, w)
 
 
-@pytest.mark.xfail(reason="needs Message.extra", strict=False)
 async def test_unknown_message_keys_kept(recording):
     b = backend(recording)
     messages = [
