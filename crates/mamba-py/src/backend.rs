@@ -7,18 +7,21 @@
 //! awaiting coroutine is cancelled (a cancelled task, a timeout, Ctrl-C), which drops the Rust
 //! future, and with it the request and its connection.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use mamba_backends::embeddings::{EmbeddingInput, EmbeddingOptions};
 use mamba_backends::preset::WireApi;
-use mamba_backends::{BackendPool, ErrorKind, ModelBackend, OpenAICompatibleBackend, Preset, RetryPolicy};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use mamba_backends::{
+    BackendPool, ErrorKind, ModelBackend, ModelProfile, OpenAICompatibleBackend, Preset, RetryPolicy,
+};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use crate::bridge::{spawn, LoopWaker, Task};
 use crate::convert::{self, PyResponse};
+use crate::errors::build_py_err;
 use crate::profiles::profile_from_fields;
 use crate::runtime;
 use crate::stream::NativeStream;
@@ -26,7 +29,10 @@ use crate::stream::NativeStream;
 /// A backend of the Rust core.
 #[pyclass(frozen, module = "mamba_backends._native")]
 pub(crate) struct NativeBackend {
-    pub(crate) inner: Arc<dyn ModelBackend>,
+    /// The backend; `None` once closed (its connection pool is dropped with the last clone).
+    inner: RwLock<Option<Arc<dyn ModelBackend>>>,
+    name: String,
+    profile: ModelProfile,
     model: String,
     /// Where it sends requests, credentials removed (for repr).
     target: String,
@@ -34,14 +40,32 @@ pub(crate) struct NativeBackend {
 
 impl NativeBackend {
     pub(crate) fn wrap(inner: Arc<dyn ModelBackend>, target: String) -> NativeBackend {
-        NativeBackend { model: inner.model().to_owned(), inner, target }
+        NativeBackend {
+            model: inner.model().to_owned(),
+            name: inner.name().to_owned(),
+            profile: inner.profile().clone(),
+            inner: RwLock::new(Some(inner)),
+            target,
+        }
+    }
+
+    /// The backend, or the error a closed one raises (as the reference's closed client).
+    pub(crate) fn backend(&self) -> PyResult<Arc<dyn ModelBackend>> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner()).clone().ok_or_else(|| {
+            PyRuntimeError::new_err(format!(
+                "this backend of {:?} was closed: create a new one to send more requests",
+                self.model
+            ))
+        })
     }
 }
 
 fn seconds(value: Option<f64>, arg: &str) -> PyResult<Option<Duration>> {
     match value {
         None => Ok(None),
-        Some(s) if s.is_finite() && s > 0.0 => Ok(Some(Duration::from_secs_f64(s))),
+        Some(s) if s > 0.0 => Duration::try_from_secs_f64(s)
+            .map(Some)
+            .map_err(|_| PyValueError::new_err(format!("{arg} must be a positive number of seconds, got {s}"))),
         Some(s) => Err(PyValueError::new_err(format!("{arg} must be a positive number of seconds, got {s}"))),
     }
 }
@@ -71,6 +95,7 @@ impl NativeBackend {
         drop_unsupported: bool,
     ) -> PyResult<NativeBackend> {
         runtime::check()?;
+        let model_name = model.clone();
         let mut builder = OpenAICompatibleBackend::builder(model);
         if let Some(name) = preset {
             let preset = Preset::from_name(&name).ok_or_else(|| {
@@ -121,7 +146,7 @@ impl NativeBackend {
             builder = builder.include_usage(yes);
         }
         builder = builder.drop_unsupported(drop_unsupported);
-        let backend = builder.build().map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let backend = builder.build().map_err(|e| Python::attach(|py| build_py_err(py, &e, &model_name)))?;
         let target = mamba_backends::redact::redact_url(backend.base_url());
         Ok(NativeBackend::wrap(Arc::new(backend), target))
     }
@@ -147,14 +172,14 @@ impl NativeBackend {
                 ))
             })?;
             targets.push(native.get().target.clone());
-            builder = builder.endpoint(Arc::clone(&native.get().inner));
+            builder = builder.endpoint(native.get().backend()?);
         }
         let retryable: Vec<ErrorKind> = ErrorKind::ALL.into_iter().filter(|k| k.is_retryable()).collect();
         for (i, item) in fallbacks.iter().flat_map(|f| f.iter()).enumerate() {
             let native = item
                 .cast::<NativeBackend>()
                 .map_err(|_| PyTypeError::new_err(format!("fallbacks[{i}] must be a backend of mamba_backends")))?;
-            builder = builder.fallback(Arc::clone(&native.get().inner), &retryable);
+            builder = builder.fallback(native.get().backend()?, &retryable);
         }
         if let Some(n) = failure_threshold {
             builder = builder.failure_threshold(n);
@@ -162,14 +187,14 @@ impl NativeBackend {
         if let Some(t) = seconds(cool_down, "cool_down")? {
             builder = builder.cool_down(t);
         }
-        let pool = builder.build().map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let pool = builder.build().map_err(|e| Python::attach(|py| build_py_err(py, &e, "pool")))?;
         Ok(NativeBackend::wrap(Arc::new(pool), format!("pool[{}]", targets.join(", "))))
     }
 
     /// The backend's name (`openai_compatible`, `pool`, `local`).
     #[getter]
     fn name(&self) -> &str {
-        self.inner.name()
+        &self.name
     }
 
     /// The model requests name.
@@ -186,7 +211,7 @@ impl NativeBackend {
 
     /// The profile in use, as the fields of `ModelProfile`.
     fn profile_fields<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        crate::profiles::fields_dict(py, self.inner.profile())
+        crate::profiles::fields_dict(py, &self.profile)
     }
 
     /// Resolves `future` with the `ModelResponse`.
@@ -204,7 +229,7 @@ impl NativeBackend {
     ) -> PyResult<Task> {
         let messages = convert::messages(messages)?;
         let options = convert::options(tools, temperature, max_tokens, kwargs)?;
-        let backend = Arc::clone(&self.inner);
+        let backend = self.backend()?;
         let model = self.model.clone();
         spawn(waker, future, self.model.clone(), async move {
             backend.complete(&messages, &options).await.map(|response| PyResponse { response, model })
@@ -224,18 +249,18 @@ impl NativeBackend {
         runtime::check()?;
         let messages = convert::messages(messages)?;
         let options = convert::options(tools, temperature, max_tokens, kwargs)?;
-        Ok(NativeStream::new(Arc::clone(&self.inner), messages, options, self.model.clone()))
+        Ok(NativeStream::new(self.backend()?, messages, options, self.model.clone()))
     }
 
     /// Resolves `future` with whether the server answers (its health probe).
     fn health_check(&self, waker: &LoopWaker, future: Py<PyAny>) -> PyResult<Task> {
-        let backend = Arc::clone(&self.inner);
+        let backend = self.backend()?;
         spawn(waker, future, self.model.clone(), async move { Ok(backend.health_check().await) })
     }
 
     /// Resolves `future` with the model ids the server lists.
     fn list_models(&self, waker: &LoopWaker, future: Py<PyAny>) -> PyResult<Task> {
-        let backend = Arc::clone(&self.inner);
+        let backend = self.backend()?;
         spawn(waker, future, self.model.clone(), async move {
             backend.list_models().await.map(|models| models.into_iter().map(|m| m.id).collect::<Vec<String>>())
         })
@@ -256,7 +281,7 @@ impl NativeBackend {
         } else {
             texts.extract().map_err(|_| PyTypeError::new_err("texts must be a str or a list of str"))?
         };
-        let backend = Arc::clone(&self.inner);
+        let backend = self.backend()?;
         let mut options = EmbeddingOptions::new();
         options.dimensions = dimensions;
         if let Some(model) = model {
@@ -270,16 +295,20 @@ impl NativeBackend {
         })
     }
 
-    /// Resolves `future` once the backend's connections are released.
+    /// Resolves `future` once the backend is closed: later requests raise `RuntimeError`, and
+    /// its idle connections close (requests still running finish first). Closing twice is
+    /// harmless.
     fn close(&self, waker: &LoopWaker, future: Py<PyAny>) -> PyResult<Task> {
-        let backend = Arc::clone(&self.inner);
+        let taken = self.inner.write().unwrap_or_else(|e| e.into_inner()).take();
         spawn(waker, future, self.model.clone(), async move {
-            backend.close().await;
+            if let Some(backend) = taken {
+                backend.close().await;
+            }
             Ok(())
         })
     }
 
     fn __repr__(&self) -> String {
-        format!("NativeBackend(name={:?}, model={:?}, target={:?})", self.inner.name(), self.model, self.target)
+        format!("NativeBackend(name={:?}, model={:?}, target={:?})", self.name, self.model, self.target)
     }
 }

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::FutureExt;
-use pyo3::exceptions::PyRuntimeError;
+use pyo3::exceptions::{PyException, PyRuntimeError};
 use pyo3::prelude::*;
 use pyo3::IntoPyObjectExt;
 use tokio::task::AbortHandle;
@@ -46,6 +46,21 @@ struct Queue {
 }
 
 impl Queue {
+    /// Puts `items` back in front of the queue and asks for another wake-up.
+    fn requeue(&self, items: Vec<(Py<PyAny>, Outcome)>) {
+        if items.is_empty() {
+            return;
+        }
+        {
+            let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+            let later = std::mem::replace(&mut *done, items);
+            done.extend(later);
+        }
+        if !self.signaled.swap(true, Ordering::AcqRel) {
+            let _ = (&self.tx).write(&[1]);
+        }
+    }
+
     fn push(&self, future: Py<PyAny>, outcome: Outcome) {
         self.done.lock().unwrap_or_else(|e| e.into_inner()).push((future, outcome));
         if !self.signaled.swap(true, Ordering::AcqRel) {
@@ -94,10 +109,19 @@ impl LoopWaker {
         // Cleared before the queue is taken: work pushed after this writes a new byte.
         self.queue.signaled.store(false, Ordering::Release);
         let items = std::mem::take(&mut *self.queue.done.lock().unwrap_or_else(|e| e.into_inner()));
-        for (future, outcome) in items {
-            // One future's failure to resolve must not leave the others pending.
-            if let Err(error) = resolve(py, future.bind(py), outcome) {
+        let mut items = items.into_iter();
+        while let Some((future, outcome)) = items.next() {
+            let Err(error) = resolve(py, future.bind(py), outcome) else {
+                continue;
+            };
+            if error.is_instance_of::<PyException>(py) {
+                // One future's failure to resolve must not leave the others pending.
                 error.write_unraisable(py, Some(future.bind(py)));
+            } else {
+                // KeyboardInterrupt or SystemExit (a signal handler ran inside a callback):
+                // it propagates, and the rest waits for the next wake-up.
+                self.queue.requeue(items.collect());
+                return Err(error);
             }
         }
         Ok(())
@@ -119,7 +143,7 @@ fn resolve(py: Python<'_>, future: &Bound<'_, PyAny>, outcome: Outcome) -> PyRes
 /// The Rust work behind one asyncio future.
 #[pyclass(frozen, module = "mamba_backends._native")]
 pub(crate) struct Task {
-    abort: AbortHandle,
+    pub(crate) abort: AbortHandle,
 }
 
 #[pymethods]

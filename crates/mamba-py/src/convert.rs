@@ -33,6 +33,33 @@ fn sequence<'py>(obj: &Bound<'py, PyAny>, arg: &str, item: &str) -> PyResult<Vec
     Err(PyTypeError::new_err(format!("{arg} must be a list of {item}, got {}", type_name(obj))))
 }
 
+/// Deepest nesting of lists and dicts accepted in one argument (serde_json's own limit).
+const MAX_DEPTH: usize = 128;
+
+/// Refuses an object nested deeper than [`MAX_DEPTH`] (a cycle is infinitely deep): the
+/// conversion to JSON recurses, and would otherwise overflow the stack and abort the process.
+pub(crate) fn check_depth(obj: &Bound<'_, PyAny>, depth: usize, arg: &str) -> PyResult<()> {
+    if depth > MAX_DEPTH {
+        return Err(PyValueError::new_err(format!(
+            "{arg} is nested deeper than {MAX_DEPTH} levels (or contains itself)"
+        )));
+    }
+    if let Ok(dict) = obj.cast::<PyDict>() {
+        for (_, value) in dict.iter() {
+            check_depth(&value, depth + 1, arg)?;
+        }
+    } else if let Ok(list) = obj.cast::<PyList>() {
+        for item in list.iter() {
+            check_depth(&item, depth + 1, arg)?;
+        }
+    } else if let Ok(tuple) = obj.cast::<PyTuple>() {
+        for item in tuple.iter() {
+            check_depth(&item, depth + 1, arg)?;
+        }
+    }
+    Ok(())
+}
+
 /// `messages`: a list of message dicts in the OpenAI shape.
 pub(crate) fn messages(obj: &Bound<'_, PyAny>) -> PyResult<Vec<Message>> {
     let items = sequence(obj, "messages", "dicts")?;
@@ -41,6 +68,7 @@ pub(crate) fn messages(obj: &Bound<'_, PyAny>) -> PyResult<Vec<Message>> {
         if !item.is_instance_of::<PyDict>() {
             return Err(PyTypeError::new_err(format!("messages[{i}] must be a dict, got {}", type_name(item))));
         }
+        check_depth(item, 1, &format!("messages[{i}]"))?;
         let message: Message = pythonize::depythonize(item)
             .map_err(|e| PyValueError::new_err(format!("messages[{i}] is not a chat message: {e}")))?;
         out.push(message);
@@ -56,6 +84,7 @@ pub(crate) fn tools(obj: &Bound<'_, PyAny>) -> PyResult<Vec<ToolDefinition>> {
         if !item.is_instance_of::<PyDict>() {
             return Err(PyTypeError::new_err(format!("tools[{i}] must be a dict, got {}", type_name(item))));
         }
+        check_depth(item, 1, &format!("tools[{i}]"))?;
         let tool: ToolDefinition = pythonize::depythonize(item)
             .map_err(|e| PyValueError::new_err(format!("tools[{i}] is not a tool definition: {e}")))?;
         out.push(tool);
@@ -65,6 +94,7 @@ pub(crate) fn tools(obj: &Bound<'_, PyAny>) -> PyResult<Vec<ToolDefinition>> {
 
 /// A JSON value from any Python object json.dumps would take.
 pub(crate) fn json_value(obj: &Bound<'_, PyAny>, arg: &str) -> PyResult<Value> {
+    check_depth(obj, 0, arg)?;
     pythonize::depythonize(obj).map_err(|e| PyTypeError::new_err(format!("{arg} cannot be sent as JSON: {e}")))
 }
 
@@ -208,6 +238,10 @@ impl Assembler {
             }
             call.arguments.push_str(&d.arguments);
         }
+    }
+
+    pub(crate) fn snapshot(&self) -> Vec<ToolCall> {
+        self.calls.clone()
     }
 
     pub(crate) fn take(&mut self) -> Vec<ToolCall> {

@@ -30,7 +30,9 @@ fn build(py: Python<'_>, error: &Error, model: &str) -> PyResult<PyErr> {
     kwargs.set_item("kind", kind)?;
     kwargs.set_item("request_id", error.request_id())?;
     kwargs.set_item("code", error.code())?;
-    let text = describe(error);
+    // The library redacts its own message and body; the sources' texts (I/O, TLS, proxy
+    // errors) are redacted here again, so nothing that looks like a key reaches Python.
+    let text = mamba_backends::redact::redact_text(&describe(error)).into_owned();
     let value = class.call((text,), Some(&kwargs))?;
     Ok(PyErr::from_value(value))
 }

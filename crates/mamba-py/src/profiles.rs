@@ -12,6 +12,7 @@ use pyo3::types::PyDict;
 
 /// A Rust profile from the dataclass's fields (`dataclasses.asdict`).
 pub(crate) fn profile_from_fields(fields: &Bound<'_, PyDict>) -> PyResult<ModelProfile> {
+    crate::convert::check_depth(fields, 0, "profile")?;
     pythonize::depythonize(fields).map_err(|e| PyValueError::new_err(format!("not a valid ModelProfile: {e}")))
 }
 

@@ -6,7 +6,8 @@
 //!
 //! A forked child inherits the runtime's memory but none of its threads, so a request made
 //! there would wait forever. Every entry point calls [`check`], which compares the process id
-//! with the one that started the runtime and raises a `RuntimeError` that says what to do.
+//! with the one that started the runtime (its first request) and raises a `RuntimeError` that
+//! says what to do. Backends made before a fork but not yet used work in the child.
 
 use std::sync::OnceLock;
 
@@ -16,10 +17,14 @@ use pyo3::PyResult;
 static STARTED_IN: OnceLock<u32> = OnceLock::new();
 static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
 
-/// Starts the runtime if this is the first call; fails in a process forked after it started.
+/// Fails in a process forked after the runtime started (see the module doc).
 pub(crate) fn check() -> PyResult<()> {
     let pid = std::process::id();
-    let started = *STARTED_IN.get_or_init(|| pid);
+    // Only a runtime that exists can have lost its threads: objects made before a fork, with no
+    // request yet, work in the child.
+    let Some(&started) = STARTED_IN.get() else {
+        return Ok(());
+    };
     if started != pid {
         return Err(PyRuntimeError::new_err(
             "mamba_backends was used before this process was forked, and its runtime's threads do not \
@@ -38,6 +43,7 @@ fn worker_threads() -> usize {
 /// The runtime (call [`check`] first).
 pub(crate) fn handle() -> PyResult<&'static tokio::runtime::Runtime> {
     let built = RUNTIME.get_or_init(|| {
+        let _ = STARTED_IN.set(std::process::id());
         let mut builder = tokio::runtime::Builder::new_multi_thread();
         builder.enable_all().worker_threads(worker_threads()).thread_name("mamba-backends");
         builder.build().map_err(|e| format!("mamba_backends cannot start its runtime's threads: {e}"))

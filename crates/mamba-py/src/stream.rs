@@ -16,6 +16,7 @@ use mamba_backends::backend::ChunkStream;
 use mamba_backends::{Error, Message, ModelBackend, RequestOptions};
 use pyo3::prelude::*;
 use tokio::sync::Mutex;
+use tokio::task::AbortHandle;
 
 use crate::bridge::{spawn, LoopWaker, Task};
 use crate::convert::{Assembler, Chunk, ChunkBatch};
@@ -38,6 +39,8 @@ enum State {
 pub(crate) struct NativeStream {
     state: Arc<Mutex<State>>,
     model: String,
+    /// The batch being awaited, so `close` can stop it at once.
+    inflight: std::sync::Mutex<Option<AbortHandle>>,
 }
 
 impl NativeStream {
@@ -50,6 +53,7 @@ impl NativeStream {
         NativeStream {
             state: Arc::new(Mutex::new(State::Pending { backend, messages, options: Box::new(options) })),
             model,
+            inflight: std::sync::Mutex::new(None),
         }
     }
 }
@@ -77,7 +81,13 @@ async fn next_batch(state: Arc<Mutex<State>>) -> Result<Vec<Chunk>, Error> {
         match next {
             Some(Ok(chunk)) => {
                 assembler.push(&chunk.tool_calls);
-                let assembled = chunk.is_final.then(|| assembler.take());
+                // The whole calls ride on the chunk that says why the model stopped (code that
+                // stops at the first `is_final` has them) and on the last one.
+                let assembled = if chunk.is_final {
+                    Some(assembler.take())
+                } else {
+                    chunk.finish_reason.is_some().then(|| assembler.snapshot())
+                };
                 batch.push(Chunk { chunk, assembled });
             }
             Some(Err(e)) if batch.is_empty() => {
@@ -113,12 +123,18 @@ impl NativeStream {
     /// stream has ended. Fails with the backend's error when the request or the stream fails.
     fn next_batch(&self, waker: &LoopWaker, future: Py<PyAny>) -> PyResult<Task> {
         let state = Arc::clone(&self.state);
-        spawn(waker, future, self.model.clone(), async move { next_batch(state).await.map(ChunkBatch) })
+        let task = spawn(waker, future, self.model.clone(), async move { next_batch(state).await.map(ChunkBatch) })?;
+        *self.inflight.lock().unwrap_or_else(|e| e.into_inner()) = Some(task.abort.clone());
+        Ok(task)
     }
 
     /// Ends the stream now: the response is dropped and its connection closed. Safe to call
-    /// twice, and while a batch is awaited (that batch then ends the stream).
+    /// twice, and while a batch is awaited: that batch is aborted (its future is never
+    /// resolved; the Python half cancels it).
     fn close(&self) {
+        if let Some(batch) = self.inflight.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            batch.abort();
+        }
         match self.state.try_lock() {
             Ok(mut guard) => *guard = State::Done,
             Err(_) => {

@@ -258,10 +258,24 @@ async def test_close_and_async_with(mock):
     async with backend(server) as b:
         assert isinstance(b, mb.OpenAICompatibleBackend)
         assert (await b.complete(USER)).content == "Hello there"
-    # Closing twice is fine, and a closed backend still answers (it reconnects).
+    # Closing twice is fine; a closed backend refuses requests, as the reference's closed client.
     await b.close()
     await b.close()
-    assert (await b.complete(USER)).content == "Hello there"
+    with pytest.raises(RuntimeError, match="closed"):
+        await b.complete(USER)
+    with pytest.raises(RuntimeError, match="closed"):
+        b.stream(USER)
+
+
+async def test_close_closes_idle_connections(recording):
+    from recording_server import Reply
+
+    recording.set(Reply.json({"choices": [{"message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}]}))
+    b = mb.OpenAICompatibleBackend("m", base_url=recording.base_url, max_retries=0)
+    assert (await b.complete(USER)).content == "ok"
+    assert recording.open_connections == 1
+    await b.close()
+    assert recording.wait_until(lambda: recording.open_connections == 0, 2), "close() left the connection open"
 
 
 async def test_properties_and_repr(mock):

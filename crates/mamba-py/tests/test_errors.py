@@ -281,7 +281,7 @@ async def test_malformed_frame(mock):
 async def test_non_json_answer_is_decode_error(recording):
     recording.set(Reply.json("<html>a proxy's page</html>"))
     e = await complete_error(backend(recording.base_url))
-    check_common(e, mb.DecodeError, "decode", e.status_code, e.retryable)
+    check_common(e, mb.DecodeError, "decode", None, False)
 
 
 # -- the classes themselves -------------------------------------------------------------------
@@ -367,7 +367,7 @@ BAD_CONSTRUCTORS = [
     ("total_timeout", lambda url: mb.OpenAICompatibleBackend("m", base_url=url, total_timeout="x"), TypeError),
     ("connect_timeout", lambda url: mb.OpenAICompatibleBackend("m", base_url=url, connect_timeout=-2.0), ValueError),
     ("max_retries", lambda url: mb.OpenAICompatibleBackend("m", base_url=url, max_retries=-1), ValueError),
-    ("max_retries", lambda url: mb.OpenAICompatibleBackend("m", base_url=url, max_retries="2"), ValueError),
+    ("max_retries", lambda url: mb.OpenAICompatibleBackend("m", base_url=url, max_retries="2"), TypeError),
     ("profile", lambda url: mb.OpenAICompatibleBackend("m", base_url=url, profile={"name": "x"}), TypeError),
     ("preset", lambda url: mb.OpenAICompatibleBackend("m", base_url=url, preset=3), TypeError),
     ("preset", lambda url: mb.OpenAICompatibleBackend("m", base_url=url, preset="nope"), ValueError),

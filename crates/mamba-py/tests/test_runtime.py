@@ -324,11 +324,14 @@ FORK_SCRIPT = """
     import mamba_backends as mb
 
     url = sys.argv[1]
-    # Forked before the runtime started: the child can use the package.
+    # Made before the fork but not used (gunicorn --preload, a prefork worker pool): the child
+    # can use it, and the package.
+    early = mb.OpenAICompatibleBackend("mock-model", base_url=url, max_retries=0)
     pid = os.fork()
     if pid == 0:
         b = mb.OpenAICompatibleBackend("mock-model", base_url=url, max_retries=0)
         ok = asyncio.run(b.complete([{"role": "user", "content": "child before"}])).content == "child before"
+        ok = ok and asyncio.run(early.complete([{"role": "user", "content": "early"}])).content == "early"
         os._exit(0 if ok else 3)
     _, status = os.waitpid(pid, 0)
     print("before:", os.waitstatus_to_exitcode(status))
@@ -459,3 +462,66 @@ def test_exit_right_after_the_last_await_does_not_crash(mock):
         _, err = p.communicate(timeout=60)
         codes.append((p.returncode, err[-300:]))
     assert all(code == 0 for code, _ in codes), [c for c in codes if c[0] != 0]
+
+
+async def test_aclose_from_another_task_ends_a_waiting_stream(recording):
+    """``aclose()`` while another task awaits the next chunk ends that task's ``async for`` at
+    once and closes the connection (the server keeps the stream open, sending nothing)."""
+    recording.set(Reply.sse(text_events(["one ", "two "]), hang_after=3))
+    b = backend(recording.base_url)
+    stream = b.stream(USER)
+    got: List[str] = []
+
+    async def consume() -> None:
+        async for chunk in stream:
+            got.append(chunk.content)
+
+    task = asyncio.create_task(consume())
+    for _ in range(250):
+        if "two " in got:
+            break
+        await asyncio.sleep(0.02)
+    assert recording.open_connections == 1
+    await stream.aclose()
+    await asyncio.wait_for(task, 2)
+    assert "".join(got).startswith("one two")
+    assert recording.wait_until(lambda: recording.open_connections == 0, 2)
+
+
+async def test_deep_or_circular_input_is_a_value_error_not_a_crash(mock):
+    """A message or keyword argument nested deeper than 128 levels, or containing itself, is
+    refused with ValueError before any request (the conversion would overflow the stack)."""
+    b = backend(mock().base_url)
+    loop: List[Any] = []
+    loop.append(loop)
+    with pytest.raises(ValueError, match="metadata"):
+        await b.complete(USER, metadata=loop)
+    deep: Any = "x"
+    for _ in range(200):
+        deep = [deep]
+    with pytest.raises(ValueError, match=r"messages\[0\]"):
+        await b.complete([{"role": "user", "content": "x", "extra": deep}])
+    fine: Any = "x"
+    for _ in range(100):
+        fine = [fine]
+    assert (await b.complete(USER, metadata=fine)).content == "Hello there"
+
+
+def test_huge_timeouts_are_value_errors():
+    for arg in ("timeout", "total_timeout", "connect_timeout"):
+        with pytest.raises(ValueError, match=arg):
+            mb.OpenAICompatibleBackend("m", base_url="http://127.0.0.1:9/v1", **{arg: 1e30})
+
+
+async def test_finish_chunk_carries_the_assembled_calls(mock):
+    """Code that stops at the first ``is_final`` chunk (the finish) has the whole tool calls."""
+    server = mock({"rules": [{"reply": {"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]}}]})
+    b = backend(server.base_url)
+    async for chunk in b.stream(USER):
+        if chunk.is_final:
+            assert chunk.finish_reason == "tool_calls"
+            assert chunk.assembled_tool_calls is not None
+            assert chunk.assembled_tool_calls[0]["function"]["name"] == "get_weather"
+            break
+    else:
+        raise AssertionError("no final chunk")

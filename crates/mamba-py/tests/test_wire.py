@@ -11,6 +11,8 @@ answers with a canned SSE stream is parsed as written.
 
 from __future__ import annotations
 
+import asyncio
+
 from typing import Any, Dict, List
 
 import pytest
@@ -59,7 +61,7 @@ async def test_a_stream_sends_nothing_until_iterated(recording):
     b = backend(recording)
     stream = b.stream(USER)
     del stream
-    await b.close()
+    await asyncio.sleep(0.1)
     assert recording.total_connections == 0
     stream = b.stream(USER)
     recording.set(Reply.sse(text_events(["x"])))

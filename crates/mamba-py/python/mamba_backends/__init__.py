@@ -77,7 +77,6 @@ __all__ = [
     "ServerError",
     "StreamChunk",
     "StreamError",
-    "TimeoutError",
     "UnavailableError",
     "UnsupportedError",
     "create_lmstudio_backend",

@@ -72,13 +72,14 @@ class ChunkStream(AsyncIterator[StreamChunk]):
     reference, e.g. with ``break``.
     """
 
-    __slots__ = ("_native", "_buffer", "_next", "_done")
+    __slots__ = ("_native", "_buffer", "_next", "_done", "_pending")
 
     def __init__(self, native: "_native.NativeStream") -> None:
         self._native = native
         self._buffer: List[StreamChunk] = []
         self._next = 0
         self._done = False
+        self._pending: "Optional[asyncio.Future[List[StreamChunk]]]" = None
 
     def __aiter__(self) -> "ChunkStream":
         return self
@@ -90,13 +91,24 @@ class ChunkStream(AsyncIterator[StreamChunk]):
             return self._buffer[i]
         if self._done:
             raise StopAsyncIteration
+        loop = asyncio.get_running_loop()
+        future: "asyncio.Future[List[StreamChunk]]" = loop.create_future()
+        task = self._native.next_batch(_waker(loop), future)
+        self._pending = future
         try:
-            batch: List[StreamChunk] = await run(self._native.next_batch)
-        except BaseException:
+            batch = await future
+        except BaseException as error:
+            task.abort()
+            closed_meanwhile = self._done
             self._done = True
             self._native.close()
+            if closed_meanwhile and isinstance(error, asyncio.CancelledError):
+                # aclose() from another task cancelled this wait: the stream simply ended.
+                raise StopAsyncIteration from None
             raise
-        if not batch:
+        finally:
+            self._pending = None
+        if not batch or self._done:
             self._done = True
             raise StopAsyncIteration
         self._buffer = batch
@@ -104,10 +116,14 @@ class ChunkStream(AsyncIterator[StreamChunk]):
         return batch[0]
 
     async def aclose(self) -> None:
-        """Ends the stream now; its connection is closed."""
+        """Ends the stream now, also while another task awaits its next chunk (that task's
+        ``async for`` then ends); its connection is closed."""
         self._done = True
         self._buffer = []
         self._native.close()
+        pending = self._pending
+        if pending is not None and not pending.done():
+            pending.cancel()
 
     async def __aenter__(self) -> "ChunkStream":
         return self

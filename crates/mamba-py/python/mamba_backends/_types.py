@@ -42,7 +42,8 @@ class StreamChunk:
     A stream yields one chunk per server event that carried a choice, then a last chunk with
     ``is_final`` set (as the reference yields for ``data: [DONE]``), which carries the usage
     and the assembled tool calls. The chunk that says why the model stopped is final too, as
-    in the reference.
+    in the reference, and carries the assembled tool calls as well; the usage comes only on
+    the last chunk (servers send it after the finish), so read a stream to its end for it.
 
     Attributes:
         content: New text (``""`` when none).
@@ -53,7 +54,8 @@ class StreamChunk:
         usage: Token counts, on the last chunk when the server sent them.
         reasoning: New reasoning text (``""`` when none).
         finish_reason: Why the model stopped, on the chunk that says it and the last one.
-        assembled_tool_calls: On the last chunk: the whole tool calls, OpenAI-shaped.
+        assembled_tool_calls: On the finish chunk and the last one: the whole tool calls,
+            OpenAI-shaped.
     """
 
     content: str = ""

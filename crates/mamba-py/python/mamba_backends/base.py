@@ -6,9 +6,12 @@ Subclass it for a backend of your own; the backends of this package are instance
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, AsyncIterator, Dict, List, Optional
+from typing import Any, AsyncIterator, Dict, List, Optional, TypeVar
 
 from ._types import ModelResponse, StreamChunk
+
+
+_Backend = TypeVar("_Backend", bound="ModelBackend")
 
 
 class ModelBackend(ABC):
@@ -58,7 +61,7 @@ class ModelBackend(ABC):
         """Releases connections. The default does nothing."""
         return None
 
-    async def __aenter__(self) -> "ModelBackend":
+    async def __aenter__(self: _Backend) -> _Backend:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:

@@ -12,6 +12,11 @@ Differences from the reference, on purpose: `AuthenticationError` is a `ModelBac
 `TimeoutError` and `ConnectError` also derive from Python's own ``TimeoutError`` and
 ``ConnectionError``; `ConfigurationError` (a bad URL or option) derives from ``ValueError``.
 No message, repr or attribute holds the API key.
+
+Also different from the reference: ``response_body`` is the server's whole error body (the
+reference keeps only its message there); messages are the core's (``authentication failed
+(HTTP 401): ...``), not the reference's prefixes (``Authentication failed: ...``); ``cause`` is
+``None`` (the core's error chain is in the message).
 """
 
 from __future__ import annotations
@@ -104,7 +109,18 @@ class QuotaExceededError(ModelBackendError):
 
 
 class ContextOverflowError(ModelBackendError):
-    """The conversation is longer than the model's context window."""
+    """The conversation is longer than the model's context window.
+
+    Also has the attributes of mamba-agents' own ``ContextOverflowError``: ``current_tokens``,
+    ``max_tokens`` (``None``: the server's message says them) and ``compaction_attempted``
+    (``False``)."""
+
+    _defaults: ClassVar[Dict[str, Any]] = {
+        **ModelBackendError._defaults,
+        "current_tokens": None,
+        "max_tokens": None,
+        "compaction_attempted": False,
+    }
 
 
 class ModelNotFoundError(ModelBackendError):
@@ -128,7 +144,13 @@ class UnavailableError(ModelBackendError):
 
 
 class TimeoutError(ModelBackendError, builtins.TimeoutError):
-    """No answer in time (connect, first byte, or between bytes)."""
+    """No answer in time (connect, first byte, or between bytes).
+
+    Also a builtin ``TimeoutError``, and has the attributes of mamba-agents' own:
+    ``timeout_seconds`` and ``operation`` (``None``). Not in ``__all__``, so
+    ``from mamba_backends import *`` does not shadow the builtin."""
+
+    _defaults: ClassVar[Dict[str, Any]] = {**ModelBackendError._defaults, "timeout_seconds": None, "operation": None}
 
 
 class ConnectError(ModelBackendError, builtins.ConnectionError):
@@ -146,7 +168,15 @@ class StreamError(ModelBackendError):
 
 
 class ConfigurationError(ModelBackendError, ValueError):
-    """A setting is invalid (URL, header, option)."""
+    """A setting is invalid (URL, header, option). Also a ``ValueError``, with the attributes of
+    mamba-agents' own: ``config_key``, ``expected``, ``actual`` (``None``)."""
+
+    _defaults: ClassVar[Dict[str, Any]] = {
+        **ModelBackendError._defaults,
+        "config_key": None,
+        "expected": None,
+        "actual": None,
+    }
 
 
 #: The exception class of each error kind of the Rust core.

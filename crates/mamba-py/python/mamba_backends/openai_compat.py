@@ -80,10 +80,11 @@ class OpenAICompatibleBackend(NativeBackedBackend):
             raise TypeError(f"profile must be a ModelProfile, got {type(profile).__name__}")
         if preset is not None and not isinstance(preset, str):
             raise TypeError(f"preset must be a str, got {type(preset).__name__}")
-        if max_retries is not None and (
-            isinstance(max_retries, bool) or not isinstance(max_retries, int) or not 0 <= max_retries <= 0xFFFF_FFFF
-        ):
-            raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
+        if max_retries is not None:
+            if isinstance(max_retries, bool) or not isinstance(max_retries, int):
+                raise TypeError(f"max_retries must be an int, got {type(max_retries).__name__}")
+            if not 0 <= max_retries <= 0xFFFF_FFFF:
+                raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
         url: Optional[str] = base_url
         if preset is not None and base_url == _OPENAI_URL:
             url = None

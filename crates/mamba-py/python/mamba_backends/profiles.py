@@ -14,6 +14,10 @@ Differences from the reference, on purpose:
 * ``default_temperature`` defaults to ``None``: no temperature is sent unless the caller, or
   a profile that sets one, asks (the reference always sends 0.7, overriding the server's).
 * The built-in table is ours (more families); ``list_profiles()`` names them.
+* A profile never drops what the caller asked for: tools are sent even with a profile that
+  says ``supports_tools=False`` (the server says no, as an error, if it cannot).
+* ``get_profile()`` and ``backend.profile`` return a copy: change a profile with
+  ``register_profile()``, not by assigning to a returned one.
 """
 
 from __future__ import annotations
