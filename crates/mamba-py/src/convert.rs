@@ -14,6 +14,7 @@ use mamba_backends::{Message, ModelResponse, RequestOptions, StreamChunk, ToolCa
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::types::types;
@@ -60,36 +61,30 @@ pub(crate) fn check_depth(obj: &Bound<'_, PyAny>, depth: usize, arg: &str) -> Py
     Ok(())
 }
 
-/// `messages`: a list of message dicts in the OpenAI shape.
-pub(crate) fn messages(obj: &Bound<'_, PyAny>) -> PyResult<Vec<Message>> {
-    let items = sequence(obj, "messages", "dicts")?;
+/// The dicts of the list argument `arg`, each read as a `T` (`what` names it in errors).
+fn dicts<T: DeserializeOwned>(obj: &Bound<'_, PyAny>, arg: &str, what: &str) -> PyResult<Vec<T>> {
+    let items = sequence(obj, arg, "dicts")?;
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         if !item.is_instance_of::<PyDict>() {
-            return Err(PyTypeError::new_err(format!("messages[{i}] must be a dict, got {}", type_name(item))));
+            return Err(PyTypeError::new_err(format!("{arg}[{i}] must be a dict, got {}", type_name(item))));
         }
-        check_depth(item, 1, &format!("messages[{i}]"))?;
-        let message: Message = pythonize::depythonize(item)
-            .map_err(|e| PyValueError::new_err(format!("messages[{i}] is not a chat message: {e}")))?;
-        out.push(message);
+        check_depth(item, 1, &format!("{arg}[{i}]"))?;
+        let value: T = pythonize::depythonize(item)
+            .map_err(|e| PyValueError::new_err(format!("{arg}[{i}] is not {what}: {e}")))?;
+        out.push(value);
     }
     Ok(out)
 }
 
+/// `messages`: a list of message dicts in the OpenAI shape.
+pub(crate) fn messages(obj: &Bound<'_, PyAny>) -> PyResult<Vec<Message>> {
+    dicts(obj, "messages", "a chat message")
+}
+
 /// `tools`: a list of OpenAI tool dicts (`{"type": "function", "function": {...}}`).
 pub(crate) fn tools(obj: &Bound<'_, PyAny>) -> PyResult<Vec<ToolDefinition>> {
-    let items = sequence(obj, "tools", "dicts")?;
-    let mut out = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        if !item.is_instance_of::<PyDict>() {
-            return Err(PyTypeError::new_err(format!("tools[{i}] must be a dict, got {}", type_name(item))));
-        }
-        check_depth(item, 1, &format!("tools[{i}]"))?;
-        let tool: ToolDefinition = pythonize::depythonize(item)
-            .map_err(|e| PyValueError::new_err(format!("tools[{i}] is not a tool definition: {e}")))?;
-        out.push(tool);
-    }
-    Ok(out)
+    dicts(obj, "tools", "a tool definition")
 }
 
 /// A JSON value from any Python object json.dumps would take.
