@@ -21,7 +21,7 @@
 use std::cell::Cell;
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
 use super::event_decoder::EventDecoder;
 use super::replay_tests::decode;
@@ -546,16 +546,27 @@ fn a_stream_decodes_as_serde_decodes_it() {
         any::<usize>(),
         prop_oneof![9 => Just(false), 1 => Just(true)],
         prop_oneof![3 => Just(true), 1 => Just(false)],
-        // Members after "choices" in one stream of five (any repeat makes the stream an error).
-        prop_oneof![4 => Just(false), 1 => Just(true)],
+        // Members after "choices" in one stream of five (any repeat makes the stream an error),
+        // and damaged events in one stream of four (most damage makes it an error too).
+        (prop_oneof![4 => Just(false), 1 => Just(true)], prop_oneof![3 => Just(false), 1 => Just(true)]),
     )
         .prop_map(
-            |((members, counter), (events, tails, damage), spaced, cut, truncate, usage_null, with_tails)| {
+            |(
+                (members, counter),
+                (events, tails, damage),
+                spaced,
+                cut,
+                truncate,
+                usage_null,
+                (with_tails, with_damage),
+            )| {
                 let events: Vec<GenEvent> = events
                     .into_iter()
                     .zip(tails)
                     .zip(damage)
-                    .map(|((e, t), d)| (e, if with_tails { t } else { Vec::new() }, d))
+                    .map(|((e, t), d)| {
+                        (e, if with_tails { t } else { Vec::new() }, if with_damage { d } else { Vec::new() })
+                    })
                     .collect();
                 let mut body = render_stream(&members, counter, usage_null, &events, spaced);
                 if truncate && !body.is_empty() {
@@ -567,10 +578,10 @@ fn a_stream_decodes_as_serde_decodes_it() {
         );
     let answered = Cell::new(0usize);
     let ran = Cell::new(0usize);
-    // A fixed seed: the share of answered streams below is a property of the generator, and
-    // with a fresh seed each run it lands near its bound often enough to fail one CI run in a
-    // few (333 of 1000 was seen). The differential check itself holds for every seed.
-    TestRunner::new_with_rng(config(1000), TestRng::deterministic_rng(RngAlgorithm::ChaCha))
+    // A fresh seed each run: about 42 % of the generated streams are answered (417–436 of 1000
+    // over six runs), far above the one-third check below, which only guards the generator's
+    // health. The differential check holds for every seed.
+    TestRunner::new(config(1000))
         .run(&strategy, |(Text(body), cut)| {
             ran.set(ran.get() + 1);
             let pieces: [&[u8]; 2] = [&body[..cut], &body[cut..]];
