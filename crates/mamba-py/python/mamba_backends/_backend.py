@@ -29,6 +29,10 @@ def _waker(loop: asyncio.AbstractEventLoop) -> "_native.LoopWaker":
     """The loop's wake-up channel from the Rust runtime, made on first use."""
     waker = _wakers.get(loop)
     if waker is None:
+        # Wakers of closed loops still referenced elsewhere hold two descriptors each: a closed
+        # loop no longer watches its waker, so dropping ours closes them.
+        for closed in [other for other in _wakers if other.is_closed()]:
+            del _wakers[closed]
         waker = _native.LoopWaker()
         loop.add_reader(waker.fileno(), waker.drain)
         _wakers[loop] = waker
