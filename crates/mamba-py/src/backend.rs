@@ -80,6 +80,7 @@ impl NativeBackend {
         include_usage=None, drop_unsupported=false))]
     #[allow(clippy::too_many_arguments)]
     fn openai(
+        py: Python<'_>,
         model: String,
         base_url: Option<String>,
         api_key: Option<String>,
@@ -123,12 +124,9 @@ impl NativeBackend {
             builder = builder.profile(profile_from_fields(fields)?);
         }
         if let Some(api) = api {
-            let wire = match api.as_str() {
-                "auto" => WireApi::Auto,
-                other => WireApi::parse(other).ok_or_else(|| {
-                    PyValueError::new_err(format!("api must be \"chat\", \"responses\" or \"auto\", got {other:?}"))
-                })?,
-            };
+            let wire = WireApi::parse(&api).ok_or_else(|| {
+                PyValueError::new_err(format!("api must be \"chat\", \"responses\" or \"auto\", got {api:?}"))
+            })?;
             builder = builder.wire_api(wire);
         }
         if let Some(n) = max_retries {
@@ -146,7 +144,7 @@ impl NativeBackend {
             builder = builder.include_usage(yes);
         }
         builder = builder.drop_unsupported(drop_unsupported);
-        let backend = builder.build().map_err(|e| Python::attach(|py| build_py_err(py, &e, &model_name)))?;
+        let backend = builder.build().map_err(|e| build_py_err(py, &e, &model_name))?;
         let target = mamba_backends::redact::redact_url(backend.base_url());
         Ok(NativeBackend::wrap(Arc::new(backend), target))
     }
@@ -157,6 +155,7 @@ impl NativeBackend {
     #[staticmethod]
     #[pyo3(signature = (backends, *, fallbacks=None, failure_threshold=None, cool_down=None))]
     fn pool(
+        py: Python<'_>,
         backends: &Bound<'_, PyList>,
         fallbacks: Option<&Bound<'_, PyList>>,
         failure_threshold: Option<u32>,
@@ -187,7 +186,7 @@ impl NativeBackend {
         if let Some(t) = seconds(cool_down, "cool_down")? {
             builder = builder.cool_down(t);
         }
-        let pool = builder.build().map_err(|e| Python::attach(|py| build_py_err(py, &e, "pool")))?;
+        let pool = builder.build().map_err(|e| build_py_err(py, &e, "pool"))?;
         Ok(NativeBackend::wrap(Arc::new(pool), format!("pool[{}]", targets.join(", "))))
     }
 
@@ -227,8 +226,7 @@ impl NativeBackend {
         max_tokens: Option<&Bound<'py, PyAny>>,
         kwargs: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Task> {
-        let messages = convert::messages(messages)?;
-        let options = convert::options(tools, temperature, max_tokens, kwargs)?;
+        let (messages, options) = convert::request(messages, tools, temperature, max_tokens, kwargs)?;
         let backend = self.backend()?;
         let model = self.model.clone();
         spawn(waker, future, self.model.clone(), async move {
@@ -247,8 +245,7 @@ impl NativeBackend {
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<NativeStream> {
         runtime::check()?;
-        let messages = convert::messages(messages)?;
-        let options = convert::options(tools, temperature, max_tokens, kwargs)?;
+        let (messages, options) = convert::request(messages, tools, temperature, max_tokens, kwargs)?;
         Ok(NativeStream::new(self.backend()?, messages, options, self.model.clone()))
     }
 

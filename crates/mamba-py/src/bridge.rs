@@ -56,13 +56,16 @@ impl Queue {
             let later = std::mem::replace(&mut *done, items);
             done.extend(later);
         }
-        if !self.signaled.swap(true, Ordering::AcqRel) {
-            let _ = (&self.tx).write(&[1]);
-        }
+        self.wake();
     }
 
     fn push(&self, future: Py<PyAny>, outcome: Outcome) {
         self.done.lock().unwrap_or_else(|e| e.into_inner()).push((future, outcome));
+        self.wake();
+    }
+
+    /// Writes the wake-up byte unless one is already pending.
+    fn wake(&self) {
         if !self.signaled.swap(true, Ordering::AcqRel) {
             // Non-blocking: a full socket buffer already holds a pending wake-up.
             let _ = (&self.tx).write(&[1]);

@@ -78,7 +78,7 @@ fn dicts<T: DeserializeOwned>(obj: &Bound<'_, PyAny>, arg: &str, what: &str) -> 
 }
 
 /// `messages`: a list of message dicts in the OpenAI shape.
-pub(crate) fn messages(obj: &Bound<'_, PyAny>) -> PyResult<Vec<Message>> {
+fn messages(obj: &Bound<'_, PyAny>) -> PyResult<Vec<Message>> {
     dicts(obj, "messages", "a chat message")
 }
 
@@ -93,8 +93,19 @@ pub(crate) fn json_value(obj: &Bound<'_, PyAny>, arg: &str) -> PyResult<Value> {
     pythonize::depythonize(obj).map_err(|e| PyTypeError::new_err(format!("{arg} cannot be sent as JSON: {e}")))
 }
 
+/// The messages and options of one complete()/stream() call.
+pub(crate) fn request(
+    messages_arg: &Bound<'_, PyAny>,
+    tools_arg: Option<&Bound<'_, PyAny>>,
+    temperature: Option<&Bound<'_, PyAny>>,
+    max_tokens: Option<&Bound<'_, PyAny>>,
+    kwargs: Option<&Bound<'_, PyDict>>,
+) -> PyResult<(Vec<Message>, RequestOptions)> {
+    Ok((messages(messages_arg)?, options(tools_arg, temperature, max_tokens, kwargs)?))
+}
+
 /// The request's options from complete()/stream()'s arguments.
-pub(crate) fn options(
+fn options(
     tools_arg: Option<&Bound<'_, PyAny>>,
     temperature: Option<&Bound<'_, PyAny>>,
     max_tokens: Option<&Bound<'_, PyAny>>,
@@ -208,43 +219,7 @@ impl<'py> IntoPyObject<'py> for PyResponse {
     }
 }
 
-/// Tool calls assembled from a stream's deltas, for the final chunk.
-#[derive(Default)]
-pub(crate) struct Assembler {
-    calls: Vec<ToolCall>,
-}
-
-impl Assembler {
-    pub(crate) fn push(&mut self, deltas: &[ToolCallDelta]) {
-        for d in deltas {
-            while self.calls.len() <= d.index {
-                self.calls.push(ToolCall::default());
-            }
-            let call = &mut self.calls[d.index];
-            if let Some(id) = &d.id {
-                if call.id.is_empty() {
-                    call.id.clone_from(id);
-                }
-            }
-            if let Some(name) = &d.name {
-                if call.name.is_empty() {
-                    call.name.clone_from(name);
-                }
-            }
-            call.arguments.push_str(&d.arguments);
-        }
-    }
-
-    pub(crate) fn snapshot(&self) -> Vec<ToolCall> {
-        self.calls.clone()
-    }
-
-    pub(crate) fn take(&mut self) -> Vec<ToolCall> {
-        std::mem::take(&mut self.calls)
-    }
-}
-
-/// One stream chunk and, on the final one, the assembled tool calls.
+/// One stream chunk and, on the finish and final ones, the assembled tool calls.
 pub(crate) struct Chunk {
     pub(crate) chunk: StreamChunk,
     pub(crate) assembled: Option<Vec<ToolCall>>,

@@ -13,13 +13,13 @@ use std::sync::Arc;
 
 use futures_util::{FutureExt, StreamExt};
 use mamba_backends::backend::ChunkStream;
-use mamba_backends::{Error, Message, ModelBackend, RequestOptions};
+use mamba_backends::{Error, Message, ModelBackend, RequestOptions, StreamAccumulator};
 use pyo3::prelude::*;
 use tokio::sync::Mutex;
 use tokio::task::AbortHandle;
 
 use crate::bridge::{spawn, LoopWaker, Task};
-use crate::convert::{Assembler, Chunk, ChunkBatch};
+use crate::convert::{Chunk, ChunkBatch};
 use crate::runtime;
 
 /// The most chunks handed over in one wake-up.
@@ -29,7 +29,7 @@ enum State {
     /// Not sent yet.
     Pending { backend: Arc<dyn ModelBackend>, messages: Vec<Message>, options: Box<RequestOptions> },
     /// Sent; chunks arriving.
-    Open { stream: ChunkStream, assembler: Assembler, failed: Option<Error> },
+    Open { stream: ChunkStream, assembler: Box<StreamAccumulator>, failed: Option<Error> },
     /// Ended, failed or closed.
     Done,
 }
@@ -63,7 +63,7 @@ async fn next_batch(state: Arc<Mutex<State>>) -> Result<Vec<Chunk>, Error> {
     match std::mem::replace(&mut *guard, State::Done) {
         State::Pending { backend, messages, options } => {
             let stream = backend.stream(&messages, &options).await?;
-            *guard = State::Open { stream, assembler: Assembler::default(), failed: None };
+            *guard = State::Open { stream, assembler: Box::default(), failed: None };
         }
         other => *guard = other,
     }
@@ -80,13 +80,14 @@ async fn next_batch(state: Arc<Mutex<State>>) -> Result<Vec<Chunk>, Error> {
     loop {
         match next {
             Some(Ok(chunk)) => {
-                assembler.push(&chunk.tool_calls);
-                // The whole calls ride on the chunk that says why the model stopped (code that
-                // stops at the first `is_final` has them) and on the last one.
+                assembler.push(&chunk);
+                // The whole calls, assembled as `complete()` would return them, ride on the
+                // chunk that says why the model stopped (code that stops at the first
+                // `is_final` has them) and on the last one.
                 let assembled = if chunk.is_final {
-                    Some(assembler.take())
+                    Some(std::mem::take(&mut **assembler).finish().tool_calls)
                 } else {
-                    chunk.finish_reason.is_some().then(|| assembler.snapshot())
+                    chunk.finish_reason.is_some().then(|| StreamAccumulator::clone(assembler).finish().tool_calls)
                 };
                 batch.push(Chunk { chunk, assembled });
             }
