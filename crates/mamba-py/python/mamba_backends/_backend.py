@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import Any, AsyncIterator, Callable, Dict, List, Optional, Sequence, TypeVar, Union
+from typing import Any, AsyncIterator, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, Union
 
 from . import _native
 from ._types import ModelResponse, StreamChunk
@@ -39,12 +39,18 @@ def _waker(loop: asyncio.AbstractEventLoop) -> "_native.LoopWaker":
     return waker
 
 
+def _start(start: Callable[["_native.LoopWaker", "asyncio.Future[T]"], "_native.Task"]) -> "Tuple[asyncio.Future[T], _native.Task]":
+    """Starts Rust work with ``start(waker, future)`` on the running loop: the future its
+    result resolves, and the task that aborts it."""
+    loop = asyncio.get_running_loop()
+    future: "asyncio.Future[T]" = loop.create_future()
+    return future, start(_waker(loop), future)
+
+
 async def run(start: Callable[["_native.LoopWaker", "asyncio.Future[T]"], "_native.Task"]) -> T:
     """Starts Rust work with ``start(waker, future)`` and awaits its result; cancelling the
     awaiting task aborts the work (the request and its connection go with it)."""
-    loop = asyncio.get_running_loop()
-    future: "asyncio.Future[T]" = loop.create_future()
-    task = start(_waker(loop), future)
+    future, task = _start(start)
     try:
         return await future
     except BaseException:
@@ -95,14 +101,12 @@ class ChunkStream(AsyncIterator[StreamChunk]):
             return self._buffer[i]
         if self._done:
             raise StopAsyncIteration
-        loop = asyncio.get_running_loop()
-        future: "asyncio.Future[List[StreamChunk]]" = loop.create_future()
-        task = self._native.next_batch(_waker(loop), future)
+        future, _ = _start(self._native.next_batch)
         self._pending = future
         try:
             batch = await future
         except BaseException as error:
-            task.abort()
+            # close() aborts the batch being awaited too.
             closed_meanwhile = self._done
             self._done = True
             self._native.close()
