@@ -105,7 +105,9 @@ pub fn complete_partial(prefix: &str) -> Option<Value> {
                     .max(1);
                 let token = &prefix.get(i..i + len)?;
                 if serde_json::from_str::<Value>(token).map(|v| !v.is_object() && !v.is_array()).unwrap_or(false)
-                    && (i + len < bytes.len() || !token.ends_with(|c: char| c.is_ascii_digit()) || token.parse::<f64>().is_ok())
+                    && (i + len < bytes.len()
+                        || !token.ends_with(|c: char| c.is_ascii_digit())
+                        || token.parse::<f64>().is_ok())
                 {
                     i += len;
                     value_done(&mut stack, &mut top_done);

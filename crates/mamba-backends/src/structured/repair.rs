@@ -209,7 +209,10 @@ fn normalise(text: &str, repairs: &mut Vec<Repair>) -> Result<(String, usize), P
             b'}' | b']' => {
                 let open = if c == b'}' { b'{' } else { b'[' };
                 if depth.pop() != Some(open) {
-                    return Err(ParseError { message: format!("unbalanced `{}` in the answer's JSON", c as char), incomplete: false });
+                    return Err(ParseError {
+                        message: format!("unbalanced `{}` in the answer's JSON", c as char),
+                        incomplete: false,
+                    });
                 }
                 // A trailing comma before the closer.
                 let trimmed_len = out.trim_end().len();
@@ -241,7 +244,8 @@ fn normalise(text: &str, repairs: &mut Vec<Repair>) -> Result<(String, usize), P
                 i = i + 2 + end + 2;
             }
             c if c.is_ascii_alphabetic() || c == b'_' || c == b'$' => {
-                let len = bytes[i..].iter().take_while(|b| b.is_ascii_alphanumeric() || **b == b'_' || **b == b'$').count();
+                let len =
+                    bytes[i..].iter().take_while(|b| b.is_ascii_alphanumeric() || **b == b'_' || **b == b'$').count();
                 let word = &text[i..i + len];
                 let next = text[i + len..].trim_start();
                 if next.is_empty() && !depth.is_empty() {
@@ -319,9 +323,7 @@ fn copy_string(text: &str, start: usize, out: &mut String) -> Option<(usize, boo
 fn wants_array(schema: &Value) -> bool {
     match schema.get("type") {
         Some(Value::String(t)) => t == "array",
-        Some(Value::Array(types)) => {
-            types.iter().any(|t| t == "array") && !types.iter().any(|t| t == "object")
-        }
+        Some(Value::Array(types)) => types.iter().any(|t| t == "array") && !types.iter().any(|t| t == "object"),
         _ => false,
     }
 }
@@ -354,11 +356,11 @@ pub(crate) mod tests {
             ("{'a': 'it\\'s \"x\"'}", json!({"a": "it's \"x\""}), &[Repair::SingleQuotes, Repair::SingleQuotes]),
             ("{a: 1, b_2: 2}", json!({"a": 1, "b_2": 2}), &[Repair::UnquotedKey, Repair::UnquotedKey]),
             ("{\"a\": 1, // one\n /* two */ \"b\": 2}", json!({"a": 1, "b": 2}), &[Repair::Comment, Repair::Comment]),
-            ("{\"a\": True, \"b\": False, \"c\": None}", json!({"a": true, "b": false, "c": null}), &[
-                Repair::PythonLiteral,
-                Repair::PythonLiteral,
-                Repair::PythonLiteral,
-            ]),
+            (
+                "{\"a\": True, \"b\": False, \"c\": None}",
+                json!({"a": true, "b": false, "c": null}),
+                &[Repair::PythonLiteral, Repair::PythonLiteral, Repair::PythonLiteral],
+            ),
         ];
         for (text, want, repairs) in cases {
             let r = parse(text);

@@ -119,7 +119,11 @@ pub fn translate(schema: &Value, form: StructuredOutput, target: &str) -> Result
         return Err(Error::config("the schema is not a JSON Schema: it must be an object"));
     }
     if let Some(reference) = external_ref(schema) {
-        return Err(unsupported(target, "$ref", &format!("the reference {reference:?} is not local (only #/… references are)")));
+        return Err(unsupported(
+            target,
+            "$ref",
+            &format!("the reference {reference:?} is not local (only #/… references are)"),
+        ));
     }
     let mut moved = Vec::new();
     let schema = match form {
@@ -192,7 +196,19 @@ fn walk(
             }
         }
     }
-    for key in ["items", "additionalProperties", "not", "if", "then", "else", "contains", "propertyNames", "additionalItems", "unevaluatedProperties", "unevaluatedItems"] {
+    for key in [
+        "items",
+        "additionalProperties",
+        "not",
+        "if",
+        "then",
+        "else",
+        "contains",
+        "propertyNames",
+        "additionalItems",
+        "unevaluatedProperties",
+        "unevaluatedItems",
+    ] {
         match map.get_mut(key) {
             Some(child @ Value::Object(_)) => walk(child, &format!("{path}/{key}"), f)?,
             Some(Value::Array(children)) => {
@@ -267,7 +283,11 @@ fn strict(node: &mut Value, path: &str, target: &str, moved: &mut Vec<String>) -
                     }
                 }
             } else {
-                return Err(unsupported(target, "allOf", &format!("strict mode has no `allOf` (at {})", pointer(path))));
+                return Err(unsupported(
+                    target,
+                    "allOf",
+                    &format!("strict mode has no `allOf` (at {})", pointer(path)),
+                ));
             }
         }
         let mut keys: Vec<&str> = STRICT_MOVED.to_vec();
@@ -291,7 +311,10 @@ fn strict(node: &mut Value, path: &str, target: &str, moved: &mut Vec<String>) -
                 return Err(unsupported(
                     target,
                     "additionalProperties",
-                    &format!("strict mode has no map-like objects (at {}); use a struct, or ExtractMode::JsonObject", pointer(path)),
+                    &format!(
+                        "strict mode has no map-like objects (at {}); use a struct, or ExtractMode::JsonObject",
+                        pointer(path)
+                    ),
                 ))
             }
         }
@@ -303,7 +326,10 @@ fn strict(node: &mut Value, path: &str, target: &str, moved: &mut Vec<String>) -
             return Err(unsupported(
                 target,
                 "additionalProperties",
-                &format!("strict mode has no free-form objects (at {}); give it properties, or use ExtractMode::JsonObject", pointer(path)),
+                &format!(
+                    "strict mode has no free-form objects (at {}); give it properties, or use ExtractMode::JsonObject",
+                    pointer(path)
+                ),
             ));
         }
         let required: Vec<String> = match map.get("required") {
@@ -346,7 +372,8 @@ fn make_nullable(schema: &mut Value) {
         }
         _ => {}
     }
-    let only_any_of = map.contains_key("anyOf") && (map.len() == 1 || (map.len() == 2 && map.contains_key("description")));
+    let only_any_of =
+        map.contains_key("anyOf") && (map.len() == 1 || (map.len() == 2 && map.contains_key("description")));
     if only_any_of {
         if let Some(Value::Array(any)) = map.get_mut("anyOf") {
             if !any.iter().any(|s| s.get("type") == Some(&json!("null"))) {
@@ -445,7 +472,10 @@ mod tests {
             let out = t(schema.clone(), form);
             assert_eq!(out.schema.as_ref(), Some(&schema));
             assert!(out.moved.is_empty());
-            assert_eq!(out.response_format("x"), json!({"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}));
+            assert_eq!(
+                out.response_format("x"),
+                json!({"type": "json_schema", "json_schema": {"name": "x", "schema": schema}})
+            );
         }
         let tgi = t(schema.clone(), StructuredOutput::TgiJson);
         assert_eq!(tgi.response_format("x"), json!({"type": "json", "value": schema}));
@@ -499,8 +529,14 @@ mod tests {
             (json!({"type": "object", "additionalProperties": {"type": "integer"}}), "additionalProperties"),
             (json!({"type": "object"}), "additionalProperties"),
             (json!({"type": "array", "items": {"type": "string"}}), "type"),
-            (json!({"type": "object", "properties": {"m": {"type": "object", "patternProperties": {"^x": {}}}}}), "patternProperties"),
-            (json!({"type": "object", "properties": {"a": {"allOf": [{"type": "string"}, {"minLength": 1}]}}}), "allOf"),
+            (
+                json!({"type": "object", "properties": {"m": {"type": "object", "patternProperties": {"^x": {}}}}}),
+                "patternProperties",
+            ),
+            (
+                json!({"type": "object", "properties": {"a": {"allOf": [{"type": "string"}, {"minLength": 1}]}}}),
+                "allOf",
+            ),
         ];
         for (schema, keyword) in cases {
             let e = translate(&schema, StructuredOutput::OpenAiStrict, "openai").unwrap_err();
@@ -548,7 +584,12 @@ mod tests {
         });
         let e = translate(&schema, StructuredOutput::TgiJson, "tgi").unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unsupported);
-        assert!(e.to_string().contains("recursive") && e.to_string().contains("tgi") && e.to_string().contains("#/$defs/Node"), "{e}");
+        assert!(
+            e.to_string().contains("recursive")
+                && e.to_string().contains("tgi")
+                && e.to_string().contains("#/$defs/Node"),
+            "{e}"
+        );
         assert!(translate(&schema, StructuredOutput::Native, "vllm").is_ok());
         assert!(translate(&schema, StructuredOutput::JsonObjectWithSchema, "llama-cpp").is_ok());
         // Shared, non-recursive references are fine.
@@ -560,7 +601,8 @@ mod tests {
     fn non_schemas_and_remote_refs_fail() {
         let e = translate(&json!(42), StructuredOutput::Native, "generic").unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Config);
-        let e = translate(&json!({"$ref": "https://example.com/s.json"}), StructuredOutput::Native, "generic").unwrap_err();
+        let e =
+            translate(&json!({"$ref": "https://example.com/s.json"}), StructuredOutput::Native, "generic").unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unsupported);
         assert!(e.to_string().contains("$ref"), "{e}");
     }
