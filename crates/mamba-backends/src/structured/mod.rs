@@ -22,7 +22,9 @@
 //! [`attempts_of`] gives.
 //!
 //! ```no_run
-//! use mamba_backends::schemars::JsonSchema;
+//! // The derive names `schemars::…`: the crate's re-export in scope is enough (no direct
+//! // dependency, no version skew).
+//! use mamba_backends::schemars::{self, JsonSchema};
 //! use mamba_backends::{create_ollama_backend, Extract, ExtractOptions, Message};
 //! use serde::Deserialize;
 //!
