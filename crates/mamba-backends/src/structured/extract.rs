@@ -8,10 +8,10 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::{
-    complete_partial, parse_lenient, Attempt, AttemptLog, ExtractMode, ExtractOptions, ExtractStream, Extracted,
-    Partial, Repair, Validator,
-};
+use super::partial::complete_partial;
+use super::repair::{parse_lenient, Repair};
+use super::types::{Attempt, AttemptLog, ExtractMode, ExtractOptions, ExtractStream, Extracted, Partial};
+use super::validate::Validator;
 use crate::error::{Error, ErrorKind};
 use crate::model_backend::{ChunkStream, ModelBackend};
 use crate::options::{RequestOptions, ResponseFormat};
@@ -25,7 +25,7 @@ use crate::types::{
 ///
 /// Each attempt is one request. An answer that does not parse (after local repairs) or
 /// validate is sent back with its errors, up to [`ExtractOptions::attempts`]; then the error is
-/// [`ErrorKind::InvalidOutput`] and [`attempts_of`](super::attempts_of) gives every attempt. A
+/// [`ErrorKind::InvalidOutput`] and [`attempts_of`](super::types::attempts_of) gives every attempt. A
 /// refusal is [`ErrorKind::Refusal`], an answer cut by the token limit mid-JSON
 /// [`ErrorKind::Truncated`], both at once. A schema that is not valid JSON Schema is
 /// [`ErrorKind::Config`], and one the server cannot take [`ErrorKind::Unsupported`], both

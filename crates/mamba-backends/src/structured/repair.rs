@@ -162,11 +162,9 @@ fn find_value(text: &str, repairs: &mut Vec<Repair>) -> Result<Value, ParseError
         }
         tried += 1;
         let mut local = Vec::new();
-        let (json, end) = match normalise(&text[start..], &mut local) {
-            Ok(found) => found,
-            // Everything after this start is inside it: no later candidate is whole.
-            Err(e) => return Err(e),
-        };
+        // A failure here (the text ends inside it) ends the search: everything after this
+        // start is inside it, so no later candidate is whole.
+        let (json, end) = normalise(&text[start..], &mut local)?;
         next_from = start + end;
         match serde_json::from_str::<Value>(&json) {
             Ok(value) => {

@@ -181,12 +181,11 @@ fn unsupported(target: &str, keyword: &str, why: &str) -> Error {
     Error::new(ErrorKind::Unsupported, format!("the {target} server cannot take the schema's `{keyword}`: {why}"))
 }
 
+/// What [`walk`] calls on each subschema: the schema object and its JSON pointer.
+type Visit<'f> = dyn FnMut(&mut Map<String, Value>, &str) -> Result<(), Error> + 'f;
+
 /// Calls `f` on every subschema of `node` (itself first), with its JSON pointer.
-fn walk(
-    node: &mut Value,
-    path: &str,
-    f: &mut dyn FnMut(&mut Map<String, Value>, &str) -> Result<(), Error>,
-) -> Result<(), Error> {
+fn walk(node: &mut Value, path: &str, f: &mut Visit<'_>) -> Result<(), Error> {
     let Value::Object(map) = node else { return Ok(()) };
     f(map, path)?;
     for key in ["properties", "$defs", "definitions", "patternProperties", "dependentSchemas"] {
