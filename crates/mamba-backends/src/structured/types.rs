@@ -192,3 +192,34 @@ impl fmt::Display for AttemptLog {
 }
 
 impl std::error::Error for AttemptLog {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    #[test]
+    fn modes_read_back() {
+        for mode in [ExtractMode::Auto, ExtractMode::JsonSchema, ExtractMode::JsonObject, ExtractMode::Tool, ExtractMode::Prompt] {
+            assert_eq!(ExtractMode::parse(mode.as_str()), Some(mode));
+        }
+        assert_eq!(ExtractMode::parse("grammar"), None);
+    }
+
+    #[test]
+    fn attempts_are_read_from_the_error_only_when_it_has_them() {
+        let attempt = Attempt {
+            text: "{}".into(),
+            error: Some("/: \"a\" is a required property".into()),
+            repairs: vec![Repair::Fence],
+            usage: None,
+            finish_reason: None,
+        };
+        let e = Error::new(ErrorKind::InvalidOutput, "still invalid").with_source(AttemptLog(vec![attempt.clone()]));
+        assert_eq!(attempts_of(&e), Some(&[attempt][..]));
+        // The log adds nothing to the printed error.
+        assert_eq!(e.to_string(), "the answer is not valid structured output: still invalid");
+        assert_eq!(attempts_of(&Error::new(ErrorKind::Server, "x")), None);
+        assert_eq!(ExtractOptions::new().attempts(0).attempts, 1);
+    }
+}
