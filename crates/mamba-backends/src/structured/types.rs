@@ -200,7 +200,13 @@ mod tests {
 
     #[test]
     fn modes_read_back() {
-        for mode in [ExtractMode::Auto, ExtractMode::JsonSchema, ExtractMode::JsonObject, ExtractMode::Tool, ExtractMode::Prompt] {
+        for mode in [
+            ExtractMode::Auto,
+            ExtractMode::JsonSchema,
+            ExtractMode::JsonObject,
+            ExtractMode::Tool,
+            ExtractMode::Prompt,
+        ] {
             assert_eq!(ExtractMode::parse(mode.as_str()), Some(mode));
         }
         assert_eq!(ExtractMode::parse("grammar"), None);
