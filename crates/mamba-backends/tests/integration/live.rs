@@ -755,3 +755,143 @@ async fn prism_accepts_the_batch_api() {
     assert_eq!(purpose.status(), Some(422), "{purpose}");
     ran("prism_accepts_the_batch_api");
 }
+
+/// Shapes the extraction tests ask the 135M model for: an enum, an array with bounds, a nested
+/// object, an optional field, a bounded integer and a string pattern.
+fn extraction_cases() -> Vec<(&'static str, &'static str, serde_json::Value)> {
+    vec![
+        (
+            "enum",
+            "Tom is a cat. Give his name and species.",
+            json!({"type": "object", "properties": {"name": {"type": "string"}, "species": {"type": "string", "enum": ["cat", "dog", "bird"]}}, "required": ["name", "species"]}),
+        ),
+        (
+            "array",
+            "List two colours of the French flag.",
+            json!({"type": "object", "properties": {"colours": {"type": "array", "items": {"type": "string", "maxLength": 12}, "minItems": 1, "maxItems": 3}}, "required": ["colours"]}),
+        ),
+        (
+            "nested",
+            "Paris is the capital of France. Describe the city and its country.",
+            json!({"type": "object", "properties": {"city": {"type": "string"}, "country": {"type": "object", "properties": {"name": {"type": "string"}, "continent": {"type": "string", "enum": ["Europe", "Asia", "Africa", "America", "Oceania"]}}, "required": ["name", "continent"]}}, "required": ["city", "country"]}),
+        ),
+        (
+            "optional",
+            "Ada Lovelace was a mathematician. Give her name and, if known, her email.",
+            json!({"type": "object", "properties": {"name": {"type": "string"}, "email": {"type": ["string", "null"]}}, "required": ["name"]}),
+        ),
+        (
+            "bounded",
+            "Rate the film Casablanca from 1 to 5.",
+            json!({"type": "object", "properties": {"stars": {"type": "integer", "minimum": 1, "maximum": 5}}, "required": ["stars"]}),
+        ),
+        (
+            "pattern",
+            "The flight AF123 leaves at noon. Give the flight code.",
+            json!({"type": "object", "properties": {"code": {"type": "string", "pattern": "^[A-Z]{2}[0-9]{2,4}$"}}, "required": ["code"]}),
+        ),
+    ]
+}
+
+/// llama.cpp turns the schema (sent in its `json_object` + `schema` form) into a grammar, so
+/// the 135M model's answer validates against the original schema on the first attempt, for
+/// every shape; the typed form deserialises too.
+#[tokio::test]
+async fn llamacpp_extract_validates_on_the_first_attempt() {
+    use mamba_backends::schemars::{self, JsonSchema};
+    use mamba_backends::{Extract, ExtractOptions};
+
+    #[derive(Debug, serde::Deserialize, JsonSchema)]
+    #[allow(dead_code)]
+    struct Pet {
+        name: String,
+        age: u8,
+    }
+
+    let Some(url) = peer("MAMBA_LIVE_LLAMACPP_URL", "llamacpp_extract_validates_on_the_first_attempt") else {
+        return;
+    };
+    let _turn = TURN.lock().await;
+    let b = llama(&url);
+    let options = ExtractOptions::new().request(RequestOptions::new().max_tokens(200).temperature(0.0));
+    for (name, prompt, schema) in extraction_cases() {
+        let out = b
+            .extract_value(&schema, &[Message::user(prompt)], &options)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e} {:?}", mamba_backends::structured::attempts_of(&e)));
+        assert_eq!(out.attempts.len(), 1, "{name}: {:?}", out.attempts);
+        assert!(mamba_backends::structured::Validator::new(&schema).unwrap().is_valid(&out.value), "{name}");
+        assert!(out.usage.total_tokens > 0, "{name}");
+    }
+    let pet = b.extract::<Pet>(&[Message::user("My dog Rex is 3 years old.")], &options).await.unwrap();
+    assert_eq!(pet.attempts.len(), 1, "{:?}", pet.attempts);
+    ran("llamacpp_extract_validates_on_the_first_attempt");
+}
+
+/// Prism with the official OpenAI spec accepts the strict `json_schema` form Extract writes,
+/// on chat and on the Responses API (no 422). Its canned answers are not the asked JSON: on
+/// the Responses API every attempt is sent with the feedback (InvalidOutput after three
+/// requests the spec accepted); on chat the example's `refusal` ends the loop at once.
+#[tokio::test]
+async fn prism_accepts_the_strict_extraction_form() {
+    use mamba_backends::{Extract, ExtractOptions};
+
+    let Some(url) = peer("MAMBA_LIVE_PRISM_URL", "prism_accepts_the_strict_extraction_form") else { return };
+    let _turn = TURN.lock().await;
+    let schema = json!({"type": "object", "properties": {"name": {"type": "string", "maxLength": 40}, "email": {"type": ["string", "null"]}, "tags": {"type": "array", "items": {"type": "string"}}}, "required": ["name"]});
+    for api in [WireApi::Responses, WireApi::ChatCompletions] {
+        let b = OpenAICompatibleBackend::builder("gpt-4o")
+            .preset(Preset::OpenAI)
+            .wire_api(api)
+            .base_url(&url)
+            .api_key("sk-prism")
+            .retry_policy(RetryPolicy::none())
+            .build()
+            .unwrap();
+        let e = b.extract_value(&schema, &capital(), &ExtractOptions::new()).await.unwrap_err();
+        let attempts = mamba_backends::structured::attempts_of(&e).map(<[_]>::len);
+        match api {
+            // The spec's chat example fills every optional field, `refusal` too: a refusal is
+            // its own outcome, after the one request.
+            WireApi::ChatCompletions => assert_eq!((e.kind(), attempts), (ErrorKind::Refusal, Some(1)), "{e}"),
+            _ => assert_eq!((e.kind(), attempts), (ErrorKind::InvalidOutput, Some(3)), "{e}"),
+        }
+    }
+    ran("prism_accepts_the_strict_extraction_form");
+}
+
+/// LiteLLM in front of llama.cpp. With the LiteLLM preset (`json_schema`, passed through),
+/// llama-cpp-python rejects the form and LiteLLM answers 500: a server error after one
+/// request, not a retried validation. Described as a custom preset whose structured form is
+/// llama.cpp's (`json_object` + `schema`, which LiteLLM passes through), every shape validates
+/// on the first attempt: the form is preset data, not code.
+#[tokio::test]
+async fn litellm_extract_takes_its_upstreams_form() {
+    use mamba_backends::preset::StructuredOutput;
+    use mamba_backends::{Extract, ExtractOptions};
+
+    let Some(url) = peer("MAMBA_LIVE_LITELLM_URL", "litellm_extract_takes_its_upstreams_form") else { return };
+    let _turn = TURN.lock().await;
+    let key = std::env::var("MAMBA_LIVE_LITELLM_KEY").unwrap_or_default();
+    let options = ExtractOptions::new().request(RequestOptions::new().max_tokens(200).temperature(0.0));
+    let (_, prompt, schema) = extraction_cases().swap_remove(0);
+    let e = litellm(&url, "smollm2", Some(&key))
+        .extract_value(&schema, &[Message::user(prompt)], &options)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Server, "{e}");
+    let spec = Preset::LiteLlm
+        .spec()
+        .to_custom("litellm-llamacpp", "LiteLLM in front of llama.cpp", "http://127.0.0.1:4000/v1")
+        .structured_output(StructuredOutput::JsonObjectWithSchema);
+    let b = peer_builder(&url, "smollm2", Some(&key), Preset::custom(spec)).build().unwrap();
+    for (name, prompt, schema) in extraction_cases() {
+        let out = b
+            .extract_value(&schema, &[Message::user(prompt)], &options)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e} {:?}", mamba_backends::structured::attempts_of(&e)));
+        assert_eq!(out.attempts.len(), 1, "{name}: {:?}", out.attempts);
+        assert!(mamba_backends::structured::Validator::new(&schema).unwrap().is_valid(&out.value), "{name}");
+    }
+    ran("litellm_extract_takes_its_upstreams_form");
+}
