@@ -111,10 +111,12 @@ impl Grammars {
     /// unsupported keyword, an unsatisfiable schema, …), before any generation.
     pub(crate) fn compile(&self, format: Option<&ResponseFormat>) -> Result<Option<Constraint>, Error> {
         let schema = match format {
-            Some(ResponseFormat::JsonObject) => json!({"type": "object"}),
+            Some(ResponseFormat::JsonObject) => any_object(),
             Some(ResponseFormat::JsonSchema { schema, .. }) => schema.clone(),
             _ => return Ok(None),
         };
+        let mut schema = schema;
+        close_objects(&mut schema, false);
         let grammar = TopLevelGrammar::from_json_schema(compact(schema));
         let parser = self.factory.create_parser(grammar).map_err(|e| {
             unsupported(format!(
@@ -128,6 +130,21 @@ impl Grammars {
         }
         Ok(Some(Constraint { matcher }))
     }
+}
+
+/// `json_object` as a grammar: any JSON object, within bounds a small model needs to finish
+/// (at most 8 properties or items per level, 3 levels, strings of at most 64 characters),
+/// since a free object lets it write numbers or nested arrays until `max_tokens` runs out.
+fn any_object() -> Value {
+    let leaf = json!({"type": ["null", "boolean", "number", "string"], "maxLength": 64});
+    let level = |inner: Value| {
+        json!({"anyOf": [
+            leaf.clone(),
+            {"type": "array", "items": inner.clone(), "maxItems": 8},
+            {"type": "object", "additionalProperties": inner, "maxProperties": 8}
+        ]})
+    };
+    json!({"type": "object", "additionalProperties": level(level(leaf.clone())), "maxProperties": 8})
 }
 
 /// The schema with llguidance's options for compact JSON: no whitespace between tokens, `,` and
@@ -148,6 +165,48 @@ fn compact(schema: Value) -> Value {
         }
         Value::Bool(true) => json!({"x-guidance": options}),
         other => json!({"allOf": [other], "x-guidance": options}),
+    }
+}
+
+/// Objects that list their `properties` and say nothing of others get `additionalProperties:
+/// false` in the grammar (not in the schema the answer is checked against): JSON Schema allows
+/// any other property by default, and a small model given that room invents properties until
+/// `max_tokens` runs out (schemars writes no `additionalProperties` unless told to). Every answer
+/// of the closed grammar still validates against the open schema. Objects combined through
+/// `allOf` (or beside `$ref`, `allOf`, `unevaluatedProperties`) are left open, since closing one
+/// part would forbid the properties another part adds.
+fn close_objects(schema: &mut Value, in_all_of: bool) {
+    match schema {
+        Value::Object(map) => {
+            let open = map.contains_key("properties")
+                && !in_all_of
+                && !["additionalProperties", "patternProperties", "unevaluatedProperties", "allOf", "$ref"]
+                    .iter()
+                    .any(|k| map.contains_key(*k));
+            if open {
+                map.insert("additionalProperties".to_owned(), Value::Bool(false));
+            }
+            for (key, value) in map.iter_mut() {
+                match key.as_str() {
+                    // Values that are not schemas.
+                    "enum" | "const" | "default" | "examples" | "required" | "x-guidance" => {}
+                    // Maps of names to schemas, and lists of schemas.
+                    "properties" | "patternProperties" | "$defs" | "definitions" | "dependentSchemas" => {
+                        if let Value::Object(children) = value {
+                            children.values_mut().for_each(|child| close_objects(child, false));
+                        }
+                    }
+                    "allOf" => {
+                        if let Value::Array(parts) = value {
+                            parts.iter_mut().for_each(|part| close_objects(part, true));
+                        }
+                    }
+                    _ => close_objects(value, false),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|item| close_objects(item, false)),
+        _ => {}
     }
 }
 
@@ -267,6 +326,28 @@ mod tests {
         assert_eq!(compact(json!(true))["x-guidance"]["item_separator"], json!(","));
     }
 
+    #[test]
+    fn objects_with_properties_are_closed_unless_combined() {
+        let mut s = json!({
+            "type": "object",
+            "properties": {"a": {"type": "object", "properties": {"b": {"type": "string"}}}, "m": {"type": "object"}},
+            "$defs": {"D": {"properties": {"x": {"enum": [{"properties": {}}]}}}},
+            "anyOf": [{"properties": {"c": {}}}],
+            "allOf": [{"properties": {"d": {}}}]
+        });
+        close_objects(&mut s, false);
+        assert!(s.get("additionalProperties").is_none(), "beside allOf: open");
+        assert_eq!(s["properties"]["a"]["additionalProperties"], json!(false));
+        assert!(s["properties"]["m"].get("additionalProperties").is_none(), "no properties: a map, open");
+        assert_eq!(s["$defs"]["D"]["additionalProperties"], json!(false));
+        assert_eq!(s["$defs"]["D"]["properties"]["x"]["enum"], json!([{"properties": {}}]), "values untouched");
+        assert_eq!(s["anyOf"][0]["additionalProperties"], json!(false));
+        assert!(s["allOf"][0].get("additionalProperties").is_none());
+        let mut own = json!({"properties": {"a": {}}, "additionalProperties": {"type": "integer"}});
+        close_objects(&mut own, false);
+        assert_eq!(own["additionalProperties"], json!({"type": "integer"}));
+    }
+
     /// The real GGUF tokenizer, when the model file is on this machine (the integration tests
     /// need it anyway; they say how to get it).
     fn real_tokenizer() -> Option<Arc<Tokenizer>> {
@@ -302,6 +383,58 @@ mod tests {
         }
         let end = tokenizer.encode("<|im_end|>", true);
         assert!(env.tok_trie().eos_tokens().contains(&end[0]));
+    }
+
+    /// The mask's cost per token on the real vocabulary, replaying a valid answer: printed for
+    /// the report (no timing is asserted; it depends on the machine).
+    #[test]
+    #[allow(clippy::print_stderr)]
+    fn mask_cost_per_token() {
+        let Some(tokenizer) = real_tokenizer() else { return };
+        let started = std::time::Instant::now();
+        let grammars = Grammars::new(tokenizer.clone()).unwrap();
+        let setup = started.elapsed();
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "maxLength": 40},
+                "age": {"type": "integer", "minimum": 0, "maximum": 120},
+                "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 4},
+                "address": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+            },
+            "required": ["name", "age", "tags", "address"]
+        });
+        let answer = r#"{"name":"Ada Lovelace","age":36,"tags":["math","poetry"],"address":{"city":"London"}}"#;
+        let tokens = tokenizer.encode(answer, false);
+        let format = if std::env::var_os("MASK_COST_JSON_OBJECT").is_some() {
+            ResponseFormat::JsonObject
+        } else {
+            ResponseFormat::json_schema("p", schema)
+        };
+        let mut logits = vec![0.0f32; tokenizer.vocab_size()];
+        let (mut compile, mut mask) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+        let rounds = 5;
+        for _ in 0..rounds {
+            let started = std::time::Instant::now();
+            let mut c = grammars.compile(Some(&format)).unwrap().unwrap();
+            compile += started.elapsed();
+            for &id in &tokens {
+                logits.fill(0.0);
+                let started = std::time::Instant::now();
+                c.mask(&mut logits).unwrap();
+                mask += started.elapsed();
+                assert!(logits[id as usize].is_finite(), "token {id} of a valid answer is allowed");
+                c.consume(id).unwrap();
+            }
+            assert!(c.is_done());
+        }
+        let steps = (rounds * tokens.len()) as u32;
+        eprintln!(
+            "token environment {setup:?}; compile {:?} per schema; mask {:?} per token over {} tokens",
+            compile / rounds as u32,
+            mask / steps,
+            tokens.len()
+        );
     }
 
     #[test]

@@ -142,7 +142,9 @@ fn cases() -> Vec<(&'static str, Option<Value>, [&'static str; 2])> {
         ),
         (
             "top_level_array",
-            Some(json!({"type": "array", "items": {"type": "integer", "minimum": -10, "maximum": 10}, "minItems": 2, "maxItems": 5})),
+            Some(
+                json!({"type": "array", "items": {"type": "integer", "minimum": -10, "maximum": 10}, "minItems": 2, "maxItems": 5}),
+            ),
             ["List some small numbers.", "The scores were 3, 7 and 9."],
         ),
         (
@@ -180,10 +182,7 @@ fn cases() -> Vec<(&'static str, Option<Value>, [&'static str; 2])> {
 }
 
 fn messages(prompt: &str) -> Vec<Message> {
-    vec![
-        Message::system("You are a helpful AI assistant. Answer in JSON."),
-        Message::user(prompt),
-    ]
+    vec![Message::system("You are a helpful AI assistant. Answer in JSON."), Message::user(prompt)]
 }
 
 fn format_of(name: &str, schema: &Option<Value>) -> ResponseFormat {
