@@ -255,7 +255,7 @@ impl LocalBackend {
                 h.finish()
             }
         };
-        let constraint = self.constraint(options.response_format.as_ref())?;
+        let constraint = self.constraint(options.response_format.as_ref())?.map(Box::new);
         Ok(Generation {
             constraint,
             prompt,

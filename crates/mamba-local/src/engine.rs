@@ -31,7 +31,7 @@ pub(crate) struct Generation {
     /// Ignored under a constraint, which decides where the answer ends.
     pub(crate) ignore_eos: bool,
     /// The grammar the answer must follow (`response_format`); `None`: free text, no mask work.
-    pub(crate) constraint: Option<Constraint>,
+    pub(crate) constraint: Option<Box<Constraint>>,
 }
 
 /// What the engine reports while answering.
