@@ -4,7 +4,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,7 @@ use mamba_backends::{
 };
 use tokio::sync::mpsc::UnboundedReceiver;
 
+use crate::constrain::Grammars;
 use crate::engine::{Engine, Event, Generation};
 use crate::options::{LocalOptions, DEFAULT_CONTEXT};
 use crate::sampler::SamplerConfig;
@@ -31,8 +32,15 @@ use crate::tokenizer::Tokenizer;
 /// Request options: `temperature` (default [`LocalOptions::default_temperature`], 0 = greedy),
 /// `top_p`, `seed` (same seed, same answer), `max_tokens` (default: the rest of the context),
 /// `stop`, `frequency_penalty`, `presence_penalty`, and the extra `ignore_eos: true` (as llama.cpp's
-/// server: go on past end-of-generation tokens). `tools` and a JSON `response_format` are refused
-/// with `ErrorKind::Unsupported`.
+/// server: go on past end-of-generation tokens). `tools` are refused with `ErrorKind::Unsupported`.
+///
+/// `response_format` is enforced token by token (constrained decoding with llguidance over the
+/// model's own tokenizer): with `JsonSchema` the answer always parses and validates against the
+/// schema, with `JsonObject` it is always a JSON object, in compact form. Under a format the
+/// grammar decides where the answer ends (stop sequences and `ignore_eos` do not apply); an
+/// answer cut by `max_tokens` first ends with `finish_reason` `length`. A schema the grammar
+/// engine cannot compile is refused with `ErrorKind::Unsupported` naming the reason, before any
+/// generation.
 ///
 /// Cloning is cheap: clones share one model thread, and requests from all of them queue there.
 ///
@@ -65,6 +73,8 @@ struct Inner {
     default_system_prompt: Option<String>,
     threads: usize,
     load_time: Duration,
+    /// The grammar compiler, built on the first request with a `response_format`.
+    grammars: OnceLock<Result<Grammars, String>>,
 }
 
 impl LocalBackend {
@@ -82,7 +92,10 @@ impl LocalBackend {
         let trained = loaded.info.context_length.unwrap_or(DEFAULT_CONTEXT);
         let context = options.context.unwrap_or(DEFAULT_CONTEXT.min(trained)).min(trained).max(1);
         let model = model_id(&loaded.info.name);
-        let profile = ModelProfile::new(model.clone(), "local").context_window(context).supports_tools(false);
+        let profile = ModelProfile::new(model.clone(), "local")
+            .context_window(context)
+            .supports_tools(false)
+            .supports_json_schema(true);
         let tokenizer = Arc::new(loaded.tokenizer);
         let engine = Engine::start(loaded.model, tokenizer.clone(), threads)?;
         Ok(LocalBackend {
@@ -98,6 +111,7 @@ impl LocalBackend {
                 default_system_prompt: options.default_system_prompt.clone(),
                 threads,
                 load_time: started.elapsed(),
+                grammars: OnceLock::new(),
             }),
         })
     }
@@ -208,13 +222,6 @@ impl LocalBackend {
             )
             .with_model(&self.inner.model));
         }
-        if matches!(options.response_format, Some(ResponseFormat::JsonObject | ResponseFormat::JsonSchema { .. })) {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                "the built-in model does not support response_format (no constrained decoding); use an HTTP backend for JSON output",
-            )
-            .with_model(&self.inner.model));
-        }
         check_sampling(options).map_err(|e| e.with_model(&self.inner.model))?;
         let prompt = self.prompt_tokens(messages)?;
         let context = self.inner.context;
@@ -248,7 +255,9 @@ impl LocalBackend {
                 h.finish()
             }
         };
+        let constraint = self.constraint(options.response_format.as_ref())?.map(Box::new);
         Ok(Generation {
+            constraint,
             prompt,
             max_tokens,
             stop: options.stop.clone(),
@@ -261,6 +270,23 @@ impl LocalBackend {
                 presence_penalty: options.presence_penalty.unwrap_or(0.0) as f32,
             },
         })
+    }
+}
+
+impl LocalBackend {
+    /// The grammar for `format` (`None` for free text: no grammar work at all).
+    fn constraint(&self, format: Option<&ResponseFormat>) -> Result<Option<crate::constrain::Constraint>, Error> {
+        if !matches!(format, Some(ResponseFormat::JsonObject | ResponseFormat::JsonSchema { .. })) {
+            return Ok(None);
+        }
+        let grammars = self
+            .inner
+            .grammars
+            .get_or_init(|| Grammars::new(self.inner.tokenizer.clone()).map_err(|e| e.message().to_owned()));
+        let grammars = grammars
+            .as_ref()
+            .map_err(|e| Error::new(ErrorKind::Unsupported, e.clone()).with_model(&self.inner.model))?;
+        grammars.compile(format).map_err(|e| e.with_model(&self.inner.model))
     }
 }
 

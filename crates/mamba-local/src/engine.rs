@@ -11,6 +11,7 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::oneshot;
 
 use crate::arch::Architecture;
+use crate::constrain::Constraint;
 use crate::sampler::{Sampler, SamplerConfig};
 use crate::stop::StopMatcher;
 use crate::tokenizer::decode::Utf8Decoder;
@@ -27,7 +28,10 @@ pub(crate) struct Generation {
     pub(crate) stop: Vec<String>,
     pub(crate) sampler: SamplerConfig,
     /// Go on past end-of-generation tokens (benchmarks; llama.cpp server's `ignore_eos`).
+    /// Ignored under a constraint, which decides where the answer ends.
     pub(crate) ignore_eos: bool,
+    /// The grammar the answer must follow (`response_format`); `None`: free text, no mask work.
+    pub(crate) constraint: Option<Box<Constraint>>,
 }
 
 /// What the engine reports while answering.
@@ -202,7 +206,12 @@ fn run(
     let mut pos = prompt.len();
     let mut sampler = Sampler::new(generation.sampler.clone());
     let mut decoder = Utf8Decoder::default();
-    let mut stops = StopMatcher::new(&generation.stop);
+    // Under a constraint the grammar decides where the answer ends: stop sequences would cut
+    // the JSON, so they are not applied.
+    let mut constraint = generation.constraint;
+    let stop_texts: &[String] = if constraint.is_some() { &[] } else { &generation.stop };
+    let mut stops = StopMatcher::new(stop_texts);
+    let ignore_eos = generation.ignore_eos && constraint.is_none();
     let mut generated = 0;
     let finish = loop {
         if generated >= generation.max_tokens {
@@ -211,12 +220,26 @@ fn run(
         if events.is_closed() {
             return;
         }
+        if let Some(c) = constraint.as_mut() {
+            if let Err(e) = c.mask(&mut logits) {
+                send(Event::Failed(e));
+                return;
+            }
+        }
         let id = sampler.sample(&mut logits);
         sampled.fetch_add(1, Ordering::Relaxed);
-        if tokenizer.is_eog(id) && !generation.ignore_eos {
+        if tokenizer.is_eog(id) && !ignore_eos {
             break FinishReason::Stop;
         }
         generated += 1;
+        let mut complete = false;
+        if let Some(c) = constraint.as_mut() {
+            if let Err(e) = c.consume(id) {
+                send(Event::Failed(e));
+                return;
+            }
+            complete = c.is_done();
+        }
         let (text, stopped) = stops.push(&decoder.push(tokenizer.piece(id)));
         if !text.is_empty() && !send(Event::Text(text)) {
             return;
@@ -228,6 +251,9 @@ fn run(
                 completion_tokens: generated,
             });
             return;
+        }
+        if complete {
+            break FinishReason::Stop;
         }
         if generated >= generation.max_tokens {
             break FinishReason::Length;

@@ -24,6 +24,7 @@
 
 mod arch;
 mod backend;
+mod constrain;
 mod engine;
 mod gguf;
 mod loader;

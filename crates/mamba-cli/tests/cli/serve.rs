@@ -224,6 +224,42 @@ async fn serves_the_built_in_model() {
     assert!(ok);
 }
 
+/// `response_format` reaches the built-in model through serve: a client of serve gets output
+/// constrained to its schema (compact JSON that validates), complete and streamed.
+#[tokio::test]
+async fn serve_passes_response_format_to_the_built_in_model() {
+    let Some(file) = model_file() else { return };
+    let s = serve(&["--local", "--model-file", file.to_str().unwrap()], &[]).await;
+    let model = s.client("x").list_models().await.unwrap()[0].id.clone();
+    let schema = serde_json::json!({
+        "type": "object",
+        "properties": {
+            "sentiment": {"type": "string", "enum": ["positive", "negative", "neutral"]},
+            "score": {"type": "integer", "minimum": 1, "maximum": 5}
+        },
+        "required": ["sentiment", "score"],
+        "additionalProperties": false
+    });
+    let options = RequestOptions::new()
+        .temperature(0.0)
+        .max_tokens(60)
+        .response_format(mamba_backends::ResponseFormat::json_schema("review", schema));
+    let messages =
+        [Message::system("You are a helpful AI assistant."), Message::user("Rate this review: great phone!")];
+    let complete = s.client(&model).complete(&messages, &options).await.unwrap();
+    let streamed = collect(s.client(&model).stream(&messages, &options).await.unwrap()).await.unwrap();
+    for answer in [&complete, &streamed] {
+        let value: serde_json::Value = serde_json::from_str(&answer.content).unwrap();
+        let keys: Vec<&String> = value.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["sentiment", "score"], "{}", answer.content);
+        assert!(["positive", "negative", "neutral"].contains(&value["sentiment"].as_str().unwrap()));
+        assert!((1..=5).contains(&value["score"].as_i64().unwrap()), "{}", answer.content);
+    }
+    assert_eq!(streamed.content, complete.content);
+    let (ok, _) = s.stop().await;
+    assert!(ok);
+}
+
 fn peers_root() -> PathBuf {
     std::env::var_os("MAMBA_PEERS_ROOT")
         .map(PathBuf::from)

@@ -123,6 +123,21 @@ impl Tokenizer {
         self.eog.binary_search(&id).is_ok()
     }
 
+    /// Tokens in the vocabulary.
+    pub(crate) fn vocab_size(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// The end-of-generation tokens, sorted.
+    pub(crate) fn eog_ids(&self) -> &[u32] {
+        &self.eog
+    }
+
+    /// True for control (and unknown) tokens: markup such as `<|im_start|>`, never answer text.
+    pub(crate) fn is_control(&self, id: u32) -> bool {
+        matches!(self.types.get(id as usize).copied(), Some(TYPE_CONTROL | TYPE_UNKNOWN))
+    }
+
     /// The text of a token as stored in the vocabulary.
     pub(crate) fn token_text(&self, id: u32) -> Option<&str> {
         self.tokens.get(id as usize).map(String::as_str)

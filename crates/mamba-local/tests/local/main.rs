@@ -8,4 +8,5 @@
 
 mod engine;
 mod golden;
+mod structured;
 mod support;
