@@ -149,14 +149,19 @@ fn any_object() -> Value {
 
 /// The schema with llguidance's options for compact JSON: no whitespace between tokens, `,` and
 /// `:` as separators; `oneOf` is enforced as `anyOf` (schemars writes `oneOf` for enums with
-/// data, whose branches exclude each other, so the two agree there). A schema that sets its own `x-guidance` options keeps them. A schema that
-/// is not an object (`true`) is wrapped so the options have a place.
+/// data, whose branches exclude each other, so the two agree there). Keywords and formats the
+/// grammar engine does not implement (`uniqueItems`, schemars' `format: "double"`, …) are left out
+/// of the grammar (`lenient`) rather than refused: the answer is still checked against the whole
+/// schema by whoever asked for it (`Extract` validates and retries), so a `HashSet` or `f64`
+/// field does not make a type unusable here. A schema that sets its own `x-guidance` options
+/// keeps them. A schema that is not an object (`true`) is wrapped so the options have a place.
 fn compact(schema: Value) -> Value {
     let options = json!({
         "whitespace_flexible": false,
         "item_separator": ",",
         "key_separator": ":",
-        "coerce_one_of": true
+        "coerce_one_of": true,
+        "lenient": true
     });
     match schema {
         Value::Object(mut map) => {
