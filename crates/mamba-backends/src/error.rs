@@ -45,14 +45,24 @@ pub enum ErrorKind {
     Decode,
     /// The stream broke: cut before the server finished, or the connection failed mid-way.
     Stream,
-    /// The backend is misconfigured (invalid base URL, header or option).
+    /// The backend is misconfigured (invalid base URL, header or option), or a schema given
+    /// for structured output is not valid JSON Schema.
     Config,
+    /// The model refused to answer (a `refusal`, or the content filter stopped it); the
+    /// refusal's text is in the message. Not retryable.
+    Refusal,
+    /// The answer was cut by the token limit (`finish_reason: length`) before its JSON was
+    /// complete: raise `max_tokens` or ask for less. Not retryable unchanged.
+    Truncated,
+    /// Structured output still failed to parse or validate after the last attempt;
+    /// [`attempts_of`](crate::structured::attempts_of) gives every attempt's text and error.
+    InvalidOutput,
 }
 
 impl ErrorKind {
     /// Every kind, in declaration order (for lists of kinds a user may name, e.g. a gateway's
     /// fallback conditions).
-    pub const ALL: [ErrorKind; 15] = [
+    pub const ALL: [ErrorKind; 18] = [
         ErrorKind::Authentication,
         ErrorKind::PermissionDenied,
         ErrorKind::RateLimited,
@@ -68,6 +78,9 @@ impl ErrorKind {
         ErrorKind::Decode,
         ErrorKind::Stream,
         ErrorKind::Config,
+        ErrorKind::Refusal,
+        ErrorKind::Truncated,
+        ErrorKind::InvalidOutput,
     ];
 
     /// The kind named by its [`as_str`](ErrorKind::as_str) form (`rate_limited`, …).
@@ -93,6 +106,9 @@ impl ErrorKind {
             ErrorKind::Decode => "decode",
             ErrorKind::Stream => "stream",
             ErrorKind::Config => "config",
+            ErrorKind::Refusal => "refusal",
+            ErrorKind::Truncated => "truncated",
+            ErrorKind::InvalidOutput => "invalid_output",
         }
     }
 
@@ -126,6 +142,9 @@ impl ErrorKind {
             ErrorKind::Decode => "could not decode the response",
             ErrorKind::Stream => "stream failed",
             ErrorKind::Config => "invalid configuration",
+            ErrorKind::Refusal => "the model refused",
+            ErrorKind::Truncated => "the answer was cut by the token limit",
+            ErrorKind::InvalidOutput => "the answer is not valid structured output",
         }
     }
 }

@@ -62,6 +62,7 @@
 //! | [`message`] | [`Message`] and its parts: [`Role`](message::Role), [`Content`](message::Content), [`ContentPart`](message::ContentPart), [`ImageDetail`](message::ImageDetail), [`ReasoningItem`](message::ReasoningItem) |
 //! | [`options`] | [`RequestOptions`], [`ResponseFormat`], [`ReasoningEffort`](options::ReasoningEffort), [`ReasoningSummary`](options::ReasoningSummary) |
 //! | [`stream`] | [`StreamChunk`], [`StreamAccumulator`], [`collect`], [`ToolCallDelta`](stream::ToolCallDelta) |
+//! | [`structured`] | typed structured output: [`Extract`], [`ExtractOptions`], [`ExtractMode`], [`Extracted`], and the pure steps ([`translate`](structured::translate), [`parse_lenient`](structured::parse_lenient), [`Validator`](structured::Validator), [`complete_partial`](structured::complete_partial)) |
 //! | [`preset`] | [`Preset`] and the settings a custom one is made of: [`PresetSpec`](preset::PresetSpec), [`WireApi`](preset::WireApi), [`AuthStyle`](preset::AuthStyle), … |
 //! | [`pool`] | [`BackendPool`], [`BackendPoolBuilder`](pool::BackendPoolBuilder), [`BreakerState`](pool::BreakerState) |
 //! | [`embeddings`] | the [`Embedder`](embeddings::Embedder) trait, its inputs, options and [`Embeddings`](embeddings::Embeddings) |
@@ -123,6 +124,7 @@ pub mod redact;
 mod retry;
 mod sse;
 pub mod stream;
+pub mod structured;
 mod think;
 pub mod transport;
 #[cfg(feature = "reqwest")]
@@ -138,7 +140,11 @@ pub use pool::BackendPool;
 pub use preset::Preset;
 pub use profile::{get_profile, get_profiles_by_provider, list_profiles, register_profile, ModelProfile};
 pub use retry::RetryPolicy;
+/// The `schemars` this crate derives schemas with: `#[derive(mamba_backends::schemars::JsonSchema)]`
+/// (or `use mamba_backends::schemars::JsonSchema;`) matches the version [`Extract`] needs.
+pub use schemars;
 pub use stream::{collect, StreamAccumulator, StreamChunk};
+pub use structured::{Extract, ExtractMode, ExtractOptions, Extracted};
 pub use types::{FinishReason, Message, ModelResponse, ToolCall, ToolChoice, ToolDefinition, Usage};
 
 /// The README's examples compile.

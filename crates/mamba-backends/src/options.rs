@@ -68,6 +68,10 @@ pub struct RequestOptions {
     /// Any other body fields, merged in last: they override fields set above (the seed's
     /// `**kwargs`).
     pub extra: Map<String, Value>,
+    /// Set by [`Extract`](crate::structured::Extract): the `response_format` is structured
+    /// output to adapt to each server's form (`translate`), not a user's own format to send as
+    /// given. Kept by `clone`, so a pool adapts it per endpoint.
+    pub(crate) adapt_schema: bool,
 }
 
 impl RequestOptions {

@@ -65,6 +65,15 @@ pub enum StructuredOutput {
     JsonObjectOnly,
     /// `{"type": "json", "value": schema}` for schemas (TGI's own form); `json_object` native.
     TgiJson,
+    /// OpenAI's strict `json_schema` (OpenAI, Azure): a user's own `response_format` is sent as
+    /// given; for [`Extract`](crate::structured::Extract) the schema is made strict (every
+    /// property required, optional ones as `null` unions, `additionalProperties: false`,
+    /// keywords strict mode rejects moved into `description`).
+    OpenAiStrict,
+    /// `json_schema` without `type` arrays (Ollama chokes on `type: [..., "null"]`): a user's own
+    /// `response_format` is sent as given; for [`Extract`](crate::structured::Extract) type
+    /// arrays are rewritten as `anyOf`.
+    NoTypeArrays,
 }
 
 /// Which API a backend speaks: chat completions, the Responses API, or the Responses API
@@ -344,6 +353,8 @@ const OPENAI: PresetSpec = PresetSpec {
     wire_api: WireApi::Auto,
     // The Batch API's home [D OAI-SPEC].
     batch_api: true,
+    // Strict json_schema: all required, no additional properties [D OAI-SPEC].
+    structured_output: StructuredOutput::OpenAiStrict,
     ..GENERIC
 };
 
@@ -358,6 +369,8 @@ const AZURE: PresetSpec = PresetSpec {
     wire_api: WireApi::Auto,
     // Global-batch deployments: /files and /batches under /openai/v1 [D].
     batch_api: true,
+    // Strict json_schema: all required, no additional properties [D OAI-SPEC].
+    structured_output: StructuredOutput::OpenAiStrict,
     ..GENERIC
 };
 
@@ -372,6 +385,8 @@ const AZURE_LEGACY: PresetSpec = PresetSpec {
     query: Some("api-version=2024-10-21"),
     // /openai/files and /openai/batches with api-version (not under the deployment) [D].
     batch_api: true,
+    // Strict json_schema: all required, no additional properties [D OAI-SPEC].
+    structured_output: StructuredOutput::OpenAiStrict,
     ..GENERIC
 };
 
@@ -390,6 +405,8 @@ const OLLAMA: PresetSpec = PresetSpec {
     embeddings: Some(EmbeddingSpec { default_model: "nomic-embed-text", ..LOCAL_EMBEDDINGS }),
     // No /v1/files or /v1/batches [C OLL].
     batch_api: false,
+    // json_schema becomes `format: <schema>`, whose converter rejects type arrays [C OLL].
+    structured_output: StructuredOutput::NoTypeArrays,
     ..GENERIC
 };
 

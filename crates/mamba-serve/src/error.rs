@@ -216,6 +216,10 @@ fn table(kind: ErrorKind) -> (u16, &'static str, Option<&'static str>) {
         ErrorKind::Unavailable | ErrorKind::Connect => (503, "service_unavailable", Some("upstream_unavailable")),
         ErrorKind::Timeout => (504, "timeout_error", Some("timeout")),
         ErrorKind::Server | ErrorKind::Decode | ErrorKind::Stream => (502, "upstream_error", None),
+        // Structured-output outcomes: the model's answer, not the request, was at fault.
+        ErrorKind::Refusal => (422, "invalid_request_error", Some("refusal")),
+        ErrorKind::Truncated => (502, "upstream_error", Some("truncated")),
+        ErrorKind::InvalidOutput => (502, "upstream_error", Some("invalid_output")),
         // Config and kinds added later.
         _ => (500, "server_error", None),
     }

@@ -24,9 +24,10 @@ use std::path::{Path, PathBuf};
 #[allow(unused_imports)]
 use mamba_backends::{
     collect, create_lmstudio_backend, create_ollama_backend, create_vllm_backend, get_profile,
-    get_profiles_by_provider, list_profiles, register_profile, BackendPool, Error, ErrorKind, FinishReason, Message,
-    ModelBackend, ModelProfile, ModelResponse, OpenAICompatibleBackend, Preset, RequestOptions, ResponseFormat,
-    RetryPolicy, StreamAccumulator, StreamChunk, ToolCall, ToolChoice, ToolDefinition, Usage,
+    get_profiles_by_provider, list_profiles, register_profile, schemars, BackendPool, Error, ErrorKind, Extract,
+    ExtractMode, ExtractOptions, Extracted, FinishReason, Message, ModelBackend, ModelProfile, ModelResponse,
+    OpenAICompatibleBackend, Preset, RequestOptions, ResponseFormat, RetryPolicy, StreamAccumulator, StreamChunk,
+    ToolCall, ToolChoice, ToolDefinition, Usage,
 };
 // The modules and what each holds beyond the root.
 #[cfg(feature = "rustls")]
@@ -49,6 +50,10 @@ use mamba_backends::{
     raw::{PostJson, RawResponse},
     redact::{looks_like_secret, redact_text, redact_url},
     stream::ToolCallDelta,
+    structured::{
+        attempts_of, complete_partial, parse_lenient, translate, Attempt, ExtractStream, ParseError, Partial, Repair,
+        Repaired, Translated, Validator,
+    },
     transport::{BodyStream, Transport, TransportRequest, TransportResponse},
 };
 

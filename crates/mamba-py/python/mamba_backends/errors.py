@@ -179,6 +179,21 @@ class ConfigurationError(ModelBackendError, ValueError):
     }
 
 
+class RefusalError(ModelBackendError):
+    """The model refused to answer (a ``refusal``, or the content filter stopped it); the
+    refusal's text is in the message. Not retryable."""
+
+
+class TruncatedError(ModelBackendError):
+    """Structured output was cut by the token limit before its JSON was complete: raise
+    ``max_tokens`` or ask for less."""
+
+
+class InvalidOutputError(ModelBackendError):
+    """Structured output still failed to parse or validate after the last attempt; the
+    message holds the last validation error."""
+
+
 #: The exception class of each error kind of the Rust core.
 ERRORS_BY_KIND: Dict[str, type] = {
     "authentication": AuthenticationError,
@@ -196,4 +211,7 @@ ERRORS_BY_KIND: Dict[str, type] = {
     "decode": DecodeError,
     "stream": StreamError,
     "config": ConfigurationError,
+    "refusal": RefusalError,
+    "truncated": TruncatedError,
+    "invalid_output": InvalidOutputError,
 }
