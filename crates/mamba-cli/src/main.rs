@@ -81,9 +81,7 @@ fn job(command: Command) -> Job {
             Job::new(json, commands::models::run(server, json, args.local))
         }
         Command::Embed(args) => Job::new(args.conn.json, embed::run(settings::Embed::from_flags(args))),
-        Command::Extract(args) => {
-            Job::new(args.conn.json, commands::extract::run(settings::Extract::from_flags(args)))
-        }
+        Command::Extract(args) => Job::new(args.conn.json, commands::extract::run(settings::Extract::from_flags(args))),
         Command::Profiles(args) => Job::sync(args.json, move || {
             commands::profiles::run(args.model.as_deref(), args.provider.as_deref(), args.json)
         }),

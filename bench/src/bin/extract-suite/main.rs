@@ -223,9 +223,7 @@ impl Runner<'_> {
             _ => attempts,
         };
         let as_expected = malformation.map(|m| match m {
-            Malformation::Truncated => {
-                requests == 1 && matches!(&outcome, Err(e) if e.kind() == ErrorKind::Truncated)
-            }
+            Malformation::Truncated => requests == 1 && matches!(&outcome, Err(e) if e.kind() == ErrorKind::Truncated),
             _ => requests == 1 && valid && correct,
         });
         let steps_cpu_us = steps_cpu(&task.schema, &texts, self.form.0, self.form.1, self.args.reps);
@@ -251,7 +249,8 @@ impl Runner<'_> {
 /// The mock's answer to `task` damaged by `m`, in `mode`.
 fn mock_reply(task: &Task, m: Malformation, mode: ExtractMode) -> Reply {
     let text = m.apply(&task.expected);
-    let reply = if mode == ExtractMode::Tool { Reply::tool_call(task.id, Value::String(text)) } else { Reply::text(text) };
+    let reply =
+        if mode == ExtractMode::Tool { Reply::tool_call(task.id, Value::String(text)) } else { Reply::text(text) };
     if m == Malformation::Truncated {
         reply.finish_reason("length")
     } else {
@@ -268,7 +267,13 @@ fn summary(label: &str, results: &[&CallResult]) -> Value {
     let first = count(&|r| r.valid && r.attempts == 1);
     let success_attempts: usize = results.iter().filter(|r| r.valid).map(|r| r.attempts).sum();
     let requests: usize = results.iter().map(|r| r.requests).sum();
-    let mean = |f: &dyn Fn(&CallResult) -> f64| if n == 0 { 0.0 } else { results.iter().map(|r| f(r)).sum::<f64>() / n as f64 };
+    let mean = |f: &dyn Fn(&CallResult) -> f64| {
+        if n == 0 {
+            0.0
+        } else {
+            results.iter().map(|r| f(r)).sum::<f64>() / n as f64
+        }
+    };
     let steps = mean(&|r| r.steps_cpu_us);
     let call = mean(&|r| r.call_cpu_us);
     let expected = results.iter().filter_map(|r| r.as_expected).collect::<Vec<_>>();
@@ -293,7 +298,17 @@ fn summary(label: &str, results: &[&CallResult]) -> Value {
 fn print_table(rows: &[Value]) {
     println!(
         "{:<28} {:>5} {:>7} {:>9} {:>7} {:>9} {:>5} {:>10} {:>10} {:>7} {:>8}",
-        "mode / malformation", "calls", "valid", "v+correct", "1st ok", "att/succ", "reqs", "steps µs", "call µs", "steps%", "expected"
+        "mode / malformation",
+        "calls",
+        "valid",
+        "v+correct",
+        "1st ok",
+        "att/succ",
+        "reqs",
+        "steps µs",
+        "call µs",
+        "steps%",
+        "expected"
     );
     let pct = |v: &Value| v.as_f64().map_or("-".to_owned(), |x| format!("{:.1}%", x * 100.0));
     for r in rows {
@@ -317,7 +332,12 @@ fn print_table(rows: &[Value]) {
     }
 }
 
-fn server_backend(base_url: &str, preset: Option<Preset>, key_env: Option<&str>, model: &str) -> OpenAICompatibleBackend {
+fn server_backend(
+    base_url: &str,
+    preset: Option<Preset>,
+    key_env: Option<&str>,
+    model: &str,
+) -> OpenAICompatibleBackend {
     let mut builder = OpenAICompatibleBackend::builder(model).base_url(base_url).retry_policy(RetryPolicy::none());
     if let Some(p) = preset {
         builder = builder.preset(p);
@@ -339,15 +359,16 @@ async fn local_backend(_file: Option<&str>) -> Box<dyn ModelBackend> {
 #[cfg(feature = "local")]
 async fn local_backend(file: Option<&str>) -> Box<dyn ModelBackend> {
     use mamba_local::fetch::{ModelSpec, ModelStore};
-    let path = match file.map(str::to_owned).or_else(|| std::env::var("MAMBA_MODEL_FILE").ok().filter(|v| !v.is_empty())) {
-        Some(path) => std::path::PathBuf::from(path),
-        None => {
-            let store = ModelStore::from_env().unwrap_or_else(|e| fail(e.message()));
-            store.cached(&ModelSpec::default_model()).unwrap_or_else(|| {
-                fail("the built-in model is not in the cache: run `mamba-llm pull` or pass --model-file PATH")
-            })
-        }
-    };
+    let path =
+        match file.map(str::to_owned).or_else(|| std::env::var("MAMBA_MODEL_FILE").ok().filter(|v| !v.is_empty())) {
+            Some(path) => std::path::PathBuf::from(path),
+            None => {
+                let store = ModelStore::from_env().unwrap_or_else(|e| fail(e.message()));
+                store.cached(&ModelSpec::default_model()).unwrap_or_else(|| {
+                    fail("the built-in model is not in the cache: run `mamba-llm pull` or pass --model-file PATH")
+                })
+            }
+        };
     let backend = mamba_local::LocalBackend::load_async(&path, mamba_local::LocalOptions::new())
         .await
         .unwrap_or_else(|e| fail(&format!("{}: {}", path.display(), e.message())));
@@ -390,7 +411,13 @@ async fn run(args: &Args, mock: Option<&MockServer>) -> Vec<CallResult> {
                         "extract-suite: {} {}: {}{}",
                         mode.as_str(),
                         task.id,
-                        if r.correct { "correct" } else if r.valid { "valid" } else { "failed" },
+                        if r.correct {
+                            "correct"
+                        } else if r.valid {
+                            "valid"
+                        } else {
+                            "failed"
+                        },
                         r.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
                     );
                     results.push(r);
@@ -428,7 +455,8 @@ fn main() {
         rows.push(summary(mode.as_str(), &of_mode));
         if mock.is_some() {
             for m in Malformation::ALL {
-                let of: Vec<&CallResult> = of_mode.iter().copied().filter(|r| r.malformation == Some(m.name())).collect();
+                let of: Vec<&CallResult> =
+                    of_mode.iter().copied().filter(|r| r.malformation == Some(m.name())).collect();
                 if !of.is_empty() {
                     rows.push(summary(&format!("  {}", m.name()), &of));
                 }

@@ -85,7 +85,10 @@ impl Malformation {
             Malformation::SingleQuotes => write(expected, &Style { quote: '\'', ..Style::default() }),
             Malformation::UnquotedKeys => write(expected, &Style { bare_keys: true, ..Style::default() }),
             Malformation::Comments => {
-                format!("// the answer\n{}\n/* end of the answer */", write(expected, &Style { comments: true, ..Style::default() }))
+                format!(
+                    "// the answer\n{}\n/* end of the answer */",
+                    write(expected, &Style { comments: true, ..Style::default() })
+                )
             }
             Malformation::SingleObject => match expected.as_array().and_then(|a| a.first()) {
                 Some(one) => serde_json::to_string(one).unwrap_or_default(),
@@ -207,7 +210,11 @@ mod tests {
             assert!(serde_json::from_str::<Value>(&m.apply(&v)).is_err(), "{}: {}", m.name(), m.apply(&v));
         }
         assert!(Malformation::TrailingCommas.apply(&v).contains("\"a\",\n"));
-        assert!(Malformation::SingleQuotes.apply(&v).contains(r#"'it\'s "x"'"#), "{}", Malformation::SingleQuotes.apply(&v));
+        assert!(
+            Malformation::SingleQuotes.apply(&v).contains(r#"'it\'s "x"'"#),
+            "{}",
+            Malformation::SingleQuotes.apply(&v)
+        );
         assert!(Malformation::UnquotedKeys.apply(&v).contains("tags: ["));
         assert!(!Malformation::SingleObject.applies(&v));
         assert_eq!(Malformation::SingleObject.apply(&json!([{"a": 1}])), r#"{"a":1}"#);

@@ -354,8 +354,9 @@ pub(crate) fn correct(actual: &Value, expected: &Value) -> bool {
             })
         }
         (Value::Object(a), Value::Object(e)) => {
-            e.iter().all(|(k, want)| a.get(k).is_some_and(|got| correct(got, want)) || (want.is_null() && !a.contains_key(k)))
-                && a.iter().all(|(k, got)| e.contains_key(k) || got.is_null())
+            e.iter().all(|(k, want)| {
+                a.get(k).is_some_and(|got| correct(got, want)) || (want.is_null() && !a.contains_key(k))
+            }) && a.iter().all(|(k, got)| e.contains_key(k) || got.is_null())
         }
         (a, e) => a == e,
     }

@@ -179,7 +179,7 @@ pub(crate) async fn run(args: Settings) -> Result<(), CliError> {
         if let Some(system) = &args.system {
             messages.push(Message::system(system));
         }
-        messages.push(Message::user(&input));
+        messages.push(Message::user(input.as_str()));
         match backend.as_ref().extract_value(&schema, &messages, &options).await {
             Ok(out) if args.json => line(&success_json(index, &out).to_string())?,
             Ok(out) => line(&out.value.to_string())?,

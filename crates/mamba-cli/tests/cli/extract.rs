@@ -100,8 +100,7 @@ async fn extract_retries_with_the_validation_errors() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn extract_exits_1_when_the_last_attempt_is_invalid() {
-    let server =
-        MockServer::start_with(Script::new().always(Reply::text(r#"{"name": "Di"}"#))).await.unwrap();
+    let server = MockServer::start_with(Script::new().always(Reply::text(r#"{"name": "Di"}"#))).await.unwrap();
     let o = run(cmd(&server).args(["--attempts", "2", "Di is 5."])).await;
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert_eq!(stdout(&o), "");
