@@ -140,8 +140,9 @@ pub use pool::BackendPool;
 pub use preset::Preset;
 pub use profile::{get_profile, get_profiles_by_provider, list_profiles, register_profile, ModelProfile};
 pub use retry::RetryPolicy;
-/// The `schemars` this crate derives schemas with: `#[derive(mamba_backends::schemars::JsonSchema)]`
-/// (or `use mamba_backends::schemars::JsonSchema;`) matches the version [`Extract`] needs.
+/// The `schemars` [`Extract`] takes schemas from. With `use mamba_backends::schemars::{self,
+/// JsonSchema};` in scope, `#[derive(JsonSchema)]` works without a direct dependency (the derive
+/// names `schemars::…`), so the versions always match.
 pub use schemars;
 pub use stream::{collect, StreamAccumulator, StreamChunk};
 pub use structured::{Extract, ExtractMode, ExtractOptions, Extracted};

@@ -167,6 +167,13 @@ impl<M: SerializeMap> Writer<'_, M> {
         self.refused.set(Some(Error::new(ErrorKind::Unsupported, message)));
         error
     }
+
+    /// Refuses the request with `error` as it is (its kind kept).
+    pub(crate) fn refuse_with(&self, error: Error) -> M::Error {
+        let e = ser::Error::custom(error.message());
+        self.refused.set(Some(error));
+        e
+    }
 }
 
 impl ChatRequest<'_> {
@@ -259,7 +266,13 @@ fn write_options<M: SerializeMap>(
     if let (Some(effort), Input::Chat) = (o.reasoning_effort, input) {
         w.field("reasoning_effort", &effort)?;
     }
-    if let Some(format) = &o.response_format {
+    if let (Some(ResponseFormat::JsonSchema { name, schema, .. }), true) = (&o.response_format, o.adapt_schema) {
+        // Structured output from `Extract`: the schema in this server's own form.
+        match crate::structured::translate(schema, c.structured, c.target) {
+            Ok(translated) => w.field("response_format", &translated.response_format(name))?,
+            Err(e) => return Err(w.refuse_with(e)),
+        }
+    } else if let Some(format) = &o.response_format {
         if let (ResponseFormat::JsonSchema { .. }, StructuredOutput::JsonObjectOnly) = (format, c.structured) {
             if !c.drop_unsupported {
                 return Err(w.refuse(format!(
@@ -1061,5 +1074,56 @@ mod tests {
         assert_ne!(a, ToolIdRule::NineAlnum.apply("call_other").into_owned());
         assert_eq!(ToolIdRule::NineAlnum.apply("abcDEF123"), "abcDEF123");
         assert_eq!(ToolIdRule::Any.apply("x"), "x");
+    }
+
+    /// Structured output from `Extract` (the crate-private flag) is written in each form; a
+    /// user's own format is not adapted (the tests above).
+    #[test]
+    fn adapted_schemas_take_each_servers_form() {
+        let schema = json!({"type": "object", "properties": {"a": {"type": ["string", "null"], "minLength": 1}, "n": {"type": "number", "maximum": 5}}, "required": ["a"]});
+        let mut options = RequestOptions::new().response_format(ResponseFormat::JsonSchema {
+            name: "out".into(),
+            schema: schema.clone(),
+            strict: Some(true),
+        });
+        let plain = |form: StructuredOutput, options: &RequestOptions| {
+            let config = WireConfig { structured: form, target: "t", ..WireConfig::default() };
+            to_body(&ChatRequest { model: "m", messages: &[], options, stream: false, config: &config })
+        };
+        // Without the flag: as today.
+        let v: Value = serde_json::from_slice(&plain(StructuredOutput::OpenAiStrict, &options).unwrap()).unwrap();
+        assert_eq!(v["response_format"]["json_schema"]["schema"], schema);
+        assert!(plain(StructuredOutput::JsonObjectOnly, &options).is_err());
+        options.adapt_schema = true;
+        let form = |f: StructuredOutput| -> Value {
+            let v: Value = serde_json::from_slice(&plain(f, &options).unwrap()).unwrap();
+            v["response_format"].clone()
+        };
+        let strict = form(StructuredOutput::OpenAiStrict);
+        assert_eq!(strict["json_schema"]["strict"], json!(true));
+        assert_eq!(strict["json_schema"]["schema"]["required"], json!(["a", "n"]));
+        assert_eq!(strict["json_schema"]["schema"]["additionalProperties"], json!(false));
+        assert_eq!(
+            form(StructuredOutput::Native),
+            json!({"type": "json_schema", "json_schema": {"name": "out", "schema": schema}})
+        );
+        assert_eq!(
+            form(StructuredOutput::NoTypeArrays)["json_schema"]["schema"]["properties"]["a"]["anyOf"],
+            json!([{"type": "string"}, {"type": "null"}])
+        );
+        let llama = form(StructuredOutput::JsonObjectWithSchema);
+        assert_eq!(llama["type"], json!("json_object"));
+        assert_eq!(llama["schema"]["properties"]["n"], json!({"type": "number", "description": "(maximum: 5)"}));
+        assert_eq!(form(StructuredOutput::JsonObjectOnly), json!({"type": "json_object"}));
+        assert_eq!(form(StructuredOutput::TgiJson), json!({"type": "json", "value": schema}));
+        // A schema the form cannot take refuses the request, naming the keyword and the server.
+        options.response_format = Some(ResponseFormat::JsonSchema {
+            name: "out".into(),
+            schema: json!({"type": "object", "additionalProperties": {"type": "string"}}),
+            strict: Some(true),
+        });
+        let e = plain(StructuredOutput::OpenAiStrict, &options).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unsupported);
+        assert!(e.to_string().contains("additionalProperties") && e.to_string().contains("the t server"), "{e}");
     }
 }

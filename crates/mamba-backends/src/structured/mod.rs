@@ -22,7 +22,9 @@
 //! [`attempts_of`] gives.
 //!
 //! ```no_run
-//! use mamba_backends::schemars::JsonSchema;
+//! // The derive names `schemars::…`: the crate's re-export in scope is enough (no direct
+//! // dependency, no version skew).
+//! use mamba_backends::schemars::{self, JsonSchema};
 //! use mamba_backends::{create_ollama_backend, Extract, ExtractOptions, Message};
 //! use serde::Deserialize;
 //!
@@ -45,201 +47,12 @@ mod extract;
 mod partial;
 mod repair;
 mod translate;
+mod types;
 mod validate;
-
-use std::fmt;
-use std::pin::Pin;
-
-use futures_core::Stream;
-
-use crate::error::Error;
-use crate::options::RequestOptions;
-use crate::types::{FinishReason, Usage};
 
 pub use extract::Extract;
 pub use partial::complete_partial;
 pub use repair::{parse_lenient, ParseError, Repair, Repaired};
 pub use translate::{translate, Translated};
+pub use types::{attempts_of, Attempt, ExtractMode, ExtractOptions, ExtractStream, Extracted, Partial};
 pub use validate::Validator;
-
-/// How one extraction runs: the request's options, the number of attempts, the mode.
-///
-/// ```
-/// use mamba_backends::{ExtractMode, ExtractOptions, RequestOptions};
-///
-/// let options = ExtractOptions::new()
-///     .attempts(2)
-///     .mode(ExtractMode::Tool)
-///     .request(RequestOptions::new().temperature(0.0));
-/// assert_eq!(options.attempts, 2);
-/// ```
-#[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
-pub struct ExtractOptions {
-    /// The options of each request (temperature, max tokens, …). Its `response_format`,
-    /// `tools` and `tool_choice` are set by the mode.
-    pub request: RequestOptions,
-    /// Requests at most (each parse or validation failure is sent back as feedback); 3 by
-    /// default, at least 1.
-    pub attempts: u32,
-    /// How the schema is asked for.
-    pub mode: ExtractMode,
-    /// The schema's name on the wire; by default the schema's `title`, else `"output"`.
-    pub name: Option<String>,
-}
-
-impl Default for ExtractOptions {
-    fn default() -> Self {
-        ExtractOptions { request: RequestOptions::new(), attempts: 3, mode: ExtractMode::Auto, name: None }
-    }
-}
-
-impl ExtractOptions {
-    /// Three attempts, [`ExtractMode::Auto`], default request options.
-    pub fn new() -> ExtractOptions {
-        ExtractOptions::default()
-    }
-
-    /// Sets the request options.
-    #[must_use]
-    pub fn request(mut self, request: RequestOptions) -> ExtractOptions {
-        self.request = request;
-        self
-    }
-
-    /// Sets the number of attempts (at least 1).
-    #[must_use]
-    pub fn attempts(mut self, attempts: u32) -> ExtractOptions {
-        self.attempts = attempts.max(1);
-        self
-    }
-
-    /// Sets the mode.
-    #[must_use]
-    pub fn mode(mut self, mode: ExtractMode) -> ExtractOptions {
-        self.mode = mode;
-        self
-    }
-
-    /// Sets the schema's name.
-    #[must_use]
-    pub fn name(mut self, name: impl Into<String>) -> ExtractOptions {
-        self.name = Some(name.into());
-        self
-    }
-}
-
-/// How the schema is asked for.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ExtractMode {
-    /// The server's own form (its preset's
-    /// [`StructuredOutput`](crate::preset::StructuredOutput)), adapted per endpoint of a pool.
-    #[default]
-    Auto,
-    /// `response_format: json_schema` as given, not adapted.
-    JsonSchema,
-    /// `response_format: json_object`, the schema in the prompt.
-    JsonObject,
-    /// A forced function tool whose parameters are the schema; the answer is its arguments.
-    Tool,
-    /// The schema in the prompt only, no `response_format`.
-    Prompt,
-}
-
-impl ExtractMode {
-    /// Parses `auto`, `json_schema`, `json_object`, `tool` or `prompt`.
-    pub fn parse(value: &str) -> Option<ExtractMode> {
-        Some(match value {
-            "auto" => ExtractMode::Auto,
-            "json_schema" => ExtractMode::JsonSchema,
-            "json_object" => ExtractMode::JsonObject,
-            "tool" => ExtractMode::Tool,
-            "prompt" => ExtractMode::Prompt,
-            _ => return None,
-        })
-    }
-
-    /// The mode as text (`"auto"`, `"json_schema"`, …).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ExtractMode::Auto => "auto",
-            ExtractMode::JsonSchema => "json_schema",
-            ExtractMode::JsonObject => "json_object",
-            ExtractMode::Tool => "tool",
-            ExtractMode::Prompt => "prompt",
-        }
-    }
-}
-
-/// A validated value, with how it was obtained.
-#[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
-pub struct Extracted<T> {
-    /// The value.
-    pub value: T,
-    /// The text of the successful attempt, as the model wrote it.
-    pub raw: String,
-    /// Every attempt, the successful one last.
-    pub attempts: Vec<Attempt>,
-    /// The usage of every attempt, summed.
-    pub usage: Usage,
-}
-
-/// One request of an extraction.
-#[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
-pub struct Attempt {
-    /// The answer's text (or the forced tool call's arguments).
-    pub text: String,
-    /// Why it was rejected (the parse or validation errors, one line each); `None` for the
-    /// accepted one.
-    pub error: Option<String>,
-    /// The local repairs its text needed.
-    pub repairs: Vec<Repair>,
-    /// Its usage, when the server reported it.
-    pub usage: Option<Usage>,
-    /// Why the server stopped.
-    pub finish_reason: Option<FinishReason>,
-}
-
-/// An item of [`Extract::extract_stream`].
-#[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
-pub enum Partial<T> {
-    /// The JSON so far, closed up to parse (not validated). `attempt` counts from 1.
-    Value {
-        /// Which attempt the value is of.
-        attempt: u32,
-        /// The value so far.
-        value: serde_json::Value,
-    },
-    /// The end: the validated value.
-    Done(Extracted<T>),
-}
-
-/// The stream [`Extract::extract_stream`] returns (it borrows the backend, which it calls again
-/// for each further attempt).
-pub type ExtractStream<'a, T> = Pin<Box<dyn Stream<Item = Result<Partial<T>, Error>> + Send + 'a>>;
-
-/// Every attempt's text and error, on an [`ErrorKind::InvalidOutput`](crate::ErrorKind::InvalidOutput)
-/// error from [`Extract`]; `None` on any other error.
-pub fn attempts_of(err: &Error) -> Option<&[Attempt]> {
-    let source = std::error::Error::source(err)?;
-    source.downcast_ref::<AttemptLog>().map(|log| log.0.as_slice())
-}
-
-/// The attempts an [`ErrorKind::InvalidOutput`](crate::ErrorKind::InvalidOutput) error carries,
-/// as its source.
-#[derive(Debug)]
-pub(crate) struct AttemptLog(pub(crate) Vec<Attempt>);
-
-impl fmt::Display for AttemptLog {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Empty: the error's own message already names the last error; the attempts are read
-        // with `attempts_of`, and an empty source adds nothing to a printed chain.
-        f.write_str("")
-    }
-}
-
-impl std::error::Error for AttemptLog {}

@@ -1,10 +1,25 @@
-//! Validation of a value against the original JSON Schema (the `jsonschema` crate).
+//! Validation of a value against the original JSON Schema (the `jsonschema` crate), with
+//! error lines short enough to send back to the model.
 
 use serde_json::Value;
 
 use crate::error::Error;
 
-/// A compiled JSON Schema.
+/// Violations reported at most (the rest are counted).
+const MAX_ERRORS: usize = 8;
+/// Characters of one violation's line at most.
+const MAX_LINE: usize = 200;
+
+/// A compiled JSON Schema: the original one, so keywords a server ignores are still enforced.
+///
+/// ```
+/// use mamba_backends::structured::Validator;
+/// use serde_json::json;
+///
+/// let v = Validator::new(&json!({"type": "object", "properties": {"n": {"type": "integer", "minimum": 1}}})).unwrap();
+/// assert!(v.validate(&json!({"n": 2})).is_ok());
+/// assert_eq!(v.validate(&json!({"n": 0})).unwrap_err(), ["/n: 0 is less than the minimum of 1"]);
+/// ```
 pub struct Validator {
     inner: jsonschema::Validator,
 }
@@ -16,21 +31,102 @@ impl std::fmt::Debug for Validator {
 }
 
 impl Validator {
-    /// Compiles `schema`; a schema that is not valid JSON Schema is an
-    /// [`ErrorKind::Config`](crate::ErrorKind::Config) error.
+    /// Compiles `schema` (checked against its draft's meta-schema); a schema that is not valid
+    /// JSON Schema is an [`ErrorKind::Config`](crate::ErrorKind::Config) error.
     pub fn new(schema: &Value) -> Result<Validator, Error> {
-        let inner = jsonschema::validator_for(schema)
-            .map_err(|e| Error::config(format!("the schema is not valid JSON Schema: {e}")))?;
+        if !schema.is_object() && !schema.is_boolean() {
+            return Err(Error::config("the schema is not valid JSON Schema: it must be an object; fix the schema"));
+        }
+        let inner = jsonschema::validator_for(schema).map_err(|e| {
+            let at = e.instance_path().to_string();
+            let at = if at.is_empty() { String::new() } else { format!(" at {at}") };
+            Error::config(format!(
+                "the schema is not valid JSON Schema{at}: {}; fix the schema",
+                bounded(&e.to_string())
+            ))
+        })?;
         Ok(Validator { inner })
     }
 
-    /// `Ok` when `value` is valid, else one line per violation (instance path first).
+    /// `Ok` when `value` is valid, else one line per violation, `path: what` (`/` is the root),
+    /// at most 8 lines of at most 200 characters (then a line counting the rest).
     pub fn validate(&self, value: &Value) -> Result<(), Vec<String>> {
-        let errors: Vec<String> = self.inner.iter_errors(value).map(|e| e.to_string()).collect();
-        if errors.is_empty() {
+        let mut lines = Vec::new();
+        let mut more = 0usize;
+        for e in self.inner.iter_errors(value) {
+            if lines.len() == MAX_ERRORS {
+                more += 1;
+                continue;
+            }
+            let path = e.instance_path().to_string();
+            let path = if path.is_empty() { "/".to_owned() } else { path };
+            lines.push(format!("{path}: {}", bounded(&e.to_string())));
+        }
+        if more > 0 {
+            lines.push(format!("... and {more} more"));
+        }
+        if lines.is_empty() {
             Ok(())
         } else {
-            Err(errors)
+            Err(lines)
+        }
+    }
+
+    /// Whether `value` is valid.
+    pub fn is_valid(&self, value: &Value) -> bool {
+        self.inner.is_valid(value)
+    }
+}
+
+/// `text` cut to [`MAX_LINE`] characters (with `…`), on one line.
+fn bounded(text: &str) -> String {
+    let one_line = text.replace(['\n', '\r'], " ");
+    if one_line.chars().count() <= MAX_LINE {
+        return one_line;
+    }
+    let mut cut: String = one_line.chars().take(MAX_LINE - 1).collect();
+    cut.push('…');
+    cut
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+    use serde_json::json;
+
+    #[test]
+    fn errors_name_the_instance_path() {
+        let v = Validator::new(&json!({
+            "type": "object",
+            "properties": {"tags": {"type": "array", "items": {"type": "string", "pattern": "^[a-z]+$"}, "uniqueItems": true}},
+            "required": ["tags", "name"]
+        }))
+        .unwrap();
+        let errors = v.validate(&json!({"tags": ["ok", "NO", "ok"]})).unwrap_err();
+        assert!(errors.iter().any(|e| e.starts_with("/: ") && e.contains("\"name\"")), "{errors:?}");
+        assert!(errors.iter().any(|e| e.starts_with("/tags/1: ")), "{errors:?}");
+        assert!(errors.iter().any(|e| e.starts_with("/tags: ") && e.contains("unique")), "{errors:?}");
+        assert!(v.is_valid(&json!({"tags": ["a"], "name": 1})));
+    }
+
+    #[test]
+    fn errors_are_bounded() {
+        let v = Validator::new(&json!({"type": "array", "items": {"type": "integer"}})).unwrap();
+        let long = "x".repeat(1000);
+        let items: Vec<Value> = (0..20).map(|_| json!(long)).collect();
+        let errors = v.validate(&Value::Array(items)).unwrap_err();
+        assert_eq!(errors.len(), MAX_ERRORS + 1);
+        assert_eq!(errors.last().unwrap(), "... and 12 more");
+        assert!(errors.iter().all(|e| e.chars().count() <= MAX_LINE + 12), "{errors:?}");
+    }
+
+    #[test]
+    fn a_schema_that_is_not_json_schema_is_a_config_error() {
+        for bad in [json!({"type": 5}), json!({"properties": []}), json!(42), json!({"minimum": "zero"})] {
+            let e = Validator::new(&bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Config, "{bad}");
+            assert!(e.to_string().contains("not valid JSON Schema"), "{e}");
         }
     }
 }

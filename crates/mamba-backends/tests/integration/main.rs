@@ -21,6 +21,7 @@ mod redaction;
 mod responses;
 mod seam;
 mod streaming;
+mod structured;
 mod support;
 mod surface;
 mod text_completions;

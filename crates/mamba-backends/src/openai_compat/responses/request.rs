@@ -88,7 +88,13 @@ impl BodyWriter for ResponsesRequest<'_> {
         if let Some(parallel) = o.parallel_tool_calls {
             w.field("parallel_tool_calls", &parallel)?;
         }
-        if let Some(format) = &o.response_format {
+        if let (Some(ResponseFormat::JsonSchema { name, schema, .. }), true) = (&o.response_format, o.adapt_schema) {
+            // Structured output from `Extract`: the schema in this server's own form.
+            match crate::structured::translate(schema, c.structured, c.target) {
+                Ok(translated) => w.field("text", &serde_json::json!({ "format": translated.text_format(name) }))?,
+                Err(e) => return Err(w.refuse_with(e)),
+            }
+        } else if let Some(format) = &o.response_format {
             w.field("text", &TextParam(format))?;
         }
         if o.reasoning_effort.is_some() || o.reasoning_summary.is_some() {
@@ -487,5 +493,45 @@ mod tests {
     fn extra_overrides_typed_fields() {
         let v = body(&[], &RequestOptions::new().extra("store", json!(true)).extra("truncation", json!("auto")), false);
         assert_eq!(v, json!({"model":"m","input":[],"store":true,"truncation":"auto"}));
+    }
+
+    #[test]
+    fn adapted_schemas_go_in_text_format() {
+        let schema = json!({"type": "object", "properties": {"a": {"type": "string"}}});
+        let mut options = RequestOptions::new().response_format(ResponseFormat::JsonSchema {
+            name: "out".into(),
+            schema: schema.clone(),
+            strict: Some(true),
+        });
+        options.adapt_schema = true;
+        let config = WireConfig { structured: crate::preset::StructuredOutput::OpenAiStrict, ..WireConfig::default() };
+        let bytes = write_body(&ResponsesRequest {
+            model: "m",
+            messages: &[],
+            options: &options,
+            stream: false,
+            config: &config,
+        })
+        .unwrap();
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            v["text"],
+            json!({"format": {"type": "json_schema", "name": "out", "strict": true, "schema": {
+                "type": "object", "properties": {"a": {"type": ["string", "null"]}}, "required": ["a"], "additionalProperties": false
+            }}})
+        );
+        // Native: as given, no strict.
+        let v: Value = serde_json::from_slice(
+            &write_body(&ResponsesRequest {
+                model: "m",
+                messages: &[],
+                options: &options,
+                stream: false,
+                config: &WireConfig::default(),
+            })
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(v["text"], json!({"format": {"type": "json_schema", "name": "out", "schema": schema}}));
     }
 }
