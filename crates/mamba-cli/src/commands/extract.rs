@@ -107,16 +107,20 @@ fn is_per_input(e: &Error) -> bool {
     matches!(e.kind(), ErrorKind::InvalidOutput | ErrorKind::Refusal | ErrorKind::Truncated)
 }
 
-/// What to do next, appended to an input's failure.
-fn hint(e: &Error, attempts: u32) -> &'static str {
-    match e.kind() {
+/// An input's failure as one line, ending with what to do next in this command's flags (the
+/// library's own advice, in its API's terms, is replaced).
+fn describe(e: &Error, attempts: u32) -> String {
+    let message = one_line(e.message());
+    let hint = match e.kind() {
         ErrorKind::InvalidOutput if attempts < 5 => {
             "; try more --attempts, another --mode (tool, json-schema), a simpler schema or a larger model"
         }
         ErrorKind::InvalidOutput => "; try another --mode (tool, json-schema), a simpler schema or a larger model",
         ErrorKind::Truncated => "; raise --max-tokens or ask for less",
-        _ => "",
-    }
+        _ => return message,
+    };
+    let own = message.find("; raise ").map_or(message.as_str(), |at| &message[..at]);
+    format!("{own}{hint}")
 }
 
 /// The `--json` line of a success.
@@ -147,7 +151,7 @@ fn failure_json(index: usize, e: &Error, attempts: u32) -> Value {
         "error": {
             "kind": e.kind().as_str(),
             "status": e.status(),
-            "message": format!("{}{}", one_line(e.message()), hint(e, attempts)),
+            "message": describe(e, attempts),
             "retryable": e.is_retryable(),
         },
         "attempts": tried,
@@ -189,12 +193,7 @@ pub(crate) async fn run(args: Settings) -> Result<(), CliError> {
                     line(&failure_json(index, &e, args.attempts).to_string())?;
                 }
                 let which = if several { format!("input {}: ", index + 1) } else { String::new() };
-                note(&format!(
-                    "mamba-llm: error: {which}{}: {}{}",
-                    e.kind(),
-                    one_line(e.message()),
-                    hint(&e, args.attempts)
-                ));
+                note(&format!("mamba-llm: error: {which}{}: {}", e.kind(), describe(&e, args.attempts)));
             }
             Err(e) => return Err(CliError::Backend(e)),
         }
@@ -216,6 +215,17 @@ pub(crate) async fn run(args: Settings) -> Result<(), CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failures_end_with_the_flags_to_change() {
+        let e = Error::new(ErrorKind::InvalidOutput, "still invalid after 3 attempt(s): /: bad; raise the attempts, or else");
+        assert_eq!(
+            describe(&e, 3),
+            "still invalid after 3 attempt(s): /: bad; try more --attempts, another --mode (tool, json-schema), a simpler schema or a larger model"
+        );
+        let e = Error::new(ErrorKind::Truncated, "attempt 1 stopped at the limit inside its JSON; raise max_tokens");
+        assert_eq!(describe(&e, 3), "attempt 1 stopped at the limit inside its JSON; raise --max-tokens or ask for less");
+    }
 
     #[test]
     fn modes_take_dashes() {
