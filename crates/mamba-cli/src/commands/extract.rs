@@ -218,13 +218,19 @@ mod tests {
 
     #[test]
     fn failures_end_with_the_flags_to_change() {
-        let e = Error::new(ErrorKind::InvalidOutput, "still invalid after 3 attempt(s): /: bad; raise the attempts, or else");
+        let e = Error::new(
+            ErrorKind::InvalidOutput,
+            "still invalid after 3 attempt(s): /: bad; raise the attempts, or else",
+        );
         assert_eq!(
             describe(&e, 3),
             "still invalid after 3 attempt(s): /: bad; try more --attempts, another --mode (tool, json-schema), a simpler schema or a larger model"
         );
         let e = Error::new(ErrorKind::Truncated, "attempt 1 stopped at the limit inside its JSON; raise max_tokens");
-        assert_eq!(describe(&e, 3), "attempt 1 stopped at the limit inside its JSON; raise --max-tokens or ask for less");
+        assert_eq!(
+            describe(&e, 3),
+            "attempt 1 stopped at the limit inside its JSON; raise --max-tokens or ask for less"
+        );
     }
 
     #[test]
