@@ -29,6 +29,11 @@ pub(crate) enum Command {
     /// Embed texts: one JSON line `{"index", "embedding"}` per input (with --json one object
     /// with model, usage and data). Without TEXT: one input per line of --file or stdin.
     Embed(EmbedArgs),
+    /// Extract structured data: the answer as a value valid against a JSON Schema, printed as
+    /// one JSON line (one per input with --file or stdin). Invalid answers are repaired locally
+    /// or sent back with the validation errors, up to --attempts requests. Exit 1 when the last
+    /// attempt is still invalid, 2 for a schema that is not valid JSON Schema.
+    Extract(ExtractArgs),
     /// Show model profiles (context window, output limit, capabilities, prices).
     Profiles(ProfilesArgs),
     /// List the server presets and their default URLs.
@@ -193,6 +198,51 @@ pub(crate) struct EmbedArgs {
     /// Ask for vectors of N dimensions (models and servers that support it).
     #[arg(long, value_name = "N")]
     pub(crate) dimensions: Option<u32>,
+}
+
+#[derive(Debug, Args, Default)]
+pub(crate) struct ExtractArgs {
+    /// The text to extract from (the user message). Without it: one input per line of
+    /// --file or stdin.
+    pub(crate) prompt: Option<String>,
+    #[command(flatten)]
+    pub(crate) conn: ConnArgs,
+    /// The JSON Schema the answer must be valid against (a JSON file).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) schema: PathBuf,
+    /// Read the inputs from this file, one per line (blank lines are skipped): one extraction
+    /// and one output line each.
+    #[arg(long, value_name = "FILE", conflicts_with = "prompt")]
+    pub(crate) file: Option<PathBuf>,
+    /// Requests per input at most: an answer that does not validate is sent back with its
+    /// errors until one does (--retries is the count of HTTP retries of each request).
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) attempts: u32,
+    /// How the schema is asked for: auto (the server's own form, from its preset),
+    /// json-schema, json-object (schema in the prompt), tool (a forced tool call) or prompt
+    /// (the schema in the prompt only).
+    #[arg(long, value_name = "MODE", default_value = "auto",
+          value_parser = ["auto", "json-schema", "json-object", "tool", "prompt"])]
+    pub(crate) mode: String,
+    /// A system message (the schema's instruction is added to it).
+    #[arg(short, long, value_name = "TEXT")]
+    pub(crate) system: Option<String>,
+    /// Sampling temperature.
+    #[arg(long, value_name = "F")]
+    pub(crate) temperature: Option<f64>,
+    /// Longest answer in tokens (an answer cut by it fails as `truncated`).
+    #[arg(long, value_name = "N")]
+    pub(crate) max_tokens: Option<u32>,
+    /// Answer with the built-in model, in process (its sampling is constrained to the schema).
+    #[arg(long, conflicts_with_all = ["base_url", "preset"])]
+    pub(crate) local: bool,
+    /// A GGUF file for the built-in engine (implies --local).
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["base_url", "preset"])]
+    pub(crate) model_file: Option<PathBuf>,
+    /// Longest input (argument aside) read from --file or stdin, per line, in bytes (default
+    /// 20 MiB).
+    #[arg(long, value_name = "N", default_value_t = crate::input::DEFAULT_MAX_INPUT_BYTES)]
+    pub(crate) max_input_bytes: u64,
 }
 
 #[derive(Debug, Args)]

@@ -81,6 +81,7 @@ fn job(command: Command) -> Job {
             Job::new(json, commands::models::run(server, json, args.local))
         }
         Command::Embed(args) => Job::new(args.conn.json, embed::run(settings::Embed::from_flags(args))),
+        Command::Extract(args) => Job::new(args.conn.json, commands::extract::run(settings::Extract::from_flags(args))),
         Command::Profiles(args) => Job::sync(args.json, move || {
             commands::profiles::run(args.model.as_deref(), args.provider.as_deref(), args.json)
         }),
@@ -177,6 +178,7 @@ mod tests {
             &["mamba-llm", "health", "--json"],
             &["mamba-llm", "models", "--json"],
             &["mamba-llm", "embed", "--json", "x"],
+            &["mamba-llm", "extract", "--schema", "s.json", "--json", "x"],
             &["mamba-llm", "profiles", "--json"],
             &["mamba-llm", "bench", "--json"],
             &["mamba-llm", "batch", "in.jsonl", "-o", "out.jsonl", "--json"],

@@ -23,6 +23,7 @@ pub(crate) enum Section {
     Health,
     Models,
     Embed,
+    Extract,
     Bench,
 }
 
@@ -34,6 +35,7 @@ impl Section {
             Section::Health => "health",
             Section::Models => "models",
             Section::Embed => "embed",
+            Section::Extract => "extract",
             Section::Bench => "bench",
         }
     }
@@ -246,6 +248,56 @@ impl Embed {
             max_input_bytes: args.max_input_bytes,
             dimensions: args.dimensions,
         }
+    }
+}
+
+/// `extract`'s settings.
+#[derive(Debug)]
+pub(crate) struct Extract {
+    /// The input given as an argument.
+    pub(crate) prompt: Option<String>,
+    pub(crate) server: Server,
+    /// Each output line is `{"index", "value", "attempts", ...}` or `{"index", "error"}`.
+    pub(crate) json: bool,
+    /// `--schema`.
+    pub(crate) schema: PathBuf,
+    /// `--file`: one input per line.
+    pub(crate) file: Option<PathBuf>,
+    pub(crate) attempts: u32,
+    /// `--mode`, one of the names clap allows.
+    pub(crate) mode: String,
+    pub(crate) system: Option<String>,
+    pub(crate) temperature: Option<f64>,
+    pub(crate) max_tokens: Option<u32>,
+    /// `--local` or `--model-file`.
+    pub(crate) force_local: bool,
+    pub(crate) model_file: Option<PathBuf>,
+    pub(crate) max_input_bytes: u64,
+}
+
+impl Extract {
+    /// `extract`'s flags as settings.
+    pub(crate) fn from_flags(args: crate::args::ExtractArgs) -> Extract {
+        Extract {
+            prompt: args.prompt,
+            json: args.conn.json,
+            server: Server::from_flags(args.conn, Section::Extract),
+            schema: args.schema,
+            file: args.file,
+            attempts: args.attempts,
+            mode: args.mode,
+            system: args.system,
+            temperature: args.temperature,
+            max_tokens: args.max_tokens,
+            force_local: args.local || args.model_file.is_some(),
+            model_file: args.model_file,
+            max_input_bytes: args.max_input_bytes,
+        }
+    }
+
+    /// The built-in model asked for: `-m` (a built-in model's name) and the file.
+    pub(crate) fn local_model(&self) -> LocalModel {
+        LocalModel::new(self.server.model.clone(), self.model_file.clone())
     }
 }
 

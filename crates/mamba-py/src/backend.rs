@@ -13,14 +13,15 @@ use std::time::Duration;
 use mamba_backends::embeddings::{EmbeddingInput, EmbeddingOptions};
 use mamba_backends::preset::WireApi;
 use mamba_backends::{
-    BackendPool, ErrorKind, ModelBackend, ModelProfile, OpenAICompatibleBackend, Preset, RetryPolicy,
+    BackendPool, ErrorKind, Extract, ExtractMode, ExtractOptions, ModelBackend, ModelProfile, OpenAICompatibleBackend,
+    Preset, RetryPolicy,
 };
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use crate::bridge::{spawn, LoopWaker, Task};
-use crate::convert::{self, PyResponse};
+use crate::convert::{self, PyJson, PyResponse};
 use crate::errors::build_py_err;
 use crate::profiles::profile_from_fields;
 use crate::runtime;
@@ -247,6 +248,57 @@ impl NativeBackend {
         runtime::check()?;
         let (messages, options) = convert::request(messages, tools, temperature, max_tokens, kwargs)?;
         Ok(NativeStream::new(self.backend()?, messages, options, self.model.clone()))
+    }
+
+    /// Resolves `future` with a value valid against `schema` (a dict: a JSON Schema), as plain
+    /// Python objects: the library's extraction loop (lenient parse, validation, the errors
+    /// sent back, up to `attempts` requests). Arguments are checked here, before any request.
+    #[pyo3(signature = (waker, future, schema, messages, attempts=None, mode=None, name=None, temperature=None,
+        max_tokens=None, kwargs=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn extract_value<'py>(
+        &self,
+        waker: &LoopWaker,
+        future: Py<PyAny>,
+        schema: &Bound<'py, PyAny>,
+        messages: &Bound<'py, PyAny>,
+        attempts: Option<u32>,
+        mode: Option<String>,
+        name: Option<String>,
+        temperature: Option<&Bound<'py, PyAny>>,
+        max_tokens: Option<&Bound<'py, PyAny>>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Task> {
+        if !schema.is_instance_of::<PyDict>() {
+            return Err(PyTypeError::new_err(format!(
+                "schema must be a dict (a JSON Schema), got {}",
+                schema.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "object".to_owned())
+            )));
+        }
+        let schema = convert::json_value(schema, "schema")?;
+        let (messages, request) = convert::request(messages, None, temperature, max_tokens, kwargs)?;
+        let mut options = ExtractOptions::new().request(request);
+        if let Some(n) = attempts {
+            if n == 0 {
+                return Err(PyValueError::new_err("attempts must be at least 1"));
+            }
+            options = options.attempts(n);
+        }
+        if let Some(mode) = mode {
+            let parsed = ExtractMode::parse(&mode.replace('-', "_")).ok_or_else(|| {
+                PyValueError::new_err(format!(
+                    "mode must be \"auto\", \"json_schema\", \"json_object\", \"tool\" or \"prompt\", got {mode:?}"
+                ))
+            })?;
+            options = options.mode(parsed);
+        }
+        if let Some(name) = name {
+            options = options.name(name);
+        }
+        let backend = self.backend()?;
+        spawn(waker, future, self.model.clone(), async move {
+            backend.extract_value(&schema, &messages, &options).await.map(|out| PyJson(out.value))
+        })
     }
 
     /// Resolves `future` with whether the server answers (its health probe).

@@ -219,6 +219,20 @@ impl<'py> IntoPyObject<'py> for PyResponse {
     }
 }
 
+/// A JSON value, converted to plain Python objects (dict, list, str, int, float, bool, None)
+/// when the future completes.
+pub(crate) struct PyJson(pub(crate) Value);
+
+impl<'py> IntoPyObject<'py> for PyJson {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        pythonize::pythonize(py, &self.0).map_err(PyErr::from)
+    }
+}
+
 /// One stream chunk and, on the finish and final ones, the assembled tool calls.
 pub(crate) struct Chunk {
     pub(crate) chunk: StreamChunk,

@@ -2,7 +2,8 @@
 //!
 //! Each `ErrorKind` has a Python class (registered by the Python half; `ModelBackendError` for
 //! a kind it does not name), built with the reference's attributes (`model`, `status_code`,
-//! `response_body`, `retryable`, `retry_after`) and ours (`kind`, `request_id`, `code`). The
+//! `response_body`, `retryable`, `retry_after`) and ours (`kind`, `request_id`, `code`; and
+//! `attempts`, every attempt's `(text, error)`, on an `invalid_output` error). The
 //! message is the Rust error's text with its source chain, which never holds a key: the
 //! library redacts secrets before any error is built.
 
@@ -30,6 +31,20 @@ fn build(py: Python<'_>, error: &Error, model: &str) -> PyResult<PyErr> {
     kwargs.set_item("kind", kind)?;
     kwargs.set_item("request_id", error.request_id())?;
     kwargs.set_item("code", error.code())?;
+    // Structured output still invalid after the last attempt: every attempt's text and error,
+    // as `(text, error)` pairs (`InvalidOutputError.attempts`).
+    if let Some(attempts) = mamba_backends::structured::attempts_of(error) {
+        let pairs: Vec<(String, Option<String>)> = attempts
+            .iter()
+            .map(|a| {
+                (
+                    mamba_backends::redact::redact_text(&a.text).into_owned(),
+                    a.error.as_deref().map(|e| mamba_backends::redact::redact_text(e).into_owned()),
+                )
+            })
+            .collect();
+        kwargs.set_item("attempts", pairs)?;
+    }
     // The library redacts its own message and body; the sources' texts (I/O, TLS, proxy
     // errors) are redacted here again, so nothing that looks like a key reaches Python.
     let text = mamba_backends::redact::redact_text(&describe(error)).into_owned();

@@ -1,7 +1,9 @@
-//! The small commands, one module each: `health`, `models`, `profiles`, `presets` and `mock`.
+//! The small commands, one module each: `health`, `models`, `profiles`, `presets`, `mock` and
+//! `extract`.
 //! (The larger ones, `chat`, `embed`, `bench`, `batch`, `serve`, have their own modules at
 //! the crate's top.)
 
+pub(crate) mod extract;
 pub(crate) mod health;
 pub(crate) mod mock;
 pub(crate) mod models;

@@ -24,4 +24,5 @@ mod bench;
 mod chat;
 mod daily;
 mod embed;
+mod extract;
 mod serve;

@@ -12,15 +12,49 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import Any, AsyncIterator, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, Union
+import json
+from typing import (
+    Any,
+    AsyncIterator,
+    Callable,
+    Dict,
+    List,
+    Mapping,
+    Optional,
+    Protocol,
+    Sequence,
+    Tuple,
+    Type,
+    TypeVar,
+    Union,
+    overload,
+)
 
 from . import _native
 from ._types import ModelResponse, StreamChunk
 from .base import ModelBackend
+from .errors import InvalidOutputError
 from .profiles import ModelProfile, _profile
 
 
 T = TypeVar("T")
+
+
+class PydanticModel(Protocol):
+    """What `NativeBackedBackend.extract` needs of a model class: Pydantic v2's
+    ``model_json_schema`` and ``model_validate`` (any ``pydantic.BaseModel`` subclass)."""
+
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> Dict[str, Any]: ...
+
+    @classmethod
+    def model_validate(cls, *args: Any, **kwargs: Any) -> Any: ...
+
+
+_Model = TypeVar("_Model", bound=PydanticModel)
+
+#: The names `extract` takes for ``mode``.
+EXTRACT_MODES = ("auto", "json_schema", "json_object", "tool", "prompt")
 
 _wakers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _native.LoopWaker]" = weakref.WeakKeyDictionary()
 
@@ -208,6 +242,117 @@ class NativeBackedBackend(ModelBackend):
         after the chunks that came before it.
         """
         return ChunkStream(self._native.stream(messages, tools, temperature, max_tokens, kwargs or None))
+
+    @overload
+    async def extract(
+        self,
+        schema: Type[_Model],
+        messages: List[Dict[str, Any]],
+        *,
+        attempts: int = 3,
+        mode: str = "auto",
+        name: Optional[str] = None,
+        temperature: Optional[float] = None,
+        max_tokens: Optional[int] = None,
+        **kwargs: Any,
+    ) -> _Model: ...
+
+    @overload
+    async def extract(
+        self,
+        schema: Mapping[str, Any],
+        messages: List[Dict[str, Any]],
+        *,
+        attempts: int = 3,
+        mode: str = "auto",
+        name: Optional[str] = None,
+        temperature: Optional[float] = None,
+        max_tokens: Optional[int] = None,
+        **kwargs: Any,
+    ) -> Any: ...
+
+    async def extract(
+        self,
+        schema: Union[Type[_Model], Mapping[str, Any]],
+        messages: List[Dict[str, Any]],
+        *,
+        attempts: int = 3,
+        mode: str = "auto",
+        name: Optional[str] = None,
+        temperature: Optional[float] = None,
+        max_tokens: Optional[int] = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Structured output: an instance of the Pydantic model ``schema`` (or, for a dict JSON
+        Schema, a value valid against it) read from the model's answer.
+
+        The answer is parsed leniently (markdown fences, prose around the JSON, trailing
+        commas... are repaired without another request), validated against the schema, and an
+        invalid one is sent back with its validation errors, up to ``attempts`` requests.
+
+        Args:
+            schema: A Pydantic (v2) model class, whose ``model_json_schema()`` is asked for and
+                whose ``model_validate`` builds the result; or a JSON Schema as a dict, and the
+                result is the plain value (dict, list, str, ...).
+            messages: The conversation, as for `complete`.
+            attempts: Requests at most (at least 1).
+            mode: How the schema is asked for: ``"auto"`` (the server's own form, from its
+                preset), ``"json_schema"``, ``"json_object"``, ``"tool"`` (a forced tool call)
+                or ``"prompt"`` (the schema in the prompt only).
+            name: The schema's name on the wire (default: its ``title``, which Pydantic sets
+                to the class name, else ``"output"``).
+            temperature, max_tokens, **kwargs: As for `complete`.
+
+        Raises:
+            InvalidOutputError: Still invalid after the last attempt; ``attempts`` holds every
+                attempt's ``(text, error)``. Also raised when the value is valid against the
+                schema but the model class's own validators reject it (those errors are not
+                sent back to the model).
+            TruncatedError: The answer was cut by the token limit inside its JSON.
+            RefusalError: The model refused.
+            ConfigurationError: ``schema`` is not valid JSON Schema (before any request).
+            ModelBackendError: Any other failure of the request, of its kind.
+            TypeError, ValueError: For arguments of the wrong type or value, before any request.
+        """
+        model_class: Optional[Type[_Model]] = None
+        if isinstance(schema, type):
+            if not (hasattr(schema, "model_json_schema") and hasattr(schema, "model_validate")):
+                raise TypeError(
+                    f"schema must be a Pydantic model class (v2) or a dict JSON Schema, got the class {schema.__name__}"
+                )
+            model_class = schema
+            json_schema: Dict[str, Any] = schema.model_json_schema()
+        elif isinstance(schema, Mapping):
+            json_schema = dict(schema)
+        else:
+            raise TypeError(
+                f"schema must be a Pydantic model class (v2) or a dict JSON Schema, got {type(schema).__name__}"
+            )
+        _int_arg(attempts, "attempts")
+        if not isinstance(mode, str) or mode.replace("-", "_") not in EXTRACT_MODES:
+            raise ValueError(f"mode must be one of {', '.join(EXTRACT_MODES)}, got {mode!r}")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a str, got {type(name).__name__}")
+        native = self._native
+        extra = kwargs or None
+        value: Any = await run(
+            lambda w, f: native.extract_value(
+                w, f, json_schema, messages, attempts, mode, name, temperature, max_tokens, extra
+            )
+        )
+        if model_class is None:
+            return value
+        try:
+            return model_class.model_validate(value)
+        except ValueError as error:
+            # Pydantic's ValidationError is a ValueError: validators beyond the schema.
+            text = json.dumps(value)
+            raise InvalidOutputError(
+                f"the answer is valid against the schema but {model_class.__name__} rejected it: {error}",
+                model=self.model,
+                kind="invalid_output",
+                attempts=[(text, str(error))],
+            ) from error
 
     async def health_check(self) -> bool:
         """Whether the server answers its health probe (``GET /models`` or the preset's)."""

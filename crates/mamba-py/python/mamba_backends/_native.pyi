@@ -90,6 +90,19 @@ class NativeBackend:
         max_tokens: Optional[int] = None,
         kwargs: Optional[Dict[str, Any]] = None,
     ) -> NativeStream: ...
+    def extract_value(
+        self,
+        waker: LoopWaker,
+        future: "asyncio.Future[Any]",
+        schema: Dict[str, Any],
+        messages: Sequence[Mapping[str, Any]],
+        attempts: Optional[int] = None,
+        mode: Optional[str] = None,
+        name: Optional[str] = None,
+        temperature: Optional[float] = None,
+        max_tokens: Optional[int] = None,
+        kwargs: Optional[Dict[str, Any]] = None,
+    ) -> Task: ...
     def health_check(self, waker: LoopWaker, future: "asyncio.Future[bool]") -> Task: ...
     def list_models(self, waker: LoopWaker, future: "asyncio.Future[List[str]]") -> Task: ...
     def embed(

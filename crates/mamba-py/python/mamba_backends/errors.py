@@ -22,7 +22,7 @@ reference keeps only its message there); messages are the core's (``authenticati
 from __future__ import annotations
 
 import builtins
-from typing import Any, ClassVar, Dict, Optional
+from typing import Any, ClassVar, Dict, Optional, Sequence, Tuple
 
 
 class AgentError(Exception):
@@ -191,7 +191,11 @@ class TruncatedError(ModelBackendError):
 
 class InvalidOutputError(ModelBackendError):
     """Structured output still failed to parse or validate after the last attempt; the
-    message holds the last validation error."""
+    message holds the last validation error, and ``attempts`` every attempt's
+    ``(text, error)`` (the text as the model wrote it, the parse or validation error)."""
+
+    _defaults: ClassVar[Dict[str, Any]] = {**ModelBackendError._defaults, "attempts": ()}
+    attempts: Sequence[Tuple[str, Optional[str]]]
 
 
 #: The exception class of each error kind of the Rust core.
