@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::partial::complete_partial;
-use super::repair::{parse_lenient, Repair};
+use super::repair::{drop_optional_nulls, parse_lenient, Repair};
 use super::types::{Attempt, AttemptLog, ExtractMode, ExtractOptions, ExtractStream, Extracted, Partial};
 use super::validate::Validator;
 use crate::error::{Error, ErrorKind};
@@ -272,9 +272,15 @@ fn judge<T>(
     if let Some(why) = refusal {
         return Verdict::Refused(why.to_owned());
     }
-    let repaired = match parse_lenient(text, Some(schema)) {
+    let cut = finish == Some(&FinishReason::Length);
+    let mut repaired = match parse_lenient(text, Some(schema)) {
+        // At the limit only a whole object or array is an answer: a scalar may be a cut one
+        // (`123` of `12345`).
+        Ok(r) if cut && !(r.value.is_object() || r.value.is_array()) => return Verdict::Truncated,
         Ok(r) => r,
-        Err(e) if e.incomplete && finish == Some(&FinishReason::Length) => return Verdict::Truncated,
+        // Nothing readable at the limit (empty: a reasoning model that spent the tokens
+        // thinking; or cut inside the JSON): truncated, not worth a blind retry.
+        Err(_) if cut => return Verdict::Truncated,
         Err(e) if finish == Some(&FinishReason::ContentFilter) => {
             let _ = e;
             return Verdict::Refused("the content filter stopped the answer".to_owned());
@@ -285,7 +291,15 @@ fn judge<T>(
         }
     };
     if let Err(errors) = validator.validate(&repaired.value) {
-        return Verdict::Invalid { errors, repairs: repaired.repairs };
+        // Strict mode sends optional properties as `[T, "null"]`, so the model may write
+        // `null` where the original schema only allows leaving them out.
+        let mut dropped = repaired.value.clone();
+        if drop_optional_nulls(&mut dropped, schema, schema) && validator.is_valid(&dropped) {
+            repaired.value = dropped;
+            repaired.repairs.push(Repair::DroppedNull);
+        } else {
+            return Verdict::Invalid { errors, repairs: repaired.repairs };
+        }
     }
     match convert(repaired.value) {
         Ok(value) => Verdict::Valid { value, repairs: repaired.repairs },
@@ -559,6 +573,13 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(judge("{\"n\": 1", length, None, &schema, &v, Ok), Verdict::Truncated);
+        // At the limit, a scalar may be a cut one, and nothing at all is truncated too.
+        let number = json!({"type": "integer"});
+        let vn = validator(&number);
+        assert_eq!(judge("123", length, None, &number, &vn, Ok), Verdict::Truncated);
+        assert!(matches!(judge("123", stop, None, &number, &vn, Ok), Verdict::Valid { .. }));
+        assert_eq!(judge("", length, None, &schema, &v, Ok), Verdict::Truncated);
+        assert_eq!(judge("Let me think", length, None, &schema, &v, Ok), Verdict::Truncated);
         // Cut without the length finish: the model stopped early, worth a retry.
         assert!(matches!(judge("{\"n\": 1", stop, None, &schema, &v, Ok), Verdict::Invalid { .. }));
         // A complete but invalid answer at the length limit is invalid, not truncated.
@@ -579,6 +600,31 @@ mod tests {
             judge("{\"n\": 3}", stop, None, &schema, &v, from_value::<N>),
             Verdict::Valid { value: N { n: 3 }, repairs: vec![] }
         );
+    }
+
+    #[test]
+    fn optional_nulls_strict_mode_invites_are_dropped() {
+        // Pydantic `count: int = 0` and serde `#[serde(default)] tags: Vec<String>`.
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "count": {"type": "integer", "default": 0},
+                "tags": {"type": "array", "items": {"type": "string"}}
+            },
+            "required": ["name"]
+        });
+        let v = validator(&schema);
+        let stop = Some(&FinishReason::Stop);
+        assert_eq!(
+            judge("{\"name\": \"a\", \"count\": null, \"tags\": null}", stop, None, &schema, &v, Ok),
+            Verdict::Valid { value: json!({"name": "a"}), repairs: vec![Repair::DroppedNull] }
+        );
+        // A required property's null is still an error.
+        assert!(matches!(
+            judge("{\"name\": null, \"count\": null}", stop, None, &schema, &v, Ok),
+            Verdict::Invalid { .. }
+        ));
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub enum Repair {
     PythonLiteral,
     /// A single object was wrapped in an array, since the schema asks for an array.
     WrappedInArray,
+    /// `null` written for optional properties (what strict mode's `[T, "null"]` invites) was
+    /// dropped, since the original schema does not take `null` there.
+    DroppedNull,
 }
 
 impl Repair {
@@ -38,6 +41,7 @@ impl Repair {
             Repair::Comment => "comment",
             Repair::PythonLiteral => "python_literal",
             Repair::WrappedInArray => "wrapped_in_array",
+            Repair::DroppedNull => "dropped_null",
         }
     }
 }
@@ -162,9 +166,17 @@ fn find_value(text: &str, repairs: &mut Vec<Repair>) -> Result<Value, ParseError
         }
         tried += 1;
         let mut local = Vec::new();
-        // A failure here (the text ends inside it) ends the search: everything after this
-        // start is inside it, so no later candidate is whole.
-        let (json, end) = normalise(&text[start..], &mut local)?;
+        // A cut here (the text ends inside it) ends the search: everything after this start
+        // is inside it, so no later candidate is whole. Another failure (an unbalanced
+        // closer) only rules out this candidate.
+        let (json, end) = match normalise(&text[start..], &mut local) {
+            Ok(found) => found,
+            Err(e) if e.incomplete => return Err(e),
+            Err(e) => {
+                first_error.get_or_insert(e);
+                continue;
+            }
+        };
         next_from = start + end;
         match serde_json::from_str::<Value>(&json) {
             Ok(value) => {
@@ -212,9 +224,12 @@ fn normalise(text: &str, repairs: &mut Vec<Repair>) -> Result<(String, usize), P
                         incomplete: false,
                     });
                 }
-                // A trailing comma before the closer.
+                // A trailing comma before the closer (after a value: `[,]` stays broken).
                 let trimmed_len = out.trim_end().len();
-                if out[..trimmed_len].ends_with(',') {
+                let after_value = out[..trimmed_len]
+                    .strip_suffix(',')
+                    .is_some_and(|before| !before.trim_end().ends_with(['[', '{', ',', ':']));
+                if after_value {
                     out.truncate(trimmed_len - 1);
                     repairs.push(Repair::TrailingComma);
                 }
@@ -317,6 +332,65 @@ fn copy_string(text: &str, start: usize, out: &mut String) -> Option<(usize, boo
     None
 }
 
+/// How deep [`drop_optional_nulls`] follows the schema (and its `$ref`s).
+const MAX_NULL_DEPTH: usize = 64;
+
+/// Removes, in place, the `null`-valued properties of `value` that `schema` (the original
+/// schema, `root` its document for local `$ref`s) does not list in `required`, through
+/// `properties`, `items`, `anyOf`/`oneOf`/`allOf` and local `$ref`s. Returns whether it
+/// removed any. Strict mode sends optional properties as `[T, "null"]`, so a model writes
+/// `null` for them where the original schema only allows leaving them out.
+pub(crate) fn drop_optional_nulls(value: &mut Value, schema: &Value, root: &Value) -> bool {
+    drop_nulls_at(value, schema, root, 0)
+}
+
+fn drop_nulls_at(value: &mut Value, schema: &Value, root: &Value, depth: usize) -> bool {
+    if depth > MAX_NULL_DEPTH {
+        return false;
+    }
+    let Value::Object(node) = schema else { return false };
+    let mut changed = false;
+    if let Some(Value::String(r)) = node.get("$ref") {
+        if let Some(target) = r.strip_prefix('#').and_then(|p| root.pointer(p)) {
+            changed |= drop_nulls_at(value, target, root, depth + 1);
+        }
+    }
+    for key in ["anyOf", "oneOf", "allOf"] {
+        if let Some(Value::Array(branches)) = node.get(key) {
+            for branch in branches {
+                changed |= drop_nulls_at(value, branch, root, depth + 1);
+            }
+        }
+    }
+    match value {
+        Value::Object(object) => {
+            if let Some(Value::Object(props)) = node.get("properties") {
+                let required: Vec<&str> = match node.get("required") {
+                    Some(Value::Array(r)) => r.iter().filter_map(Value::as_str).collect(),
+                    _ => Vec::new(),
+                };
+                let before = object.len();
+                object.retain(|k, v| !(v.is_null() && props.contains_key(k) && !required.contains(&k.as_str())));
+                changed |= object.len() != before;
+                for (k, v) in object.iter_mut() {
+                    if let Some(sub) = props.get(k) {
+                        changed |= drop_nulls_at(v, sub, root, depth + 1);
+                    }
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(sub @ Value::Object(_)) = node.get("items") {
+                for item in items.iter_mut() {
+                    changed |= drop_nulls_at(item, sub, root, depth + 1);
+                }
+            }
+        }
+        _ => {}
+    }
+    changed
+}
+
 /// Whether `schema` asks for an array at its root (and not for an object).
 fn wants_array(schema: &Value) -> bool {
     match schema.get("type") {
@@ -407,6 +481,42 @@ pub(crate) mod tests {
             assert!(!e.incomplete, "{text:?}");
             assert!(!e.message.is_empty(), "{text:?}");
         }
+    }
+
+    #[test]
+    fn an_unbalanced_candidate_does_not_end_the_search() {
+        // The first candidate closes with the wrong bracket; the next one is whole.
+        let r = parse("Note: {a] then {\"a\": 1}");
+        assert_eq!(r.value, json!({"a": 1}));
+        assert!(r.repairs.contains(&Repair::Prose));
+    }
+
+    #[test]
+    fn a_comma_with_no_value_before_it_is_not_a_trailing_comma() {
+        for text in ["[,]", "{,}", "{\"a\": [,]}", "[1,,]"] {
+            assert!(parse_lenient(text, None).is_err(), "{text:?}");
+        }
+        assert_eq!(parse("[1, ]").value, json!([1]));
+    }
+
+    #[test]
+    fn optional_nulls_are_dropped_through_refs_and_items() {
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "count": {"type": "integer", "default": 0},
+                "items": {"type": "array", "items": {"$ref": "#/$defs/Item"}},
+                "must": {"type": ["string", "null"]}
+            },
+            "required": ["name", "must"],
+            "$defs": {"Item": {"type": "object", "properties": {"tag": {"type": "string"}}}}
+        });
+        let mut value = json!({"name": "a", "count": null, "must": null, "items": [{"tag": null}, {"tag": "x"}]});
+        assert!(drop_optional_nulls(&mut value, &schema, &schema));
+        assert_eq!(value, json!({"name": "a", "must": null, "items": [{}, {"tag": "x"}]}));
+        assert!(!drop_optional_nulls(&mut value, &schema, &schema));
+        assert_eq!(Repair::DroppedNull.as_str(), "dropped_null");
     }
 
     #[test]

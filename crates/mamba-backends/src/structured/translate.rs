@@ -163,7 +163,7 @@ pub fn translate(schema: &Value, form: StructuredOutput, target: &str) -> Result
             Some(out)
         }
         StructuredOutput::TgiJson => {
-            if let Some(cycle) = recursion(schema) {
+            if let Some(cycle) = recursion(schema)? {
                 return Err(unsupported(
                     target,
                     "$ref",
@@ -260,7 +260,22 @@ fn no_type_arrays(node: &mut Map<String, Value>) {
             return;
         }
         let any: Vec<Value> = types.into_iter().map(|t| json!({"type": t})).collect();
-        node.insert("anyOf".to_owned(), Value::Array(any));
+        match node.remove("anyOf") {
+            // Both must hold: the types and the existing alternatives.
+            Some(existing) => {
+                let mut all = match node.remove("allOf") {
+                    Some(Value::Array(all)) => all,
+                    Some(other) => vec![other],
+                    None => Vec::new(),
+                };
+                all.push(json!({"anyOf": any}));
+                all.push(json!({"anyOf": existing}));
+                node.insert("allOf".to_owned(), Value::Array(all));
+            }
+            None => {
+                node.insert("anyOf".to_owned(), Value::Array(any));
+            }
+        }
     }
 }
 
@@ -272,14 +287,13 @@ fn strict(node: &mut Value, path: &str, target: &str, moved: &mut Vec<String>) -
                 return Err(unsupported(target, key, &format!("strict mode has no `{key}` (at {})", pointer(path))));
             }
         }
-        // `allOf` of one schema (what older generators write around a `$ref`) is inlined.
+        // `allOf` of one schema (what older generators write around a `$ref`) is inlined:
+        // `properties` and `required` are merged, any other key must not conflict.
         if let Some(Value::Array(all)) = map.get("allOf") {
             if all.len() == 1 && !map.contains_key("$ref") {
                 if let Some(Value::Object(only)) = all.first().cloned() {
                     map.remove("allOf");
-                    for (k, v) in only {
-                        map.entry(k).or_insert(v);
-                    }
+                    inline_all_of(map, only, path, target)?;
                 }
             } else {
                 return Err(unsupported(
@@ -288,6 +302,18 @@ fn strict(node: &mut Value, path: &str, target: &str, moved: &mut Vec<String>) -
                     &format!("strict mode has no `allOf` (at {})", pointer(path)),
                 ));
             }
+        }
+        // Strict mode has no `oneOf`; `anyOf` is what it takes (validation still enforces
+        // `oneOf` against the original schema).
+        if let Some(one_of) = map.remove("oneOf") {
+            if map.contains_key("anyOf") {
+                return Err(unsupported(
+                    target,
+                    "oneOf",
+                    &format!("strict mode has no `oneOf`, and `anyOf` is already there (at {})", pointer(path)),
+                ));
+            }
+            map.insert("anyOf".to_owned(), one_of);
         }
         let mut keys: Vec<&str> = STRICT_MOVED.to_vec();
         if let Some(format) = map.get("format").and_then(Value::as_str) {
@@ -348,6 +374,59 @@ fn strict(node: &mut Value, path: &str, target: &str, moved: &mut Vec<String>) -
     })
 }
 
+/// Merges the only schema of an `allOf` into `map`: `properties` and `required` as unions,
+/// other keys where they agree; a conflict is [`ErrorKind::Unsupported`] naming `allOf`.
+fn inline_all_of(
+    map: &mut Map<String, Value>,
+    only: Map<String, Value>,
+    path: &str,
+    target: &str,
+) -> Result<(), Error> {
+    let conflict = |key: &str| {
+        unsupported(
+            target,
+            "allOf",
+            &format!(
+                "strict mode has no `allOf`, and its `{key}` conflicts with the schema around it (at {})",
+                pointer(path)
+            ),
+        )
+    };
+    for (k, v) in only {
+        match (k.as_str(), map.get_mut(&k), v) {
+            (_, None, v) => {
+                map.insert(k, v);
+            }
+            ("properties", Some(Value::Object(outer)), Value::Object(inner)) => {
+                for (name, schema) in inner {
+                    match outer.get(&name) {
+                        Some(existing) if *existing != schema => return Err(conflict(&format!("properties/{name}"))),
+                        Some(_) => {}
+                        None => {
+                            outer.insert(name, schema);
+                        }
+                    }
+                }
+            }
+            ("required", Some(Value::Array(outer)), Value::Array(inner)) => {
+                for name in inner {
+                    if !outer.contains(&name) {
+                        outer.push(name);
+                    }
+                }
+            }
+            // Words only: the outer one stands.
+            ("description" | "title", Some(_), _) => {}
+            (_, Some(existing), v) => {
+                if *existing != v {
+                    return Err(conflict(&k));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `schema` accepting `null` too (how strict mode writes an optional property).
 fn make_nullable(schema: &mut Value) {
     let Value::Object(map) = schema else {
@@ -371,6 +450,13 @@ fn make_nullable(schema: &mut Value) {
         }
         _ => {}
     }
+    // An `anyOf` that already admits null (Pydantic's `Optional[T]`, with its `title` and
+    // `default` beside it) needs no second wrapper.
+    if let Some(Value::Array(any)) = map.get("anyOf") {
+        if any.iter().any(admits_null) {
+            return;
+        }
+    }
     let only_any_of =
         map.contains_key("anyOf") && (map.len() == 1 || (map.len() == 2 && map.contains_key("description")));
     if only_any_of {
@@ -386,6 +472,15 @@ fn make_nullable(schema: &mut Value) {
     map.insert("anyOf".to_owned(), json!([inner, {"type": "null"}]));
     if let Some(d) = description {
         map.insert("description".to_owned(), d);
+    }
+}
+
+/// Whether a branch of an `anyOf` takes `null` by its type.
+fn admits_null(schema: &Value) -> bool {
+    match schema.get("type") {
+        Some(Value::String(t)) => t == "null",
+        Some(Value::Array(ts)) => ts.iter().any(|t| t == "null"),
+        _ => schema.get("const") == Some(&Value::Null),
     }
 }
 
@@ -414,8 +509,12 @@ fn external_ref(schema: &Value) -> Option<String> {
     }
 }
 
-/// A definition that refers back to itself through `$ref`s (its pointer), if any.
-fn recursion(schema: &Value) -> Option<String> {
+/// How long a chain of `$ref`s [`recursion`] follows before refusing the schema.
+const MAX_REF_DEPTH: usize = 256;
+
+/// A definition that refers back to itself through `$ref`s (its pointer), if any; a chain of
+/// `$ref`s deeper than [`MAX_REF_DEPTH`] is [`ErrorKind::Unsupported`].
+fn recursion(schema: &Value) -> Result<Option<String>, Error> {
     // The local references each definition (and the root, "#") makes.
     fn refs(node: &Value, out: &mut Vec<String>) {
         match node {
@@ -433,27 +532,45 @@ fn recursion(schema: &Value) -> Option<String> {
             _ => {}
         }
     }
-    fn visit(schema: &Value, at: &str, stack: &mut Vec<String>, done: &mut Vec<String>) -> Option<String> {
+    fn visit(
+        schema: &Value,
+        at: &str,
+        stack: &mut Vec<String>,
+        done: &mut std::collections::HashSet<String>,
+    ) -> Result<Option<String>, Error> {
         if stack.iter().any(|s| s == at) {
-            return Some(at.to_owned());
+            return Ok(Some(at.to_owned()));
         }
-        if done.iter().any(|s| s == at) {
-            return None;
+        if done.contains(at) {
+            return Ok(None);
         }
-        let node = if at == "#" { schema } else { schema.pointer(at.trim_start_matches('#'))? };
+        if stack.len() >= MAX_REF_DEPTH {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!("the schema nests too deep: a chain of more than {MAX_REF_DEPTH} $refs; flatten the type"),
+            ));
+        }
+        let node = if at == "#" {
+            schema
+        } else {
+            match schema.pointer(at.trim_start_matches('#')) {
+                Some(node) => node,
+                None => return Ok(None),
+            }
+        };
         let mut out = Vec::new();
         refs(node, &mut out);
         stack.push(at.to_owned());
         for r in out {
-            if let Some(cycle) = visit(schema, &r, stack, done) {
-                return Some(cycle);
+            if let Some(cycle) = visit(schema, &r, stack, done)? {
+                return Ok(Some(cycle));
             }
         }
         stack.pop();
-        done.push(at.to_owned());
-        None
+        done.insert(at.to_owned());
+        Ok(None)
     }
-    visit(schema, "#", &mut Vec::new(), &mut Vec::new())
+    visit(schema, "#", &mut Vec::new(), &mut std::collections::HashSet::new())
 }
 
 #[cfg(test)]
@@ -604,5 +721,70 @@ mod tests {
             translate(&json!({"$ref": "https://example.com/s.json"}), StructuredOutput::Native, "generic").unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unsupported);
         assert!(e.to_string().contains("$ref"), "{e}");
+    }
+
+    #[test]
+    fn strict_leaves_an_optional_any_of_that_admits_null() {
+        // Pydantic's `Optional[int] = None`.
+        let schema = json!({"type": "object", "properties": {
+            "n": {"anyOf": [{"type": "integer"}, {"type": "null"}], "default": null, "title": "N"}
+        }});
+        let s = t(schema, StructuredOutput::OpenAiStrict).schema.unwrap();
+        let n = &s["properties"]["n"];
+        assert_eq!(n["anyOf"], json!([{"type": "integer"}, {"type": "null"}]), "{n}");
+        assert!(!n["anyOf"][0].as_object().unwrap().contains_key("anyOf"), "{n}");
+    }
+
+    #[test]
+    fn strict_writes_one_of_as_any_of() {
+        let schema = json!({"type": "object", "properties": {
+            "v": {"oneOf": [{"type": "integer"}, {"type": "string"}]}
+        }, "required": ["v"]});
+        let s = t(schema, StructuredOutput::OpenAiStrict).schema.unwrap();
+        assert!(!s.to_string().contains("oneOf"), "{s}");
+        assert_eq!(s["properties"]["v"]["anyOf"], json!([{"type": "integer"}, {"type": "string"}]));
+    }
+
+    #[test]
+    fn strict_inlines_one_all_of_with_its_properties() {
+        let schema = json!({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"],
+            "allOf": [{"properties": {"b": {"type": "integer"}}, "required": ["b"]}]});
+        let s = t(schema, StructuredOutput::OpenAiStrict).schema.unwrap();
+        assert_eq!(s["properties"]["a"], json!({"type": "string"}));
+        assert_eq!(s["properties"]["b"], json!({"type": "integer"}));
+        assert_eq!(s["required"], json!(["a", "b"]));
+        let clash = json!({"type": "object", "properties": {"a": {"type": "string"}},
+            "allOf": [{"properties": {"a": {"type": "integer"}}}]});
+        let e = translate(&clash, StructuredOutput::OpenAiStrict, "openai").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unsupported);
+        assert!(e.to_string().contains("`allOf`"), "{e}");
+    }
+
+    #[test]
+    fn ollama_keeps_an_existing_any_of() {
+        let schema = json!({"type": ["object", "null"], "anyOf": [{"required": ["a"]}, {"required": ["b"]}]});
+        let s = t(schema, StructuredOutput::NoTypeArrays).schema.unwrap();
+        assert_eq!(
+            s,
+            json!({"allOf": [
+                {"anyOf": [{"type": "object"}, {"type": "null"}]},
+                {"anyOf": [{"required": ["a"]}, {"required": ["b"]}]}
+            ]})
+        );
+    }
+
+    #[test]
+    fn a_long_ref_chain_is_refused_without_overflowing() {
+        let n = 30_000;
+        let mut defs = Map::new();
+        for i in 0..n {
+            let next =
+                if i + 1 < n { json!({"$ref": format!("#/$defs/D{}", i + 1)}) } else { json!({"type": "string"}) };
+            defs.insert(format!("D{i}"), next);
+        }
+        let schema = json!({"$ref": "#/$defs/D0", "$defs": defs});
+        let e = translate(&schema, StructuredOutput::TgiJson, "tgi").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unsupported);
+        assert!(e.to_string().contains("nests too deep"), "{e}");
     }
 }
