@@ -219,14 +219,28 @@ impl<T> Job<T> {
 
     /// The error of `kind`, carrying every attempt.
     fn error(&mut self, kind: ErrorKind, message: String) -> Error {
-        Error::new(kind, message).with_retryable(false).with_source(AttemptLog(std::mem::take(&mut self.attempts)))
+        Error::new(kind, message)
+            .with_retryable(false)
+            .with_source(AttemptLog(std::mem::take(&mut self.attempts), None))
+    }
+
+    /// `e` (an error of a request in the middle of the loop) carrying the attempts so far,
+    /// when there are any; the source it had is kept as text.
+    fn interrupted(&mut self, e: Error) -> Error {
+        if self.attempts.is_empty() {
+            return e;
+        }
+        let cause = std::error::Error::source(&e).map(|s| s.to_string()).filter(|s| !s.is_empty());
+        e.with_source(AttemptLog(std::mem::take(&mut self.attempts), cause))
     }
 
     /// The rejected answer and the errors, as the next turns of the conversation.
     fn add_feedback(&mut self, text: &str, call: Option<crate::types::ToolCall>, errors: &[String]) {
         let list: String = errors.iter().map(|e| format!("\n- {e}")).collect();
+        let text = &capped(text, MAX_FEEDBACK);
         match call {
-            Some(call) => {
+            Some(mut call) => {
+                call.arguments = capped(&call.arguments, MAX_FEEDBACK);
                 let id = call.id.clone();
                 self.conversation.push(Message::assistant_with_tool_calls("", vec![call]));
                 self.conversation.push(Message::tool(
@@ -404,6 +418,21 @@ fn add_usage(sum: &mut Usage, u: &Usage) {
     }
 }
 
+/// How much of a rejected answer is sent back to the model, in bytes.
+const MAX_FEEDBACK: usize = 8 * 1024;
+
+/// `text` cut to at most `max` bytes (on a character boundary), saying so.
+fn capped(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}\n[… cut here: {} more bytes not shown]", &text[..end], text.len() - end)
+}
+
 /// `text` cut to `max` characters, on one line.
 fn bounded(text: &str, max: usize) -> String {
     let one_line = text.replace(['\n', '\r'], " ");
@@ -428,7 +457,10 @@ where
 {
     let mut job = Job::new(schema, messages, options, convert)?;
     loop {
-        let response = backend.complete(&job.conversation, &job.request).await?;
+        let response = match backend.complete(&job.conversation, &job.request).await {
+            Ok(response) => response,
+            Err(e) => return Err(job.interrupted(e)),
+        };
         match job.answer(response) {
             Step::Done(out) => return Ok(out),
             Step::Again => {}
@@ -446,8 +478,19 @@ struct Streaming<'s, B: ?Sized, T> {
     /// The answer's text so far (content, or the tool call's arguments in tool mode).
     text: String,
     last: Option<Value>,
+    /// The text's length when the partial value was last computed.
+    partial_at: usize,
+    /// The current attempt's stream has ended: its last partial is out, its answer is next.
+    ended: bool,
     attempt: u32,
     over: bool,
+}
+
+/// Whether the partial value is worth computing again, the text having grown from `at` to
+/// `len` bytes: by at least `max(32, len / 16)`, so the work over a whole answer is linear
+/// in its length (each computation reads the whole text).
+fn partial_due(len: usize, at: usize) -> bool {
+    len.saturating_sub(at) >= (len / 16).max(32)
 }
 
 /// The streamed loop: the first request is sent before it returns.
@@ -471,6 +514,8 @@ where
         accumulator: StreamAccumulator::new(),
         text: String::new(),
         last: None,
+        partial_at: 0,
+        ended: false,
         attempt: 1,
         over: false,
     };
@@ -482,21 +527,54 @@ where
 
 impl<B: ModelBackend + ?Sized, T> Streaming<'_, B, T> {
     /// The next item, or `None` once over.
+    /// The partial value when due (or `force`d at the end), if it changed.
+    fn partial(&mut self, force: bool) -> Option<Partial<T>> {
+        if self.text.len() == self.partial_at || !(force || partial_due(self.text.len(), self.partial_at)) {
+            return None;
+        }
+        self.partial_at = self.text.len();
+        let start = self.text.find(['{', '['])?;
+        let value = complete_partial(&self.text[start..])?;
+        if self.last.as_ref() == Some(&value) {
+            return None;
+        }
+        self.last = Some(value.clone());
+        Some(Partial::Value { attempt: self.attempt, value })
+    }
+
     async fn next_item(&mut self) -> Option<Result<Partial<T>, Error>> {
         loop {
             if self.over {
                 return None;
+            }
+            if self.ended {
+                self.ended = false;
+                self.current = None;
+                let response = std::mem::take(&mut self.accumulator).finish();
+                match self.job.answer(response) {
+                    Step::Done(out) => {
+                        self.over = true;
+                        return Some(Ok(Partial::Done(out)));
+                    }
+                    Step::Again => {}
+                    Step::Fail(e) => {
+                        self.over = true;
+                        return Some(Err(e));
+                    }
+                }
+                continue;
             }
             let Some(stream) = self.current.as_mut() else {
                 self.attempt += 1;
                 self.accumulator = StreamAccumulator::new();
                 self.text.clear();
                 self.last = None;
+                self.partial_at = 0;
                 match self.backend.stream(&self.job.conversation, &self.job.request).await {
                     Ok(s) => self.current = Some(s),
                     Err(e) => {
                         self.over = true;
-                        return Some(Err(e));
+                        return Some(Err(self.job.interrupted(e)));
                     }
                 }
                 continue;
@@ -515,32 +593,19 @@ impl<B: ModelBackend + ?Sized, T> Streaming<'_, B, T> {
                     if self.text.len() == before {
                         continue;
                     }
-                    let start = self.text.find(['{', '[']);
-                    let partial = start.and_then(|s| complete_partial(&self.text[s..]));
-                    if let Some(value) = partial {
-                        if self.last.as_ref() != Some(&value) {
-                            self.last = Some(value.clone());
-                            return Some(Ok(Partial::Value { attempt: self.attempt, value }));
-                        }
+                    if let Some(partial) = self.partial(false) {
+                        return Some(Ok(partial));
                     }
                 }
                 Some(Err(e)) => {
                     self.over = true;
-                    return Some(Err(e));
+                    return Some(Err(self.job.interrupted(e)));
                 }
                 None => {
-                    self.current = None;
-                    let response = std::mem::take(&mut self.accumulator).finish();
-                    match self.job.answer(response) {
-                        Step::Done(out) => {
-                            self.over = true;
-                            return Some(Ok(Partial::Done(out)));
-                        }
-                        Step::Again => {}
-                        Step::Fail(e) => {
-                            self.over = true;
-                            return Some(Err(e));
-                        }
+                    // The last partial of the attempt (always computed), then its answer.
+                    self.ended = true;
+                    if let Some(partial) = self.partial(true) {
+                        return Some(Ok(partial));
                     }
                 }
             }
@@ -625,6 +690,55 @@ mod tests {
             judge("{\"name\": null, \"count\": null}", stop, None, &schema, &v, Ok),
             Verdict::Invalid { .. }
         ));
+    }
+
+    #[test]
+    fn an_error_after_an_attempt_carries_the_attempts() {
+        let schema = json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]});
+        let mut job = Job::new(&schema, &[Message::user("n?")], &ExtractOptions::new(), Ok).unwrap();
+        let plain = job.interrupted(Error::new(ErrorKind::Server, "before any answer"));
+        assert!(super::super::types::attempts_of(&plain).is_none());
+        let mut first = ModelResponse::new("{}").with_finish_reason(FinishReason::Stop);
+        first.usage = Some(Usage::new(10, 2));
+        assert!(matches!(job.answer(first), Step::Again));
+        let io = std::io::Error::other("connection reset");
+        let e = job.interrupted(Error::new(ErrorKind::Timeout, "timed out").with_source(io));
+        assert_eq!(e.kind(), ErrorKind::Timeout);
+        let attempts = super::super::types::attempts_of(&e).unwrap();
+        assert_eq!(attempts.len(), 1);
+        assert_eq!(attempts[0].usage, Some(Usage::new(10, 2)));
+        assert_eq!(std::error::Error::source(&e).unwrap().to_string(), "connection reset");
+    }
+
+    #[test]
+    fn the_rejected_answer_sent_back_is_capped() {
+        let schema = json!({"type": "object"});
+        let mut job = Job::new(&schema, &[Message::user("x")], &ExtractOptions::new(), Ok).unwrap();
+        let before = job.conversation.len();
+        let long = format!("[{}]", "é".repeat(20_000));
+        job.add_feedback(&long, None, &["/: not an object".to_owned()]);
+        let sent = job.conversation[before].text();
+        assert!(sent.len() < MAX_FEEDBACK + 100, "{}", sent.len());
+        assert!(sent.contains("cut here"), "{sent}");
+        assert_eq!(capped("short", 10), "short");
+    }
+
+    #[test]
+    fn partials_are_computed_a_linear_amount() {
+        // One byte at a time up to 1 MB: the bytes read by all the computations stay within
+        // a constant factor of the length.
+        let (mut at, mut work, mut runs) = (0usize, 0usize, 0usize);
+        let total = 1 << 20;
+        for len in 1..=total {
+            if partial_due(len, at) {
+                at = len;
+                work += len;
+                runs += 1;
+            }
+        }
+        assert!(work <= 20 * total, "{work}");
+        assert!(runs < 400, "{runs}");
+        assert!(partial_due(32, 0) && !partial_due(31, 0));
     }
 
     #[test]

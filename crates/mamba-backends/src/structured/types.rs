@@ -171,23 +171,28 @@ pub enum Partial<T> {
 /// for each further attempt).
 pub type ExtractStream<'a, T> = Pin<Box<dyn Stream<Item = Result<Partial<T>, Error>> + Send + 'a>>;
 
-/// Every attempt's text and error, on an [`ErrorKind::InvalidOutput`](crate::ErrorKind::InvalidOutput)
-/// error from [`Extract`](crate::structured::Extract); `None` on any other error.
+/// Every attempt's text and error, on an error from [`Extract`](crate::structured::Extract)
+/// that ended the extraction after at least one answer: [`ErrorKind::InvalidOutput`](crate::ErrorKind::InvalidOutput),
+/// [`ErrorKind::Refusal`](crate::ErrorKind::Refusal), [`ErrorKind::Truncated`](crate::ErrorKind::Truncated),
+/// and an error of the request of a later attempt (a timeout, a server error); `None` on any
+/// other error (one before any answer). The attempts carry their usage.
 pub fn attempts_of(err: &Error) -> Option<&[Attempt]> {
     let source = std::error::Error::source(err)?;
     source.downcast_ref::<AttemptLog>().map(|log| log.0.as_slice())
 }
 
-/// The attempts an [`ErrorKind::InvalidOutput`](crate::ErrorKind::InvalidOutput) error carries,
-/// as its source.
+/// The attempts an error from [`Extract`](crate::structured::Extract) carries, as its source;
+/// with the text of the source it replaced (an error from the transport in the middle of the
+/// loop), if any.
 #[derive(Debug)]
-pub(crate) struct AttemptLog(pub(crate) Vec<Attempt>);
+pub(crate) struct AttemptLog(pub(crate) Vec<Attempt>, pub(crate) Option<String>);
 
 impl fmt::Display for AttemptLog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Empty: the error's own message already names the last error; the attempts are read
-        // with `attempts_of`, and an empty source adds nothing to a printed chain.
-        f.write_str("")
+        // The replaced source's text, else empty: the error's own message already names the
+        // last error; the attempts are read with `attempts_of`, and an empty source adds
+        // nothing to a printed chain.
+        f.write_str(self.1.as_deref().unwrap_or(""))
     }
 }
 
@@ -221,7 +226,8 @@ mod tests {
             usage: None,
             finish_reason: None,
         };
-        let e = Error::new(ErrorKind::InvalidOutput, "still invalid").with_source(AttemptLog(vec![attempt.clone()]));
+        let e =
+            Error::new(ErrorKind::InvalidOutput, "still invalid").with_source(AttemptLog(vec![attempt.clone()], None));
         assert_eq!(attempts_of(&e), Some(&[attempt][..]));
         // The log adds nothing to the printed error.
         assert_eq!(e.to_string(), "the answer is not valid structured output: still invalid");

@@ -60,7 +60,8 @@ impl Validator {
             }
             let path = e.instance_path().to_string();
             let path = if path.is_empty() { "/".to_owned() } else { path };
-            lines.push(format!("{path}: {}", bounded(&e.to_string())));
+            // The whole line is bounded: a long instance path (a huge key) counts too.
+            lines.push(bounded(&format!("{path}: {e}")));
         }
         if more > 0 {
             lines.push(format!("... and {more} more"));
@@ -119,6 +120,14 @@ mod tests {
         assert_eq!(errors.len(), MAX_ERRORS + 1);
         assert_eq!(errors.last().unwrap(), "... and 12 more");
         assert!(errors.iter().all(|e| e.chars().count() <= MAX_LINE + 12), "{errors:?}");
+    }
+
+    #[test]
+    fn a_long_instance_path_is_bounded_too() {
+        let v = Validator::new(&json!({"type": "object", "additionalProperties": {"type": "integer"}})).unwrap();
+        let key = "k".repeat(5000);
+        let errors = v.validate(&json!({ key: "x" })).unwrap_err();
+        assert!(errors.iter().all(|e| e.chars().count() <= MAX_LINE), "{errors:?}");
     }
 
     #[test]
