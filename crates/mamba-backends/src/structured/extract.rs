@@ -167,8 +167,10 @@ impl<T> Job<T> {
             &self.validator,
             self.convert,
         );
+        // What is kept (and may end up in an error, a log, a file) has what looks like a
+        // secret redacted: a server may echo the request's key in its answer.
         let mut attempt = Attempt {
-            text: text.clone(),
+            text: scrub(&text),
             error: None,
             repairs: Vec::new(),
             usage: response.usage,
@@ -187,9 +189,11 @@ impl<T> Job<T> {
                 })
             }
             Verdict::Refused(why) => {
-                attempt.error = Some(format!("refused: {why}"));
+                attempt.error = Some(scrub(&format!("refused: {why}")));
                 self.attempts.push(attempt);
-                Step::Fail(self.error(ErrorKind::Refusal, format!("{}; rephrase the request", bounded(&why, 300))))
+                Step::Fail(
+                    self.error(ErrorKind::Refusal, format!("{}; rephrase the request", bounded(&scrub(&why), 300))),
+                )
             }
             Verdict::Truncated => {
                 attempt.error = Some("cut by the token limit before the JSON was complete".to_owned());
@@ -201,11 +205,12 @@ impl<T> Job<T> {
                 ))
             }
             Verdict::Invalid { errors, repairs } => {
-                attempt.error = Some(errors.join("\n"));
+                attempt.error = Some(scrub(&errors.join("\n")));
                 attempt.repairs = repairs;
                 self.attempts.push(attempt);
                 if n as u32 >= self.max_attempts {
-                    let last = bounded(&errors.join("; "), 500);
+                    // Redacted before the cut, so that no part of a secret is left.
+                    let last = bounded(&scrub(&errors.join("; ")), 500);
                     return Step::Fail(self.error(
                         ErrorKind::InvalidOutput,
                         format!("still invalid after {n} attempt(s): {last}; raise the attempts, simplify the schema, or use a stronger model"),
@@ -219,7 +224,7 @@ impl<T> Job<T> {
 
     /// The error of `kind`, carrying every attempt.
     fn error(&mut self, kind: ErrorKind, message: String) -> Error {
-        Error::new(kind, message)
+        Error::new(kind, scrub(&message))
             .with_retryable(false)
             .with_source(AttemptLog(std::mem::take(&mut self.attempts), None))
     }
@@ -230,7 +235,7 @@ impl<T> Job<T> {
         if self.attempts.is_empty() {
             return e;
         }
-        let cause = std::error::Error::source(&e).map(|s| s.to_string()).filter(|s| !s.is_empty());
+        let cause = std::error::Error::source(&e).map(|s| scrub(&s.to_string())).filter(|s| !s.is_empty());
         e.with_source(AttemptLog(std::mem::take(&mut self.attempts), cause))
     }
 
@@ -416,6 +421,11 @@ fn add_usage(sum: &mut Usage, u: &Usage) {
     if let Some(c) = u.cached_input_tokens {
         *sum.cached_input_tokens.get_or_insert(0) += c;
     }
+}
+
+/// `text` with what looks like a secret (an echoed key) redacted.
+fn scrub(text: &str) -> String {
+    crate::redact::redact_text(text).into_owned()
 }
 
 /// How much of a rejected answer is sent back to the model, in bytes.

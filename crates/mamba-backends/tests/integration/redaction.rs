@@ -86,7 +86,7 @@ async fn key_never_in_any_error() {
     assert_clean(&format!("{e} {e:?}"));
     kinds.insert(e.kind());
     // Every kind but those these cases do not reach (a stream cut off, a builder mistake, and
-    // the structured-output outcomes, which tests/integration/structured.rs produces); a kind
+    // the structured-output outcomes, which key_never_in_structured_output_errors produces); a kind
     // added to the library is then required here too.
     let unreached = |k: &ErrorKind| {
         matches!(
@@ -108,4 +108,47 @@ async fn key_never_in_any_error() {
 fn bad_key_error_does_not_echo_it() {
     let e = OpenAICompatibleBackend::builder("m").api_key(format!("{KEY}\n")).build().unwrap_err();
     assert_clean(&format!("{e} {e:?}"));
+}
+
+/// The structured-output outcomes (invalid output, refusal, truncated) keep the key out of the
+/// error and out of the attempts it carries, even when the server echoes the request's
+/// `Authorization` header in its answer.
+#[tokio::test]
+async fn key_never_in_structured_output_errors() {
+    use mamba_backends::structured::{attempts_of, Extract, ExtractOptions};
+    use serde_json::json;
+
+    /// A chat answer whose content (or refusal) is `text`, finishing with `finish`.
+    fn answer(text: &str, refusal: Option<&str>, finish: &str) -> Reply {
+        let body = json!({
+            "id": "c", "object": "chat.completion", "created": 0, "model": "m",
+            "choices": [{"index": 0, "finish_reason": finish,
+                "message": {"role": "assistant", "content": text, "refusal": refusal}}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
+        });
+        Reply::json(200, &body.to_string())
+    }
+    let schema = json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]});
+    let cases: Vec<(ErrorKind, fn(&str) -> Reply)> = vec![
+        // The echoed header as the value of `n` (not an integer): the validation error quotes it.
+        (ErrorKind::InvalidOutput, |auth| answer(&json!({ "n": auth }).to_string(), None, "stop")),
+        (ErrorKind::Refusal, |auth| answer("", Some(&format!("I won't, {auth}")), "stop")),
+        (ErrorKind::Truncated, |auth| answer(&format!("{{\"n\": \"{auth}"), None, "length")),
+    ];
+    for (kind, reply) in cases {
+        let server = RawServer::start(move |request, _| reply(request.header("authorization").unwrap_or(""))).await;
+        let backend = keyed(&server.url());
+        let e = backend.extract_value(&schema, &[Message::user("hi")], &ExtractOptions::new()).await.unwrap_err();
+        assert_eq!(e.kind(), kind, "{e}");
+        assert_clean(&format!("{e} {e:?}"));
+        let attempts = attempts_of(&e).expect("the attempts");
+        assert!(!attempts.is_empty());
+        for attempt in attempts {
+            assert_clean(&attempt.text);
+            assert_clean(attempt.error.as_deref().unwrap_or(""));
+            assert_clean(&format!("{attempt:?}"));
+        }
+        // The key did reach the server and came back.
+        assert_eq!(server.requests()[0].header("authorization"), Some(format!("Bearer {KEY}").as_str()));
+    }
 }
