@@ -129,7 +129,9 @@ async fn key_never_in_structured_output_errors() {
         Reply::json(200, &body.to_string())
     }
     let schema = json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]});
-    let cases: Vec<(ErrorKind, fn(&str) -> Reply)> = vec![
+    /// The reply to a request whose `Authorization` header is the argument.
+    type Echo = fn(&str) -> Reply;
+    let cases: Vec<(ErrorKind, Echo)> = vec![
         // The echoed header as the value of `n` (not an integer): the validation error quotes it.
         (ErrorKind::InvalidOutput, |auth| answer(&json!({ "n": auth }).to_string(), None, "stop")),
         (ErrorKind::Refusal, |auth| answer("", Some(&format!("I won't, {auth}")), "stop")),
