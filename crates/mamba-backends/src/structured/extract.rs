@@ -26,8 +26,9 @@ use crate::types::{
 /// Each attempt is one request. An answer that does not parse (after local repairs) or
 /// validate is sent back with its errors, up to [`ExtractOptions::attempts`]; then the error is
 /// [`ErrorKind::InvalidOutput`] and [`attempts_of`](super::types::attempts_of) gives every attempt. A
-/// refusal is [`ErrorKind::Refusal`], an answer cut by the token limit mid-JSON
-/// [`ErrorKind::Truncated`], both at once. A schema that is not valid JSON Schema is
+/// refusal is [`ErrorKind::Refusal`], an answer stopped by the token limit without a whole
+/// JSON object or array (cut mid-JSON, or empty: a reasoning model that spent the tokens
+/// thinking) [`ErrorKind::Truncated`], both at once. A schema that is not valid JSON Schema is
 /// [`ErrorKind::Config`], and one the server cannot take [`ErrorKind::Unsupported`], both
 /// before any request.
 #[async_trait]
@@ -201,7 +202,7 @@ impl<T> Job<T> {
                 let limit = self.request.max_tokens.map_or(String::new(), |m| format!(" of {m} tokens"));
                 Step::Fail(self.error(
                     ErrorKind::Truncated,
-                    format!("attempt {n} stopped at the limit{limit} inside its JSON; raise max_tokens (ExtractOptions.request) or ask for less"),
+                    format!("attempt {n} stopped at the limit{limit} before its JSON was complete; raise max_tokens (ExtractOptions.request) or ask for less"),
                 ))
             }
             Verdict::Invalid { errors, repairs } => {

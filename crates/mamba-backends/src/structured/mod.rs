@@ -18,8 +18,8 @@
 //! requests; a refusal ([`ErrorKind::Refusal`](crate::ErrorKind::Refusal)) and an answer cut by
 //! the token limit ([`ErrorKind::Truncated`](crate::ErrorKind::Truncated)) end the loop at
 //! once; still invalid after the last attempt is
-//! [`ErrorKind::InvalidOutput`](crate::ErrorKind::InvalidOutput), whose attempts
-//! [`attempts_of`] gives.
+//! [`ErrorKind::InvalidOutput`](crate::ErrorKind::InvalidOutput). [`attempts_of`] gives the
+//! attempts of each of these, and of an error of a request after the first answer.
 //!
 //! ```no_run
 //! // The derive names `schemars::…`: the crate's re-export in scope is enough (no direct
