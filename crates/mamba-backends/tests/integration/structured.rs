@@ -351,3 +351,23 @@ async fn a_non_schema_is_a_config_error() {
     }
     assert_eq!(server.request_count(), 0);
 }
+
+/// Strict mode sends an optional field as `[T, "null"]`; the `null` the model then writes for
+/// it is dropped (the original schema only allows leaving it out), on the first attempt.
+#[tokio::test]
+async fn strict_mode_optional_nulls_are_dropped_without_a_second_request() {
+    #[derive(Debug, PartialEq, Deserialize, JsonSchema)]
+    struct Tagged {
+        name: String,
+        #[serde(default)]
+        tags: Vec<String>,
+    }
+    let server = mock(vec![Reply::text(r#"{"name": "Ada", "tags": null}"#)]).await;
+    let out = backend_for(&server, Preset::OpenAI).extract::<Tagged>(&ask(), &ExtractOptions::new()).await.unwrap();
+    assert_eq!(out.value, Tagged { name: "Ada".into(), tags: vec![] });
+    assert_eq!(out.attempts.len(), 1);
+    assert_eq!(out.attempts[0].repairs, vec![Repair::DroppedNull]);
+    let sent = &bodies(&server)[0]["response_format"]["json_schema"]["schema"];
+    assert_eq!(sent["required"], json!(["name", "tags"]));
+    assert_eq!(sent["properties"]["tags"]["type"], json!(["array", "null"]));
+}
