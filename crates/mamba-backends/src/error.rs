@@ -269,6 +269,11 @@ impl Error {
         self
     }
 
+    /// Takes the underlying error out (the structured-output loop wraps it with its attempts).
+    pub(crate) fn take_source(&mut self) -> Option<BoxError> {
+        self.inner.source.take()
+    }
+
     /// The underlying error, reported by [`source`](StdError::source).
     #[must_use]
     pub fn with_source(mut self, source: impl Into<BoxError>) -> Error {

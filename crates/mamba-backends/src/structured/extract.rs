@@ -231,12 +231,12 @@ impl<T> Job<T> {
     }
 
     /// `e` (an error of a request in the middle of the loop) carrying the attempts so far,
-    /// when there are any; the source it had is kept as text.
-    fn interrupted(&mut self, e: Error) -> Error {
+    /// when there are any; the source it had stays in the chain, under the attempts.
+    fn interrupted(&mut self, mut e: Error) -> Error {
         if self.attempts.is_empty() {
             return e;
         }
-        let cause = std::error::Error::source(&e).map(|s| scrub(&s.to_string())).filter(|s| !s.is_empty());
+        let cause = e.take_source();
         e.with_source(AttemptLog(std::mem::take(&mut self.attempts), cause))
     }
 

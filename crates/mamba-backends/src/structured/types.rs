@@ -182,21 +182,28 @@ pub fn attempts_of(err: &Error) -> Option<&[Attempt]> {
 }
 
 /// The attempts an error from [`Extract`](crate::structured::Extract) carries, as its source;
-/// with the text of the source it replaced (an error from the transport in the middle of the
-/// loop), if any.
+/// with the source it took the place of (an error from the transport in the middle of the
+/// loop), if any. It prints as that source and passes on to that source's own source, so a
+/// printed chain reads as before and every deeper cause is still reachable.
 #[derive(Debug)]
-pub(crate) struct AttemptLog(pub(crate) Vec<Attempt>, pub(crate) Option<String>);
+pub(crate) struct AttemptLog(pub(crate) Vec<Attempt>, pub(crate) Option<Box<dyn std::error::Error + Send + Sync>>);
 
 impl fmt::Display for AttemptLog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The replaced source's text, else empty: the error's own message already names the
-        // last error; the attempts are read with `attempts_of`, and an empty source adds
-        // nothing to a printed chain.
-        f.write_str(self.1.as_deref().unwrap_or(""))
+        // Empty without a source: the error's own message already names the last error, and
+        // the attempts are read with `attempts_of`.
+        match &self.1 {
+            Some(source) => f.write_str(&crate::redact::redact_text(&source.to_string())),
+            None => Ok(()),
+        }
     }
 }
 
-impl std::error::Error for AttemptLog {}
+impl std::error::Error for AttemptLog {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.1.as_deref().and_then(|s| s.source())
+    }
+}
 
 #[cfg(test)]
 mod tests {
