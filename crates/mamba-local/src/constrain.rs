@@ -178,19 +178,35 @@ fn compact(schema: Value) -> Value {
 /// any other property by default, and a small model given that room invents properties until
 /// `max_tokens` runs out (schemars writes no `additionalProperties` unless told to). Every answer
 /// of the closed grammar still validates against the open schema. Objects combined through
-/// `allOf` (or beside `$ref`, `allOf`, `unevaluatedProperties`) are left open, since closing one
-/// part would forbid the properties another part adds.
+/// `allOf`, or beside `$ref`, `anyOf`/`oneOf` (schemars' flattened enums), `if`/`then`/`else`,
+/// `dependentSchemas` or `unevaluatedProperties`, are left open, since closing one part would
+/// forbid the properties another part adds.
 fn close_objects(schema: &mut Value, in_all_of: bool) {
     match schema {
         Value::Object(map) => {
             let open = map.contains_key("properties")
                 && !in_all_of
-                && !["additionalProperties", "patternProperties", "unevaluatedProperties", "allOf", "$ref"]
-                    .iter()
-                    .any(|k| map.contains_key(*k));
+                && ![
+                    "additionalProperties",
+                    "patternProperties",
+                    "unevaluatedProperties",
+                    "allOf",
+                    "anyOf",
+                    "oneOf",
+                    "if",
+                    "then",
+                    "else",
+                    "dependentSchemas",
+                    "$ref",
+                ]
+                .iter()
+                .any(|k| map.contains_key(*k));
             if open {
                 map.insert("additionalProperties".to_owned(), Value::Bool(false));
             }
+            // Branches beside the object's own properties add to them (schemars' flattened
+            // enums): closing a branch would forbid the parent's properties.
+            let beside_properties = map.contains_key("properties");
             for (key, value) in map.iter_mut() {
                 match key.as_str() {
                     // Values that are not schemas.
@@ -204,6 +220,11 @@ fn close_objects(schema: &mut Value, in_all_of: bool) {
                     "allOf" => {
                         if let Value::Array(parts) = value {
                             parts.iter_mut().for_each(|part| close_objects(part, true));
+                        }
+                    }
+                    "anyOf" | "oneOf" => {
+                        if let Value::Array(parts) = value {
+                            parts.iter_mut().for_each(|part| close_objects(part, beside_properties));
                         }
                     }
                     _ => close_objects(value, false),
@@ -346,8 +367,19 @@ mod tests {
         assert!(s["properties"]["m"].get("additionalProperties").is_none(), "no properties: a map, open");
         assert_eq!(s["$defs"]["D"]["additionalProperties"], json!(false));
         assert_eq!(s["$defs"]["D"]["properties"]["x"]["enum"], json!([{"properties": {}}]), "values untouched");
-        assert_eq!(s["anyOf"][0]["additionalProperties"], json!(false));
+        assert!(s["anyOf"][0].get("additionalProperties").is_none(), "a branch beside properties: open");
         assert!(s["allOf"][0].get("additionalProperties").is_none());
+        // schemars' flattened enum: neither the parent nor its branches are closed, so
+        // {"x": 1, "B": "b"} stays possible.
+        let mut flat = json!({"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"],
+            "oneOf": [{"type": "object", "properties": {"B": {"type": "string"}}, "required": ["B"]}]});
+        close_objects(&mut flat, false);
+        assert!(flat.get("additionalProperties").is_none());
+        assert!(flat["oneOf"][0].get("additionalProperties").is_none());
+        // A plain enum of objects (no properties beside it): each variant is closed.
+        let mut variants = json!({"oneOf": [{"type": "object", "properties": {"Circle": {"type": "number"}}, "required": ["Circle"]}]});
+        close_objects(&mut variants, false);
+        assert_eq!(variants["oneOf"][0]["additionalProperties"], json!(false));
         let mut own = json!({"properties": {"a": {}}, "additionalProperties": {"type": "integer"}});
         close_objects(&mut own, false);
         assert_eq!(own["additionalProperties"], json!({"type": "integer"}));

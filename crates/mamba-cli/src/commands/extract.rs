@@ -119,7 +119,9 @@ fn describe(e: &Error, attempts: u32) -> String {
         ErrorKind::Truncated => "; raise --max-tokens or ask for less",
         _ => return message,
     };
-    let own = message.find("; raise ").map_or(message.as_str(), |at| &message[..at]);
+    // The library's advice is the message's last clause; the model's text before it may hold
+    // the same words.
+    let own = message.rfind("; raise ").map_or(message.as_str(), |at| &message[..at]);
     format!("{own}{hint}")
 }
 
@@ -143,7 +145,10 @@ fn failure_json(index: usize, e: &Error, attempts: u32) -> Value {
         .iter()
         .map(|a| {
             let repairs: Vec<&str> = a.repairs.iter().map(|r| r.as_str()).collect();
-            json!({"text": a.text, "error": a.error, "repairs": repairs})
+            // A server that echoes the request could put a key in the answer's text.
+            let text = mamba_backends::redact::redact_text(&a.text);
+            let error = a.error.as_deref().map(mamba_backends::redact::redact_text);
+            json!({"text": text, "error": error, "repairs": repairs})
         })
         .collect();
     json!({
