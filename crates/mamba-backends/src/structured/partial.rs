@@ -216,7 +216,9 @@ mod tests {
             for (i, _) in text.char_indices().skip(1) {
                 prop_assert!(complete_partial(&text[..i]).is_some(), "{:?}", &text[..i]);
             }
-            prop_assert_eq!(complete_partial(&text), Some(doc));
+            // What serde_json itself reads from the whole text (floats as it parses them).
+            let plain: Value = serde_json::from_str(&text).unwrap();
+            prop_assert_eq!(complete_partial(&text), Some(plain));
         }
 
         #[test]

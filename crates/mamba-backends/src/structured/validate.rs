@@ -96,6 +96,18 @@ mod tests {
     use crate::ErrorKind;
     use serde_json::json;
 
+    /// serde_json's features are the workspace's choice, not a dependency's: maps keep
+    /// insertion order (`preserve_order`, which llguidance also needs), and floats are parsed
+    /// without `float_roundtrip` (a validator version that turns it on would slow every float
+    /// parse and make an f32 beyond its range an error instead of infinity).
+    #[test]
+    fn serde_json_features_are_the_workspaces() {
+        let map: serde_json::Map<String, Value> = serde_json::from_str(r#"{"b": 1, "a": 2}"#).unwrap();
+        assert_eq!(map.keys().collect::<Vec<_>>(), ["b", "a"]);
+        let far: f32 = serde_json::from_str("-3.402823669209385e+38").unwrap();
+        assert_eq!(far, f32::NEG_INFINITY);
+    }
+
     #[test]
     fn errors_name_the_instance_path() {
         let v = Validator::new(&json!({
