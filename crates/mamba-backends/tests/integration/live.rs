@@ -793,6 +793,21 @@ fn extraction_cases() -> Vec<(&'static str, &'static str, serde_json::Value)> {
     ]
 }
 
+/// Each of [`extraction_cases`] through `b`: valid against its schema on the first attempt,
+/// with the usage counted.
+async fn every_shape_validates_first_time(b: &OpenAICompatibleBackend, options: &mamba_backends::ExtractOptions) {
+    use mamba_backends::Extract;
+    for (name, prompt, schema) in extraction_cases() {
+        let out = b
+            .extract_value(&schema, &[Message::user(prompt)], options)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e} {:?}", mamba_backends::structured::attempts_of(&e)));
+        assert_eq!(out.attempts.len(), 1, "{name}: {:?}", out.attempts);
+        assert!(mamba_backends::structured::Validator::new(&schema).unwrap().is_valid(&out.value), "{name}");
+        assert!(out.usage.total_tokens > 0, "{name}");
+    }
+}
+
 /// llama.cpp turns the schema (sent in its `json_object` + `schema` form) into a grammar, so
 /// the 135M model's answer validates against the original schema on the first attempt, for
 /// every shape; the typed form deserialises too.
@@ -814,15 +829,7 @@ async fn llamacpp_extract_validates_on_the_first_attempt() {
     let _turn = TURN.lock().await;
     let b = llama(&url);
     let options = ExtractOptions::new().request(RequestOptions::new().max_tokens(200).temperature(0.0));
-    for (name, prompt, schema) in extraction_cases() {
-        let out = b
-            .extract_value(&schema, &[Message::user(prompt)], &options)
-            .await
-            .unwrap_or_else(|e| panic!("{name}: {e} {:?}", mamba_backends::structured::attempts_of(&e)));
-        assert_eq!(out.attempts.len(), 1, "{name}: {:?}", out.attempts);
-        assert!(mamba_backends::structured::Validator::new(&schema).unwrap().is_valid(&out.value), "{name}");
-        assert!(out.usage.total_tokens > 0, "{name}");
-    }
+    every_shape_validates_first_time(&b, &options).await;
     let pet = b.extract::<Pet>(&[Message::user("My dog Rex is 3 years old.")], &options).await.unwrap();
     assert_eq!(pet.attempts.len(), 1, "{:?}", pet.attempts);
     ran("llamacpp_extract_validates_on_the_first_attempt");
@@ -885,13 +892,6 @@ async fn litellm_extract_takes_its_upstreams_form() {
         .to_custom("litellm-llamacpp", "LiteLLM in front of llama.cpp", "http://127.0.0.1:4000/v1")
         .structured_output(StructuredOutput::JsonObjectWithSchema);
     let b = peer_builder(&url, "smollm2", Some(&key), Preset::custom(spec)).build().unwrap();
-    for (name, prompt, schema) in extraction_cases() {
-        let out = b
-            .extract_value(&schema, &[Message::user(prompt)], &options)
-            .await
-            .unwrap_or_else(|e| panic!("{name}: {e} {:?}", mamba_backends::structured::attempts_of(&e)));
-        assert_eq!(out.attempts.len(), 1, "{name}: {:?}", out.attempts);
-        assert!(mamba_backends::structured::Validator::new(&schema).unwrap().is_valid(&out.value), "{name}");
-    }
+    every_shape_validates_first_time(&b, &options).await;
     ran("litellm_extract_takes_its_upstreams_form");
 }
