@@ -11,8 +11,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export PEERS_ROOT="${MAMBA_PEERS_ROOT:-$HOME/.cache/mamba-peers}"
-# Live tests: every test of live.rs, plus the CLI's live bench and batch runs.
-live_total=$(( $(grep -c '^async fn ' crates/mamba-backends/tests/integration/live.rs || true) + 2 ))
+# Live tests: every test of live.rs (its #[tokio::test] attributes: helpers are async fns too), plus the CLI's live bench and batch runs.
+live_total=$(( $(grep -c '^#\[tokio::test' crates/mamba-backends/tests/integration/live.rs || true) + 2 ))
 
 # The built-in model (SmolLM2-135M, 94 MiB) for the tests of mamba-local and the CLI, fetched
 # once into ~/.cache/mamba; MAMBA_SKIP_LOCAL_MODEL=1 skips those tests instead.
