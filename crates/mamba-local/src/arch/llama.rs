@@ -13,7 +13,7 @@ use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::ops::{rms_norm, softmax_last_dim};
 use candle_nn::rotary_emb::rope_i;
 
-use super::{Architecture, LoadConfig};
+use super::{Architecture, KvState, LoadConfig};
 use crate::gguf::Meta;
 use crate::weights::Weights;
 
@@ -182,5 +182,30 @@ impl Architecture for Llama {
 
     fn reset(&mut self) {
         // Positions past the current one are never read, so the buffers need no clearing.
+    }
+
+    fn save(&self, len: usize) -> candle_core::Result<KvState> {
+        if len > self.context {
+            return Err(bail(format!("cannot save {len} positions of a context of {}", self.context)));
+        }
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| Ok((l.k_cache.narrow(2, 0, len)?.copy()?, l.v_cache.narrow(2, 0, len)?.copy()?)))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(KvState { len, layers })
+    }
+
+    fn restore(&mut self, state: &KvState) -> candle_core::Result<()> {
+        if state.layers.len() != self.layers.len() || state.len > self.context {
+            return Err(bail("a saved key/value state of another model".to_owned()));
+        }
+        for (layer, (k, v)) in self.layers.iter_mut().zip(&state.layers) {
+            if state.len > 0 {
+                layer.k_cache.slice_set(k, 2, 0)?;
+                layer.v_cache.slice_set(v, 2, 0)?;
+            }
+        }
+        Ok(())
     }
 }
