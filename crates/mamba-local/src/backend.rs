@@ -97,7 +97,7 @@ impl LocalBackend {
             .supports_tools(false)
             .supports_json_schema(true);
         let tokenizer = Arc::new(loaded.tokenizer);
-        let engine = Engine::start(loaded.model, tokenizer.clone(), threads)?;
+        let engine = Engine::start(loaded.model, tokenizer.clone(), threads, options.prompt_cache)?;
         Ok(LocalBackend {
             inner: Arc::new(Inner {
                 engine,
@@ -361,9 +361,10 @@ impl Stream for EventStream {
         };
         let item = match event {
             Some(Event::Text(text)) => Ok(StreamChunk::text(text).with_model(self.model.clone())),
-            Some(Event::Done { finish, prompt_tokens, completion_tokens }) => {
+            Some(Event::Done { finish, prompt_tokens, cached_tokens, completion_tokens }) => {
                 self.done = true;
-                let usage = Usage::new(prompt_tokens as u64, completion_tokens as u64);
+                let mut usage = Usage::new(prompt_tokens as u64, completion_tokens as u64);
+                usage.cached_input_tokens = Some(cached_tokens as u64);
                 Ok(StreamChunk::final_chunk(Some(finish), Some(usage)).with_model(self.model.clone()))
             }
             Some(Event::Failed(e)) => {

@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 
 use crate::arch::Architecture;
 use crate::constrain::Constraint;
+use crate::prompt_cache::{CacheLimits, PromptCache};
 use crate::sampler::{Sampler, SamplerConfig};
 use crate::stop::StopMatcher;
 use crate::tokenizer::decode::Utf8Decoder;
@@ -39,8 +40,8 @@ pub(crate) struct Generation {
 pub(crate) enum Event {
     /// More answer text (never a broken character, never stop-sequence text).
     Text(String),
-    /// The answer is complete.
-    Done { finish: FinishReason, prompt_tokens: usize, completion_tokens: usize },
+    /// The answer is complete. `cached_tokens` of the prompt came from the prompt cache.
+    Done { finish: FinishReason, prompt_tokens: usize, cached_tokens: usize, completion_tokens: usize },
     /// The model failed.
     Failed(Error),
 }
@@ -81,6 +82,7 @@ impl Engine {
         model: Box<dyn Architecture>,
         tokenizer: Arc<Tokenizer>,
         threads: usize,
+        cache: CacheLimits,
     ) -> Result<Engine, Error> {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -96,12 +98,16 @@ impl Engine {
             .name("mamba-local".to_owned())
             .spawn(move || {
                 let mut model = model;
+                let mut cache = PromptCache::new(cache);
                 while let Some(job) = queue.blocking_recv() {
                     pool.install(|| match job {
                         Job::Generate { generation, events } => {
-                            run(model.as_mut(), &tokenizer, &counter, generation, events);
+                            run(model.as_mut(), &mut cache, &tokenizer, &counter, generation, events);
                         }
                         Job::Score { prompt, continuation, reply } => {
+                            // Scoring reads from a fresh cache, exactly as a first request does.
+                            cache.forget();
+                            model.reset();
                             let _ = reply.send(score(model.as_mut(), &prompt, &continuation));
                         }
                     });
@@ -149,17 +155,17 @@ fn failed(e: candle_core::Error) -> Event {
     Event::Failed(model_error(e))
 }
 
-/// Reads the prompt into a fresh cache in batches of [`PROMPT_BATCH`], the way every request
-/// starts; the logits after its last token. `Ok(None)` when `go_on` says to stop early.
+/// Reads `prompt[start..]` after the `start` cached positions, in batches of [`PROMPT_BATCH`];
+/// the logits after its last token. `Ok(None)` when `go_on` says to stop early.
 fn read_prompt(
     model: &mut dyn Architecture,
     prompt: &[u32],
+    start: usize,
     go_on: impl Fn() -> bool,
 ) -> Result<Option<Vec<f32>>, candle_core::Error> {
-    model.reset();
     let mut logits = Vec::new();
-    let mut pos = 0;
-    for batch in prompt.chunks(PROMPT_BATCH) {
+    let mut pos = start;
+    for batch in prompt[start..].chunks(PROMPT_BATCH) {
         if !go_on() {
             return Ok(None);
         }
@@ -176,7 +182,7 @@ fn score(model: &mut dyn Architecture, prompt: &[u32], continuation: &[u32]) -> 
     if prompt.is_empty() {
         return Err(Error::new(ErrorKind::InvalidRequest, "scoring needs at least one prompt token"));
     }
-    let first = read_prompt(model, prompt, || true).map_err(model_error)?.unwrap_or_default();
+    let first = read_prompt(model, prompt, 0, || true).map_err(model_error)?.unwrap_or_default();
     let mut rows = Vec::with_capacity(continuation.len() + 1);
     rows.push(first);
     for (i, &id) in continuation.iter().enumerate() {
@@ -186,23 +192,46 @@ fn score(model: &mut dyn Architecture, prompt: &[u32], continuation: &[u32]) -> 
 }
 
 /// Answers one request.
+/// Answers one request, reusing what the prompt cache has of its prompt, and tells the cache
+/// what the model holds afterwards.
 fn run(
     model: &mut dyn Architecture,
+    cache: &mut PromptCache,
     tokenizer: &Tokenizer,
     sampled: &AtomicU64,
     generation: Generation,
     events: UnboundedSender<Event>,
 ) {
+    let mut fed = Vec::with_capacity(generation.prompt.len() + generation.max_tokens.min(4096));
+    match generate(model, cache, tokenizer, sampled, generation, &events, &mut fed) {
+        Ok(()) => cache.fed(fed),
+        Err(e) => {
+            // A failed forward pass leaves the cache in an unknown state.
+            cache.forget();
+            let _ = events.send(failed(e));
+        }
+    }
+}
+
+/// The generation loop; `fed` collects the tokens whose keys and values the model holds.
+fn generate(
+    model: &mut dyn Architecture,
+    cache: &mut PromptCache,
+    tokenizer: &Tokenizer,
+    sampled: &AtomicU64,
+    generation: Generation,
+    events: &UnboundedSender<Event>,
+    fed: &mut Vec<u32>,
+) -> Result<(), candle_core::Error> {
     let send = |event: Event| events.send(event).is_ok();
     let prompt = &generation.prompt;
-    let mut logits = match read_prompt(model, prompt, || !events.is_closed()) {
-        Ok(Some(logits)) => logits,
-        Ok(None) => return,
-        Err(e) => {
-            send(failed(e));
-            return;
-        }
+    let cached = cache.prepare(model, prompt)?.tokens;
+    fed.extend_from_slice(&prompt[..cached]);
+    let Some(mut logits) = read_prompt(model, prompt, cached, || !events.is_closed())? else {
+        // Stopped early: what was read is not known batch by batch; keep the reused part only.
+        return Ok(());
     };
+    fed.extend_from_slice(&prompt[cached..]);
     let mut pos = prompt.len();
     let mut sampler = Sampler::new(generation.sampler.clone());
     let mut decoder = Utf8Decoder::default();
@@ -218,12 +247,12 @@ fn run(
             break FinishReason::Length;
         }
         if events.is_closed() {
-            return;
+            return Ok(());
         }
         if let Some(c) = constraint.as_mut() {
             if let Err(e) = c.mask(&mut logits) {
                 send(Event::Failed(e));
-                return;
+                return Ok(());
             }
         }
         let id = sampler.sample(&mut logits);
@@ -236,21 +265,22 @@ fn run(
         if let Some(c) = constraint.as_mut() {
             if let Err(e) = c.consume(id) {
                 send(Event::Failed(e));
-                return;
+                return Ok(());
             }
             complete = c.is_done();
         }
         let (text, stopped) = stops.push(&decoder.push(tokenizer.piece(id)));
         if !text.is_empty() && !send(Event::Text(text)) {
-            return;
+            return Ok(());
         }
         if stopped {
             let _ = send(Event::Done {
                 finish: FinishReason::Stop,
                 prompt_tokens: prompt.len(),
+                cached_tokens: cached,
                 completion_tokens: generated,
             });
-            return;
+            return Ok(());
         }
         if complete {
             break FinishReason::Stop;
@@ -258,13 +288,8 @@ fn run(
         if generated >= generation.max_tokens {
             break FinishReason::Length;
         }
-        match model.forward(&[id], pos) {
-            Ok(l) => logits = l,
-            Err(e) => {
-                send(failed(e));
-                return;
-            }
-        }
+        logits = model.forward(&[id], pos)?;
+        fed.push(id);
         pos += 1;
     };
     let (mut text, stopped) = stops.push(&decoder.finish());
@@ -273,7 +298,9 @@ fn run(
         text.push_str(&stops.finish());
     }
     if !text.is_empty() && !send(Event::Text(text)) {
-        return;
+        return Ok(());
     }
-    let _ = send(Event::Done { finish, prompt_tokens: prompt.len(), completion_tokens: generated });
+    let _ =
+        send(Event::Done { finish, prompt_tokens: prompt.len(), cached_tokens: cached, completion_tokens: generated });
+    Ok(())
 }

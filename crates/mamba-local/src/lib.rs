@@ -29,6 +29,7 @@ mod engine;
 mod gguf;
 mod loader;
 mod options;
+mod prompt_cache;
 mod sampler;
 mod stop;
 mod template;

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use crate::prompt_cache::CacheLimits;
+
 /// Settings for [`LocalBackend::load`](crate::LocalBackend::load).
 ///
 /// ```
@@ -16,6 +18,7 @@ pub struct LocalOptions {
     pub(crate) cache_dir: Option<PathBuf>,
     pub(crate) default_temperature: f64,
     pub(crate) default_system_prompt: Option<String>,
+    pub(crate) prompt_cache: CacheLimits,
 }
 
 /// The context used when neither the options nor a smaller model limit it.
@@ -61,6 +64,27 @@ impl LocalOptions {
     /// answers "The capital of France is Paris." with "You are a helpful AI assistant.".
     pub fn default_system_prompt(mut self, prompt: Option<String>) -> LocalOptions {
         self.default_system_prompt = prompt.filter(|p| !p.is_empty());
+        self
+    }
+
+    /// Reuse the keys and values of earlier prompts (default: on). Off, every request reads its
+    /// whole prompt, as the engine did before it had a prompt cache: for measuring the cache.
+    pub fn prompt_cache(mut self, on: bool) -> LocalOptions {
+        self.prompt_cache.enabled = on;
+        self
+    }
+
+    /// Sequences the prompt cache keeps besides the one in use (default: 4): conversations
+    /// taking turns through `serve` each find their own. 0 keeps only the one in use.
+    pub fn prompt_cache_slots(mut self, slots: usize) -> LocalOptions {
+        self.prompt_cache.slots = slots;
+        self
+    }
+
+    /// Bytes the prompt cache's saved sequences may hold together (default: 512 MiB; SmolLM2
+    /// 135M needs about 46 KB a token in f32).
+    pub fn prompt_cache_memory(mut self, bytes: usize) -> LocalOptions {
+        self.prompt_cache.memory = bytes;
         self
     }
 

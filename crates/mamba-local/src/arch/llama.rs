@@ -191,7 +191,12 @@ impl Architecture for Llama {
         let layers = self
             .layers
             .iter()
-            .map(|l| Ok((l.k_cache.narrow(2, 0, len)?.copy()?, l.v_cache.narrow(2, 0, len)?.copy()?)))
+            .map(|l| {
+                Ok((
+                    l.k_cache.narrow(2, 0, len)?.contiguous()?.copy()?,
+                    l.v_cache.narrow(2, 0, len)?.contiguous()?.copy()?,
+                ))
+            })
             .collect::<candle_core::Result<Vec<_>>>()?;
         Ok(KvState { len, layers })
     }

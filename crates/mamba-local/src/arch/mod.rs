@@ -9,7 +9,6 @@ use mamba_backends::{Error, ErrorKind};
 use crate::weights::Weights;
 
 /// A loaded model with its key/value cache, for one sequence at a time.
-#[allow(dead_code)] // save/restore: the prompt cache (engine.rs) is being built on them
 pub(crate) trait Architecture: Send {
     /// Feeds `tokens` at positions `pos..pos + tokens.len()` (after the cached ones) and returns
     /// the logits for the next token after the last of them.
@@ -28,21 +27,16 @@ pub(crate) trait Architecture: Send {
 
 /// Saved keys and values of a sequence's first `len` positions: one `(keys, values)` pair per
 /// layer, each `(1, kv_heads, len, head_dim)`.
-#[allow(dead_code)]
 #[derive(Debug, Clone)]
 pub(crate) struct KvState {
     pub(crate) len: usize,
     pub(crate) layers: Vec<(candle_core::Tensor, candle_core::Tensor)>,
 }
 
-#[allow(dead_code)]
 impl KvState {
     /// Memory the state holds, in bytes.
     pub(crate) fn bytes(&self) -> usize {
-        self.layers
-            .iter()
-            .map(|(k, v)| (k.elem_count() + v.elem_count()) * k.dtype().size_in_bytes())
-            .sum()
+        self.layers.iter().map(|(k, v)| (k.elem_count() + v.elem_count()) * k.dtype().size_in_bytes()).sum()
     }
 }
 

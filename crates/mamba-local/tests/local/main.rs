@@ -8,5 +8,6 @@
 
 mod engine;
 mod golden;
+mod prompt_cache;
 mod structured;
 mod support;
