@@ -55,6 +55,51 @@ pub struct GgufInfo {
     pub architecture: String,
     /// `<arch>.context_length`, the context the model was trained for.
     pub context_length: Option<u32>,
+    /// The quantisation as llama.cpp names it (`Q4_K_M`, `F16`, …) from `general.file_type`.
+    pub file_type: Option<String>,
+}
+
+/// llama.cpp's names of `general.file_type` values (its `llama_ftype`); the gaps are retired
+/// types.
+const FILE_TYPES: &[(u32, &str)] = &[
+    (0, "F32"),
+    (1, "F16"),
+    (2, "Q4_0"),
+    (3, "Q4_1"),
+    (7, "Q8_0"),
+    (8, "Q5_0"),
+    (9, "Q5_1"),
+    (10, "Q2_K"),
+    (11, "Q3_K_S"),
+    (12, "Q3_K_M"),
+    (13, "Q3_K_L"),
+    (14, "Q4_K_S"),
+    (15, "Q4_K_M"),
+    (16, "Q5_K_S"),
+    (17, "Q5_K_M"),
+    (18, "Q6_K"),
+    (19, "IQ2_XXS"),
+    (20, "IQ2_XS"),
+    (21, "Q2_K_S"),
+    (22, "IQ3_XS"),
+    (23, "IQ3_XXS"),
+    (24, "IQ1_S"),
+    (25, "IQ4_NL"),
+    (26, "IQ3_S"),
+    (27, "IQ3_M"),
+    (28, "IQ2_S"),
+    (29, "IQ2_M"),
+    (30, "IQ4_XS"),
+    (31, "IQ1_M"),
+    (32, "BF16"),
+    (36, "TQ1_0"),
+    (37, "TQ2_0"),
+    (38, "MXFP4_MOE"),
+];
+
+/// The name of a `general.file_type` value (`type-N` for one this table does not know).
+pub(crate) fn file_type_name(value: u32) -> String {
+    FILE_TYPES.iter().find(|(v, _)| *v == value).map_or_else(|| format!("type-{value}"), |(_, n)| (*n).to_owned())
 }
 
 impl GgufInfo {
@@ -64,7 +109,9 @@ impl GgufInfo {
             path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "local".to_owned())
         });
         let context_length = meta.u32(&format!("{architecture}.context_length"));
-        GgufInfo { name, architecture, context_length }
+        // llama.cpp marks a type chosen by guessing with 1024 added; the name is the same.
+        let file_type = meta.u32("general.file_type").map(|t| file_type_name(t & !1024));
+        GgufInfo { name, architecture, context_length, file_type }
     }
 }
 
@@ -89,4 +136,17 @@ pub fn gguf_metadata(path: impl AsRef<Path>) -> Result<GgufInfo, Error> {
     let path = path.as_ref();
     let (_, content) = open(path)?;
     Ok(GgufInfo::from_meta(Meta(&content.metadata), path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_types_are_named_as_llama_cpp_names_them() {
+        assert_eq!(file_type_name(15), "Q4_K_M");
+        assert_eq!(file_type_name(2), "Q4_0");
+        assert_eq!(file_type_name(32), "BF16");
+        assert_eq!(file_type_name(4), "type-4");
+    }
 }

