@@ -25,7 +25,9 @@ use crate::engine::{Engine, Event, Generation};
 use crate::options::{LocalOptions, DEFAULT_CONTEXT};
 use crate::sampler::SamplerConfig;
 use crate::template::ChatTemplate;
+use crate::think::ThinkSplitter;
 use crate::tokenizer::Tokenizer;
+use mamba_backends::options::ReasoningEffort;
 
 /// A GGUF chat model running in this process on the CPU.
 ///
@@ -152,6 +154,15 @@ impl LocalBackend {
     /// # Errors
     /// When the chat template cannot render the messages.
     pub fn prompt_tokens(&self, messages: &[Message]) -> Result<Vec<u32>, Error> {
+        Ok(self.prompt(messages, &serde_json::Map::new())?.1)
+    }
+
+    /// The prompt text and its tokens, with more template variables.
+    fn prompt(
+        &self,
+        messages: &[Message],
+        variables: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(String, Vec<u32>), Error> {
         let with_system;
         let messages = match &self.inner.default_system_prompt {
             Some(system) if !messages.first().is_some_and(|m| matches!(m.role, Role::System | Role::Developer)) => {
@@ -162,10 +173,10 @@ impl LocalBackend {
             }
             _ => messages,
         };
-        let text = self.inner.template.render(messages)?;
+        let text = self.inner.template.render_with(messages, variables)?;
         let mut tokens: Vec<u32> = self.inner.tokenizer.prompt_prefix().into_iter().collect();
         tokens.extend(self.inner.tokenizer.encode(&text, true));
-        Ok(tokens)
+        Ok((text, tokens))
     }
 
     /// Token ids of `text` as llama.cpp gives them (`special`: read control-token text as tokens).
@@ -213,8 +224,13 @@ impl LocalBackend {
         self.inner.engine.score(prompt.to_vec(), continuation.to_vec()).await
     }
 
-    /// Checks the request and turns it into work for the engine, before any model work.
-    fn prepare(&self, messages: &[Message], options: &RequestOptions) -> Result<Generation, Error> {
+    /// Checks the request and turns it into work for the engine, before any model work; with
+    /// the splitter of its reasoning when the model thinks.
+    fn prepare(
+        &self,
+        messages: &[Message],
+        options: &RequestOptions,
+    ) -> Result<(Generation, Option<ThinkSplitter>), Error> {
         if !options.tools.is_empty() || options.tool_choice.is_some() {
             return Err(Error::new(
                 ErrorKind::Unsupported,
@@ -223,7 +239,9 @@ impl LocalBackend {
             .with_model(&self.inner.model));
         }
         check_sampling(options).map_err(|e| e.with_model(&self.inner.model))?;
-        let prompt = self.prompt_tokens(messages)?;
+        let variables = template_variables(options).map_err(|e| e.with_model(&self.inner.model))?;
+        let (text, prompt) = self.prompt(messages, &variables)?;
+        let think = self.inner.template.thinks().then(|| ThinkSplitter::new(&text));
         let context = self.inner.context;
         let room = context.saturating_sub(prompt.len());
         let max_tokens = match options.max_tokens {
@@ -256,7 +274,7 @@ impl LocalBackend {
             }
         };
         let constraint = self.constraint(options.response_format.as_ref())?.map(Box::new);
-        Ok(Generation {
+        let generation = Generation {
             constraint,
             prompt,
             max_tokens,
@@ -269,8 +287,32 @@ impl LocalBackend {
                 frequency_penalty: options.frequency_penalty.unwrap_or(0.0) as f32,
                 presence_penalty: options.presence_penalty.unwrap_or(0.0) as f32,
             },
-        })
+        };
+        Ok((generation, think))
     }
+}
+
+/// The template variables a request sets: `enable_thinking: false` for `reasoning_effort:
+/// none` (Qwen3's switch), and its `chat_template_kwargs` (as llama.cpp's and vLLM's servers
+/// take them), which win.
+fn template_variables(options: &RequestOptions) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
+    let mut variables = serde_json::Map::new();
+    if options.reasoning_effort == Some(ReasoningEffort::None) {
+        variables.insert("enable_thinking".to_owned(), serde_json::Value::Bool(false));
+    }
+    match options.extra.get("chat_template_kwargs") {
+        None | Some(serde_json::Value::Null) => {}
+        Some(serde_json::Value::Object(kwargs)) => {
+            variables.extend(kwargs.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        Some(other) => {
+            return Err(Error::new(
+                ErrorKind::InvalidRequest,
+                format!("chat_template_kwargs must be an object of template variables, got {other}"),
+            ))
+        }
+    }
+    Ok(variables)
 }
 
 impl LocalBackend {
@@ -346,6 +388,21 @@ struct EventStream {
     events: UnboundedReceiver<Event>,
     model: String,
     done: bool,
+    /// Splits `<think>` blocks off when the model thinks.
+    think: Option<ThinkSplitter>,
+}
+
+impl EventStream {
+    /// A chunk of `text` split into reasoning and content.
+    fn text_chunk(&mut self, text: &str) -> StreamChunk {
+        let split = match self.think.as_mut() {
+            Some(think) => think.push(text),
+            None => crate::think::Split { reasoning: String::new(), content: text.to_owned() },
+        };
+        let mut chunk = StreamChunk::text(split.content).with_model(self.model.clone());
+        chunk.reasoning = split.reasoning;
+        chunk
+    }
 }
 
 impl Stream for EventStream {
@@ -360,12 +417,17 @@ impl Stream for EventStream {
             Poll::Ready(event) => event,
         };
         let item = match event {
-            Some(Event::Text(text)) => Ok(StreamChunk::text(text).with_model(self.model.clone())),
+            Some(Event::Text(text)) => Ok(self.text_chunk(&text)),
             Some(Event::Done { finish, prompt_tokens, cached_tokens, completion_tokens }) => {
                 self.done = true;
                 let mut usage = Usage::new(prompt_tokens as u64, completion_tokens as u64);
                 usage.cached_input_tokens = Some(cached_tokens as u64);
-                Ok(StreamChunk::final_chunk(Some(finish), Some(usage)).with_model(self.model.clone()))
+                let mut last = StreamChunk::final_chunk(Some(finish), Some(usage)).with_model(self.model.clone());
+                if let Some(held) = self.think.as_mut().map(ThinkSplitter::finish) {
+                    last.content = held.content;
+                    last.reasoning = held.reasoning;
+                }
+                Ok(last)
             }
             Some(Event::Failed(e)) => {
                 self.done = true;
@@ -399,9 +461,9 @@ impl ModelBackend for LocalBackend {
     }
 
     async fn stream(&self, messages: &[Message], options: &RequestOptions) -> Result<ChunkStream, Error> {
-        let generation = self.prepare(messages, options)?;
+        let (generation, think) = self.prepare(messages, options)?;
         let events = self.inner.engine.submit(generation)?;
-        Ok(Box::pin(EventStream { events, model: self.inner.model.clone(), done: false }))
+        Ok(Box::pin(EventStream { events, model: self.inner.model.clone(), done: false, think }))
     }
 
     async fn health_check(&self) -> bool {
@@ -432,6 +494,23 @@ mod tests {
         assert_eq!(model_id("  Qwen2.5 7B  Instruct (Q4_K_M) "), "qwen2.5-7b-instruct-q4_k_m");
         assert_eq!(model_id("llama3:8b"), "llama3:8b");
         assert_eq!(model_id(" / "), "local");
+    }
+
+    #[test]
+    fn reasoning_effort_none_and_chat_template_kwargs_become_template_variables() {
+        assert!(template_variables(&RequestOptions::new()).unwrap().is_empty());
+        let off = template_variables(&RequestOptions::new().reasoning_effort(ReasoningEffort::None)).unwrap();
+        assert_eq!(off["enable_thinking"], serde_json::json!(false));
+        let kwargs = RequestOptions::new()
+            .reasoning_effort(ReasoningEffort::None)
+            .extra("chat_template_kwargs", serde_json::json!({"enable_thinking": true, "x": 1}));
+        let vars = template_variables(&kwargs).unwrap();
+        assert_eq!(
+            (vars["enable_thinking"].clone(), vars["x"].clone()),
+            (serde_json::json!(true), serde_json::json!(1))
+        );
+        let bad = RequestOptions::new().extra("chat_template_kwargs", serde_json::json!("enable_thinking=false"));
+        assert_eq!(template_variables(&bad).unwrap_err().kind(), ErrorKind::InvalidRequest);
     }
 
     #[test]

@@ -33,6 +33,7 @@ mod prompt_cache;
 mod sampler;
 mod stop;
 mod template;
+mod think;
 mod tokenizer;
 mod weights;
 

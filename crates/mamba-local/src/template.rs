@@ -11,6 +11,8 @@ pub(crate) struct ChatTemplate {
     env: Environment<'static>,
     bos: String,
     eos: String,
+    /// The template writes `<think>` blocks: answers are split into reasoning and content.
+    thinks: bool,
 }
 
 #[derive(Serialize)]
@@ -51,11 +53,29 @@ impl ChatTemplate {
             Error::new(ErrorKind::Unsupported, format!("the model's chat template cannot be compiled: {e}"))
                 .with_source(e)
         })?;
-        Ok(ChatTemplate { env, bos: bos.to_owned(), eos: eos.to_owned() })
+        let thinks = crate::think::template_thinks(source);
+        Ok(ChatTemplate { env, bos: bos.to_owned(), eos: eos.to_owned(), thinks })
+    }
+
+    /// Whether the template writes thinking blocks.
+    pub(crate) fn thinks(&self) -> bool {
+        self.thinks
     }
 
     /// Renders `messages` into the prompt text, ending with the assistant's turn opened.
+    #[cfg(test)]
     pub(crate) fn render(&self, messages: &[Message]) -> Result<String, Error> {
+        self.render_with(messages, &serde_json::Map::new())
+    }
+
+    /// Renders `messages` into the prompt text, ending with the assistant's turn opened, with
+    /// more template variables (`enable_thinking`, a request's
+    /// `chat_template_kwargs`); they cannot replace `messages` or the generation prompt.
+    pub(crate) fn render_with(
+        &self,
+        messages: &[Message],
+        variables: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<String, Error> {
         let wire: Vec<WireMessage<'_>> = messages
             .iter()
             .map(|m| WireMessage {
@@ -78,20 +98,22 @@ impl ChatTemplate {
             .env
             .get_template("chat")
             .map_err(|e| Error::new(ErrorKind::Unsupported, format!("the model's chat template is missing: {e}")))?;
-        template
-            .render(context! {
-                messages => minijinja::value::Serde(wire),
-                add_generation_prompt => true,
-                bos_token => &self.bos,
-                eos_token => &self.eos,
-            })
-            .map_err(|e| {
+        let base = context! {
+            messages => minijinja::value::Serde(wire),
+            add_generation_prompt => true,
+            bos_token => &self.bos,
+            eos_token => &self.eos,
+        };
+        // Later contexts fill only what earlier ones lack: ours win over the request's.
+        template.render(context! { ..base, ..minijinja::Value::from(minijinja::value::Serde(variables)) }).map_err(
+            |e| {
                 Error::new(
                     ErrorKind::InvalidRequest,
                     format!("the model's chat template cannot render these messages: {e}"),
                 )
                 .with_source(e)
-            })
+            },
+        )
     }
 }
 
@@ -118,6 +140,20 @@ mod tests {
         );
         let default_system = t.render(&[Message::user("Hi")]).unwrap();
         assert!(default_system.starts_with("<|im_start|>system\nYou are a helpful AI assistant named SmolLM"));
+    }
+
+    #[test]
+    fn more_variables_reach_the_template_but_never_replace_the_messages() {
+        let source = "{{ messages[0].content }}|{% if enable_thinking is defined and enable_thinking is false %}<think>\n\n</think>{% endif %}|{{ add_generation_prompt }}";
+        let t = ChatTemplate::new(source, "", "").unwrap();
+        assert!(t.thinks());
+        assert_eq!(t.render(&[Message::user("Hi")]).unwrap(), "Hi||True");
+        let mut vars = serde_json::Map::new();
+        vars.insert("enable_thinking".into(), serde_json::json!(false));
+        vars.insert("messages".into(), serde_json::json!([{"role": "user", "content": "injected"}]));
+        vars.insert("add_generation_prompt".into(), serde_json::json!(false));
+        assert_eq!(t.render_with(&[Message::user("Hi")], &vars).unwrap(), "Hi|<think>\n\n</think>|True");
+        assert!(!ChatTemplate::new(CHATML, "", "").unwrap().thinks());
     }
 
     #[test]
