@@ -155,6 +155,21 @@ BPE_FAMILIES = {
         "<tool_call>",
         False,
     ),
+    # llama.cpp's `default` (four split rules) and `gpt-2` (the GPT-2 regex).
+    "default": (
+        "default",
+        r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+",
+        ["<|endoftext|>", "<|im_end|>", "<|im_start|>"],
+        "<|user|>",
+        False,
+    ),
+    "gpt-2": (
+        "gpt-2",
+        r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+",
+        ["<|endoftext|>", "<|im_end|>", "<|im_start|>"],
+        "<|user|>",
+        False,
+    ),
 }
 
 
@@ -262,7 +277,7 @@ def record(path, family, specials, user):
 def main() -> None:
     out_dir = sys.argv[1]
     os.makedirs(out_dir, exist_ok=True)
-    made = [write_bpe(out_dir, "llama-bpe") + ("llama-bpe",), write_bpe(out_dir, "qwen2") + ("qwen2",)]
+    made = [write_bpe(out_dir, family) + (family,) for family in BPE_FAMILIES]
     made.append(write_spm(out_dir, "spm", True) + ("spm",))
     made.append(write_spm(out_dir, "spm-noprefix", False) + ("spm-noprefix",))
     fixtures = [record(path, family, specials, user) for path, specials, user, family in made]
