@@ -15,6 +15,7 @@ pub(crate) mod decode;
 pub(crate) mod pretokenize;
 mod spm;
 
+use aho_corasick::AhoCorasick;
 use mamba_backends::{Error, ErrorKind};
 use memchr::memmem::Finder;
 use rustc_hash::FxHashMap;
@@ -49,6 +50,8 @@ pub(crate) struct Tokenizer {
     model: Model,
     /// Special tokens (control, user-defined, unknown), longest text first, with a searcher each.
     specials: Vec<(Finder<'static>, u32)>,
+    /// All of them at once: which ones a text holds, in one pass (files have thousands).
+    special_set: Option<AhoCorasick>,
     /// Bytes each token stands for in generated text (empty for control tokens).
     pieces: Vec<Vec<u8>>,
     eog: Vec<u32>,
@@ -125,6 +128,7 @@ impl Tokenizer {
             .map(|i| i as u32)
             .collect();
         special_ids.sort_by(|&a, &b| tokens[b as usize].len().cmp(&tokens[a as usize].len()).then(a.cmp(&b)));
+        let special_set = AhoCorasick::new(special_ids.iter().map(|&id| tokens[id as usize].as_bytes())).ok();
         let specials =
             special_ids.into_iter().map(|id| (Finder::new(tokens[id as usize].as_bytes()).into_owned(), id)).collect();
         let pieces = (0..tokens.len())
@@ -158,6 +162,7 @@ impl Tokenizer {
             ids,
             model,
             specials,
+            special_set,
             pieces,
             eog,
         })
@@ -238,7 +243,18 @@ impl Tokenizer {
     fn partition<'t>(&self, text: &'t str, parse_special: bool) -> Vec<Fragment<'t>> {
         // An empty text has no fragment (so SentencePiece adds no space prefix to it).
         let mut fragments = if text.is_empty() { Vec::new() } else { vec![Fragment::Text(text)] };
-        for (finder, id) in &self.specials {
+        // The special tokens found anywhere in the text (a superset of those left to cut out).
+        let present: Option<Vec<bool>> = self.special_set.as_ref().map(|set| {
+            let mut present = vec![false; self.specials.len()];
+            for found in set.find_overlapping_iter(text) {
+                present[found.pattern().as_usize()] = true;
+            }
+            present
+        });
+        for (index, (finder, id)) in self.specials.iter().enumerate() {
+            if present.as_ref().is_some_and(|p| !p[index]) {
+                continue;
+            }
             let ty = self.types.get(*id as usize).copied().unwrap_or(TYPE_NORMAL);
             if !parse_special && ty != TYPE_USER_DEFINED {
                 continue;

@@ -102,3 +102,37 @@ fn encode_speed() {
         (text.len() * runs) as f64 / secs / 1e6
     );
 }
+
+/// Encode speed with thousands of special tokens (Gemma's vocabulary has about 6000 control
+/// and user-defined ones): the SmolLM2 vocabulary plus 6000 `<unusedN>` control tokens.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn encode_speed_with_many_specials() {
+    use candle_core::quantized::gguf_file::Value;
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap();
+    let path = home.join(".cache/mamba-peers/models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let (_, content) = crate::gguf::open(&path).unwrap();
+    let mut meta = content.metadata.clone();
+    let Some(Value::Array(tokens)) = meta.get_mut("tokenizer.ggml.tokens") else { panic!() };
+    tokens.extend((0..6000).map(|i| Value::String(format!("<unused{i}>"))));
+    let Some(Value::Array(types)) = meta.get_mut("tokenizer.ggml.token_type") else { panic!() };
+    types.extend((0..6000).map(|_| Value::I32(3)));
+    let tokenizer = Tokenizer::from_meta(crate::gguf::Meta(&meta)).unwrap();
+    let prompt = "<|im_start|>system\nYou are a helpful AI assistant.<|im_end|>\n<|im_start|>user\n".to_owned()
+        + &"What is the capital of France? Tell me about its history, in 2024 words or so. ".repeat(25)
+        + "<|im_end|>\n<|im_start|>assistant\n";
+    let runs = 200;
+    let start = std::time::Instant::now();
+    let mut n = 0;
+    for _ in 0..runs {
+        n += tokenizer.encode(&prompt, true).len();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "many specials: {} bytes -> {} tokens, {:.3} ms per prompt, {:.0} tokens/s",
+        prompt.len(),
+        n / runs,
+        secs * 1e3 / runs as f64,
+        n as f64 / secs
+    );
+}
