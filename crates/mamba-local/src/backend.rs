@@ -174,8 +174,11 @@ impl LocalBackend {
             _ => messages,
         };
         let text = self.inner.template.render_with(messages, variables)?;
-        let mut tokens: Vec<u32> = self.inner.tokenizer.prompt_prefix().into_iter().collect();
-        tokens.extend(self.inner.tokenizer.encode(&text, true));
+        let body = self.inner.tokenizer.encode(&text, true);
+        // Templates that write `bos_token` themselves (Llama 3, Gemma) get one BOS, as llama.cpp gives them.
+        let mut tokens: Vec<u32> =
+            self.inner.tokenizer.prompt_prefix().filter(|bos| body.first() != Some(bos)).into_iter().collect();
+        tokens.extend(body);
         Ok((text, tokens))
     }
 
