@@ -14,18 +14,10 @@ export PEERS_ROOT="${MAMBA_PEERS_ROOT:-$HOME/.cache/mamba-peers}"
 # Live tests: every test of live.rs (its #[tokio::test] attributes: helpers are async fns too), plus the CLI's live bench and batch runs.
 live_total=$(( $(grep -c '^#\[tokio::test' crates/mamba-backends/tests/integration/live.rs || true) + 2 ))
 
-# The built-in model (SmolLM2-135M, 94 MiB) for the tests of mamba-local and the CLI, fetched
-# once into ~/.cache/mamba; MAMBA_SKIP_LOCAL_MODEL=1 skips those tests instead.
-if [ "${MAMBA_SKIP_LOCAL_MODEL:-0}" != 1 ]; then
-  scripts/fetch-model.sh
-fi
-
-# Real clients of `mamba-llm serve` (the openai SDK and openapi-core in a venv, Chromium and
-# playwright-core), installed once into ~/.cache/mamba-peers; MAMBA_SKIP_SERVE_CLIENTS=1 skips
-# those tests instead.
-if [ "${MAMBA_SKIP_SERVE_CLIENTS:-0}" != 1 ]; then
-  scripts/serve-venv.sh
-fi
+# Peers, venvs and models (scripts/test-setup.sh; cached per machine, each skip variable
+# skips its part): the first run on a machine installs them (about 15 minutes: llama.cpp is
+# compiled), later runs only check.
+scripts/test-setup.sh
 
 if [ "${MAMBA_SKIP_PEERS:-0}" != 1 ]; then
   # Build first, so the peers do not compete with the compiler for the two cores.

@@ -18,7 +18,9 @@ else
   export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
   # Portable CPU code: a -DGGML_NATIVE=ON build crashed here with a general protection fault
   # in libggml-cpu.so (AVX-512 paths) on the first completion; AVX2 code runs everywhere.
-  export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF}"
+  # LLAVA_BUILD=OFF: no multimodal library (52 of 193 compile units; the server and the
+  # Python API load it only for image chat handlers, which no test uses).
+  export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAVA_BUILD=OFF}"
   timed pip-llama-cpp-python "$PEERS_VENV/bin/pip" install -v --no-cache-dir \
     "llama-cpp-python[server]==$LLAMA_CPP_PYTHON_VERSION" > "$PEERS_LOGS/pip-llama-cpp-python.log" 2>&1 \
     || { echo "pip install failed, see $PEERS_LOGS/pip-llama-cpp-python.log" >&2; tail -n 40 "$PEERS_LOGS/pip-llama-cpp-python.log" >&2; exit 1; }

@@ -2,7 +2,11 @@
 //! llama.cpp: warm load time, time to first token, prompt and generation tokens per second, peak
 //! RSS. One JSON line on stdout; `scripts/local/bench.sh` runs both and prints the table.
 //!
-//! Usage: `cargo run --release -p mamba-local --example local-bench -- MODEL.gguf THREADS CACHE_DIR`
+//! The prompt cache is off for those (llama.cpp's side resets its cache before each prompt).
+//! With a fourth argument `conversation`, it measures the prompt cache instead: a 5-turn
+//! conversation played with the cache and without it, the last turn's time to first token.
+//!
+//! Usage: `cargo run --release -p mamba-local --example local-bench -- MODEL.gguf THREADS CACHE_DIR [conversation]`
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
 use std::time::Instant;
@@ -57,15 +61,56 @@ async fn run(backend: &LocalBackend, messages: &[Message]) -> (usize, f64, f64) 
     (prompt, ttft, gen_rate)
 }
 
+/// Plays a 5-turn conversation (a long system prompt, 32-token answers); the last turn's
+/// prompt tokens, cached tokens and time to first token.
+async fn conversation(backend: &LocalBackend) -> (u64, u64, f64) {
+    let filler = "The quick brown fox jumps over the lazy dog while the sun sets slowly behind the distant hills. ";
+    let mut messages = vec![Message::system(format!("You are a helpful AI assistant. {}", filler.repeat(12)))];
+    let options = RequestOptions::new().temperature(0.0).max_tokens(32).extra("ignore_eos", true.into());
+    let mut last = (0, 0, 0.0);
+    for q in ["What is the capital of France?", "And of Italy?", "Which is older?", "Why?", "Summarise."] {
+        messages.push(Message::user(q));
+        let start = Instant::now();
+        let mut stream = backend.stream(&messages, &options).await.unwrap();
+        let (mut first, mut text, mut usage) = (None, String::new(), None);
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.unwrap();
+            if first.is_none() && !chunk.content.is_empty() {
+                first = Some(start.elapsed().as_secs_f64());
+            }
+            text.push_str(&chunk.content);
+            usage = chunk.usage.or(usage);
+        }
+        let usage = usage.unwrap();
+        last = (usage.input_tokens, usage.cached_input_tokens.unwrap_or(0), first.unwrap_or_default());
+        messages.push(Message::assistant(text));
+    }
+    last
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let model = args.get(1).expect("usage: local-bench MODEL.gguf THREADS CACHE_DIR");
+    let model = args.get(1).expect("usage: local-bench MODEL.gguf THREADS CACHE_DIR [conversation]");
     let threads: usize = args.get(2).map_or(0, |t| t.parse().unwrap());
     let mut options = LocalOptions::new().threads(threads);
     if let Some(dir) = args.get(3) {
         options = options.cache_dir(dir);
     }
+    if args.get(4).map(String::as_str) == Some("conversation") {
+        let mut row = serde_json::Map::new();
+        for (label, on) in [("with_cache", true), ("without_cache", false)] {
+            let backend = LocalBackend::load(model, options.clone().prompt_cache(on)).unwrap();
+            let (prompt, cached, ttft) = conversation(&backend).await;
+            row.insert(
+                label.to_owned(),
+                serde_json::json!({"last_prompt_tokens": prompt, "cached_tokens": cached, "last_ttft_s": ttft}),
+            );
+        }
+        println!("{}", serde_json::Value::Object(row));
+        return;
+    }
+    let options = options.prompt_cache(false);
     let started = Instant::now();
     let backend = LocalBackend::load(model, options).unwrap();
     let load = started.elapsed().as_secs_f64();
