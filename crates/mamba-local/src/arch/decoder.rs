@@ -76,6 +76,9 @@ pub(super) struct Spec {
     pub(super) ffn: usize,
     pub(super) eps: f32,
     pub(super) rope_style: RopeStyle,
+    /// Leading dimensions of each head that rope rotates (`rope.dimension_count`); the others
+    /// pass through (Phi-4-mini rotates 96 of 128).
+    pub(super) rope_dims: usize,
     /// Rope tables; [`LayerKind::rope`] indexes them.
     pub(super) ropes: Vec<RopeFreqs>,
     /// One entry per layer.
@@ -127,8 +130,8 @@ impl Spec {
             return Err(format!("key length {head_dim} and value length {value_dim} are not supported"));
         }
         let rope_dim = meta.u32(&key("rope.dimension_count")).map_or(head_dim, |v| v as usize);
-        if rope_dim != head_dim {
-            return Err(format!("partial rotary embeddings ({rope_dim} of {head_dim} dimensions) are not supported"));
+        if rope_dim == 0 || rope_dim > head_dim || rope_dim % 2 != 0 {
+            return Err(format!("rotary embeddings over {rope_dim} of {head_dim} dimensions are not supported"));
         }
         let eps = meta.f32(&key("attention.layer_norm_rms_epsilon")).unwrap_or(1e-5);
         let base_freq = meta.f32(&key("rope.freq_base")).unwrap_or(10_000.0);
@@ -149,6 +152,7 @@ impl Spec {
             ffn,
             eps,
             rope_style: base.rope_style,
+            rope_dims: rope_dim,
             ropes: vec![RopeFreqs { base: base_freq, scale, factors: base.freq_factors }],
             layers: vec![LayerKind { rope: 0, window: None }; blocks],
             attention_scale: 1.0 / (head_dim as f64).sqrt(),
@@ -245,15 +249,19 @@ pub(super) fn load(w: &mut Weights<'_>, spec: Spec, config: LoadConfig) -> candl
         let factors = match freqs.factors {
             Some(name) if w.has(name) => {
                 let f = w.vector(name)?.to_vec1::<f32>()?;
-                if f.len() != hd / 2 {
-                    return Err(bail(format!("`{name}` has {} factors for a head of {hd}", f.len())));
+                if f.len() != spec.rope_dims / 2 {
+                    return Err(bail(format!(
+                        "`{name}` has {} factors for {} rotated dimensions",
+                        f.len(),
+                        spec.rope_dims
+                    )));
                 }
                 Some(f)
             }
             _ => None,
         };
-        let angles = rope_angles(freqs, factors.as_deref(), hd, context);
-        let angles = Tensor::from_vec(angles, (context, hd / 2), &Device::Cpu)?;
+        let angles = rope_angles(freqs, factors.as_deref(), spec.rope_dims, context);
+        let angles = Tensor::from_vec(angles, (context, spec.rope_dims / 2), &Device::Cpu)?;
         ropes.push((angles.cos()?, angles.sin()?));
     }
     let (q_width, kv_width) = (heads * hd, kv_heads * hd);
@@ -296,8 +304,13 @@ pub(super) fn load(w: &mut Weights<'_>, spec: Spec, config: LoadConfig) -> candl
     let unused = w.unused();
     if !unused.is_empty() {
         let shown: Vec<&str> = unused.iter().take(4).copied().collect();
+        let hint = if unused.iter().any(|n| n.starts_with("rope_factors")) {
+            "LongRoPE rope scaling is not supported"
+        } else {
+            "a variant the built-in engine does not support"
+        };
         return Err(bail(format!(
-            "the file has tensors the built-in `{}` decoder does not know ({}{}): a variant it does not support",
+            "the file has tensors the built-in `{}` decoder does not use ({}{}): {hint}",
             spec.family,
             shown.join(", "),
             if unused.len() > shown.len() { ", …" } else { "" }
@@ -353,9 +366,18 @@ impl Architecture for Decoder {
             .iter()
             .map(|(cos, sin)| Ok((cos.narrow(0, pos, seq)?, sin.narrow(0, pos, seq)?)))
             .collect::<candle_core::Result<Vec<_>>>()?;
-        let rotate = match spec.rope_style {
+        let style = match spec.rope_style {
             RopeStyle::Normal => rope_i,
             RopeStyle::Neox => rope,
+        };
+        let (rd, pass) = (spec.rope_dims, hd - spec.rope_dims);
+        let rotate = |t: &Tensor, cos: &Tensor, sin: &Tensor| {
+            if pass == 0 {
+                style(t, cos, sin)
+            } else {
+                let turned = style(&t.narrow(3, 0, rd)?.contiguous()?, cos, sin)?;
+                Tensor::cat(&[&turned, &t.narrow(3, rd, pass)?], 3)?.contiguous()
+            }
         };
         // One mask per window size in use, made on first need.
         let mut masks: Vec<(Option<usize>, Tensor)> = Vec::new();
@@ -444,7 +466,11 @@ impl Architecture for Decoder {
         let layers = self
             .layers
             .iter()
-            .map(|l| Ok((l.k_cache.narrow(2, 0, len)?.copy()?, l.v_cache.narrow(2, 0, len)?.copy()?)))
+            // A compact copy: `copy` would clone the whole context-long buffer under a narrowed
+            // layout (which `slice_set` then refuses on restore).
+            .map(|l| {
+                Ok((l.k_cache.narrow(2, 0, len)?.force_contiguous()?, l.v_cache.narrow(2, 0, len)?.force_contiguous()?))
+            })
             .collect::<candle_core::Result<Vec<_>>>()?;
         Ok(KvState { len, layers })
     }

@@ -9,6 +9,8 @@ mod llama;
 mod phi3;
 mod qwen2;
 mod qwen3;
+#[cfg(test)]
+mod tests;
 
 use std::path::Path;
 

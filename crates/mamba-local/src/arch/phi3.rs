@@ -1,4 +1,5 @@
-//! The `phi3` family: Phi-3 and Phi-3.5 mini (4k context), Phi-4-mini without partial rope.
+//! The `phi3` family: Phi-3 and Phi-3.5 mini (4k context), Phi-4-mini (rope over the first
+//! `rope.dimension_count` dimensions of each head only).
 //!
 //! NEOX rope, one fused `attn_qkv` matrix (Q rows, then K, then V) and one fused `ffn_up`
 //! holding the gate then the up projection (llama.cpp's SwiGLU split). llama.cpp ignores the
