@@ -301,7 +301,9 @@ pub(super) fn load(w: &mut Weights<'_>, spec: Spec, config: LoadConfig) -> candl
             v_cache: Tensor::zeros((1, kv_heads, context, hd), DType::F32, &Device::Cpu)?,
         });
     }
-    let unused = w.unused();
+    // A vision tower and its projector (`v.*`, `mm.*`: Ollama ships Gemma 3 with them in the
+    // same file) do not change the text model: left unread.
+    let unused: Vec<&str> = w.unused().into_iter().filter(|n| !n.starts_with("v.") && !n.starts_with("mm.")).collect();
     if !unused.is_empty() {
         let shown: Vec<&str> = unused.iter().take(4).copied().collect();
         let hint = if unused.iter().any(|n| n.starts_with("rope_factors")) {

@@ -178,6 +178,15 @@ fn every_family_decodes_a_batch_as_token_by_token_and_restores_its_cache() {
 }
 
 #[test]
+fn a_vision_tower_in_the_file_is_left_unread() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vision.gguf");
+    let meta = [("attention.sliding_window", Value::U32(3))];
+    write_tiny(&path, "gemma3", 32, 6, &meta, &[], &["v.blk.0.attn_q.weight", "mm.input_projection.weight"]);
+    assert!(open(&path, 8).is_ok());
+}
+
+#[test]
 fn the_sliding_window_changes_gemma3_logits_only_past_the_window() {
     let dir = tempfile::tempdir().unwrap();
     let narrow = dir.path().join("narrow.gguf");
