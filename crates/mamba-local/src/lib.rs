@@ -5,8 +5,9 @@
 //! - [`LocalBackend::load`] reads a GGUF file: its tokenizer (llama.cpp's token ids), its chat
 //!   template (rendered with minijinja) and its weights.
 //! - Requests queue on one model thread; answers stream token by token.
-//! - The llama architecture is supported (SmolLM2, Llama, TinyLlama, …); others are refused with
-//!   a clear `Unsupported` error.
+//! - Model families: `llama` (SmolLM2, Llama 2 and 3.x, TinyLlama, …), `qwen2` (Qwen2/2.5),
+//!   `qwen3`, `gemma3` and `phi3`, one shared decoder driven by each family's metadata; other
+//!   families, and variants a family does not cover, are refused with a clear `Unsupported` error.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), mamba_backends::Error> {

@@ -6,13 +6,14 @@
 //! answers stay those of llama.cpp). Which formats are converted is data: [`SLOW_FORMATS`].
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::BufReader;
 use std::sync::Arc;
 
 use candle_core::quantized::gguf_file::Content;
 use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
-use candle_core::{Device, Tensor};
+use candle_core::{Device, Module, Tensor};
 
 /// Block formats converted to Q8_0 at load.
 const SLOW_FORMATS: &[GgmlDType] = &[GgmlDType::Q4_1, GgmlDType::Q5_0, GgmlDType::Q5_1, GgmlDType::Q8_1];
@@ -22,11 +23,51 @@ const SLOW_FORMATS: &[GgmlDType] = &[GgmlDType::Q4_1, GgmlDType::Q5_0, GgmlDType
 pub(crate) struct Weights<'a> {
     pub(crate) content: &'a Content,
     reader: &'a mut BufReader<File>,
+    /// Names of the tensors read so far, to find the ones a model does not use.
+    used: HashSet<String>,
+}
+
+/// Several matrices with the same input applied together: stacked into one matmul when their
+/// formats allow it, else kept apart (a Q4_K_M file mixes Q4_K and Q6_K: requantizing both to
+/// one format would cost speed or exactness).
+#[derive(Debug)]
+pub(crate) enum Group {
+    /// One matrix whose output rows are the parts, of these widths, one after the other.
+    Stacked(QMatMul, Vec<usize>),
+    /// One matrix per part.
+    Apart(Vec<QMatMul>),
+}
+
+impl Group {
+    /// The output of each part for input `x` (`(…, in)` to `(…, width)` each).
+    pub(crate) fn forward(&self, x: &Tensor) -> candle_core::Result<Vec<Tensor>> {
+        match self {
+            Group::Stacked(m, widths) => {
+                let out = m.forward(x)?;
+                let mut start = 0;
+                let mut parts = Vec::with_capacity(widths.len());
+                for &width in widths {
+                    parts.push(out.narrow(candle_core::D::Minus1, start, width)?);
+                    start += width;
+                }
+                Ok(parts)
+            }
+            Group::Apart(ms) => ms.iter().map(|m| m.forward(x)).collect(),
+        }
+    }
 }
 
 impl<'a> Weights<'a> {
     pub(crate) fn new(content: &'a Content, reader: &'a mut BufReader<File>) -> Weights<'a> {
-        Weights { content, reader }
+        Weights { content, reader, used: HashSet::new() }
+    }
+
+    /// The file's tensors not read so far, sorted.
+    pub(crate) fn unused(&self) -> Vec<&str> {
+        let mut names: Vec<&str> =
+            self.content.tensor_infos.keys().map(String::as_str).filter(|n| !self.used.contains(*n)).collect();
+        names.sort_unstable();
+        names
     }
 
     /// True when the file has a tensor of that name.
@@ -36,12 +77,59 @@ impl<'a> Weights<'a> {
 
     /// A tensor as stored.
     pub(crate) fn raw(&mut self, name: &str) -> candle_core::Result<QTensor> {
+        if !self.has(name) {
+            return Err(candle_core::Error::Msg(format!("the file has no `{name}` tensor")));
+        }
+        self.used.insert(name.to_owned());
         self.content.tensor(self.reader, name, &Device::Cpu)
     }
 
     /// A small tensor (norm weights) as f32.
     pub(crate) fn f32(&mut self, name: &str) -> candle_core::Result<Tensor> {
         self.raw(name)?.dequantize(&Device::Cpu)
+    }
+
+    /// A small tensor (a bias) as a flat f32 vector.
+    pub(crate) fn vector(&mut self, name: &str) -> candle_core::Result<Tensor> {
+        self.f32(name)?.flatten_all()
+    }
+
+    /// Matrices applied to the same input: [`stacked`](Self::stacked) when they share a format
+    /// that stacks without conversion (or that is converted anyway), else apart.
+    pub(crate) fn group(&mut self, names: &[&str]) -> candle_core::Result<Group> {
+        let infos = names
+            .iter()
+            .map(|n| {
+                self.content
+                    .tensor_infos
+                    .get(*n)
+                    .ok_or_else(|| candle_core::Error::Msg(format!("the file has no `{n}` tensor")))
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let dtype = infos[0].ggml_dtype;
+        // Shapes read from GGUF are (rows, cols): a part's output width is its row count.
+        let widths: Vec<usize> = infos.iter().map(|i| i.shape.dims().first().copied().unwrap_or(0)).collect();
+        let stackable =
+            infos.iter().all(|i| i.ggml_dtype == dtype) || infos.iter().all(|i| SLOW_FORMATS.contains(&i.ggml_dtype));
+        if stackable {
+            return Ok(Group::Stacked(self.stacked(names)?, widths));
+        }
+        let parts =
+            names.iter().map(|n| QMatMul::from_arc(self.matrix(n)?)).collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(Group::Apart(parts))
+    }
+
+    /// One matrix whose output rows are several parts (phi3's fused Q/K/V and gate/up).
+    pub(crate) fn split(&mut self, name: &str, widths: &[usize]) -> candle_core::Result<Group> {
+        let m = self.matrix(name)?;
+        let rows = m.shape().dims2()?.0;
+        if rows != widths.iter().sum::<usize>() {
+            return Err(candle_core::Error::Msg(format!(
+                "`{name}` has {rows} rows where the metadata gives {}",
+                widths.iter().sum::<usize>()
+            )));
+        }
+        Ok(Group::Stacked(QMatMul::from_arc(m)?, widths.to_vec()))
     }
 
     /// A matrix in a fast format.

@@ -1,11 +1,22 @@
-//! Model architectures. Each one is a module implementing [`Architecture`]; [`load`] picks it
-//! from `general.architecture` through a table, so a new family (qwen2, gemma, phi3) is a new
+//! Model architectures: one shared decoder ([`decoder`]) implementing [`Architecture`], and one
+//! module per family that reads the family's GGUF metadata into the decoder's `Spec`. [`load`]
+//! picks the family from `general.architecture` through [`FAMILIES`], so a new family is a
 //! module plus one table row.
 
+mod decoder;
+mod gemma3;
 mod llama;
+mod phi3;
+mod qwen2;
+mod qwen3;
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
 
 use mamba_backends::{Error, ErrorKind};
 
+use crate::gguf::Meta;
 use crate::weights::Weights;
 
 /// A loaded model with its key/value cache, for one sequence at a time.
@@ -47,22 +58,36 @@ pub(crate) struct LoadConfig {
     pub(crate) context: usize,
 }
 
-type Loader = fn(&mut Weights<'_>, &str, LoadConfig) -> candle_core::Result<Box<dyn Architecture>>;
+/// Reads a family's metadata (under the `arch` prefix) into the decoder's description.
+type SpecReader = fn(Meta<'_>, &str) -> Result<decoder::Spec, String>;
 
-const ARCHITECTURES: &[(&str, Loader)] = &[("llama", llama::load)];
+/// The families the built-in engine runs, by `general.architecture`.
+const FAMILIES: &[(&str, SpecReader)] = &[
+    ("llama", llama::spec),
+    ("qwen2", qwen2::spec),
+    ("qwen3", qwen3::spec),
+    ("gemma3", gemma3::spec),
+    ("phi3", phi3::spec),
+];
 
-/// Loads the architecture named by `general.architecture`.
-pub(crate) fn load(weights: &mut Weights<'_>, arch: &str, config: LoadConfig) -> Result<Box<dyn Architecture>, Error> {
-    let Some((_, loader)) = ARCHITECTURES.iter().find(|(name, _)| *name == arch) else {
-        let known: Vec<&str> = ARCHITECTURES.iter().map(|(n, _)| *n).collect();
-        return Err(Error::new(
-            ErrorKind::Unsupported,
-            format!(
-                "model architecture `{arch}` is not supported by the built-in engine (supported: {})",
-                known.join(", ")
-            ),
-        ));
+/// Loads the model of the file at `path` (for messages) whose family is `arch`
+/// (`general.architecture`); `Unsupported` naming the file, the family and the cause.
+pub(crate) fn load(
+    weights: &mut Weights<'_>,
+    arch: &str,
+    path: &Path,
+    config: LoadConfig,
+) -> Result<Box<dyn Architecture>, Error> {
+    let unsupported = |cause: String| {
+        Error::new(ErrorKind::Unsupported, format!("cannot run {} (family `{arch}`): {cause}", path.display()))
     };
-    loader(weights, arch, config)
-        .map_err(|e| Error::new(ErrorKind::Unsupported, format!("cannot load the `{arch}` model: {e}")).with_source(e))
+    let Some((_, read)) = FAMILIES.iter().find(|(name, _)| *name == arch) else {
+        let known: Vec<&str> = FAMILIES.iter().map(|(n, _)| *n).collect();
+        return Err(unsupported(format!(
+            "the built-in engine does not run this model family (it runs: {})",
+            known.join(", ")
+        )));
+    };
+    let spec = read(Meta(&weights.content.metadata), arch).map_err(unsupported)?;
+    decoder::load(weights, spec, config).map_err(|e| unsupported(e.to_string()).with_source(e))
 }
