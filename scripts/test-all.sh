@@ -16,8 +16,11 @@ live_total=$(( $(grep -c '^#\[tokio::test' crates/mamba-backends/tests/integrati
 
 # The built-in model (SmolLM2-135M, 94 MiB) for the tests of mamba-local and the CLI, fetched
 # once into ~/.cache/mamba; MAMBA_SKIP_LOCAL_MODEL=1 skips those tests instead.
+# Also the tiny random-weight GGUFs of every family with llama.cpp's logits (about a minute,
+# once, into ~/.cache/mamba-peers/tiny).
 if [ "${MAMBA_SKIP_LOCAL_MODEL:-0}" != 1 ]; then
   scripts/fetch-model.sh
+  scripts/local/tiny-models.sh
 fi
 
 # Real clients of `mamba-llm serve` (the openai SDK and openapi-core in a venv, Chromium and
