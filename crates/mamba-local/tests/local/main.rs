@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 mod engine;
+mod families;
 mod golden;
 mod structured;
 mod support;
