@@ -8,6 +8,7 @@
 
 mod engine;
 mod families;
+mod gemma3;
 mod golden;
 mod structured;
 mod support;
