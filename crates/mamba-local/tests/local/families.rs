@@ -207,9 +207,9 @@ async fn phi3_equals_llama_cpp_in_every_type() {
 
 // Bad model files: each load fails with a one-line error naming the file, never a panic.
 
-/// A scratch copy of `bytes` named `name` in a directory of this test process.
+/// A scratch copy of `bytes` named `name` in a directory of its own ([`load_error`] removes both).
 fn scratch(name: &str, bytes: &[u8]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mamba-local-families-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("mamba-local-families-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
     std::fs::write(&path, bytes).unwrap();
@@ -220,6 +220,7 @@ fn scratch(name: &str, bytes: &[u8]) -> PathBuf {
 fn load_error(path: &Path) -> mamba_backends::Error {
     let loaded = LocalBackend::load(path, LocalOptions::new().threads(1));
     std::fs::remove_file(path).unwrap();
+    std::fs::remove_dir(path.parent().unwrap()).unwrap();
     let Err(error) = loaded else {
         panic!("{} loaded", path.display());
     };
