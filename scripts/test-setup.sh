@@ -45,9 +45,12 @@ if [ "${MAMBA_SKIP_SERVE_CLIENTS:-0}" != 1 ]; then
   step serve-clients scripts/serve-venv.sh
 fi
 step python-venv scripts/py-venv.sh
-# The built-in model (SmolLM2-135M, 94 MiB) for the tests of mamba-local and the CLI, fetched
-# into ~/.cache/mamba (last: `mamba-llm pull` needs cargo, which the lints hold first).
+# The tiny random-weight GGUFs of every family with llama.cpp's logits (about a minute, into
+# ~/.cache/mamba-peers/tiny), then the real models (SmolLM2-135M, 94 MiB, and Gemma 3 270M,
+# 241 MiB) for the tests of mamba-local and the CLI, into ~/.cache/mamba (last: `mamba-llm
+# pull` needs cargo, which the lints hold first).
 if [ "${MAMBA_SKIP_LOCAL_MODEL:-0}" != 1 ]; then
+  step tiny-models scripts/local/tiny-models.sh
   step models scripts/fetch-model.sh
 fi
 echo "test-setup: ready in $((SECONDS - started)) s" >&2

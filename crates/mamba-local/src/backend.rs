@@ -90,7 +90,7 @@ impl LocalBackend {
         let started = Instant::now();
         let path = path.as_ref().to_path_buf();
         let threads = options.get_threads();
-        let loaded = crate::loader::load(&path, &options)?;
+        let loaded = crate::loader::load(&path, &options).map_err(|e| naming_the_file(e, &path))?;
         let trained = loaded.info.context_length.unwrap_or(DEFAULT_CONTEXT);
         let context = options.context.unwrap_or(DEFAULT_CONTEXT.min(trained)).min(trained).max(1);
         let model = model_id(&loaded.info.name);
@@ -333,6 +333,16 @@ impl LocalBackend {
             .map_err(|e| Error::new(ErrorKind::Unsupported, e.clone()).with_model(&self.inner.model))?;
         grammars.compile(format).map_err(|e| e.with_model(&self.inner.model))
     }
+}
+
+/// A load error that names the model file (some causes, found deep in the weights, do not):
+/// with several models configured, the file is what the user has to look at.
+fn naming_the_file(error: Error, path: &Path) -> Error {
+    let shown = path.display().to_string();
+    if error.message().contains(&shown) {
+        return error;
+    }
+    Error::new(error.kind(), format!("{shown}: {}", error.message())).with_source(error)
 }
 
 /// Refuses sampling settings outside the ranges OpenAI's API accepts, and more than one choice

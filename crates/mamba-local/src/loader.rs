@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::quantized::gguf_file::Content;
 
-use mamba_backends::{Error, ErrorKind};
+use mamba_backends::Error;
 
 use crate::arch::{self, Architecture, LoadConfig};
 use crate::gguf::{self, GgufInfo, Meta};
@@ -14,6 +14,12 @@ use crate::options::{LocalOptions, DEFAULT_CONTEXT};
 use crate::template::ChatTemplate;
 use crate::tokenizer::Tokenizer;
 use crate::weights::{self, Weights};
+
+/// The template for models whose GGUF has none (pretrained models such as Gemma 3 270M):
+/// ChatML, llama.cpp's server default.
+const CHATML: &str =
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n\
+{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
 
 /// A model ready to start.
 pub(crate) struct Loaded {
@@ -63,15 +69,10 @@ pub(crate) fn load(path: &Path, options: &LocalOptions) -> Result<Loaded, Error>
     let meta = Meta(&content.metadata);
     let info = GgufInfo::from_meta(meta, path);
     let tokenizer = Tokenizer::from_meta(meta)?;
-    let source = meta.str("tokenizer.chat_template").ok_or_else(|| {
-        Error::new(
-            ErrorKind::Unsupported,
-            format!(
-                "{} has no chat template (`tokenizer.chat_template`); the built-in engine needs one",
-                path.display()
-            ),
-        )
-    })?;
+    let source = meta.str("tokenizer.chat_template").unwrap_or_else(|| {
+        tracing::warn!(path = %path.display(), "the model has no chat template; using ChatML, as llama.cpp's server does");
+        CHATML
+    });
     let token = |key: &str| meta.u32(key).and_then(|id| tokenizer.token_text(id)).unwrap_or("").to_owned();
     let template =
         ChatTemplate::new(source, &token("tokenizer.ggml.bos_token_id"), &token("tokenizer.ggml.eos_token_id"))?;

