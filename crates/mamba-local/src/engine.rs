@@ -148,7 +148,7 @@ fn stopped() -> Error {
 }
 
 fn model_error(e: candle_core::Error) -> Error {
-    Error::new(ErrorKind::Server, format!("the built-in model failed: {e}")).with_source(e)
+    Error::new(ErrorKind::Server, format!("the built-in model failed: {}", crate::one_line(&e))).with_source(e)
 }
 
 fn failed(e: candle_core::Error) -> Event {

@@ -122,8 +122,11 @@ pub(crate) fn open(path: &Path) -> Result<(BufReader<File>, Content), Error> {
     })?;
     let mut reader = BufReader::new(file);
     let content = Content::read(&mut reader).map_err(|e| {
-        Error::new(ErrorKind::Config, format!("{} is not a readable GGUF model file: {e}", path.display()))
-            .with_source(e)
+        Error::new(
+            ErrorKind::Config,
+            format!("{} is not a readable GGUF model file: {}", path.display(), crate::one_line(&e)),
+        )
+        .with_source(e)
     })?;
     Ok((reader, content))
 }

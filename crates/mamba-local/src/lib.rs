@@ -46,3 +46,13 @@ pub use options::LocalOptions;
 /// wheel through pip).
 pub mod fetch;
 pub mod stores;
+
+/// A candle error's message on one line: without the backtrace candle appends when
+/// `RUST_BACKTRACE` is set, and without any further lines (errors here are one line).
+pub(crate) fn one_line(e: &candle_core::Error) -> String {
+    let mut e = e;
+    while let candle_core::Error::WithBacktrace { inner, .. } = e {
+        e = inner;
+    }
+    e.to_string().lines().next().unwrap_or_default().trim().to_owned()
+}

@@ -89,5 +89,5 @@ pub(crate) fn load(
         )));
     };
     let spec = read(Meta(&weights.content.metadata), arch).map_err(unsupported)?;
-    decoder::load(weights, spec, config).map_err(|e| unsupported(e.to_string()).with_source(e))
+    decoder::load(weights, spec, config).map_err(|e| unsupported(crate::one_line(&e)).with_source(e))
 }

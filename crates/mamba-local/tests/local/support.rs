@@ -57,6 +57,19 @@ pub(crate) fn backend() -> Option<&'static LocalBackend> {
         .as_ref()
 }
 
+/// One backend with the prompt cache off, for tests that compare the answers of two requests:
+/// a cached prefix is computed in other batches (an earlier answer one token at a time), which
+/// rounds differently and may flip a near-tie, so only a cold read is reproducible to the bit.
+pub(crate) fn cold_backend() -> Option<&'static LocalBackend> {
+    static BACKEND: OnceLock<Option<LocalBackend>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            model_path()
+                .map(|p| LocalBackend::load(p, LocalOptions::new().prompt_cache(false)).expect("the model loads"))
+        })
+        .as_ref()
+}
+
 /// A fixture file under tests/data.
 pub(crate) fn fixture(name: &str) -> serde_json::Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name);
