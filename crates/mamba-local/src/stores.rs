@@ -123,7 +123,8 @@ impl OllamaStore {
         };
         let parts: Vec<&str> = path.split('/').collect();
         let bad = |why: &str| not_found(format!("ollama:{name}: {why}; use ollama:NAME[:TAG], as `ollama list` shows"));
-        if tag.is_empty() || parts.iter().any(|p| p.is_empty() || *p == "." || *p == "..") {
+        let bad_part = |p: &str| p.is_empty() || p == "." || p == ".." || p.contains('\\');
+        if bad_part(tag) || parts.iter().any(|p| bad_part(p)) {
             return Err(bad("not a model name"));
         }
         let (registry, namespace, model) = match parts.as_slice() {
@@ -359,6 +360,9 @@ mod tests {
         assert!(missing.to_string().contains("qwen2.5:0.5b"), "names what the store has: {missing}");
         assert!(store.resolve("gone").unwrap_err().to_string().contains("blob"));
         assert!(store.resolve("../../etc:passwd").is_err());
+        for escape in ["qwen2.5:..", "qwen2.5:.", "a\\b:c", "qwen2.5:"] {
+            assert!(store.resolve(escape).unwrap_err().to_string().contains("not a model name"), "{escape}");
+        }
         let listed: Vec<String> = store.list().into_iter().map(|m| m.reference()).collect();
         assert_eq!(
             listed,
