@@ -116,7 +116,7 @@ fn compare(ours: &[Vec<f32>], theirs: &[Vec<f32>], first: usize, worst: &mut Wor
 /// read as one prompt batch then the rest (the batched prompt path).
 async fn check_file(json: &Path) -> Result<Worst, String> {
     let fixture: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
-    let tokens: Vec<u32> = fixture["tokens"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+    let tokens = crate::support::ids(&fixture["tokens"]);
     let theirs: Vec<Vec<f32>> = fixture["logits"]
         .as_array()
         .unwrap()

@@ -12,7 +12,8 @@ use std::sync::OnceLock;
 use mamba_local::fetch::ModelSpec;
 use mamba_local::{LocalBackend, LocalOptions};
 
-use crate::support::fixture;
+use crate::golden::MARGIN;
+use crate::support::{assert_token_ids_equal_llama_cpp, fixture, ids};
 
 fn model_path() -> Option<PathBuf> {
     let spec = ModelSpec::find("gemma3-270m").expect("a known model");
@@ -50,33 +51,15 @@ fn backend() -> Option<&'static LocalBackend> {
         .as_ref()
 }
 
-fn ids(value: &serde_json::Value) -> Vec<u32> {
-    value.as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect()
-}
-
 #[test]
 fn gemma3_token_ids_equal_llama_cpp() {
     let Some(backend) = backend() else { return };
     let data = fixture("gemma3-270m.json");
-    let cases = data["tokens"].as_array().unwrap();
-    assert!(cases.len() >= 20, "at least 20 golden texts");
-    let mut failures = Vec::new();
-    for case in cases {
-        let text = case["text"].as_str().unwrap();
-        let (want, got) = (ids(&case["ids"]), backend.tokenize(text, true));
-        if got != want {
-            failures.push(format!("{text:?}\n  llama.cpp {want:?}\n  ours      {got:?}"));
-        }
-    }
-    assert!(failures.is_empty(), "{} of {} texts differ:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert_token_ids_equal_llama_cpp(backend, data["tokens"].as_array().unwrap());
 }
 
-/// How far below our best logit llama.cpp's greedy token may be at one step (near-ties: the two
-/// programs round differently, see golden.rs), the same margin as for SmolLM2.
-const MARGIN: f32 = 1.0;
-
 /// llama.cpp's greedy continuations fed to our model: at every step its token is our argmax or
-/// within [`MARGIN`] of it.
+/// within [`MARGIN`] of it (near-ties: the two programs round differently; the SmolLM2 margin).
 #[tokio::test]
 async fn gemma3_greedy_continuations_equal_llama_cpp() {
     let Some(backend) = backend() else { return };

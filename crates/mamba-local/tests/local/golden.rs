@@ -3,24 +3,13 @@
 
 use mamba_backends::{message::Role, FinishReason, Message, ModelBackend, RequestOptions};
 
-use crate::support::{backend, fixture};
+use crate::support::{assert_token_ids_equal_llama_cpp, backend, fixture, ids};
 
 #[test]
 fn token_ids_equal_llama_cpp_on_every_golden_text() {
     let Some(backend) = backend() else { return };
     let data = fixture("tokenizer-smollm2.json");
-    let cases = data["cases"].as_array().unwrap();
-    assert!(cases.len() >= 20, "at least 20 golden texts");
-    let mut failures = Vec::new();
-    for case in cases {
-        let text = case["text"].as_str().unwrap();
-        let want: Vec<u32> = case["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
-        let got = backend.tokenize(text, true);
-        if got != want {
-            failures.push(format!("{text:?}\n  llama.cpp {want:?}\n  ours      {got:?}"));
-        }
-    }
-    assert!(failures.is_empty(), "{} of {} texts differ:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert_token_ids_equal_llama_cpp(backend, data["cases"].as_array().unwrap());
 }
 
 fn messages_of(case: &serde_json::Value) -> Vec<Message> {
@@ -45,7 +34,7 @@ fn messages_of(case: &serde_json::Value) -> Vec<Message> {
 /// so at a near-tie the two argmaxes may differ; everywhere else they agree. Measured on an AMD
 /// EPYC (AVX2): 114 of the 117 steps of the three answers agree exactly, and the largest gap is
 /// 0.246; the margin is four times that, far below the gap to a wrong token (several logits).
-const MARGIN: f32 = 1.0;
+pub(crate) const MARGIN: f32 = 1.0;
 
 /// The index and value of the largest logit.
 fn argmax(row: &[f32]) -> (usize, f32) {
@@ -66,11 +55,9 @@ async fn greedy_answers_equal_llama_cpp() {
     let mut failures = Vec::new();
     for case in data["cases"].as_array().unwrap() {
         let messages = messages_of(case);
-        let want_prompt: Vec<u32> =
-            case["prompt_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        let want_prompt = ids(&case["prompt_ids"]);
         assert_eq!(backend.prompt_tokens(&messages).unwrap(), want_prompt, "the rendered and tokenized prompt");
-        let reference: Vec<u32> =
-            case["answer_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        let reference = ids(&case["answer_ids"]);
         assert_eq!(backend.detokenize(&reference), case["answer"].as_str().unwrap(), "the fixture's text");
         let rows = backend.teacher_forced_logits(&want_prompt, &reference).await.unwrap();
         assert_eq!(rows.len(), reference.len() + 1);

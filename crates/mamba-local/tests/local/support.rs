@@ -76,3 +76,23 @@ pub(crate) fn fixture(name: &str) -> serde_json::Value {
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
 }
+
+/// Token ids as a fixture stores them.
+pub(crate) fn ids(value: &serde_json::Value) -> Vec<u32> {
+    value.as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect()
+}
+
+/// Every fixture case (`text`, llama.cpp's `ids`) tokenizes to llama.cpp's ids, special tokens
+/// read as tokens; at least 20 cases.
+pub(crate) fn assert_token_ids_equal_llama_cpp(backend: &LocalBackend, cases: &[serde_json::Value]) {
+    assert!(cases.len() >= 20, "at least 20 golden texts");
+    let mut failures = Vec::new();
+    for case in cases {
+        let text = case["text"].as_str().unwrap();
+        let (want, got) = (ids(&case["ids"]), backend.tokenize(text, true));
+        if got != want {
+            failures.push(format!("{text:?}\n  llama.cpp {want:?}\n  ours      {got:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} texts differ:\n{}", failures.len(), cases.len(), failures.join("\n"));
+}
