@@ -159,7 +159,13 @@ impl OllamaStore {
             ))
             .with_source(e)
         })?;
-        let parsed: Manifest = serde_json::from_str(&text).map_err(|e| {
+        self.blob_of(name, &text, &manifest)
+    }
+
+    /// The blob a manifest's text names for model `name`: its model layer, checked to be there.
+    /// Errors never list the store (`list` calls this for every manifest).
+    fn blob_of(&self, name: &str, text: &str, manifest: &Path) -> Result<PathBuf, Error> {
+        let parsed: Manifest = serde_json::from_str(text).map_err(|e| {
             not_found(format!("ollama:{name}: the manifest {} is not readable: {e}", manifest.display())).with_source(e)
         })?;
         let layer = parsed.layers.iter().find(|l| l.media_type == OLLAMA_MODEL_LAYER).ok_or_else(|| {
@@ -196,7 +202,11 @@ impl OllamaStore {
                     continue;
                 }
                 let Some(name) = ollama_name(&manifests, &path) else { continue };
-                if let Ok(blob) = self.resolve(&name) {
+                // The manifest found is read as it is: deriving its path again from the name
+                // would lose a layout the name does not round-trip (a nested namespace), and a
+                // failed resolve lists the store.
+                let Ok(text) = std::fs::read_to_string(&path) else { continue };
+                if let Ok(blob) = self.blob_of(&name, &text, &path) {
                     let size = std::fs::metadata(&blob).map_or(0, |m| m.len());
                     models.push(StoredModel { store: "ollama", name, path: blob, size });
                 }
@@ -346,6 +356,8 @@ mod tests {
         write(&m.join("registry.ollama.ai/someone/tiny/q4"), &manifest("bb22"));
         write(&m.join("hf.co/org/repo-gguf/Q4_K_M"), &manifest("cc33"));
         write(&m.join("registry.ollama.ai/library/gone/latest"), &manifest("dd44"));
+        // A nested namespace, whose short name does not lead back to it: listed, never looped on.
+        write(&m.join("registry.ollama.ai/a/b/deep/v1"), &manifest("bb22"));
         for hex in ["aa11", "bb22", "cc33"] {
             write(&dir.path().join(format!("blobs/sha256-{hex}")), "GGUF");
         }
@@ -367,6 +379,7 @@ mod tests {
         assert_eq!(
             listed,
             [
+                "ollama:a/b/deep:v1",
                 "ollama:hf.co/org/repo-gguf:Q4_K_M",
                 "ollama:qwen2.5:0.5b",
                 "ollama:qwen2.5:latest",
