@@ -15,18 +15,20 @@ use mamba_backends::{
     collect,
     health::{HealthReport, ModelInfo},
     message::Role,
-    Error, ErrorKind, Message, ModelBackend, ModelProfile, ModelResponse, RequestOptions, ResponseFormat, StreamChunk,
-    Usage,
+    stream::ToolCallDelta,
+    Error, ErrorKind, FinishReason, Message, ModelBackend, ModelProfile, ModelResponse, RequestOptions, ResponseFormat,
+    StreamChunk, ToolChoice, Usage,
 };
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::constrain::Grammars;
-use crate::engine::{Engine, Event, Generation};
+use crate::engine::{Engine, Event, Generation, Triggered};
 use crate::options::{LocalOptions, DEFAULT_CONTEXT};
 use crate::sampler::SamplerConfig;
 use crate::template::ChatTemplate;
 use crate::think::ThinkSplitter;
 use crate::tokenizer::Tokenizer;
+use crate::tools::{GrammarMode, ToolParser, ToolPlan};
 use mamba_backends::options::ReasoningEffort;
 
 /// A GGUF chat model running in this process on the CPU.
@@ -34,7 +36,16 @@ use mamba_backends::options::ReasoningEffort;
 /// Request options: `temperature` (default [`LocalOptions::default_temperature`], 0 = greedy),
 /// `top_p`, `seed` (same seed, same answer), `max_tokens` (default: the rest of the context),
 /// `stop`, `frequency_penalty`, `presence_penalty`, and the extra `ignore_eos: true` (as llama.cpp's
-/// server: go on past end-of-generation tokens). `tools` are refused with `ErrorKind::Unsupported`.
+/// server: go on past end-of-generation tokens).
+///
+/// Tools go through the model's own chat template, when it has them (Qwen2.5 and Qwen3 write
+/// `<tool_call>` blocks, Llama 3.x a JSON object): the template renders the tools, and the
+/// answer comes back as [`ToolCall`](mamba_backends::ToolCall)s, whole from `complete` and one
+/// delta per call from `stream` (as soon as its block closes; the text around calls streams as
+/// it comes). Each `<tool_call>` block the model opens is constrained by the tools' JSON
+/// Schemas, so its calls name a given function and their arguments validate; `tool_choice`
+/// `required` or a named function constrains the whole answer to calls. A template without
+/// tools refuses them with `ErrorKind::Unsupported`.
 ///
 /// `response_format` is enforced token by token (constrained decoding with llguidance over the
 /// model's own tokenizer): with `JsonSchema` the answer always parses and validates against the
@@ -96,7 +107,7 @@ impl LocalBackend {
         let model = model_id(&loaded.info.name);
         let profile = ModelProfile::new(model.clone(), "local")
             .context_window(context)
-            .supports_tools(false)
+            .supports_tools(loaded.template.tool_syntax().is_some())
             .supports_json_schema(true);
         let tokenizer = Arc::new(loaded.tokenizer);
         let engine = Engine::start(loaded.model, tokenizer.clone(), threads, options.prompt_cache)?;
@@ -154,13 +165,14 @@ impl LocalBackend {
     /// # Errors
     /// When the chat template cannot render the messages.
     pub fn prompt_tokens(&self, messages: &[Message]) -> Result<Vec<u32>, Error> {
-        Ok(self.prompt(messages, &serde_json::Map::new())?.1)
+        Ok(self.prompt(messages, &[], &serde_json::Map::new())?.1)
     }
 
     /// The prompt text and its tokens, with more template variables.
     fn prompt(
         &self,
         messages: &[Message],
+        tools: &[mamba_backends::ToolDefinition],
         variables: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<(String, Vec<u32>), Error> {
         let with_system;
@@ -173,7 +185,7 @@ impl LocalBackend {
             }
             _ => messages,
         };
-        let text = self.inner.template.render_with(messages, variables)?;
+        let text = self.inner.template.render_with(messages, tools, variables)?;
         let body = self.inner.tokenizer.encode(&text, true);
         // Templates that write `bos_token` themselves (Llama 3, Gemma) get one BOS, as llama.cpp gives them.
         let mut tokens: Vec<u32> =
@@ -233,17 +245,12 @@ impl LocalBackend {
         &self,
         messages: &[Message],
         options: &RequestOptions,
-    ) -> Result<(Generation, Option<ThinkSplitter>), Error> {
-        if !options.tools.is_empty() || options.tool_choice.is_some() {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                "the built-in model does not support tools; use an HTTP backend for tool calling",
-            )
-            .with_model(&self.inner.model));
-        }
+    ) -> Result<(Generation, Option<ThinkSplitter>, Option<ToolParser>), Error> {
+        let plan = self.tool_plan(options).map_err(|e| e.with_model(&self.inner.model))?;
         check_sampling(options).map_err(|e| e.with_model(&self.inner.model))?;
         let variables = template_variables(options).map_err(|e| e.with_model(&self.inner.model))?;
-        let (text, prompt) = self.prompt(messages, &variables)?;
+        let rendered = plan.as_ref().map_or(&[][..], |p| &p.rendered[..]);
+        let (text, prompt) = self.prompt(messages, rendered, &variables)?;
         let think = self.inner.template.thinks().then(|| ThinkSplitter::new(&text));
         let context = self.inner.context;
         let room = context.saturating_sub(prompt.len());
@@ -276,9 +283,32 @@ impl LocalBackend {
                 h.finish()
             }
         };
-        let constraint = self.constraint(options.response_format.as_ref())?.map(Box::new);
+        let mut constraint = self.constraint(options.response_format.as_ref())?.map(Box::new);
+        let mut triggered = None;
+        let mut parser = None;
+        if let Some(plan) = &plan {
+            let grammar = match plan.grammar(&options.tools) {
+                Some(lark) => Some(Box::new(
+                    self.grammars()?
+                        .compile_lark(lark, "these tools' parameter schemas")
+                        .map_err(|e| e.with_model(&self.inner.model))?,
+                )),
+                None => None,
+            };
+            match (&plan.mode, grammar) {
+                (GrammarMode::Forced, Some(grammar)) => constraint = Some(grammar),
+                (GrammarMode::Triggered(trigger), Some(grammar)) => {
+                    triggered = Some(Triggered { trigger: trigger.clone(), grammar });
+                }
+                _ => {}
+            }
+            if plan.mode != GrammarMode::Off {
+                parser = Some(ToolParser::new(plan.syntax, plan.names.clone()));
+            }
+        }
         let generation = Generation {
             constraint,
+            triggered,
             prompt,
             max_tokens,
             stop: options.stop.clone(),
@@ -291,7 +321,30 @@ impl LocalBackend {
                 presence_penalty: options.presence_penalty.unwrap_or(0.0) as f32,
             },
         };
-        Ok((generation, think))
+        Ok((generation, think, parser))
+    }
+
+    /// What a request's `tools` and `tool_choice` ask for: `None` when no tools are involved.
+    ///
+    /// # Errors
+    /// `Unsupported` for tools when the chat template has none; `InvalidRequest` for a
+    /// `tool_choice` that no tool can satisfy.
+    fn tool_plan(&self, options: &RequestOptions) -> Result<Option<ToolPlan>, Error> {
+        let choice = options.tool_choice.as_ref();
+        if options.tools.is_empty() && matches!(choice, None | Some(ToolChoice::Auto | ToolChoice::None)) {
+            return Ok(None);
+        }
+        let Some(syntax) = self.inner.template.tool_syntax() else {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "the chat template of {} has no tools, so the built-in model cannot call them; use a model \
+                     whose template has tools (Qwen2.5, Qwen3, Llama 3.x) or an HTTP backend",
+                    self.inner.path.display()
+                ),
+            ));
+        };
+        ToolPlan::new(syntax, &options.tools, choice).map(Some)
     }
 }
 
@@ -324,14 +377,16 @@ impl LocalBackend {
         if !matches!(format, Some(ResponseFormat::JsonObject | ResponseFormat::JsonSchema { .. })) {
             return Ok(None);
         }
+        self.grammars()?.compile(format).map_err(|e| e.with_model(&self.inner.model))
+    }
+
+    /// The model's grammar compiler, built on first use.
+    fn grammars(&self) -> Result<&Grammars, Error> {
         let grammars = self
             .inner
             .grammars
             .get_or_init(|| Grammars::new(self.inner.tokenizer.clone()).map_err(|e| e.message().to_owned()));
-        let grammars = grammars
-            .as_ref()
-            .map_err(|e| Error::new(ErrorKind::Unsupported, e.clone()).with_model(&self.inner.model))?;
-        grammars.compile(format).map_err(|e| e.with_model(&self.inner.model))
+        grammars.as_ref().map_err(|e| Error::new(ErrorKind::Unsupported, e.clone()).with_model(&self.inner.model))
     }
 }
 
@@ -403,6 +458,8 @@ struct EventStream {
     done: bool,
     /// Splits `<think>` blocks off when the model thinks.
     think: Option<ThinkSplitter>,
+    /// Parses tool calls out of the content when the request has tools.
+    tools: Option<ToolParser>,
 }
 
 impl EventStream {
@@ -412,9 +469,32 @@ impl EventStream {
             Some(think) => think.push(text),
             None => crate::think::Split { reasoning: String::new(), content: text.to_owned() },
         };
-        let mut chunk = StreamChunk::text(split.content).with_model(self.model.clone());
+        let mut chunk = StreamChunk::text(String::new()).with_model(self.model.clone());
         chunk.reasoning = split.reasoning;
+        self.add_content(&mut chunk, &split.content, false);
         chunk
+    }
+
+    /// Adds `content` to `chunk`, tool calls parsed out of it when the request has tools;
+    /// `last`: the answer ends here, so what the parser held comes out too.
+    fn add_content(&mut self, chunk: &mut StreamChunk, content: &str, last: bool) {
+        let Some(parser) = self.tools.as_mut() else {
+            chunk.content.push_str(content);
+            return;
+        };
+        let before = parser.calls();
+        let mut parsed = parser.push(content);
+        if last {
+            let rest = parser.finish();
+            parsed.content.push_str(&rest.content);
+            parsed.calls.extend(rest.calls);
+        }
+        chunk.content.push_str(&parsed.content);
+        for (i, call) in parsed.calls.into_iter().enumerate() {
+            let mut delta = ToolCallDelta::new(before + i, call.arguments).with_id(call.id);
+            delta.name = Some(call.name);
+            chunk.tool_calls.push(delta);
+        }
     }
 }
 
@@ -435,10 +515,16 @@ impl Stream for EventStream {
                 self.done = true;
                 let mut usage = Usage::new(prompt_tokens as u64, completion_tokens as u64);
                 usage.cached_input_tokens = Some(cached_tokens as u64);
+                let held = match self.think.as_mut() {
+                    Some(think) => think.finish(),
+                    None => crate::think::Split::default(),
+                };
+                let stopped = finish == FinishReason::Stop;
                 let mut last = StreamChunk::final_chunk(Some(finish), Some(usage)).with_model(self.model.clone());
-                if let Some(held) = self.think.as_mut().map(ThinkSplitter::finish) {
-                    last.content = held.content;
-                    last.reasoning = held.reasoning;
+                last.reasoning = held.reasoning;
+                self.add_content(&mut last, &held.content, true);
+                if stopped && self.tools.as_ref().is_some_and(|t| t.calls() > 0) {
+                    last.finish_reason = Some(FinishReason::ToolCalls);
                 }
                 Ok(last)
             }
@@ -474,9 +560,9 @@ impl ModelBackend for LocalBackend {
     }
 
     async fn stream(&self, messages: &[Message], options: &RequestOptions) -> Result<ChunkStream, Error> {
-        let (generation, think) = self.prepare(messages, options)?;
+        let (generation, think, tools) = self.prepare(messages, options)?;
         let events = self.inner.engine.submit(generation)?;
-        Ok(Box::pin(EventStream { events, model: self.inner.model.clone(), done: false, think }))
+        Ok(Box::pin(EventStream { events, model: self.inner.model.clone(), done: false, think, tools }))
     }
 
     async fn health_check(&self) -> bool {

@@ -117,18 +117,29 @@ impl Grammars {
         };
         let mut schema = schema;
         close_objects(&mut schema, false);
-        let grammar = TopLevelGrammar::from_json_schema(compact(schema));
+        self.create(TopLevelGrammar::from_json_schema(compact(schema)), "this JSON Schema").map(Some)
+    }
+
+    /// The constraint for a Lark grammar (tool calls: `crate::tools`); `what` names it in errors.
+    ///
+    /// # Errors
+    /// `Unsupported` naming llguidance's reason when the grammar cannot be compiled.
+    pub(crate) fn compile_lark(&self, grammar: String, what: &str) -> Result<Constraint, Error> {
+        self.create(TopLevelGrammar::from_lark(grammar), what)
+    }
+
+    fn create(&self, grammar: TopLevelGrammar, what: &str) -> Result<Constraint, Error> {
         let parser = self.factory.create_parser(grammar).map_err(|e| {
             unsupported(format!(
-                "the built-in model cannot enforce this JSON Schema: {}; simplify the schema or use an HTTP backend",
+                "the built-in model cannot enforce {what}: {}; simplify the schema or use an HTTP backend",
                 one_line(&e.to_string())
             ))
         })?;
         let matcher = Matcher::new(Ok(parser));
         if let Some(e) = matcher.get_error() {
-            return Err(unsupported(format!("the built-in model cannot enforce this JSON Schema: {}", one_line(&e))));
+            return Err(unsupported(format!("the built-in model cannot enforce {what}: {}", one_line(&e))));
         }
-        Ok(Some(Constraint { matcher }))
+        Ok(Constraint { matcher })
     }
 }
 
@@ -181,7 +192,7 @@ fn compact(schema: Value) -> Value {
 /// `allOf`, or beside `$ref`, `anyOf`/`oneOf` (schemars' flattened enums), `if`/`then`/`else`,
 /// `dependentSchemas` or `unevaluatedProperties`, are left open, since closing one part would
 /// forbid the properties another part adds.
-fn close_objects(schema: &mut Value, in_all_of: bool) {
+pub(crate) fn close_objects(schema: &mut Value, in_all_of: bool) {
     match schema {
         Value::Object(map) => {
             let open = map.contains_key("properties")

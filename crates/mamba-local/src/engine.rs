@@ -31,8 +31,20 @@ pub(crate) struct Generation {
     /// Go on past end-of-generation tokens (benchmarks; llama.cpp server's `ignore_eos`).
     /// Ignored under a constraint, which decides where the answer ends.
     pub(crate) ignore_eos: bool,
-    /// The grammar the answer must follow (`response_format`); `None`: free text, no mask work.
+    /// The grammar the answer must follow (`response_format`, or forced tool calls); `None`:
+    /// free text, no mask work.
     pub(crate) constraint: Option<Box<Constraint>>,
+    /// A grammar that starts each time the answer's text reaches a trigger (a tool call's
+    /// opening tag) and ends with its grammar: the rest of that call is constrained, the text
+    /// around it free. Only while `constraint` is `None`.
+    pub(crate) triggered: Option<Triggered>,
+}
+
+/// A grammar applied from a trigger text on (see [`Generation::triggered`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Triggered {
+    pub(crate) trigger: String,
+    pub(crate) grammar: Box<Constraint>,
 }
 
 /// What the engine reports while answering.
@@ -238,6 +250,11 @@ fn generate(
     // Under a constraint the grammar decides where the answer ends: stop sequences would cut
     // the JSON, so they are not applied.
     let mut constraint = generation.constraint;
+    let triggered = if constraint.is_none() { generation.triggered } else { None };
+    // The end of the answer's text, as long as the trigger, while no triggered grammar runs;
+    // `in_trigger`: the constraint running is the triggered one (it ends, the answer goes on).
+    let mut tail = String::new();
+    let mut in_trigger = false;
     let stop_texts: &[String] = if constraint.is_some() { &[] } else { &generation.stop };
     let mut stops = StopMatcher::new(stop_texts);
     let ignore_eos = generation.ignore_eos && constraint.is_none();
@@ -269,7 +286,29 @@ fn generate(
             }
             complete = c.is_done();
         }
-        let (text, stopped) = stops.push(&decoder.push(tokenizer.piece(id)));
+        let piece = decoder.push(tokenizer.piece(id));
+        if let Some(t) = triggered.as_ref() {
+            if in_trigger && complete {
+                // The call is whole: free text again.
+                constraint = None;
+                in_trigger = false;
+                complete = false;
+            } else if !in_trigger {
+                tail.push_str(&piece);
+                if tail.ends_with(&t.trigger) {
+                    constraint = Some(t.grammar.clone());
+                    in_trigger = true;
+                    tail.clear();
+                } else if tail.len() > t.trigger.len() {
+                    let mut cut = tail.len() - t.trigger.len();
+                    while !tail.is_char_boundary(cut) {
+                        cut += 1;
+                    }
+                    tail.drain(..cut);
+                }
+            }
+        }
+        let (text, stopped) = stops.push(&piece);
         if !text.is_empty() && !send(Event::Text(text)) {
             return Ok(());
         }
@@ -303,4 +342,109 @@ fn generate(
     let _ =
         send(Event::Done { finish, prompt_tokens: prompt.len(), cached_tokens: cached, completion_tokens: generated });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::KvState;
+    use crate::tools::{ToolParser, ToolPlan, ToolSyntax};
+    use mamba_backends::ToolDefinition;
+
+    /// A model that wants to write `script` (by answer position) and then to stop: its logits
+    /// favour the script's token, then the end token, and otherwise fall with the token id, so
+    /// that under a grammar the lowest allowed id wins.
+    struct Scripted {
+        script: Vec<u32>,
+        eos: u32,
+        vocab: usize,
+        prompt: usize,
+    }
+
+    impl Architecture for Scripted {
+        fn forward(&mut self, tokens: &[u32], pos: usize) -> candle_core::Result<Vec<f32>> {
+            let at = pos + tokens.len() - self.prompt;
+            let mut logits: Vec<f32> = (0..self.vocab).map(|id| -(id as f32) * 1e-3).collect();
+            let want = self.script.get(at).copied().unwrap_or(self.eos);
+            logits[want as usize] = 10.0;
+            Ok(logits)
+        }
+        fn reset(&mut self) {}
+        fn save(&self, _len: usize) -> candle_core::Result<KvState> {
+            Ok(KvState { len: 0, layers: Vec::new() })
+        }
+        fn restore(&mut self, _state: &KvState) -> candle_core::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn qwen2_vocab() -> Arc<Tokenizer> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tokenizers/vocab-qwen2.gguf");
+        let (_, content) = crate::gguf::open(&path).unwrap();
+        Arc::new(Tokenizer::from_meta(crate::gguf::Meta(&content.metadata)).unwrap())
+    }
+
+    /// Runs a generation on `model` and returns its text and finish reason.
+    fn answer(model: &mut Scripted, tokenizer: &Tokenizer, generation: Generation) -> (String, FinishReason) {
+        let (events, mut receiver) = unbounded_channel();
+        let mut cache = PromptCache::new(CacheLimits::default());
+        let mut fed = Vec::new();
+        generate(model, &mut cache, tokenizer, &AtomicU64::new(0), generation, &events, &mut fed).unwrap();
+        let mut text = String::new();
+        while let Ok(event) = receiver.try_recv() {
+            match event {
+                Event::Text(t) => text.push_str(&t),
+                Event::Done { finish, .. } => return (text, finish),
+                Event::Failed(e) => panic!("{e}"),
+            }
+        }
+        panic!("no Done event after {text:?}")
+    }
+
+    /// The model opens a call block and then wants to call a function that does not exist with
+    /// bad arguments: from the opening tag on, the tools' grammar holds it to a valid call; after
+    /// the closing tag it writes freely again (and stops).
+    #[test]
+    fn a_call_block_the_model_opens_is_held_to_the_tools_grammar() {
+        let tokenizer = qwen2_vocab();
+        let grammars = crate::constrain::Grammars::new(tokenizer.clone()).unwrap();
+        let tools = vec![ToolDefinition::function(
+            "search",
+            "Search",
+            serde_json::json!({"type": "object", "properties": {"q": {"type": "integer", "minimum": 0}}, "required": ["q"]}),
+        )];
+        let plan = ToolPlan::new(ToolSyntax::Tagged, &tools, None).unwrap();
+        let grammar = grammars.compile_lark(plan.grammar(&tools).unwrap(), "the tools").unwrap();
+        let script = tokenizer.encode("Let me look.\n<tool_call>\n{\"name\": \"rm\", \"arguments\": \"all\"}", true);
+        let eos = tokenizer.eog_ids()[0];
+        let prompt = tokenizer.encode("Hi", false);
+        let mut model = Scripted { script, eos, vocab: tokenizer.vocab_size(), prompt: prompt.len() };
+        let generation = |triggered| Generation {
+            prompt: prompt.clone(),
+            max_tokens: 200,
+            stop: Vec::new(),
+            sampler: SamplerConfig {
+                temperature: 0.0,
+                top_p: 1.0,
+                seed: 0,
+                frequency_penalty: 0.0,
+                presence_penalty: 0.0,
+            },
+            ignore_eos: false,
+            constraint: None,
+            triggered,
+        };
+        let triggered = Triggered { trigger: "<tool_call>".to_owned(), grammar: Box::new(grammar) };
+        let (text, finish) = answer(&mut model, &tokenizer, generation(Some(triggered)));
+        assert_eq!(finish, FinishReason::Stop);
+        assert_eq!(text, "Let me look.\n<tool_call>\n{\"name\": \"search\", \"arguments\": {\"q\": 0}}\n</tool_call>");
+        let mut parser = ToolParser::new(ToolSyntax::Tagged, vec!["search".to_owned()]);
+        let mut parsed = parser.push(&text);
+        parsed.calls.extend(parser.finish().calls);
+        assert_eq!(parsed.content, "Let me look.");
+        assert_eq!((parsed.calls[0].name.as_str(), parsed.calls[0].arguments.as_str()), ("search", r#"{"q":0}"#));
+        // Without the grammar, the model writes what it wanted.
+        let (text, _) = answer(&mut model, &tokenizer, generation(None));
+        assert!(text.ends_with("{\"name\": \"rm\", \"arguments\": \"all\"}"), "{text}");
+    }
 }

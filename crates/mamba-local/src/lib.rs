@@ -36,6 +36,7 @@ mod stop;
 mod template;
 mod think;
 mod tokenizer;
+mod tools;
 mod weights;
 
 pub use backend::LocalBackend;

@@ -69,7 +69,7 @@ pub(crate) fn load(path: &Path, options: &LocalOptions) -> Result<Loaded, Error>
     let meta = Meta(&content.metadata);
     let info = GgufInfo::from_meta(meta, path);
     let tokenizer = Tokenizer::from_meta(meta)?;
-    let source = meta.str("tokenizer.chat_template").unwrap_or_else(|| {
+    let source = options.chat_template.as_deref().or_else(|| meta.str("tokenizer.chat_template")).unwrap_or_else(|| {
         tracing::warn!(path = %path.display(), "the model has no chat template; using ChatML, as llama.cpp's server does");
         CHATML
     });

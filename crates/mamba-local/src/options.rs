@@ -19,6 +19,7 @@ pub struct LocalOptions {
     pub(crate) default_temperature: f64,
     pub(crate) default_system_prompt: Option<String>,
     pub(crate) prompt_cache: CacheLimits,
+    pub(crate) chat_template: Option<String>,
 }
 
 /// The context used when neither the options nor a smaller model limit it.
@@ -85,6 +86,14 @@ impl LocalOptions {
     /// 135M needs about 46 KB a token in f32).
     pub fn prompt_cache_memory(mut self, bytes: usize) -> LocalOptions {
         self.prompt_cache.memory = bytes;
+        self
+    }
+
+    /// A Jinja chat template used instead of the one in the GGUF file (as llama.cpp server's
+    /// `--chat-template-file`): for a file without one (ChatML is used then), or with a
+    /// template that lacks tools or renders wrongly. Default: the file's.
+    pub fn chat_template(mut self, source: impl Into<String>) -> LocalOptions {
+        self.chat_template = Some(source.into()).filter(|s| !s.is_empty());
         self
     }
 

@@ -38,7 +38,7 @@ fn env(name: &str) -> Option<String> {
 }
 
 /// The tiny models' directory, `None` when missing and skipping was asked for; panics otherwise.
-fn tiny_dir() -> Option<PathBuf> {
+pub(crate) fn tiny_dir() -> Option<PathBuf> {
     let root = env("MAMBA_PEERS_ROOT")
         .map(PathBuf::from)
         .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".cache").join("mamba-peers")))

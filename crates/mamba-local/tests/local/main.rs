@@ -13,3 +13,4 @@ mod golden;
 mod prompt_cache;
 mod structured;
 mod support;
+mod tools;

@@ -1,0 +1,585 @@
+//! Tool calling through the model's own chat template: which call syntax a template teaches,
+//! the grammar that makes the model write a valid call, and the parser that turns the answer
+//! (whole, or piece by piece as it streams) back into content and [`ToolCall`]s.
+//!
+//! The syntax is read from the template's text, never from the family's name: the same Qwen
+//! weights fine-tuned with another template call tools another way. A template that teaches
+//! no syntax this module knows has no tools, and requests with tools are refused.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+
+use mamba_backends::{Error, ErrorKind, ToolCall, ToolChoice, ToolDefinition};
+use serde_json::{json, Value};
+
+/// How a template's model writes its tool calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ToolSyntax {
+    /// One block per call, `<tool_call>\n{"name": …, "arguments": {…}}\n</tool_call>`, with text
+    /// possibly before (Qwen2.5, Qwen3, Hermes, SmolLM3 and other ChatML tool templates).
+    Tagged,
+    /// The whole answer is one JSON object, `{"name": …, "parameters": {…}}` (Llama 3.1–3.3's
+    /// JSON tool calling).
+    BareJson,
+}
+
+/// One row per syntax: the texts a template that teaches it contains (all of them), first match
+/// wins. Every template must also use the `tools` variable.
+const SYNTAXES: &[(ToolSyntax, &[&str])] =
+    &[(ToolSyntax::Tagged, &["<tool_call>", "</tool_call>"]), (ToolSyntax::BareJson, &["\"parameters\"", "\"name\""])];
+
+/// Opening and closing tags of [`ToolSyntax::Tagged`].
+const OPEN: &str = "<tool_call>";
+const CLOSE: &str = "</tool_call>";
+
+/// The tool-call syntax `template_source` teaches, if any.
+pub(crate) fn detect(template_source: &str) -> Option<ToolSyntax> {
+    if !template_source.contains("tools") {
+        return None;
+    }
+    SYNTAXES.iter().find(|(_, markers)| markers.iter().all(|m| template_source.contains(m))).map(|(syntax, _)| *syntax)
+}
+
+/// What a request with tools asks of the engine.
+#[derive(Debug, Clone)]
+pub(crate) struct ToolPlan {
+    pub(crate) syntax: ToolSyntax,
+    /// The tools rendered into the prompt (none under `tool_choice: none`).
+    pub(crate) rendered: Vec<ToolDefinition>,
+    /// The names calls may use.
+    pub(crate) names: Vec<String>,
+    /// How the grammar applies.
+    pub(crate) mode: GrammarMode,
+}
+
+/// When the tool grammar constrains the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum GrammarMode {
+    /// Not at all: the model writes freely and nothing is parsed (`tool_choice: none`).
+    Off,
+    /// From the first token: the answer is calls only (`required`, or one named function).
+    Forced,
+    /// Each time the model opens a call block (the trigger text): the rest of that call
+    /// (`auto` with a syntax that opens its calls with a tag).
+    Triggered(String),
+    /// Never, but the answer is parsed (`auto` with a syntax that has no opening tag).
+    ParseOnly,
+}
+
+impl ToolPlan {
+    /// The plan for `tools` and `choice` with `syntax`.
+    ///
+    /// # Errors
+    /// `InvalidRequest` when `choice` names a function that is not among `tools`, or asks for
+    /// a call without tools.
+    pub(crate) fn new(
+        syntax: ToolSyntax,
+        tools: &[ToolDefinition],
+        choice: Option<&ToolChoice>,
+    ) -> Result<ToolPlan, Error> {
+        let invalid = |message: String| Error::new(ErrorKind::InvalidRequest, message);
+        let all: Vec<String> = tools.iter().map(|t| t.name.clone()).collect();
+        let (names, mode) = match choice {
+            None | Some(ToolChoice::Auto) => {
+                let mode = match syntax {
+                    ToolSyntax::Tagged => GrammarMode::Triggered(OPEN.to_owned()),
+                    ToolSyntax::BareJson => GrammarMode::ParseOnly,
+                };
+                (all, mode)
+            }
+            Some(ToolChoice::None) => (Vec::new(), GrammarMode::Off),
+            Some(ToolChoice::Required) => {
+                if all.is_empty() {
+                    return Err(invalid("tool_choice \"required\" needs at least one tool".to_owned()));
+                }
+                (all, GrammarMode::Forced)
+            }
+            Some(ToolChoice::Function(name)) => {
+                if !all.contains(name) {
+                    return Err(invalid(format!(
+                        "tool_choice names the function {name:?}, which is not among the request's tools ({})",
+                        if all.is_empty() { "none".to_owned() } else { all.join(", ") }
+                    )));
+                }
+                (vec![name.clone()], GrammarMode::Forced)
+            }
+        };
+        let rendered = if mode == GrammarMode::Off { Vec::new() } else { tools.to_vec() };
+        Ok(ToolPlan { syntax, rendered, names, mode })
+    }
+
+    /// The grammar of what follows the trigger ([`GrammarMode::Triggered`]) or of the whole
+    /// answer ([`GrammarMode::Forced`]), as llguidance's Lark; `None` when no grammar applies.
+    pub(crate) fn grammar(&self, tools: &[ToolDefinition]) -> Option<String> {
+        let calls: Vec<Value> = tools
+            .iter()
+            .filter(|t| self.names.contains(&t.name))
+            .map(|t| call_schema(self.syntax, &t.name, &t.parameters))
+            .collect();
+        let call = json!({"anyOf": calls, "x-guidance": call_json_options()});
+        let call = serde_json::to_string(&call).ok()?;
+        let one_only = self.names.len() == 1;
+        match (&self.mode, self.syntax) {
+            (GrammarMode::Off | GrammarMode::ParseOnly, _) => None,
+            (GrammarMode::Triggered(_), ToolSyntax::Tagged) => {
+                Some(format!("start: \"\\n\" call \"\\n{CLOSE}\"\ncall: %json {call}\n"))
+            }
+            (GrammarMode::Triggered(_), ToolSyntax::BareJson) => None,
+            (GrammarMode::Forced, ToolSyntax::Tagged) => {
+                let repeat = if one_only { "" } else { "(\"\\n\" block)*" };
+                Some(format!("start: block {repeat}\nblock: \"{OPEN}\\n\" call \"\\n{CLOSE}\"\ncall: %json {call}\n"))
+            }
+            (GrammarMode::Forced, ToolSyntax::BareJson) => Some(format!("start: call\ncall: %json {call}\n")),
+        }
+    }
+}
+
+/// The JSON of one call to `name`: the name first (so it is known early), then its arguments
+/// under the key the syntax uses.
+fn call_schema(syntax: ToolSyntax, name: &str, parameters: &Value) -> Value {
+    let key = match syntax {
+        ToolSyntax::Tagged => "arguments",
+        ToolSyntax::BareJson => "parameters",
+    };
+    let mut parameters = parameters.clone();
+    crate::constrain::close_objects(&mut parameters, false);
+    json!({
+        "type": "object",
+        "properties": {"name": {"const": name}, key: parameters},
+        "required": ["name", key],
+        "additionalProperties": false
+    })
+}
+
+/// Calls are written as the templates show them (Python's `json.dumps`: `", "` and `": "`),
+/// which is what the models were trained on.
+fn call_json_options() -> Value {
+    json!({
+        "whitespace_flexible": false,
+        "item_separator": ", ",
+        "key_separator": ": ",
+        "coerce_one_of": true,
+        "lenient": true
+    })
+}
+
+/// A new call id: `call_` and 24 letters and digits, unique enough to match answers to calls.
+fn call_id() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut id = String::from("call_");
+    let mut h = RandomState::new().build_hasher();
+    let mut bits = 0u64;
+    for i in 0..24 {
+        if i % 8 == 0 {
+            h.write_u64(bits ^ i as u64);
+            bits = h.finish();
+        }
+        id.push(ALPHABET[(bits % ALPHABET.len() as u64) as usize] as char);
+        bits /= ALPHABET.len() as u64;
+    }
+    id
+}
+
+/// One call's JSON as a [`ToolCall`]: a name among `names`, and arguments that are an object
+/// (or a string holding one, as some models write them). `None` for anything else.
+fn to_call(value: &Value, names: &[String]) -> Option<ToolCall> {
+    let object = value.as_object()?;
+    let name = object.get("name")?.as_str()?;
+    if !names.iter().any(|n| n == name) {
+        return None;
+    }
+    let arguments = match object.get("arguments").or_else(|| object.get("parameters")) {
+        None | Some(Value::Null) => "{}".to_owned(),
+        Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
+            Ok(parsed @ Value::Object(_)) => parsed.to_string(),
+            _ => return None,
+        },
+        Some(args @ Value::Object(_)) => args.to_string(),
+        Some(_) => return None,
+    };
+    Some(ToolCall::new(call_id(), name, arguments))
+}
+
+/// The calls in an answer that is only calls without tags: one object, an array of them, or
+/// objects separated by `;` (all must be calls), possibly in a markdown code fence. Llama 3.x
+/// answers so; Qwen2.5-Coder often does too, without its template's `<tool_call>` tags (as
+/// llama.cpp, we take both). `None` when the text is not calls: then it is content.
+fn bare_calls(text: &str, names: &[String]) -> Option<Vec<ToolCall>> {
+    let mut text = text.trim();
+    if let Some(fenced) = text.strip_prefix("```") {
+        let fenced = fenced.strip_suffix("```")?;
+        text = fenced.trim_start_matches(|c: char| c.is_ascii_alphabetic()).trim();
+    }
+    if !text.starts_with(['{', '[']) {
+        return None;
+    }
+    let values: Vec<Value> = match serde_json::from_str::<Value>(text) {
+        Ok(Value::Array(items)) => items,
+        Ok(one) => vec![one],
+        Err(_) => {
+            text.split(';').map(|part| serde_json::from_str::<Value>(part.trim())).collect::<Result<_, _>>().ok()?
+        }
+    };
+    let calls: Option<Vec<ToolCall>> = values.iter().map(|v| to_call(v, names)).collect();
+    calls.filter(|c| !c.is_empty())
+}
+
+/// Whether an answer starting with `text` may still be calls without tags: a JSON object whose
+/// first key is `name` (or Llama's `type`), or an array of them, possibly in a `json` code
+/// fence. Anything else streams as content at once (a JSON answer, a fenced program).
+fn may_be_calls(text: &str) -> bool {
+    let mut text = text.trim_start();
+    if let Some(rest) = text.strip_prefix("```") {
+        let Some(end) = rest.find('\n') else {
+            return rest.chars().all(|c| c.is_ascii_alphabetic());
+        };
+        let language = rest[..end].trim();
+        if !(language.is_empty() || language.eq_ignore_ascii_case("json")) {
+            return false;
+        }
+        text = rest[end + 1..].trim_start();
+    }
+    let start: String = text.chars().filter(|c| !c.is_whitespace()).take(8).collect();
+    ["{\"name\"", "[{\"name\"", "{\"type\""].iter().any(|p| p.starts_with(&start) || start.starts_with(p))
+}
+
+/// What one piece of answer text became.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Parsed {
+    pub(crate) content: String,
+    pub(crate) calls: Vec<ToolCall>,
+}
+
+/// Where the parser is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Before any text but blanks: a `{`, `[` or code fence may start an answer of calls.
+    Start,
+    /// Free text, watching for an opening tag.
+    Text,
+    /// Inside a `<tool_call>` block.
+    Call,
+    /// The answer may be calls without tags, held until it ends.
+    Held,
+}
+
+/// Splits a streamed answer into content and tool calls. Content streams as it comes, except
+/// text that may be the start of a call (held until known); each call comes out whole, as soon
+/// as its block closes. Text that looked like a call but is not one (bad JSON, an unknown
+/// function) comes out as content, never lost.
+#[derive(Debug)]
+pub(crate) struct ToolParser {
+    syntax: ToolSyntax,
+    names: Vec<String>,
+    state: State,
+    pending: String,
+    /// Whether any content came out yet (blank lines between calls are dropped otherwise).
+    calls: usize,
+}
+
+/// The length of the longest suffix of `text` that is a proper prefix of `tag`.
+fn partial_tag(text: &str, tag: &str) -> usize {
+    (1..tag.len().min(text.len() + 1))
+        .rev()
+        .find(|&n| text.is_char_boundary(text.len() - n) && tag.starts_with(&text[text.len() - n..]))
+        .unwrap_or(0)
+}
+
+impl ToolParser {
+    pub(crate) fn new(syntax: ToolSyntax, names: Vec<String>) -> ToolParser {
+        ToolParser { syntax, names, state: State::Start, pending: String::new(), calls: 0 }
+    }
+
+    /// Calls found so far.
+    pub(crate) fn calls(&self) -> usize {
+        self.calls
+    }
+
+    /// Parses the next piece of answer text.
+    pub(crate) fn push(&mut self, text: &str) -> Parsed {
+        let mut out = Parsed::default();
+        self.pending.push_str(text);
+        loop {
+            match self.state {
+                State::Start => {
+                    let trimmed = self.pending.trim_start();
+                    if trimmed.is_empty() || "```".starts_with(trimmed) {
+                        return out;
+                    }
+                    let calls_maybe = trimmed.starts_with(['{', '[', '`']);
+                    self.state = if calls_maybe { State::Held } else { State::Text };
+                }
+                State::Held => {
+                    if may_be_calls(&self.pending) {
+                        return out;
+                    }
+                    self.state = State::Text;
+                }
+                State::Text if self.syntax == ToolSyntax::BareJson => {
+                    out.content.push_str(&self.pending);
+                    self.pending.clear();
+                    return out;
+                }
+                State::Text => {
+                    if let Some(i) = self.pending.find(OPEN) {
+                        out.content.push_str(self.pending[..i].trim_end_matches('\n'));
+                        self.pending.drain(..i + OPEN.len());
+                        self.state = State::Call;
+                        continue;
+                    }
+                    let keep = partial_tag(&self.pending, OPEN);
+                    // Blank lines before a tag are the syntax's, not content: held too.
+                    let body = &self.pending[..self.pending.len() - keep];
+                    let upto = body.trim_end_matches('\n').len();
+                    let upto = if self.calls > 0 && body[..upto].trim().is_empty() { 0 } else { upto };
+                    out.content.push_str(&self.pending[..upto]);
+                    self.pending.drain(..upto);
+                    return out;
+                }
+                State::Call => {
+                    let Some(i) = self.pending.find(CLOSE) else { return out };
+                    let block = self.pending[..i].to_owned();
+                    self.pending.drain(..i + CLOSE.len());
+                    self.state = State::Text;
+                    self.block(&block, true, &mut out);
+                }
+            }
+        }
+    }
+
+    /// The calls of one `<tool_call>` block, or its text as content when it holds none.
+    fn block(&mut self, block: &str, closed: bool, out: &mut Parsed) {
+        let call = serde_json::from_str::<Value>(block.trim()).ok().and_then(|v| to_call(&v, &self.names));
+        match call {
+            Some(call) => {
+                self.calls += 1;
+                out.calls.push(call);
+            }
+            None => {
+                out.content.push_str(OPEN);
+                out.content.push_str(block);
+                if closed {
+                    out.content.push_str(CLOSE);
+                }
+            }
+        }
+    }
+
+    /// The end of the answer: what was held back.
+    pub(crate) fn finish(&mut self) -> Parsed {
+        let mut out = Parsed::default();
+        let text = std::mem::take(&mut self.pending);
+        match self.state {
+            State::Call => self.block(&text, false, &mut out),
+            State::Held => match bare_calls(&text, &self.names) {
+                Some(calls) => {
+                    self.calls += calls.len();
+                    out.calls = calls;
+                }
+                // Not calls without tags: text, with any tagged calls in it.
+                None => {
+                    self.state = State::Text;
+                    out = self.push(&text);
+                    let rest = self.finish();
+                    out.content.push_str(&rest.content);
+                    out.calls.extend(rest.calls);
+                }
+            },
+            State::Start | State::Text => {
+                if !(self.calls > 0 && text.trim().is_empty()) {
+                    out.content = text;
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names() -> Vec<String> {
+        vec!["get_weather".to_owned(), "search".to_owned()]
+    }
+
+    /// The answer fed in pieces: content, and the calls as (name, arguments).
+    fn run(syntax: ToolSyntax, pieces: &[&str]) -> (String, Vec<(String, String)>) {
+        let mut p = ToolParser::new(syntax, names());
+        let mut all = Parsed::default();
+        for piece in pieces {
+            let out = p.push(piece);
+            all.content.push_str(&out.content);
+            all.calls.extend(out.calls);
+        }
+        let out = p.finish();
+        all.content.push_str(&out.content);
+        all.calls.extend(out.calls);
+        assert_eq!(p.calls(), all.calls.len());
+        (all.content, all.calls.into_iter().map(|c| (c.name, c.arguments)).collect())
+    }
+
+    /// Every cut into two pieces, and character by character, gives the same result.
+    fn every_cut(syntax: ToolSyntax, text: &str) -> (String, Vec<(String, String)>) {
+        let whole = run(syntax, &[text]);
+        for i in (0..=text.len()).filter(|&i| text.is_char_boundary(i)) {
+            assert_eq!(run(syntax, &[&text[..i], &text[i..]]), whole, "cut at {i} of {text:?}");
+        }
+        let chars: Vec<String> = text.chars().map(String::from).collect();
+        let refs: Vec<&str> = chars.iter().map(String::as_str).collect();
+        assert_eq!(run(syntax, &refs), whole, "char by char");
+        whole
+    }
+
+    fn call(name: &str, args: &str) -> (String, String) {
+        (name.to_owned(), args.to_owned())
+    }
+
+    #[test]
+    fn syntaxes_are_read_from_the_template() {
+        let chatml_tools = "{% if tools %}<tools>{% for t in tools %}{{ t | tojson }}{% endfor %}</tools> <tool_call>\n{\"name\": …}\n</tool_call>{% endif %}";
+        assert_eq!(detect(chatml_tools), Some(ToolSyntax::Tagged));
+        let llama =
+            "{% if tools %}Respond in the format {\"name\": function name, \"parameters\": dictionary}{% endif %}";
+        assert_eq!(detect(llama), Some(ToolSyntax::BareJson));
+        assert_eq!(detect("{% for m in messages %}<|im_start|>{{ m.content }}{% endfor %}"), None);
+        assert_eq!(detect("<tool_call></tool_call> without the variable"), None);
+    }
+
+    #[test]
+    fn tagged_calls_are_parsed_at_every_cut() {
+        let text = "Let me check.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"days\": 2}}\n</tool_call>\n<tool_call>\n{\"name\": \"search\", \"arguments\": {\"q\": \"é <b>\"}}\n</tool_call>";
+        let (content, calls) = every_cut(ToolSyntax::Tagged, text);
+        assert_eq!(content, "Let me check.");
+        assert_eq!(
+            calls,
+            vec![call("get_weather", r#"{"city":"Paris","days":2}"#), call("search", r#"{"q":"é <b>"}"#)]
+        );
+        // Arguments written as a JSON string, and no arguments at all.
+        let text = "<tool_call>{\"name\": \"search\", \"arguments\": \"{\\\"q\\\": 1}\"}</tool_call><tool_call>{\"name\": \"search\"}</tool_call>";
+        assert_eq!(
+            every_cut(ToolSyntax::Tagged, text),
+            (String::new(), vec![call("search", r#"{"q":1}"#), call("search", "{}")])
+        );
+    }
+
+    #[test]
+    fn text_that_is_not_a_call_stays_content() {
+        // Plain text, a tag-like text, an unknown function, bad JSON, a block cut by max_tokens.
+        assert_eq!(
+            every_cut(ToolSyntax::Tagged, "Paris is sunny.\n\nYes."),
+            ("Paris is sunny.\n\nYes.".to_owned(), vec![])
+        );
+        assert_eq!(every_cut(ToolSyntax::Tagged, "a <tool b"), ("a <tool b".to_owned(), vec![]));
+        let unknown = "<tool_call>{\"name\": \"rm_rf\", \"arguments\": {}}</tool_call>";
+        assert_eq!(every_cut(ToolSyntax::Tagged, unknown), (unknown.to_owned(), vec![]));
+        let bad = "x<tool_call>{\"name\": \"search\", \"arguments\": {</tool_call>";
+        assert_eq!(every_cut(ToolSyntax::Tagged, bad).0, bad);
+        let cut = "<tool_call>\n{\"name\": \"search\", \"argu";
+        assert_eq!(every_cut(ToolSyntax::Tagged, cut), (cut.to_owned(), vec![]));
+        // A block the answer ended in before its closing tag, whose JSON is whole: a call.
+        let unclosed = "<tool_call>\n{\"name\": \"search\", \"arguments\": {\"q\": \"x\"}}\n";
+        assert_eq!(every_cut(ToolSyntax::Tagged, unclosed), (String::new(), vec![call("search", r#"{"q":"x"}"#)]));
+    }
+
+    #[test]
+    fn bare_json_calls_are_parsed_at_every_cut() {
+        let text = " {\"name\": \"get_weather\", \"parameters\": {\"city\": \"Oslo\"}}";
+        assert_eq!(
+            every_cut(ToolSyntax::BareJson, text),
+            (String::new(), vec![call("get_weather", r#"{"city":"Oslo"}"#)])
+        );
+        let two = "{\"name\": \"search\", \"parameters\": {\"q\": \"a\"}}; {\"name\": \"search\", \"parameters\": {\"q\": \"b\"}}";
+        assert_eq!(
+            every_cut(ToolSyntax::BareJson, two).1,
+            vec![call("search", r#"{"q":"a"}"#), call("search", r#"{"q":"b"}"#)]
+        );
+        let array = "[{\"name\": \"search\", \"arguments\": {}}]";
+        assert_eq!(every_cut(ToolSyntax::BareJson, array).1, vec![call("search", "{}")]);
+        // JSON that is not a call, and text, are content.
+        for text in ["{\"answer\": 42}", "The weather is fine.", "{\"name\": \"nope\", \"parameters\": {}}", "{broken"]
+        {
+            assert_eq!(every_cut(ToolSyntax::BareJson, text), (text.to_owned(), vec![]), "{text}");
+        }
+    }
+
+    #[test]
+    fn tagged_syntax_also_takes_calls_without_tags() {
+        // Qwen2.5-Coder's way: the call's JSON alone, or in a fence.
+        let bare = "{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}";
+        assert_eq!(
+            every_cut(ToolSyntax::Tagged, bare),
+            (String::new(), vec![call("get_weather", r#"{"city":"Paris"}"#)])
+        );
+        let fenced = "```json\n{\"name\": \"search\", \"arguments\": {}}\n```";
+        assert_eq!(every_cut(ToolSyntax::Tagged, fenced), (String::new(), vec![call("search", "{}")]));
+        // JSON answers and programs are content; tags after a held start still make calls.
+        for text in ["{\"city\": \"Paris\"}", "```python\nprint(1)\n```", "[1, 2]", "{\"name\": \"Ada\"} is a name"] {
+            assert_eq!(every_cut(ToolSyntax::Tagged, text), (text.to_owned(), vec![]), "{text}");
+        }
+        let mixed = "{\"name\": 1} <tool_call>{\"name\": \"search\", \"arguments\": {}}</tool_call>";
+        assert_eq!(every_cut(ToolSyntax::Tagged, mixed), ("{\"name\": 1} ".to_owned(), vec![call("search", "{}")]));
+    }
+
+    #[test]
+    fn only_what_may_be_calls_is_held() {
+        for held in
+            ["{", "{\"na", "{ \"name\": 1", "[{\"name\"", "```", "```js", "```json\n{\"name", "{\"type\": \"function\""]
+        {
+            assert!(may_be_calls(held), "{held}");
+        }
+        for free in ["{\"city", "[1", "```python\n", "{\"names\"x"] {
+            assert!(!may_be_calls(free), "{free}");
+        }
+    }
+
+    #[test]
+    fn call_ids_are_distinct() {
+        let ids: std::collections::HashSet<String> = (0..100).map(|_| call_id()).collect();
+        assert_eq!(ids.len(), 100);
+        assert!(ids.iter().all(|id| id.len() == 29 && id.starts_with("call_")));
+    }
+
+    fn tools() -> Vec<ToolDefinition> {
+        vec![
+            ToolDefinition::function(
+                "get_weather",
+                "Weather",
+                json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}),
+            ),
+            ToolDefinition::function(
+                "search",
+                "Search",
+                json!({"type": "object", "properties": {"q": {"type": "string"}}}),
+            ),
+        ]
+    }
+
+    #[test]
+    fn tool_choice_sets_the_grammar() {
+        let auto = ToolPlan::new(ToolSyntax::Tagged, &tools(), None).unwrap();
+        assert_eq!(auto.mode, GrammarMode::Triggered("<tool_call>".to_owned()));
+        assert_eq!(auto.rendered.len(), 2);
+        let g = auto.grammar(&tools()).unwrap();
+        assert!(g.starts_with("start: \"\\n\" call \"\\n</tool_call>\""), "{g}");
+        assert!(g.contains("\"const\":\"get_weather\"") && g.contains("\"additionalProperties\":false"), "{g}");
+
+        let none = ToolPlan::new(ToolSyntax::Tagged, &tools(), Some(&ToolChoice::None)).unwrap();
+        assert_eq!((none.mode.clone(), none.rendered.len(), none.grammar(&tools())), (GrammarMode::Off, 0, None));
+
+        let named = ToolPlan::new(ToolSyntax::Tagged, &tools(), Some(&ToolChoice::Function("search".into()))).unwrap();
+        let g = named.grammar(&tools()).unwrap();
+        assert!(g.starts_with("start: block \nblock: \"<tool_call>\\n\""), "{g}");
+        assert!(!g.contains("get_weather"), "only the named function: {g}");
+
+        let required = ToolPlan::new(ToolSyntax::BareJson, &tools(), Some(&ToolChoice::Required)).unwrap();
+        let g = required.grammar(&tools()).unwrap();
+        assert!(g.starts_with("start: call\n") && g.contains("\"parameters\""), "{g}");
+        assert_eq!(ToolPlan::new(ToolSyntax::BareJson, &tools(), None).unwrap().mode, GrammarMode::ParseOnly);
+
+        let e = ToolPlan::new(ToolSyntax::Tagged, &tools(), Some(&ToolChoice::Function("nope".into()))).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidRequest);
+        assert!(e.to_string().contains("get_weather, search"), "{e}");
+        assert!(ToolPlan::new(ToolSyntax::Tagged, &[], Some(&ToolChoice::Required)).is_err());
+    }
+}
