@@ -298,7 +298,8 @@ impl LocalBackend {
             match (&plan.mode, grammar) {
                 (GrammarMode::Forced, Some(grammar)) => constraint = Some(grammar),
                 (GrammarMode::Triggered(trigger), Some(grammar)) => {
-                    triggered = Some(Triggered { trigger: trigger.clone(), grammar });
+                    let think = think.clone();
+                    triggered = Some(Triggered { trigger: trigger.clone(), grammar, think });
                 }
                 _ => {}
             }

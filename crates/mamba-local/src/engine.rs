@@ -15,6 +15,7 @@ use crate::constrain::Constraint;
 use crate::prompt_cache::{CacheLimits, PromptCache};
 use crate::sampler::{Sampler, SamplerConfig};
 use crate::stop::StopMatcher;
+use crate::think::ThinkSplitter;
 use crate::tokenizer::decode::Utf8Decoder;
 use crate::tokenizer::Tokenizer;
 
@@ -45,6 +46,9 @@ pub(crate) struct Generation {
 pub(crate) struct Triggered {
     pub(crate) trigger: String,
     pub(crate) grammar: Box<Constraint>,
+    /// For a thinking model: the trigger counts in the answer's content only, not in its
+    /// reasoning (a model may think about the call it will make).
+    pub(crate) think: Option<ThinkSplitter>,
 }
 
 /// What the engine reports while answering.
@@ -250,7 +254,7 @@ fn generate(
     // Under a constraint the grammar decides where the answer ends: stop sequences would cut
     // the JSON, so they are not applied.
     let mut constraint = generation.constraint;
-    let triggered = if constraint.is_none() { generation.triggered } else { None };
+    let mut triggered = if constraint.is_none() { generation.triggered } else { None };
     // The end of the answer's text, as long as the trigger, while no triggered grammar runs;
     // `in_trigger`: the constraint running is the triggered one (it ends, the answer goes on).
     let mut tail = String::new();
@@ -287,14 +291,17 @@ fn generate(
             complete = c.is_done();
         }
         let piece = decoder.push(tokenizer.piece(id));
-        if let Some(t) = triggered.as_ref() {
+        if let Some(t) = triggered.as_mut() {
             if in_trigger && complete {
                 // The call is whole: free text again.
                 constraint = None;
                 in_trigger = false;
                 complete = false;
             } else if !in_trigger {
-                tail.push_str(&piece);
+                match t.think.as_mut() {
+                    Some(think) => tail.push_str(&think.push(&piece).content),
+                    None => tail.push_str(&piece),
+                }
                 if tail.ends_with(&t.trigger) {
                     constraint = Some(t.grammar.clone());
                     in_trigger = true;
@@ -434,8 +441,9 @@ mod tests {
             constraint: None,
             triggered,
         };
-        let triggered = Triggered { trigger: "<tool_call>".to_owned(), grammar: Box::new(grammar) };
-        let (text, finish) = answer(&mut model, &tokenizer, generation(Some(triggered)));
+        let triggered =
+            Triggered { trigger: "<tool_call>".to_owned(), grammar: Box::new(grammar.clone()), think: None };
+        let (text, finish) = answer(&mut model, &tokenizer, generation(Some(triggered.clone())));
         assert_eq!(finish, FinishReason::Stop);
         assert_eq!(text, "Let me look.\n<tool_call>\n{\"name\": \"search\", \"arguments\": {\"q\": 0}}\n</tool_call>");
         let mut parser = ToolParser::new(ToolSyntax::Tagged, vec!["search".to_owned()]);
@@ -446,5 +454,15 @@ mod tests {
         // Without the grammar, the model writes what it wanted.
         let (text, _) = answer(&mut model, &tokenizer, generation(None));
         assert!(text.ends_with("{\"name\": \"rm\", \"arguments\": \"all\"}"), "{text}");
+
+        // A thinking model's reasoning may name the tag: only its content triggers the grammar.
+        let thinking = "<think>I will write <tool_call> next.</think>\n\n<tool_call>\n{\"name\": \"rm\"}";
+        model.script = tokenizer.encode(thinking, true);
+        let think = Triggered { think: Some(ThinkSplitter::new("<|im_start|>assistant\n")), ..triggered };
+        let (text, _) = answer(&mut model, &tokenizer, generation(Some(think)));
+        assert_eq!(
+            text,
+            "<think>I will write <tool_call> next.</think>\n\n<tool_call>\n{\"name\": \"search\", \"arguments\": {\"q\": 0}}\n</tool_call>"
+        );
     }
 }

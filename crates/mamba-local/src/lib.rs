@@ -57,3 +57,20 @@ pub(crate) fn one_line(e: &candle_core::Error) -> String {
     }
     e.to_string().lines().next().unwrap_or_default().trim().to_owned()
 }
+
+/// Test helpers shared by the streaming splitters' tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    /// Runs `run` on `text` whole, cut in two at every character boundary, and character by
+    /// character; asserts that every way gives the same result, and returns it.
+    pub(crate) fn same_at_every_cut<T: PartialEq + std::fmt::Debug>(text: &str, run: impl Fn(&[&str]) -> T) -> T {
+        let whole = run(&[text]);
+        for i in (0..=text.len()).filter(|&i| text.is_char_boundary(i)) {
+            assert_eq!(run(&[&text[..i], &text[i..]]), whole, "cut at {i} of {text:?}");
+        }
+        let chars: Vec<String> = text.chars().map(String::from).collect();
+        let refs: Vec<&str> = chars.iter().map(String::as_str).collect();
+        assert_eq!(run(&refs), whole, "char by char");
+        whole
+    }
+}

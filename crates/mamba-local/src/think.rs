@@ -22,7 +22,7 @@ enum State {
 }
 
 /// Streaming splitter of reasoning and content.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct ThinkSplitter {
     state: State,
     /// Text held back because it may be the start of a tag.
@@ -41,8 +41,9 @@ pub(crate) fn template_thinks(template_source: &str) -> bool {
     template_source.contains(OPEN) && template_source.contains(CLOSE)
 }
 
-/// The length of the longest suffix of `text` that is a proper prefix of `tag`.
-fn partial_tag(text: &str, tag: &str) -> usize {
+/// The length of the longest suffix of `text` that is a proper prefix of `tag`: text a
+/// streaming splitter holds back, since it may become the tag.
+pub(crate) fn partial_tag(text: &str, tag: &str) -> usize {
     (1..tag.len().min(text.len() + 1))
         .rev()
         .find(|&n| text.is_char_boundary(text.len() - n) && tag.starts_with(&text[text.len() - n..]))
@@ -132,14 +133,7 @@ mod tests {
 
     /// Every way of cutting the text into two pieces gives the same split.
     fn every_cut(prompt: &str, text: &str) -> (String, String) {
-        let whole = run(prompt, &[text]);
-        for i in (0..=text.len()).filter(|&i| text.is_char_boundary(i)) {
-            assert_eq!(run(prompt, &[&text[..i], &text[i..]]), whole, "cut at {i} of {text:?}");
-        }
-        let chars: Vec<String> = text.chars().map(String::from).collect();
-        let refs: Vec<&str> = chars.iter().map(String::as_str).collect();
-        assert_eq!(run(prompt, &refs), whole, "char by char");
-        whole
+        crate::test_support::same_at_every_cut(text, |pieces| run(prompt, pieces))
     }
 
     #[test]

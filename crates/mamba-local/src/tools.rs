@@ -10,6 +10,8 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 
 use mamba_backends::{Error, ErrorKind, ToolCall, ToolChoice, ToolDefinition};
+
+use crate::think::partial_tag;
 use serde_json::{json, Value};
 
 /// How a template's model writes its tool calls.
@@ -277,14 +279,6 @@ pub(crate) struct ToolParser {
     calls: usize,
 }
 
-/// The length of the longest suffix of `text` that is a proper prefix of `tag`.
-fn partial_tag(text: &str, tag: &str) -> usize {
-    (1..tag.len().min(text.len() + 1))
-        .rev()
-        .find(|&n| text.is_char_boundary(text.len() - n) && tag.starts_with(&text[text.len() - n..]))
-        .unwrap_or(0)
-}
-
 impl ToolParser {
     pub(crate) fn new(syntax: ToolSyntax, names: Vec<String>) -> ToolParser {
         ToolParser { syntax, names, state: State::Start, pending: String::new(), calls: 0 }
@@ -421,14 +415,7 @@ mod tests {
 
     /// Every cut into two pieces, and character by character, gives the same result.
     fn every_cut(syntax: ToolSyntax, text: &str) -> (String, Vec<(String, String)>) {
-        let whole = run(syntax, &[text]);
-        for i in (0..=text.len()).filter(|&i| text.is_char_boundary(i)) {
-            assert_eq!(run(syntax, &[&text[..i], &text[i..]]), whole, "cut at {i} of {text:?}");
-        }
-        let chars: Vec<String> = text.chars().map(String::from).collect();
-        let refs: Vec<&str> = chars.iter().map(String::as_str).collect();
-        assert_eq!(run(syntax, &refs), whole, "char by char");
-        whole
+        crate::test_support::same_at_every_cut(text, |pieces| run(syntax, pieces))
     }
 
     fn call(name: &str, args: &str) -> (String, String) {

@@ -135,8 +135,18 @@ pub(crate) async fn open(model: &LocalModel, why: Why) -> Result<(Box<dyn ModelB
     let found = store.locate(given.as_deref(), &spec, &progress).await.map_err(|e| fail(e.message().to_owned()))?;
     // The model's default system message (`-s` replaces it): a plain helpful-assistant line,
     // harmless for any other GGUF given with --model-file.
-    let options =
+    let mut options =
         LocalOptions::new().cache_dir(store.cache_dir()).default_system_prompt(spec.default_system_prompt.clone());
+    // Another chat template for the file (one without tools, or without a template at all).
+    if let Some(path) = std::env::var_os("MAMBA_CHAT_TEMPLATE_FILE").filter(|p| !p.is_empty()) {
+        let source = std::fs::read_to_string(&path).map_err(|e| {
+            CliError::Usage(format!(
+                "MAMBA_CHAT_TEMPLATE_FILE={}: cannot read it ({e}); name a Jinja chat template file",
+                std::path::Path::new(&path).display()
+            ))
+        })?;
+        options = options.chat_template(source);
+    }
     let backend = LocalBackend::load_async(&found.path, options)
         .await
         .map_err(|e| fail(format!("{}: {}", found.path.display(), e.message())))?;

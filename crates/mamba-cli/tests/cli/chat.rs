@@ -610,6 +610,35 @@ async fn no_server_and_no_model_says_how_to_configure_one() {
     assert!(stderr(&o).contains("/nonexistent/x.gguf does not exist"), "{}", stderr(&o));
 }
 
+/// `MAMBA_CHAT_TEMPLATE_FILE` replaces the file's chat template; an unreadable one is a usage
+/// error naming it.
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_template_file_replaces_the_models_template() {
+    let Some(model) = model_file() else { return };
+    let dir = temp_dir("template");
+    // A template that asks about France whatever the user wrote.
+    let template = dir.join("france.jinja");
+    std::fs::write(
+        &template,
+        "<|im_start|>system\nYou are a helpful AI assistant.<|im_end|>\n<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n",
+    )
+    .unwrap();
+    let local = |template: &std::path::Path| {
+        let mut c = cmd();
+        c.args(["chat", "--local", "--max-tokens", "12", "--temperature", "0", "Tell me a joke"])
+            .env("MAMBA_MODEL_FILE", &model)
+            .env("MAMBA_CHAT_TEMPLATE_FILE", template);
+        c
+    };
+    let o = run(&mut local(&template)).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("Paris"), "{}", stdout(&o));
+    let missing = dir.join("missing.jinja");
+    let o = run(&mut local(&missing)).await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("MAMBA_CHAT_TEMPLATE_FILE") && stderr(&o).contains("missing.jinja"), "{}", stderr(&o));
+}
+
 /// `--local` wins over a configured server, and every chat flag works with it.
 #[tokio::test(flavor = "multi_thread")]
 async fn local_flag_and_chat_flags() {

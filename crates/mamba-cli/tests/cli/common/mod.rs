@@ -103,6 +103,7 @@ pub fn cmd() -> Command {
         "no_proxy",
         "REQUEST_METHOD",
         "MAMBA_MODEL_FILE",
+        "MAMBA_CHAT_TEMPLATE_FILE",
         "HF_ENDPOINT",
     ] {
         c.env_remove(var);
