@@ -7,6 +7,7 @@
 //! conversation played with the cache and without it, the last turn's time to first token.
 //!
 //! Usage: `cargo run --release -p mamba-local --example local-bench -- MODEL.gguf THREADS CACHE_DIR [conversation]`
+//! (`MAMBA_KV_F16=1` measures the f16 key/value cache).
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
 use std::time::Instant;
@@ -93,7 +94,9 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let model = args.get(1).expect("usage: local-bench MODEL.gguf THREADS CACHE_DIR [conversation]");
     let threads: usize = args.get(2).map_or(0, |t| t.parse().unwrap());
-    let mut options = LocalOptions::new().threads(threads);
+    // `MAMBA_KV_F16=1`: the key/value cache in f16 (`LocalOptions::kv_cache_f16`).
+    let f16 = std::env::var("MAMBA_KV_F16").is_ok_and(|v| v == "1");
+    let mut options = LocalOptions::new().threads(threads).kv_cache_f16(f16);
     if let Some(dir) = args.get(3) {
         options = options.cache_dir(dir);
     }

@@ -79,6 +79,7 @@ pub(crate) fn load(path: &Path, options: &LocalOptions) -> Result<Loaded, Error>
     let trained = info.context_length.unwrap_or(DEFAULT_CONTEXT);
     let context = options.context.unwrap_or(DEFAULT_CONTEXT.min(trained)).min(trained).max(1) as usize;
     let mut weights = Weights::new(&content, &mut reader);
-    let model = arch::load(&mut weights, &info.architecture, path, LoadConfig { context })?;
+    let model =
+        arch::load(&mut weights, &info.architecture, path, LoadConfig { context, kv: options.kv_cache_dtype() })?;
     Ok(Loaded { info, tokenizer, template, model })
 }

@@ -20,6 +20,7 @@ pub struct LocalOptions {
     pub(crate) default_system_prompt: Option<String>,
     pub(crate) prompt_cache: CacheLimits,
     pub(crate) chat_template: Option<String>,
+    pub(crate) kv_f16: bool,
 }
 
 /// The context used when neither the options nor a smaller model limit it.
@@ -95,6 +96,25 @@ impl LocalOptions {
     pub fn chat_template(mut self, source: impl Into<String>) -> LocalOptions {
         self.chat_template = Some(source.into()).filter(|s| !s.is_empty());
         self
+    }
+
+    /// Keep the key/value cache in f16, as llama.cpp does by default: half the memory (a longer
+    /// context, twice the prompt cache's sequences in its budget), attention's matrix products
+    /// in f16. Default: off, since on this CPU engine it is slower: measured on SmolLM2-135M,
+    /// 2 threads, generation 5 % slower after a 28-token prompt and 17 % after a 332-token one
+    /// (the prompt's speed is the same); its answers agree with llama.cpp as closely as f32's.
+    pub fn kv_cache_f16(mut self, on: bool) -> LocalOptions {
+        self.kv_f16 = on;
+        self
+    }
+
+    /// The key/value cache's element type.
+    pub(crate) fn kv_cache_dtype(&self) -> candle_core::DType {
+        if self.kv_f16 {
+            candle_core::DType::F16
+        } else {
+            candle_core::DType::F32
+        }
     }
 
     /// The thread count that will be used.

@@ -297,8 +297,8 @@ pub(super) fn load(w: &mut Weights<'_>, spec: Spec, config: LoadConfig) -> candl
             down: QMatMul::from_arc(w.matrix(&p("ffn_down"))?)?,
             post_ffn_norm: optional(w, spec.post_norms, "post_ffw_norm")?,
             kind: *kind,
-            k_cache: Tensor::zeros((1, kv_heads, context, hd), DType::F32, &Device::Cpu)?,
-            v_cache: Tensor::zeros((1, kv_heads, context, hd), DType::F32, &Device::Cpu)?,
+            k_cache: Tensor::zeros((1, kv_heads, context, hd), config.kv, &Device::Cpu)?,
+            v_cache: Tensor::zeros((1, kv_heads, context, hd), config.kv, &Device::Cpu)?,
         });
     }
     // A vision tower and its projector (`v.*`, `mm.*`: Ollama ships Gemma 3 with them in the
@@ -407,8 +407,9 @@ impl Architecture for Decoder {
             let q = rotate(&shape(q, bias.map(|b| &b[0]), layer.q_norm.as_ref(), heads)?, cos, sin)?;
             let k = rotate(&shape(k, bias.map(|b| &b[1]), layer.k_norm.as_ref(), kv_heads)?, cos, sin)?;
             let v = shape(v, bias.map(|b| &b[2]), None, kv_heads)?;
-            layer.k_cache.slice_set(&k, 2, pos)?;
-            layer.v_cache.slice_set(&v, 2, pos)?;
+            let kv = layer.k_cache.dtype();
+            layer.k_cache.slice_set(&k.to_dtype(kv)?, 2, pos)?;
+            layer.v_cache.slice_set(&v.to_dtype(kv)?, 2, pos)?;
             let window = layer.kind.window;
             let start = window_start(pos, window);
             let k = layer.k_cache.narrow(2, start, len - start)?;
@@ -416,7 +417,7 @@ impl Architecture for Decoder {
             // The `rep` query heads of a group attend to the same key/value head: view them as
             // one taller query matrix per group instead of copying K and V `rep` times.
             let q = q.reshape((1, kv_heads, rep * seq, hd))?;
-            let scores = (q.matmul(&k.t()?)? * scale)?;
+            let scores = (q.to_dtype(kv)?.matmul(&k.t()?)?.to_dtype(DType::F32)? * scale)?;
             let scores = if seq > 1 {
                 let m = match masks.iter().find(|(w, _)| *w == window) {
                     Some((_, m)) => m.clone(),
@@ -430,7 +431,7 @@ impl Architecture for Decoder {
             } else {
                 scores
             };
-            let attn = softmax_last_dim(&scores)?.matmul(&v)?;
+            let attn = softmax_last_dim(&scores)?.to_dtype(kv)?.matmul(&v)?.to_dtype(DType::F32)?;
             let attn = attn.reshape((1, heads, seq, hd))?.transpose(1, 2)?.reshape((1, seq, q_width))?;
             let attn = layer.out.forward(&attn)?;
             let attn = match &layer.post_attn_norm {

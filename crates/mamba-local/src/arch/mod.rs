@@ -56,6 +56,9 @@ impl KvState {
 pub(crate) struct LoadConfig {
     /// Positions the key/value cache holds.
     pub(crate) context: usize,
+    /// The key/value cache's element type: F32, or F16 (half the memory; attention's two matrix
+    /// products then run in F16, the softmax in F32).
+    pub(crate) kv: candle_core::DType,
 }
 
 /// Reads a family's metadata (under the `arch` prefix) into the decoder's description.

@@ -119,7 +119,7 @@ fn open(path: &Path, context: usize) -> Result<Box<dyn Architecture>, mamba_back
     let content = Content::read(&mut reader).unwrap();
     let arch = Meta(&content.metadata).str("general.architecture").unwrap().to_owned();
     let mut weights = Weights::new(&content, &mut reader);
-    load(&mut weights, &arch, path, LoadConfig { context })
+    load(&mut weights, &arch, path, LoadConfig { context, kv: candle_core::DType::F32 })
 }
 
 /// Metadata keys (without the family prefix) and values.

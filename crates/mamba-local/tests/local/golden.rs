@@ -48,6 +48,29 @@ fn argmax(row: &[f32]) -> (usize, f32) {
 #[tokio::test]
 async fn greedy_answers_equal_llama_cpp() {
     let Some(backend) = backend() else { return };
+    assert_greedy_answers_equal_llama_cpp(backend, "f32 cache").await;
+}
+
+/// The same with the key/value cache in f16 (llama.cpp's default cache type).
+#[tokio::test]
+async fn greedy_answers_equal_llama_cpp_with_an_f16_cache() {
+    let Some(path) = crate::support::model_path() else { return };
+    let options = mamba_local::LocalOptions::new().threads(2).kv_cache_f16(true);
+    let backend = mamba_local::LocalBackend::load_async(path, options).await.unwrap();
+    assert_greedy_answers_equal_llama_cpp(&backend, "f16 cache").await;
+    // The prompt cache saves and restores f16 sequences too.
+    let mut messages =
+        vec![Message::system("You are a helpful AI assistant."), Message::user("What is the capital of France?")];
+    let greedy = RequestOptions::new().temperature(0.0).max_tokens(16);
+    let first = backend.complete(&messages, &greedy).await.unwrap();
+    assert!(first.content.contains("Paris"), "{first:?}");
+    messages.push(first.to_message());
+    messages.push(Message::user("And of Italy?"));
+    let second = backend.complete(&messages, &greedy).await.unwrap();
+    assert!(second.usage.unwrap().cached_input_tokens.unwrap() > 20, "{second:?}");
+}
+
+async fn assert_greedy_answers_equal_llama_cpp(backend: &mamba_local::LocalBackend, what: &str) {
     let data = fixture("greedy-smollm2.json");
     let end_of_turn = backend.tokenize("<|im_end|>", true);
     assert_eq!(end_of_turn.len(), 1, "SmolLM2's end-of-turn is one token");
@@ -82,7 +105,9 @@ async fn greedy_answers_equal_llama_cpp() {
             }
         }
     }
-    eprintln!("{exact} of {steps} llama.cpp tokens are our argmax; the largest gap is {worst:.3} (margin {MARGIN})");
+    eprintln!(
+        "{what}: {exact} of {steps} llama.cpp tokens are our argmax; the largest gap is {worst:.3} (margin {MARGIN})"
+    );
     assert!(failures.is_empty(), "{} steps past the margin:\n{}", failures.len(), failures.join("\n"));
 }
 
