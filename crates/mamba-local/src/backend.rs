@@ -1,7 +1,5 @@
 //! [`LocalBackend`]: the built-in model behind the library's `ModelBackend` trait.
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
@@ -275,19 +273,13 @@ impl LocalBackend {
         let temperature = options.temperature.unwrap_or(self.inner.default_temperature);
         let seed = match options.seed {
             Some(seed) => seed as u64,
-            None => {
-                let mut h = RandomState::new().build_hasher();
-                h.write_u128(
-                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()),
-                );
-                h.finish()
-            }
+            None => crate::random_u64(),
         };
         let mut constraint = self.constraint(options.response_format.as_ref())?.map(Box::new);
         let mut triggered = None;
         let mut parser = None;
         if let Some(plan) = &plan {
-            let grammar = match plan.grammar(&options.tools) {
+            let grammar = match plan.grammar() {
                 Some(lark) => Some(Box::new(
                     self.grammars()?
                         .compile_lark(lark, "these tools' parameter schemas")
@@ -492,9 +484,7 @@ impl EventStream {
         }
         chunk.content.push_str(&parsed.content);
         for (i, call) in parsed.calls.into_iter().enumerate() {
-            let mut delta = ToolCallDelta::new(before + i, call.arguments).with_id(call.id);
-            delta.name = Some(call.name);
-            chunk.tool_calls.push(delta);
+            chunk.tool_calls.push(ToolCallDelta::new(before + i, call.arguments).with_id(call.id).with_name(call.name));
         }
     }
 }

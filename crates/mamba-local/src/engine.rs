@@ -254,11 +254,10 @@ fn generate(
     // Under a constraint the grammar decides where the answer ends: stop sequences would cut
     // the JSON, so they are not applied.
     let mut constraint = generation.constraint;
+    // With a triggered grammar, `constraint` is set only while it runs (from a trigger to the
+    // end of its call), and `tail` keeps the end of the answer's text, as long as the trigger.
     let mut triggered = if constraint.is_none() { generation.triggered } else { None };
-    // The end of the answer's text, as long as the trigger, while no triggered grammar runs;
-    // `in_trigger`: the constraint running is the triggered one (it ends, the answer goes on).
     let mut tail = String::new();
-    let mut in_trigger = false;
     let stop_texts: &[String] = if constraint.is_some() { &[] } else { &generation.stop };
     let mut stops = StopMatcher::new(stop_texts);
     let ignore_eos = generation.ignore_eos && constraint.is_none();
@@ -292,19 +291,19 @@ fn generate(
         }
         let piece = decoder.push(tokenizer.piece(id));
         if let Some(t) = triggered.as_mut() {
-            if in_trigger && complete {
-                // The call is whole: free text again.
-                constraint = None;
-                in_trigger = false;
-                complete = false;
-            } else if !in_trigger {
+            if constraint.is_some() {
+                if complete {
+                    // The call is whole: free text again.
+                    constraint = None;
+                    complete = false;
+                }
+            } else {
                 match t.think.as_mut() {
                     Some(think) => tail.push_str(&think.push(&piece).content),
                     None => tail.push_str(&piece),
                 }
                 if tail.ends_with(&t.trigger) {
                     constraint = Some(t.grammar.clone());
-                    in_trigger = true;
                     tail.clear();
                 } else if tail.len() > t.trigger.len() {
                     let mut cut = tail.len() - t.trigger.len();
@@ -421,7 +420,7 @@ mod tests {
             serde_json::json!({"type": "object", "properties": {"q": {"type": "integer", "minimum": 0}}, "required": ["q"]}),
         )];
         let plan = ToolPlan::new(ToolSyntax::Tagged, &tools, None).unwrap();
-        let grammar = grammars.compile_lark(plan.grammar(&tools).unwrap(), "the tools").unwrap();
+        let grammar = grammars.compile_lark(plan.grammar().unwrap(), "the tools").unwrap();
         let script = tokenizer.encode("Let me look.\n<tool_call>\n{\"name\": \"rm\", \"arguments\": \"all\"}", true);
         let eos = tokenizer.eog_ids()[0];
         let prompt = tokenizer.encode("Hi", false);

@@ -48,6 +48,15 @@ pub use options::LocalOptions;
 pub mod fetch;
 pub mod stores;
 
+/// A fresh random number (std's randomly keyed hasher over the clock): request seeds and call
+/// ids, where nothing stronger is needed.
+pub(crate) fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.finish()
+}
+
 /// A candle error's message on one line: without the backtrace candle appends when
 /// `RUST_BACKTRACE` is set, and without any further lines (errors here are one line).
 pub(crate) fn one_line(e: &candle_core::Error) -> String {

@@ -6,9 +6,6 @@
 //! weights fine-tuned with another template call tools another way. A template that teaches
 //! no syntax this module knows has no tools, and requests with tools are refused.
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
-
 use mamba_backends::{Error, ErrorKind, ToolCall, ToolChoice, ToolDefinition};
 
 use crate::think::partial_tag;
@@ -112,8 +109,9 @@ impl ToolPlan {
 
     /// The grammar of what follows the trigger ([`GrammarMode::Triggered`]) or of the whole
     /// answer ([`GrammarMode::Forced`]), as llguidance's Lark; `None` when no grammar applies.
-    pub(crate) fn grammar(&self, tools: &[ToolDefinition]) -> Option<String> {
-        let calls: Vec<Value> = tools
+    pub(crate) fn grammar(&self) -> Option<String> {
+        let calls: Vec<Value> = self
+            .rendered
             .iter()
             .filter(|t| self.names.contains(&t.name))
             .map(|t| call_schema(self.syntax, &t.name, &t.parameters))
@@ -169,12 +167,10 @@ fn call_json_options() -> Value {
 fn call_id() -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     let mut id = String::from("call_");
-    let mut h = RandomState::new().build_hasher();
     let mut bits = 0u64;
     for i in 0..24 {
         if i % 8 == 0 {
-            h.write_u64(bits ^ i as u64);
-            bits = h.finish();
+            bits = crate::random_u64();
         }
         id.push(ALPHABET[(bits % ALPHABET.len() as u64) as usize] as char);
         bits /= ALPHABET.len() as u64;
@@ -547,20 +543,20 @@ mod tests {
         let auto = ToolPlan::new(ToolSyntax::Tagged, &tools(), None).unwrap();
         assert_eq!(auto.mode, GrammarMode::Triggered("<tool_call>".to_owned()));
         assert_eq!(auto.rendered.len(), 2);
-        let g = auto.grammar(&tools()).unwrap();
+        let g = auto.grammar().unwrap();
         assert!(g.starts_with("start: \"\\n\" call \"\\n</tool_call>\""), "{g}");
         assert!(g.contains("\"const\":\"get_weather\"") && g.contains("\"additionalProperties\":false"), "{g}");
 
         let none = ToolPlan::new(ToolSyntax::Tagged, &tools(), Some(&ToolChoice::None)).unwrap();
-        assert_eq!((none.mode.clone(), none.rendered.len(), none.grammar(&tools())), (GrammarMode::Off, 0, None));
+        assert_eq!((none.mode.clone(), none.rendered.len(), none.grammar()), (GrammarMode::Off, 0, None));
 
         let named = ToolPlan::new(ToolSyntax::Tagged, &tools(), Some(&ToolChoice::Function("search".into()))).unwrap();
-        let g = named.grammar(&tools()).unwrap();
+        let g = named.grammar().unwrap();
         assert!(g.starts_with("start: block \nblock: \"<tool_call>\\n\""), "{g}");
         assert!(!g.contains("get_weather"), "only the named function: {g}");
 
         let required = ToolPlan::new(ToolSyntax::BareJson, &tools(), Some(&ToolChoice::Required)).unwrap();
-        let g = required.grammar(&tools()).unwrap();
+        let g = required.grammar().unwrap();
         assert!(g.starts_with("start: call\n") && g.contains("\"parameters\""), "{g}");
         assert_eq!(ToolPlan::new(ToolSyntax::BareJson, &tools(), None).unwrap().mode, GrammarMode::ParseOnly);
 
