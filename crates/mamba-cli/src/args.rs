@@ -62,6 +62,10 @@ pub(crate) enum Command {
     Completions(crate::shell::CompletionsArgs),
     /// Print the man page (roff): `mamba-llm man > mamba-llm.1`.
     Man,
+    /// Run SQL with llm(), llm_json() and embed() over the server: tables are files named in
+    /// the query (FROM 'reviews.parquet', .csv, .jsonl) or --table NAME=PATH; the result prints
+    /// as a table or streams to -o FILE. Needs a build with `--features sql`.
+    Sql(SqlArgs),
     /// Serve a model over the OpenAI API (chat completions, embeddings, models, health,
     /// metrics, a chat page): the built-in model, or upstream servers as one pool.
     Serve(crate::serve::ServeArgs),
@@ -198,6 +202,35 @@ pub(crate) struct EmbedArgs {
     /// Ask for vectors of N dimensions (models and servers that support it).
     #[arg(long, value_name = "N")]
     pub(crate) dimensions: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SqlArgs {
+    /// The query, e.g. "SELECT id, llm('Summarise: ' || text) AS summary FROM 'reviews.parquet'".
+    pub(crate) query: String,
+    #[command(flatten)]
+    pub(crate) conn: ConnArgs,
+    /// A table read from a file or a directory of files: NAME=PATH (.parquet, .csv, .jsonl,
+    /// .ndjson or .json).
+    #[arg(long = "table", value_name = "NAME=PATH")]
+    pub(crate) tables: Vec<String>,
+    /// Write the result to FILE (.parquet, .csv, or JSON lines as .jsonl, .ndjson or .json)
+    /// instead of printing it, with a progress bar.
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+    /// Requests in flight at most, over the whole query.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) concurrency: u32,
+    /// Stop sending once the answers cost this many USD (model profiles' prices).
+    #[arg(long, value_name = "USD")]
+    pub(crate) max_cost: Option<f64>,
+    /// Keep answers in this file and answer from it: a re-run pays only for rows not answered.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) cache: Option<PathBuf>,
+    /// What a failed row gives: fail (the query fails, naming the row) or null (each function
+    /// returns {value, error}).
+    #[arg(long, value_name = "WHAT", default_value = "fail", value_parser = ["fail", "null"])]
+    pub(crate) on_error: String,
 }
 
 #[derive(Debug, Args, Default)]

@@ -18,9 +18,9 @@ pub(crate) enum CliError {
     Connect(String),
     /// A server or the built-in model is not usable: kind `unavailable`.
     Unavailable(String),
-    /// This build lacks the feature asked for (the built-in model): kind `unsupported`. Made
-    /// only by a build without the `local` feature.
-    #[cfg_attr(feature = "local", allow(dead_code))]
+    /// This build lacks the feature asked for (the built-in model without `local`, `sql`
+    /// without `sql`): kind `unsupported`.
+    #[cfg_attr(all(feature = "local", feature = "sql"), allow(dead_code))]
     Unsupported(String),
     /// A file or socket could not be read, written or bound: kind `io`.
     Io(String),

@@ -30,6 +30,8 @@ mod resolve;
 mod serve;
 mod settings;
 mod shell;
+#[cfg(feature = "sql")]
+mod sql;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -62,6 +64,20 @@ impl Job {
 
     fn sync(json: bool, run: impl FnOnce() -> Result<(), CliError> + 'static) -> Job {
         Job::new(json, async move { run() })
+    }
+}
+
+/// `sql`, or (a build without the `sql` feature) how to get it.
+async fn sql(settings: settings::Sql) -> Result<(), CliError> {
+    #[cfg(feature = "sql")]
+    return sql::run(settings).await;
+    #[cfg(not(feature = "sql"))]
+    {
+        let _ = settings;
+        Err(CliError::Unsupported(
+            "this mamba-llm was built without SQL; build it with: cargo build --release -p mamba-cli --features sql"
+                .into(),
+        ))
     }
 }
 
@@ -118,6 +134,11 @@ fn job(command: Command) -> Job {
         }
         Command::Completions(args) => Job::sync(false, move || shell::completions(args.shell)),
         Command::Man => Job::sync(false, shell::man),
+        Command::Sql(args) => {
+            let json = args.conn.json;
+            let settings = settings::Sql::from_flags(args);
+            Job::new(json, sql(settings))
+        }
         Command::Serve(args) => Job {
             multi_thread: true,
             ..Job::new(false, async move { serve::run(serve::Serve::from_flags(args)?).await })

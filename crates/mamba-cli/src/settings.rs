@@ -25,6 +25,7 @@ pub(crate) enum Section {
     Embed,
     Extract,
     Bench,
+    Sql,
 }
 
 impl Section {
@@ -37,6 +38,7 @@ impl Section {
             Section::Embed => "embed",
             Section::Extract => "extract",
             Section::Bench => "bench",
+            Section::Sql => "sql",
         }
     }
 }
@@ -247,6 +249,38 @@ impl Embed {
             file: args.file,
             max_input_bytes: args.max_input_bytes,
             dimensions: args.dimensions,
+        }
+    }
+}
+
+/// `sql`'s settings.
+#[derive(Debug)]
+// A build without the `sql` feature only says how to get it.
+#[cfg_attr(not(feature = "sql"), allow(dead_code))]
+pub(crate) struct Sql {
+    pub(crate) query: String,
+    pub(crate) server: Server,
+    /// `--table NAME=PATH`, as given.
+    pub(crate) tables: Vec<String>,
+    pub(crate) output: Option<PathBuf>,
+    pub(crate) concurrency: usize,
+    pub(crate) max_cost: Option<f64>,
+    pub(crate) cache: Option<PathBuf>,
+    pub(crate) on_error: String,
+}
+
+impl Sql {
+    /// `sql`'s flags as settings.
+    pub(crate) fn from_flags(args: crate::args::SqlArgs) -> Sql {
+        Sql {
+            query: args.query,
+            server: Server::from_flags(args.conn, Section::Sql),
+            tables: args.tables,
+            output: args.output,
+            concurrency: args.concurrency as usize,
+            max_cost: args.max_cost,
+            cache: args.cache,
+            on_error: args.on_error,
         }
     }
 }

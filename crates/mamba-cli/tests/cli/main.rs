@@ -26,3 +26,4 @@ mod daily;
 mod embed;
 mod extract;
 mod serve;
+mod sql;
