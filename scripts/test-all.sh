@@ -39,8 +39,9 @@ cargo test --workspace --doc --no-fail-fast || failed=1
 # reference package, then mypy --strict; its venv is cached in ~/.cache/mamba-peers/py-venv.
 scripts/test-python.sh || failed=1
 # `mamba-llm sql` is behind the CLI's `sql` feature (DataFusion): its end-to-end tests run in a
-# build with it (the workspace run above checks what a build without it says).
-cargo test -p mamba-cli --features sql --bin mamba-llm --test cli --no-fail-fast sql:: || failed=1
+# build with it (the workspace run above checks what a build without it says). Resolved with
+# the whole workspace, so only mamba-cli is built again; the filter picks the CLI's sql cases.
+cargo test --workspace --all-targets --features mamba-cli/sql --no-fail-fast sql:: || failed=1
 
 if [ -n "${MAMBA_LIVE_REPORT:-}" ]; then
   ran=$(find "$MAMBA_LIVE_REPORT" -type f | wc -l)

@@ -117,6 +117,9 @@ fn one_line(e: &DataFusionError) -> String {
     line
 }
 
+/// The Parquet output's row groups close at about this many bytes in memory.
+const PARQUET_ROW_GROUP_BYTES: usize = 16 << 20;
+
 /// Where the result goes.
 enum Sink {
     Table(BufWriter<io::Stdout>),
@@ -154,7 +157,14 @@ impl Sink {
                 writeln!(out, "{table}")?;
                 out.flush()?;
             }
-            Sink::Parquet(w) => w.write(batch).map_err(|e| fail(&e))?,
+            Sink::Parquet(w) => {
+                w.write(batch).map_err(|e| fail(&e))?;
+                // A row group is held in memory until it is written: closed at a size, not
+                // at the writer's default of 1M rows, so long answers keep memory flat.
+                if w.in_progress_size() >= PARQUET_ROW_GROUP_BYTES {
+                    w.flush().map_err(|e| fail(&e))?;
+                }
+            }
             Sink::Csv(w) => w.write(batch).map_err(|e| fail(&e))?,
             Sink::Json(w) => w.write(batch).map_err(|e| fail(&e))?,
         }

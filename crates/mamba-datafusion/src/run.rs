@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 
-use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::stream::StreamExt;
 use mamba_backends::embeddings::{EmbeddingInput, EmbeddingOptions};
 use mamba_backends::structured::{Extract, ExtractOptions};
 use mamba_backends::{Message, ModelBackend, RequestOptions, Usage};
@@ -45,6 +45,7 @@ pub(crate) type Outcome = Result<Answer, String>;
 pub(crate) struct Engine {
     pub(crate) backend: Arc<dyn ModelBackend>,
     permits: Semaphore,
+    concurrency: usize,
     pub(crate) cache: Option<Arc<ResponseCache>>,
     pub(crate) counters: Counters,
     pub(crate) on_error: OnError,
@@ -59,7 +60,7 @@ impl std::fmt::Debug for Engine {
         f.debug_struct("Engine")
             .field("backend", &self.backend.name())
             .field("model", &self.backend.model())
-            .field("concurrency", &self.permits.available_permits())
+            .field("concurrency", &self.concurrency)
             .field("cache", &self.cache.as_ref().map(|c| c.path().to_path_buf()))
             .field("on_error", &self.on_error)
             .field("max_cost", &self.max_cost)
@@ -90,6 +91,7 @@ impl Engine {
         Engine {
             backend,
             permits: Semaphore::new(concurrency.max(1)),
+            concurrency: concurrency.max(1),
             cache,
             counters: Counters::default(),
             on_error,
@@ -137,16 +139,17 @@ impl Engine {
             Kind::Llm | Kind::Json => todo.iter().map(|&i| vec![i]).collect(),
         };
         let stop = AtomicBool::new(false);
-        let mut running: FuturesUnordered<_> = groups
-            .into_iter()
-            .map(|group| {
-                let stop = &stop;
-                async move {
-                    let sent = self.send(kind, jobs, &group, stop).await;
-                    (group, sent)
-                }
-            })
-            .collect();
+        // At most `concurrency` requests of this batch exist at once (each waits for a permit of
+        // the registration's limit): a batch of 8,192 rows does not hold 8,192 futures.
+        let limit = self.concurrency;
+        let mut running = futures_util::stream::iter(groups.into_iter().map(|group| {
+            let stop = &stop;
+            async move {
+                let sent = self.send(kind, jobs, &group, stop).await;
+                (group, sent)
+            }
+        }))
+        .buffer_unordered(limit);
         let mut failure: Option<String> = None;
         let mut pending: Vec<(Key, Entry)> = Vec::new();
         while let Some((group, sent)) = running.next().await {
