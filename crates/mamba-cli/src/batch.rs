@@ -16,7 +16,7 @@ use mamba_batch::{Batch, BatchError, BatchOptions, Input, Plan, Progress, Shard,
 use crate::connect::connect_tuned;
 use crate::error::CliError;
 use crate::print::{line, note};
-use crate::settings::{seconds, Server};
+use crate::settings::{check_max_cost, seconds, Server};
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
@@ -183,9 +183,7 @@ impl BatchSettings {
             settings.metadata = metadata;
         }
         settings.shard = args.shard.as_deref().map(str::parse::<Shard>).transpose().map_err(CliError::Usage)?;
-        if settings.max_cost.is_some_and(|c| !(c.is_finite() && c >= 0.0)) {
-            return Err(CliError::Usage("--max-cost must be a number of USD, 0 or more".into()));
-        }
+        check_max_cost(settings.max_cost)?;
         if let Some(t) = settings.timeout {
             seconds("--timeout", t)?;
         }

@@ -356,6 +356,16 @@ pub(crate) fn seconds(flag: &str, secs: f64) -> Result<Duration, CliError> {
 }
 
 /// [`seconds`] of a flag that may be absent.
+/// `--max-cost`: a number of USD, 0 or more (`batch`, `sql`).
+pub(crate) fn check_max_cost(usd: Option<f64>) -> Result<(), CliError> {
+    match usd {
+        Some(c) if !(c.is_finite() && c >= 0.0) => {
+            Err(CliError::Usage("--max-cost must be a number of USD, 0 or more".into()))
+        }
+        _ => Ok(()),
+    }
+}
+
 pub(crate) fn optional_seconds(flag: &str, secs: Option<f64>) -> Result<Option<Duration>, CliError> {
     secs.map(|secs| seconds(flag, secs)).transpose()
 }

@@ -29,7 +29,7 @@ use mamba_datafusion::{LlmFunctions, OnError, ResponseCache, Stats};
 use crate::connect::connect;
 use crate::error::CliError;
 use crate::print::note;
-use crate::settings::Sql;
+use crate::settings::{check_max_cost, Sql};
 
 /// A file's format, from its extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +49,13 @@ impl Format {
             "jsonl" | "ndjson" | "json" => Some(Format::JsonLines),
             _ => None,
         }
+    }
+
+    /// The format of `-o PATH`.
+    fn of_output(path: &Path) -> Result<Format, CliError> {
+        Format::of(&path.to_string_lossy()).ok_or_else(|| {
+            CliError::Usage(format!("-o {}: give a .parquet, .csv, .jsonl, .ndjson or .json file", path.display()))
+        })
     }
 
     fn extension(path: &str) -> String {
@@ -131,10 +138,8 @@ enum Sink {
 impl Sink {
     fn open(output: Option<&Path>, schema: SchemaRef) -> Result<Sink, CliError> {
         let Some(path) = output else { return Ok(Sink::Table(BufWriter::new(io::stdout()))) };
+        let format = Format::of_output(path)?;
         let text = path.to_string_lossy();
-        let format = Format::of(&text).ok_or_else(|| {
-            CliError::Usage(format!("-o {text}: give a .parquet, .csv, .jsonl, .ndjson or .json file"))
-        })?;
         let file = File::create(path).map_err(|e| CliError::Io(format!("cannot write {text}: {e}")))?;
         Ok(match format {
             Format::Parquet => Sink::Parquet(
@@ -235,19 +240,11 @@ fn exact_rows(plan: &dyn ExecutionPlan) -> Option<u64> {
 
 /// `mamba-llm sql`.
 pub(crate) async fn run(args: Sql) -> Result<(), CliError> {
-    if args.max_cost.is_some_and(|c| !(c.is_finite() && c >= 0.0)) {
-        return Err(CliError::Usage("--max-cost must be a number of USD, 0 or more".into()));
-    }
+    check_max_cost(args.max_cost)?;
     let on_error =
         OnError::parse(&args.on_error).ok_or_else(|| CliError::Usage("--on-error must be fail or null".into()))?;
-    if let Some(out) = &args.output {
-        if Format::of(&out.to_string_lossy()).is_none() {
-            return Err(CliError::Usage(format!(
-                "-o {}: give a .parquet, .csv, .jsonl, .ndjson or .json file",
-                out.display()
-            )));
-        }
-    }
+    // Checked before connecting; the file is created once the query is planned.
+    args.output.as_deref().map(Format::of_output).transpose()?;
     let cache = match &args.cache {
         Some(path) => Some(Arc::new(ResponseCache::open(path).map_err(|e| CliError::Io(e.to_string()))?)),
         None => None,

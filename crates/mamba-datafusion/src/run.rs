@@ -4,12 +4,12 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures_util::stream::StreamExt;
 use mamba_backends::embeddings::{EmbeddingInput, EmbeddingOptions};
 use mamba_backends::structured::{Extract, ExtractOptions};
-use mamba_backends::{Message, ModelBackend, RequestOptions, Usage};
+use mamba_backends::{Message, ModelBackend, ModelProfile, RequestOptions, Usage};
 use serde_json::Value;
 use tokio::sync::{OnceCell, Semaphore};
 
@@ -53,6 +53,8 @@ pub(crate) struct Engine {
     embed_chunk: usize,
     /// The models the server lists (`None`: it lists none, or listing failed: not checked).
     served: OnceCell<Option<BTreeSet<String>>>,
+    /// The profiles of the models answered so far, for their prices.
+    profiles: Mutex<HashMap<String, ModelProfile>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -98,6 +100,7 @@ impl Engine {
             max_cost,
             embed_chunk: embed_chunk.max(1),
             served: OnceCell::new(),
+            profiles: Mutex::new(HashMap::new()),
         }
     }
 
@@ -169,8 +172,9 @@ impl Engine {
                 }
                 Sent::Done(answers, usage) => {
                     let model = self.model_of(&jobs[group[0]].opts);
-                    let (input, output) = usage.map_or((0, 0), |u| (u.input_tokens, u.output_tokens));
-                    self.account(model, input, output);
+                    let usage = usage.unwrap_or_default();
+                    let (input, output) = (usage.input_tokens, usage.output_tokens);
+                    self.account(model, &usage);
                     Counters::add(&self.counters.answered, group.len() as u64);
                     // A request's tokens are spread over its inputs for the cache (embeddings).
                     let n = group.len() as u64;
@@ -318,14 +322,21 @@ impl Engine {
         }
     }
 
-    /// Adds a paid answer's tokens and cost.
-    fn account(&self, model: &str, input: u64, output: u64) {
-        Counters::add(&self.counters.input_tokens, input);
-        Counters::add(&self.counters.output_tokens, output);
-        let profile = mamba_backends::get_profile(model);
-        match (profile.cost_per_1k_input, profile.cost_per_1k_output) {
-            (Some(i), Some(o)) => self.counters.add_cost((input as f64 * i + output as f64 * o) / 1000.0),
-            _ => Counters::add(&self.counters.unpriced, 1),
+    /// Adds a paid answer's tokens and cost (the model profile's prices, looked up once per
+    /// model).
+    fn account(&self, model: &str, usage: &Usage) {
+        Counters::add(&self.counters.input_tokens, usage.input_tokens);
+        Counters::add(&self.counters.output_tokens, usage.output_tokens);
+        let cost = {
+            let mut profiles = self.profiles.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !profiles.contains_key(model) {
+                profiles.insert(model.to_owned(), mamba_backends::get_profile(model));
+            }
+            profiles.get(model).and_then(|p| p.cost(usage))
+        };
+        match cost {
+            Some(usd) => self.counters.add_cost(usd),
+            None => Counters::add(&self.counters.unpriced, 1),
         }
     }
 

@@ -82,6 +82,14 @@ impl LlmUdf {
         }
     }
 
+    /// The result's type: the value, or `{value, error}` with `on_error: "null"`.
+    fn data_type(&self, on_error: OnError) -> DataType {
+        match on_error {
+            OnError::Fail => self.value_type(),
+            OnError::Null => DataType::Struct(self.struct_fields()),
+        }
+    }
+
     /// `{value, error}` with `on_error: "null"`.
     fn struct_fields(&self) -> Fields {
         Fields::from(vec![Field::new("value", self.value_type(), true), Field::new("error", DataType::Utf8, true)])
@@ -148,10 +156,7 @@ impl ScalarUDFImpl for LlmUdf {
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(match self.engine.on_error {
-            OnError::Fail => self.value_type(),
-            OnError::Null => DataType::Struct(self.struct_fields()),
-        })
+        Ok(self.data_type(self.engine.on_error))
     }
 
     /// Literal options and schemas are checked here, so a bad one fails the query before any
@@ -167,11 +172,7 @@ impl ScalarUDFImpl for LlmUdf {
                 parse_schema(self.name(), text).map_err(|e| self.plan_error(e))?;
             }
         }
-        let data_type = match on_error {
-            OnError::Fail => self.value_type(),
-            OnError::Null => DataType::Struct(self.struct_fields()),
-        };
-        Ok(Arc::new(Field::new(self.name(), data_type, true)))
+        Ok(Arc::new(Field::new(self.name(), self.data_type(on_error), true)))
     }
 
     fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> Result<ColumnarValue> {
@@ -202,18 +203,9 @@ impl AsyncScalarUDFImpl for LlmUdf {
         let mut row_job: Vec<Option<usize>> = Vec::with_capacity(rows);
         let mut nulls = 0u64;
         for row in 0..rows {
-            let schema = match &schemas {
-                Some(s) => match s.get(row) {
-                    Some(text) => Some(match parsed_schemas.get(text) {
-                        Some(v) => Arc::clone(v),
-                        None => {
-                            let v = Arc::new(parse_schema(f, text).map_err(DataFusionError::Execution)?);
-                            parsed_schemas.insert(text, Arc::clone(&v));
-                            v
-                        }
-                    }),
-                    None => None,
-                },
+            let schema_text = schemas.as_ref().and_then(|s| s.get(row));
+            let schema = match schema_text {
+                Some(text) => Some(parsed(&mut parsed_schemas, text, |t| parse_schema(f, t))?),
                 None => None,
             };
             let (Some(input), true) = (inputs.get(row), schemas.is_none() || schema.is_some()) else {
@@ -223,21 +215,17 @@ impl AsyncScalarUDFImpl for LlmUdf {
             };
             let call = match opts.as_ref().and_then(|o| o.get(row)) {
                 None => Arc::clone(&default),
-                Some(text) => match parsed_opts.get(text) {
-                    Some(o) => Arc::clone(o),
-                    None => {
-                        let o = Arc::new(options::parse(self.kind, text).map_err(DataFusionError::Execution)?);
-                        if o.on_error == Some(OnError::Null) && !null_mode {
-                            return exec_err!(
-                                "{f}(): on_error \"null\" changes the result's type, so it must be in a literal options string, not a column"
-                            );
-                        }
-                        parsed_opts.insert(text, Arc::clone(&o));
-                        o
+                Some(text) => parsed(&mut parsed_opts, text, |t| {
+                    let o = options::parse(self.kind, t)?;
+                    if o.on_error == Some(OnError::Null) && !null_mode {
+                        return Err(format!(
+                            "{f}(): on_error \"null\" changes the result's type, so it must be in a literal options string, not a column"
+                        ));
                     }
-                },
+                    Ok(o)
+                })?,
             };
-            let schema_text = schemas.as_ref().and_then(|s| s.get(row)).unwrap_or("");
+            let schema_text = schema_text.unwrap_or("");
             let key = cache::key(f, self.engine.model_of(&call), &call.canonical, schema_text, input);
             let job = *by_key.entry(key).or_insert_with(|| {
                 jobs.push(Job { input: input.to_owned(), opts: call, schema, key });
@@ -254,6 +242,20 @@ impl AsyncScalarUDFImpl for LlmUdf {
         let array = build(self.kind, &row_job, &outcomes, null_mode.then(|| self.struct_fields()))?;
         Ok(ColumnarValue::Array(array))
     }
+}
+
+/// `text` parsed by `parse`, once per batch: later rows with the same text share the value.
+fn parsed<'a, T>(
+    seen: &mut HashMap<&'a str, Arc<T>>,
+    text: &'a str,
+    parse: impl FnOnce(&str) -> std::result::Result<T, String>,
+) -> Result<Arc<T>> {
+    if let Some(v) = seen.get(text) {
+        return Ok(Arc::clone(v));
+    }
+    let v = Arc::new(parse(text).map_err(DataFusionError::Execution)?);
+    seen.insert(text, Arc::clone(&v));
+    Ok(v)
 }
 
 /// The result column: each row's answer (NULL for NULL input), or `{value, error}` structs.
