@@ -22,6 +22,10 @@
 //! Tokens and cost are summed in [`LlmFunctions::stats`]; with a [`ResponseCache`], answers
 //! are kept on disk and a re-run pays only for rows not answered before.
 //!
+//! DataFusion 55 evaluates these functions in projections, filters and aggregate arguments
+//! (`count(llm(x))`), not as `GROUP BY` keys: group by a subquery's column instead
+//! (`SELECT topic, count(*) FROM (SELECT llm(p) AS topic FROM t) GROUP BY topic`).
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
@@ -44,6 +48,7 @@
 
 mod cache;
 mod options;
+mod planning;
 mod run;
 mod stats;
 mod udf;
@@ -97,6 +102,14 @@ impl LlmFunctions {
             max_cost: None,
             embed_batch: DEFAULT_EMBED_BATCH,
         }
+    }
+
+    /// Functions that plan but answer nothing: the same names, signatures and return types,
+    /// for a process that only plans queries whose rows are answered elsewhere (a Ballista
+    /// client or scheduler). Running one fails, saying that rows are answered on the
+    /// executors. No server and no key is needed.
+    pub fn for_planning() -> LlmFunctions {
+        LlmFunctions::builder(Arc::new(planning::PlanOnly::new())).build()
     }
 
     /// Adds the functions to `ctx`.
