@@ -38,10 +38,12 @@ cargo test --workspace --doc --no-fail-fast || failed=1
 # The Python package (crates/mamba-py): pytest against mamba-mock, the peers above and the
 # reference package, then mypy --strict; its venv is cached in ~/.cache/mamba-peers/py-venv.
 scripts/test-python.sh || failed=1
-# `mamba-llm sql` is behind the CLI's `sql` feature (DataFusion): its end-to-end tests run in a
-# build with it (the workspace run above checks what a build without it says). Resolved with
-# the whole workspace, so only mamba-cli is built again; the filter picks the CLI's sql cases.
-cargo test --workspace --all-targets --features mamba-cli/sql --no-fail-fast sql:: || failed=1
+# `mamba-llm sql` is behind the CLI's `sql` feature (DataFusion), `sql --ballista` and
+# `mamba-llm ballista` behind `ballista` (which adds to `sql`): their end-to-end tests run in a
+# build with both (the workspace run above checks what a build without them says). Resolved
+# with the whole workspace, so only mamba-cli is built again; the filter picks the CLI's sql
+# cases, the cluster of processes among them.
+cargo test --workspace --all-targets --features mamba-cli/ballista --no-fail-fast sql:: || failed=1
 
 if [ -n "${MAMBA_LIVE_REPORT:-}" ]; then
   ran=$(find "$MAMBA_LIVE_REPORT" -type f | wc -l)

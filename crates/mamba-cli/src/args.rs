@@ -66,6 +66,10 @@ pub(crate) enum Command {
     /// the query (FROM 'reviews.parquet', .csv, .jsonl) or --table NAME=PATH; the result prints
     /// as a table or streams to -o FILE. Needs a build with `--features sql`.
     Sql(SqlArgs),
+    /// A Ballista cluster for `sql --ballista`: `ballista scheduler`, and `ballista executor`
+    /// on each machine that answers rows (over its own server settings). Needs a build with
+    /// `--features ballista`.
+    Ballista(crate::cluster::BallistaArgs),
     /// Serve a model over the OpenAI API (chat completions, embeddings, models, health,
     /// metrics, a chat page): the built-in model, or upstream servers as one pool.
     Serve(crate::serve::ServeArgs),
@@ -218,9 +222,14 @@ pub(crate) struct SqlArgs {
     /// instead of printing it, with a progress bar.
     #[arg(short, long, value_name = "FILE")]
     pub(crate) output: Option<PathBuf>,
-    /// Requests in flight at most, over the whole query.
-    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
-    pub(crate) concurrency: u32,
+    /// Requests in flight at most, over the whole query [default: 16].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) concurrency: Option<u32>,
+    /// Run the query on a Ballista cluster, its scheduler given as df://HOST:PORT (see
+    /// `mamba-llm ballista`): the executors answer the rows, over their own server settings,
+    /// and read the tables at the same paths. Needs a build with `--features ballista`.
+    #[arg(long, value_name = "df://HOST:PORT")]
+    pub(crate) ballista: Option<String>,
     /// Stop sending once the answers cost this many USD (model profiles' prices).
     #[arg(long, value_name = "USD")]
     pub(crate) max_cost: Option<f64>,

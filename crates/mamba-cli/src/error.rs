@@ -20,7 +20,7 @@ pub(crate) enum CliError {
     Unavailable(String),
     /// This build lacks the feature asked for (the built-in model without `local`, `sql`
     /// without `sql`): kind `unsupported`.
-    #[cfg_attr(all(feature = "local", feature = "sql"), allow(dead_code))]
+    #[cfg_attr(all(feature = "local", feature = "ballista"), allow(dead_code))]
     Unsupported(String),
     /// A file or socket could not be read, written or bound: kind `io`.
     Io(String),

@@ -11,6 +11,7 @@ mod batch;
 mod batch_remote;
 mod bench;
 mod chat;
+mod cluster;
 mod commands;
 mod config;
 mod config_cmd;
@@ -138,6 +139,10 @@ fn job(command: Command) -> Job {
             let json = args.conn.json;
             let settings = settings::Sql::from_flags(args);
             Job::new(json, sql(settings))
+        }
+        Command::Ballista(args) => {
+            let cluster = cluster::Cluster::from_flags(args);
+            Job { multi_thread: true, ..Job::new(false, cluster::run(cluster)) }
         }
         Command::Serve(args) => Job {
             multi_thread: true,

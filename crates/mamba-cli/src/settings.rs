@@ -263,10 +263,13 @@ pub(crate) struct Sql {
     /// `--table NAME=PATH`, as given.
     pub(crate) tables: Vec<String>,
     pub(crate) output: Option<PathBuf>,
-    pub(crate) concurrency: usize,
+    /// `--concurrency`, when given.
+    pub(crate) concurrency: Option<usize>,
     pub(crate) max_cost: Option<f64>,
     pub(crate) cache: Option<PathBuf>,
     pub(crate) on_error: String,
+    /// `--ballista df://HOST:PORT`.
+    pub(crate) ballista: Option<String>,
 }
 
 impl Sql {
@@ -277,10 +280,11 @@ impl Sql {
             server: Server::from_flags(args.conn, Section::Sql),
             tables: args.tables,
             output: args.output,
-            concurrency: args.concurrency as usize,
+            concurrency: args.concurrency.map(|n| n as usize),
             max_cost: args.max_cost,
             cache: args.cache,
             on_error: args.on_error,
+            ballista: args.ballista,
         }
     }
 }

@@ -150,3 +150,134 @@ async fn a_build_without_sql_says_how_to_get_it() {
     assert_eq!(o.status.code(), Some(1));
     assert!(crate::common::stderr(&o).contains("--features sql"), "{}", crate::common::stderr(&o));
 }
+
+/// `sql --ballista` against `ballista scheduler` and two `ballista executor`s, each a process
+/// of this binary, each executor over its own mock server (its own settings: nothing about the
+/// server is in the client's command line).
+#[cfg(feature = "ballista")]
+mod with_ballista {
+    use std::path::Path;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    use mamba_mock::MockServer;
+    use tokio::process::{Child, Command};
+
+    use crate::common::{cmd, run, stderr, temp_dir};
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    }
+
+    async fn listening(port: u16) {
+        let start = Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            assert!(start.elapsed() < Duration::from_secs(60), "nothing listens on {port}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Starts `mamba-llm ARGS`, its stderr into `log`.
+    fn spawn(c: &mut Command, log: &Path) -> Child {
+        let log = std::fs::File::create(log).unwrap();
+        c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::from(log)).kill_on_drop(true);
+        c.spawn().unwrap()
+    }
+
+    fn sigterm(child: &Child) {
+        let pid = child.id().unwrap().to_string();
+        std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_query_on_a_cluster_of_processes_equals_the_local_run() {
+        let dir = temp_dir("ballista");
+        // Four files: the cluster plans one task per file group, so both executors get some.
+        let input = dir.join("reviews");
+        std::fs::create_dir(&input).unwrap();
+        for part in 0..4 {
+            let rows: Vec<String> = (part * 15..part * 15 + 15)
+                .map(|i| format!("{{\"id\": {i}, \"text\": \"review {}\"}}", i % 25))
+                .collect();
+            std::fs::write(input.join(format!("part-{part}.jsonl")), rows.join("\n") + "\n").unwrap();
+        }
+        let table = format!("reviews={}", input.display());
+        let q = "SELECT id, llm('Mood of: ' || text) AS mood FROM reviews ORDER BY id";
+
+        // The same query in one process.
+        let alone = MockServer::start().await.unwrap();
+        let local_out = dir.join("local.jsonl");
+        let o = run(cmd()
+            .arg("sql")
+            .arg("--base-url")
+            .arg(alone.base_url())
+            .args(["-m", "m", "--table", &table, "-o"])
+            .arg(&local_out)
+            .arg(q))
+        .await;
+        assert!(o.status.success(), "{}", stderr(&o));
+
+        let scheduler = free_port();
+        let mut sched = cmd();
+        sched.args(["ballista", "scheduler", "--bind"]).arg(format!("127.0.0.1:{scheduler}"));
+        let _scheduler = spawn(&mut sched, &dir.join("scheduler.log"));
+        listening(scheduler).await;
+        let servers = [MockServer::start().await.unwrap(), MockServer::start().await.unwrap()];
+        let mut executors = Vec::new();
+        for (i, server) in servers.iter().enumerate() {
+            let flight = free_port();
+            let mut c = cmd();
+            c.args(["ballista", "executor", "--scheduler"])
+                .arg(format!("127.0.0.1:{scheduler}"))
+                .args(["--flight-port", &flight.to_string(), "--grpc-port", &free_port().to_string()])
+                .args(["--vcores", "1", "--external-host", "127.0.0.1"])
+                // The executor's own server settings, from its environment.
+                .env("MAMBA_BASE_URL", server.base_url())
+                .env("MAMBA_MODEL", "m");
+            executors.push(spawn(&mut c, &dir.join(format!("executor-{i}.log"))));
+            listening(flight).await;
+        }
+
+        let out = dir.join("cluster.jsonl");
+        let url = format!("df://127.0.0.1:{scheduler}");
+        let mut c = cmd();
+        c.args(["sql", "--ballista", &url, "-o"]).arg(&out).arg(q).args(["--table", "unused=/nonexistent.csv"]);
+        // A missing table is a one-line usage error before the cluster does anything.
+        let o = run(&mut c).await;
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(stderr(&o).contains("/nonexistent.csv: no such file"), "{}", stderr(&o));
+
+        let mut c = cmd();
+        c.args(["sql", "--ballista", &url, "--table", &table, "-o"]).arg(&out).arg(q);
+        let o = run(&mut c).await;
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stderr(&o).contains("60 rows to") && stderr(&o).contains("executors' logs"), "{}", stderr(&o));
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), std::fs::read_to_string(&local_out).unwrap());
+        let sent: Vec<usize> = servers.iter().map(|s| s.chat_requests().len()).collect();
+        assert!(sent.iter().all(|&n| n > 0), "both executors answer rows: {sent:?}");
+
+        // Flags that belong to the executors are refused here, saying where they go.
+        for flag in [&["--cache", "x.db"][..], &["--max-cost", "1"], &["--concurrency", "4"], &["--on-error", "null"]] {
+            let o = run(cmd().args(["sql", "--ballista", &url]).args(flag).arg("SELECT 1")).await;
+            assert_eq!(o.status.code(), Some(2), "{flag:?}: {}", stderr(&o));
+            assert!(stderr(&o).contains("--ballista"), "{flag:?}: {}", stderr(&o));
+        }
+
+        // SIGTERM: an executor leaves the cluster and says what it did.
+        for (i, child) in executors.iter_mut().enumerate() {
+            sigterm(child);
+            let status = tokio::time::timeout(Duration::from_secs(60), child.wait()).await.unwrap().unwrap();
+            let log = std::fs::read_to_string(dir.join(format!("executor-{i}.log"))).unwrap();
+            assert!(status.success(), "{log}");
+            assert!(log.contains("executor stopped after") && log.contains(&format!("{} requests", sent[i])), "{log}");
+        }
+    }
+}
+
+#[cfg(not(feature = "ballista"))]
+#[tokio::test]
+async fn a_build_without_ballista_says_how_to_get_it() {
+    let o = crate::common::run(crate::common::cmd().args(["ballista", "scheduler"])).await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(crate::common::stderr(&o).contains("--features ballista"), "{}", crate::common::stderr(&o));
+}
