@@ -6,7 +6,7 @@ use std::sync::Arc;
 use ballista_core::error::BallistaError;
 use ballista_core::utils::default_session_builder;
 use ballista_scheduler::cluster::BallistaCluster;
-use ballista_scheduler::config::SchedulerConfig;
+use ballista_scheduler::config::{SchedulerConfig, TaskDistributionPolicy};
 use ballista_scheduler::scheduler_process::{create_scheduler, start_grpc_service_with_listener};
 use ballista_scheduler::SessionBuilder;
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
@@ -23,6 +23,9 @@ pub async fn serve_scheduler(listener: TcpListener, external_host: &str) -> Resu
     let config = SchedulerConfig::default()
         .with_hostname(external_host)
         .with_port(port)
+        // One task per executor in turn, not one executor's slots filled first: each executor
+        // has its own server and request limit, so spreading tasks spreads the requests.
+        .with_task_distribution(TaskDistributionPolicy::RoundRobin)
         .with_override_config_producer(Arc::new(crate::session_config))
         .with_override_session_builder(session_builder());
     config.validate()?;

@@ -225,6 +225,10 @@ pub(crate) struct SqlArgs {
     /// Requests in flight at most, over the whole query [default: 16].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) concurrency: Option<u32>,
+    /// Split scans into N partitions, run at once [default: this machine's CPUs]. On a cluster
+    /// each partition is a task: give about the executors' task slots in total.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) partitions: Option<u32>,
     /// Run the query on a Ballista cluster, its scheduler given as df://HOST:PORT (see
     /// `mamba-llm ballista`): the executors answer the rows, over their own server settings,
     /// and read the tables at the same paths. Needs a build with `--features ballista`.

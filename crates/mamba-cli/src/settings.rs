@@ -270,6 +270,8 @@ pub(crate) struct Sql {
     pub(crate) on_error: String,
     /// `--ballista df://HOST:PORT`.
     pub(crate) ballista: Option<String>,
+    /// `--partitions`.
+    pub(crate) partitions: Option<usize>,
 }
 
 impl Sql {
@@ -285,6 +287,7 @@ impl Sql {
             cache: args.cache,
             on_error: args.on_error,
             ballista: args.ballista,
+            partitions: args.partitions.map(|n| n as usize),
         }
     }
 }

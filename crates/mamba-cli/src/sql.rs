@@ -372,6 +372,9 @@ pub(crate) async fn run(args: Sql) -> Result<(), CliError> {
         None => SessionContext::new(),
     }
     .enable_url_table();
+    if let Some(n) = args.partitions {
+        ctx.state_ref().write().config_mut().options_mut().execution.target_partitions = n;
+    }
     for spec in &args.tables {
         let (name, path) = spec
             .split_once('=')

@@ -392,6 +392,10 @@ SIGINT_SCRIPT = """
 """
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("call", ["stream", "complete"])
 def test_keyboard_interrupt_stops_a_request(recording, call):
     if call == "stream":
@@ -403,6 +407,10 @@ def test_keyboard_interrupt_stops_a_request(recording, call):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A child inherits an ignored SIGINT (a test run started in the background by a shell
+        # without job control ignores it), and Python then installs no KeyboardInterrupt
+        # handler: give the child the default, as a terminal's Ctrl-C would find it.
+        preexec_fn=_default_sigint,
     )
     try:
         assert proc.stdout is not None

@@ -248,7 +248,7 @@ mod with_ballista {
         assert!(stderr(&o).contains("/nonexistent.csv: no such file"), "{}", stderr(&o));
 
         let mut c = cmd();
-        c.args(["sql", "--ballista", &url, "--table", &table, "-o"]).arg(&out).arg(q);
+        c.args(["sql", "--ballista", &url, "--partitions", "4", "--table", &table, "-o"]).arg(&out).arg(q);
         let o = run(&mut c).await;
         assert!(o.status.success(), "{}", stderr(&o));
         assert!(stderr(&o).contains("60 rows to") && stderr(&o).contains("executors' logs"), "{}", stderr(&o));

@@ -19,17 +19,19 @@ use mamba_local::{LocalBackend, LocalOptions};
 /// products its own way; kernels differ by CPU, AVX2 or AVX-512), so exact floats would hold
 /// on one machine only.
 ///
-/// Float weights: 2 %. Quantized weights: 5 %. Measured on an AMD EPYC (AVX2) over the six
-/// families (helper A's decoder): F32/F16/BF16 at most 0.74 %; quantized at most 3.9 % (llama
+/// Float weights: 2 %. Quantized weights: 8 %. Measured over the six families (helper A's
+/// decoder), on an AMD EPYC (AVX2): F32/F16/BF16 at most 0.74 %; quantized at most 3.9 % (llama
 /// Q5_0, converted to Q8_0 at load), most 1.2–3 %; the largest argmax gap 2.6 % (gemma3 Q5_1,
-/// where its max diff is 3.1 %). For scale, the quantization itself moves llama.cpp's own
-/// logits by 2 % (Q8_0) to 69 % (Q2_K) of the range, and a real bug (the old `llama` ignoring
-/// Llama 3's `rope_freqs`) by 44 %.
+/// where its max diff is 3.1 %). On an Intel Xeon with AVX-512, llama.cpp's kernels round
+/// differently again: gemma3 Q5_1 reached 5.25 % there (a 5 % tolerance failed CI on it), the
+/// next 4.0 % (gemma3 Q5_0). For scale, the quantization itself moves llama.cpp's own logits by
+/// 2 % (Q8_0) to 69 % (Q2_K) of the range, and a real bug (the old `llama` ignoring Llama 3's
+/// `rope_freqs`) by 44 %.
 fn tolerance(kind: &str) -> f32 {
     if matches!(kind, "F32" | "F16" | "BF16") {
         0.02
     } else {
-        0.05
+        0.08
     }
 }
 
