@@ -14,32 +14,24 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-shared=${SHARED_BENCH:-$root/../shared/bench}
-[[ -d $shared ]] || shared=/work/shared/bench
 ROWS=${ROWS:-20000}
 FILES=${FILES:-8}
 CONCURRENCY=${CONCURRENCY:-16}
 LATENCY_MS=${LATENCY_MS:-50}
-mock_target=${MOCK_TARGET_DIR:-${TMPDIR:-/tmp}/mamba-bench-target}
 out=${OUT:-${TMPDIR:-/tmp}/mamba-ballista-runs/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$out"
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
 
 if [[ -z ${NO_BUILD:-} ]]; then
-    (cd "$shared" && CARGO_TARGET_DIR=$mock_target cargo build --release --locked --quiet -p mock-server)
+    bench_build_mock
     (cd "$root" && cargo build --release --quiet -p mamba-cli --features ballista --bin mamba-llm)
 fi
 mamba=${MAMBA_LLM:-$root/target/release/mamba-llm}
-export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
-unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy MAMBA_BASE_URL OPENAI_BASE_URL
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-
-taskset -c 0 "$mock_target/release/mock-server" --port 0 --addr-file "$out/addr" --latency-ms "$LATENCY_MS" > "$out/server.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 50); do [[ -s $out/addr ]] && break; sleep 0.1; done
-[[ -s $out/addr ]] || { echo "mock-server did not start" >&2; exit 1; }
-base_url="http://$(cat "$out/addr")/v1"
+unset MAMBA_BASE_URL OPENAI_BASE_URL
+cluster_pids=()
+bench_start_mock 0 --latency-ms "$LATENCY_MS"
+trap 'kill "$mock_pid" "${cluster_pids[@]}" 2>/dev/null || true' EXIT
 conn=(--base-url "$base_url" -m gpt-4o-mini --retries 0)
 
 {
@@ -97,7 +89,7 @@ for executors in 1 2; do
     sched_port=$(port)
     taskset -c 1 "$mamba" ballista scheduler --bind "127.0.0.1:$sched_port" > "$out/scheduler-$executors.log" 2>&1 &
     cluster=($!)
-    pids+=($!)
+    cluster_pids+=($!)
     wait_port "$sched_port"
     for e in $(seq "$executors"); do
         flight=$(port)
@@ -105,7 +97,7 @@ for executors in 1 2; do
             --flight-port "$flight" --grpc-port "$(port)" --vcores 2 --concurrency "$CONCURRENCY" --external-host 127.0.0.1 \
             > "$out/executor-$executors-$e.log" 2>&1 &
         cluster+=($!)
-        pids+=($!)
+        cluster_pids+=($!)
         wait_port "$flight"
     done
     # Partitions: every executor's two task slots busy.

@@ -12,33 +12,23 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-shared=${SHARED_BENCH:-$root/../shared/bench}
-[[ -d $shared ]] || shared=/work/shared/bench
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 ROWS=${ROWS:-100000}
 CONCURRENCY=${CONCURRENCY:-256}
 MEMORY_ROWS=${MEMORY_ROWS:-1000000}
-mock_target=${MOCK_TARGET_DIR:-${TMPDIR:-/tmp}/mamba-bench-target}
 out=${OUT:-${TMPDIR:-/tmp}/mamba-sql-runs/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$out"
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
 
 if [[ -z ${NO_BUILD:-} ]]; then
-    (cd "$shared" && CARGO_TARGET_DIR=$mock_target cargo build --release --locked --quiet -p mock-server)
+    bench_build_mock
     (cd "$root" && cargo build --release --quiet -p mamba-cli --features sql --bin mamba-llm)
 fi
 mamba=${MAMBA_LLM:-$root/target/release/mamba-llm}
-export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
-unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-
-addr_file=$out/addr
-taskset -c "$SERVER_CPU" "$mock_target/release/mock-server" --port 0 --addr-file "$addr_file" > "$out/server.log" 2>&1 &
-server_pid=$!
-trap 'kill "$server_pid" 2>/dev/null || true' EXIT
-for _ in $(seq 50); do [[ -s $addr_file ]] && break; sleep 0.1; done
-[[ -s $addr_file ]] || { echo "mock-server did not start" >&2; exit 1; }
-base_url="http://$(cat "$addr_file")/v1"
+bench_start_mock "$SERVER_CPU"
 conn=(--base-url "$base_url" -m gpt-4o-mini --retries 0)
 
 {

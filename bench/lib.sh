@@ -1,0 +1,32 @@
+# shellcheck shell=bash
+# What bench/sql/run.sh and bench/ballista/run.sh share: where ../shared/bench is, the harness's
+# mock-server built and started on its own CPU, and an environment with no proxy in the way.
+# Source it after `set -euo pipefail` and after setting `root` (the repository) and `out` (the
+# run's folder).
+
+# ../shared/bench beside the repository (SHARED_BENCH overrides).
+shared=${SHARED_BENCH:-$root/../shared/bench}
+[[ -d $shared ]] || shared=/work/shared/bench
+mock_target=${MOCK_TARGET_DIR:-${TMPDIR:-/tmp}/mamba-bench-target}
+
+# Builds the harness's mock-server (release, in its own target folder).
+bench_build_mock() {
+    (cd "$shared" && CARGO_TARGET_DIR=$mock_target cargo build --release --locked --quiet -p mock-server)
+}
+
+# Loopback only, whatever proxy the shell has.
+export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy
+
+# bench_start_mock CPU [mock-server flags...]: starts the mock pinned to CPU, waits for its
+# address, sets `base_url` and `mock_pid`, and stops it when the script exits.
+bench_start_mock() {
+    local cpu=$1
+    shift
+    taskset -c "$cpu" "$mock_target/release/mock-server" --port 0 --addr-file "$out/addr" "$@" > "$out/server.log" 2>&1 &
+    mock_pid=$!
+    trap 'kill "$mock_pid" 2>/dev/null || true' EXIT
+    for _ in $(seq 50); do [[ -s $out/addr ]] && break; sleep 0.1; done
+    [[ -s $out/addr ]] || { echo "mock-server did not start" >&2; exit 1; }
+    base_url="http://$(cat "$out/addr")/v1"
+}
