@@ -17,11 +17,16 @@ models=(smollm2-135m-instruct)
 if [ "${MAMBA_SKIP_GEMMA3:-0}" != 1 ]; then
   models+=(gemma3-270m)
 fi
+# The binaries built with the workspace's features, as `cargo test --workspace` builds them:
+# `cargo run -p mamba-cli` would resolve features for that package alone and compile a second
+# copy of much of the graph (minutes of a cold CI run, while the lints wait for cargo's lock).
+cargo build --quiet --workspace --bins
+bin="${CARGO_TARGET_DIR:-target}/debug/mamba-llm"
 for model in "${models[@]}"; do
   args=(pull "$model")
   if [ -n "$source" ]; then
     args+=(--source "$source")
   fi
   echo "==> mamba-llm ${args[*]}" >&2
-  cargo run --quiet -p mamba-cli --bin mamba-llm -- "${args[@]}"
+  "$bin" "${args[@]}"
 done
