@@ -30,3 +30,12 @@ bench_start_mock() {
     [[ -s $out/addr ]] || { echo "mock-server did not start" >&2; exit 1; }
     base_url="http://$(cat "$out/addr")/v1"
 }
+
+# bench_measure CPU COMMAND...: runs COMMAND pinned to CPU, its stdout to $out/last.stdout and
+# stderr appended to $out/last.stderr; prints "wall_s cpu_s maxrss_kib exit" (cpu: user+sys).
+bench_measure() {
+    local cpu=$1
+    shift
+    /usr/bin/time -f "%e %U %S %M %x" -o "$out/time.txt" taskset -c "$cpu" "$@" > "$out/last.stdout" 2>> "$out/last.stderr" || true
+    awk '{printf "%s %.3f %s %s\n", $1, $2 + $3, $4, $5}' "$out/time.txt"
+}

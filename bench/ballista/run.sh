@@ -60,28 +60,19 @@ cpu_ticks() { # the user+sys clock ticks of the given pids
 }
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 200); do (echo > "/dev/tcp/127.0.0.1/$1") 2> /dev/null && return; sleep 0.05; done; echo "nothing on port $1" >&2; exit 1; }
-row() { # name wall cpu_ticks
+row() { # name wall cpu_s
     python3 -c "
-import os, sys
-name, wall, ticks = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
-n = int(sys.argv[4]); hz = os.sysconf('SC_CLK_TCK')
-print(f'| {name} | {n:,} | {n / wall:,.0f} | {ticks / hz / n * 1e6:,.0f} | {wall:.2f} |')
+import sys
+name, wall, cpu, n = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+print(f'| {name} | {n:,} | {n / wall:,.0f} | {cpu / n * 1e6:,.0f} | {wall:.2f} |')
 " "$1" "$2" "$3" "$rows"
-}
-measure() { # runs "$@" on CPU 1; prints "wall_s cpu_ticks" (the process's user+sys)
-    /usr/bin/time -f "%e %U %S" -o "$out/time.txt" taskset -c 1 "$@" > /dev/null 2>> "$out/client.log"
-    python3 -c "
-import os, sys
-wall, user, sys_ = map(float, open(sys.argv[1]).read().split()[-3:])
-print(wall, int(round((user + sys_) * os.sysconf('SC_CLK_TCK'))))
-" "$out/time.txt"
 }
 
 echo "| run | rows | rows/s | client CPU per row (µs) | wall (s) |" | tee "$out/report.md"
 echo "|---|---|---|---|---|" | tee -a "$out/report.md"
 
 # One process.
-read -r wall cpu <<< "$(measure "$mamba" sql "${conn[@]}" --concurrency "$CONCURRENCY" --table "prompts=$out/prompts" \
+read -r wall cpu _ _ <<< "$(bench_measure 1 "$mamba" sql "${conn[@]}" --concurrency "$CONCURRENCY" --table "prompts=$out/prompts" \
     -o "$out/local.parquet" "$query")"
 row "one process (mamba-llm sql)" "$wall" "$cpu" | tee -a "$out/report.md"
 
@@ -106,10 +97,11 @@ for executors in 1 2; do
     # A warm-up query, so sessions and connections exist before the timed one.
     "$mamba" sql --ballista "$url" "SELECT 1" > /dev/null 2>&1
     before=$(cpu_ticks "${cluster[@]}")
-    read -r wall client_cpu <<< "$(measure "$mamba" sql --ballista "$url" --partitions "$parts" \
+    read -r wall client_cpu _ _ <<< "$(bench_measure 1 "$mamba" sql --ballista "$url" --partitions "$parts" \
         --table "prompts=$out/prompts" -o "$out/cluster-$executors.parquet" "$query")"
     after=$(cpu_ticks "${cluster[@]}")
-    row "Ballista, $executors executor(s), $parts partitions" "$wall" "$((after - before + client_cpu))" | tee -a "$out/report.md"
+    cpu=$(python3 -c "import os, sys; print($client_cpu + ($after - $before) / os.sysconf('SC_CLK_TCK'))")
+    row "Ballista, $executors executor(s), $parts partitions" "$wall" "$cpu" | tee -a "$out/report.md"
     for p in "${cluster[@]}"; do kill "$p" 2>/dev/null || true; done
     wait "${cluster[@]}" 2>/dev/null || true
 done

@@ -46,10 +46,7 @@ prompts() { # rows file
 }
 prompts "$ROWS" "$out/prompts.parquet"
 
-measure() { # prints "wall_s cpu_s maxrss_kib exit"
-    /usr/bin/time -f "%e %U %S %M %x" -o "$out/time.txt" taskset -c "$CLIENT_CPU" "$@" > "$out/last.stdout" 2>> "$out/last.stderr" || true
-    awk '{printf "%s %.3f %s %s\n", $1, $2 + $3, $4, $5}' "$out/time.txt"
-}
+measure() { bench_measure "$CLIENT_CPU" "$@"; }
 row() { # name rows wall cpu rss exit
     python3 -c "
 import sys

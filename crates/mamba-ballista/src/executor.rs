@@ -82,11 +82,7 @@ impl ExecutorOptions {
 
     fn process_config(&self, functions: &LlmFunctions) -> Result<ExecutorProcessConfig, BallistaError> {
         let bad = || BallistaError::Configuration(format!("{}: give the scheduler as HOST:PORT", self.scheduler));
-        let (host, port) = self.scheduler.rsplit_once(':').ok_or_else(bad)?;
-        let port: u16 = port.parse().map_err(|_| bad())?;
-        if host.is_empty() {
-            return Err(bad());
-        }
+        let (host, port) = crate::host_port(&self.scheduler).ok_or_else(bad)?;
         let mut registry = BallistaFunctionRegistry::default();
         for udf in functions.udfs() {
             registry.scalar_functions.insert(udf.name().to_owned(), Arc::new(udf));

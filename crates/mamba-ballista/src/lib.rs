@@ -88,12 +88,15 @@ pub fn scheduler_address(url: &str) -> Result<String, DataFusionError> {
     if rest.is_empty() || rest.contains('/') {
         return Err(bad());
     }
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() => (host, port.parse::<u16>().map_err(|_| bad())?),
-        Some(_) => return Err(bad()),
-        None => (rest, DEFAULT_SCHEDULER_PORT),
-    };
+    let (host, port) =
+        if rest.contains(':') { host_port(rest).ok_or_else(bad)? } else { (rest, DEFAULT_SCHEDULER_PORT) };
     Ok(format!("{host}:{port}"))
+}
+
+/// `HOST:PORT` split, with a host and a port number, or `None`.
+pub(crate) fn host_port(text: &str) -> Option<(&str, u16)> {
+    let (host, port) = text.rsplit_once(':')?;
+    Some((host, port.parse().ok()?)).filter(|_| !host.is_empty())
 }
 
 #[cfg(test)]

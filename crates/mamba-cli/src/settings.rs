@@ -362,8 +362,7 @@ pub(crate) fn seconds(flag: &str, secs: f64) -> Result<Duration, CliError> {
     }
 }
 
-/// [`seconds`] of a flag that may be absent.
-/// `--max-cost`: a number of USD, 0 or more (`batch`, `sql`).
+/// `--max-cost`: a number of USD, 0 or more (`batch`, `sql`, `ballista executor`).
 pub(crate) fn check_max_cost(usd: Option<f64>) -> Result<(), CliError> {
     match usd {
         Some(c) if !(c.is_finite() && c >= 0.0) => {
@@ -373,6 +372,7 @@ pub(crate) fn check_max_cost(usd: Option<f64>) -> Result<(), CliError> {
     }
 }
 
+/// [`seconds`] of a flag that may be absent.
 pub(crate) fn optional_seconds(flag: &str, secs: Option<f64>) -> Result<Option<Duration>, CliError> {
     secs.map(|secs| seconds(flag, secs)).transpose()
 }
