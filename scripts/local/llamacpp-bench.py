@@ -19,6 +19,9 @@ FILLER = "The quick brown fox jumps over the lazy dog while the sun sets slowly 
 SYSTEM = {"role": "system", "content": "You are a helpful AI assistant."}
 SHORT = [SYSTEM, {"role": "user", "content": "What is the capital of France?"}]
 LONG = [SYSTEM, {"role": "user", "content": FILLER * 16 + "What is the capital of France?"}]
+# What both engines use when the GGUF has no chat template (a pretrained model such as Gemma 3 270M).
+CHATML = ("{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+          "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 
 
 def last_logits(llm):
@@ -58,7 +61,7 @@ def main() -> None:
     started = time.perf_counter()
     llm = llama_cpp.Llama(model_path=model, n_ctx=2048, n_batch=512, n_threads=threads, n_threads_batch=threads, verbose=False)
     load = time.perf_counter() - started
-    template = jinja2.Environment().from_string(llm.metadata["tokenizer.chat_template"])
+    template = jinja2.Environment().from_string(llm.metadata.get("tokenizer.chat_template", CHATML))
     run(llm, template, SHORT)
     short_tokens, short_ttft, short_gen, out = run(llm, template, SHORT)
     long_tokens, long_ttft, long_gen, _ = run(llm, template, LONG)

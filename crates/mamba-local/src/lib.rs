@@ -28,6 +28,7 @@ mod backend;
 mod constrain;
 mod engine;
 mod gguf;
+mod linear;
 mod loader;
 mod options;
 mod prompt_cache;

@@ -1,7 +1,7 @@
 //! Reading weight tensors out of a GGUF file, with the load-time conversions that make candle fast.
 //!
-//! candle's CPU kernels for some block formats are scalar (Q4_1 among them); Q8_0 has
-//! runtime-dispatched AVX2/AVX-512/NEON dot products. So matrices stored in a slow format are
+//! Q8_0, Q4_0 and Q4_1 run on our own kernels ([`crate::linear`]); candle's CPU kernels for
+//! Q5_0, Q5_1 and Q8_1 are scalar. So matrices stored in one of those slow formats are
 //! dequantized once and requantized to Q8_0 when loading (about 3× faster generation, and the
 //! answers stay those of llama.cpp). Which formats are converted is data: [`SLOW_FORMATS`].
 
@@ -13,10 +13,12 @@ use std::sync::Arc;
 
 use candle_core::quantized::gguf_file::Content;
 use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
-use candle_core::{Device, Module, Tensor};
+
+use crate::linear::Linear;
+use candle_core::{Device, Tensor};
 
 /// Block formats converted to Q8_0 at load.
-const SLOW_FORMATS: &[GgmlDType] = &[GgmlDType::Q4_1, GgmlDType::Q5_0, GgmlDType::Q5_1, GgmlDType::Q8_1];
+const SLOW_FORMATS: &[GgmlDType] = &[GgmlDType::Q5_0, GgmlDType::Q5_1, GgmlDType::Q8_1];
 
 /// Tensor reader over one open GGUF file.
 #[derive(Debug)]
@@ -33,9 +35,9 @@ pub(crate) struct Weights<'a> {
 #[derive(Debug)]
 pub(crate) enum Group {
     /// One matrix whose output rows are the parts, of these widths, one after the other.
-    Stacked(QMatMul, Vec<usize>),
+    Stacked(Linear, Vec<usize>),
     /// One matrix per part.
-    Apart(Vec<QMatMul>),
+    Apart(Vec<Linear>),
 }
 
 impl Group {
@@ -114,8 +116,7 @@ impl<'a> Weights<'a> {
         if stackable {
             return Ok(Group::Stacked(self.stacked(names)?, widths));
         }
-        let parts =
-            names.iter().map(|n| QMatMul::from_arc(self.matrix(n)?)).collect::<candle_core::Result<Vec<_>>>()?;
+        let parts = names.iter().map(|n| Linear::new(self.matrix(n)?)).collect::<candle_core::Result<Vec<_>>>()?;
         Ok(Group::Apart(parts))
     }
 
@@ -129,7 +130,7 @@ impl<'a> Weights<'a> {
                 widths.iter().sum::<usize>()
             )));
         }
-        Ok(Group::Stacked(QMatMul::from_arc(m)?, widths.to_vec()))
+        Ok(Group::Stacked(Linear::new(m)?, widths.to_vec()))
     }
 
     /// A matrix in a fast format.
@@ -140,7 +141,7 @@ impl<'a> Weights<'a> {
 
     /// Several matrices with the same input size stacked by rows into one, so that one matmul
     /// computes them all (Q, K and V; gate and up).
-    pub(crate) fn stacked(&mut self, names: &[&str]) -> candle_core::Result<QMatMul> {
+    pub(crate) fn stacked(&mut self, names: &[&str]) -> candle_core::Result<Linear> {
         let parts = names.iter().map(|n| self.raw(n)).collect::<candle_core::Result<Vec<_>>>()?;
         let cols = parts[0].shape().dims2()?.1;
         let rows: usize = parts.iter().map(|p| p.shape().dims2().map(|d| d.0)).sum::<candle_core::Result<usize>>()?;
@@ -160,11 +161,11 @@ impl<'a> Weights<'a> {
             let dense = parts.iter().map(|p| p.dequantize(&Device::Cpu)).collect::<candle_core::Result<Vec<_>>>()?;
             let dense = Tensor::cat(&dense, 0)?;
             if matches!(dtype, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16) {
-                return Ok(QMatMul::Tensor(dense));
+                return Ok(Linear::Candle(QMatMul::Tensor(dense)));
             }
             QTensor::quantize(&dense, GgmlDType::Q8_0)?
         };
-        QMatMul::from_arc(Arc::new(stacked))
+        Linear::new(Arc::new(stacked))
     }
 }
 

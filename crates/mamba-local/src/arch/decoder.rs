@@ -11,13 +11,14 @@
 
 use std::sync::Arc;
 
-use candle_core::quantized::{QMatMul, QTensor};
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::quantized::QTensor;
+use candle_core::{DType, Device, Tensor};
 use candle_nn::ops::{rms_norm, softmax_last_dim};
 use candle_nn::rotary_emb::{rope, rope_i};
 
-use super::{Architecture, KvState, LoadConfig};
+use super::{attention, Architecture, KvState, LoadConfig};
 use crate::gguf::Meta;
+use crate::linear::{Linear, QuantMatrix};
 use crate::weights::{Group, Weights};
 
 /// How rotary embeddings pair the dimensions of a head.
@@ -189,11 +190,11 @@ struct Layer {
     qkv_bias: Option<[Tensor; 3]>,
     q_norm: Option<Tensor>,
     k_norm: Option<Tensor>,
-    out: QMatMul,
+    out: Linear,
     post_attn_norm: Option<Tensor>,
     ffn_norm: Tensor,
     gate_up: Group,
-    down: QMatMul,
+    down: Linear,
     post_ffn_norm: Option<Tensor>,
     kind: LayerKind,
     /// `(1, kv_heads, context, head_dim)`, filled up to the current position.
@@ -201,12 +202,30 @@ struct Layer {
     v_cache: Tensor,
 }
 
+/// The token embedding table.
+#[derive(Debug)]
+enum Embedding {
+    /// A format of our kernels (shared with the output layer when the model ties them).
+    Quant(Arc<QuantMatrix>),
+    /// Any other format, as candle holds it.
+    Quantized(Arc<QTensor>),
+}
+
+impl Embedding {
+    fn lookup(&self, ids: &[u32]) -> candle_core::Result<Tensor> {
+        match self {
+            Embedding::Quant(m) => m.embedding(ids),
+            Embedding::Quantized(t) => t.embedding(&Tensor::new(ids, &Device::Cpu)?),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Decoder {
-    embedding: Arc<QTensor>,
+    embedding: Embedding,
     layers: Vec<Layer>,
     norm: Tensor,
-    output: QMatMul,
+    output: Linear,
     /// `(cos, sin)` per rope table, `(context, head_dim / 2)` each.
     ropes: Vec<(Tensor, Tensor)>,
     spec: Spec,
@@ -237,12 +256,12 @@ fn rope_angles(freqs: &RopeFreqs, factors: Option<&[f32]>, dim: usize, context: 
 pub(super) fn load(w: &mut Weights<'_>, spec: Spec, config: LoadConfig) -> candle_core::Result<Box<dyn Architecture>> {
     let (heads, kv_heads, hd) = (spec.heads, spec.kv_heads, spec.head_dim);
     let context = config.context;
-    let embedding = w.matrix("token_embd.weight")?;
-    let output = if w.has("output.weight") {
-        QMatMul::from_arc(w.matrix("output.weight")?)?
-    } else {
-        QMatMul::from_arc(embedding.clone())?
+    let table = w.matrix("token_embd.weight")?;
+    let (embedding, tied) = match Linear::new(table.clone())? {
+        Linear::Quant(m) => (Embedding::Quant(m.clone()), Linear::Quant(m)),
+        other => (Embedding::Quantized(table), other),
     };
+    let output = if w.has("output.weight") { Linear::new(w.matrix("output.weight")?)? } else { tied };
     let norm = w.f32("output_norm.weight")?;
     let mut ropes = Vec::with_capacity(spec.ropes.len());
     for freqs in &spec.ropes {
@@ -290,11 +309,11 @@ pub(super) fn load(w: &mut Weights<'_>, spec: Spec, config: LoadConfig) -> candl
             qkv_bias,
             q_norm: optional(w, spec.qk_norm, "attn_q_norm")?,
             k_norm: optional(w, spec.qk_norm, "attn_k_norm")?,
-            out: QMatMul::from_arc(w.matrix(&p("attn_output"))?)?,
+            out: Linear::new(w.matrix(&p("attn_output"))?)?,
             post_attn_norm: optional(w, spec.post_norms, "post_attention_norm")?,
             ffn_norm: w.f32(&p("ffn_norm"))?,
             gate_up,
-            down: QMatMul::from_arc(w.matrix(&p("ffn_down"))?)?,
+            down: Linear::new(w.matrix(&p("ffn_down"))?)?,
             post_ffn_norm: optional(w, spec.post_norms, "post_ffw_norm")?,
             kind: *kind,
             k_cache: Tensor::zeros((1, kv_heads, context, hd), config.kv, &Device::Cpu)?,
@@ -358,8 +377,7 @@ impl Architecture for Decoder {
         let (heads, kv_heads, hd) = (spec.heads, spec.kv_heads, spec.head_dim);
         let rep = heads / kv_heads;
         let q_width = heads * hd;
-        let ids = Tensor::new(tokens, &Device::Cpu)?;
-        let mut x = self.embedding.embedding(&ids)?.unsqueeze(0)?;
+        let mut x = self.embedding.lookup(tokens)?.unsqueeze(0)?;
         if let Some(s) = spec.embedding_scale {
             x = (x * s)?;
         }
@@ -412,13 +430,16 @@ impl Architecture for Decoder {
             layer.v_cache.slice_set(&v.to_dtype(kv)?, 2, pos)?;
             let window = layer.kind.window;
             let start = window_start(pos, window);
-            let k = layer.k_cache.narrow(2, start, len - start)?;
-            let v = layer.v_cache.narrow(2, start, len - start)?;
-            // The `rep` query heads of a group attend to the same key/value head: view them as
-            // one taller query matrix per group instead of copying K and V `rep` times.
-            let q = q.reshape((1, kv_heads, rep * seq, hd))?;
-            let scores = (q.to_dtype(kv)?.matmul(&k.t()?)?.to_dtype(DType::F32)? * scale)?;
-            let scores = if seq > 1 {
+            let attn = if seq == 1 {
+                let heads = attention::Heads { heads, kv_heads, context: self.context, head_dim: hd };
+                attention::one_position(&q, &layer.k_cache, &layer.v_cache, &heads, start..len, scale as f32)?
+            } else {
+                let k = layer.k_cache.narrow(2, start, len - start)?;
+                let v = layer.v_cache.narrow(2, start, len - start)?;
+                // The `rep` query heads of a group attend to the same key/value head: view them as
+                // one taller query matrix per group instead of copying K and V `rep` times.
+                let q = q.reshape((1, kv_heads, rep * seq, hd))?;
+                let scores = (q.to_dtype(kv)?.matmul(&k.t()?)?.to_dtype(DType::F32)? * scale)?;
                 let m = match masks.iter().find(|(w, _)| *w == window) {
                     Some((_, m)) => m.clone(),
                     None => {
@@ -427,12 +448,10 @@ impl Architecture for Decoder {
                         m
                     }
                 };
-                scores.broadcast_add(&m)?
-            } else {
-                scores
+                let scores = scores.broadcast_add(&m)?;
+                let attn = softmax_last_dim(&scores)?.to_dtype(kv)?.matmul(&v)?.to_dtype(DType::F32)?;
+                attn.reshape((1, heads, seq, hd))?.transpose(1, 2)?.reshape((1, seq, q_width))?
             };
-            let attn = softmax_last_dim(&scores)?.to_dtype(kv)?.matmul(&v)?.to_dtype(DType::F32)?;
-            let attn = attn.reshape((1, heads, seq, hd))?.transpose(1, 2)?.reshape((1, seq, q_width))?;
             let attn = layer.out.forward(&attn)?;
             let attn = match &layer.post_attn_norm {
                 Some(n) => rms_norm(&attn, n, spec.eps)?,

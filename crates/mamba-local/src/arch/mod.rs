@@ -3,6 +3,7 @@
 //! picks the family from `general.architecture` through [`FAMILIES`], so a new family is a
 //! module plus one table row.
 
+mod attention;
 mod decoder;
 mod gemma3;
 mod llama;

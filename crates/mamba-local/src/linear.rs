@@ -1,0 +1,566 @@
+//! Weight matrices applied to activations: our own kernels for Q8_0, Q4_0 and Q4_1, candle's
+//! `QMatMul` for every other format.
+//!
+//! candle's CPU path for those formats is slow for the models people run locally: its Q8_0 dot
+//! product has one accumulator and converts both f16 scales through a runtime-dispatched call per
+//! block, its Q4_1 one is scalar, and its repacked x86 kernels need the input width to be a
+//! multiple of 256, which small models miss (SmolLM2's 576, Gemma 3 270M's 640). The kernels here
+//! read the blocks where candle loaded them (no copy, no conversion: the weights stay as compact
+//! as in the file, which is what generation's speed depends on), compute four output rows per
+//! pass with independent accumulators, and run on AVX2 through `pulp` (safe code: the workspace
+//! forbids `unsafe`) with a portable loop elsewhere.
+//!
+//! The activations are quantized as llama.cpp does (Q8_0, plus the scaled sum of Q8_1 for Q4_1),
+//! so every block's integer sum is the same as llama.cpp's and only the order of the float
+//! additions differs.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{Device, Module, Tensor};
+use half::f16;
+
+/// Values per block in every format here.
+const BLOCK: usize = 32;
+/// Activation rows computed against one group of four weight rows while those stay in L1.
+const ROW_TILE: usize = 8;
+
+/// A matrix in the form its kernel wants.
+#[derive(Debug, Clone)]
+pub(crate) enum Linear {
+    /// Q8_0, Q4_0 or Q4_1 weights through [`QuantMatrix`].
+    Quant(Arc<QuantMatrix>),
+    /// Everything else through candle.
+    Candle(QMatMul),
+}
+
+impl Linear {
+    /// The kernel for a matrix as loaded: ours for the formats it knows, candle's for the rest.
+    pub(crate) fn new(t: Arc<QTensor>) -> candle_core::Result<Linear> {
+        match QuantMatrix::new(t.clone()) {
+            Some(m) => Ok(Linear::Quant(Arc::new(m))),
+            None => Ok(Linear::Candle(QMatMul::from_arc(t)?)),
+        }
+    }
+
+    /// `(…, in)` to `(…, out)`.
+    pub(crate) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Linear::Candle(m) => m.forward(x),
+            Linear::Quant(m) => {
+                let dims = x.dims();
+                let k = dims.last().copied().unwrap_or(0);
+                if k != m.cols {
+                    return Err(candle_core::Error::Msg(format!(
+                        "a matrix of {} columns applied to rows of {k}",
+                        m.cols
+                    )));
+                }
+                let input = x.flatten_all()?.to_vec1::<f32>()?;
+                let out = m.matmul(&input, input.len() / k.max(1))?;
+                let mut shape = dims.to_vec();
+                if let Some(last) = shape.last_mut() {
+                    *last = m.rows;
+                }
+                Tensor::from_vec(out, shape, &Device::Cpu)
+            }
+        }
+    }
+}
+
+/// The block formats with a kernel here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// An f16 scale and 32 signed bytes.
+    Q8_0,
+    /// An f16 scale and 32 nibbles, value `d * (q - 8)`.
+    Q4_0,
+    /// An f16 scale, an f16 minimum and 32 nibbles, value `d * q + m`.
+    Q4_1,
+}
+
+impl Format {
+    fn of(dtype: GgmlDType) -> Option<Format> {
+        match dtype {
+            GgmlDType::Q8_0 => Some(Format::Q8_0),
+            GgmlDType::Q4_0 => Some(Format::Q4_0),
+            GgmlDType::Q4_1 => Some(Format::Q4_1),
+            _ => None,
+        }
+    }
+
+    /// Bytes of one block.
+    fn bytes(self) -> usize {
+        match self {
+            Format::Q8_0 => 34,
+            Format::Q4_0 => 18,
+            Format::Q4_1 => 20,
+        }
+    }
+}
+
+/// A matrix of `rows` outputs of `cols` inputs in one of the [`Format`]s, read in place from
+/// candle's tensor (GGUF's block layout: row after row, `cols / 32` blocks each).
+#[derive(Debug)]
+pub(crate) struct QuantMatrix {
+    tensor: Arc<QTensor>,
+    format: Format,
+    rows: usize,
+    cols: usize,
+    blocks: usize,
+}
+
+/// Activations quantized to Q8_0 (with Q8_1's scaled sums): per row, `blocks` blocks.
+struct Activations {
+    qs: Vec<[i8; BLOCK]>,
+    /// The scale, at f16 precision.
+    scales: Vec<f32>,
+    /// The scale times the sum of the block's values: for Q4_1 at f16 precision (Q8_1's `s`),
+    /// for Q4_0 the f16 scale times the integer sum (its offset of 8 is exact in llama.cpp).
+    sums: Vec<f32>,
+}
+
+/// f16 to f32 for every bit pattern: ggml's table, so that a kernel converts a block's scale
+/// with one load instead of a runtime-dispatched call (F16C is not part of pulp's AVX2 level).
+pub(crate) fn f16_table() -> &'static [f32; 65536] {
+    static TABLE: OnceLock<Box<[f32; 65536]>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut table = Box::new([0f32; 65536]);
+        for (bits, v) in table.iter_mut().enumerate() {
+            *v = f16::from_bits(bits as u16).to_f32();
+        }
+        table
+    })
+}
+
+impl QuantMatrix {
+    /// The matrix of a two-dimensional tensor in a known format (`None` for anything else).
+    fn new(tensor: Arc<QTensor>) -> Option<QuantMatrix> {
+        let format = Format::of(tensor.dtype())?;
+        let (rows, cols) = tensor.shape().dims2().ok()?;
+        if cols % BLOCK != 0 || rows == 0 {
+            return None;
+        }
+        let blocks = cols / BLOCK;
+        let len = tensor.data().ok()?.len();
+        (len == rows * blocks * format.bytes()).then_some(QuantMatrix { tensor, format, rows, cols, blocks })
+    }
+
+    /// Rows `ids` of the matrix as f32, a `(ids.len(), cols)` tensor (an embedding lookup).
+    pub(crate) fn embedding(&self, ids: &[u32]) -> candle_core::Result<Tensor> {
+        let data = self.tensor.data()?;
+        let table = f16_table();
+        let row_bytes = self.blocks * self.format.bytes();
+        let mut out = Vec::with_capacity(ids.len() * self.cols);
+        for &id in ids {
+            let id = id as usize;
+            if id >= self.rows {
+                return Err(candle_core::Error::Msg(format!("token {id} is outside the vocabulary of {}", self.rows)));
+            }
+            for block in data[id * row_bytes..(id + 1) * row_bytes].chunks_exact(self.format.bytes()) {
+                let d = table[usize::from(u16::from_le_bytes([block[0], block[1]]))];
+                match self.format {
+                    Format::Q8_0 => out.extend(block[2..].iter().map(|&q| f32::from(q as i8) * d)),
+                    Format::Q4_0 => {
+                        out.extend(block[2..].iter().map(|&q| f32::from(i16::from(q & 15) as i8 - 8) * d));
+                        out.extend(block[2..].iter().map(|&q| f32::from((q >> 4) as i8 - 8) * d));
+                    }
+                    Format::Q4_1 => {
+                        let m = table[usize::from(u16::from_le_bytes([block[2], block[3]]))];
+                        out.extend(block[4..].iter().map(|&q| f32::from(q & 15) * d + m));
+                        out.extend(block[4..].iter().map(|&q| f32::from(q >> 4) * d + m));
+                    }
+                }
+            }
+        }
+        Tensor::from_vec(out, (ids.len(), self.cols), &Device::Cpu)
+    }
+
+    /// `m` rows of `cols` inputs (row-major) to `m` rows of `rows` outputs.
+    fn matmul(&self, input: &[f32], m: usize) -> candle_core::Result<Vec<f32>> {
+        let data = self.tensor.data()?;
+        let act = quantize(input, self.blocks, self.format);
+        let out: Vec<AtomicU32> = (0..m * self.rows).map(|_| AtomicU32::new(0)).collect();
+        let groups = self.rows.div_ceil(4);
+        let tiles = m.div_ceil(ROW_TILE);
+        let kernel = Kernel { simd: Simd::detect(), table: f16_table(), format: self.format };
+        let row_bytes = self.blocks * self.format.bytes();
+        let weights = |row: usize| &data[row * row_bytes..(row + 1) * row_bytes];
+        // Work items are (activation tile, group of four weight rows), tile-major: a worker
+        // walking a range keeps one tile of activations in L1 and reads each weight group once
+        // per tile. Each output element is written by exactly one item.
+        candle_core::utils::barrier_pool().execute_chunked(tiles * groups, |items| {
+            for item in items {
+                let (tile, group) = (item / groups, item % groups);
+                let first = group * 4;
+                let count = (self.rows - first).min(4);
+                let rows: [&[u8]; 4] = std::array::from_fn(|j| if j < count { weights(first + j) } else { &[] });
+                for r in tile * ROW_TILE..m.min((tile + 1) * ROW_TILE) {
+                    let a = r * self.blocks..(r + 1) * self.blocks;
+                    let dots = kernel.dot4(rows, count, &act.qs[a.clone()], &act.scales[a.clone()], &act.sums[a]);
+                    for (j, d) in dots.iter().take(count).enumerate() {
+                        out[r * self.rows + first + j].store(d.to_bits(), Ordering::Relaxed);
+                    }
+                }
+            }
+        });
+        Ok(out.into_iter().map(|v| f32::from_bits(v.into_inner())).collect())
+    }
+}
+
+/// Quantizes rows of `blocks * 32` values as llama.cpp's `quantize_row_q8_0` / `_q8_1` do: the
+/// scale is the largest magnitude over 127, kept at f16 precision, and so is Q8_1's scaled sum.
+fn quantize(input: &[f32], blocks: usize, format: Format) -> Activations {
+    let n = input.len() / BLOCK;
+    debug_assert_eq!(n % blocks.max(1), 0);
+    let mut act = Activations { qs: Vec::with_capacity(n), scales: Vec::with_capacity(n), sums: Vec::with_capacity(n) };
+    for chunk in input.chunks_exact(BLOCK) {
+        let amax = chunk.iter().fold(0f32, |a, &x| a.max(x.abs()));
+        let d = amax / 127.0;
+        let inverse = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let mut q = [0i8; BLOCK];
+        let mut sum = 0i32;
+        for (q, &x) in q.iter_mut().zip(chunk) {
+            *q = (x * inverse).round() as i8;
+            sum += i32::from(*q);
+        }
+        act.qs.push(q);
+        let scale = f16::from_f32(d).to_f32();
+        act.scales.push(scale);
+        act.sums.push(match format {
+            Format::Q4_1 => f16::from_f32(sum as f32 * d).to_f32(),
+            Format::Q4_0 | Format::Q8_0 => sum as f32 * scale,
+        });
+    }
+    act
+}
+
+/// The instruction set the dot products run on.
+#[derive(Clone, Copy)]
+enum Simd {
+    #[cfg(target_arch = "x86_64")]
+    Avx2(pulp::x86::V3),
+    Portable,
+}
+
+impl Simd {
+    fn detect() -> Simd {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(simd) = pulp::x86::V3::try_new() {
+            return Simd::Avx2(simd);
+        }
+        Simd::Portable
+    }
+}
+
+/// What one matmul's dot products need.
+#[derive(Clone, Copy)]
+struct Kernel {
+    simd: Simd,
+    table: &'static [f32; 65536],
+    format: Format,
+}
+
+impl Kernel {
+    /// The dot products of up to four weight rows (the bytes of their blocks; `count` of them)
+    /// with one quantized activation row; entries past `count` are zero.
+    fn dot4(self, rows: [&[u8]; 4], count: usize, a: &[[i8; BLOCK]], ad: &[f32], asum: &[f32]) -> [f32; 4] {
+        match self.simd {
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx2(simd) if count == 4 => {
+                let table = self.table;
+                match self.format {
+                    Format::Q8_0 => simd.vectorize(
+                        #[inline(always)]
+                        || avx2::q8_0(simd, table, rows, a, ad),
+                    ),
+                    Format::Q4_0 | Format::Q4_1 => simd.vectorize(
+                        #[inline(always)]
+                        || avx2::q4(simd, table, self.format == Format::Q4_1, rows, a, ad, asum),
+                    ),
+                }
+            }
+            _ => {
+                let mut out = [0f32; 4];
+                for (o, w) in out.iter_mut().zip(rows).take(count) {
+                    *o = portable::dot(self.table, self.format, w, a, ad, asum);
+                }
+                out
+            }
+        }
+    }
+}
+
+/// The 32 values of a 4-bit block's 16 bytes: low nibbles first, then high ones.
+#[inline(always)]
+fn nibbles(qs: &[u8]) -> [u8; BLOCK] {
+    let mut out = [0u8; BLOCK];
+    for (j, &q) in qs.iter().take(BLOCK / 2).enumerate() {
+        out[j] = q & 15;
+        out[j + BLOCK / 2] = q >> 4;
+    }
+    out
+}
+
+mod portable {
+    use super::{nibbles, Format, BLOCK};
+
+    /// One dot product in plain Rust: the same integer sums per block as the SIMD kernels.
+    pub(super) fn dot(
+        table: &[f32; 65536],
+        format: Format,
+        w: &[u8],
+        a: &[[i8; BLOCK]],
+        ad: &[f32],
+        asum: &[f32],
+    ) -> f32 {
+        let mut total = 0f32;
+        for (((block, ab), &da), &sa) in w.chunks_exact(format.bytes()).zip(a).zip(ad).zip(asum) {
+            let d = table[usize::from(u16::from_le_bytes([block[0], block[1]]))];
+            let int = |q: &mut dyn Iterator<Item = i32>| -> i32 { q.zip(ab).map(|(x, &y)| x * i32::from(y)).sum() };
+            total += match format {
+                Format::Q8_0 => int(&mut block[2..].iter().map(|&x| i32::from(x as i8))) as f32 * (d * da),
+                Format::Q4_0 => {
+                    let q = nibbles(&block[2..]);
+                    int(&mut q.iter().map(|&x| i32::from(x))) as f32 * (d * da) - 8.0 * d * sa
+                }
+                Format::Q4_1 => {
+                    let m = table[usize::from(u16::from_le_bytes([block[2], block[3]]))];
+                    let q = nibbles(&block[4..]);
+                    int(&mut q.iter().map(|&x| i32::from(x))) as f32 * (d * da) + m * sa
+                }
+            };
+        }
+        total
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::BLOCK;
+    use pulp::x86::V3;
+    use std::arch::x86_64::{__m128i, __m256, __m256i};
+
+    fn hsum(v: __m256) -> f32 {
+        let l: [f32; 8] = pulp::cast(v);
+        ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]))
+    }
+
+    #[inline(always)]
+    fn scale(table: &[f32; 65536], lo: u8, hi: u8) -> f32 {
+        table[usize::from(u16::from_le_bytes([lo, hi]))]
+    }
+
+    /// Q8_0 rows: per block, the sign trick turns signed-by-signed byte products into
+    /// `maddubs`' unsigned-by-signed ones (|w| · a·sign(w)); pairs are summed to i32, converted
+    /// and scaled into one accumulator per row.
+    #[inline(always)]
+    pub(super) fn q8_0(simd: V3, table: &[f32; 65536], rows: [&[u8]; 4], a: &[[i8; BLOCK]], ad: &[f32]) -> [f32; 4] {
+        let ones = simd.avx._mm256_set1_epi16(1);
+        let mut acc = [simd.avx._mm256_setzero_ps(); 4];
+        let blocks = rows.map(|r| r.chunks_exact(34));
+        let [b0, b1, b2, b3] = blocks;
+        for ((((ab, &da), w0), w1), (w2, w3)) in a.iter().zip(ad).zip(b0).zip(b1).zip(b2.zip(b3)) {
+            let av: __m256i = pulp::cast(*ab);
+            for (acc, w) in acc.iter_mut().zip([w0, w1, w2, w3]) {
+                let [d0, d1, qs @ ..] = <[u8; 34]>::try_from(w).unwrap_or([0; 34]);
+                let wv: __m256i = pulp::cast(qs);
+                let unsigned = simd.avx2._mm256_sign_epi8(wv, wv);
+                let signed = simd.avx2._mm256_sign_epi8(av, wv);
+                let pairs = simd.avx2._mm256_maddubs_epi16(unsigned, signed);
+                let sums = simd.avx._mm256_cvtepi32_ps(simd.avx2._mm256_madd_epi16(pairs, ones));
+                *acc = simd.fma._mm256_fmadd_ps(sums, simd.avx._mm256_set1_ps(scale(table, d0, d1) * da), *acc);
+            }
+        }
+        acc.map(hsum)
+    }
+
+    /// Q4_0 and Q4_1 rows: the nibbles are unsigned already, so `maddubs` takes them as they are;
+    /// Q4_0's offset of 8 and Q4_1's minimum come in through the activations' block sums.
+    #[inline(always)]
+    pub(super) fn q4(
+        simd: V3,
+        table: &[f32; 65536],
+        with_min: bool,
+        rows: [&[u8]; 4],
+        a: &[[i8; BLOCK]],
+        ad: &[f32],
+        asum: &[f32],
+    ) -> [f32; 4] {
+        let ones = simd.avx._mm256_set1_epi16(1);
+        let low = simd.avx._mm256_set1_epi8(15);
+        let mut acc = [simd.avx._mm256_setzero_ps(); 4];
+        let mut extra = [0f32; 4];
+        let size = if with_min { 20 } else { 18 };
+        let [b0, b1, b2, b3] = rows.map(|r| r.chunks_exact(size));
+        for (((((ab, &da), &sa), w0), w1), (w2, w3)) in a.iter().zip(ad).zip(asum).zip(b0).zip(b1).zip(b2.zip(b3)) {
+            let av: __m256i = pulp::cast(*ab);
+            for ((acc, extra), w) in acc.iter_mut().zip(extra.iter_mut()).zip([w0, w1, w2, w3]) {
+                let d = scale(table, w[0], w[1]);
+                let (qs, correction) = if with_min {
+                    let m = scale(table, w[2], w[3]);
+                    (<[u8; 16]>::try_from(&w[4..20]).unwrap_or([0; 16]), m * sa)
+                } else {
+                    (<[u8; 16]>::try_from(&w[2..18]).unwrap_or([0; 16]), -8.0 * d * sa)
+                };
+                let lo: __m128i = pulp::cast(qs);
+                let hi = simd.sse2._mm_srli_epi16::<4>(lo);
+                let wv = simd.avx2._mm256_and_si256(simd.avx._mm256_set_m128i(hi, lo), low);
+                let pairs = simd.avx2._mm256_maddubs_epi16(wv, av);
+                let sums = simd.avx._mm256_cvtepi32_ps(simd.avx2._mm256_madd_epi16(pairs, ones));
+                *acc = simd.fma._mm256_fmadd_ps(sums, simd.avx._mm256_set1_ps(d * da), *acc);
+                *extra += correction;
+            }
+        }
+        let mut out = acc.map(hsum);
+        for (o, e) in out.iter_mut().zip(extra) {
+            *o += e;
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deterministic pseudo-random stream (no `rand` in this crate).
+    fn values(seed: u32, n: usize) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(2_654_435_761).max(1);
+        (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                (state % 20_001) as f32 / 10_000.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn quantized(dtype: GgmlDType, rows: usize, cols: usize, seed: u32) -> Arc<QTensor> {
+        let dense = Tensor::from_vec(values(seed, rows * cols), (rows, cols), &Device::Cpu).unwrap();
+        Arc::new(QTensor::quantize(&dense, dtype).unwrap())
+    }
+
+    const FORMATS: [GgmlDType; 3] = [GgmlDType::Q8_0, GgmlDType::Q4_0, GgmlDType::Q4_1];
+
+    /// The exact result for quantized activations: each block's integer sum in i64, scaled in f64.
+    fn exact(m: &QuantMatrix, input: &[f32], rows: usize) -> Vec<f64> {
+        let act = quantize(input, m.blocks, m.format);
+        let data = m.tensor.data().unwrap();
+        let table = f16_table();
+        let bytes = m.format.bytes();
+        let mut out = Vec::new();
+        for r in 0..rows {
+            for o in 0..m.rows {
+                let mut total = 0f64;
+                for b in 0..m.blocks {
+                    let block = &data[(o * m.blocks + b) * bytes..(o * m.blocks + b + 1) * bytes];
+                    let d = f64::from(table[usize::from(u16::from_le_bytes([block[0], block[1]]))]);
+                    let (i, da, sa) = (
+                        r * m.blocks + b,
+                        f64::from(act.scales[r * m.blocks + b]),
+                        f64::from(act.sums[r * m.blocks + b]),
+                    );
+                    let a = act.qs[i];
+                    let dot = |w: &[i64]| -> i64 { w.iter().zip(a).map(|(&x, y)| x * i64::from(y)).sum() };
+                    total += match m.format {
+                        Format::Q8_0 => {
+                            dot(&block[2..].iter().map(|&x| i64::from(x as i8)).collect::<Vec<_>>()) as f64 * d * da
+                        }
+                        Format::Q4_0 => {
+                            let q = nibbles(&block[2..]).map(|x| i64::from(x) - 8);
+                            dot(&q) as f64 * d * da
+                        }
+                        Format::Q4_1 => {
+                            let mn = f64::from(table[usize::from(u16::from_le_bytes([block[2], block[3]]))]);
+                            dot(&nibbles(&block[4..]).map(i64::from)) as f64 * d * da + mn * sa
+                        }
+                    };
+                }
+                out.push(total);
+            }
+        }
+        out
+    }
+
+    /// Every format, for one row (generation) and many (prompts), row counts not a multiple of
+    /// four, widths not a multiple of 256: the kernels give the exact block sums (up to float
+    /// addition order), and candle's own dequantized matmul agrees to quantization error.
+    #[test]
+    fn kernels_give_the_exact_block_sums() {
+        for dtype in FORMATS {
+            for (rows, cols, m) in [(64, 576, 1), (67, 640, 1), (48, 96, 13), (130, 576, 9), (3, 32, 2)] {
+                let q = quantized(dtype, rows, cols, rows as u32 + cols as u32);
+                let Linear::Quant(ours) = Linear::new(q.clone()).unwrap() else { panic!("{dtype:?} not ours") };
+                let input = values(7, m * cols);
+                let got = Linear::Quant(ours.clone())
+                    .forward(&Tensor::from_vec(input.clone(), (1, m, cols), &Device::Cpu).unwrap())
+                    .unwrap();
+                assert_eq!(got.dims(), &[1, m, rows]);
+                let got = got.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                let want = exact(&ours, &input, m);
+                for (x, y) in got.iter().zip(&want) {
+                    assert!(
+                        (f64::from(*x) - y).abs() <= 1e-4 * (1.0 + y.abs()),
+                        "{dtype:?} {rows}x{cols} m={m}: {x} vs {y}"
+                    );
+                }
+                // Against candle's f32 matmul of the dequantized weights: only the activations'
+                // quantization differs.
+                let dense = q.dequantize(&Device::Cpu).unwrap();
+                let x = Tensor::from_vec(input, (m, cols), &Device::Cpu).unwrap();
+                let reference = x.matmul(&dense.t().unwrap()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                let scale = reference.iter().fold(0f32, |a, v| a.max(v.abs()));
+                for (x, y) in got.iter().zip(&reference) {
+                    assert!((x - y).abs() <= 0.02 * scale, "{dtype:?} {rows}x{cols}: {x} vs {y} (of {scale})");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_portable_kernel_equals_the_simd_one() {
+        for dtype in FORMATS {
+            let q = quantized(dtype, 8, 320, 3);
+            let Linear::Quant(m) = Linear::new(q).unwrap() else { panic!("{dtype:?} not ours") };
+            let act = quantize(&values(11, 320), m.blocks, m.format);
+            let data = m.tensor.data().unwrap();
+            let row = m.blocks * m.format.bytes();
+            let rows: [&[u8]; 4] = std::array::from_fn(|j| &data[(4 + j) * row..(5 + j) * row]);
+            let table = f16_table();
+            let simd =
+                Kernel { simd: Simd::detect(), table, format: m.format }.dot4(rows, 4, &act.qs, &act.scales, &act.sums);
+            let plain =
+                Kernel { simd: Simd::Portable, table, format: m.format }.dot4(rows, 4, &act.qs, &act.scales, &act.sums);
+            for (a, b) in simd.iter().zip(&plain) {
+                assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{dtype:?}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_embedding_row_is_the_dequantized_row() {
+        for dtype in FORMATS {
+            let q = quantized(dtype, 5, 64, 9);
+            let dense = q.dequantize(&Device::Cpu).unwrap().to_vec2::<f32>().unwrap();
+            let Linear::Quant(m) = Linear::new(q).unwrap() else { panic!("{dtype:?} not ours") };
+            let rows = m.embedding(&[4, 0]).unwrap().to_vec2::<f32>().unwrap();
+            for (got, want) in rows.iter().zip([&dense[4], &dense[0]]) {
+                for (a, b) in got.iter().zip(want) {
+                    assert!((a - b).abs() <= 1e-6, "{dtype:?}: {a} vs {b}");
+                }
+            }
+            assert!(m.embedding(&[5]).is_err());
+        }
+    }
+
+    #[test]
+    fn other_formats_and_shapes_stay_with_candle() {
+        assert!(matches!(Linear::new(quantized(GgmlDType::Q4K, 4, 256, 1)).unwrap(), Linear::Candle(_)));
+        assert!(matches!(Linear::new(quantized(GgmlDType::Q5_0, 4, 64, 1)).unwrap(), Linear::Candle(_)));
+        let vector = Tensor::from_vec(values(2, 64), 64, &Device::Cpu).unwrap();
+        assert!(QuantMatrix::new(Arc::new(QTensor::quantize(&vector, GgmlDType::Q8_0).unwrap())).is_none());
+    }
+}
