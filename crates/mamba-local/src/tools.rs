@@ -261,6 +261,28 @@ enum State {
     Held,
 }
 
+/// Where the `</tool_call>` closing a call's JSON body is: the first one outside a JSON string
+/// (an argument may contain the tag itself: `{"q": "a</tool_call>"}`).
+fn close_of_call(body: &str) -> Option<usize> {
+    let bytes = body.as_bytes();
+    let (mut in_string, mut escaped) = (false, false);
+    for (i, &b) in bytes.iter().enumerate() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else if b == b'"' {
+            in_string = true;
+        } else if b == b'<' && body[i..].starts_with(CLOSE) {
+            return Some(i);
+        }
+    }
+    None
+}
+
 /// Splits a streamed answer into content and tool calls. Content streams as it comes, except
 /// text that may be the start of a call (held until known); each call comes out whole, as soon
 /// as its block closes. Text that looked like a call but is not one (bad JSON, an unknown
@@ -327,7 +349,7 @@ impl ToolParser {
                     return out;
                 }
                 State::Call => {
-                    let Some(i) = self.pending.find(CLOSE) else { return out };
+                    let Some(i) = close_of_call(&self.pending) else { return out };
                     let block = self.pending[..i].to_owned();
                     self.pending.drain(..i + CLOSE.len());
                     self.state = State::Text;
@@ -444,6 +466,17 @@ mod tests {
             every_cut(ToolSyntax::Tagged, text),
             (String::new(), vec![call("search", r#"{"q":1}"#), call("search", "{}")])
         );
+    }
+
+    #[test]
+    fn a_closing_tag_inside_an_argument_does_not_close_the_call() {
+        let text =
+            "<tool_call>\n{\"name\": \"search\", \"arguments\": {\"q\": \"Paris</tool_call>\\\"\"}}\n</tool_call>";
+        let (content, calls) = every_cut(ToolSyntax::Tagged, text);
+        assert_eq!(content, "");
+        assert_eq!(calls, vec![call("search", r#"{"q":"Paris</tool_call>\""}"#)]);
+        assert_eq!(close_of_call("{\"a\": \"</tool_call>\"} </tool_call>"), Some(22));
+        assert_eq!(close_of_call("{\"a\": \"</tool_call>"), None);
     }
 
     #[test]
