@@ -38,7 +38,7 @@ pub(crate) enum Linear {
 impl Linear {
     /// The kernel for a matrix as loaded: ours for the formats it knows, candle's for the rest.
     pub(crate) fn new(t: Arc<QTensor>) -> candle_core::Result<Linear> {
-        match QuantMatrix::new(t.clone()) {
+        match QuantMatrix::new(&t) {
             Some(m) => Ok(Linear::Quant(Arc::new(m))),
             None => Ok(Linear::Candle(QMatMul::from_arc(t)?)),
         }
@@ -100,11 +100,11 @@ impl Format {
     }
 }
 
-/// A matrix of `rows` outputs of `cols` inputs in one of the [`Format`]s, read in place from
-/// candle's tensor (GGUF's block layout: row after row, `cols / 32` blocks each).
-#[derive(Debug)]
+/// A matrix of `rows` outputs of `cols` inputs in one of the [`Format`]s, in GGUF's block layout
+/// (row after row, `cols / 32` blocks each), read straight from the file: candle's reader copies
+/// each tensor once more after reading it, which doubled the peak memory of a large embedding.
 pub(crate) struct QuantMatrix {
-    tensor: Arc<QTensor>,
+    bytes: Vec<u8>,
     format: Format,
     rows: usize,
     cols: usize,
@@ -134,22 +134,43 @@ pub(crate) fn f16_table() -> &'static [f32; 65536] {
     })
 }
 
+impl std::fmt::Debug for QuantMatrix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuantMatrix")
+            .field("format", &self.format)
+            .field("rows", &self.rows)
+            .field("cols", &self.cols)
+            .finish_non_exhaustive()
+    }
+}
+
 impl QuantMatrix {
-    /// The matrix of a two-dimensional tensor in a known format (`None` for anything else).
-    fn new(tensor: Arc<QTensor>) -> Option<QuantMatrix> {
-        let format = Format::of(tensor.dtype())?;
-        let (rows, cols) = tensor.shape().dims2().ok()?;
+    /// True when matrices of `dtype` have a kernel here.
+    pub(crate) fn handles(dtype: GgmlDType) -> bool {
+        Format::of(dtype).is_some()
+    }
+
+    /// The matrix of `rows × cols` values stored as `bytes` in `dtype` (`None` when the format
+    /// has no kernel here or the sizes do not match).
+    pub(crate) fn from_bytes(dtype: GgmlDType, rows: usize, cols: usize, bytes: Vec<u8>) -> Option<QuantMatrix> {
+        let format = Format::of(dtype)?;
         if cols % BLOCK != 0 || rows == 0 {
             return None;
         }
         let blocks = cols / BLOCK;
-        let len = tensor.data().ok()?.len();
-        (len == rows * blocks * format.bytes()).then_some(QuantMatrix { tensor, format, rows, cols, blocks })
+        (bytes.len() == rows * blocks * format.bytes()).then_some(QuantMatrix { bytes, format, rows, cols, blocks })
+    }
+
+    /// The matrix of a two-dimensional candle tensor in a known format (a copy of its bytes).
+    fn new(tensor: &QTensor) -> Option<QuantMatrix> {
+        Format::of(tensor.dtype())?;
+        let (rows, cols) = tensor.shape().dims2().ok()?;
+        QuantMatrix::from_bytes(tensor.dtype(), rows, cols, tensor.data().ok()?.into_owned())
     }
 
     /// Rows `ids` of the matrix as f32, a `(ids.len(), cols)` tensor (an embedding lookup).
     pub(crate) fn embedding(&self, ids: &[u32]) -> candle_core::Result<Tensor> {
-        let data = self.tensor.data()?;
+        let data = &self.bytes;
         let table = f16_table();
         let row_bytes = self.blocks * self.format.bytes();
         let mut out = Vec::with_capacity(ids.len() * self.cols);
@@ -179,7 +200,7 @@ impl QuantMatrix {
 
     /// `m` rows of `cols` inputs (row-major) to `m` rows of `rows` outputs.
     fn matmul(&self, input: &[f32], m: usize) -> candle_core::Result<Vec<f32>> {
-        let data = self.tensor.data()?;
+        let data = &self.bytes;
         let act = quantize(input, self.blocks, self.format);
         let out: Vec<AtomicU32> = (0..m * self.rows).map(|_| AtomicU32::new(0)).collect();
         let groups = self.rows.div_ceil(4);
@@ -187,24 +208,32 @@ impl QuantMatrix {
         let kernel = Kernel { simd: Simd::detect(), table: f16_table(), format: self.format };
         let row_bytes = self.blocks * self.format.bytes();
         let weights = |row: usize| &data[row * row_bytes..(row + 1) * row_bytes];
-        // Work items are (activation tile, group of four weight rows), tile-major: a worker
-        // walking a range keeps one tile of activations in L1 and reads each weight group once
-        // per tile. Each output element is written by exactly one item.
-        candle_core::utils::barrier_pool().execute_chunked(tiles * groups, |items| {
-            for item in items {
-                let (tile, group) = (item / groups, item % groups);
-                let first = group * 4;
-                let count = (self.rows - first).min(4);
-                let rows: [&[u8]; 4] = std::array::from_fn(|j| if j < count { weights(first + j) } else { &[] });
-                for r in tile * ROW_TILE..m.min((tile + 1) * ROW_TILE) {
-                    let a = r * self.blocks..(r + 1) * self.blocks;
-                    let dots = kernel.dot4(rows, count, &act.qs[a.clone()], &act.scales[a.clone()], &act.sums[a]);
-                    for (j, d) in dots.iter().take(count).enumerate() {
-                        out[r * self.rows + first + j].store(d.to_bits(), Ordering::Relaxed);
-                    }
+        let item = |item: usize| {
+            let (tile, group) = (item / groups, item % groups);
+            let first = group * 4;
+            let count = (self.rows - first).min(4);
+            let rows: [&[u8]; 4] = std::array::from_fn(|j| if j < count { weights(first + j) } else { &[] });
+            for r in tile * ROW_TILE..m.min((tile + 1) * ROW_TILE) {
+                let a = r * self.blocks..(r + 1) * self.blocks;
+                let dots = kernel.dot4(rows, count, &act.qs[a.clone()], &act.scales[a.clone()], &act.sums[a]);
+                for (j, d) in dots.iter().take(count).enumerate() {
+                    out[r * self.rows + first + j].store(d.to_bits(), Ordering::Relaxed);
                 }
             }
-        });
+        };
+        let pool = candle_core::utils::barrier_pool();
+        if m == 1 {
+            // Generation streams the weights once: each thread takes one contiguous share of the
+            // rows, which the hardware prefetcher follows better than interleaved chunks.
+            let threads = pool.n_workers() + 1;
+            let share = groups.div_ceil(threads);
+            pool.execute(|thread| (thread * share..groups.min((thread + 1) * share)).for_each(item));
+        } else {
+            // Work items are (activation tile, group of four weight rows), tile-major: a worker
+            // walking a range keeps one tile of activations in L1 and reads each weight group
+            // once per tile. Each output element is written by exactly one item.
+            pool.execute_chunked(tiles * groups, |items| items.for_each(item));
+        }
         Ok(out.into_iter().map(|v| f32::from_bits(v.into_inner())).collect())
     }
 }
@@ -269,17 +298,9 @@ impl Kernel {
         match self.simd {
             #[cfg(target_arch = "x86_64")]
             Simd::Avx2(simd) if count == 4 => {
-                let table = self.table;
-                match self.format {
-                    Format::Q8_0 => simd.vectorize(
-                        #[inline(always)]
-                        || avx2::q8_0(simd, table, rows, a, ad),
-                    ),
-                    Format::Q4_0 | Format::Q4_1 => simd.vectorize(
-                        #[inline(always)]
-                        || avx2::q4(simd, table, self.format == Format::Q4_1, rows, a, ad, asum),
-                    ),
-                }
+                // A struct rather than a closure: `vectorize` only compiles for AVX2 what is
+                // inlined into it, and a closure's call shim was not always inlined.
+                simd.vectorize(avx2::Dot4 { simd, table: self.table, format: self.format, rows, a, ad, asum })
             }
             _ => {
                 let mut out = [0f32; 4];
@@ -338,9 +359,34 @@ mod portable {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::BLOCK;
+    use super::{Format, BLOCK};
     use pulp::x86::V3;
     use std::arch::x86_64::{__m128i, __m256, __m256i};
+
+    /// Four rows against one activation row, run by [`V3::vectorize`].
+    pub(super) struct Dot4<'a> {
+        pub(super) simd: V3,
+        pub(super) table: &'static [f32; 65536],
+        pub(super) format: Format,
+        pub(super) rows: [&'a [u8]; 4],
+        pub(super) a: &'a [[i8; BLOCK]],
+        pub(super) ad: &'a [f32],
+        pub(super) asum: &'a [f32],
+    }
+
+    impl pulp::NullaryFnOnce for Dot4<'_> {
+        type Output = [f32; 4];
+
+        #[inline(always)]
+        fn call(self) -> [f32; 4] {
+            let Dot4 { simd, table, format, rows, a, ad, asum } = self;
+            match format {
+                Format::Q8_0 => q8_0(simd, table, rows, a, ad),
+                Format::Q4_0 => q4(simd, table, false, rows, a, ad, asum),
+                Format::Q4_1 => q4(simd, table, true, rows, a, ad, asum),
+            }
+        }
+    }
 
     fn hsum(v: __m256) -> f32 {
         let l: [f32; 8] = pulp::cast(v);
@@ -448,7 +494,7 @@ mod tests {
     /// The exact result for quantized activations: each block's integer sum in i64, scaled in f64.
     fn exact(m: &QuantMatrix, input: &[f32], rows: usize) -> Vec<f64> {
         let act = quantize(input, m.blocks, m.format);
-        let data = m.tensor.data().unwrap();
+        let data = &m.bytes;
         let table = f16_table();
         let bytes = m.format.bytes();
         let mut out = Vec::new();
@@ -526,7 +572,7 @@ mod tests {
             let q = quantized(dtype, 8, 320, 3);
             let Linear::Quant(m) = Linear::new(q).unwrap() else { panic!("{dtype:?} not ours") };
             let act = quantize(&values(11, 320), m.blocks, m.format);
-            let data = m.tensor.data().unwrap();
+            let data = &m.bytes;
             let row = m.blocks * m.format.bytes();
             let rows: [&[u8]; 4] = std::array::from_fn(|j| &data[(4 + j) * row..(5 + j) * row]);
             let table = f16_table();
@@ -561,6 +607,6 @@ mod tests {
         assert!(matches!(Linear::new(quantized(GgmlDType::Q4K, 4, 256, 1)).unwrap(), Linear::Candle(_)));
         assert!(matches!(Linear::new(quantized(GgmlDType::Q5_0, 4, 64, 1)).unwrap(), Linear::Candle(_)));
         let vector = Tensor::from_vec(values(2, 64), 64, &Device::Cpu).unwrap();
-        assert!(QuantMatrix::new(Arc::new(QTensor::quantize(&vector, GgmlDType::Q8_0).unwrap())).is_none());
+        assert!(QuantMatrix::new(&QTensor::quantize(&vector, GgmlDType::Q8_0).unwrap()).is_none());
     }
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use candle_core::quantized::gguf_file::Content;
 use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
 
-use crate::linear::Linear;
+use crate::linear::{Linear, QuantMatrix};
 use candle_core::{Device, Tensor};
 
 /// Block formats converted to Q8_0 at load.
@@ -86,6 +86,69 @@ impl<'a> Weights<'a> {
         self.content.tensor(self.reader, name, &Device::Cpu)
     }
 
+    /// The stored bytes of a tensor, read straight from the file into one buffer (candle's
+    /// reader copies them a second time).
+    fn bytes(&mut self, name: &str) -> candle_core::Result<Vec<u8>> {
+        use std::io::{Read, Seek, SeekFrom};
+        let info = self
+            .content
+            .tensor_infos
+            .get(name)
+            .ok_or_else(|| candle_core::Error::Msg(format!("the file has no `{name}` tensor")))?;
+        let (elements, block) = (info.shape.elem_count(), info.ggml_dtype.block_size());
+        if elements % block != 0 {
+            return Err(candle_core::Error::Msg(format!(
+                "`{name}` has {elements} values, not a whole number of {:?} blocks",
+                info.ggml_dtype
+            )));
+        }
+        let size = elements / block * info.ggml_dtype.type_size();
+        let start = self.content.tensor_data_offset.saturating_add(info.offset);
+        let file_size = self.reader.seek(SeekFrom::End(0))?;
+        if (size as u64) > file_size.saturating_sub(start) {
+            return Err(candle_core::Error::Msg(format!(
+                "`{name}` needs {size} bytes at offset {start}, past the end of the file ({file_size} bytes): truncated?"
+            )));
+        }
+        let mut bytes = vec![0u8; size];
+        self.reader.seek(SeekFrom::Start(start))?;
+        self.reader.read_exact(&mut bytes)?;
+        self.used.insert(name.to_owned());
+        Ok(bytes)
+    }
+
+    /// The shape (rows, cols) and format of a matrix.
+    fn matrix_info(&self, name: &str) -> candle_core::Result<((usize, usize), GgmlDType)> {
+        let info = self
+            .content
+            .tensor_infos
+            .get(name)
+            .ok_or_else(|| candle_core::Error::Msg(format!("the file has no `{name}` tensor")))?;
+        Ok((info.shape.dims2()?, info.ggml_dtype))
+    }
+
+    /// A matrix in a format of our own kernels, read straight from the file (`None`, with
+    /// nothing read, for any other format).
+    pub(crate) fn quant(&mut self, name: &str) -> candle_core::Result<Option<Arc<QuantMatrix>>> {
+        let ((rows, cols), dtype) = self.matrix_info(name)?;
+        if !QuantMatrix::handles(dtype) {
+            return Ok(None);
+        }
+        let bytes = self.bytes(name)?;
+        QuantMatrix::from_bytes(dtype, rows, cols, bytes).map(|m| Some(Arc::new(m))).ok_or_else(|| {
+            candle_core::Error::Msg(format!("`{name}` ({rows}×{cols} {dtype:?}) has a shape no kernel takes"))
+        })
+    }
+
+    /// A matrix ready to apply: our kernels' formats read straight from the file, the others
+    /// through candle (converted first when slow).
+    pub(crate) fn linear(&mut self, name: &str) -> candle_core::Result<Linear> {
+        match self.quant(name)? {
+            Some(m) => Ok(Linear::Quant(m)),
+            None => Linear::new(self.matrix(name)?),
+        }
+    }
+
     /// A small tensor (norm weights) as f32.
     pub(crate) fn f32(&mut self, name: &str) -> candle_core::Result<Tensor> {
         self.raw(name)?.dequantize(&Device::Cpu)
@@ -116,21 +179,20 @@ impl<'a> Weights<'a> {
         if stackable {
             return Ok(Group::Stacked(self.stacked(names)?, widths));
         }
-        let parts = names.iter().map(|n| Linear::new(self.matrix(n)?)).collect::<candle_core::Result<Vec<_>>>()?;
+        let parts = names.iter().map(|n| self.linear(n)).collect::<candle_core::Result<Vec<_>>>()?;
         Ok(Group::Apart(parts))
     }
 
     /// One matrix whose output rows are several parts (phi3's fused Q/K/V and gate/up).
     pub(crate) fn split(&mut self, name: &str, widths: &[usize]) -> candle_core::Result<Group> {
-        let m = self.matrix(name)?;
-        let rows = m.shape().dims2()?.0;
+        let ((rows, _), _) = self.matrix_info(name)?;
         if rows != widths.iter().sum::<usize>() {
             return Err(candle_core::Error::Msg(format!(
                 "`{name}` has {rows} rows where the metadata gives {}",
                 widths.iter().sum::<usize>()
             )));
         }
-        Ok(Group::Stacked(Linear::new(m)?, widths.to_vec()))
+        Ok(Group::Stacked(self.linear(name)?, widths.to_vec()))
     }
 
     /// A matrix in a fast format.
@@ -142,6 +204,19 @@ impl<'a> Weights<'a> {
     /// Several matrices with the same input size stacked by rows into one, so that one matmul
     /// computes them all (Q, K and V; gate and up).
     pub(crate) fn stacked(&mut self, names: &[&str]) -> candle_core::Result<Linear> {
+        let infos = names.iter().map(|n| self.matrix_info(n)).collect::<candle_core::Result<Vec<_>>>()?;
+        let ((_, cols), dtype) = infos[0];
+        if QuantMatrix::handles(dtype) && infos.iter().all(|&((_, c), d)| c == cols && d == dtype) {
+            // Rows are whole blocks: the parts' bytes one after the other are the stacked matrix.
+            let rows = infos.iter().map(|((r, _), _)| r).sum();
+            let mut bytes = Vec::new();
+            for n in names {
+                bytes.extend(self.bytes(n)?);
+            }
+            return QuantMatrix::from_bytes(dtype, rows, cols, bytes)
+                .map(|m| Linear::Quant(Arc::new(m)))
+                .ok_or_else(|| candle_core::Error::Msg(format!("{names:?} do not stack")));
+        }
         let parts = names.iter().map(|n| self.raw(n)).collect::<candle_core::Result<Vec<_>>>()?;
         let cols = parts[0].shape().dims2()?.1;
         let rows: usize = parts.iter().map(|p| p.shape().dims2().map(|d| d.0)).sum::<candle_core::Result<usize>>()?;

@@ -75,7 +75,25 @@ pub(super) fn one_position(
         for h in hs {
             let base = (h / rep) * context * head_dim;
             let query = &q[h * head_dim..(h + 1) * head_dim];
-            head(&cache, query, base, head_dim, range.clone(), scale, &mut scores, &mut acc);
+            let job = Head {
+                cache: &cache,
+                query,
+                base,
+                dim: head_dim,
+                range: range.clone(),
+                scale,
+                scores: &mut scores,
+                acc: &mut acc,
+            };
+            // Compiled for AVX2 too, so that the lane-wise loops below use its 8-wide registers
+            // (a struct, not a closure: `vectorize` compiles for AVX2 only what it inlines).
+            #[cfg(target_arch = "x86_64")]
+            match pulp::x86::V3::try_new() {
+                Some(simd) => simd.vectorize(job),
+                None => pulp::NullaryFnOnce::call(job),
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            pulp::NullaryFnOnce::call(job);
             for (o, &a) in out[h * head_dim..(h + 1) * head_dim].iter().zip(&acc) {
                 o.store(a.to_bits(), Ordering::Relaxed);
             }
@@ -93,6 +111,7 @@ enum Cache<'a> {
 
 impl Cache<'_> {
     /// Cached row `row` (of `dim` values from offset `at`) of the keys, as f32, into `buf`.
+    #[inline(always)]
     fn key<'b>(&'b self, at: usize, dim: usize, buf: &'b mut [f32]) -> &'b [f32] {
         match self {
             Cache::F32(k, _) => &k[at..at + dim],
@@ -105,6 +124,7 @@ impl Cache<'_> {
         }
     }
 
+    #[inline(always)]
     fn value<'b>(&'b self, at: usize, dim: usize, buf: &'b mut [f32]) -> &'b [f32] {
         match self {
             Cache::F32(_, v) => &v[at..at + dim],
@@ -118,9 +138,32 @@ impl Cache<'_> {
     }
 }
 
+/// One query head's work, for [`head`].
+struct Head<'a> {
+    cache: &'a Cache<'a>,
+    query: &'a [f32],
+    base: usize,
+    dim: usize,
+    range: std::ops::Range<usize>,
+    scale: f32,
+    scores: &'a mut [f32],
+    acc: &'a mut [f32],
+}
+
+impl pulp::NullaryFnOnce for Head<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn call(self) {
+        let Head { cache, query, base, dim, range, scale, scores, acc } = self;
+        head(cache, query, base, dim, range, scale, scores, acc);
+    }
+}
+
 /// One query head over its key/value head's positions `range` (cache rows from `base`): the
 /// softmax-weighted sum of values, into `acc`.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn head(
     cache: &Cache<'_>,
     query: &[f32],
@@ -157,6 +200,7 @@ fn head(
 }
 
 /// A dot product summed in [`LANES`] partial sums.
+#[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut lanes = [0f32; LANES];
     let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));

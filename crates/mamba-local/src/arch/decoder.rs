@@ -256,12 +256,14 @@ fn rope_angles(freqs: &RopeFreqs, factors: Option<&[f32]>, dim: usize, context: 
 pub(super) fn load(w: &mut Weights<'_>, spec: Spec, config: LoadConfig) -> candle_core::Result<Box<dyn Architecture>> {
     let (heads, kv_heads, hd) = (spec.heads, spec.kv_heads, spec.head_dim);
     let context = config.context;
-    let table = w.matrix("token_embd.weight")?;
-    let (embedding, tied) = match Linear::new(table.clone())? {
-        Linear::Quant(m) => (Embedding::Quant(m.clone()), Linear::Quant(m)),
-        other => (Embedding::Quantized(table), other),
+    let (embedding, tied) = match w.quant("token_embd.weight")? {
+        Some(m) => (Embedding::Quant(m.clone()), Linear::Quant(m)),
+        None => {
+            let table = w.matrix("token_embd.weight")?;
+            (Embedding::Quantized(table.clone()), Linear::new(table)?)
+        }
     };
-    let output = if w.has("output.weight") { Linear::new(w.matrix("output.weight")?)? } else { tied };
+    let output = if w.has("output.weight") { w.linear("output.weight")? } else { tied };
     let norm = w.f32("output_norm.weight")?;
     let mut ropes = Vec::with_capacity(spec.ropes.len());
     for freqs in &spec.ropes {
@@ -309,11 +311,11 @@ pub(super) fn load(w: &mut Weights<'_>, spec: Spec, config: LoadConfig) -> candl
             qkv_bias,
             q_norm: optional(w, spec.qk_norm, "attn_q_norm")?,
             k_norm: optional(w, spec.qk_norm, "attn_k_norm")?,
-            out: Linear::new(w.matrix(&p("attn_output"))?)?,
+            out: w.linear(&p("attn_output"))?,
             post_attn_norm: optional(w, spec.post_norms, "post_attention_norm")?,
             ffn_norm: w.f32(&p("ffn_norm"))?,
             gate_up,
-            down: Linear::new(w.matrix(&p("ffn_down"))?)?,
+            down: w.linear(&p("ffn_down"))?,
             post_ffn_norm: optional(w, spec.post_norms, "post_ffw_norm")?,
             kind: *kind,
             k_cache: Tensor::zeros((1, kv_heads, context, hd), config.kv, &Device::Cpu)?,
