@@ -39,7 +39,8 @@ def peak_rss_mib() -> float:
 
 def run(llm, template, messages):
     prompt = template.render(messages=messages, add_generation_prompt=True)
-    ids = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+    # add_bos: a BOS when the model asks for one (tokenizer.ggml.add_bos_token), as our engine does.
+    ids = llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
     llm.reset()
     start = time.perf_counter()
     llm.eval(ids)

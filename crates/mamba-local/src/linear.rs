@@ -78,6 +78,43 @@ enum Format {
     Q4_0,
     /// An f16 scale, an f16 minimum and 32 nibbles, value `d * q + m`.
     Q4_1,
+    /// An f16 scale, 32 high bits and 32 nibbles, value `d * (q - 16)`.
+    Q5_0,
+    /// An f16 scale, an f16 minimum, 32 high bits and 32 nibbles, value `d * q + m`.
+    Q5_1,
+}
+
+/// Where a 4- or 5-bit block keeps its parts (the scale is always its first two bytes).
+#[derive(Clone, Copy)]
+struct Packed {
+    /// The f16 minimum's offset (Q4_1, Q5_1).
+    min_at: Option<usize>,
+    /// The 32 fifth bits' offset (Q5_0, Q5_1).
+    high_at: Option<usize>,
+    /// The 16 bytes of nibbles' offset.
+    qs_at: usize,
+    /// Subtracted from every level when there is no minimum (8 or 16).
+    offset: u8,
+}
+
+impl Packed {
+    /// The block's 32 unsigned levels (0..16 or 0..32): low nibbles, then high ones, each with
+    /// its fifth bit (bit `i` of the high bits belongs to value `i`).
+    #[inline(always)]
+    fn levels(self, block: &[u8]) -> [u8; BLOCK] {
+        let mut out = [0u8; BLOCK];
+        for (j, &q) in block[self.qs_at..self.qs_at + BLOCK / 2].iter().enumerate() {
+            out[j] = q & 15;
+            out[j + BLOCK / 2] = q >> 4;
+        }
+        if let Some(at) = self.high_at {
+            let high = u32::from_le_bytes([block[at], block[at + 1], block[at + 2], block[at + 3]]);
+            for (i, o) in out.iter_mut().enumerate() {
+                *o |= (((high >> i) & 1) as u8) << 4;
+            }
+        }
+        out
+    }
 }
 
 impl Format {
@@ -86,6 +123,8 @@ impl Format {
             GgmlDType::Q8_0 => Some(Format::Q8_0),
             GgmlDType::Q4_0 => Some(Format::Q4_0),
             GgmlDType::Q4_1 => Some(Format::Q4_1),
+            GgmlDType::Q5_0 => Some(Format::Q5_0),
+            GgmlDType::Q5_1 => Some(Format::Q5_1),
             _ => None,
         }
     }
@@ -96,7 +135,21 @@ impl Format {
             Format::Q8_0 => 34,
             Format::Q4_0 => 18,
             Format::Q4_1 => 20,
+            Format::Q5_0 => 22,
+            Format::Q5_1 => 24,
         }
+    }
+
+    /// The layout of a 4- or 5-bit format (`None` for Q8_0).
+    fn packed(self) -> Option<Packed> {
+        let (min_at, high_at, qs_at, offset) = match self {
+            Format::Q8_0 => return None,
+            Format::Q4_0 => (None, None, 2, 8),
+            Format::Q4_1 => (Some(2), None, 4, 0),
+            Format::Q5_0 => (None, Some(2), 6, 16),
+            Format::Q5_1 => (Some(2), Some(4), 8, 0),
+        };
+        Some(Packed { min_at, high_at, qs_at, offset })
     }
 }
 
@@ -116,9 +169,19 @@ struct Activations {
     qs: Vec<[i8; BLOCK]>,
     /// The scale, at f16 precision.
     scales: Vec<f32>,
-    /// The scale times the sum of the block's values: for Q4_1 at f16 precision (Q8_1's `s`),
-    /// for Q4_0 the f16 scale times the integer sum (its offset of 8 is exact in llama.cpp).
+    /// The scale times the sum of the block's values: with a minimum (Q4_1, Q5_1) at f16
+    /// precision (Q8_1's `s`), else the f16 scale times the integer sum (for the exact offset).
     sums: Vec<f32>,
+}
+
+/// One 4- or 5-bit block unpacked for reuse across a tile of activation rows: one unsigned
+/// byte per level, the scale, and what multiplies the activations' block sum (the minimum, or
+/// the scale times minus the offset).
+#[derive(Clone, Copy, Default)]
+struct Unpacked {
+    levels: [u8; BLOCK],
+    d: f32,
+    c: f32,
 }
 
 /// f16 to f32 for every bit pattern: ggml's table, so that a kernel converts a block's scale
@@ -181,16 +244,14 @@ impl QuantMatrix {
             }
             for block in data[id * row_bytes..(id + 1) * row_bytes].chunks_exact(self.format.bytes()) {
                 let d = table[usize::from(u16::from_le_bytes([block[0], block[1]]))];
-                match self.format {
-                    Format::Q8_0 => out.extend(block[2..].iter().map(|&q| f32::from(q as i8) * d)),
-                    Format::Q4_0 => {
-                        out.extend(block[2..].iter().map(|&q| f32::from(i16::from(q & 15) as i8 - 8) * d));
-                        out.extend(block[2..].iter().map(|&q| f32::from((q >> 4) as i8 - 8) * d));
-                    }
-                    Format::Q4_1 => {
-                        let m = table[usize::from(u16::from_le_bytes([block[2], block[3]]))];
-                        out.extend(block[4..].iter().map(|&q| f32::from(q & 15) * d + m));
-                        out.extend(block[4..].iter().map(|&q| f32::from(q >> 4) * d + m));
+                match self.format.packed() {
+                    None => out.extend(block[2..].iter().map(|&q| f32::from(q as i8) * d)),
+                    Some(p) => {
+                        let m = p
+                            .min_at
+                            .map_or(0.0, |at| table[usize::from(u16::from_le_bytes([block[at], block[at + 1]]))]);
+                        let offset = i16::from(p.offset);
+                        out.extend(p.levels(block).iter().map(|&q| f32::from(i16::from(q) - offset) * d + m));
                     }
                 }
             }
@@ -208,18 +269,16 @@ impl QuantMatrix {
         let kernel = Kernel { simd: Simd::detect(), table: f16_table(), format: self.format };
         let row_bytes = self.blocks * self.format.bytes();
         let weights = |row: usize| &data[row * row_bytes..(row + 1) * row_bytes];
-        let item = |item: usize| {
-            let (tile, group) = (item / groups, item % groups);
+        let store = |r: usize, first: usize, count: usize, dots: [f32; 4]| {
+            for (j, d) in dots.iter().take(count).enumerate() {
+                out[r * self.rows + first + j].store(d.to_bits(), Ordering::Relaxed);
+            }
+        };
+        let group_rows = |group: usize| {
             let first = group * 4;
             let count = (self.rows - first).min(4);
             let rows: [&[u8]; 4] = std::array::from_fn(|j| if j < count { weights(first + j) } else { &[] });
-            for r in tile * ROW_TILE..m.min((tile + 1) * ROW_TILE) {
-                let a = r * self.blocks..(r + 1) * self.blocks;
-                let dots = kernel.dot4(rows, count, &act.qs[a.clone()], &act.scales[a.clone()], &act.sums[a]);
-                for (j, d) in dots.iter().take(count).enumerate() {
-                    out[r * self.rows + first + j].store(d.to_bits(), Ordering::Relaxed);
-                }
-            }
+            (first, count, rows)
         };
         let pool = candle_core::utils::barrier_pool();
         if m == 1 {
@@ -227,12 +286,41 @@ impl QuantMatrix {
             // rows, which the hardware prefetcher follows better than interleaved chunks.
             let threads = pool.n_workers() + 1;
             let share = groups.div_ceil(threads);
-            pool.execute(|thread| (thread * share..groups.min((thread + 1) * share)).for_each(item));
+            pool.execute(|thread| {
+                for group in thread * share..groups.min((thread + 1) * share) {
+                    let (first, count, rows) = group_rows(group);
+                    store(0, first, count, kernel.dot4(rows, count, &act.qs, &act.scales, &act.sums));
+                }
+            });
         } else {
             // Work items are (activation tile, group of four weight rows), tile-major: a worker
             // walking a range keeps one tile of activations in L1 and reads each weight group
-            // once per tile. Each output element is written by exactly one item.
-            pool.execute_chunked(tiles * groups, |items| items.for_each(item));
+            // once per tile. 4- and 5-bit groups are unpacked to one byte per value once per
+            // tile rather than once per activation row. Each output element is written by
+            // exactly one item.
+            pool.execute_chunked(tiles * groups, |items| {
+                let mut unpacked: [Vec<Unpacked>; 4] = Default::default();
+                for item in items {
+                    let (tile, group) = (item / groups, item % groups);
+                    let (first, count, rows) = group_rows(group);
+                    let packed = self.format.packed().is_some();
+                    if packed {
+                        for (buf, w) in unpacked.iter_mut().zip(rows).take(count) {
+                            kernel.unpack(w, self.blocks, buf);
+                        }
+                    }
+                    for r in tile * ROW_TILE..m.min((tile + 1) * ROW_TILE) {
+                        let a = r * self.blocks..(r + 1) * self.blocks;
+                        let (qs, scales, sums) = (&act.qs[a.clone()], &act.scales[a.clone()], &act.sums[a]);
+                        let dots = if packed {
+                            kernel.dot4_unpacked(&unpacked, count, qs, scales, sums)
+                        } else {
+                            kernel.dot4(rows, count, qs, scales, sums)
+                        };
+                        store(r, first, count, dots);
+                    }
+                }
+            });
         }
         Ok(out.into_iter().map(|v| f32::from_bits(v.into_inner())).collect())
     }
@@ -258,8 +346,8 @@ fn quantize(input: &[f32], blocks: usize, format: Format) -> Activations {
         let scale = f16::from_f32(d).to_f32();
         act.scales.push(scale);
         act.sums.push(match format {
-            Format::Q4_1 => f16::from_f32(sum as f32 * d).to_f32(),
-            Format::Q4_0 | Format::Q8_0 => sum as f32 * scale,
+            Format::Q4_1 | Format::Q5_1 => f16::from_f32(sum as f32 * d).to_f32(),
+            Format::Q4_0 | Format::Q5_0 | Format::Q8_0 => sum as f32 * scale,
         });
     }
     act
@@ -292,6 +380,44 @@ struct Kernel {
 }
 
 impl Kernel {
+    /// Unpacks one 4- or 5-bit weight row (`blocks` blocks) into `out`.
+    fn unpack(self, w: &[u8], blocks: usize, out: &mut Vec<Unpacked>) {
+        out.clear();
+        out.resize(blocks, Unpacked::default());
+        let Some(p) = self.format.packed() else { return };
+        match self.simd {
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx2(simd) => simd.vectorize(avx2::Unpack { simd, table: self.table, format: self.format, w, out }),
+            _ => {
+                for (u, block) in out.iter_mut().zip(w.chunks_exact(self.format.bytes())) {
+                    *u = portable::unpack(self.table, p, block);
+                }
+            }
+        }
+    }
+
+    /// [`dot4`](Self::dot4) over unpacked rows.
+    fn dot4_unpacked(
+        self,
+        rows: &[Vec<Unpacked>; 4],
+        count: usize,
+        a: &[[i8; BLOCK]],
+        ad: &[f32],
+        asum: &[f32],
+    ) -> [f32; 4] {
+        match self.simd {
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx2(simd) if count == 4 => simd.vectorize(avx2::DotUnpacked { simd, rows, a, ad, asum }),
+            _ => {
+                let mut out = [0f32; 4];
+                for (o, w) in out.iter_mut().zip(rows).take(count) {
+                    *o = portable::dot_unpacked(w, a, ad, asum);
+                }
+                out
+            }
+        }
+    }
+
     /// The dot products of up to four weight rows (the bytes of their blocks; `count` of them)
     /// with one quantized activation row; entries past `count` are zero.
     fn dot4(self, rows: [&[u8]; 4], count: usize, a: &[[i8; BLOCK]], ad: &[f32], asum: &[f32]) -> [f32; 4] {
@@ -313,19 +439,28 @@ impl Kernel {
     }
 }
 
-/// The 32 values of a 4-bit block's 16 bytes: low nibbles first, then high ones.
-#[inline(always)]
-fn nibbles(qs: &[u8]) -> [u8; BLOCK] {
-    let mut out = [0u8; BLOCK];
-    for (j, &q) in qs.iter().take(BLOCK / 2).enumerate() {
-        out[j] = q & 15;
-        out[j + BLOCK / 2] = q >> 4;
-    }
-    out
-}
-
 mod portable {
-    use super::{nibbles, Format, BLOCK};
+    use super::{Format, Packed, Unpacked, BLOCK};
+
+    /// One block unpacked.
+    pub(super) fn unpack(table: &[f32; 65536], p: Packed, block: &[u8]) -> Unpacked {
+        let d = table[usize::from(u16::from_le_bytes([block[0], block[1]]))];
+        let c = match p.min_at {
+            Some(at) => table[usize::from(u16::from_le_bytes([block[at], block[at + 1]]))],
+            None => -f32::from(p.offset) * d,
+        };
+        Unpacked { levels: p.levels(block), d, c }
+    }
+
+    /// One dot product over an unpacked row.
+    pub(super) fn dot_unpacked(w: &[Unpacked], a: &[[i8; BLOCK]], ad: &[f32], asum: &[f32]) -> f32 {
+        let mut total = 0f32;
+        for (((u, ab), &da), &sa) in w.iter().zip(a).zip(ad).zip(asum) {
+            let int: i32 = u.levels.iter().zip(ab).map(|(&x, &y)| i32::from(x) * i32::from(y)).sum();
+            total += int as f32 * (u.d * da) + u.c * sa;
+        }
+        total
+    }
 
     /// One dot product in plain Rust: the same integer sums per block as the SIMD kernels.
     pub(super) fn dot(
@@ -339,17 +474,18 @@ mod portable {
         let mut total = 0f32;
         for (((block, ab), &da), &sa) in w.chunks_exact(format.bytes()).zip(a).zip(ad).zip(asum) {
             let d = table[usize::from(u16::from_le_bytes([block[0], block[1]]))];
-            let int = |q: &mut dyn Iterator<Item = i32>| -> i32 { q.zip(ab).map(|(x, &y)| x * i32::from(y)).sum() };
-            total += match format {
-                Format::Q8_0 => int(&mut block[2..].iter().map(|&x| i32::from(x as i8))) as f32 * (d * da),
-                Format::Q4_0 => {
-                    let q = nibbles(&block[2..]);
-                    int(&mut q.iter().map(|&x| i32::from(x))) as f32 * (d * da) - 8.0 * d * sa
+            total += match format.packed() {
+                None => {
+                    let int: i32 = block[2..].iter().zip(ab).map(|(&x, &y)| i32::from(x as i8) * i32::from(y)).sum();
+                    int as f32 * (d * da)
                 }
-                Format::Q4_1 => {
-                    let m = table[usize::from(u16::from_le_bytes([block[2], block[3]]))];
-                    let q = nibbles(&block[4..]);
-                    int(&mut q.iter().map(|&x| i32::from(x))) as f32 * (d * da) + m * sa
+                Some(p) => {
+                    let int: i32 = p.levels(block).iter().zip(ab).map(|(&x, &y)| i32::from(x) * i32::from(y)).sum();
+                    let correction = match p.min_at {
+                        Some(at) => table[usize::from(u16::from_le_bytes([block[at], block[at + 1]]))] * sa,
+                        None => -f32::from(p.offset) * d * sa,
+                    };
+                    int as f32 * (d * da) + correction
                 }
             };
         }
@@ -359,7 +495,7 @@ mod portable {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{Format, BLOCK};
+    use super::{Format, Unpacked, BLOCK};
     use pulp::x86::V3;
     use std::arch::x86_64::{__m128i, __m256, __m256i};
 
@@ -382,8 +518,10 @@ mod avx2 {
             let Dot4 { simd, table, format, rows, a, ad, asum } = self;
             match format {
                 Format::Q8_0 => q8_0(simd, table, rows, a, ad),
-                Format::Q4_0 => q4(simd, table, false, rows, a, ad, asum),
-                Format::Q4_1 => q4(simd, table, true, rows, a, ad, asum),
+                Format::Q4_0 => packed::<false, false>(simd, table, rows, a, ad, asum),
+                Format::Q4_1 => packed::<true, false>(simd, table, rows, a, ad, asum),
+                Format::Q5_0 => packed::<false, true>(simd, table, rows, a, ad, asum),
+                Format::Q5_1 => packed::<true, true>(simd, table, rows, a, ad, asum),
             }
         }
     }
@@ -422,41 +560,144 @@ mod avx2 {
         acc.map(hsum)
     }
 
-    /// Q4_0 and Q4_1 rows: the nibbles are unsigned already, so `maddubs` takes them as they are;
-    /// Q4_0's offset of 8 and Q4_1's minimum come in through the activations' block sums.
+    /// One weight row unpacked, run by [`V3::vectorize`].
+    pub(super) struct Unpack<'a> {
+        pub(super) simd: V3,
+        pub(super) table: &'static [f32; 65536],
+        pub(super) format: Format,
+        pub(super) w: &'a [u8],
+        pub(super) out: &'a mut [Unpacked],
+    }
+
+    impl pulp::NullaryFnOnce for Unpack<'_> {
+        type Output = ();
+
+        #[inline(always)]
+        fn call(self) {
+            let Unpack { simd, table, format, w, out } = self;
+            match format {
+                Format::Q8_0 => {}
+                Format::Q4_0 => unpack::<false, false>(simd, table, w, out),
+                Format::Q4_1 => unpack::<true, false>(simd, table, w, out),
+                Format::Q5_0 => unpack::<false, true>(simd, table, w, out),
+                Format::Q5_1 => unpack::<true, true>(simd, table, w, out),
+            }
+        }
+    }
+
+    /// The levels of one block as 32 bytes (low nibbles, then high ones, with fifth bits).
     #[inline(always)]
-    pub(super) fn q4(
+    fn levels<const MIN: bool, const HIGH: bool>(simd: V3, w: &[u8]) -> __m256i {
+        let high_at = if MIN { 4 } else { 2 };
+        let qs_at = high_at + if HIGH { 4 } else { 0 };
+        let qs = <[u8; 16]>::try_from(&w[qs_at..qs_at + 16]).unwrap_or([0; 16]);
+        let lo: __m128i = pulp::cast(qs);
+        let hi = simd.sse2._mm_srli_epi16::<4>(lo);
+        let wv = simd.avx2._mm256_and_si256(simd.avx._mm256_set_m128i(hi, lo), simd.avx._mm256_set1_epi8(15));
+        if HIGH {
+            let bits = u32::from_le_bytes([w[high_at], w[high_at + 1], w[high_at + 2], w[high_at + 3]]);
+            simd.avx2._mm256_or_si256(wv, fifth_bits(simd, bits))
+        } else {
+            wv
+        }
+    }
+
+    #[inline(always)]
+    fn unpack<const MIN: bool, const HIGH: bool>(simd: V3, table: &[f32; 65536], w: &[u8], out: &mut [Unpacked]) {
+        let size = if MIN { 4 } else { 2 } + if HIGH { 4 } else { 0 } + 16;
+        let offset = if HIGH { -16.0 } else { -8.0 };
+        for (u, block) in out.iter_mut().zip(w.chunks_exact(size)) {
+            let d = scale(table, block[0], block[1]);
+            let c = if MIN { scale(table, block[2], block[3]) } else { offset * d };
+            *u = Unpacked { levels: pulp::cast(levels::<MIN, HIGH>(simd, block)), d, c };
+        }
+    }
+
+    /// Four unpacked rows against one activation row, run by [`V3::vectorize`].
+    pub(super) struct DotUnpacked<'a> {
+        pub(super) simd: V3,
+        pub(super) rows: &'a [Vec<Unpacked>; 4],
+        pub(super) a: &'a [[i8; BLOCK]],
+        pub(super) ad: &'a [f32],
+        pub(super) asum: &'a [f32],
+    }
+
+    impl pulp::NullaryFnOnce for DotUnpacked<'_> {
+        type Output = [f32; 4];
+
+        #[inline(always)]
+        fn call(self) -> [f32; 4] {
+            let DotUnpacked { simd, rows, a, ad, asum } = self;
+            let ones = simd.avx._mm256_set1_epi16(1);
+            let mut acc = [simd.avx._mm256_setzero_ps(); 4];
+            let mut extra = [0f32; 4];
+            let [r0, r1, r2, r3] = rows;
+            for (((((ab, &da), &sa), u0), u1), (u2, u3)) in
+                a.iter().zip(ad).zip(asum).zip(r0).zip(r1).zip(r2.iter().zip(r3))
+            {
+                let av: __m256i = pulp::cast(*ab);
+                for ((acc, extra), u) in acc.iter_mut().zip(extra.iter_mut()).zip([u0, u1, u2, u3]) {
+                    let wv: __m256i = pulp::cast(u.levels);
+                    let pairs = simd.avx2._mm256_maddubs_epi16(wv, av);
+                    let sums = simd.avx._mm256_cvtepi32_ps(simd.avx2._mm256_madd_epi16(pairs, ones));
+                    *acc = simd.fma._mm256_fmadd_ps(sums, simd.avx._mm256_set1_ps(u.d * da), *acc);
+                    *extra += u.c * sa;
+                }
+            }
+            let mut out = acc.map(hsum);
+            for (o, e) in out.iter_mut().zip(extra) {
+                *o += e;
+            }
+            out
+        }
+    }
+
+    /// Byte `i` set to 16 where bit `i` of `bits` is set, else 0 (llama.cpp's
+    /// `bytes_from_bits_32`: each byte picks its source byte, ORs in all bits but its own, and
+    /// compares with all ones).
+    #[inline(always)]
+    fn fifth_bits(simd: V3, bits: u32) -> __m256i {
+        let select: __m256i = pulp::cast([0u64, 0x0101_0101_0101_0101, 0x0202_0202_0202_0202, 0x0303_0303_0303_0303]);
+        let spread = simd.avx2._mm256_shuffle_epi8(simd.avx._mm256_set1_epi32(bits as i32), select);
+        let others = simd.avx._mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe);
+        let set = simd.avx2._mm256_cmpeq_epi8(simd.avx2._mm256_or_si256(spread, others), simd.avx._mm256_set1_epi8(-1));
+        simd.avx2._mm256_and_si256(set, simd.avx._mm256_set1_epi8(16))
+    }
+
+    /// 4- and 5-bit rows (`MIN`: the block has a minimum; `HIGH`: it has fifth bits): the levels
+    /// are unsigned, so `maddubs` takes them as they are; the offset (8 or 16) or the minimum
+    /// comes in through the activations' block sums. The layout is constant per instance, so
+    /// the offsets below fold away.
+    #[inline(always)]
+    pub(super) fn packed<const MIN: bool, const HIGH: bool>(
         simd: V3,
         table: &[f32; 65536],
-        with_min: bool,
         rows: [&[u8]; 4],
         a: &[[i8; BLOCK]],
         ad: &[f32],
         asum: &[f32],
     ) -> [f32; 4] {
+        let size = if MIN { 4 } else { 2 } + if HIGH { 4 } else { 0 } + 16;
+        let offset = if MIN {
+            0.0
+        } else if HIGH {
+            -16.0
+        } else {
+            -8.0
+        };
         let ones = simd.avx._mm256_set1_epi16(1);
-        let low = simd.avx._mm256_set1_epi8(15);
         let mut acc = [simd.avx._mm256_setzero_ps(); 4];
         let mut extra = [0f32; 4];
-        let size = if with_min { 20 } else { 18 };
         let [b0, b1, b2, b3] = rows.map(|r| r.chunks_exact(size));
         for (((((ab, &da), &sa), w0), w1), (w2, w3)) in a.iter().zip(ad).zip(asum).zip(b0).zip(b1).zip(b2.zip(b3)) {
             let av: __m256i = pulp::cast(*ab);
             for ((acc, extra), w) in acc.iter_mut().zip(extra.iter_mut()).zip([w0, w1, w2, w3]) {
                 let d = scale(table, w[0], w[1]);
-                let (qs, correction) = if with_min {
-                    let m = scale(table, w[2], w[3]);
-                    (<[u8; 16]>::try_from(&w[4..20]).unwrap_or([0; 16]), m * sa)
-                } else {
-                    (<[u8; 16]>::try_from(&w[2..18]).unwrap_or([0; 16]), -8.0 * d * sa)
-                };
-                let lo: __m128i = pulp::cast(qs);
-                let hi = simd.sse2._mm_srli_epi16::<4>(lo);
-                let wv = simd.avx2._mm256_and_si256(simd.avx._mm256_set_m128i(hi, lo), low);
+                *extra += if MIN { scale(table, w[2], w[3]) * sa } else { offset * d * sa };
+                let wv = levels::<MIN, HIGH>(simd, w);
                 let pairs = simd.avx2._mm256_maddubs_epi16(wv, av);
                 let sums = simd.avx._mm256_cvtepi32_ps(simd.avx2._mm256_madd_epi16(pairs, ones));
                 *acc = simd.fma._mm256_fmadd_ps(sums, simd.avx._mm256_set1_ps(d * da), *acc);
-                *extra += correction;
             }
         }
         let mut out = acc.map(hsum);
@@ -489,7 +730,8 @@ mod tests {
         Arc::new(QTensor::quantize(&dense, dtype).unwrap())
     }
 
-    const FORMATS: [GgmlDType; 3] = [GgmlDType::Q8_0, GgmlDType::Q4_0, GgmlDType::Q4_1];
+    const FORMATS: [GgmlDType; 5] =
+        [GgmlDType::Q8_0, GgmlDType::Q4_0, GgmlDType::Q4_1, GgmlDType::Q5_0, GgmlDType::Q5_1];
 
     /// The exact result for quantized activations: each block's integer sum in i64, scaled in f64.
     fn exact(m: &QuantMatrix, input: &[f32], rows: usize) -> Vec<f64> {
@@ -511,17 +753,20 @@ mod tests {
                     );
                     let a = act.qs[i];
                     let dot = |w: &[i64]| -> i64 { w.iter().zip(a).map(|(&x, y)| x * i64::from(y)).sum() };
-                    total += match m.format {
-                        Format::Q8_0 => {
+                    total += match m.format.packed() {
+                        None => {
                             dot(&block[2..].iter().map(|&x| i64::from(x as i8)).collect::<Vec<_>>()) as f64 * d * da
                         }
-                        Format::Q4_0 => {
-                            let q = nibbles(&block[2..]).map(|x| i64::from(x) - 8);
-                            dot(&q) as f64 * d * da
-                        }
-                        Format::Q4_1 => {
-                            let mn = f64::from(table[usize::from(u16::from_le_bytes([block[2], block[3]]))]);
-                            dot(&nibbles(&block[4..]).map(i64::from)) as f64 * d * da + mn * sa
+                        Some(p) => {
+                            let levels = p.levels(block).map(i64::from);
+                            match p.min_at {
+                                Some(at) => {
+                                    let mn =
+                                        f64::from(table[usize::from(u16::from_le_bytes([block[at], block[at + 1]]))]);
+                                    dot(&levels) as f64 * d * da + mn * sa
+                                }
+                                None => dot(&levels.map(|x| x - i64::from(p.offset))) as f64 * d * da,
+                            }
                         }
                     };
                 }
@@ -583,6 +828,24 @@ mod tests {
             for (a, b) in simd.iter().zip(&plain) {
                 assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{dtype:?}: {a} vs {b}");
             }
+            // The prompt path: rows unpacked once, by either kernel, then the same dot products.
+            if m.format.packed().is_some() {
+                for kernel in [
+                    Kernel { simd: Simd::detect(), table, format: m.format },
+                    Kernel { simd: Simd::Portable, table, format: m.format },
+                ] {
+                    let mut unpacked: [Vec<Unpacked>; 4] = Default::default();
+                    for (buf, w) in unpacked.iter_mut().zip(rows) {
+                        kernel.unpack(w, m.blocks, buf);
+                    }
+                    for k in [Kernel { simd: Simd::detect(), ..kernel }, Kernel { simd: Simd::Portable, ..kernel }] {
+                        let dots = k.dot4_unpacked(&unpacked, 4, &act.qs, &act.scales, &act.sums);
+                        for (a, b) in dots.iter().zip(&plain) {
+                            assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{dtype:?} unpacked: {a} vs {b}");
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -605,7 +868,7 @@ mod tests {
     #[test]
     fn other_formats_and_shapes_stay_with_candle() {
         assert!(matches!(Linear::new(quantized(GgmlDType::Q4K, 4, 256, 1)).unwrap(), Linear::Candle(_)));
-        assert!(matches!(Linear::new(quantized(GgmlDType::Q5_0, 4, 64, 1)).unwrap(), Linear::Candle(_)));
+        assert!(matches!(Linear::new(quantized(GgmlDType::Q8_1, 4, 64, 1)).unwrap(), Linear::Candle(_)));
         let vector = Tensor::from_vec(values(2, 64), 64, &Device::Cpu).unwrap();
         assert!(QuantMatrix::new(&QTensor::quantize(&vector, GgmlDType::Q8_0).unwrap()).is_none());
     }

@@ -46,8 +46,9 @@ impl LocalOptions {
         self
     }
 
-    /// A directory where the converted (Q8_0) weights are kept after the first load so that later
-    /// loads skip the conversion. Default: none, the conversion runs at every load.
+    /// The engine's cache directory. Every supported format now runs as stored, so nothing is
+    /// written there; a load removes the converted (Q8_0) copies of its file that earlier
+    /// versions kept there. Default: none.
     pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> LocalOptions {
         self.cache_dir = Some(dir.into());
         self

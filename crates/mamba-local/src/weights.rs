@@ -1,9 +1,9 @@
 //! Reading weight tensors out of a GGUF file, with the load-time conversions that make candle fast.
 //!
-//! Q8_0, Q4_0 and Q4_1 run on our own kernels ([`crate::linear`]); candle's CPU kernels for
-//! Q5_0, Q5_1 and Q8_1 are scalar. So matrices stored in one of those slow formats are
-//! dequantized once and requantized to Q8_0 when loading (about 3× faster generation, and the
-//! answers stay those of llama.cpp). Which formats are converted is data: [`SLOW_FORMATS`].
+//! Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1 run on our own kernels ([`crate::linear`]), read straight
+//! from the file; k-quants and float formats run on candle's. Nothing is converted at load any
+//! more: earlier versions requantized Q4_1, Q5_0 and Q5_1 to Q8_0 (candle's kernels for them are
+//! scalar), which cost memory, load time and exactness against llama.cpp.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -16,9 +16,6 @@ use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
 
 use crate::linear::{Linear, QuantMatrix};
 use candle_core::{Device, Tensor};
-
-/// Block formats converted to Q8_0 at load.
-const SLOW_FORMATS: &[GgmlDType] = &[GgmlDType::Q5_0, GgmlDType::Q5_1, GgmlDType::Q8_1];
 
 /// Tensor reader over one open GGUF file.
 #[derive(Debug)]
@@ -174,9 +171,7 @@ impl<'a> Weights<'a> {
         let dtype = infos[0].ggml_dtype;
         // Shapes read from GGUF are (rows, cols): a part's output width is its row count.
         let widths: Vec<usize> = infos.iter().map(|i| i.shape.dims().first().copied().unwrap_or(0)).collect();
-        let stackable =
-            infos.iter().all(|i| i.ggml_dtype == dtype) || infos.iter().all(|i| SLOW_FORMATS.contains(&i.ggml_dtype));
-        if stackable {
+        if infos.iter().all(|i| i.ggml_dtype == dtype) {
             return Ok(Group::Stacked(self.stacked(names)?, widths));
         }
         let parts = names.iter().map(|n| self.linear(n)).collect::<candle_core::Result<Vec<_>>>()?;
@@ -197,8 +192,7 @@ impl<'a> Weights<'a> {
 
     /// A matrix in a fast format.
     pub(crate) fn matrix(&mut self, name: &str) -> candle_core::Result<Arc<QTensor>> {
-        let t = self.raw(name)?;
-        Ok(Arc::new(fast(t)?))
+        Ok(Arc::new(self.raw(name)?))
     }
 
     /// Several matrices with the same input size stacked by rows into one, so that one matmul
@@ -222,10 +216,7 @@ impl<'a> Weights<'a> {
         let rows: usize = parts.iter().map(|p| p.shape().dims2().map(|d| d.0)).sum::<candle_core::Result<usize>>()?;
         let dtype = parts[0].dtype();
         let same = parts.iter().all(|p| p.dtype() == dtype && p.shape().dims2().map(|d| d.1).ok() == Some(cols));
-        let stacked = if same
-            && !SLOW_FORMATS.contains(&dtype)
-            && !matches!(dtype, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16)
-        {
+        let stacked = if same && !matches!(dtype, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16) {
             // Rows are whole blocks: stacking the bytes stacks the matrices.
             let mut bytes = Vec::new();
             for p in &parts {
@@ -241,57 +232,5 @@ impl<'a> Weights<'a> {
             QTensor::quantize(&dense, GgmlDType::Q8_0)?
         };
         Linear::new(Arc::new(stacked))
-    }
-}
-
-/// True when some tensor of the file is stored in a format converted at load.
-pub(crate) fn needs_conversion(content: &Content) -> bool {
-    content.tensor_infos.values().any(|t| SLOW_FORMATS.contains(&t.ggml_dtype))
-}
-
-/// Writes a copy of the GGUF file with every slow-format tensor converted (the metadata is kept),
-/// to a temporary name then renamed, so that readers never see a partial file.
-pub(crate) fn write_converted(
-    content: &Content,
-    reader: &mut BufReader<File>,
-    dest: &std::path::Path,
-) -> candle_core::Result<()> {
-    let mut names: Vec<&String> = content.tensor_infos.keys().collect();
-    names.sort();
-    let mut tensors = Vec::with_capacity(names.len());
-    for name in names {
-        tensors.push((name.as_str(), fast(content.tensor(reader, name, &Device::Cpu)?)?));
-    }
-    // The writer aligns tensor data to 32 bytes itself; a copied alignment key would contradict it.
-    let metadata: Vec<(&str, &candle_core::quantized::gguf_file::Value)> = content
-        .metadata
-        .iter()
-        .filter(|(k, _)| k.as_str() != "general.alignment")
-        .map(|(k, v)| (k.as_str(), v))
-        .collect();
-    let tensor_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (*n, t)).collect();
-    if let Some(dir) = dest.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = dest.with_extension(format!("tmp{}", std::process::id()));
-    let result = (|| {
-        let mut out = std::io::BufWriter::new(File::create(&tmp)?);
-        candle_core::quantized::gguf_file::write(&mut out, &metadata, &tensor_refs)?;
-        std::io::Write::flush(&mut out)?;
-        std::fs::rename(&tmp, dest)?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
-/// Converts a matrix stored in a slow format to Q8_0; leaves the others as they are.
-fn fast(t: QTensor) -> candle_core::Result<QTensor> {
-    if SLOW_FORMATS.contains(&t.dtype()) {
-        QTensor::quantize(&t.dequantize(&Device::Cpu)?, GgmlDType::Q8_0)
-    } else {
-        Ok(t)
     }
 }
