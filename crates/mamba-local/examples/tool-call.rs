@@ -1,4 +1,4 @@
-//! A tool loop on a GGUF model whose chat template has tools (Qwen2.5, Qwen3, Llama 3.x): the
+//! A tool loop on a GGUF model whose chat template has tools (Qwen2.5, Qwen3, Llama 3.x, Mistral v0.3): the
 //! model calls `get_weather`, the example answers the call, and the model writes its reply.
 //!
 //! ```text

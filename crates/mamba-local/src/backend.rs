@@ -278,6 +278,7 @@ impl LocalBackend {
         let mut constraint = self.constraint(options.response_format.as_ref())?.map(Box::new);
         let mut triggered = None;
         let mut parser = None;
+        let mut shown = Vec::new();
         if let Some(plan) = &plan {
             let grammar = match plan.grammar() {
                 Some(lark) => Some(Box::new(
@@ -296,12 +297,16 @@ impl LocalBackend {
                 _ => {}
             }
             if plan.mode != GrammarMode::Off {
+                // A marker that is a control token in this vocabulary comes out as its text,
+                // for the parser.
+                shown.extend(plan.syntax.marker().and_then(|m| self.inner.tokenizer.control_id(m)));
                 parser = Some(ToolParser::new(plan.syntax, plan.names.clone()));
             }
         }
         let generation = Generation {
             constraint,
             triggered,
+            shown,
             prompt,
             max_tokens,
             stop: options.stop.clone(),
@@ -332,7 +337,7 @@ impl LocalBackend {
                 ErrorKind::Unsupported,
                 format!(
                     "the chat template of {} has no tools, so the built-in model cannot call them; use a model \
-                     whose template has tools (Qwen2.5, Qwen3, Llama 3.x) or an HTTP backend",
+                     whose template has tools (Qwen2.5, Qwen3, Llama 3.x, Mistral v0.3) or an HTTP backend",
                     self.inner.path.display()
                 ),
             ));

@@ -39,6 +39,9 @@ pub(crate) struct Generation {
     /// opening tag) and ends with its grammar: the rest of that call is constrained, the text
     /// around it free. Only while `constraint` is `None`.
     pub(crate) triggered: Option<Triggered>,
+    /// Control tokens whose text is part of the answer here (a tool-call marker such as
+    /// Mistral's `[TOOL_CALLS]`, which the parser reads); other control tokens add nothing.
+    pub(crate) shown: Vec<u32>,
 }
 
 /// A grammar applied from a trigger text on (see [`Generation::triggered`]).
@@ -289,7 +292,11 @@ fn generate(
             }
             complete = c.is_done();
         }
-        let piece = decoder.push(tokenizer.piece(id));
+        let bytes = match tokenizer.token_text(id) {
+            Some(text) if generation.shown.contains(&id) => text.as_bytes(),
+            _ => tokenizer.piece(id),
+        };
+        let piece = decoder.push(bytes);
         if let Some(t) = triggered.as_mut() {
             if constraint.is_some() {
                 if complete {
@@ -407,6 +414,43 @@ mod tests {
         panic!("no Done event after {text:?}")
     }
 
+    /// A control token adds nothing to the answer, unless the request shows it (a tool-call
+    /// marker that is a control token in the vocabulary, such as Mistral's `[TOOL_CALLS]`).
+    #[test]
+    fn a_shown_control_token_comes_out_as_its_text() {
+        let tokenizer = qwen2_vocab();
+        let control = (0..tokenizer.vocab_size() as u32)
+            .find(|&id| tokenizer.is_control(id) && !tokenizer.is_eog(id))
+            .expect("the fixture has a control token that does not end the answer");
+        let text = tokenizer.token_text(control).unwrap().to_owned();
+        assert_eq!(tokenizer.control_id(&text), Some(control));
+        assert_eq!(tokenizer.control_id("Hi"), None);
+        let mut script = tokenizer.encode("Sure.", false);
+        script.push(control);
+        script.extend(tokenizer.encode(" [1]", false));
+        let prompt = tokenizer.encode("Hi", false);
+        let eos = tokenizer.eog_ids()[0];
+        let mut model = Scripted { script, eos, vocab: tokenizer.vocab_size(), prompt: prompt.len() };
+        let generation = |shown: Vec<u32>| Generation {
+            prompt: prompt.clone(),
+            max_tokens: 50,
+            stop: Vec::new(),
+            sampler: SamplerConfig {
+                temperature: 0.0,
+                top_p: 1.0,
+                seed: 0,
+                frequency_penalty: 0.0,
+                presence_penalty: 0.0,
+            },
+            ignore_eos: false,
+            constraint: None,
+            triggered: None,
+            shown,
+        };
+        assert_eq!(answer(&mut model, &tokenizer, generation(Vec::new())).0, "Sure. [1]");
+        assert_eq!(answer(&mut model, &tokenizer, generation(vec![control])).0, format!("Sure.{text} [1]"));
+    }
+
     /// The model opens a call block and then wants to call a function that does not exist with
     /// bad arguments: from the opening tag on, the tools' grammar holds it to a valid call; after
     /// the closing tag it writes freely again (and stops).
@@ -439,6 +483,7 @@ mod tests {
             ignore_eos: false,
             constraint: None,
             triggered,
+            shown: Vec::new(),
         };
         let triggered =
             Triggered { trigger: "<tool_call>".to_owned(), grammar: Box::new(grammar.clone()), think: None };

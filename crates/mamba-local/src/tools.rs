@@ -20,16 +20,36 @@ pub(crate) enum ToolSyntax {
     /// The whole answer is one JSON object, `{"name": …, "parameters": {…}}` (Llama 3.1–3.3's
     /// JSON tool calling).
     BareJson,
+    /// `[TOOL_CALLS]` then one JSON array of `{"name": …, "arguments": {…}}`, to the end of the
+    /// answer (Mistral 7B Instruct v0.3 and the other Mistral templates of its generation). Call
+    /// ids are 9 letters and digits, which those templates check when they render a call back.
+    CallList,
+}
+
+impl ToolSyntax {
+    /// The text that opens the calls, when the syntax has one.
+    pub(crate) fn marker(self) -> Option<&'static str> {
+        match self {
+            ToolSyntax::Tagged => Some(OPEN),
+            ToolSyntax::CallList => Some(LIST_OPEN),
+            ToolSyntax::BareJson => None,
+        }
+    }
 }
 
 /// One row per syntax: the texts a template that teaches it contains (all of them), first match
 /// wins. Every template must also use the `tools` variable.
-const SYNTAXES: &[(ToolSyntax, &[&str])] =
-    &[(ToolSyntax::Tagged, &["<tool_call>", "</tool_call>"]), (ToolSyntax::BareJson, &["\"parameters\"", "\"name\""])];
+const SYNTAXES: &[(ToolSyntax, &[&str])] = &[
+    (ToolSyntax::Tagged, &["<tool_call>", "</tool_call>"]),
+    (ToolSyntax::CallList, &["[TOOL_CALLS]"]),
+    (ToolSyntax::BareJson, &["\"parameters\"", "\"name\""]),
+];
 
 /// Opening and closing tags of [`ToolSyntax::Tagged`].
 const OPEN: &str = "<tool_call>";
 const CLOSE: &str = "</tool_call>";
+/// What opens the calls of [`ToolSyntax::CallList`].
+const LIST_OPEN: &str = "[TOOL_CALLS]";
 
 /// The tool-call syntax `template_source` teaches, if any.
 pub(crate) fn detect(template_source: &str) -> Option<ToolSyntax> {
@@ -80,9 +100,9 @@ impl ToolPlan {
         let all: Vec<String> = tools.iter().map(|t| t.name.clone()).collect();
         let (names, mode) = match choice {
             None | Some(ToolChoice::Auto) => {
-                let mode = match syntax {
-                    ToolSyntax::Tagged => GrammarMode::Triggered(OPEN.to_owned()),
-                    ToolSyntax::BareJson => GrammarMode::ParseOnly,
+                let mode = match syntax.marker() {
+                    Some(marker) => GrammarMode::Triggered(marker.to_owned()),
+                    None => GrammarMode::ParseOnly,
                 };
                 (all, mode)
             }
@@ -116,9 +136,17 @@ impl ToolPlan {
             .filter(|t| self.names.contains(&t.name))
             .map(|t| call_schema(self.syntax, &t.name, &t.parameters))
             .collect();
+        let one_only = self.names.len() == 1;
+        let list = json!({
+            "type": "array",
+            "items": {"anyOf": calls.clone()},
+            "minItems": 1,
+            "maxItems": if one_only { 1 } else { 16 },
+            "x-guidance": call_json_options()
+        });
+        let list = serde_json::to_string(&list).ok()?;
         let call = json!({"anyOf": calls, "x-guidance": call_json_options()});
         let call = serde_json::to_string(&call).ok()?;
-        let one_only = self.names.len() == 1;
         match (&self.mode, self.syntax) {
             (GrammarMode::Off | GrammarMode::ParseOnly, _) => None,
             (GrammarMode::Triggered(_), ToolSyntax::Tagged) => {
@@ -130,6 +158,13 @@ impl ToolPlan {
                 Some(format!("start: block {repeat}\nblock: \"{OPEN}\\n\" call \"\\n{CLOSE}\"\ncall: %json {call}\n"))
             }
             (GrammarMode::Forced, ToolSyntax::BareJson) => Some(format!("start: call\ncall: %json {call}\n")),
+            // After the marker: the templates write a space before the list.
+            (GrammarMode::Triggered(_), ToolSyntax::CallList) => {
+                Some(format!("start: \" \" calls\ncalls: %json {list}\n"))
+            }
+            // Forced: the list alone (a model's marker is often a control token, which a grammar
+            // over text cannot write; the parser takes a list without it).
+            (GrammarMode::Forced, ToolSyntax::CallList) => Some(format!("start: calls\ncalls: %json {list}\n")),
         }
     }
 }
@@ -138,7 +173,7 @@ impl ToolPlan {
 /// under the key the syntax uses.
 fn call_schema(syntax: ToolSyntax, name: &str, parameters: &Value) -> Value {
     let key = match syntax {
-        ToolSyntax::Tagged => "arguments",
+        ToolSyntax::Tagged | ToolSyntax::CallList => "arguments",
         ToolSyntax::BareJson => "parameters",
     };
     let mut parameters = parameters.clone();
@@ -163,12 +198,16 @@ fn call_json_options() -> Value {
     })
 }
 
-/// A new call id: `call_` and 24 letters and digits, unique enough to match answers to calls.
-fn call_id() -> String {
+/// A new call id: `call_` and 24 letters and digits, unique enough to match answers to calls;
+/// for [`ToolSyntax::CallList`], 9 letters and digits (what its templates accept).
+fn call_id(syntax: ToolSyntax) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    let mut id = String::from("call_");
+    let (mut id, length) = match syntax {
+        ToolSyntax::CallList => (String::new(), 9),
+        ToolSyntax::Tagged | ToolSyntax::BareJson => (String::from("call_"), 24),
+    };
     let mut bits = 0u64;
-    for i in 0..24 {
+    for i in 0..length {
         if i % 8 == 0 {
             bits = crate::random_u64();
         }
@@ -180,7 +219,7 @@ fn call_id() -> String {
 
 /// One call's JSON as a [`ToolCall`]: a name among `names`, and arguments that are an object
 /// (or a string holding one, as some models write them). `None` for anything else.
-fn to_call(value: &Value, names: &[String]) -> Option<ToolCall> {
+fn to_call(value: &Value, names: &[String], syntax: ToolSyntax) -> Option<ToolCall> {
     let object = value.as_object()?;
     let name = object.get("name")?.as_str()?;
     if !names.iter().any(|n| n == name) {
@@ -195,14 +234,14 @@ fn to_call(value: &Value, names: &[String]) -> Option<ToolCall> {
         Some(args @ Value::Object(_)) => args.to_string(),
         Some(_) => return None,
     };
-    Some(ToolCall::new(call_id(), name, arguments))
+    Some(ToolCall::new(call_id(syntax), name, arguments))
 }
 
 /// The calls in an answer that is only calls without tags: one object, an array of them, or
 /// objects separated by `;` (all must be calls), possibly in a markdown code fence. Llama 3.x
 /// answers so; Qwen2.5-Coder often does too, without its template's `<tool_call>` tags (as
 /// llama.cpp, we take both). `None` when the text is not calls: then it is content.
-fn bare_calls(text: &str, names: &[String]) -> Option<Vec<ToolCall>> {
+fn bare_calls(text: &str, names: &[String], syntax: ToolSyntax) -> Option<Vec<ToolCall>> {
     let mut text = text.trim();
     if let Some(fenced) = text.strip_prefix("```") {
         let fenced = fenced.strip_suffix("```")?;
@@ -218,7 +257,7 @@ fn bare_calls(text: &str, names: &[String]) -> Option<Vec<ToolCall>> {
             text.split(';').map(|part| serde_json::from_str::<Value>(part.trim())).collect::<Result<_, _>>().ok()?
         }
     };
-    let calls: Option<Vec<ToolCall>> = values.iter().map(|v| to_call(v, names)).collect();
+    let calls: Option<Vec<ToolCall>> = values.iter().map(|v| to_call(v, names, syntax)).collect();
     calls.filter(|c| !c.is_empty())
 }
 
@@ -257,6 +296,8 @@ enum State {
     Text,
     /// Inside a `<tool_call>` block.
     Call,
+    /// After `[TOOL_CALLS]`: the list of calls, held to the end of the answer.
+    List,
     /// The answer may be calls without tags, held until it ends.
     Held,
 }
@@ -333,21 +374,25 @@ impl ToolParser {
                     return out;
                 }
                 State::Text => {
-                    if let Some(i) = self.pending.find(OPEN) {
-                        out.content.push_str(self.pending[..i].trim_end_matches('\n'));
-                        self.pending.drain(..i + OPEN.len());
-                        self.state = State::Call;
+                    let open = self.syntax.marker().unwrap_or(OPEN);
+                    // The line breaks (and for a list, the spaces) before a marker are the syntax's.
+                    let blank: &[char] = if self.syntax == ToolSyntax::CallList { &['\n', ' '] } else { &['\n'] };
+                    if let Some(i) = self.pending.find(open) {
+                        out.content.push_str(self.pending[..i].trim_end_matches(blank));
+                        self.pending.drain(..i + open.len());
+                        self.state = if self.syntax == ToolSyntax::CallList { State::List } else { State::Call };
                         continue;
                     }
-                    let keep = partial_tag(&self.pending, OPEN);
+                    let keep = partial_tag(&self.pending, open);
                     // Blank lines before a tag are the syntax's, not content: held too.
                     let body = &self.pending[..self.pending.len() - keep];
-                    let upto = body.trim_end_matches('\n').len();
+                    let upto = body.trim_end_matches(blank).len();
                     let upto = if self.calls > 0 && body[..upto].trim().is_empty() { 0 } else { upto };
                     out.content.push_str(&self.pending[..upto]);
                     self.pending.drain(..upto);
                     return out;
                 }
+                State::List => return out,
                 State::Call => {
                     let Some(i) = close_of_call(&self.pending) else { return out };
                     let block = self.pending[..i].to_owned();
@@ -361,7 +406,7 @@ impl ToolParser {
 
     /// The calls of one `<tool_call>` block, or its text as content when it holds none.
     fn block(&mut self, block: &str, closed: bool, out: &mut Parsed) {
-        let call = serde_json::from_str::<Value>(block.trim()).ok().and_then(|v| to_call(&v, &self.names));
+        let call = serde_json::from_str::<Value>(block.trim()).ok().and_then(|v| to_call(&v, &self.names, self.syntax));
         match call {
             Some(call) => {
                 self.calls += 1;
@@ -383,7 +428,17 @@ impl ToolParser {
         let text = std::mem::take(&mut self.pending);
         match self.state {
             State::Call => self.block(&text, false, &mut out),
-            State::Held => match bare_calls(&text, &self.names) {
+            State::List => match bare_calls(&text, &self.names, self.syntax) {
+                Some(calls) => {
+                    self.calls += calls.len();
+                    out.calls = calls;
+                }
+                None => {
+                    out.content.push_str(LIST_OPEN);
+                    out.content.push_str(&text);
+                }
+            },
+            State::Held => match bare_calls(&text, &self.names, self.syntax) {
                 Some(calls) => {
                     self.calls += calls.len();
                     out.calls = calls;
@@ -449,6 +504,28 @@ mod tests {
         assert_eq!(detect(llama), Some(ToolSyntax::BareJson));
         assert_eq!(detect("{% for m in messages %}<|im_start|>{{ m.content }}{% endfor %}"), None);
         assert_eq!(detect("<tool_call></tool_call> without the variable"), None);
+        let mistral = "{% if tools %}[AVAILABLE_TOOLS] {{ tools | tojson }}[/AVAILABLE_TOOLS]{% endif %}\
+                       {% if m.tool_calls %}[TOOL_CALLS] [{% for c in m.tool_calls %}{\"name\": \"{{ c.name }}\"}{% endfor %}]{% endif %}";
+        assert_eq!(detect(mistral), Some(ToolSyntax::CallList));
+    }
+
+    /// Mistral's list: content before the marker, the calls after it, at every cut; ids of 9
+    /// letters and digits; a list that is not calls stays content with its marker.
+    #[test]
+    fn listed_calls_are_parsed_at_every_cut() {
+        let text = "Checking. [TOOL_CALLS] [{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}, {\"name\": \"search\", \"arguments\": {\"q\": \"x\"}}]";
+        let (content, calls) = every_cut(ToolSyntax::CallList, text);
+        assert_eq!(content, "Checking.");
+        assert_eq!(calls, vec![call("get_weather", r#"{"city":"Paris"}"#), call("search", r#"{"q":"x"}"#)]);
+        // The list alone (a forced call, or a marker the vocabulary does not show).
+        let (content, calls) = every_cut(ToolSyntax::CallList, "[{\"name\": \"search\", \"arguments\": {}}]");
+        assert_eq!((content.as_str(), calls), ("", vec![call("search", "{}")]));
+        let bad = "[TOOL_CALLS] [{\"name\": \"rm\", \"arguments\": {}}]";
+        assert_eq!(every_cut(ToolSyntax::CallList, bad), (bad.to_owned(), Vec::new()));
+        let mut p = ToolParser::new(ToolSyntax::CallList, names());
+        p.push("[TOOL_CALLS] [{\"name\": \"search\", \"arguments\": {}}]");
+        let id = &p.finish().calls[0].id;
+        assert!(id.len() == 9 && id.chars().all(|c| c.is_ascii_alphanumeric()), "{id}");
     }
 
     #[test]
@@ -551,7 +628,7 @@ mod tests {
 
     #[test]
     fn call_ids_are_distinct() {
-        let ids: std::collections::HashSet<String> = (0..100).map(|_| call_id()).collect();
+        let ids: std::collections::HashSet<String> = (0..100).map(|_| call_id(ToolSyntax::Tagged)).collect();
         assert_eq!(ids.len(), 100);
         assert!(ids.iter().all(|id| id.len() == 29 && id.starts_with("call_")));
     }
@@ -592,6 +669,15 @@ mod tests {
         let g = required.grammar().unwrap();
         assert!(g.starts_with("start: call\n") && g.contains("\"parameters\""), "{g}");
         assert_eq!(ToolPlan::new(ToolSyntax::BareJson, &tools(), None).unwrap().mode, GrammarMode::ParseOnly);
+
+        let listed = ToolPlan::new(ToolSyntax::CallList, &tools(), None).unwrap();
+        assert_eq!(listed.mode, GrammarMode::Triggered("[TOOL_CALLS]".to_owned()));
+        let g = listed.grammar().unwrap();
+        assert!(g.starts_with("start: \" \" calls\n") && g.contains("\"type\":\"array\""), "{g}");
+        let forced =
+            ToolPlan::new(ToolSyntax::CallList, &tools(), Some(&ToolChoice::Function("search".into()))).unwrap();
+        let g = forced.grammar().unwrap();
+        assert!(g.starts_with("start: calls\n") && g.contains("\"maxItems\":1") && !g.contains("get_weather"), "{g}");
 
         let e = ToolPlan::new(ToolSyntax::Tagged, &tools(), Some(&ToolChoice::Function("nope".into()))).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidRequest);

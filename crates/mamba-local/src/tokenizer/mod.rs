@@ -188,6 +188,11 @@ impl Tokenizer {
         matches!(self.types.get(id as usize).copied(), Some(TYPE_CONTROL | TYPE_UNKNOWN))
     }
 
+    /// The control token whose text is exactly `text`, if the vocabulary has one.
+    pub(crate) fn control_id(&self, text: &str) -> Option<u32> {
+        self.ids.get(text).copied().filter(|&id| self.is_control(id))
+    }
+
     /// The text of a token as stored in the vocabulary.
     pub(crate) fn token_text(&self, id: u32) -> Option<&str> {
         self.tokens.get(id as usize).map(String::as_str)

@@ -54,14 +54,21 @@ fn ask() -> Vec<Message> {
     vec![Message::user("What is the weather in Paris?")]
 }
 
-/// Every call names a given tool and its arguments validate against that tool's schema.
+/// [`assert_valid_arguments`], and the ids of this template's syntax.
 fn assert_valid(calls: &[ToolCall]) {
+    assert_valid_arguments(calls);
+    for call in calls {
+        assert!(call.id.starts_with("call_") && call.id.len() > 10, "{call:?}");
+    }
+}
+
+/// Every call names a given tool and its arguments validate against that tool's schema.
+fn assert_valid_arguments(calls: &[ToolCall]) {
     for call in calls {
         let tool = tools().into_iter().find(|t| t.name == call.name).unwrap_or_else(|| panic!("unknown {call:?}"));
         let arguments: serde_json::Value = serde_json::from_str(&call.arguments).unwrap();
         let validator = jsonschema::validator_for(&tool.parameters).unwrap();
         assert!(validator.is_valid(&arguments), "{call:?} against {}", tool.parameters);
-        assert!(call.id.starts_with("call_") && call.id.len() > 10, "{call:?}");
     }
 }
 
@@ -163,4 +170,61 @@ async fn a_template_without_tools_refuses_them_naming_the_file() {
     // No tools, no tool_choice that needs them: a plain answer.
     let plain = RequestOptions::new().tool_choice(ToolChoice::Auto).max_tokens(2);
     assert!(backend.complete(&ask(), &plain).await.is_ok());
+}
+
+/// SmolLM2 with a template in the style of Mistral 7B v0.3's (`[TOOL_CALLS] [...]`).
+async fn with_listed_tools() -> Option<LocalBackend> {
+    let path = crate::support::model_path()?;
+    let template = include_str!("../data/mistral-tools.jinja");
+    let options = LocalOptions::new().threads(2).chat_template(template).prompt_cache(false);
+    Some(LocalBackend::load_async(path, options).await.unwrap())
+}
+
+/// Mistral's ids: 9 letters and digits (its templates refuse any other when a call is rendered).
+fn assert_mistral_ids(calls: &[ToolCall]) {
+    for call in calls {
+        assert!(call.id.len() == 9 && call.id.chars().all(|c| c.is_ascii_alphanumeric()), "{call:?}");
+    }
+}
+
+#[tokio::test]
+async fn listed_calls_are_valid_whole_and_streamed_and_render_back() {
+    let Some(backend) = with_listed_tools().await else { return };
+    assert!(backend.profile().supports_tools);
+    let forced = |seed| {
+        RequestOptions::new()
+            .tools(tools())
+            .tool_choice(ToolChoice::Function("get_weather".to_owned()))
+            .temperature(1.0)
+            .seed(seed)
+            .max_tokens(200)
+    };
+    let whole = backend.complete(&ask(), &forced(1)).await.unwrap();
+    assert_eq!(whole.tool_calls.len(), 1, "{whole:?}");
+    assert_eq!(whole.tool_calls[0].name, "get_weather");
+    assert_valid_arguments(&whole.tool_calls);
+    assert_mistral_ids(&whole.tool_calls);
+    assert_eq!((whole.content.as_str(), whole.finish_reason.clone()), ("", Some(FinishReason::ToolCalls)));
+    let streamed = collect(backend.stream(&ask(), &forced(1)).await.unwrap()).await.unwrap();
+    assert_eq!(shape(&streamed), shape(&whole));
+
+    // Required, then auto: any call is valid.
+    let required = RequestOptions::new().tools(tools()).tool_choice(ToolChoice::Required).temperature(0.8).seed(4);
+    let response = backend.complete(&ask(), &required.max_tokens(300)).await.unwrap();
+    assert!(!response.tool_calls.is_empty(), "{response:?}");
+    assert_valid_arguments(&response.tool_calls);
+    let auto = RequestOptions::new().tools(tools()).temperature(0.8).seed(5).max_tokens(60);
+    assert_valid_arguments(&backend.complete(&ask(), &auto).await.unwrap().tool_calls);
+
+    // The call and its answer render back through the template, which checks the id.
+    let mut asked = Message::assistant("");
+    asked.tool_calls = whole.tool_calls.clone();
+    let id = whole.tool_calls[0].id.clone();
+    let messages = vec![Message::user("Weather in Paris?"), asked.clone(), Message::tool(&id, "18 degrees, sunny")];
+    let text = backend.complete(&messages, &RequestOptions::new().tools(tools()).max_tokens(8)).await.unwrap();
+    assert_valid_arguments(&text.tool_calls);
+    asked.tool_calls[0].id = "call_1".to_owned();
+    let messages = vec![Message::user("Weather in Paris?"), asked, Message::tool("call_1", "18 degrees, sunny")];
+    let err = backend.complete(&messages, &RequestOptions::new().tools(tools()).max_tokens(8)).await.unwrap_err();
+    assert!(err.to_string().contains("length 9"), "{err}");
 }
