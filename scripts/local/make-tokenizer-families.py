@@ -74,6 +74,10 @@ TEXTS = [
     "unknown chars: \U0001fae8 \u0378 \ue000",
     "▁ already has the SentencePiece space mark",
     "<0x41> looks like a byte token",
+    "HelloWorld camelCaseWord XMLHttpRequest iPhone McDONALD's ABCdef",
+    "ÉCOLE École éCOLE ÀÉ naïveTÉ ÖSTERREICH ΑΒΓδε",
+    "a/b\n/c //\n/ path/to\r\n/x ?/\n/",
+    "IT'S, it's, He'LL, THEY'RE, we'Ve, x'd",
 ]
 
 # Per family: special (control) tokens and one user-defined token; texts with them inside.
@@ -153,6 +157,21 @@ BPE_FAMILIES = {
         r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
         ["<|im_start|>", "<|im_end|>", "<|endoftext|>"],
         "<tool_call>",
+        False,
+    ),
+    # Mistral's Tekken and GPT-4o's o200k: case-aware words (llama.cpp rewrites them for std::regex).
+    "tekken": (
+        "tekken",
+        r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+        ["<s>", "</s>", "[INST]", "[/INST]"],
+        "[TOOL_CALLS]",
+        True,
+    ),
+    "gpt-4o": (
+        "gpt-4o",
+        r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+        ["<|endoftext|>", "<|end|>", "<|user|>", "<|assistant|>"],
+        "<|tool_call|>",
         False,
     ),
     # llama.cpp's `default` (four split rules) and `gpt-2` (the GPT-2 regex).

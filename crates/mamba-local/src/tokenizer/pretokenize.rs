@@ -13,6 +13,11 @@
 //! - Llama 3 (digits up to 3) and Qwen2 (digits one by one):
 //!   `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`.
 //! - llama.cpp's `default`: `[\p{P}\$\+<=>\^~\|]+`, then GPT-2, then `\p{N}+`, then `[0-9][0-9][0-9]`.
+//! - Tekken and GPT-4o, as llama.cpp rewrites them for `std::regex` (`U` is a letter but `a-z`,
+//!   `W` a letter but `A-Z`, `C` the optional contraction `'s|'t|'re|'ve|'m|'ll|'d` in either
+//!   case, GPT-4o only): `[^\r\n\p{L}\p{N}]?U*W+C|[^\r\n\p{L}\p{N}]?U+W*C|\p{N}{1,k}|
+//!   ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+` with `k` 1 (Tekken) or 3 (GPT-4o). A
+//!   letter beyond ASCII is both `U` and `W`, which the backtracking below reproduces.
 
 use unicode_general_category::{get_general_category, GeneralCategory as G};
 
@@ -33,6 +38,11 @@ pub(crate) enum Stage {
     Llama3,
     /// Qwen2's: the Llama 3 regex with every number character a piece of its own.
     Qwen2,
+    /// Mistral's Tekken: words cut where a lowercase run follows an uppercase one, numbers
+    /// one character at a time, no contractions.
+    Tekken,
+    /// GPT-4o's (o200k): Tekken's words with a contraction suffix, numbers up to 3 digits.
+    Gpt4o,
 }
 
 /// Split rules of llama.cpp's pre-tokenizer types, and the `tokenizer.ggml.pre` names that select them.
@@ -44,6 +54,8 @@ const TABLE: &[(&[&str], &[Stage])] = &[
         &[Stage::EachNumber, Stage::Gpt2],
     ),
     (&["gpt2", "gpt-2", "phi-2", "mpt", "olmo", "jais"], &[Stage::Gpt2]),
+    (&["tekken"], &[Stage::Tekken]),
+    (&["gpt-4o", "llama4", "minimax-m2"], &[Stage::Gpt4o]),
     (&["default"], &[Stage::PunctuationRuns, Stage::Gpt2, Stage::NumberRuns, Stage::DigitTriples]),
 ];
 
@@ -95,6 +107,8 @@ pub(crate) fn split<'t>(text: &'t str, stages: &[Stage]) -> Vec<&'t str> {
                 Stage::Gpt2 => split_gpt2(piece, &mut next),
                 Stage::Llama3 => split_llama3(piece, 3, &mut next),
                 Stage::Qwen2 => split_llama3(piece, 1, &mut next),
+                Stage::Tekken => split_cased(piece, 1, false, &mut next),
+                Stage::Gpt4o => split_cased(piece, 3, true, &mut next),
             }
         }
         pieces = next;
@@ -235,6 +249,94 @@ fn split_llama3<'t>(text: &'t str, max_digits: usize, out: &mut Vec<&'t str>) {
     }
 }
 
+/// Tekken's and GPT-4o's regexes (see the module docs), as llama.cpp's `std::regex` runs them.
+fn split_cased<'t>(text: &'t str, max_digits: usize, contractions: bool, out: &mut Vec<&'t str>) {
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let n = chars.len();
+    let at = |i: usize| chars.get(i).map(|&(_, c)| c);
+    let byte_at = |i: usize| chars.get(i).map_or(text.len(), |&(b, _)| b);
+    let letter = |i: usize| at(i).is_some_and(is_letter);
+    let upper = |i: usize| at(i).is_some_and(|c| is_letter(c) && !c.is_ascii_lowercase());
+    let lower = |i: usize| at(i).is_some_and(|c| is_letter(c) && !c.is_ascii_uppercase());
+    let number = |i: usize| at(i).is_some_and(is_number);
+    let space = |i: usize| at(i).is_some_and(char::is_whitespace);
+    let other = |i: usize| at(i).is_some_and(|c| !(c.is_whitespace() || is_letter(c) || is_number(c)));
+    let newline = |i: usize| matches!(at(i), Some('\r' | '\n'));
+    let run = |mut i: usize, class: &dyn Fn(usize) -> bool| {
+        while class(i) {
+            i += 1;
+        }
+        i
+    };
+    // The end of `U*W+` from `j`, or of `U+W*` when that fails: greedy `U*`, then giving back
+    // one letter at a time until a `W` can follow.
+    let word = |j: usize| -> usize {
+        let ups = run(j, &upper);
+        if lower(ups) {
+            return run(ups, &lower);
+        }
+        // `U*` took the whole run: the last letter it can give back that is also a `W`.
+        match (j..ups).rev().find(|&k| lower(k)) {
+            Some(k) => k + 1,
+            // All `A-Z`: `U+W*`.
+            None => ups,
+        }
+    };
+    let contraction = |i: usize| -> usize {
+        if !contractions || at(i) != Some('\'') {
+            return i;
+        }
+        let low = |k: usize| at(k).map(|c| c.to_ascii_lowercase());
+        match (low(i + 1), low(i + 2)) {
+            (Some('r'), Some('e')) | (Some('v'), Some('e')) | (Some('l'), Some('l')) => i + 3,
+            (Some('s' | 't' | 'm' | 'd'), _) => i + 2,
+            _ => i,
+        }
+    };
+
+    let mut pos = 0;
+    while pos < n {
+        let c = chars[pos].1;
+        let start = pos;
+        let prefix = !(c == '\r' || c == '\n' || is_letter(c) || is_number(c));
+        if letter(pos) || (prefix && letter(pos + 1)) {
+            let j = if letter(pos) { pos } else { pos + 1 };
+            pos = contraction(word(j));
+        } else if is_number(c) {
+            while number(pos) && pos - start < max_digits {
+                pos += 1;
+            }
+        } else if other(if c == ' ' { pos + 1 } else { pos }) {
+            // ' ?[^\s\p{L}\p{N}]+[\r\n/]*'
+            pos = run(pos + usize::from(c == ' '), &other);
+            while newline(pos) || at(pos) == Some('/') {
+                pos += 1;
+            }
+        } else {
+            let mut spaces = 0;
+            let mut last_newline_end = None;
+            while space(pos + spaces) {
+                if newline(pos + spaces) {
+                    last_newline_end = Some(pos + spaces + 1);
+                }
+                spaces += 1;
+            }
+            pos = if let Some(end) = last_newline_end {
+                end
+            } else if spaces > 1 && pos + spaces < n {
+                pos + spaces - 1
+            } else if spaces > 0 {
+                pos + spaces
+            } else {
+                pos + 1
+            };
+        }
+        let stop = pos.max(start + 1);
+        out.push(&text[byte_at(start)..byte_at(stop)]);
+        pos = stop;
+    }
+}
+
 fn split_gpt2<'t>(text: &'t str, out: &mut Vec<&'t str>) {
     let chars: Vec<(usize, char)> = text.char_indices().collect();
     let n = chars.len();
@@ -294,6 +396,20 @@ fn split_gpt2<'t>(text: &'t str, out: &mut Vec<&'t str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Tekken and GPT-4o cut words where case changes, as llama.cpp's rewritten regex does: a
+    /// letter beyond ASCII counts as either case, so an all-capital word that starts with one
+    /// gives it up ("ÉCOLE" is "É" + "COLE", where the Hugging Face regex keeps it whole).
+    #[test]
+    fn cased_words_split_as_llama_cpp_does() {
+        let tekken = |t| split(t, rules_for("tekken").unwrap_or(&[]));
+        assert_eq!(tekken("HelloWorld XMLHttp"), ["Hello", "World", " XMLHttp"]);
+        assert_eq!(tekken("ÉCOLE École iPhone"), ["É", "COLE", " École", " i", "Phone"]);
+        assert_eq!(tekken("a/b\n/c ?\n/y 24"), ["a", "/b", "\n", "/c", " ?\n/", "y", " ", "2", "4"]);
+        let gpt4o = |t| split(t, rules_for("gpt-4o").unwrap_or(&[]));
+        assert_eq!(gpt4o("IT'S it's 2024"), ["IT'S", " it's", " ", "202", "4"]);
+        assert_eq!(tekken("IT'S"), ["IT", "'S"]);
+    }
 
     fn smollm(text: &str) -> Vec<&str> {
         split(text, rules_for("smollm").unwrap_or(&[]))
