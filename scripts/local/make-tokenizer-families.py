@@ -209,8 +209,8 @@ def write_bpe(out_dir, family):
     return path, specials, user
 
 
-def write_spm(out_dir, family, add_space_prefix):
-    specials = ["<start_of_turn>", "<end_of_turn>"]
+def write_spm(out_dir, family, add_space_prefix, name=None, specials=("<start_of_turn>", "<end_of_turn>")):
+    specials = list(specials)
     user = "<mask_user>"
     with tempfile.TemporaryDirectory() as tmp:
         prefix = os.path.join(tmp, "spm")
@@ -254,7 +254,7 @@ def write_spm(out_dir, family, add_space_prefix):
         else:
             types.append(1)
     path = os.path.join(out_dir, f"vocab-{family}.gguf")
-    w = writer(path, f"vocab-{family}")
+    w = writer(path, name or f"vocab-{family}")
     w.add_tokenizer_model("llama")
     w.add_tokenizer_pre("default")
     w.add_token_list(tokens)
@@ -299,6 +299,10 @@ def main() -> None:
     made = [write_bpe(out_dir, family) + (family,) for family in BPE_FAMILIES]
     made.append(write_spm(out_dir, "spm", True) + ("spm",))
     made.append(write_spm(out_dir, "spm-noprefix", False) + ("spm-noprefix",))
+    # llama.cpp strips the whitespace after special tokens for models *named* Phi-3 (general.name).
+    # (llama.cpp looks up <|endoftext|> by name in such a vocabulary, so it must have one.)
+    phi3 = ("<|user|>", "<|end|>", "<|assistant|>", "<|endoftext|>")
+    made.append(write_spm(out_dir, "spm-phi3", True, "Phi-3-mini-test", phi3) + ("spm-phi3",))
     fixtures = [record(path, family, specials, user) for path, specials, user, family in made]
     out = os.path.join(out_dir, "families.json")
     with open(out, "w", encoding="utf-8") as f:

@@ -57,6 +57,9 @@ pub(crate) struct Tokenizer {
     eog: Vec<u32>,
     bos: Option<u32>,
     add_bos: bool,
+    /// Special tokens after which the text's whitespace is dropped (llama.cpp's `RSTRIP`),
+    /// sorted.
+    rstrip: Vec<u32>,
 }
 
 impl Tokenizer {
@@ -129,6 +132,7 @@ impl Tokenizer {
             .collect();
         special_ids.sort_by(|&a, &b| tokens[b as usize].len().cmp(&tokens[a as usize].len()).then(a.cmp(&b)));
         let special_set = AhoCorasick::new(special_ids.iter().map(|&id| tokens[id as usize].as_bytes())).ok();
+        let rstrip = rstrip_tokens(meta, &special_ids, &ids);
         let specials =
             special_ids.into_iter().map(|id| (Finder::new(tokens[id as usize].as_bytes()).into_owned(), id)).collect();
         let pieces = (0..tokens.len())
@@ -165,6 +169,7 @@ impl Tokenizer {
             special_set,
             pieces,
             eog,
+            rstrip,
         })
     }
 
@@ -283,6 +288,10 @@ impl Tokenizer {
                     next.push(Fragment::Special(*id));
                     // The match is a whole token text, so it ends on a character boundary.
                     rest = rest.get(at + len..).unwrap_or_default();
+                    if self.rstrip.binary_search(id).is_ok() {
+                        // C's isspace: ASCII whitespace and the vertical tab.
+                        rest = rest.trim_start_matches(|c: char| c.is_ascii_whitespace() || c == '\u{b}');
+                    }
                 }
                 if !rest.is_empty() {
                     next.push(Fragment::Text(rest));
@@ -292,6 +301,25 @@ impl Tokenizer {
         }
         fragments
     }
+}
+
+/// The special tokens whose following whitespace llama.cpp drops: for a model *named* Phi-3
+/// (`general.name` holding `phi-3` or `phi3`, whatever the case), every special token and
+/// `</s>`, but `<unk>`, `<s>` and `<|endoftext|>`. Nothing in a Phi-3 vocabulary itself tells
+/// it apart from another SentencePiece one; llama.cpp keys on the name, and so must we to read
+/// a chat prompt into the same tokens.
+fn rstrip_tokens(meta: Meta<'_>, special_ids: &[u32], ids: &FxHashMap<String, u32>) -> Vec<u32> {
+    let name = meta.str("general.name").unwrap_or("").to_lowercase();
+    if !(name.contains("phi-3") || name.contains("phi3")) {
+        return Vec::new();
+    }
+    let mut out: Vec<u32> = special_ids.to_vec();
+    out.extend(ids.get("</s>"));
+    let kept: Vec<u32> = ["<unk>", "<s>", "<|endoftext|>"].iter().filter_map(|t| ids.get(*t).copied()).collect();
+    out.retain(|id| !kept.contains(id));
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// The byte of a SentencePiece byte token (`<0x0A>`).

@@ -27,7 +27,7 @@ fn token_ids_equal_llama_cpp_for_every_family() {
     let families: serde_json::Value = serde_json::from_str(&text).unwrap();
     let families = families.as_array().unwrap();
     let names: Vec<&str> = families.iter().map(|f| f["family"].as_str().unwrap()).collect();
-    for want in ["llama-bpe", "qwen2", "tekken", "gpt-4o", "default", "gpt-2", "spm", "spm-noprefix"] {
+    for want in ["llama-bpe", "qwen2", "tekken", "gpt-4o", "default", "gpt-2", "spm", "spm-noprefix", "spm-phi3"] {
         assert!(names.contains(&want), "the fixtures cover {want}");
     }
     let mut failures = Vec::new();
