@@ -33,7 +33,13 @@ impl LocalOptions {
         LocalOptions::default()
     }
 
-    /// Compute threads. Default: `std::thread::available_parallelism()`. 0 means the default.
+    /// Compute threads of this model's own pool (attention over a prompt, the other tensor
+    /// operations). Default: `std::thread::available_parallelism()`. 0 means the default.
+    ///
+    /// The weight-matrix kernels, where most of the time goes, run on candle's process-wide
+    /// pool instead, which spins between calls (a thread per call would cost more than a
+    /// small model's matrix product): its size is set once per process by the
+    /// `CANDLE_NUM_THREADS` environment variable (default: the physical cores).
     pub fn threads(mut self, threads: usize) -> LocalOptions {
         self.threads = (threads > 0).then_some(threads);
         self
