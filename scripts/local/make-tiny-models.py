@@ -4,7 +4,7 @@
 Usage: ~/.cache/mamba-peers/venv/bin/python scripts/local/make-tiny-models.py OUT_DIR
 (scripts/local/tiny-models.sh runs it with OUT_DIR = ~/.cache/mamba-peers/tiny).
 
-For each family (llama, llama3, qwen2, qwen3, gemma3, phi3) it writes `<family>-F32.gguf` with
+For each family (llama, llama3, qwen2, qwen3, gemma3, phi3, longrope: phi3 with LongRoPE) it writes `<family>-F32.gguf` with
 the `gguf` package (fixed seed; widths multiples of 256 so k-quants apply; grouped-query
 attention; a byte-level BPE vocabulary of about 300 tokens and a ChatML template, so the
 built-in engine's loader accepts it), then quantized copies `<family>-<TYPE>.gguf` through
@@ -67,6 +67,10 @@ FAMILIES = {
     # sliding window that llama.cpp ignores for phi3 (larger than the context here anyway).
     "phi3": dict(arch="phi3", layers=2, dim=256, ffn=512, heads=4, kv_heads=2, head_dim=64,
                  rope_base=10000.0, tied=False, fused=True, sliding_window=2047),
+    # Phi-3.5 / Phi-3-128k: LongRoPE factors and magnitude correction, an original context of 64
+    # positions so that the long factors apply at this context (128).
+    "longrope": dict(arch="phi3", layers=2, dim=256, ffn=512, heads=4, kv_heads=2, head_dim=64,
+                     rope_base=10000.0, tied=False, fused=True, sliding_window=2047, longrope=True),
 }
 
 
@@ -174,6 +178,11 @@ def write_f32(path, name, spec, rng):
         smooth = (original / wavelen - 1.0) / (4.0 - 1.0)
         factors = np.where(wavelen < high, 1.0, np.where(wavelen > low, 8.0, 1.0 / ((1 - smooth) / 8.0 + smooth)))
         w.add_tensor("rope_freqs.weight", factors.astype(np.float32))
+    if spec.get("longrope"):
+        w.add_rope_scaling_orig_ctx_len(64)
+        w.add_rope_scaling_attn_factors(1.19)
+        w.add_tensor("rope_factors_long.weight", (1.0 + 3.0 * rng.random(hd // 2)).astype(np.float32))
+        w.add_tensor("rope_factors_short.weight", (1.0 + 0.2 * rng.random(hd // 2)).astype(np.float32))
     q, kv = heads * hd, kv_heads * hd
     for i in range(spec["layers"]):
         p = f"blk.{i}"

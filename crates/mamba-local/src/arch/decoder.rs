@@ -97,6 +97,12 @@ pub(super) struct Spec {
     pub(super) qk_norm: bool,
     /// RMS norms of the attention and FFN outputs before their residual adds (Gemma).
     pub(super) post_norms: bool,
+    /// Multiplies rope's cosines and sines (`rope.scaling.attn_factor`, LongRoPE's magnitude
+    /// correction; llama.cpp's `attn_factor`), 1 without it.
+    pub(super) rope_attn_factor: f32,
+    /// The context the model was first trained for (`rope.scaling.original_context_length`):
+    /// LongRoPE's long factors apply past it, its short ones up to it.
+    pub(super) original_context: Option<usize>,
 }
 
 fn bail(message: String) -> candle_core::Error {
@@ -164,6 +170,11 @@ impl Spec {
             qkv_bias: base.qkv_bias,
             qk_norm: base.qk_norm,
             post_norms: base.post_norms,
+            rope_attn_factor: meta
+                .f32(&key("rope.scaling.attn_factor"))
+                .filter(|f| f.is_finite() && *f > 0.0)
+                .unwrap_or(1.0),
+            original_context: meta.u32(&key("rope.scaling.original_context_length")).map(|v| v as usize),
         })
     }
 }
@@ -252,6 +263,9 @@ fn rope_angles(freqs: &RopeFreqs, factors: Option<&[f32]>, dim: usize, context: 
     angles
 }
 
+/// LongRoPE's factor tensors: long, then short.
+const LONGROPE: [&str; 2] = ["rope_factors_long.weight", "rope_factors_short.weight"];
+
 /// Builds the model a [`Spec`] describes from the file's tensors.
 pub(super) fn load(w: &mut Weights<'_>, spec: Spec, config: LoadConfig) -> candle_core::Result<Box<dyn Architecture>> {
     let (heads, kv_heads, hd) = (spec.heads, spec.kv_heads, spec.head_dim);
@@ -266,9 +280,22 @@ pub(super) fn load(w: &mut Weights<'_>, spec: Spec, config: LoadConfig) -> candl
     let output = if w.has("output.weight") { w.linear("output.weight")? } else { tied };
     let norm = w.f32("output_norm.weight")?;
     let mut ropes = Vec::with_capacity(spec.ropes.len());
+    // LongRoPE (Phi-3 128k, Phi-3.5): two factor tensors, the long ones for a context past the
+    // original one, as llama.cpp picks them; the other is read and set aside.
+    let longrope = match (w.has(LONGROPE[0]), w.has(LONGROPE[1])) {
+        (true, true) => {
+            let long = context > spec.original_context.unwrap_or(usize::MAX);
+            let (used, unused) = if long { (LONGROPE[0], LONGROPE[1]) } else { (LONGROPE[1], LONGROPE[0]) };
+            w.raw(unused)?;
+            Some(used)
+        }
+        (false, false) => None,
+        _ => return Err(bail(format!("the file has only one of `{}` and `{}`", LONGROPE[0], LONGROPE[1]))),
+    };
     for freqs in &spec.ropes {
-        let factors = match freqs.factors {
-            Some(name) if w.has(name) => {
+        let name = freqs.factors.filter(|n| w.has(n)).or(longrope);
+        let factors = match name {
+            Some(name) => {
                 let f = w.vector(name)?.to_vec1::<f32>()?;
                 if f.len() != spec.rope_dims / 2 {
                     return Err(bail(format!(
@@ -279,11 +306,12 @@ pub(super) fn load(w: &mut Weights<'_>, spec: Spec, config: LoadConfig) -> candl
                 }
                 Some(f)
             }
-            _ => None,
+            None => None,
         };
         let angles = rope_angles(freqs, factors.as_deref(), spec.rope_dims, context);
         let angles = Tensor::from_vec(angles, (context, spec.rope_dims / 2), &Device::Cpu)?;
-        ropes.push((angles.cos()?, angles.sin()?));
+        let m = f64::from(spec.rope_attn_factor);
+        ropes.push(((angles.cos()? * m)?, (angles.sin()? * m)?));
     }
     let (q_width, kv_width) = (heads * hd, kv_heads * hd);
     let mut layers = Vec::with_capacity(spec.layers.len());
@@ -327,11 +355,7 @@ pub(super) fn load(w: &mut Weights<'_>, spec: Spec, config: LoadConfig) -> candl
     let unused: Vec<&str> = w.unused().into_iter().filter(|n| !n.starts_with("v.") && !n.starts_with("mm.")).collect();
     if !unused.is_empty() {
         let shown: Vec<&str> = unused.iter().take(4).copied().collect();
-        let hint = if unused.iter().any(|n| n.starts_with("rope_factors")) {
-            "LongRoPE rope scaling is not supported"
-        } else {
-            "a variant the built-in engine does not support"
-        };
+        let hint = "a variant the built-in engine does not support";
         return Err(bail(format!(
             "the file has tensors the built-in `{}` decoder does not use ({}{}): {hint}",
             spec.family,

@@ -207,7 +207,7 @@ fn unsupported_models_are_refused_naming_the_file_family_and_cause() {
         ("gpt2", vec![], vec![], vec![], "does not run this model family"),
         ("llama", vec![], vec!["blk.1.ffn_down.weight"], vec![], "no `blk.1.ffn_down.weight` tensor"),
         ("llama", vec![], vec![], vec!["blk.0.attn_output.bias"], "blk.0.attn_output.bias"),
-        ("phi3", vec![], vec![], vec!["rope_factors_long.weight"], "LongRoPE"),
+        ("phi3", vec![], vec![], vec!["rope_factors_long.weight"], "only one of `rope_factors_long.weight`"),
         ("qwen2", vec![("rope.scaling.type", Value::String("yarn".into()))], vec![], vec![], "`yarn` rope scaling"),
         ("llama", vec![("rope.dimension_count", Value::U32(18))], vec![], vec![], "over 18 of 16 dimensions"),
         ("llama", vec![("expert_count", Value::U32(8))], vec![], vec![], "mixture-of-experts"),

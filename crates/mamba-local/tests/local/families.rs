@@ -345,3 +345,9 @@ fn a_template_that_does_not_compile_is_a_one_line_error_naming_it() {
     let error = load_error(&scratch("bad-template.gguf", &bytes));
     assert!(error.to_string().contains("template"), "the error says what is wrong: {error}");
 }
+
+/// Phi-3.5 / Phi-3-128k's LongRoPE: factor tensors and a magnitude correction.
+#[tokio::test]
+async fn longrope_equals_llama_cpp_in_every_type() {
+    check_family("longrope").await;
+}
