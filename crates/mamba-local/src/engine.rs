@@ -397,6 +397,26 @@ mod tests {
         Arc::new(Tokenizer::from_meta(crate::gguf::Meta(&content.metadata)).unwrap())
     }
 
+    /// A greedy generation of `prompt`, up to `max_tokens`, with nothing else set.
+    fn greedy(prompt: Vec<u32>, max_tokens: usize, triggered: Option<Triggered>) -> Generation {
+        Generation {
+            prompt,
+            max_tokens,
+            stop: Vec::new(),
+            sampler: SamplerConfig {
+                temperature: 0.0,
+                top_p: 1.0,
+                seed: 0,
+                frequency_penalty: 0.0,
+                presence_penalty: 0.0,
+            },
+            ignore_eos: false,
+            constraint: None,
+            triggered,
+            shown: Vec::new(),
+        }
+    }
+
     /// Runs a generation on `model` and returns its text and finish reason.
     fn answer(model: &mut Scripted, tokenizer: &Tokenizer, generation: Generation) -> (String, FinishReason) {
         let (events, mut receiver) = unbounded_channel();
@@ -431,22 +451,7 @@ mod tests {
         let prompt = tokenizer.encode("Hi", false);
         let eos = tokenizer.eog_ids()[0];
         let mut model = Scripted { script, eos, vocab: tokenizer.vocab_size(), prompt: prompt.len() };
-        let generation = |shown: Vec<u32>| Generation {
-            prompt: prompt.clone(),
-            max_tokens: 50,
-            stop: Vec::new(),
-            sampler: SamplerConfig {
-                temperature: 0.0,
-                top_p: 1.0,
-                seed: 0,
-                frequency_penalty: 0.0,
-                presence_penalty: 0.0,
-            },
-            ignore_eos: false,
-            constraint: None,
-            triggered: None,
-            shown,
-        };
+        let generation = |shown: Vec<u32>| Generation { shown, ..greedy(prompt.clone(), 50, None) };
         assert_eq!(answer(&mut model, &tokenizer, generation(Vec::new())).0, "Sure. [1]");
         assert_eq!(answer(&mut model, &tokenizer, generation(vec![control])).0, format!("Sure.{text} [1]"));
     }
@@ -469,22 +474,7 @@ mod tests {
         let eos = tokenizer.eog_ids()[0];
         let prompt = tokenizer.encode("Hi", false);
         let mut model = Scripted { script, eos, vocab: tokenizer.vocab_size(), prompt: prompt.len() };
-        let generation = |triggered| Generation {
-            prompt: prompt.clone(),
-            max_tokens: 200,
-            stop: Vec::new(),
-            sampler: SamplerConfig {
-                temperature: 0.0,
-                top_p: 1.0,
-                seed: 0,
-                frequency_penalty: 0.0,
-                presence_penalty: 0.0,
-            },
-            ignore_eos: false,
-            constraint: None,
-            triggered,
-            shown: Vec::new(),
-        };
+        let generation = |triggered| greedy(prompt.clone(), 200, triggered);
         let triggered =
             Triggered { trigger: "<tool_call>".to_owned(), grammar: Box::new(grammar.clone()), think: None };
         let (text, finish) = answer(&mut model, &tokenizer, generation(Some(triggered.clone())));

@@ -531,6 +531,16 @@ mod avx2 {
         ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]))
     }
 
+    /// Each row's lanes summed, plus its scalar part (offsets, minimums).
+    #[inline(always)]
+    fn finish(acc: [__m256; 4], extra: [f32; 4]) -> [f32; 4] {
+        let mut out = acc.map(hsum);
+        for (o, e) in out.iter_mut().zip(extra) {
+            *o += e;
+        }
+        out
+    }
+
     #[inline(always)]
     fn scale(table: &[f32; 65536], lo: u8, hi: u8) -> f32 {
         table[usize::from(u16::from_le_bytes([lo, hi]))]
@@ -644,11 +654,7 @@ mod avx2 {
                     *extra += u.c * sa;
                 }
             }
-            let mut out = acc.map(hsum);
-            for (o, e) in out.iter_mut().zip(extra) {
-                *o += e;
-            }
-            out
+            finish(acc, extra)
         }
     }
 
@@ -700,11 +706,7 @@ mod avx2 {
                 *acc = simd.fma._mm256_fmadd_ps(sums, simd.avx._mm256_set1_ps(d * da), *acc);
             }
         }
-        let mut out = acc.map(hsum);
-        for (o, e) in out.iter_mut().zip(extra) {
-            *o += e;
-        }
-        out
+        finish(acc, extra)
     }
 }
 

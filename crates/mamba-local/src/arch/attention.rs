@@ -110,32 +110,32 @@ enum Cache<'a> {
 }
 
 impl Cache<'_> {
-    /// Cached row `row` (of `dim` values from offset `at`) of the keys, as f32, into `buf`.
+    /// Cached row (of `dim` values from offset `at`) of the keys, as f32 (into `buf` for f16).
     #[inline(always)]
     fn key<'b>(&'b self, at: usize, dim: usize, buf: &'b mut [f32]) -> &'b [f32] {
         match self {
             Cache::F32(k, _) => &k[at..at + dim],
-            Cache::F16(k, _, table) => {
-                for (b, x) in buf.iter_mut().zip(&k[at..at + dim]) {
-                    *b = table[usize::from(x.to_bits())];
-                }
-                buf
-            }
+            Cache::F16(k, _, table) => widen(&k[at..at + dim], table, buf),
         }
     }
 
+    /// The same row of the values.
     #[inline(always)]
     fn value<'b>(&'b self, at: usize, dim: usize, buf: &'b mut [f32]) -> &'b [f32] {
         match self {
             Cache::F32(_, v) => &v[at..at + dim],
-            Cache::F16(_, v, table) => {
-                for (b, x) in buf.iter_mut().zip(&v[at..at + dim]) {
-                    *b = table[usize::from(x.to_bits())];
-                }
-                buf
-            }
+            Cache::F16(_, v, table) => widen(&v[at..at + dim], table, buf),
         }
     }
+}
+
+/// f16 values as f32, into `buf`.
+#[inline(always)]
+fn widen<'b>(row: &[half::f16], table: &[f32; 65536], buf: &'b mut [f32]) -> &'b [f32] {
+    for (b, x) in buf.iter_mut().zip(row) {
+        *b = table[usize::from(x.to_bits())];
+    }
+    buf
 }
 
 /// One query head's work, for [`head`].

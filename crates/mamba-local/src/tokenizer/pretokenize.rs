@@ -179,7 +179,6 @@ fn split_llama3<'t>(text: &'t str, max_digits: usize, out: &mut Vec<&'t str>) {
     let byte_at = |i: usize| chars.get(i).map_or(text.len(), |&(b, _)| b);
     let letter = |i: usize| at(i).is_some_and(is_letter);
     let number = |i: usize| at(i).is_some_and(is_number);
-    let space = |i: usize| at(i).is_some_and(char::is_whitespace);
     let other = |i: usize| at(i).is_some_and(|c| !(c.is_whitespace() || is_letter(c) || is_number(c)));
     let newline = |i: usize| matches!(at(i), Some('\r' | '\n'));
 
@@ -222,30 +221,37 @@ fn split_llama3<'t>(text: &'t str, max_digits: usize, out: &mut Vec<&'t str>) {
                 pos += 1;
             }
         } else {
-            let mut spaces = 0;
-            let mut last_newline_end = None;
-            while space(pos + spaces) {
-                if newline(pos + spaces) {
-                    last_newline_end = Some(pos + spaces + 1);
-                }
-                spaces += 1;
-            }
-            pos = if let Some(end) = last_newline_end {
-                // \s*[\r\n]+
-                end
-            } else if spaces > 1 && pos + spaces < n {
-                // \s+(?!\S)
-                pos + spaces - 1
-            } else if spaces > 0 {
-                // \s+
-                pos + spaces
-            } else {
-                pos + 1
-            };
+            pos = whitespace_end(&chars, pos);
         }
         let stop = pos.max(start + 1);
         out.push(&text[byte_at(start)..byte_at(stop)]);
         pos = stop;
+    }
+}
+
+/// The end of the whitespace alternatives of the Llama 3 family of regexes at `pos`:
+/// `\s*[\r\n]+|\s+(?!\S)|\s+` (at least one character).
+fn whitespace_end(chars: &[(usize, char)], pos: usize) -> usize {
+    let at = |i: usize| chars.get(i).map(|&(_, c)| c);
+    let mut spaces = 0;
+    let mut last_newline_end = None;
+    while at(pos + spaces).is_some_and(char::is_whitespace) {
+        if matches!(at(pos + spaces), Some('\r' | '\n')) {
+            last_newline_end = Some(pos + spaces + 1);
+        }
+        spaces += 1;
+    }
+    if let Some(end) = last_newline_end {
+        // \s*[\r\n]+
+        end
+    } else if spaces > 1 && pos + spaces < chars.len() {
+        // \s+(?!\S)
+        pos + spaces - 1
+    } else if spaces > 0 {
+        // \s+
+        pos + spaces
+    } else {
+        pos + 1
     }
 }
 
@@ -259,7 +265,6 @@ fn split_cased<'t>(text: &'t str, max_digits: usize, contractions: bool, out: &m
     let upper = |i: usize| at(i).is_some_and(|c| is_letter(c) && !c.is_ascii_lowercase());
     let lower = |i: usize| at(i).is_some_and(|c| is_letter(c) && !c.is_ascii_uppercase());
     let number = |i: usize| at(i).is_some_and(is_number);
-    let space = |i: usize| at(i).is_some_and(char::is_whitespace);
     let other = |i: usize| at(i).is_some_and(|c| !(c.is_whitespace() || is_letter(c) || is_number(c)));
     let newline = |i: usize| matches!(at(i), Some('\r' | '\n'));
     let run = |mut i: usize, class: &dyn Fn(usize) -> bool| {
@@ -313,23 +318,7 @@ fn split_cased<'t>(text: &'t str, max_digits: usize, contractions: bool, out: &m
                 pos += 1;
             }
         } else {
-            let mut spaces = 0;
-            let mut last_newline_end = None;
-            while space(pos + spaces) {
-                if newline(pos + spaces) {
-                    last_newline_end = Some(pos + spaces + 1);
-                }
-                spaces += 1;
-            }
-            pos = if let Some(end) = last_newline_end {
-                end
-            } else if spaces > 1 && pos + spaces < n {
-                pos + spaces - 1
-            } else if spaces > 0 {
-                pos + spaces
-            } else {
-                pos + 1
-            };
+            pos = whitespace_end(&chars, pos);
         }
         let stop = pos.max(start + 1);
         out.push(&text[byte_at(start)..byte_at(stop)]);
