@@ -280,7 +280,9 @@ impl LocalBackend {
         let mut parser = None;
         let mut shown = Vec::new();
         if let Some(plan) = &plan {
-            let grammar = match plan.grammar() {
+            let either = crate::constrain::answer_schema(options.response_format.as_ref())
+                .and_then(|answer| plan.grammar_or_answer(&answer));
+            let grammar = match either.or_else(|| plan.grammar()) {
                 Some(lark) => Some(Box::new(
                     self.grammars()?
                         .compile_lark(lark, "these tools' parameter schemas")
@@ -289,6 +291,8 @@ impl LocalBackend {
                 None => None,
             };
             match (&plan.mode, grammar) {
+                // Calls or the response format's answer, from the first token.
+                (_, Some(grammar)) if constraint.is_some() => constraint = Some(grammar),
                 (GrammarMode::Forced, Some(grammar)) => constraint = Some(grammar),
                 (GrammarMode::Triggered(trigger), Some(grammar)) => {
                     let think = think.clone();

@@ -110,14 +110,10 @@ impl Grammars {
     /// `Unsupported` naming llguidance's reason when the schema cannot be compiled (an
     /// unsupported keyword, an unsatisfiable schema, …), before any generation.
     pub(crate) fn compile(&self, format: Option<&ResponseFormat>) -> Result<Option<Constraint>, Error> {
-        let schema = match format {
-            Some(ResponseFormat::JsonObject) => any_object(),
-            Some(ResponseFormat::JsonSchema { schema, .. }) => schema.clone(),
-            _ => return Ok(None),
-        };
-        let mut schema = schema;
-        close_objects(&mut schema, false);
-        self.create(TopLevelGrammar::from_json_schema(compact(schema)), "this JSON Schema").map(Some)
+        match answer_schema(format) {
+            Some(schema) => self.create(TopLevelGrammar::from_json_schema(schema), "this JSON Schema").map(Some),
+            None => Ok(None),
+        }
     }
 
     /// The constraint for a Lark grammar (tool calls: `crate::tools`); `what` names it in errors.
@@ -141,6 +137,18 @@ impl Grammars {
         }
         Ok(Constraint { matcher })
     }
+}
+
+/// The schema a JSON `format` holds the answer to, with the grammar's options (`None` for plain
+/// text): what [`Grammars::compile`] enforces, also for a grammar that embeds it.
+pub(crate) fn answer_schema(format: Option<&ResponseFormat>) -> Option<Value> {
+    let mut schema = match format {
+        Some(ResponseFormat::JsonObject) => any_object(),
+        Some(ResponseFormat::JsonSchema { schema, .. }) => schema.clone(),
+        _ => return None,
+    };
+    close_objects(&mut schema, false);
+    Some(compact(schema))
 }
 
 /// `json_object` as a grammar: any JSON object, within bounds a small model needs to finish

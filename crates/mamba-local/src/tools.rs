@@ -130,23 +130,8 @@ impl ToolPlan {
     /// The grammar of what follows the trigger ([`GrammarMode::Triggered`]) or of the whole
     /// answer ([`GrammarMode::Forced`]), as llguidance's Lark; `None` when no grammar applies.
     pub(crate) fn grammar(&self) -> Option<String> {
-        let calls: Vec<Value> = self
-            .rendered
-            .iter()
-            .filter(|t| self.names.contains(&t.name))
-            .map(|t| call_schema(self.syntax, &t.name, &t.parameters))
-            .collect();
+        let (call, list) = self.call_grammars()?;
         let one_only = self.names.len() == 1;
-        let list = json!({
-            "type": "array",
-            "items": {"anyOf": calls.clone()},
-            "minItems": 1,
-            "maxItems": if one_only { 1 } else { 16 },
-            "x-guidance": call_json_options()
-        });
-        let list = serde_json::to_string(&list).ok()?;
-        let call = json!({"anyOf": calls, "x-guidance": call_json_options()});
-        let call = serde_json::to_string(&call).ok()?;
         match (&self.mode, self.syntax) {
             (GrammarMode::Off | GrammarMode::ParseOnly, _) => None,
             (GrammarMode::Triggered(_), ToolSyntax::Tagged) => {
@@ -166,6 +151,46 @@ impl ToolPlan {
             // over text cannot write; the parser takes a list without it).
             (GrammarMode::Forced, ToolSyntax::CallList) => Some(format!("start: calls\ncalls: %json {list}\n")),
         }
+    }
+
+    /// With `tool_choice` auto and a `response_format`: the whole answer is either calls or the
+    /// format's JSON (`answer`, a schema with its grammar options), as OpenAI's API has it. Each
+    /// alone would be wrong: the format's grammar alone forbids the calls, the calls' trigger
+    /// alone lets the answer leave the format. `None` when calls are not optional here.
+    pub(crate) fn grammar_or_answer(&self, answer: &Value) -> Option<String> {
+        if !matches!(self.mode, GrammarMode::Triggered(_) | GrammarMode::ParseOnly) {
+            return None;
+        }
+        let (call, list) = self.call_grammars()?;
+        let answer = serde_json::to_string(answer).ok()?;
+        let calls = match self.syntax {
+            ToolSyntax::Tagged => {
+                format!("block (\"\\n\" block)*\nblock: \"{OPEN}\\n\" call \"\\n{CLOSE}\"\ncall: %json {call}")
+            }
+            ToolSyntax::BareJson => format!("call\ncall: %json {call}"),
+            ToolSyntax::CallList => format!("calls\ncalls: %json {list}"),
+        };
+        Some(format!("start: answer | {calls}\nanswer: %json {answer}\n"))
+    }
+
+    /// One call's JSON and a list of them, as `%json` schemas with the templates' spacing.
+    fn call_grammars(&self) -> Option<(String, String)> {
+        let calls: Vec<Value> = self
+            .rendered
+            .iter()
+            .filter(|t| self.names.contains(&t.name))
+            .map(|t| call_schema(self.syntax, &t.name, &t.parameters))
+            .collect();
+        let one_only = self.names.len() == 1;
+        let list = json!({
+            "type": "array",
+            "items": {"anyOf": calls.clone()},
+            "minItems": 1,
+            "maxItems": if one_only { 1 } else { 16 },
+            "x-guidance": call_json_options()
+        });
+        let call = json!({"anyOf": calls, "x-guidance": call_json_options()});
+        Some((serde_json::to_string(&call).ok()?, serde_json::to_string(&list).ok()?))
     }
 }
 
@@ -678,6 +703,20 @@ mod tests {
             ToolPlan::new(ToolSyntax::CallList, &tools(), Some(&ToolChoice::Function("search".into()))).unwrap();
         let g = forced.grammar().unwrap();
         assert!(g.starts_with("start: calls\n") && g.contains("\"maxItems\":1") && !g.contains("get_weather"), "{g}");
+
+        // With a response format, auto: calls or the format's answer; forced: calls only.
+        let answer = json!({"type": "object"});
+        let g = auto.grammar_or_answer(&answer).unwrap();
+        assert!(
+            g.starts_with("start: answer | block (\"\\n\" block)*\n")
+                && g.contains("answer: %json {\"type\":\"object\"}"),
+            "{g}"
+        );
+        let bare = ToolPlan::new(ToolSyntax::BareJson, &tools(), None).unwrap().grammar_or_answer(&answer).unwrap();
+        assert!(bare.starts_with("start: answer | call\n"), "{bare}");
+        assert!(listed.grammar_or_answer(&answer).unwrap().starts_with("start: answer | calls\n"));
+        assert_eq!(forced.grammar_or_answer(&answer), None);
+        assert_eq!(none.grammar_or_answer(&answer), None);
 
         let e = ToolPlan::new(ToolSyntax::Tagged, &tools(), Some(&ToolChoice::Function("nope".into()))).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidRequest);

@@ -228,3 +228,44 @@ async fn listed_calls_are_valid_whole_and_streamed_and_render_back() {
     let err = backend.complete(&messages, &RequestOptions::new().tools(tools()).max_tokens(8)).await.unwrap_err();
     assert!(err.to_string().contains("length 9"), "{err}");
 }
+
+/// Tools and a response format together, `tool_choice` auto: the whole answer is calls or the
+/// format's JSON, never text outside both (each alone would drop the other); with `none`, the
+/// format.
+#[tokio::test]
+async fn tools_with_a_response_format_answer_with_calls_or_the_format() {
+    let Some(backend) = with_tools().await else { return };
+    let schema = json!({"type": "object", "properties": {"answer": {"type": "string", "maxLength": 20}}, "required": ["answer"]});
+    let format = mamba_backends::ResponseFormat::json_schema("answer", schema.clone());
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let (mut calls, mut answers) = (0, 0);
+    for seed in 1..=6 {
+        let options = RequestOptions::new()
+            .tools(tools())
+            .response_format(format.clone())
+            .temperature(1.0)
+            .seed(seed)
+            .max_tokens(120);
+        let response = backend.complete(&ask(), &options).await.unwrap();
+        if response.tool_calls.is_empty() {
+            let value: serde_json::Value =
+                serde_json::from_str(&response.content).unwrap_or_else(|e| panic!("{e}: {response:?}"));
+            assert!(validator.is_valid(&value), "{response:?}");
+            answers += 1;
+        } else {
+            assert_valid(&response.tool_calls);
+            assert_eq!(response.content, "", "{response:?}");
+            calls += 1;
+        }
+    }
+    eprintln!("tools with a response format: {calls} answers with calls, {answers} with the format's JSON");
+    let none = RequestOptions::new()
+        .tools(tools())
+        .tool_choice(ToolChoice::None)
+        .response_format(format)
+        .seed(1)
+        .max_tokens(60);
+    let response = backend.complete(&ask(), &none).await.unwrap();
+    assert!(response.tool_calls.is_empty());
+    assert!(validator.is_valid(&serde_json::from_str(&response.content).unwrap()), "{response:?}");
+}
