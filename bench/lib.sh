@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # What bench/sql/run.sh and bench/ballista/run.sh share: where ../shared/bench is, the harness's
-# mock-server built and started on its own CPU, and an environment with no proxy in the way.
+# mock-server and mamba-llm built, the mock started on its own CPU, an environment with no proxy
+# in the way, the machine's description and the prompt tables.
 # Source it after `set -euo pipefail` and after setting `root` (the repository) and `out` (the
 # run's folder).
 
@@ -12,6 +13,29 @@ mock_target=${MOCK_TARGET_DIR:-${TMPDIR:-/tmp}/mamba-bench-target}
 # Builds the harness's mock-server (release, in its own target folder).
 bench_build_mock() {
     (cd "$shared" && CARGO_TARGET_DIR=$mock_target cargo build --release --locked --quiet -p mock-server)
+}
+
+# bench_build FEATURE: unless NO_BUILD is set, builds the mock-server and a release mamba-llm with
+# FEATURE; sets `mamba` to that binary (MAMBA_LLM overrides).
+bench_build() {
+    if [[ -z ${NO_BUILD:-} ]]; then
+        bench_build_mock
+        (cd "$root" && cargo build --release --quiet -p mamba-cli --features "$1" --bin mamba-llm)
+    fi
+    mamba=${MAMBA_LLM:-$root/target/release/mamba-llm}
+}
+
+# The first lines of a run's machine.txt: when, and on which CPU.
+bench_machine() {
+    echo "date_utc: $(date -u +%FT%TZ)"
+    echo "nproc: $(nproc)  cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+}
+
+# bench_prompts FIRST COUNT FILE: a Parquet table (id, prompt) of COUNT distinct prompts numbered
+# from FIRST, written by `mamba-llm sql` (needs `mamba` and the `conn` flags).
+bench_prompts() {
+    "$mamba" sql "${conn[@]}" -o "$3" \
+        "SELECT value AS id, 'Say something about the number ' || CAST(value AS VARCHAR) || '.' AS prompt FROM generate_series($1, $(($1 + $2 - 1)))" 2> /dev/null
 }
 
 # Loopback only, whatever proxy the shell has.

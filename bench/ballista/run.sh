@@ -23,11 +23,7 @@ mkdir -p "$out"
 # shellcheck source=bench/lib.sh
 source "$root/bench/lib.sh"
 
-if [[ -z ${NO_BUILD:-} ]]; then
-    bench_build_mock
-    (cd "$root" && cargo build --release --quiet -p mamba-cli --features ballista --bin mamba-llm)
-fi
-mamba=${MAMBA_LLM:-$root/target/release/mamba-llm}
+bench_build ballista
 unset MAMBA_BASE_URL OPENAI_BASE_URL
 cluster_pids=()
 bench_start_mock 0 --latency-ms "$LATENCY_MS"
@@ -35,8 +31,7 @@ trap 'kill "$mock_pid" "${cluster_pids[@]}" 2>/dev/null || true' EXIT
 conn=(--base-url "$base_url" -m gpt-4o-mini --retries 0)
 
 {
-    echo "date_utc: $(date -u +%FT%TZ)"
-    echo "nproc: $(nproc)  cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+    bench_machine
     echo "binary: $mamba"
     echo "server: mock-server on CPU 0, ${LATENCY_MS} ms per answer; clients on CPU 1; $ROWS rows in $FILES files; concurrency $CONCURRENCY per process"
 } | tee "$out/machine.txt"
@@ -45,8 +40,7 @@ conn=(--base-url "$base_url" -m gpt-4o-mini --retries 0)
 mkdir -p "$out/prompts"
 per=$((ROWS / FILES))
 for f in $(seq 0 $((FILES - 1))); do
-    "$mamba" sql "${conn[@]}" -o "$out/prompts/part-$f.parquet" \
-        "SELECT value AS id, 'Say something about the number ' || CAST(value AS VARCHAR) || '.' AS prompt FROM generate_series($((f * per)), $((f * per + per - 1)))" 2> /dev/null
+    bench_prompts $((f * per)) "$per" "$out/prompts/part-$f.parquet"
 done
 rows=$((per * FILES))
 query="SELECT id, llm(prompt, '{\"max_tokens\": 16}') AS answer FROM prompts"

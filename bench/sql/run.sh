@@ -22,29 +22,20 @@ mkdir -p "$out"
 # shellcheck source=bench/lib.sh
 source "$root/bench/lib.sh"
 
-if [[ -z ${NO_BUILD:-} ]]; then
-    bench_build_mock
-    (cd "$root" && cargo build --release --quiet -p mamba-cli --features sql --bin mamba-llm)
-fi
-mamba=${MAMBA_LLM:-$root/target/release/mamba-llm}
+bench_build sql
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 bench_start_mock "$SERVER_CPU"
 conn=(--base-url "$base_url" -m gpt-4o-mini --retries 0)
 
 {
-    echo "date_utc: $(date -u +%FT%TZ)"
-    echo "nproc: $(nproc)  cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+    bench_machine
     echo "loadavg: $(cat /proc/loadavg)"
     echo "server: mock-server on CPU $SERVER_CPU; client on CPU $CLIENT_CPU; $ROWS rows at concurrency $CONCURRENCY"
 } | tee "$out/machine.txt"
 
 # The same prompts for both: bench/batch/gen.py's lines, and a Parquet table of them.
 python3 "$root/bench/batch/gen.py" "$ROWS" > "$out/batch-input.jsonl"
-prompts() { # rows file
-    "$mamba" sql "${conn[@]}" -o "$2" \
-        "SELECT value AS id, 'Say something about the number ' || CAST(value AS VARCHAR) || '.' AS prompt FROM generate_series(0, $(($1 - 1)))" 2> /dev/null
-}
-prompts "$ROWS" "$out/prompts.parquet"
+bench_prompts 0 "$ROWS" "$out/prompts.parquet"
 
 measure() { bench_measure "$CLIENT_CPU" "$@"; }
 row() { # name rows wall cpu rss exit
@@ -77,7 +68,7 @@ print('sql rate / batch rate per run: ' + ', '.join(f'{b / s:.2f}x' for s, b in 
 " "$out/walls.txt" | tee -a "$out/report.md"
 
 # The memory bound: MEMORY_ROWS rows, every one sent, streamed to Parquet.
-prompts "$MEMORY_ROWS" "$out/big.parquet"
+bench_prompts 0 "$MEMORY_ROWS" "$out/big.parquet"
 read -r wall cpu rss code <<< "$(measure "$mamba" sql "${conn[@]}" --concurrency "$CONCURRENCY" -o "$out/big-out.parquet" \
     "SELECT id, llm(prompt, '{\"max_tokens\": 16}') AS answer FROM '$out/big.parquet'")"
 echo "memory bound: $MEMORY_ROWS rows through llm() to Parquet: peak RSS $((rss / 1024)) MiB, ${wall} s, exit $code" | tee -a "$out/report.md"
