@@ -98,6 +98,29 @@ struct Packed {
 }
 
 impl Packed {
+    /// The layout of a block with a minimum (`min`: Q4_1, Q5_1) and with fifth bits (`high`:
+    /// Q5_0, Q5_1): after the f16 scale, the minimum, then the fifth bits, then the nibbles.
+    /// `const` so that the kernels' per-format instances fold it away.
+    const fn layout(min: bool, high: bool) -> Packed {
+        let min_at = if min { Some(2) } else { None };
+        let high_start = if min { 4 } else { 2 };
+        let high_at = if high { Some(high_start) } else { None };
+        let qs_at = high_start + if high { 4 } else { 0 };
+        let offset = if min {
+            0
+        } else if high {
+            16
+        } else {
+            8
+        };
+        Packed { min_at, high_at, qs_at, offset }
+    }
+
+    /// Bytes of one block.
+    const fn size(self) -> usize {
+        self.qs_at + BLOCK / 2
+    }
+
     /// The block's 32 unsigned levels (0..16 or 0..32): low nibbles, then high ones, each with
     /// its fifth bit (bit `i` of the high bits belongs to value `i`).
     #[inline(always)]
@@ -131,25 +154,18 @@ impl Format {
 
     /// Bytes of one block.
     fn bytes(self) -> usize {
-        match self {
-            Format::Q8_0 => 34,
-            Format::Q4_0 => 18,
-            Format::Q4_1 => 20,
-            Format::Q5_0 => 22,
-            Format::Q5_1 => 24,
-        }
+        self.packed().map_or(2 + BLOCK, Packed::size)
     }
 
     /// The layout of a 4- or 5-bit format (`None` for Q8_0).
     fn packed(self) -> Option<Packed> {
-        let (min_at, high_at, qs_at, offset) = match self {
-            Format::Q8_0 => return None,
-            Format::Q4_0 => (None, None, 2, 8),
-            Format::Q4_1 => (Some(2), None, 4, 0),
-            Format::Q5_0 => (None, Some(2), 6, 16),
-            Format::Q5_1 => (Some(2), Some(4), 8, 0),
-        };
-        Some(Packed { min_at, high_at, qs_at, offset })
+        match self {
+            Format::Q8_0 => None,
+            Format::Q4_0 => Some(Packed::layout(false, false)),
+            Format::Q4_1 => Some(Packed::layout(true, false)),
+            Format::Q5_0 => Some(Packed::layout(false, true)),
+            Format::Q5_1 => Some(Packed::layout(true, true)),
+        }
     }
 }
 
@@ -495,7 +511,7 @@ mod portable {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{Format, Unpacked, BLOCK};
+    use super::{Format, Packed, Unpacked, BLOCK};
     use pulp::x86::V3;
     use std::arch::x86_64::{__m128i, __m256, __m256i};
 
@@ -598,27 +614,30 @@ mod avx2 {
     /// The levels of one block as 32 bytes (low nibbles, then high ones, with fifth bits).
     #[inline(always)]
     fn levels<const MIN: bool, const HIGH: bool>(simd: V3, w: &[u8]) -> __m256i {
-        let high_at = if MIN { 4 } else { 2 };
-        let qs_at = high_at + if HIGH { 4 } else { 0 };
-        let qs = <[u8; 16]>::try_from(&w[qs_at..qs_at + 16]).unwrap_or([0; 16]);
+        let p = const { Packed::layout(MIN, HIGH) };
+        let qs = <[u8; 16]>::try_from(&w[p.qs_at..p.size()]).unwrap_or([0; 16]);
         let lo: __m128i = pulp::cast(qs);
         let hi = simd.sse2._mm_srli_epi16::<4>(lo);
         let wv = simd.avx2._mm256_and_si256(simd.avx._mm256_set_m128i(hi, lo), simd.avx._mm256_set1_epi8(15));
-        if HIGH {
-            let bits = u32::from_le_bytes([w[high_at], w[high_at + 1], w[high_at + 2], w[high_at + 3]]);
-            simd.avx2._mm256_or_si256(wv, fifth_bits(simd, bits))
-        } else {
-            wv
+        match p.high_at {
+            Some(at) => {
+                let bits = u32::from_le_bytes([w[at], w[at + 1], w[at + 2], w[at + 3]]);
+                simd.avx2._mm256_or_si256(wv, fifth_bits(simd, bits))
+            }
+            None => wv,
         }
     }
 
     #[inline(always)]
     fn unpack<const MIN: bool, const HIGH: bool>(simd: V3, table: &[f32; 65536], w: &[u8], out: &mut [Unpacked]) {
-        let size = if MIN { 4 } else { 2 } + if HIGH { 4 } else { 0 } + 16;
-        let offset = if HIGH { -16.0 } else { -8.0 };
-        for (u, block) in out.iter_mut().zip(w.chunks_exact(size)) {
+        let p = const { Packed::layout(MIN, HIGH) };
+        let offset = -f32::from(p.offset);
+        for (u, block) in out.iter_mut().zip(w.chunks_exact(p.size())) {
             let d = scale(table, block[0], block[1]);
-            let c = if MIN { scale(table, block[2], block[3]) } else { offset * d };
+            let c = match p.min_at {
+                Some(at) => scale(table, block[at], block[at + 1]),
+                None => offset * d,
+            };
             *u = Unpacked { levels: pulp::cast(levels::<MIN, HIGH>(simd, block)), d, c };
         }
     }
@@ -683,23 +702,20 @@ mod avx2 {
         ad: &[f32],
         asum: &[f32],
     ) -> [f32; 4] {
-        let size = if MIN { 4 } else { 2 } + if HIGH { 4 } else { 0 } + 16;
-        let offset = if MIN {
-            0.0
-        } else if HIGH {
-            -16.0
-        } else {
-            -8.0
-        };
+        let p = const { Packed::layout(MIN, HIGH) };
+        let offset = -f32::from(p.offset);
         let ones = simd.avx._mm256_set1_epi16(1);
         let mut acc = [simd.avx._mm256_setzero_ps(); 4];
         let mut extra = [0f32; 4];
-        let [b0, b1, b2, b3] = rows.map(|r| r.chunks_exact(size));
+        let [b0, b1, b2, b3] = rows.map(|r| r.chunks_exact(p.size()));
         for (((((ab, &da), &sa), w0), w1), (w2, w3)) in a.iter().zip(ad).zip(asum).zip(b0).zip(b1).zip(b2.zip(b3)) {
             let av: __m256i = pulp::cast(*ab);
             for ((acc, extra), w) in acc.iter_mut().zip(extra.iter_mut()).zip([w0, w1, w2, w3]) {
                 let d = scale(table, w[0], w[1]);
-                *extra += if MIN { scale(table, w[2], w[3]) * sa } else { offset * d * sa };
+                *extra += match p.min_at {
+                    Some(at) => scale(table, w[at], w[at + 1]) * sa,
+                    None => offset * d * sa,
+                };
                 let wv = levels::<MIN, HIGH>(simd, w);
                 let pairs = simd.avx2._mm256_maddubs_epi16(wv, av);
                 let sums = simd.avx._mm256_cvtepi32_ps(simd.avx2._mm256_madd_epi16(pairs, ones));
