@@ -190,6 +190,22 @@ struct Activations {
     sums: Vec<f32>,
 }
 
+/// One activation row of [`Activations`]: its blocks, scales and scaled sums.
+#[derive(Clone, Copy)]
+struct ActRow<'a> {
+    qs: &'a [[i8; BLOCK]],
+    scales: &'a [f32],
+    sums: &'a [f32],
+}
+
+impl Activations {
+    /// Row `r` of rows of `blocks` blocks.
+    fn row(&self, r: usize, blocks: usize) -> ActRow<'_> {
+        let range = r * blocks..(r + 1) * blocks;
+        ActRow { qs: &self.qs[range.clone()], scales: &self.scales[range.clone()], sums: &self.sums[range] }
+    }
+}
+
 /// One 4- or 5-bit block unpacked for reuse across a tile of activation rows: one unsigned
 /// byte per level, the scale, and what multiplies the activations' block sum (the minimum, or
 /// the scale times minus the offset).
@@ -305,7 +321,7 @@ impl QuantMatrix {
             pool.execute(|thread| {
                 for group in thread * share..groups.min((thread + 1) * share) {
                     let (first, count, rows) = group_rows(group);
-                    store(0, first, count, kernel.dot4(rows, count, &act.qs, &act.scales, &act.sums));
+                    store(0, first, count, kernel.dot4(rows, count, act.row(0, self.blocks)));
                 }
             });
         } else {
@@ -314,24 +330,23 @@ impl QuantMatrix {
             // once per tile. 4- and 5-bit groups are unpacked to one byte per value once per
             // tile rather than once per activation row. Each output element is written by
             // exactly one item.
+            let packed = self.format.packed().is_some();
             pool.execute_chunked(tiles * groups, |items| {
                 let mut unpacked: [Vec<Unpacked>; 4] = Default::default();
                 for item in items {
                     let (tile, group) = (item / groups, item % groups);
                     let (first, count, rows) = group_rows(group);
-                    let packed = self.format.packed().is_some();
                     if packed {
                         for (buf, w) in unpacked.iter_mut().zip(rows).take(count) {
                             kernel.unpack(w, self.blocks, buf);
                         }
                     }
                     for r in tile * ROW_TILE..m.min((tile + 1) * ROW_TILE) {
-                        let a = r * self.blocks..(r + 1) * self.blocks;
-                        let (qs, scales, sums) = (&act.qs[a.clone()], &act.scales[a.clone()], &act.sums[a]);
+                        let a = act.row(r, self.blocks);
                         let dots = if packed {
-                            kernel.dot4_unpacked(&unpacked, count, qs, scales, sums)
+                            kernel.dot4_unpacked(&unpacked, count, a)
                         } else {
-                            kernel.dot4(rows, count, qs, scales, sums)
+                            kernel.dot4(rows, count, a)
                         };
                         store(r, first, count, dots);
                     }
@@ -413,21 +428,14 @@ impl Kernel {
     }
 
     /// [`dot4`](Self::dot4) over unpacked rows.
-    fn dot4_unpacked(
-        self,
-        rows: &[Vec<Unpacked>; 4],
-        count: usize,
-        a: &[[i8; BLOCK]],
-        ad: &[f32],
-        asum: &[f32],
-    ) -> [f32; 4] {
+    fn dot4_unpacked(self, rows: &[Vec<Unpacked>; 4], count: usize, a: ActRow<'_>) -> [f32; 4] {
         match self.simd {
             #[cfg(target_arch = "x86_64")]
-            Simd::Avx2(simd) if count == 4 => simd.vectorize(avx2::DotUnpacked { simd, rows, a, ad, asum }),
+            Simd::Avx2(simd) if count == 4 => simd.vectorize(avx2::DotUnpacked { simd, rows, a }),
             _ => {
                 let mut out = [0f32; 4];
                 for (o, w) in out.iter_mut().zip(rows).take(count) {
-                    *o = portable::dot_unpacked(w, a, ad, asum);
+                    *o = portable::dot_unpacked(w, a);
                 }
                 out
             }
@@ -436,18 +444,18 @@ impl Kernel {
 
     /// The dot products of up to four weight rows (the bytes of their blocks; `count` of them)
     /// with one quantized activation row; entries past `count` are zero.
-    fn dot4(self, rows: [&[u8]; 4], count: usize, a: &[[i8; BLOCK]], ad: &[f32], asum: &[f32]) -> [f32; 4] {
+    fn dot4(self, rows: [&[u8]; 4], count: usize, a: ActRow<'_>) -> [f32; 4] {
         match self.simd {
             #[cfg(target_arch = "x86_64")]
             Simd::Avx2(simd) if count == 4 => {
                 // A struct rather than a closure: `vectorize` only compiles for AVX2 what is
                 // inlined into it, and a closure's call shim was not always inlined.
-                simd.vectorize(avx2::Dot4 { simd, table: self.table, format: self.format, rows, a, ad, asum })
+                simd.vectorize(avx2::Dot4 { simd, table: self.table, format: self.format, rows, a })
             }
             _ => {
                 let mut out = [0f32; 4];
                 for (o, w) in out.iter_mut().zip(rows).take(count) {
-                    *o = portable::dot(self.table, self.format, w, a, ad, asum);
+                    *o = portable::dot(self.table, self.format, w, a);
                 }
                 out
             }
@@ -456,7 +464,7 @@ impl Kernel {
 }
 
 mod portable {
-    use super::{Format, Packed, Unpacked, BLOCK};
+    use super::{ActRow, Format, Packed, Unpacked};
 
     /// One block unpacked.
     pub(super) fn unpack(table: &[f32; 65536], p: Packed, block: &[u8]) -> Unpacked {
@@ -469,7 +477,8 @@ mod portable {
     }
 
     /// One dot product over an unpacked row.
-    pub(super) fn dot_unpacked(w: &[Unpacked], a: &[[i8; BLOCK]], ad: &[f32], asum: &[f32]) -> f32 {
+    pub(super) fn dot_unpacked(w: &[Unpacked], a: ActRow<'_>) -> f32 {
+        let ActRow { qs: a, scales: ad, sums: asum } = a;
         let mut total = 0f32;
         for (((u, ab), &da), &sa) in w.iter().zip(a).zip(ad).zip(asum) {
             let int: i32 = u.levels.iter().zip(ab).map(|(&x, &y)| i32::from(x) * i32::from(y)).sum();
@@ -479,14 +488,8 @@ mod portable {
     }
 
     /// One dot product in plain Rust: the same integer sums per block as the SIMD kernels.
-    pub(super) fn dot(
-        table: &[f32; 65536],
-        format: Format,
-        w: &[u8],
-        a: &[[i8; BLOCK]],
-        ad: &[f32],
-        asum: &[f32],
-    ) -> f32 {
+    pub(super) fn dot(table: &[f32; 65536], format: Format, w: &[u8], a: ActRow<'_>) -> f32 {
+        let ActRow { qs: a, scales: ad, sums: asum } = a;
         let mut total = 0f32;
         for (((block, ab), &da), &sa) in w.chunks_exact(format.bytes()).zip(a).zip(ad).zip(asum) {
             let d = table[usize::from(u16::from_le_bytes([block[0], block[1]]))];
@@ -511,7 +514,7 @@ mod portable {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{Format, Packed, Unpacked, BLOCK};
+    use super::{ActRow, Format, Packed, Unpacked};
     use pulp::x86::V3;
     use std::arch::x86_64::{__m128i, __m256, __m256i};
 
@@ -521,9 +524,7 @@ mod avx2 {
         pub(super) table: &'static [f32; 65536],
         pub(super) format: Format,
         pub(super) rows: [&'a [u8]; 4],
-        pub(super) a: &'a [[i8; BLOCK]],
-        pub(super) ad: &'a [f32],
-        pub(super) asum: &'a [f32],
+        pub(super) a: ActRow<'a>,
     }
 
     impl pulp::NullaryFnOnce for Dot4<'_> {
@@ -531,13 +532,13 @@ mod avx2 {
 
         #[inline(always)]
         fn call(self) -> [f32; 4] {
-            let Dot4 { simd, table, format, rows, a, ad, asum } = self;
+            let Dot4 { simd, table, format, rows, a } = self;
             match format {
-                Format::Q8_0 => q8_0(simd, table, rows, a, ad),
-                Format::Q4_0 => packed::<false, false>(simd, table, rows, a, ad, asum),
-                Format::Q4_1 => packed::<true, false>(simd, table, rows, a, ad, asum),
-                Format::Q5_0 => packed::<false, true>(simd, table, rows, a, ad, asum),
-                Format::Q5_1 => packed::<true, true>(simd, table, rows, a, ad, asum),
+                Format::Q8_0 => q8_0(simd, table, rows, a),
+                Format::Q4_0 => packed::<false, false>(simd, table, rows, a),
+                Format::Q4_1 => packed::<true, false>(simd, table, rows, a),
+                Format::Q5_0 => packed::<false, true>(simd, table, rows, a),
+                Format::Q5_1 => packed::<true, true>(simd, table, rows, a),
             }
         }
     }
@@ -566,7 +567,8 @@ mod avx2 {
     /// `maddubs`' unsigned-by-signed ones (|w| · a·sign(w)); pairs are summed to i32, converted
     /// and scaled into one accumulator per row.
     #[inline(always)]
-    pub(super) fn q8_0(simd: V3, table: &[f32; 65536], rows: [&[u8]; 4], a: &[[i8; BLOCK]], ad: &[f32]) -> [f32; 4] {
+    pub(super) fn q8_0(simd: V3, table: &[f32; 65536], rows: [&[u8]; 4], a: ActRow<'_>) -> [f32; 4] {
+        let ActRow { qs: a, scales: ad, .. } = a;
         let ones = simd.avx._mm256_set1_epi16(1);
         let mut acc = [simd.avx._mm256_setzero_ps(); 4];
         let blocks = rows.map(|r| r.chunks_exact(34));
@@ -646,9 +648,7 @@ mod avx2 {
     pub(super) struct DotUnpacked<'a> {
         pub(super) simd: V3,
         pub(super) rows: &'a [Vec<Unpacked>; 4],
-        pub(super) a: &'a [[i8; BLOCK]],
-        pub(super) ad: &'a [f32],
-        pub(super) asum: &'a [f32],
+        pub(super) a: ActRow<'a>,
     }
 
     impl pulp::NullaryFnOnce for DotUnpacked<'_> {
@@ -656,7 +656,8 @@ mod avx2 {
 
         #[inline(always)]
         fn call(self) -> [f32; 4] {
-            let DotUnpacked { simd, rows, a, ad, asum } = self;
+            let DotUnpacked { simd, rows, a } = self;
+            let ActRow { qs: a, scales: ad, sums: asum } = a;
             let ones = simd.avx._mm256_set1_epi16(1);
             let mut acc = [simd.avx._mm256_setzero_ps(); 4];
             let mut extra = [0f32; 4];
@@ -698,10 +699,9 @@ mod avx2 {
         simd: V3,
         table: &[f32; 65536],
         rows: [&[u8]; 4],
-        a: &[[i8; BLOCK]],
-        ad: &[f32],
-        asum: &[f32],
+        a: ActRow<'_>,
     ) -> [f32; 4] {
+        let ActRow { qs: a, scales: ad, sums: asum } = a;
         let p = const { Packed::layout(MIN, HIGH) };
         let offset = -f32::from(p.offset);
         let ones = simd.avx._mm256_set1_epi16(1);
@@ -839,10 +839,8 @@ mod tests {
             let row = m.blocks * m.format.bytes();
             let rows: [&[u8]; 4] = std::array::from_fn(|j| &data[(4 + j) * row..(5 + j) * row]);
             let table = f16_table();
-            let simd =
-                Kernel { simd: Simd::detect(), table, format: m.format }.dot4(rows, 4, &act.qs, &act.scales, &act.sums);
-            let plain =
-                Kernel { simd: Simd::Portable, table, format: m.format }.dot4(rows, 4, &act.qs, &act.scales, &act.sums);
+            let simd = Kernel { simd: Simd::detect(), table, format: m.format }.dot4(rows, 4, act.row(0, m.blocks));
+            let plain = Kernel { simd: Simd::Portable, table, format: m.format }.dot4(rows, 4, act.row(0, m.blocks));
             for (a, b) in simd.iter().zip(&plain) {
                 assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{dtype:?}: {a} vs {b}");
             }
@@ -857,7 +855,7 @@ mod tests {
                         kernel.unpack(w, m.blocks, buf);
                     }
                     for k in [Kernel { simd: Simd::detect(), ..kernel }, Kernel { simd: Simd::Portable, ..kernel }] {
-                        let dots = k.dot4_unpacked(&unpacked, 4, &act.qs, &act.scales, &act.sums);
+                        let dots = k.dot4_unpacked(&unpacked, 4, act.row(0, m.blocks));
                         for (a, b) in dots.iter().zip(&plain) {
                             assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{dtype:?} unpacked: {a} vs {b}");
                         }
