@@ -1,4 +1,4 @@
-//! Reading weight tensors out of a GGUF file, with the load-time conversions that make candle fast.
+//! Reading weight tensors out of a GGUF file, into the form each matrix's kernel wants.
 //!
 //! Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1 run on our own kernels ([`crate::linear`]), read straight
 //! from the file; k-quants and float formats run on candle's. Nothing is converted at load any
@@ -11,7 +11,7 @@ use std::fs::File;
 use std::io::BufReader;
 use std::sync::Arc;
 
-use candle_core::quantized::gguf_file::Content;
+use candle_core::quantized::gguf_file::{Content, TensorInfo};
 use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
 
 use crate::linear::{Linear, QuantMatrix};
@@ -83,15 +83,20 @@ impl<'a> Weights<'a> {
         self.content.tensor(self.reader, name, &Device::Cpu)
     }
 
+    /// Where and what a tensor is in the file.
+    fn info(&self, name: &str) -> candle_core::Result<&'a TensorInfo> {
+        let content: &'a Content = self.content;
+        content
+            .tensor_infos
+            .get(name)
+            .ok_or_else(|| candle_core::Error::Msg(format!("the file has no `{name}` tensor")))
+    }
+
     /// The stored bytes of a tensor, read straight from the file into one buffer (candle's
     /// reader copies them a second time).
     fn bytes(&mut self, name: &str) -> candle_core::Result<Vec<u8>> {
         use std::io::{Read, Seek, SeekFrom};
-        let info = self
-            .content
-            .tensor_infos
-            .get(name)
-            .ok_or_else(|| candle_core::Error::Msg(format!("the file has no `{name}` tensor")))?;
+        let info = self.info(name)?;
         let (elements, block) = (info.shape.elem_count(), info.ggml_dtype.block_size());
         if elements % block != 0 {
             return Err(candle_core::Error::Msg(format!(
@@ -116,11 +121,7 @@ impl<'a> Weights<'a> {
 
     /// The shape (rows, cols) and format of a matrix.
     fn matrix_info(&self, name: &str) -> candle_core::Result<((usize, usize), GgmlDType)> {
-        let info = self
-            .content
-            .tensor_infos
-            .get(name)
-            .ok_or_else(|| candle_core::Error::Msg(format!("the file has no `{name}` tensor")))?;
+        let info = self.info(name)?;
         Ok((info.shape.dims2()?, info.ggml_dtype))
     }
 
@@ -138,7 +139,7 @@ impl<'a> Weights<'a> {
     }
 
     /// A matrix ready to apply: our kernels' formats read straight from the file, the others
-    /// through candle (converted first when slow).
+    /// through candle.
     pub(crate) fn linear(&mut self, name: &str) -> candle_core::Result<Linear> {
         match self.quant(name)? {
             Some(m) => Ok(Linear::Quant(m)),
@@ -156,18 +157,10 @@ impl<'a> Weights<'a> {
         self.f32(name)?.flatten_all()
     }
 
-    /// Matrices applied to the same input: [`stacked`](Self::stacked) when they share a format
-    /// that stacks without conversion (or that is converted anyway), else apart.
+    /// Matrices applied to the same input: [`stacked`](Self::stacked) when they share a format,
+    /// else apart (a Q4_K_M file mixes Q4_K and Q6_K).
     pub(crate) fn group(&mut self, names: &[&str]) -> candle_core::Result<Group> {
-        let infos = names
-            .iter()
-            .map(|n| {
-                self.content
-                    .tensor_infos
-                    .get(*n)
-                    .ok_or_else(|| candle_core::Error::Msg(format!("the file has no `{n}` tensor")))
-            })
-            .collect::<candle_core::Result<Vec<_>>>()?;
+        let infos = names.iter().map(|n| self.info(n)).collect::<candle_core::Result<Vec<_>>>()?;
         let dtype = infos[0].ggml_dtype;
         // Shapes read from GGUF are (rows, cols): a part's output width is its row count.
         let widths: Vec<usize> = infos.iter().map(|i| i.shape.dims().first().copied().unwrap_or(0)).collect();
@@ -190,47 +183,35 @@ impl<'a> Weights<'a> {
         Ok(Group::Stacked(self.linear(name)?, widths.to_vec()))
     }
 
-    /// A matrix in a fast format.
+    /// A matrix as candle holds it.
     pub(crate) fn matrix(&mut self, name: &str) -> candle_core::Result<Arc<QTensor>> {
         Ok(Arc::new(self.raw(name)?))
     }
 
-    /// Several matrices with the same input size stacked by rows into one, so that one matmul
-    /// computes them all (Q, K and V; gate and up).
+    /// Several matrices of one format with the same input size stacked by rows into one, so
+    /// that one matmul computes them all (Q, K and V; gate and up).
     pub(crate) fn stacked(&mut self, names: &[&str]) -> candle_core::Result<Linear> {
         let infos = names.iter().map(|n| self.matrix_info(n)).collect::<candle_core::Result<Vec<_>>>()?;
         let ((_, cols), dtype) = infos[0];
-        if QuantMatrix::handles(dtype) && infos.iter().all(|&((_, c), d)| c == cols && d == dtype) {
-            // Rows are whole blocks: the parts' bytes one after the other are the stacked matrix.
-            let rows = infos.iter().map(|((r, _), _)| r).sum();
-            let mut bytes = Vec::new();
-            for n in names {
-                bytes.extend(self.bytes(n)?);
-            }
+        if !infos.iter().all(|&((_, c), d)| c == cols && d == dtype) {
+            return Err(candle_core::Error::Msg(format!("{names:?} differ in format or width: they do not stack")));
+        }
+        let rows = infos.iter().map(|((r, _), _)| r).sum();
+        if matches!(dtype, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16) {
+            let dense = names.iter().map(|n| self.f32(n)).collect::<candle_core::Result<Vec<_>>>()?;
+            return Ok(Linear::Candle(QMatMul::Tensor(Tensor::cat(&dense, 0)?)));
+        }
+        // Rows are whole blocks: the parts' bytes one after the other are the stacked matrix.
+        let mut bytes = Vec::new();
+        for n in names {
+            bytes.extend(self.bytes(n)?);
+        }
+        if QuantMatrix::handles(dtype) {
             return QuantMatrix::from_bytes(dtype, rows, cols, bytes)
                 .map(|m| Linear::Quant(Arc::new(m)))
                 .ok_or_else(|| candle_core::Error::Msg(format!("{names:?} do not stack")));
         }
-        let parts = names.iter().map(|n| self.raw(n)).collect::<candle_core::Result<Vec<_>>>()?;
-        let cols = parts[0].shape().dims2()?.1;
-        let rows: usize = parts.iter().map(|p| p.shape().dims2().map(|d| d.0)).sum::<candle_core::Result<usize>>()?;
-        let dtype = parts[0].dtype();
-        let same = parts.iter().all(|p| p.dtype() == dtype && p.shape().dims2().map(|d| d.1).ok() == Some(cols));
-        let stacked = if same && !matches!(dtype, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16) {
-            // Rows are whole blocks: stacking the bytes stacks the matrices.
-            let mut bytes = Vec::new();
-            for p in &parts {
-                bytes.extend_from_slice(&p.data()?);
-            }
-            QTensor::new(QStorage::from_data(Cow::Owned(bytes), &Device::Cpu, dtype)?, (rows, cols))?
-        } else {
-            let dense = parts.iter().map(|p| p.dequantize(&Device::Cpu)).collect::<candle_core::Result<Vec<_>>>()?;
-            let dense = Tensor::cat(&dense, 0)?;
-            if matches!(dtype, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16) {
-                return Ok(Linear::Candle(QMatMul::Tensor(dense)));
-            }
-            QTensor::quantize(&dense, GgmlDType::Q8_0)?
-        };
+        let stacked = QTensor::new(QStorage::from_data(Cow::Owned(bytes), &Device::Cpu, dtype)?, (rows, cols))?;
         Linear::new(Arc::new(stacked))
     }
 }
