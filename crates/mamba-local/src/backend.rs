@@ -14,8 +14,8 @@ use mamba_backends::{
     health::{HealthReport, ModelInfo},
     message::Role,
     stream::ToolCallDelta,
-    Error, ErrorKind, FinishReason, Message, ModelBackend, ModelProfile, ModelResponse, RequestOptions, ResponseFormat,
-    StreamChunk, ToolChoice, Usage,
+    Error, ErrorKind, FinishReason, Message, ModelBackend, ModelProfile, ModelResponse, RequestOptions, StreamChunk,
+    ToolChoice, Usage,
 };
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -275,13 +275,14 @@ impl LocalBackend {
             Some(seed) => seed as u64,
             None => crate::random_u64(),
         };
-        let mut constraint = self.constraint(options.response_format.as_ref())?.map(Box::new);
+        // The JSON the response format holds the answer to, if any: alone, or beside tool calls.
+        let answer = crate::constrain::answer_schema(options.response_format.as_ref());
+        let mut constraint = None;
         let mut triggered = None;
         let mut parser = None;
         let mut shown = Vec::new();
         if let Some(plan) = &plan {
-            let either = crate::constrain::answer_schema(options.response_format.as_ref())
-                .and_then(|answer| plan.grammar_or_answer(&answer));
+            let either = answer.as_ref().and_then(|answer| plan.grammar_or_answer(answer));
             let grammar = match either.or_else(|| plan.grammar()) {
                 Some(lark) => Some(Box::new(
                     self.grammars()?
@@ -291,8 +292,9 @@ impl LocalBackend {
                 None => None,
             };
             match (&plan.mode, grammar) {
-                // Calls or the response format's answer, from the first token.
-                (_, Some(grammar)) if constraint.is_some() => constraint = Some(grammar),
+                // Calls or the response format's answer (or calls only, when forced), from the
+                // first token.
+                (_, Some(grammar)) if answer.is_some() => constraint = Some(grammar),
                 (GrammarMode::Forced, Some(grammar)) => constraint = Some(grammar),
                 (GrammarMode::Triggered(trigger), Some(grammar)) => {
                     let think = think.clone();
@@ -305,6 +307,12 @@ impl LocalBackend {
                 // for the parser.
                 shown.extend(plan.syntax.marker().and_then(|m| self.inner.tokenizer.control_id(m)));
                 parser = Some(ToolParser::new(plan.syntax, plan.names.clone()));
+            }
+        }
+        if constraint.is_none() {
+            if let Some(schema) = answer {
+                let compiled = self.grammars()?.compile_schema(schema).map_err(|e| e.with_model(&self.inner.model))?;
+                constraint = Some(Box::new(compiled));
             }
         }
         let generation = Generation {
@@ -374,14 +382,6 @@ fn template_variables(options: &RequestOptions) -> Result<serde_json::Map<String
 }
 
 impl LocalBackend {
-    /// The grammar for `format` (`None` for free text: no grammar work at all).
-    fn constraint(&self, format: Option<&ResponseFormat>) -> Result<Option<crate::constrain::Constraint>, Error> {
-        if !matches!(format, Some(ResponseFormat::JsonObject | ResponseFormat::JsonSchema { .. })) {
-            return Ok(None);
-        }
-        self.grammars()?.compile(format).map_err(|e| e.with_model(&self.inner.model))
-    }
-
     /// The model's grammar compiler, built on first use.
     fn grammars(&self) -> Result<&Grammars, Error> {
         let grammars = self

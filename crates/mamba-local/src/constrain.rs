@@ -104,16 +104,13 @@ impl Grammars {
         Ok(Grammars { factory })
     }
 
-    /// The constraint for `format`: `None` for plain text, else a fresh matcher.
+    /// A fresh matcher for a schema from [`answer_schema`] (a response format's).
     ///
     /// # Errors
     /// `Unsupported` naming llguidance's reason when the schema cannot be compiled (an
     /// unsupported keyword, an unsatisfiable schema, …), before any generation.
-    pub(crate) fn compile(&self, format: Option<&ResponseFormat>) -> Result<Option<Constraint>, Error> {
-        match answer_schema(format) {
-            Some(schema) => self.create(TopLevelGrammar::from_json_schema(schema), "this JSON Schema").map(Some),
-            None => Ok(None),
-        }
+    pub(crate) fn compile_schema(&self, schema: Value) -> Result<Constraint, Error> {
+        self.create(TopLevelGrammar::from_json_schema(schema), "this JSON Schema")
     }
 
     /// The constraint for a Lark grammar (tool calls: `crate::tools`); `what` names it in errors.
@@ -140,7 +137,7 @@ impl Grammars {
 }
 
 /// The schema a JSON `format` holds the answer to, with the grammar's options (`None` for plain
-/// text): what [`Grammars::compile`] enforces, also for a grammar that embeds it.
+/// text): what [`Grammars::compile_schema`] enforces, also for a grammar that embeds it.
 pub(crate) fn answer_schema(format: Option<&ResponseFormat>) -> Option<Value> {
     let mut schema = match format {
         Some(ResponseFormat::JsonObject) => any_object(),
@@ -325,6 +322,13 @@ impl Constraint {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Grammars {
+        /// The constraint for `format`, as a request's: `None` for plain text.
+        fn compile(&self, format: Option<&ResponseFormat>) -> Result<Option<Constraint>, Error> {
+            answer_schema(format).map(|schema| self.compile_schema(schema)).transpose()
+        }
+    }
 
     /// A tiny vocabulary: single bytes for the JSON alphabet, a few merged tokens, and control
     /// tokens; the end-of-turn token last.
