@@ -72,6 +72,7 @@ pub(super) fn one_position(
     candle_core::utils::barrier_pool().execute_chunked(heads, |hs| {
         let mut scores = vec![0f32; range.len()];
         let mut acc = vec![0f32; head_dim];
+        let mut row = vec![0f32; head_dim];
         for h in hs {
             let base = (h / rep) * context * head_dim;
             let query = &q[h * head_dim..(h + 1) * head_dim];
@@ -84,6 +85,7 @@ pub(super) fn one_position(
                 scale,
                 scores: &mut scores,
                 acc: &mut acc,
+                row: &mut row,
             };
             // Compiled for AVX2 too, so that the lane-wise loops below use its 8-wide registers
             // (a struct, not a closure: `vectorize` compiles for AVX2 only what it inlines).
@@ -138,7 +140,8 @@ fn widen<'b>(row: &[half::f16], table: &[f32; 65536], buf: &'b mut [f32]) -> &'b
     buf
 }
 
-/// One query head's work, for [`head`].
+/// One query head over its key/value head's positions `range` (cache rows from `base`): the
+/// softmax-weighted sum of values, into `acc`; `scores` and `row` are scratch.
 struct Head<'a> {
     cache: &'a Cache<'a>,
     query: &'a [f32],
@@ -148,6 +151,7 @@ struct Head<'a> {
     scale: f32,
     scores: &'a mut [f32],
     acc: &'a mut [f32],
+    row: &'a mut [f32],
 }
 
 impl pulp::NullaryFnOnce for Head<'_> {
@@ -155,47 +159,29 @@ impl pulp::NullaryFnOnce for Head<'_> {
 
     #[inline(always)]
     fn call(self) {
-        let Head { cache, query, base, dim, range, scale, scores, acc } = self;
-        head(cache, query, base, dim, range, scale, scores, acc);
-    }
-}
-
-/// One query head over its key/value head's positions `range` (cache rows from `base`): the
-/// softmax-weighted sum of values, into `acc`.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn head(
-    cache: &Cache<'_>,
-    query: &[f32],
-    base: usize,
-    dim: usize,
-    range: std::ops::Range<usize>,
-    scale: f32,
-    scores: &mut [f32],
-    acc: &mut [f32],
-) {
-    let mut buf = vec![0f32; dim];
-    let mut max = f32::NEG_INFINITY;
-    for (s, j) in scores.iter_mut().zip(range.clone()) {
-        let key = cache.key(base + j * dim, dim, &mut buf);
-        *s = dot(query, key) * scale;
-        max = max.max(*s);
-    }
-    let mut total = 0f32;
-    for s in scores.iter_mut() {
-        *s = (*s - max).exp();
-        total += *s;
-    }
-    acc.fill(0.0);
-    for (&p, j) in scores.iter().zip(range) {
-        let value = cache.value(base + j * dim, dim, &mut buf);
-        for (a, &v) in acc.iter_mut().zip(value) {
-            *a += p * v;
+        let Head { cache, query, base, dim, range, scale, scores, acc, row } = self;
+        let mut max = f32::NEG_INFINITY;
+        for (s, j) in scores.iter_mut().zip(range.clone()) {
+            let key = cache.key(base + j * dim, dim, row);
+            *s = dot(query, key) * scale;
+            max = max.max(*s);
         }
-    }
-    let inverse = 1.0 / total;
-    for a in acc.iter_mut() {
-        *a *= inverse;
+        let mut total = 0f32;
+        for s in scores.iter_mut() {
+            *s = (*s - max).exp();
+            total += *s;
+        }
+        acc.fill(0.0);
+        for (&p, j) in scores.iter().zip(range) {
+            let value = cache.value(base + j * dim, dim, row);
+            for (a, &v) in acc.iter_mut().zip(value) {
+                *a += p * v;
+            }
+        }
+        let inverse = 1.0 / total;
+        for a in acc.iter_mut() {
+            *a *= inverse;
+        }
     }
 }
 
