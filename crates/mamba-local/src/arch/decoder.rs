@@ -270,14 +270,16 @@ const LONGROPE: [&str; 2] = ["rope_factors_long.weight", "rope_factors_short.wei
 pub(super) fn load(w: &mut Weights<'_>, spec: Spec, config: LoadConfig) -> candle_core::Result<Box<dyn Architecture>> {
     let (heads, kv_heads, hd) = (spec.heads, spec.kv_heads, spec.head_dim);
     let context = config.context;
-    let (embedding, tied) = match w.quant("token_embd.weight")? {
-        Some(m) => (Embedding::Quant(m.clone()), Linear::Quant(m)),
-        None => {
-            let table = w.matrix("token_embd.weight")?;
-            (Embedding::Quantized(table.clone()), Linear::new(table)?)
-        }
+    let embedding = match w.quant("token_embd.weight")? {
+        Some(m) => Embedding::Quant(m),
+        None => Embedding::Quantized(w.matrix("token_embd.weight")?),
     };
-    let output = if w.has("output.weight") { w.linear("output.weight")? } else { tied };
+    // Without an output matrix the model ties it to the embedding: the same weights.
+    let output = match &embedding {
+        _ if w.has("output.weight") => w.linear("output.weight")?,
+        Embedding::Quant(m) => Linear::Quant(m.clone()),
+        Embedding::Quantized(t) => Linear::new(t.clone())?,
+    };
     let norm = w.f32("output_norm.weight")?;
     let mut ropes = Vec::with_capacity(spec.ropes.len());
     // LongRoPE (Phi-3 128k, Phi-3.5): two factor tensors, the long ones for a context past the
