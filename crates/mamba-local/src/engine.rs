@@ -292,9 +292,10 @@ fn generate(
             }
             complete = c.is_done();
         }
-        let bytes = match tokenizer.token_text(id) {
-            Some(text) if generation.shown.contains(&id) => text.as_bytes(),
-            _ => tokenizer.piece(id),
+        let bytes = if generation.shown.contains(&id) {
+            tokenizer.token_text(id).unwrap_or_default().as_bytes()
+        } else {
+            tokenizer.piece(id)
         };
         let piece = decoder.push(bytes);
         if let Some(t) = triggered.as_mut() {
